@@ -1,0 +1,19 @@
+/* dovetail.h: the single include of Dovetail
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#pragma once
+
+#include <gio/gio.h>
+
+#define DVT_INSIDE
+# include "dvt-version-macros.h"
+# include "dvt-types.h"
+# include "dvt-enums.h"
+# include "dvt-error.h"
+# include "dvt-options.h"
+# include "dvt-stats.h"
+# include "dvt-task.h"
+# include "dvt-runtime.h"
+#undef DVT_INSIDE

@@ -1,0 +1,766 @@
+/* dvt-map.c: ordered parallel maps and gathers
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include <glib/gi18n-lib.h>
+
+#include "dvt-error.h"
+#include "dvt-map-private.h"
+#include "dvt-options.h"
+#include "dvt-runtime-private.h"
+
+/* A map runs one function over the index range [0, n_items).
+ *
+ * Blocking items: a few runners (at most max-concurrency, at most
+ * max-workers) are queued as worker jobs; each claims chunks of the range
+ * with one atomic add and runs them in order, reusing one item task for
+ * all its items, so the bulk path allocates nothing per item. Results go
+ * into pre-sized slots.
+ *
+ * Async items: a pump on the run context starts items while fewer than
+ * max-concurrency are in flight; each completion posts its item back to
+ * the pump, which starts the next. */
+
+typedef struct
+{
+  DvtJob  job;
+  DvtMap *map;
+} DvtMapRunner;
+
+struct _DvtMap
+{
+  int             ref_count;
+  DvtRuntime     *runtime;
+  DvtTask        *batch;
+  DvtMapFunc      func;
+  gpointer        func_data;
+  GDestroyNotify  func_data_destroy;
+  guint           n_items;
+  gboolean        return_errors;
+  gboolean        async_items;
+
+  GArray         *results;   /* GValue slots */
+  GDestroyNotify *destroys;  /* per slot, for pointer results; lazy */
+  int             failed;    /* atomic */
+  GError         *first_error;
+
+  /* blocking items */
+  int             next;      /* atomic cursor */
+  guint           chunk;
+  int             n_runners; /* atomic */
+  DvtMapRunner   *runners;
+
+  /* async items: only touched on the run context */
+  guint           max_in_flight;
+  guint           in_flight;
+  guint           next_start;
+  gboolean        ended;
+  DvtMailbox     *mailbox;
+  DvtMail         start_mail;
+};
+
+static DvtMap *
+dvt_map_ref (DvtMap *map)
+{
+  g_atomic_int_inc (&map->ref_count);
+  return map;
+}
+
+static void
+free_slots (GArray         *results,
+            GDestroyNotify *destroys)
+{
+  if (results == NULL)
+    return;
+
+  if (destroys != NULL)
+    for (guint i = 0; i < results->len; i++)
+      {
+        GValue *slot = &g_array_index (results, GValue, i);
+
+        if (destroys[i] != NULL && G_VALUE_HOLDS_POINTER (slot) &&
+            g_value_get_pointer (slot) != NULL)
+          destroys[i] (g_value_get_pointer (slot));
+      }
+
+  g_array_unref (results);
+}
+
+void
+dvt_map_unref (DvtMap *map)
+{
+  if (!g_atomic_int_dec_and_test (&map->ref_count))
+    return;
+
+  free_slots (map->results, map->destroys);
+  g_free (map->destroys);
+  g_clear_error (&map->first_error);
+  if (map->func_data_destroy != NULL)
+    map->func_data_destroy (map->func_data);
+  g_free (map->runners);
+  g_clear_object (&map->batch);
+  g_clear_object (&map->runtime);
+  g_free (map);
+}
+
+static GArray *
+new_results (guint n_items)
+{
+  GArray *results = g_array_sized_new (FALSE, TRUE, sizeof (GValue), n_items);
+
+  g_array_set_size (results, n_items);
+  g_array_set_clear_func (results, (GDestroyNotify) g_value_unset);
+
+  return results;
+}
+
+GCancellable *
+dvt_map_get_cancellable (DvtMap *map)
+{
+  return dvt_task_get_cancellable (map->batch);
+}
+
+void
+dvt_map_cancel (DvtMap *map)
+{
+  dvt_task_cancel (map->batch);
+}
+
+static gboolean
+map_should_stop (DvtMap *map)
+{
+  return (!map->return_errors && g_atomic_int_get (&map->failed)) ||
+         dvt_task_is_claimed (map->batch);
+}
+
+/* Ends the batch once no item runs any more. */
+static void
+map_complete (DvtMap *map)
+{
+  if (!map->return_errors && g_atomic_int_get (&map->failed))
+    {
+      dvt_task_fail (map->batch, g_steal_pointer (&map->first_error), FALSE);
+      return;
+    }
+
+  if (dvt_task_is_claimed (map->batch))
+    return;  /* cancelled: the slots are freed with the map */
+
+  /* The caller takes the slots, and with them any pointer results. */
+  g_clear_pointer (&map->destroys, g_free);
+  dvt_task_return_pointer (map->batch, g_steal_pointer (&map->results),
+                           (GDestroyNotify) g_array_unref);
+}
+
+static void map_pump (DvtMap *map);
+
+static void
+item_posted_back (DvtMail *mail)
+{
+  DvtTask *item = G_STRUCT_MEMBER_P (mail, -G_STRUCT_OFFSET (DvtTask, mail));
+  DvtMap *map = dvt_map_ref (item->map);
+
+  map->in_flight--;
+  g_object_unref (item);
+  map_pump (map);
+  dvt_map_unref (map);
+}
+
+void
+dvt_map_item_done (DvtMap    *map,
+                   DvtTask   *item,
+                   DvtResult *result)
+{
+  GValue *slot = &g_array_index (map->results, GValue, item->index);
+
+  if (result->error != NULL)
+    {
+      if (map->return_errors)
+        {
+          g_value_init (slot, G_TYPE_ERROR);
+          g_value_take_boxed (slot, g_steal_pointer (&result->error));
+        }
+      else if (g_atomic_int_compare_and_exchange (&map->failed, 0, 1))
+        map->first_error = g_steal_pointer (&result->error);
+      else
+        g_clear_error (&result->error);
+    }
+  else
+    {
+      *slot = result->value;
+      if (result->destroy != NULL)
+        {
+          if (g_atomic_pointer_get (&map->destroys) == NULL)
+            {
+              GDestroyNotify *destroys = g_new0 (GDestroyNotify, map->n_items);
+
+              if (!g_atomic_pointer_compare_and_exchange (&map->destroys, NULL, destroys))
+                g_free (destroys);
+            }
+          map->destroys[item->index] = result->destroy;
+        }
+    }
+  memset (result, 0, sizeof *result);
+
+  if (map->async_items)
+    {
+      item->mail.deliver = item_posted_back;
+      dvt_mailbox_post (map->mailbox, &item->mail);
+    }
+}
+
+static DvtTask *
+new_item (DvtMap *map)
+{
+  DvtTask *item = dvt_task_new (map->runtime, DVT_TASK_KIND_ITEM, NULL, NULL);
+
+  item->map = dvt_map_ref (map);
+
+  return item;
+}
+
+static void
+run_items (DvtJob *job)
+{
+  DvtMap *map = ((DvtMapRunner *) job)->map;
+  DvtTask *item = NULL;
+  GCancellable *cancellable = map->batch->cancellable;
+
+  while (!map_should_stop (map))
+    {
+      guint start = (guint) g_atomic_int_add (&map->next, (int) map->chunk);
+      guint end;
+
+      if (start >= map->n_items)
+        break;
+      end = MIN (start + map->chunk, map->n_items);
+
+      for (guint i = start; i < end && !map_should_stop (map); i++)
+        {
+          GError *error = NULL;
+
+          if (item == NULL)
+            item = new_item (map);
+          item->index = i;
+          item->by_runtime = FALSE;
+          g_atomic_int_set (&item->completing, 0);
+
+          map->func (item, cancellable, map->func_data, &error);
+          dvt_task_check_returned (item, error);
+
+          /* Someone kept the item: leave it to them. */
+          if (dvt_task_ref_count (item) > 1)
+            g_clear_object (&item);
+        }
+    }
+
+  g_clear_object (&item);
+
+  if (g_atomic_int_dec_and_test (&map->n_runners))
+    map_complete (map);
+  dvt_map_unref (map);
+}
+
+static void
+map_pump (DvtMap *map)
+{
+  GCancellable *cancellable = map->batch->cancellable;
+
+  while (!map_should_stop (map) &&
+         map->in_flight < map->max_in_flight &&
+         map->next_start < map->n_items)
+    {
+      DvtTask *item = new_item (map);
+      GError *error = NULL;
+
+      item->index = map->next_start++;
+      item->func = map->func;
+      item->internal_refs = 1;
+      map->in_flight++;
+
+      map->func (item, cancellable, map->func_data, &error);
+      dvt_task_check_returned (item, error);
+      g_object_unref (item);
+    }
+
+  if (!map->ended && map->in_flight == 0 &&
+      (map->next_start >= map->n_items || map_should_stop (map)))
+    {
+      map->ended = TRUE;
+      map_complete (map);
+    }
+}
+
+static void
+start_pump (DvtMail *mail)
+{
+  DvtMap *map = G_STRUCT_MEMBER_P (mail, -G_STRUCT_OFFSET (DvtMap, start_mail));
+
+  dvt_task_mark_started (map->batch);
+  map_pump (map);
+  dvt_map_unref (map);
+}
+
+static guint
+resolve_concurrency (DvtOptions *options,
+                     guint       n_items)
+{
+  int n = options != NULL ? dvt_options_get_max_concurrency (options) : -1;
+
+  if (n < 0)
+    return n_items;
+  return MAX (1, (guint) n);
+}
+
+/* Starts a map; returns its batch task, already accepted, or NULL with
+ * @error set (the batch, if it has a callback, has then ended with it). */
+static DvtTask *
+map_start (DvtRuntime          *self,
+           guint                n_items,
+           DvtMapFunc           func,
+           gpointer             func_data,
+           GDestroyNotify       func_data_destroy,
+           DvtOptions          *options,
+           GCancellable        *cancellable,
+           GAsyncReadyCallback  callback,
+           gpointer             user_data,
+           GError             **error)
+{
+  DvtCore *core = dvt_runtime_get_core (self);
+  DvtTask *batch;
+  DvtMap *map;
+  guint concurrency;
+  GError *local_error = NULL;
+
+  batch = dvt_task_new (self, DVT_TASK_KIND_BATCH, options, cancellable);
+  dvt_task_set_callback (batch, callback, user_data, dvt_runtime_map_async);
+
+  if (!dvt_core_accept (core, batch, &local_error))
+    {
+      if (func_data_destroy != NULL)
+        func_data_destroy (func_data);
+      if (error != NULL)
+        *error = g_error_copy (local_error);
+      dvt_task_fail (batch, local_error, TRUE);
+      g_object_unref (batch);
+      return NULL;
+    }
+
+  map = g_new0 (DvtMap, 1);
+  map->ref_count = 1;
+  map->runtime = g_object_ref (self);
+  map->batch = g_object_ref (batch);
+  map->func = func;
+  map->func_data = func_data;
+  map->func_data_destroy = func_data_destroy;
+  map->n_items = n_items;
+  map->results = new_results (n_items);
+  if (options != NULL)
+    {
+      map->return_errors = dvt_options_get_return_errors (options);
+      map->async_items = dvt_options_get_async_items (options);
+    }
+  concurrency = resolve_concurrency (options, n_items);
+
+  /* Items share the batch's cancellable: make it before any item runs. */
+  if (cancellable != NULL)
+    dvt_task_get_cancellable (batch);
+
+  if (n_items == 0)
+    {
+      map_complete (map);
+      dvt_map_unref (map);
+      return batch;
+    }
+
+  if (map->async_items)
+    {
+      if (options != NULL && dvt_options_get_use_caller_context (options))
+        {
+          GMainContext *context = g_main_context_ref_thread_default ();
+
+          dvt_task_set_run_context (batch, context);
+          g_main_context_unref (context);
+          map->mailbox = batch->run_mailbox;
+        }
+      else
+        map->mailbox = core->loop_mailbox;
+
+      map->max_in_flight = MIN (concurrency, n_items);
+      map->start_mail.deliver = start_pump;
+      dvt_mailbox_post (map->mailbox, &dvt_map_ref (map)->start_mail);
+    }
+  else
+    {
+      guint n_runners = MIN (MIN (concurrency, n_items),
+                             dvt_runtime_get_max_workers (self));
+
+      map->chunk = CLAMP (n_items / (n_runners * 16), 1, 4096);
+      map->n_runners = (int) n_runners;
+      map->runners = g_new0 (DvtMapRunner, n_runners);
+      dvt_task_mark_started (batch);
+      for (guint i = 0; i < n_runners; i++)
+        {
+          map->runners[i].map = dvt_map_ref (map);
+          map->runners[i].job.run = run_items;
+          dvt_pool_push (&core->pool, &map->runners[i].job);
+        }
+    }
+
+  dvt_map_unref (map);
+
+  return batch;
+}
+
+static gboolean
+check_map_args (guint       n_items,
+                DvtOptions *options,
+                GError    **error)
+{
+  if (n_items > G_MAXINT / 2)
+    {
+      g_set_error (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT,
+                   _("A map can have at most %d items"), G_MAXINT / 2);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+/**
+ * dvt_runtime_map_blocking:
+ * @self: a runtime
+ * @n_items: how many items: @func is called for each index below it
+ * @func: (scope call) (closure func_data): computes one item
+ * @func_data: data for @func
+ * @options: (nullable): [property@Options:max-concurrency],
+ *   [property@Options:return-errors], [property@Options:async-items] and
+ *   [property@Options:use-caller-context] apply
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Runs @func for every index from 0 to @n_items - 1, in parallel, and
+ * blocks until all are done. The results keep the order of the indexes,
+ * whatever order the items finish in.
+ *
+ * At most [property@Options:max-concurrency] items run at once (0 means
+ * 1; unset means all of them, within [property@Runtime:max-workers] for
+ * blocking items).
+ *
+ * With [property@Options:return-errors], a failed item puts its #GError
+ * (a %G_TYPE_ERROR value) in its slot and the map always succeeds.
+ * Otherwise the first failure fails the map: items not yet started never
+ * start, items already running finish, and the error is returned.
+ *
+ * An item's pointer result belongs to the caller once the map returns.
+ *
+ * Returns: (transfer full) (element-type GValue): the results, one
+ *   #GValue per item (unset for an item that returned no value), or %NULL
+ *   with @error set
+ */
+GArray *
+dvt_runtime_map_blocking (DvtRuntime    *self,
+                          guint          n_items,
+                          DvtMapFunc     func,
+                          gpointer       func_data,
+                          DvtOptions    *options,
+                          GCancellable  *cancellable,
+                          GError       **error)
+{
+  DvtTask *batch;
+  GArray *results = NULL;
+
+  g_return_val_if_fail (DVT_IS_RUNTIME (self), NULL);
+  g_return_val_if_fail (func != NULL, NULL);
+  g_return_val_if_fail (options == NULL || DVT_IS_OPTIONS (options), NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (!check_map_args (n_items, options, error) ||
+      !dvt_core_check_blocking (dvt_runtime_get_core (self), error))
+    return NULL;
+
+  batch = map_start (self, n_items, func, func_data, NULL, options,
+                     cancellable, NULL, NULL, error);
+  if (batch == NULL)
+    return NULL;
+
+  if (dvt_task_wait_internal (batch, -1, error))
+    results = dvt_task_propagate_pointer (batch, error);
+  g_object_unref (batch);
+
+  return results;
+}
+
+/**
+ * dvt_runtime_map_async:
+ * @self: a runtime
+ * @n_items: how many items
+ * @func: (scope notified) (closure func_data) (destroy func_data_destroy):
+ *   computes one item
+ * @func_data: data for @func
+ * @func_data_destroy: (nullable): frees @func_data once the map is done
+ *   with it
+ * @options: (nullable): options, as for [method@Runtime.map_blocking]
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async) (closure user_data): called on the caller's
+ *   thread-default context once the map has ended
+ * @user_data: data for @callback
+ *
+ * Starts [method@Runtime.map_blocking] without blocking. @callback runs on
+ * the caller's thread-default context; call [method@Runtime.map_finish]
+ * there.
+ *
+ * From a language that runs only on its own thread (GJS), set
+ * [property@Options:async-items] and [property@Options:use-caller-context]
+ * so that @func runs on the caller's context.
+ */
+void
+dvt_runtime_map_async (DvtRuntime          *self,
+                       guint                n_items,
+                       DvtMapFunc           func,
+                       gpointer             func_data,
+                       GDestroyNotify       func_data_destroy,
+                       DvtOptions          *options,
+                       GCancellable        *cancellable,
+                       GAsyncReadyCallback  callback,
+                       gpointer             user_data)
+{
+  DvtTask *batch;
+  GError *error = NULL;
+
+  g_return_if_fail (DVT_IS_RUNTIME (self));
+  g_return_if_fail (func != NULL);
+  g_return_if_fail (options == NULL || DVT_IS_OPTIONS (options));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  if (!check_map_args (n_items, options, &error))
+    {
+      batch = dvt_task_new (self, DVT_TASK_KIND_BATCH, options, NULL);
+      dvt_task_set_callback (batch, callback, user_data, dvt_runtime_map_async);
+      if (func_data_destroy != NULL)
+        func_data_destroy (func_data);
+      dvt_task_fail (batch, error, TRUE);
+      g_object_unref (batch);
+      return;
+    }
+
+  batch = map_start (self, n_items, func, func_data, func_data_destroy,
+                     options, cancellable, callback, user_data, NULL);
+  g_clear_object (&batch);
+}
+
+/**
+ * dvt_runtime_map_finish:
+ * @self: a runtime
+ * @result: the result given to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Runtime.map_async].
+ *
+ * Returns: (transfer full) (element-type GValue): the results in index
+ *   order, or %NULL with @error set
+ */
+GArray *
+dvt_runtime_map_finish (DvtRuntime    *self,
+                        GAsyncResult  *result,
+                        GError       **error)
+{
+  g_return_val_if_fail (DVT_IS_RUNTIME (self), NULL);
+  g_return_val_if_fail (DVT_IS_TASK (result), NULL);
+  g_return_val_if_fail (dvt_task_is_tagged (DVT_TASK (result), self,
+                                            dvt_runtime_map_async), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return dvt_task_propagate_pointer (DVT_TASK (result), error);
+}
+
+/* ---- gather ------------------------------------------------------------ */
+
+typedef struct
+{
+  int           ref_count;
+  DvtEvent      done;
+  int           remaining;  /* atomic */
+  int           failed;     /* atomic */
+  int           cancelled;  /* atomic */
+  gboolean      return_errors;
+  DvtTask      *first_failed;
+  GMainContext *wake;       /* a context the waiter iterates, if any */
+} DvtGather;
+
+static void
+gather_unref (DvtGather *gather)
+{
+  if (!g_atomic_int_dec_and_test (&gather->ref_count))
+    return;
+
+  dvt_event_clear (&gather->done);
+  g_clear_object (&gather->first_failed);
+  g_clear_pointer (&gather->wake, g_main_context_unref);
+  g_free (gather);
+}
+
+static void
+gather_signal (DvtGather *gather)
+{
+  dvt_event_set (&gather->done);
+  if (gather->wake != NULL)
+    g_main_context_wakeup (gather->wake);
+}
+
+static void
+gather_task_done (DvtTask  *task,
+                  gpointer  data)
+{
+  DvtGather *gather = data;
+
+  if (task->result.error != NULL && !gather->return_errors &&
+      g_atomic_int_compare_and_exchange (&gather->failed, 0, 1))
+    {
+      gather->first_failed = g_object_ref (task);
+      gather_signal (gather);
+    }
+
+  if (g_atomic_int_dec_and_test (&gather->remaining))
+    gather_signal (gather);
+
+  gather_unref (gather);
+}
+
+static void
+gather_cancelled (GCancellable *cancellable,
+                  DvtGather    *gather)
+{
+  g_atomic_int_set (&gather->cancelled, 1);
+  gather_signal (gather);
+}
+
+/**
+ * dvt_runtime_gather_blocking:
+ * @self: a runtime
+ * @tasks: (array length=n_tasks): the tasks to wait for, from any runtime
+ * @n_tasks: the number of tasks
+ * @options: (nullable): [property@Options:return-errors] applies
+ * @cancellable: (nullable): cancelling it cancels the tasks that have not
+ *   ended and fails the call with %G_IO_ERROR_CANCELLED
+ * @error: return location for a #GError
+ *
+ * Waits until all @tasks have ended and returns their results in the order
+ * of @tasks.
+ *
+ * With [property@Options:return-errors], a failed task puts its #GError
+ * (a %G_TYPE_ERROR value) in its slot. Otherwise the first failure is
+ * reported as soon as it happens: tasks that have not started are
+ * cancelled, and tasks already running go on.
+ *
+ * Pointer results move from the tasks to the returned array.
+ *
+ * Returns: (transfer full) (element-type GValue): the results, or %NULL
+ *   with @error set
+ */
+GArray *
+dvt_runtime_gather_blocking (DvtRuntime      *self,
+                             DvtTask * const *tasks,
+                             guint            n_tasks,
+                             DvtOptions      *options,
+                             GCancellable    *cancellable,
+                             GError         **error)
+{
+  DvtGather *gather;
+  GArray *results = NULL;
+  gulong handler = 0;
+  GMainContext *iterate = NULL;
+
+  g_return_val_if_fail (DVT_IS_RUNTIME (self), NULL);
+  g_return_val_if_fail (tasks != NULL || n_tasks == 0, NULL);
+  g_return_val_if_fail (options == NULL || DVT_IS_OPTIONS (options), NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+  for (guint i = 0; i < n_tasks; i++)
+    g_return_val_if_fail (DVT_IS_TASK (tasks[i]) &&
+                          tasks[i]->kind != DVT_TASK_KIND_ITEM, NULL);
+
+  if (n_tasks == 0)
+    return new_results (0);
+
+  if (!dvt_core_check_blocking (dvt_runtime_get_core (self), error))
+    return NULL;
+  for (guint i = 0; i < n_tasks; i++)
+    if (!dvt_task_get_completed (tasks[i]) &&
+        !dvt_core_check_blocking (tasks[i]->core, error))
+      return NULL;
+
+  gather = g_new0 (DvtGather, 1);
+  gather->ref_count = 1 + (int) n_tasks;
+  gather->remaining = (int) n_tasks;
+  gather->return_errors = options != NULL && dvt_options_get_return_errors (options);
+  dvt_event_init (&gather->done);
+
+  /* Async work bound to a context this thread can run is driven from here. */
+  for (guint i = 0; i < n_tasks && iterate == NULL; i++)
+    if (tasks[i]->run_context != NULL && !dvt_task_get_completed (tasks[i]) &&
+        g_main_context_acquire (tasks[i]->run_context))
+      iterate = tasks[i]->run_context;
+  if (iterate != NULL)
+    gather->wake = g_main_context_ref (iterate);
+
+  for (guint i = 0; i < n_tasks; i++)
+    dvt_task_add_done_hook (tasks[i], gather_task_done, gather);
+
+  if (cancellable != NULL)
+    handler = g_cancellable_connect (cancellable, G_CALLBACK (gather_cancelled),
+                                     gather, NULL);
+
+  if (iterate != NULL)
+    {
+      while (!dvt_event_is_set (&gather->done))
+        g_main_context_iteration (iterate, TRUE);
+      g_main_context_release (iterate);
+    }
+  else
+    dvt_event_wait (&gather->done, -1);
+
+  if (handler != 0)
+    g_cancellable_disconnect (cancellable, handler);
+
+  if (g_atomic_int_get (&gather->cancelled) && g_atomic_int_get (&gather->remaining) > 0)
+    {
+      for (guint i = 0; i < n_tasks; i++)
+        dvt_task_cancel (tasks[i]);
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                           _("The gather was cancelled"));
+    }
+  else if (g_atomic_int_get (&gather->failed))
+    {
+      for (guint i = 0; i < n_tasks; i++)
+        {
+          DvtTask *task = tasks[i];
+
+          if (dvt_task_get_state (task) == DVT_TASK_QUEUED ||
+              dvt_task_get_state (task) == DVT_TASK_NEW)
+            dvt_task_cancel (task);
+        }
+      g_propagate_error (error, g_error_copy (gather->first_failed->result.error));
+    }
+  else
+    {
+      results = new_results (n_tasks);
+      for (guint i = 0; i < n_tasks; i++)
+        {
+          GValue *slot = &g_array_index (results, GValue, i);
+          GError *task_error = NULL;
+
+          if (!dvt_task_propagate_value (tasks[i], slot, &task_error))
+            {
+              g_value_init (slot, G_TYPE_ERROR);
+              g_value_take_boxed (slot, task_error);
+            }
+        }
+    }
+
+  gather_unref (gather);
+
+  return results;
+}

@@ -1,0 +1,52 @@
+/* dvt-options.h: per-call options
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#pragma once
+
+#if !defined (DVT_INSIDE) && !defined (DVT_COMPILATION)
+# error "Only <dovetail.h> can be included directly."
+#endif
+
+#include "dvt-types.h"
+#include "dvt-version-macros.h"
+
+G_BEGIN_DECLS
+
+#define DVT_TYPE_OPTIONS (dvt_options_get_type ())
+
+DVT_AVAILABLE_IN_ALL
+G_DECLARE_FINAL_TYPE (DvtOptions, dvt_options, DVT, OPTIONS, GObject)
+
+DVT_AVAILABLE_IN_ALL
+DvtOptions  *dvt_options_new                    (void) G_GNUC_WARN_UNUSED_RESULT;
+DVT_AVAILABLE_IN_ALL
+DvtOptions  *dvt_options_copy                   (DvtOptions  *self) G_GNUC_WARN_UNUSED_RESULT;
+DVT_AVAILABLE_IN_ALL
+const char  *dvt_options_get_name               (DvtOptions  *self);
+DVT_AVAILABLE_IN_ALL
+void         dvt_options_set_name               (DvtOptions  *self,
+                                                 const char  *name);
+DVT_AVAILABLE_IN_ALL
+int          dvt_options_get_max_concurrency    (DvtOptions  *self);
+DVT_AVAILABLE_IN_ALL
+void         dvt_options_set_max_concurrency    (DvtOptions  *self,
+                                                 int          max_concurrency);
+DVT_AVAILABLE_IN_ALL
+gboolean     dvt_options_get_return_errors      (DvtOptions  *self);
+DVT_AVAILABLE_IN_ALL
+void         dvt_options_set_return_errors      (DvtOptions  *self,
+                                                 gboolean     return_errors);
+DVT_AVAILABLE_IN_ALL
+gboolean     dvt_options_get_async_items        (DvtOptions  *self);
+DVT_AVAILABLE_IN_ALL
+void         dvt_options_set_async_items        (DvtOptions  *self,
+                                                 gboolean     async_items);
+DVT_AVAILABLE_IN_ALL
+gboolean     dvt_options_get_use_caller_context (DvtOptions  *self);
+DVT_AVAILABLE_IN_ALL
+void         dvt_options_set_use_caller_context (DvtOptions  *self,
+                                                 gboolean     use_caller_context);
+
+G_END_DECLS

@@ -1,0 +1,61 @@
+/* dvt-pool-private.h: the worker pool's scheduler
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct _DvtJob DvtJob;
+
+/* A unit of work for a worker, embedded in whatever owns it (a task, a map
+ * runner). @run owns the job from the moment it is called. */
+struct _DvtJob
+{
+  DvtJob *next;
+  void  (*run) (DvtJob *job);
+};
+
+typedef struct _DvtPool DvtPool;
+
+/* Threads come from a GThreadPool; what runs on each of them is the loop
+ * in dvt-pool.c: take a job, spin briefly when there is none, then park,
+ * and hand the thread back to GLib after a longer idle period. */
+struct _DvtPool
+{
+  GMutex       lock;
+  GCond        work_cond;  /* parked workers */
+  GCond        exit_cond;  /* n_threads reached 0 */
+  DvtJob      *head;       /* read without the lock by spinning workers */
+  DvtJob      *tail;
+  guint        n_queued;
+  guint        max_workers;
+  guint        n_threads;  /* worker loops alive */
+  guint        n_parked;
+  int          n_spinning; /* atomic */
+  guint        n_blocked;  /* workers parked in a nested wait */
+  gboolean     closing;
+  GThreadPool *threads;
+  gpointer     owner;      /* the DvtCore: each worker loop holds it */
+  void       (*hold)    (gpointer owner);
+  void       (*release) (gpointer owner);
+};
+
+void      dvt_pool_init             (DvtPool  *pool,
+                                     guint     max_workers,
+                                     gpointer  owner,
+                                     void    (*hold)    (gpointer owner),
+                                     void    (*release) (gpointer owner));
+void      dvt_pool_push             (DvtPool  *pool,
+                                     DvtJob   *job);
+void      dvt_pool_close            (DvtPool  *pool,
+                                     gboolean  wait);
+void      dvt_pool_clear            (DvtPool  *pool);
+DvtPool  *dvt_pool_get_current      (void);
+DvtPool  *dvt_pool_enter_blocking   (void);
+void      dvt_pool_leave_blocking   (DvtPool  *pool);
+
+G_END_DECLS

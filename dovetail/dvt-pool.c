@@ -1,0 +1,254 @@
+/* dvt-pool.c: the worker pool's scheduler
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "dvt-pool-private.h"
+#include "dvt-wait-private.h"
+
+/* An idle worker parks this long before it hands its thread back. */
+#define DVT_WORKER_IDLE_USEC (5 * G_USEC_PER_SEC)
+
+static _Thread_local DvtPool *current_pool;
+
+DvtPool *
+dvt_pool_get_current (void)
+{
+  return current_pool;
+}
+
+static DvtJob *
+pool_pop_locked (DvtPool *pool)
+{
+  DvtJob *job = pool->head;
+
+  if (job == NULL)
+    return NULL;
+
+  g_atomic_pointer_set (&pool->head, job->next);
+  if (pool->head == NULL)
+    pool->tail = NULL;
+  pool->n_queued--;
+  job->next = NULL;
+
+  return job;
+}
+
+/* With the lock held: does the queue need one more worker to wake up or
+ * start? Returns TRUE if the caller must start a thread. */
+static gboolean
+pool_kick_locked (DvtPool *pool)
+{
+  if (pool->n_queued <= (guint) g_atomic_int_get (&pool->n_spinning))
+    return FALSE;
+
+  if (pool->n_parked > 0)
+    {
+      g_cond_signal (&pool->work_cond);
+      return FALSE;
+    }
+
+  if (pool->n_threads < pool->max_workers + pool->n_blocked)
+    {
+      pool->n_threads++;
+      return TRUE;
+    }
+
+  return FALSE;
+}
+
+static void
+pool_start_thread (DvtPool *pool)
+{
+  GError *error = NULL;
+
+  if (!g_thread_pool_push (pool->threads, pool, &error))
+    {
+      /* The GThreadPool is unbounded: this only fails if the system
+       * cannot create threads at all, which GLib treats as fatal too. */
+      g_error ("Dovetail could not start a worker thread: %s", error->message);
+    }
+}
+
+static void
+pool_worker (gpointer data,
+             gpointer user_data)
+{
+  DvtPool *pool = data;
+  gpointer owner = pool->owner;
+
+  pool->hold (owner);
+  current_pool = pool;
+
+  g_mutex_lock (&pool->lock);
+
+  for (;;)
+    {
+      DvtJob *job;
+
+      /* Compensating threads leave once the nested waits are over. */
+      if (pool->n_threads > pool->max_workers + pool->n_blocked)
+        break;
+
+      job = pool_pop_locked (pool);
+      if (job != NULL)
+        {
+          /* Start another worker if more work is waiting behind this one. */
+          gboolean start = pool_kick_locked (pool);
+
+          g_mutex_unlock (&pool->lock);
+          if (start)
+            pool_start_thread (pool);
+          job->run (job);
+          g_mutex_lock (&pool->lock);
+          continue;
+        }
+
+      if (pool->closing)
+        break;
+
+      /* Spin briefly: a hand-off that arrives now costs no wake-up. */
+      g_atomic_int_inc (&pool->n_spinning);
+      g_mutex_unlock (&pool->lock);
+      {
+        gint64 end = g_get_monotonic_time () + DVT_SPIN_USEC;
+
+        for (guint i = 1; g_atomic_pointer_get (&pool->head) == NULL; i++)
+          {
+            dvt_cpu_relax ();
+            if ((i & 63) == 0 && g_get_monotonic_time () >= end)
+              break;
+          }
+      }
+      g_mutex_lock (&pool->lock);
+      g_atomic_int_add (&pool->n_spinning, -1);
+
+      if (pool->head != NULL)
+        continue;
+      if (pool->closing)
+        break;
+
+      pool->n_parked++;
+      if (!g_cond_wait_until (&pool->work_cond, &pool->lock,
+                              g_get_monotonic_time () + DVT_WORKER_IDLE_USEC) &&
+          pool->head == NULL)
+        {
+          pool->n_parked--;
+          break;
+        }
+      pool->n_parked--;
+    }
+
+  pool->n_threads--;
+  if (pool->n_threads == 0)
+    g_cond_broadcast (&pool->exit_cond);
+  g_mutex_unlock (&pool->lock);
+
+  /* Last: this may free the pool (current_pool tells dvt_pool_clear()
+   * that it runs on one of the pool's own threads). */
+  pool->release (owner);
+  current_pool = NULL;
+}
+
+void
+dvt_pool_init (DvtPool  *pool,
+               guint     max_workers,
+               gpointer  owner,
+               void    (*hold)    (gpointer owner),
+               void    (*release) (gpointer owner))
+{
+  memset (pool, 0, sizeof *pool);
+  g_mutex_init (&pool->lock);
+  g_cond_init (&pool->work_cond);
+  g_cond_init (&pool->exit_cond);
+  pool->max_workers = MAX (1, max_workers);
+  pool->owner = owner;
+  pool->hold = hold;
+  pool->release = release;
+  /* Shared and unbounded: GLib keeps the threads, this pool bounds them. */
+  pool->threads = g_thread_pool_new (pool_worker, NULL, -1, FALSE, NULL);
+}
+
+void
+dvt_pool_push (DvtPool *pool,
+               DvtJob  *job)
+{
+  gboolean start;
+
+  job->next = NULL;
+
+  g_mutex_lock (&pool->lock);
+  if (pool->tail != NULL)
+    pool->tail->next = job;
+  else
+    g_atomic_pointer_set (&pool->head, job);
+  pool->tail = job;
+  pool->n_queued++;
+  start = pool_kick_locked (pool);
+  g_mutex_unlock (&pool->lock);
+
+  if (start)
+    pool_start_thread (pool);
+}
+
+/* Called by a thread about to park in a wait. If it is one of our workers,
+ * the pool may start a compensating thread for queued work. */
+DvtPool *
+dvt_pool_enter_blocking (void)
+{
+  DvtPool *pool = current_pool;
+  gboolean start;
+
+  if (pool == NULL)
+    return NULL;
+
+  g_mutex_lock (&pool->lock);
+  pool->n_blocked++;
+  start = pool_kick_locked (pool);
+  g_mutex_unlock (&pool->lock);
+
+  if (start)
+    pool_start_thread (pool);
+
+  return pool;
+}
+
+void
+dvt_pool_leave_blocking (DvtPool *pool)
+{
+  if (pool == NULL)
+    return;
+
+  g_mutex_lock (&pool->lock);
+  pool->n_blocked--;
+  g_mutex_unlock (&pool->lock);
+}
+
+/* Workers finish the queue, then leave. With @wait, returns once they
+ * have all left; a worker of this pool never waits for itself. */
+void
+dvt_pool_close (DvtPool  *pool,
+                gboolean  wait)
+{
+  g_mutex_lock (&pool->lock);
+  pool->closing = TRUE;
+  g_cond_broadcast (&pool->work_cond);
+  if (wait && current_pool != pool)
+    while (pool->n_threads > 0)
+      g_cond_wait (&pool->exit_cond, &pool->lock);
+  g_mutex_unlock (&pool->lock);
+}
+
+/* Frees what the pool holds. Every worker loop holds the owner, so by the
+ * time the owner frees its pool no worker is inside this code; the last one
+ * may still be returning its thread to GLib, which it may do on its own. */
+void
+dvt_pool_clear (DvtPool *pool)
+{
+  g_assert (pool->n_threads == 0 && pool->head == NULL);
+  g_thread_pool_free (pool->threads, FALSE, current_pool != pool);
+  pool->threads = NULL;
+  g_mutex_clear (&pool->lock);
+  g_cond_clear (&pool->work_cond);
+  g_cond_clear (&pool->exit_cond);
+}

@@ -1,0 +1,64 @@
+/* dvt-runtime-private.h: the runtime's shared core
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#pragma once
+
+#include "dvt-mailbox-private.h"
+#include "dvt-pool-private.h"
+#include "dvt-runtime.h"
+#include "dvt-task-private.h"
+
+G_BEGIN_DECLS
+
+/* What the threads of a runtime share. The DvtRuntime object holds it, and
+ * so does every thread, so that a runtime finalized on one of its own
+ * threads does not pull memory from under the others. */
+struct _DvtCore
+{
+  int           ref_count;
+
+  GMutex        lock;
+  GCond         idle_cond;     /* n_live fell to 0 */
+  int           closed;        /* atomic */
+  guint         n_live;
+  DvtTask      *live;          /* accepted, not yet ended; each held */
+
+  GMainContext *context;
+  GThread      *loop_thread;
+  int           loop_quit;     /* atomic */
+  DvtMailbox   *loop_mailbox;
+  GHashTable   *mailboxes;     /* GMainContext → DvtMailbox, under lock */
+
+  DvtPool       pool;
+
+  guint64       next_id;
+  guint64       n_queued;
+  guint64       n_started;
+  guint64       n_done;
+  guint64       n_error;
+  guint64       n_cancelled;
+  gint64        n_running;
+};
+
+#define DVT_COUNTER_ADD(p, v) ((void) __atomic_fetch_add ((p), (v), __ATOMIC_RELAXED))
+#define DVT_COUNTER_GET(p)    (__atomic_load_n ((p), __ATOMIC_RELAXED))
+
+DvtCore    *dvt_runtime_get_core          (DvtRuntime    *runtime);
+gboolean    dvt_core_is_loop_thread       (DvtCore       *core);
+DvtMailbox *dvt_core_acquire_mailbox      (DvtCore       *core,
+                                           GMainContext  *context);
+void        dvt_core_release_mailbox      (DvtCore       *core,
+                                           DvtMailbox    *mailbox);
+gboolean    dvt_core_accept               (DvtCore       *core,
+                                           DvtTask       *task,
+                                           GError       **error);
+void        dvt_core_retire               (DvtCore       *core,
+                                           DvtTask       *task);
+void        dvt_core_ref                  (DvtCore       *core);
+void        dvt_core_unref                (DvtCore       *core);
+gboolean    dvt_core_check_blocking       (DvtCore       *core,
+                                           GError       **error);
+
+G_END_DECLS

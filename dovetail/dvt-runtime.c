@@ -1,0 +1,993 @@
+/* dvt-runtime.c: the runtime, its loop thread and its workers
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include <glib/gi18n-lib.h>
+
+#include "dvt-error.h"
+#include "dvt-options.h"
+#include "dvt-runtime-private.h"
+#include "dvt-task-private.h"
+
+/**
+ * DvtRuntime:
+ *
+ * A runtime owns a [struct@GLib.MainContext] iterated by its own
+ * background thread (the loop thread) and a pool of worker threads.
+ *
+ * Synchronous code uses it to run GIO asynchronous operations and block
+ * for their results ([method@Runtime.run_blocking],
+ * [method@Runtime.map_blocking], [method@Runtime.gather_blocking]).
+ * Main-loop code uses it to run blocking functions on workers and get a
+ * callback on its own thread-default context
+ * ([method@Runtime.to_thread_async]).
+ *
+ * ## Threads
+ *
+ * - A [callback@AsyncFunc] starts on the loop thread, where the runtime's
+ *   context is the thread-default, so the GIO operations it starts
+ *   complete there too. With [property@Options:use-caller-context] it
+ *   starts on the caller's thread-default context instead.
+ * - A [callback@ThreadFunc] runs on a worker. At most
+ *   [property@Runtime:max-workers] of them run at once; a worker that
+ *   blocks waiting for another task of the runtime lets the runtime start
+ *   a replacement, so nested waits never starve the pool.
+ * - Completion callbacks run on the thread-default context of the thread
+ *   that submitted the work, as with [class@Gio.Task].
+ * - A blocking call made on the loop thread fails at once with
+ *   %DVT_ERROR_WOULD_DEADLOCK.
+ *
+ * ## Lifecycle
+ *
+ * [method@Runtime.shutdown] stops accepting work; later calls fail with
+ * %DVT_ERROR_CLOSED. Dropping the last reference to a runtime stops its
+ * threads. Every task holds a reference to its runtime.
+ */
+
+struct _DvtRuntime
+{
+  GObject  parent_instance;
+
+  DvtCore *core;
+  char    *name;
+  guint    max_workers;
+};
+
+enum {
+  PROP_0,
+  PROP_MAX_WORKERS,
+  PROP_NAME,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+G_DEFINE_FINAL_TYPE (DvtRuntime, dvt_runtime, G_TYPE_OBJECT)
+
+static _Thread_local DvtCore *current_loop_core;
+
+/* ---- the core ---------------------------------------------------------- */
+
+void
+dvt_core_ref (DvtCore *core)
+{
+  g_atomic_int_inc (&core->ref_count);
+}
+
+static void
+core_hold (gpointer core)
+{
+  dvt_core_ref (core);
+}
+
+static void
+core_free (DvtCore *core)
+{
+  GHashTableIter iter;
+  gpointer mailbox;
+
+  g_assert (core->n_live == 0);
+
+  dvt_pool_clear (&core->pool);
+
+  g_hash_table_iter_init (&iter, core->mailboxes);
+  while (g_hash_table_iter_next (&iter, NULL, &mailbox))
+    dvt_mailbox_destroy (mailbox);
+  g_hash_table_unref (core->mailboxes);
+
+  dvt_mailbox_destroy (core->loop_mailbox);
+  g_main_context_unref (core->context);
+  g_mutex_clear (&core->lock);
+  g_cond_clear (&core->idle_cond);
+  g_free (core);
+}
+
+void
+dvt_core_unref (DvtCore *core)
+{
+  if (g_atomic_int_dec_and_test (&core->ref_count))
+    core_free (core);
+}
+
+static void
+core_release (gpointer core)
+{
+  dvt_core_unref (core);
+}
+
+static gpointer
+loop_thread_func (gpointer data)
+{
+  DvtCore *core = data;
+
+  current_loop_core = core;
+  g_main_context_push_thread_default (core->context);
+
+  while (!g_atomic_int_get (&core->loop_quit))
+    g_main_context_iteration (core->context, TRUE);
+
+  g_main_context_pop_thread_default (core->context);
+  current_loop_core = NULL;
+
+  dvt_core_unref (core);
+
+  return NULL;
+}
+
+static DvtCore *
+core_new (const char *name,
+          guint       max_workers)
+{
+  DvtCore *core = g_new0 (DvtCore, 1);
+  g_autofree char *thread_name = NULL;
+
+  core->ref_count = 1;
+  g_mutex_init (&core->lock);
+  g_cond_init (&core->idle_cond);
+  core->context = g_main_context_new ();
+  core->loop_mailbox = dvt_mailbox_new (core->context, "[dovetail] loop");
+  core->mailboxes = g_hash_table_new (NULL, NULL);
+  dvt_pool_init (&core->pool, max_workers, core, core_hold, core_release);
+
+  thread_name = g_strdup_printf ("%s-loop", name != NULL ? name : "dvt");
+  dvt_core_ref (core);
+  core->loop_thread = g_thread_new (thread_name, loop_thread_func, core);
+
+  return core;
+}
+
+/* Stops the loop thread and the workers. With @wait, returns once they
+ * have stopped, except for the calling thread if it is one of them. */
+static void
+core_stop (DvtCore  *core,
+           gboolean  wait)
+{
+  GThread *thread;
+
+  g_mutex_lock (&core->lock);
+  thread = g_steal_pointer (&core->loop_thread);
+  g_mutex_unlock (&core->lock);
+
+  if (thread != NULL)
+    {
+      g_atomic_int_set (&core->loop_quit, 1);
+      g_main_context_wakeup (core->context);
+      if (wait && current_loop_core != core)
+        g_thread_join (thread);
+      else
+        g_thread_unref (thread);
+    }
+
+  dvt_pool_close (&core->pool, wait);
+}
+
+gboolean
+dvt_core_is_loop_thread (DvtCore *core)
+{
+  return current_loop_core == core;
+}
+
+gboolean
+dvt_core_check_blocking (DvtCore  *core,
+                         GError  **error)
+{
+  if (G_LIKELY (current_loop_core != core))
+    return TRUE;
+
+  g_set_error_literal (error, DVT_ERROR, DVT_ERROR_WOULD_DEADLOCK,
+                       _("A blocking call was made on the runtime’s own loop "
+                         "thread, which the work needs in order to run; use "
+                         "an asynchronous call there instead"));
+  return FALSE;
+}
+
+DvtMailbox *
+dvt_core_acquire_mailbox (DvtCore      *core,
+                          GMainContext *context)
+{
+  DvtMailbox *mailbox;
+
+  if (context == core->context)
+    return core->loop_mailbox;
+
+  g_mutex_lock (&core->lock);
+  mailbox = g_hash_table_lookup (core->mailboxes, context);
+  if (mailbox == NULL)
+    {
+      mailbox = dvt_mailbox_new (context, "[dovetail] callbacks");
+      g_hash_table_insert (core->mailboxes, context, mailbox);
+    }
+  mailbox->users++;
+  g_mutex_unlock (&core->lock);
+
+  return mailbox;
+}
+
+void
+dvt_core_release_mailbox (DvtCore    *core,
+                          DvtMailbox *mailbox)
+{
+  gboolean destroy = FALSE;
+
+  if (mailbox == core->loop_mailbox)
+    return;
+
+  g_mutex_lock (&core->lock);
+  if (--mailbox->users == 0)
+    {
+      g_hash_table_remove (core->mailboxes, mailbox->context);
+      destroy = TRUE;
+    }
+  g_mutex_unlock (&core->lock);
+
+  if (destroy)
+    dvt_mailbox_destroy (mailbox);
+}
+
+/* Registers @task as live, unless the runtime is closed. A live task is
+ * held by the runtime until it ends. */
+gboolean
+dvt_core_accept (DvtCore  *core,
+                 DvtTask  *task,
+                 GError  **error)
+{
+  g_mutex_lock (&core->lock);
+  if (g_atomic_int_get (&core->closed))
+    {
+      g_mutex_unlock (&core->lock);
+      g_set_error_literal (error, DVT_ERROR, DVT_ERROR_CLOSED,
+                           _("The runtime has been shut down and accepts no "
+                             "more work"));
+      return FALSE;
+    }
+
+  task->is_live = TRUE;
+  task->accepted = TRUE;
+  task->live_prev = NULL;
+  task->live_next = core->live;
+  if (core->live != NULL)
+    core->live->live_prev = task;
+  core->live = g_object_ref (task);
+  core->n_live++;
+  g_mutex_unlock (&core->lock);
+
+  DVT_COUNTER_ADD (&core->n_queued, 1);
+
+  return TRUE;
+}
+
+void
+dvt_core_retire (DvtCore *core,
+                 DvtTask *task)
+{
+  g_mutex_lock (&core->lock);
+  g_assert (task->is_live);
+  if (task->live_prev != NULL)
+    task->live_prev->live_next = task->live_next;
+  else
+    core->live = task->live_next;
+  if (task->live_next != NULL)
+    task->live_next->live_prev = task->live_prev;
+  task->live_prev = task->live_next = NULL;
+  task->is_live = FALSE;
+  if (--core->n_live == 0)
+    g_cond_broadcast (&core->idle_cond);
+  g_mutex_unlock (&core->lock);
+
+  g_object_unref (task);
+}
+
+/* ---- the object -------------------------------------------------------- */
+
+DvtCore *
+dvt_runtime_get_core (DvtRuntime *runtime)
+{
+  return runtime->core;
+}
+
+static void
+dvt_runtime_constructed (GObject *object)
+{
+  DvtRuntime *self = DVT_RUNTIME (object);
+
+  G_OBJECT_CLASS (dvt_runtime_parent_class)->constructed (object);
+
+  if (self->max_workers == 0)
+    self->max_workers = g_get_num_processors ();
+
+  self->core = core_new (self->name, self->max_workers);
+}
+
+static void
+dvt_runtime_finalize (GObject *object)
+{
+  DvtRuntime *self = DVT_RUNTIME (object);
+
+  /* Every task holds its runtime, so nothing is live any more. */
+  g_atomic_int_set (&self->core->closed, 1);
+  core_stop (self->core, TRUE);
+  dvt_core_unref (self->core);
+  g_free (self->name);
+
+  G_OBJECT_CLASS (dvt_runtime_parent_class)->finalize (object);
+}
+
+static void
+dvt_runtime_get_property (GObject    *object,
+                          guint       prop_id,
+                          GValue     *value,
+                          GParamSpec *pspec)
+{
+  DvtRuntime *self = DVT_RUNTIME (object);
+
+  switch (prop_id)
+    {
+    case PROP_MAX_WORKERS:
+      g_value_set_uint (value, self->max_workers);
+      break;
+
+    case PROP_NAME:
+      g_value_set_string (value, self->name);
+      break;
+
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+dvt_runtime_set_property (GObject      *object,
+                          guint         prop_id,
+                          const GValue *value,
+                          GParamSpec   *pspec)
+{
+  DvtRuntime *self = DVT_RUNTIME (object);
+
+  switch (prop_id)
+    {
+    case PROP_MAX_WORKERS:
+      self->max_workers = g_value_get_uint (value);
+      break;
+
+    case PROP_NAME:
+      g_free (self->name);
+      self->name = g_value_dup_string (value);
+      break;
+
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+dvt_runtime_class_init (DvtRuntimeClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->constructed = dvt_runtime_constructed;
+  object_class->finalize = dvt_runtime_finalize;
+  object_class->get_property = dvt_runtime_get_property;
+  object_class->set_property = dvt_runtime_set_property;
+
+  /**
+   * DvtRuntime:max-workers:
+   *
+   * The largest number of blocking functions that run at once. 0, the
+   * default, means the number of processors. Workers that are blocked
+   * waiting for other tasks of the runtime do not count.
+   */
+  properties[PROP_MAX_WORKERS] =
+    g_param_spec_uint ("max-workers", NULL, NULL,
+                       0, 4096, 0,
+                       G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY |
+                       G_PARAM_STATIC_STRINGS);
+
+  /**
+   * DvtRuntime:name:
+   *
+   * A name for the runtime, used to name its threads and in messages.
+   */
+  properties[PROP_NAME] =
+    g_param_spec_string ("name", NULL, NULL,
+                         NULL,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY |
+                         G_PARAM_STATIC_STRINGS);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
+  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+}
+
+static void
+dvt_runtime_init (DvtRuntime *self)
+{
+}
+
+/**
+ * dvt_runtime_new:
+ * @max_workers: the largest number of blocking functions that run at
+ *   once, or 0 for the number of processors
+ *
+ * Creates a runtime, with its loop thread running.
+ *
+ * Returns: (transfer full): a new runtime
+ */
+DvtRuntime *
+dvt_runtime_new (guint max_workers)
+{
+  return g_object_new (DVT_TYPE_RUNTIME, "max-workers", max_workers, NULL);
+}
+
+G_LOCK_DEFINE_STATIC (default_runtime);
+static DvtRuntime *default_runtime;
+static GPtrArray *retired_defaults;
+
+/**
+ * dvt_runtime_get_default:
+ *
+ * Gets the process-wide runtime, creating it on first use. Once it has
+ * been shut down, the next call creates a new one.
+ *
+ * A runtime returned here stays valid for the life of the process, even
+ * after it has been shut down and replaced.
+ *
+ * Returns: (transfer none): the default runtime
+ */
+DvtRuntime *
+dvt_runtime_get_default (void)
+{
+  DvtRuntime *runtime;
+
+  G_LOCK (default_runtime);
+  if (default_runtime != NULL && dvt_runtime_is_shutdown (default_runtime))
+    {
+      /* Callers may still hold the old one (transfer none): keep it. */
+      if (retired_defaults == NULL)
+        retired_defaults = g_ptr_array_new ();
+      g_ptr_array_add (retired_defaults, g_steal_pointer (&default_runtime));
+    }
+  if (default_runtime == NULL)
+    default_runtime = g_object_new (DVT_TYPE_RUNTIME, "name", "dvt-default", NULL);
+  runtime = default_runtime;
+  G_UNLOCK (default_runtime);
+
+  return runtime;
+}
+
+/**
+ * dvt_runtime_get_context:
+ * @self: a runtime
+ *
+ * Gets the main context that the runtime's loop thread iterates. Sources
+ * attached to it run on the loop thread.
+ *
+ * Returns: (transfer none): the context
+ */
+GMainContext *
+dvt_runtime_get_context (DvtRuntime *self)
+{
+  g_return_val_if_fail (DVT_IS_RUNTIME (self), NULL);
+
+  return self->core->context;
+}
+
+/**
+ * dvt_runtime_get_max_workers:
+ * @self: a runtime
+ *
+ * Gets [property@Runtime:max-workers], resolved: never 0.
+ *
+ * Returns: the number of workers
+ */
+guint
+dvt_runtime_get_max_workers (DvtRuntime *self)
+{
+  g_return_val_if_fail (DVT_IS_RUNTIME (self), 0);
+
+  return self->max_workers;
+}
+
+/**
+ * dvt_runtime_get_name:
+ * @self: a runtime
+ *
+ * Gets [property@Runtime:name].
+ *
+ * Returns: (nullable): the name
+ */
+const char *
+dvt_runtime_get_name (DvtRuntime *self)
+{
+  g_return_val_if_fail (DVT_IS_RUNTIME (self), NULL);
+
+  return self->name;
+}
+
+/* ---- submission -------------------------------------------------------- */
+
+static DvtTask *
+new_work_task (DvtRuntime     *self,
+               DvtTaskKind     kind,
+               gpointer        func,
+               gpointer        func_data,
+               GDestroyNotify  func_data_destroy,
+               DvtOptions     *options,
+               GCancellable   *cancellable)
+{
+  DvtTask *task = dvt_task_new (self, kind, options, cancellable);
+
+  task->func = func;
+  task->func_data = func_data;
+  task->func_data_destroy = func_data_destroy;
+
+  if (kind == DVT_TASK_KIND_ASYNC &&
+      options != NULL && dvt_options_get_use_caller_context (options))
+    {
+      GMainContext *context = g_main_context_ref_thread_default ();
+
+      dvt_task_set_run_context (task, context);
+      g_main_context_unref (context);
+    }
+
+  return task;
+}
+
+/* Accepts and dispatches @task; on refusal, ends it with the error so that
+ * its callback, if any, still runs. */
+static gboolean
+start_task (DvtRuntime  *self,
+            DvtTask     *task,
+            GError     **error)
+{
+  GError *local_error = NULL;
+
+  if (!dvt_core_accept (self->core, task, &local_error))
+    {
+      if (error != NULL)
+        *error = g_error_copy (local_error);
+      dvt_task_fail (task, local_error, TRUE);
+      return FALSE;
+    }
+
+  dvt_task_dispatch (task);
+
+  return TRUE;
+}
+
+/* Runs @task to its end from a blocking call and reads its result. */
+static gboolean
+run_to_end (DvtRuntime  *self,
+            DvtTask     *task,
+            GValue      *value,
+            GError     **error)
+{
+  gboolean ok;
+
+  ok = start_task (self, task, error) &&
+       dvt_task_wait_internal (task, -1, error) &&
+       dvt_task_propagate_value (task, value, error);
+  g_object_unref (task);
+
+  return ok;
+}
+
+/**
+ * dvt_runtime_run_blocking:
+ * @self: a runtime
+ * @func: (scope call) (closure func_data): starts the work
+ * @func_data: data for @func
+ * @options: (nullable): options for this call
+ * @cancellable: (nullable): a #GCancellable
+ * @value: (out caller-allocates) (optional): an unset #GValue to receive
+ *   the result
+ * @error: return location for a #GError
+ *
+ * Runs an async function on the runtime's loop thread (or, with
+ * [property@Options:use-caller-context], on this thread's thread-default
+ * context, which is iterated meanwhile) and blocks until it completes its
+ * task.
+ *
+ * This is how synchronous code uses GIO asynchronous APIs: @func starts
+ * the operation, and its callback completes the task.
+ *
+ * Any thread may call this, many at once, except the loop thread itself
+ * (%DVT_ERROR_WOULD_DEADLOCK). The error the work fails with reaches the
+ * caller unchanged.
+ *
+ * Returns: (skip): %TRUE on success
+ */
+gboolean
+dvt_runtime_run_blocking (DvtRuntime    *self,
+                          DvtAsyncFunc   func,
+                          gpointer       func_data,
+                          DvtOptions    *options,
+                          GCancellable  *cancellable,
+                          GValue        *value,
+                          GError       **error)
+{
+  DvtTask *task;
+
+  g_return_val_if_fail (DVT_IS_RUNTIME (self), FALSE);
+  g_return_val_if_fail (func != NULL, FALSE);
+  g_return_val_if_fail (options == NULL || DVT_IS_OPTIONS (options), FALSE);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (value == NULL || !G_IS_VALUE (value), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!dvt_core_check_blocking (self->core, error))
+    return FALSE;
+
+  task = new_work_task (self, DVT_TASK_KIND_ASYNC, func, func_data, NULL,
+                        options, cancellable);
+  /* This call's reference, the live one and the start's. */
+  task->internal_refs = 3;
+
+  return run_to_end (self, task, value, error);
+}
+
+/**
+ * dvt_runtime_to_thread_blocking:
+ * @self: a runtime
+ * @func: (scope call) (closure func_data): the blocking function
+ * @func_data: data for @func
+ * @options: (nullable): options for this call
+ * @cancellable: (nullable): a #GCancellable
+ * @value: (out caller-allocates) (optional): an unset #GValue to receive
+ *   the result
+ * @error: return location for a #GError
+ *
+ * Runs a blocking function on one of the runtime's workers and waits for
+ * its result.
+ *
+ * Cancelling @cancellable releases the caller at once with
+ * %G_IO_ERROR_CANCELLED; the function sees its cancellable cancelled and,
+ * if it ignores it, keeps running in its thread, and its late result is
+ * dropped.
+ *
+ * Returns: (skip): %TRUE on success
+ */
+gboolean
+dvt_runtime_to_thread_blocking (DvtRuntime    *self,
+                                DvtThreadFunc  func,
+                                gpointer       func_data,
+                                DvtOptions    *options,
+                                GCancellable  *cancellable,
+                                GValue        *value,
+                                GError       **error)
+{
+  DvtTask *task;
+
+  g_return_val_if_fail (DVT_IS_RUNTIME (self), FALSE);
+  g_return_val_if_fail (func != NULL, FALSE);
+  g_return_val_if_fail (options == NULL || DVT_IS_OPTIONS (options), FALSE);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (value == NULL || !G_IS_VALUE (value), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!dvt_core_check_blocking (self->core, error))
+    return FALSE;
+
+  task = new_work_task (self, DVT_TASK_KIND_THREAD, func, func_data, NULL,
+                        options, cancellable);
+
+  return run_to_end (self, task, value, error);
+}
+
+/**
+ * dvt_runtime_to_thread_async:
+ * @self: a runtime
+ * @func: (scope notified) (closure func_data) (destroy func_data_destroy):
+ *   the blocking function
+ * @func_data: data for @func
+ * @func_data_destroy: (nullable): frees @func_data when the task is done
+ *   with it
+ * @options: (nullable): options for this call
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async) (closure user_data): called on the
+ *   thread-default main context of the calling thread once the task has
+ *   ended
+ * @user_data: data for @callback
+ *
+ * Runs a blocking function on one of the runtime's workers without
+ * blocking the caller. @callback runs on the caller's thread-default
+ * context; call [method@Runtime.to_thread_finish] there to read the result.
+ *
+ * Cancelling @cancellable ends the task at once with
+ * %G_IO_ERROR_CANCELLED, as with [method@Runtime.to_thread_blocking].
+ */
+void
+dvt_runtime_to_thread_async (DvtRuntime          *self,
+                             DvtThreadFunc        func,
+                             gpointer             func_data,
+                             GDestroyNotify       func_data_destroy,
+                             DvtOptions          *options,
+                             GCancellable        *cancellable,
+                             GAsyncReadyCallback  callback,
+                             gpointer             user_data)
+{
+  DvtTask *task;
+
+  g_return_if_fail (DVT_IS_RUNTIME (self));
+  g_return_if_fail (func != NULL);
+  g_return_if_fail (options == NULL || DVT_IS_OPTIONS (options));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  task = new_work_task (self, DVT_TASK_KIND_THREAD, func, func_data,
+                        func_data_destroy, options, cancellable);
+  dvt_task_set_callback (task, callback, user_data, dvt_runtime_to_thread_async);
+  start_task (self, task, NULL);
+  g_object_unref (task);
+}
+
+/**
+ * dvt_runtime_to_thread_finish:
+ * @self: a runtime
+ * @result: the result given to the callback
+ * @value: (out caller-allocates) (optional): an unset #GValue to receive
+ *   the result
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Runtime.to_thread_async].
+ *
+ * Returns: (skip): %TRUE on success
+ */
+gboolean
+dvt_runtime_to_thread_finish (DvtRuntime    *self,
+                              GAsyncResult  *result,
+                              GValue        *value,
+                              GError       **error)
+{
+  g_return_val_if_fail (DVT_IS_RUNTIME (self), FALSE);
+  g_return_val_if_fail (DVT_IS_TASK (result), FALSE);
+  g_return_val_if_fail (dvt_task_is_tagged (DVT_TASK (result), self,
+                                            dvt_runtime_to_thread_async), FALSE);
+
+  return dvt_task_propagate_value (DVT_TASK (result), value, error);
+}
+
+static DvtTask *
+start_future (DvtRuntime      *self,
+              DvtTaskKind      kind,
+              gpointer         func,
+              gpointer         func_data,
+              GDestroyNotify   func_data_destroy,
+              DvtOptions      *options,
+              GCancellable    *cancellable,
+              GError         **error)
+{
+  DvtTask *task;
+
+  task = new_work_task (self, kind, func, func_data, func_data_destroy,
+                        options, cancellable);
+  /* A future can be cancelled while it runs: its work needs a cancellable. */
+  dvt_task_get_cancellable (task);
+
+  if (!start_task (self, task, error))
+    g_clear_object (&task);
+
+  return task;
+}
+
+/**
+ * dvt_runtime_schedule:
+ * @self: a runtime
+ * @func: (scope notified) (closure func_data) (destroy func_data_destroy):
+ *   starts the work
+ * @func_data: data for @func
+ * @func_data_destroy: (nullable): frees @func_data when the task is done
+ *   with it
+ * @options: (nullable): options for this call
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Starts an async function on the runtime's loop thread (or on the
+ * caller's thread-default context with
+ * [property@Options:use-caller-context]) and returns its task at once.
+ *
+ * The task is a future: wait on it with [method@Task.wait], read it with
+ * `dvt_task_propagate_*()`, cancel it with [method@Task.cancel].
+ *
+ * Returns: (transfer full): the task, or %NULL if the runtime was shut down
+ */
+DvtTask *
+dvt_runtime_schedule (DvtRuntime      *self,
+                      DvtAsyncFunc     func,
+                      gpointer         func_data,
+                      GDestroyNotify   func_data_destroy,
+                      DvtOptions      *options,
+                      GCancellable    *cancellable,
+                      GError         **error)
+{
+  g_return_val_if_fail (DVT_IS_RUNTIME (self), NULL);
+  g_return_val_if_fail (func != NULL, NULL);
+  g_return_val_if_fail (options == NULL || DVT_IS_OPTIONS (options), NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return start_future (self, DVT_TASK_KIND_ASYNC, func, func_data,
+                       func_data_destroy, options, cancellable, error);
+}
+
+/**
+ * dvt_runtime_submit:
+ * @self: a runtime
+ * @func: (scope notified) (closure func_data) (destroy func_data_destroy):
+ *   the blocking function
+ * @func_data: data for @func
+ * @func_data_destroy: (nullable): frees @func_data when the task is done
+ *   with it
+ * @options: (nullable): options for this call
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Queues a blocking function for a worker and returns its task at once:
+ * a future, as with [method@Runtime.schedule]. Cancelling it before it
+ * starts means it never starts.
+ *
+ * Returns: (transfer full): the task, or %NULL if the runtime was shut down
+ */
+DvtTask *
+dvt_runtime_submit (DvtRuntime      *self,
+                    DvtThreadFunc    func,
+                    gpointer         func_data,
+                    GDestroyNotify   func_data_destroy,
+                    DvtOptions      *options,
+                    GCancellable    *cancellable,
+                    GError         **error)
+{
+  g_return_val_if_fail (DVT_IS_RUNTIME (self), NULL);
+  g_return_val_if_fail (func != NULL, NULL);
+  g_return_val_if_fail (options == NULL || DVT_IS_OPTIONS (options), NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return start_future (self, DVT_TASK_KIND_THREAD, func, func_data,
+                       func_data_destroy, options, cancellable, error);
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+/**
+ * dvt_runtime_shutdown:
+ * @self: a runtime
+ * @wait: whether to wait until the work in flight has ended and the
+ *   runtime's threads have stopped
+ * @cancel_pending: whether to cancel the work in flight instead of letting
+ *   it finish
+ *
+ * Stops accepting work: later calls fail with %DVT_ERROR_CLOSED.
+ *
+ * With @cancel_pending, every task that has not ended is cancelled: queued
+ * work never starts, and threads blocked waiting for such a task return at
+ * once with %G_IO_ERROR_CANCELLED. Otherwise queued and running work goes
+ * on to its end.
+ *
+ * With @wait, the call returns once the work has ended and the loop thread
+ * and the workers have stopped; called from one of the runtime's own
+ * threads, it does not wait. Without it, it returns at once.
+ *
+ * Shutting down is idempotent and thread-safe: every call after the first
+ * may still cancel or wait.
+ */
+void
+dvt_runtime_shutdown (DvtRuntime *self,
+                      gboolean    wait,
+                      gboolean    cancel_pending)
+{
+  DvtCore *core;
+  GPtrArray *cancel = NULL;
+
+  g_return_if_fail (DVT_IS_RUNTIME (self));
+
+  core = self->core;
+
+  g_mutex_lock (&core->lock);
+  g_atomic_int_set (&core->closed, 1);
+  if (cancel_pending && core->n_live > 0)
+    {
+      cancel = g_ptr_array_new_with_free_func (g_object_unref);
+      for (DvtTask *t = core->live; t != NULL; t = t->live_next)
+        g_ptr_array_add (cancel, g_object_ref (t));
+    }
+  g_mutex_unlock (&core->lock);
+
+  if (cancel != NULL)
+    {
+      for (guint i = 0; i < cancel->len; i++)
+        {
+          DvtTask *task = g_ptr_array_index (cancel, i);
+
+          dvt_task_fail (task,
+                         g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                              _("The runtime was shut down "
+                                                "before the task ended")),
+                         TRUE);
+          if (task->cancellable != NULL)
+            g_cancellable_cancel (task->cancellable);
+        }
+      g_ptr_array_unref (cancel);
+    }
+
+  if (wait && current_loop_core != core && dvt_pool_get_current () != &core->pool)
+    {
+      g_mutex_lock (&core->lock);
+      while (core->n_live > 0)
+        g_cond_wait (&core->idle_cond, &core->lock);
+      g_mutex_unlock (&core->lock);
+
+      core_stop (core, TRUE);
+    }
+}
+
+/**
+ * dvt_runtime_is_shutdown:
+ * @self: a runtime
+ *
+ * Tells whether [method@Runtime.shutdown] has been called.
+ *
+ * Returns: %TRUE once the runtime accepts no more work
+ */
+gboolean
+dvt_runtime_is_shutdown (DvtRuntime *self)
+{
+  g_return_val_if_fail (DVT_IS_RUNTIME (self), TRUE);
+
+  return g_atomic_int_get (&self->core->closed) != 0;
+}
+
+/**
+ * dvt_runtime_get_stats:
+ * @self: a runtime
+ *
+ * Takes a snapshot of the runtime's counters.
+ *
+ * Returns: (transfer full): a copy of the counters
+ */
+DvtStats *
+dvt_runtime_get_stats (DvtRuntime *self)
+{
+  DvtCore *core;
+  DvtStats *stats;
+  gint64 running;
+
+  g_return_val_if_fail (DVT_IS_RUNTIME (self), NULL);
+
+  core = self->core;
+  stats = g_new0 (DvtStats, 1);
+  stats->queued = DVT_COUNTER_GET (&core->n_queued);
+  stats->started = DVT_COUNTER_GET (&core->n_started);
+  stats->done = DVT_COUNTER_GET (&core->n_done);
+  stats->error = DVT_COUNTER_GET (&core->n_error);
+  stats->cancelled = DVT_COUNTER_GET (&core->n_cancelled);
+  running = DVT_COUNTER_GET (&core->n_running);
+  stats->running = (guint64) MAX (running, 0);
+  {
+    guint64 ended = stats->done + stats->error + stats->cancelled;
+
+    stats->pending = stats->queued > ended ? stats->queued - ended : 0;
+  }
+
+  return stats;
+}

@@ -1,0 +1,1137 @@
+/* dvt-task.c: one unit of work and its result
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include <glib/gi18n-lib.h>
+
+#include "dvt-error.h"
+#include "dvt-map-private.h"
+#include "dvt-options.h"
+#include "dvt-runtime-private.h"
+#include "dvt-task-private.h"
+
+/**
+ * DvtTask:
+ *
+ * One piece of work handed to a [class@Runtime], and its result.
+ *
+ * A `DvtTask` is what a work function receives and completes, with one of
+ * the `dvt_task_return_*()` functions, and what [method@Runtime.submit]
+ * and [method@Runtime.schedule] return: a future that any thread can wait
+ * on ([method@Task.wait]), cancel ([method@Task.cancel]) and read
+ * (`dvt_task_propagate_*()`).
+ *
+ * It implements [iface@Gio.AsyncResult], so the callback of an `_async`
+ * call receives it, and it is completed exactly once: the first result
+ * wins. When the runtime ends a task itself (cancellation, shutdown), a
+ * result that the work delivers later is dropped quietly and freed.
+ * Completing a task twice from the work is a programmer error: the second
+ * result is dropped with a critical warning.
+ *
+ * Like [class@Gio.Task], a task keeps the thread-default main context of
+ * the thread that submitted it, and its completion callback runs there.
+ */
+
+struct _DvtTaskHookNode
+{
+  DvtTaskHookNode *next;
+  DvtTaskHook      hook;
+  gpointer         data;
+};
+
+/* The task whose cancellation handler is running on this thread, if any:
+ * such a task may be finalized inside the handler, where
+ * g_cancellable_disconnect() would deadlock. */
+static _Thread_local DvtTask *cancelling_task;
+
+static void dvt_task_async_result_iface_init (GAsyncResultIface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (DvtTask, dvt_task, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (G_TYPE_ASYNC_RESULT,
+                                                      dvt_task_async_result_iface_init))
+
+void
+dvt_result_clear (DvtResult *result)
+{
+  if (G_VALUE_HOLDS_POINTER (&result->value) && result->destroy != NULL)
+    {
+      gpointer p = g_value_get_pointer (&result->value);
+
+      if (p != NULL)
+        result->destroy (p);
+    }
+  result->destroy = NULL;
+  if (G_IS_VALUE (&result->value))
+    g_value_unset (&result->value);
+  g_clear_error (&result->error);
+}
+
+static void
+disconnect_cancellable (GCancellable *cancellable,
+                        gulong        handler,
+                        DvtTask      *task)
+{
+  if (handler == 0)
+    return;
+  if (cancelling_task == task)
+    g_signal_handler_disconnect (cancellable, handler);
+  else
+    g_cancellable_disconnect (cancellable, handler);
+}
+
+static void
+dvt_task_finalize (GObject *object)
+{
+  DvtTask *task = DVT_TASK (object);
+
+  g_assert (!task->is_live);
+
+  disconnect_cancellable (task->caller_cancellable,
+                          task->caller_cancellable_handler, task);
+  disconnect_cancellable (task->cancellable, task->cancellable_handler, task);
+  g_clear_object (&task->caller_cancellable);
+  g_clear_object (&task->cancellable);
+
+  if (task->func_data_destroy != NULL)
+    task->func_data_destroy (task->func_data);
+
+  dvt_result_clear (&task->result);
+  dvt_event_clear (&task->done);
+  g_assert (task->hooks == NULL);
+  g_assert (task->callback_mailbox == NULL);
+
+  if (task->run_mailbox != NULL)
+    dvt_core_release_mailbox (task->core, task->run_mailbox);
+  g_clear_pointer (&task->run_context, g_main_context_unref);
+  g_clear_pointer (&task->name, g_free);
+  if (task->map != NULL)
+    dvt_map_unref (task->map);
+  g_clear_object (&task->runtime);
+
+  G_OBJECT_CLASS (dvt_task_parent_class)->finalize (object);
+}
+
+static void
+dvt_task_class_init (DvtTaskClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->finalize = dvt_task_finalize;
+}
+
+static void
+dvt_task_init (DvtTask *task)
+{
+  task->attempt = 1;
+  dvt_event_init (&task->done);
+}
+
+static GObject *
+dvt_task_get_source_object (GAsyncResult *result)
+{
+  return g_object_ref (G_OBJECT (DVT_TASK (result)->runtime));
+}
+
+static gpointer
+dvt_task_get_user_data (GAsyncResult *result)
+{
+  return DVT_TASK (result)->callback_data;
+}
+
+static gboolean
+dvt_task_async_result_is_tagged (GAsyncResult *result,
+                                 gpointer      source_tag)
+{
+  return DVT_TASK (result)->source_tag == source_tag;
+}
+
+static void
+dvt_task_async_result_iface_init (GAsyncResultIface *iface)
+{
+  iface->get_source_object = dvt_task_get_source_object;
+  iface->get_user_data = dvt_task_get_user_data;
+  iface->is_tagged = dvt_task_async_result_is_tagged;
+}
+
+static void
+on_own_cancelled (GCancellable *cancellable,
+                  DvtTask      *task)
+{
+  DvtTask *outer = cancelling_task;
+
+  cancelling_task = task;
+  dvt_task_fail (task,
+                 g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                      _("The task was cancelled")),
+                 TRUE);
+  cancelling_task = outer;
+}
+
+static void
+on_caller_cancelled (GCancellable *cancellable,
+                     DvtTask      *task)
+{
+  DvtTask *outer = cancelling_task;
+
+  cancelling_task = task;
+  dvt_task_cancel (task);
+  cancelling_task = outer;
+}
+
+/* With task->done.lock held. */
+static void
+ensure_cancellable_locked (DvtTask *task)
+{
+  if (task->cancellable != NULL)
+    return;
+
+  task->cancellable = g_cancellable_new ();
+  /* Connecting does not call the handler: the cancellable is new. */
+  task->cancellable_handler =
+    g_signal_connect (task->cancellable, "cancelled",
+                      G_CALLBACK (on_own_cancelled), task);
+}
+
+DvtTask *
+dvt_task_new (DvtRuntime   *runtime,
+              DvtTaskKind   kind,
+              DvtOptions   *options,
+              GCancellable *cancellable)
+{
+  DvtTask *task = g_object_new (DVT_TYPE_TASK, NULL);
+  DvtCore *core = dvt_runtime_get_core (runtime);
+
+  task->runtime = g_object_ref (runtime);
+  task->core = core;
+  task->kind = kind;
+  task->id = __atomic_add_fetch (&core->next_id, 1, __ATOMIC_RELAXED);
+  if (options != NULL && dvt_options_get_name (options) != NULL)
+    task->name = g_strdup (dvt_options_get_name (options));
+
+  /* The caller's cancellable is chained to one of the task's own, so that
+   * cancelling this task never cancels the caller's other operations. */
+  if (cancellable != NULL)
+    {
+      task->caller_cancellable = g_object_ref (cancellable);
+      ensure_cancellable_locked (task);
+    }
+
+  return task;
+}
+
+/* Called once the task is accepted: a cancellable that is already
+ * cancelled ends the task at once. */
+static void
+connect_caller_cancellable (DvtTask *task)
+{
+  if (task->caller_cancellable == NULL)
+    return;
+
+  task->caller_cancellable_handler =
+    g_cancellable_connect (task->caller_cancellable,
+                           G_CALLBACK (on_caller_cancelled), task, NULL);
+}
+
+void
+dvt_task_set_callback (DvtTask             *task,
+                       GAsyncReadyCallback  callback,
+                       gpointer             user_data,
+                       gpointer             source_tag)
+{
+  GMainContext *context;
+
+  task->callback = callback;
+  task->callback_data = user_data;
+  task->source_tag = source_tag;
+
+  if (callback != NULL)
+    {
+      context = g_main_context_ref_thread_default ();
+      task->callback_mailbox = dvt_core_acquire_mailbox (task->core, context);
+      g_main_context_unref (context);
+    }
+}
+
+void
+dvt_task_set_run_context (DvtTask      *task,
+                          GMainContext *context)
+{
+  g_assert (task->run_mailbox == NULL);
+
+  task->run_context = g_main_context_ref (context);
+  task->run_mailbox = dvt_core_acquire_mailbox (task->core, context);
+}
+
+void
+dvt_task_mark_started (DvtTask *task)
+{
+  task->was_started = TRUE;
+  DVT_COUNTER_ADD (&task->core->n_started, 1);
+  DVT_COUNTER_ADD (&task->core->n_running, 1);
+}
+
+/* After a work function returned: fail the task with @error (owned) if it
+ * set one, or with DVT_ERROR_NOT_COMPLETED if it cannot be completed any
+ * more. A thread function must complete its task before it returns; an
+ * async function must either complete it or keep a reference to it. */
+void
+dvt_task_check_returned (DvtTask *task,
+                         GError  *error)
+{
+  if (error != NULL)
+    {
+      if (dvt_task_is_claimed (task))
+        {
+          if (!task->by_runtime)
+            g_critical ("A work function completed task %" G_GUINT64_FORMAT
+                        " and also failed with “%s”; the error is dropped",
+                        task->id, error->message);
+          g_error_free (error);
+        }
+      else
+        dvt_task_fail (task, error, FALSE);
+      return;
+    }
+
+  if (dvt_task_is_claimed (task))
+    return;
+
+  if (task->kind == DVT_TASK_KIND_THREAD ||
+      (task->kind == DVT_TASK_KIND_ITEM && task->func == NULL) ||
+      (task->internal_refs != 0 && dvt_task_ref_count (task) <= task->internal_refs))
+    dvt_task_fail (task,
+                   g_error_new (DVT_ERROR, DVT_ERROR_NOT_COMPLETED,
+                                _("The work function of task %" G_GUINT64_FORMAT
+                                  " returned without completing it (it must call "
+                                  "a dvt_task_return function, set an error, or "
+                                  "keep a reference to complete it later); a "
+                                  "language binding may also have refused to "
+                                  "call it on this thread"),
+                                task->id),
+                   TRUE);
+}
+
+static void
+run_thread_job (DvtJob *job)
+{
+  DvtTask *task = G_STRUCT_MEMBER_P (job, -G_STRUCT_OFFSET (DvtTask, job));
+  GError *error = NULL;
+
+  if (g_atomic_int_compare_and_exchange (&task->state, DVT_TASK_QUEUED, DVT_TASK_RUNNING))
+    {
+      dvt_task_mark_started (task);
+      ((DvtThreadFunc) task->func) (task, task->cancellable, task->func_data, &error);
+      dvt_task_check_returned (task, error);
+    }
+
+  g_object_unref (task);
+}
+
+static void
+start_async_mail (DvtMail *mail)
+{
+  DvtTask *task = G_STRUCT_MEMBER_P (mail, -G_STRUCT_OFFSET (DvtTask, mail));
+  GError *error = NULL;
+
+  if (g_atomic_int_compare_and_exchange (&task->state, DVT_TASK_QUEUED, DVT_TASK_RUNNING))
+    {
+      dvt_task_mark_started (task);
+      ((DvtAsyncFunc) task->func) (task, task->cancellable, task->func_data, &error);
+      dvt_task_check_returned (task, error);
+    }
+
+  g_object_unref (task);
+}
+
+/* Hands an accepted task to a worker or to its main context. */
+void
+dvt_task_dispatch (DvtTask *task)
+{
+  g_assert (task->kind == DVT_TASK_KIND_THREAD || task->kind == DVT_TASK_KIND_ASYNC);
+
+  connect_caller_cancellable (task);
+
+  if (!g_atomic_int_compare_and_exchange (&task->state, DVT_TASK_NEW, DVT_TASK_QUEUED))
+    return;  /* already ended (cancelled) */
+
+  g_object_ref (task);
+  if (task->kind == DVT_TASK_KIND_THREAD)
+    {
+      task->job.run = run_thread_job;
+      dvt_pool_push (&task->core->pool, &task->job);
+    }
+  else
+    {
+      task->mail.deliver = start_async_mail;
+      dvt_mailbox_post (task->run_mailbox != NULL ? task->run_mailbox
+                                                  : task->core->loop_mailbox,
+                        &task->mail);
+    }
+}
+
+static void
+deliver_callback (DvtMail *mail)
+{
+  DvtTask *task = G_STRUCT_MEMBER_P (mail, -G_STRUCT_OFFSET (DvtTask, mail));
+  DvtCore *core = task->core;
+  DvtMailbox *mailbox = g_steal_pointer (&task->callback_mailbox);
+
+  dvt_core_ref (core);
+  task->callback (G_OBJECT (task->runtime), G_ASYNC_RESULT (task), task->callback_data);
+  g_object_unref (task);
+  dvt_core_release_mailbox (core, mailbox);
+  dvt_core_unref (core);
+}
+
+static void
+count_end (DvtTask *task)
+{
+  DvtCore *core = task->core;
+  const GError *error = task->result.error;
+
+  if (!task->accepted)
+    return;
+
+  if (task->was_started)
+    DVT_COUNTER_ADD (&core->n_running, -1);
+
+  if (error == NULL)
+    DVT_COUNTER_ADD (&core->n_done, 1);
+  else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    DVT_COUNTER_ADD (&core->n_cancelled, 1);
+  else
+    DVT_COUNTER_ADD (&core->n_error, 1);
+}
+
+/* Completes @task with @result (whose contents are taken). The first
+ * result wins. @by_runtime tells a result of the runtime's own
+ * (cancellation, shutdown, a missing result) from one of the work. */
+void
+dvt_task_finish (DvtTask   *task,
+                 DvtResult *result,
+                 gboolean   by_runtime)
+{
+  DvtTaskHookNode *hooks;
+
+  g_object_ref (task);
+
+  if (!g_atomic_int_compare_and_exchange (&task->completing, 0, 1))
+    {
+      if (!by_runtime && !task->by_runtime)
+        g_critical ("Task %" G_GUINT64_FORMAT " was completed twice; "
+                    "the second result is dropped", task->id);
+      dvt_result_clear (result);
+      g_object_unref (task);
+      return;
+    }
+
+  task->by_runtime = by_runtime;
+
+  if (task->kind == DVT_TASK_KIND_ITEM)
+    {
+      dvt_map_item_done (task->map, task, result);
+      g_object_unref (task);
+      return;
+    }
+
+  task->result = *result;
+  memset (result, 0, sizeof *result);
+  count_end (task);
+
+  g_atomic_int_set (&task->state, DVT_TASK_COMPLETED);
+  dvt_event_set (&task->done);
+  if (task->run_context != NULL)
+    g_main_context_wakeup (task->run_context);
+
+  g_mutex_lock (&task->done.lock);
+  hooks = g_steal_pointer (&task->hooks);
+  g_mutex_unlock (&task->done.lock);
+
+  while (hooks != NULL)
+    {
+      DvtTaskHookNode *next = hooks->next;
+
+      hooks->hook (task, hooks->data);
+      g_free (hooks);
+      hooks = next;
+    }
+
+  /* The live reference keeps the task alive past the post below. */
+  if (task->callback != NULL)
+    {
+      task->mail.deliver = deliver_callback;
+      g_object_ref (task);
+      dvt_mailbox_post (task->callback_mailbox, &task->mail);
+    }
+
+  if (task->is_live)
+    dvt_core_retire (task->core, task);
+
+  g_object_unref (task);
+}
+
+void
+dvt_task_fail (DvtTask  *task,
+               GError   *error,
+               gboolean  by_runtime)
+{
+  DvtResult result = { G_VALUE_INIT, NULL, error };
+
+  dvt_task_finish (task, &result, by_runtime);
+}
+
+void
+dvt_task_add_done_hook (DvtTask     *task,
+                        DvtTaskHook  hook,
+                        gpointer     data)
+{
+  DvtTaskHookNode *node;
+
+  g_mutex_lock (&task->done.lock);
+  if (dvt_task_get_state (task) != DVT_TASK_COMPLETED)
+    {
+      node = g_new (DvtTaskHookNode, 1);
+      node->hook = hook;
+      node->data = data;
+      node->next = task->hooks;
+      task->hooks = node;
+      g_mutex_unlock (&task->done.lock);
+      return;
+    }
+  g_mutex_unlock (&task->done.lock);
+
+  hook (task, data);
+}
+
+gboolean
+dvt_task_is_tagged (DvtTask    *task,
+                    DvtRuntime *runtime,
+                    gpointer    source_tag)
+{
+  return task->runtime == runtime && task->source_tag == source_tag;
+}
+
+static gboolean
+on_deadline (gpointer data)
+{
+  gboolean *expired = data;
+
+  *expired = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+/* Waits for @task until the monotonic time @deadline (-1: none). A task
+ * whose async work runs on a context this thread can acquire is driven by
+ * iterating that context while waiting. */
+gboolean
+dvt_task_wait_internal (DvtTask  *task,
+                        gint64    deadline,
+                        GError  **error)
+{
+  gboolean completed;
+
+  if (dvt_event_is_set (&task->done))
+    return TRUE;
+
+  if (!dvt_core_check_blocking (task->core, error))
+    return FALSE;
+
+  if (task->run_context != NULL && g_main_context_acquire (task->run_context))
+    {
+      gboolean expired = FALSE;
+      GSource *timeout = NULL;
+
+      if (deadline >= 0)
+        {
+          gint64 ms = MAX (0, (deadline - g_get_monotonic_time () + 999) / 1000);
+
+          timeout = g_timeout_source_new ((guint) MIN (ms, G_MAXUINT));
+          g_source_set_callback (timeout, on_deadline, &expired, NULL);
+          g_source_attach (timeout, task->run_context);
+        }
+
+      while (!dvt_event_is_set (&task->done) && !expired)
+        g_main_context_iteration (task->run_context, TRUE);
+
+      if (timeout != NULL)
+        {
+          g_source_destroy (timeout);
+          g_source_unref (timeout);
+        }
+      g_main_context_release (task->run_context);
+      completed = dvt_event_is_set (&task->done);
+    }
+  else
+    completed = dvt_event_wait (&task->done, deadline);
+
+  if (!completed)
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                         _("Timed out waiting for the task to complete"));
+
+  return completed;
+}
+
+/**
+ * dvt_task_get_runtime:
+ * @task: a task
+ *
+ * Gets the runtime that runs @task.
+ *
+ * Returns: (transfer none): the runtime
+ */
+DvtRuntime *
+dvt_task_get_runtime (DvtTask *task)
+{
+  g_return_val_if_fail (DVT_IS_TASK (task), NULL);
+
+  return task->runtime;
+}
+
+/**
+ * dvt_task_get_id:
+ * @task: a task
+ *
+ * Gets the execution id of @task, unique among the tasks of its runtime.
+ * Ids start at 1 and increase in the order tasks are created.
+ *
+ * Returns: the id
+ */
+guint64
+dvt_task_get_id (DvtTask *task)
+{
+  g_return_val_if_fail (DVT_IS_TASK (task), 0);
+
+  return task->id;
+}
+
+/**
+ * dvt_task_get_name:
+ * @task: a task
+ *
+ * Gets the target name of @task, from #DvtOptions:name or
+ * dvt_task_set_name().
+ *
+ * Returns: (nullable): the name, or %NULL if it has none
+ */
+const char *
+dvt_task_get_name (DvtTask *task)
+{
+  g_return_val_if_fail (DVT_IS_TASK (task), NULL);
+
+  return task->name;
+}
+
+/**
+ * dvt_task_set_name:
+ * @task: a task
+ * @name: (nullable): the new name
+ *
+ * Sets the target name of @task. Call it before other threads can see the
+ * task, typically from the work function itself.
+ */
+void
+dvt_task_set_name (DvtTask    *task,
+                   const char *name)
+{
+  g_return_if_fail (DVT_IS_TASK (task));
+
+  g_free (task->name);
+  task->name = g_strdup (name);
+}
+
+/**
+ * dvt_task_get_attempt:
+ * @task: a task
+ *
+ * Gets the number of the current attempt of @task, starting at 1.
+ *
+ * Returns: the attempt
+ */
+guint
+dvt_task_get_attempt (DvtTask *task)
+{
+  g_return_val_if_fail (DVT_IS_TASK (task), 0);
+
+  return task->attempt;
+}
+
+/**
+ * dvt_task_get_index:
+ * @task: a task
+ *
+ * Gets the position of @task in its map: the item a [callback@MapFunc]
+ * is asked to compute. It is 0 for a task that is not a map item.
+ *
+ * Returns: the index
+ */
+guint
+dvt_task_get_index (DvtTask *task)
+{
+  g_return_val_if_fail (DVT_IS_TASK (task), 0);
+
+  return task->index;
+}
+
+/**
+ * dvt_task_get_cancellable:
+ * @task: a task
+ *
+ * Gets the cancellable of @task, creating it if needed. It is cancelled
+ * when the task is cancelled, by [method@Task.cancel], by the cancellable
+ * given when the task was submitted, or by a shutdown that cancels
+ * pending work.
+ *
+ * The items of a map share the cancellable of the map.
+ *
+ * Returns: (transfer none): the cancellable
+ */
+GCancellable *
+dvt_task_get_cancellable (DvtTask *task)
+{
+  GCancellable *cancellable;
+  gboolean cancel;
+
+  g_return_val_if_fail (DVT_IS_TASK (task), NULL);
+
+  if (task->kind == DVT_TASK_KIND_ITEM)
+    return dvt_map_get_cancellable (task->map);
+
+  g_mutex_lock (&task->done.lock);
+  ensure_cancellable_locked (task);
+  cancellable = task->cancellable;
+  cancel = task->cancel_requested;
+  g_mutex_unlock (&task->done.lock);
+
+  if (cancel)
+    g_cancellable_cancel (cancellable);
+
+  return cancellable;
+}
+
+/**
+ * dvt_task_cancel:
+ * @task: a task
+ *
+ * Cancels @task. A task that has not started never starts. A running task
+ * has its cancellable cancelled, and it ends at once with
+ * %G_IO_ERROR_CANCELLED: waiters are released and the completion callback
+ * runs without waiting for the work. Work that ignores its cancellable
+ * keeps running in its thread; whatever it returns later is dropped and
+ * freed.
+ *
+ * Cancelling a task that has already ended does nothing.
+ */
+void
+dvt_task_cancel (DvtTask *task)
+{
+  GCancellable *cancellable = NULL;
+
+  g_return_if_fail (DVT_IS_TASK (task));
+
+  if (task->kind == DVT_TASK_KIND_ITEM)
+    {
+      dvt_map_cancel (task->map);
+      return;
+    }
+
+  g_mutex_lock (&task->done.lock);
+  task->cancel_requested = TRUE;
+  if (task->cancellable != NULL)
+    cancellable = g_object_ref (task->cancellable);
+  g_mutex_unlock (&task->done.lock);
+
+  if (cancellable != NULL)
+    {
+      g_cancellable_cancel (cancellable);
+      g_object_unref (cancellable);
+    }
+  else
+    on_own_cancelled (NULL, task);
+}
+
+/**
+ * dvt_task_get_completed:
+ * @task: a task
+ *
+ * Tells whether @task has ended, in success or failure.
+ *
+ * Returns: %TRUE once the task has a result
+ */
+gboolean
+dvt_task_get_completed (DvtTask *task)
+{
+  g_return_val_if_fail (DVT_IS_TASK (task), FALSE);
+
+  return dvt_task_get_state (task) == DVT_TASK_COMPLETED;
+}
+
+/**
+ * dvt_task_had_error:
+ * @task: a task
+ *
+ * Tells whether @task has ended with an error.
+ *
+ * Returns: %TRUE if the task failed
+ */
+gboolean
+dvt_task_had_error (DvtTask *task)
+{
+  g_return_val_if_fail (DVT_IS_TASK (task), FALSE);
+
+  return dvt_task_get_completed (task) && task->result.error != NULL;
+}
+
+/**
+ * dvt_task_wait:
+ * @task: a task
+ * @timeout: the longest time to wait, in seconds; 0 or less waits as long
+ *   as it takes
+ * @error: return location for a #GError
+ *
+ * Blocks until @task has ended, or @timeout passes. Any thread may wait,
+ * except the runtime's own loop thread (%DVT_ERROR_WOULD_DEADLOCK).
+ *
+ * The waiter spins briefly, then sleeps. A worker of the runtime that
+ * waits here lets the runtime start another worker, so nested waits never
+ * starve the pool. Waiting on a task whose async work runs on a context
+ * that this thread can acquire iterates that context meanwhile.
+ *
+ * This reports whether the task ended, not how: read the result with
+ * `dvt_task_propagate_*()`.
+ *
+ * Returns: %TRUE if the task has ended; %FALSE with
+ *   %G_IO_ERROR_TIMED_OUT if @timeout passed first
+ */
+gboolean
+dvt_task_wait (DvtTask  *task,
+               double    timeout,
+               GError  **error)
+{
+  gint64 deadline = -1;
+
+  g_return_val_if_fail (DVT_IS_TASK (task), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (timeout > 0)
+    deadline = g_get_monotonic_time () + (gint64) (timeout * G_USEC_PER_SEC);
+
+  return dvt_task_wait_internal (task, deadline, error);
+}
+
+static void
+return_result (DvtTask   *task,
+               DvtResult *result)
+{
+  dvt_task_finish (task, result, FALSE);
+}
+
+/**
+ * dvt_task_return_value:
+ * @task: a task
+ * @value: (nullable): the result, copied; %NULL for no value
+ *
+ * Completes @task with a copy of @value. This is the form language
+ * bindings use; from Python, pass any object.
+ */
+void
+dvt_task_return_value (DvtTask      *task,
+                       const GValue *value)
+{
+  DvtResult result = { G_VALUE_INIT, NULL, NULL };
+
+  g_return_if_fail (DVT_IS_TASK (task));
+
+  if (value != NULL && G_IS_VALUE (value))
+    {
+      g_value_init (&result.value, G_VALUE_TYPE (value));
+      g_value_copy (value, &result.value);
+    }
+
+  return_result (task, &result);
+}
+
+/**
+ * dvt_task_return_pointer:
+ * @task: a task
+ * @result: (nullable) (transfer full): the result
+ * @result_destroy: (nullable): frees @result if nobody takes it
+ *
+ * Completes @task with a pointer. The first call that reads it, whether
+ * [method@Task.propagate_pointer], [method@Task.propagate_value] or the
+ * result array of a map or gather, takes ownership of it; if nobody does,
+ * @result_destroy frees it with the task.
+ */
+void
+dvt_task_return_pointer (DvtTask        *task,
+                         gpointer        result,
+                         GDestroyNotify  result_destroy)
+{
+  DvtResult r = { G_VALUE_INIT, result_destroy, NULL };
+
+  g_return_if_fail (DVT_IS_TASK (task));
+
+  g_value_init (&r.value, G_TYPE_POINTER);
+  g_value_set_pointer (&r.value, result);
+  return_result (task, &r);
+}
+
+/**
+ * dvt_task_return_boolean:
+ * @task: a task
+ * @result: the result
+ *
+ * Completes @task with a boolean.
+ */
+void
+dvt_task_return_boolean (DvtTask  *task,
+                         gboolean  result)
+{
+  DvtResult r = { G_VALUE_INIT, NULL, NULL };
+
+  g_return_if_fail (DVT_IS_TASK (task));
+
+  g_value_init (&r.value, G_TYPE_BOOLEAN);
+  g_value_set_boolean (&r.value, result);
+  return_result (task, &r);
+}
+
+/**
+ * dvt_task_return_int:
+ * @task: a task
+ * @result: the result
+ *
+ * Completes @task with an integer, held as a #gint64.
+ */
+void
+dvt_task_return_int (DvtTask *task,
+                     gint64   result)
+{
+  DvtResult r = { G_VALUE_INIT, NULL, NULL };
+
+  g_return_if_fail (DVT_IS_TASK (task));
+
+  g_value_init (&r.value, G_TYPE_INT64);
+  g_value_set_int64 (&r.value, result);
+  return_result (task, &r);
+}
+
+/**
+ * dvt_task_return_error:
+ * @task: a task
+ * @error: (transfer full): the error
+ *
+ * Fails @task with @error, which reaches the caller unchanged: same
+ * domain, code and message.
+ */
+void
+dvt_task_return_error (DvtTask *task,
+                       GError  *error)
+{
+  g_return_if_fail (DVT_IS_TASK (task));
+  g_return_if_fail (error != NULL);
+
+  dvt_task_fail (task, error, FALSE);
+}
+
+/**
+ * dvt_task_return_new_error: (skip)
+ * @task: a task
+ * @domain: the error domain
+ * @code: the error code
+ * @format: printf()-style format of the message
+ * @...: its arguments
+ *
+ * Fails @task with a new error.
+ */
+void
+dvt_task_return_new_error (DvtTask    *task,
+                           GQuark      domain,
+                           int         code,
+                           const char *format,
+                           ...)
+{
+  GError *error;
+  va_list args;
+
+  g_return_if_fail (DVT_IS_TASK (task));
+  g_return_if_fail (format != NULL);
+
+  va_start (args, format);
+  error = g_error_new_valist (domain, code, format, args);
+  va_end (args);
+
+  dvt_task_fail (task, error, FALSE);
+}
+
+/* Ends with TRUE if the task succeeded; with FALSE and @error set if it
+ * failed or has not ended. */
+static gboolean
+check_result (DvtTask  *task,
+              GError  **error)
+{
+  if (dvt_task_get_state (task) != DVT_TASK_COMPLETED)
+    {
+      g_critical ("The result of task %" G_GUINT64_FORMAT " was read before "
+                  "it completed; wait for it first", task->id);
+      g_set_error_literal (error, DVT_ERROR, DVT_ERROR_FAILED,
+                           _("The task has not completed yet"));
+      return FALSE;
+    }
+
+  if (task->result.error != NULL)
+    {
+      g_propagate_error (error, g_error_copy (task->result.error));
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+/* Moves or copies the result into @value, which must be zeroed. A pointer
+ * result moves, once. */
+static void
+take_value (DvtTask *task,
+            GValue  *value)
+{
+  const GValue *src = &task->result.value;
+
+  if (!G_IS_VALUE (src))
+    return;
+
+  g_value_init (value, G_VALUE_TYPE (src));
+  if (G_VALUE_HOLDS_POINTER (src))
+    {
+      g_mutex_lock (&task->done.lock);
+      if (!task->pointer_taken)
+        {
+          task->pointer_taken = TRUE;
+          g_value_set_pointer (value, g_value_get_pointer (src));
+          task->result.destroy = NULL;
+        }
+      else
+        g_critical ("The pointer result of task %" G_GUINT64_FORMAT
+                    " was already taken", task->id);
+      g_mutex_unlock (&task->done.lock);
+    }
+  else
+    g_value_copy (src, value);
+}
+
+/**
+ * dvt_task_propagate_value:
+ * @task: a completed task
+ * @value: (out caller-allocates) (optional): an unset #GValue to receive
+ *   the result; it stays unset if the task completed with no value
+ * @error: return location for a #GError
+ *
+ * Reads the result of a completed task. The result is copied, so several
+ * readers each get one; a pointer result moves to the first reader.
+ *
+ * Returns: (skip): %TRUE if the task succeeded; %FALSE with its error if
+ *   it failed
+ */
+gboolean
+dvt_task_propagate_value (DvtTask  *task,
+                          GValue   *value,
+                          GError  **error)
+{
+  g_return_val_if_fail (DVT_IS_TASK (task), FALSE);
+  g_return_val_if_fail (value == NULL || !G_IS_VALUE (value), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!check_result (task, error))
+    return FALSE;
+
+  if (value != NULL)
+    take_value (task, value);
+
+  return TRUE;
+}
+
+/**
+ * dvt_task_propagate_pointer: (skip)
+ * @task: a completed task
+ * @error: return location for a #GError
+ *
+ * Takes the pointer result of a completed task, as
+ * g_task_propagate_pointer() does: the caller owns it afterwards.
+ *
+ * Returns: (transfer full) (nullable): the pointer, or %NULL with @error
+ *   set if the task failed
+ */
+gpointer
+dvt_task_propagate_pointer (DvtTask  *task,
+                            GError  **error)
+{
+  g_auto(GValue) value = G_VALUE_INIT;
+
+  g_return_val_if_fail (DVT_IS_TASK (task), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (!check_result (task, error))
+    return NULL;
+
+  take_value (task, &value);
+  if (!G_VALUE_HOLDS_POINTER (&value))
+    return NULL;
+
+  return g_value_get_pointer (&value);
+}
+
+/**
+ * dvt_task_propagate_boolean:
+ * @task: a completed task
+ * @error: return location for a #GError
+ *
+ * Reads the boolean result of a completed task.
+ *
+ * Returns: the result, or %FALSE with @error set if the task failed
+ */
+gboolean
+dvt_task_propagate_boolean (DvtTask  *task,
+                            GError  **error)
+{
+  g_return_val_if_fail (DVT_IS_TASK (task), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!check_result (task, error))
+    return FALSE;
+
+  return G_VALUE_HOLDS_BOOLEAN (&task->result.value) &&
+         g_value_get_boolean (&task->result.value);
+}
+
+/**
+ * dvt_task_propagate_int:
+ * @task: a completed task
+ * @error: return location for a #GError
+ *
+ * Reads the integer result of a completed task.
+ *
+ * Returns: the result, or -1 with @error set if the task failed
+ */
+gint64
+dvt_task_propagate_int (DvtTask  *task,
+                        GError  **error)
+{
+  const GValue *v;
+
+  g_return_val_if_fail (DVT_IS_TASK (task), -1);
+  g_return_val_if_fail (error == NULL || *error == NULL, -1);
+
+  if (!check_result (task, error))
+    return -1;
+
+  v = &task->result.value;
+  if (G_VALUE_HOLDS_INT64 (v))
+    return g_value_get_int64 (v);
+  if (G_VALUE_HOLDS_INT (v))
+    return g_value_get_int (v);
+  if (G_VALUE_HOLDS_UINT (v))
+    return g_value_get_uint (v);
+  if (G_VALUE_HOLDS_LONG (v))
+    return g_value_get_long (v);
+
+  return 0;
+}

@@ -1,0 +1,49 @@
+/* dvt-wait-private.h: one-shot events with spin-then-park waits
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* How long a waiter spins before it parks, and how long an idle worker
+ * spins before it parks. Short enough that an idle runtime costs nothing,
+ * long enough to cover a typical hand-off between two running cores. */
+#define DVT_SPIN_USEC 30
+
+static inline void
+dvt_cpu_relax (void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause ();
+#elif defined(__aarch64__)
+  __asm__ __volatile__ ("yield" ::: "memory");
+#else
+  __asm__ __volatile__ ("" ::: "memory");
+#endif
+}
+
+typedef struct
+{
+  int    set;      /* atomic */
+  int    n_parked; /* atomic */
+  GMutex lock;
+  GCond  cond;
+} DvtEvent;
+
+void     dvt_event_init  (DvtEvent *event);
+void     dvt_event_clear (DvtEvent *event);
+void     dvt_event_set   (DvtEvent *event);
+gboolean dvt_event_wait  (DvtEvent *event,
+                          gint64    deadline);
+
+static inline gboolean
+dvt_event_is_set (DvtEvent *event)
+{
+  return g_atomic_int_get (&event->set) != 0;
+}
+
+G_END_DECLS

@@ -1,0 +1,91 @@
+/* dvt-wait.c: one-shot events with spin-then-park waits
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "dvt-wait-private.h"
+#include "dvt-pool-private.h"
+
+void
+dvt_event_init (DvtEvent *event)
+{
+  event->set = 0;
+  event->n_parked = 0;
+  g_mutex_init (&event->lock);
+  g_cond_init (&event->cond);
+}
+
+void
+dvt_event_clear (DvtEvent *event)
+{
+  g_mutex_clear (&event->lock);
+  g_cond_clear (&event->cond);
+}
+
+/* The caller must keep the memory of @event alive for the whole call: a
+ * waiter may return (and free it) as soon as the flag is visible. */
+void
+dvt_event_set (DvtEvent *event)
+{
+  /* Both the store and the load are sequentially consistent: either a
+   * parking waiter sees the flag, or we see it parked and wake it. */
+  g_atomic_int_set (&event->set, 1);
+  if (g_atomic_int_get (&event->n_parked) > 0)
+    {
+      g_mutex_lock (&event->lock);
+      g_cond_broadcast (&event->cond);
+      g_mutex_unlock (&event->lock);
+    }
+}
+
+/* Waits until @event is set or the monotonic time @deadline (-1: none)
+ * passes. Returns %FALSE on timeout. A worker thread that parks here lets
+ * its pool start a compensating thread, so nested waits cannot starve it. */
+gboolean
+dvt_event_wait (DvtEvent *event,
+                gint64    deadline)
+{
+  gint64 spin_end = 0;
+  gboolean timed_out = FALSE;
+  DvtPool *pool;
+
+  for (guint i = 1;; i++)
+    {
+      if (dvt_event_is_set (event))
+        return TRUE;
+      dvt_cpu_relax ();
+      if ((i & 63) == 0)
+        {
+          gint64 now = g_get_monotonic_time ();
+
+          if (deadline >= 0 && now >= deadline)
+            return dvt_event_is_set (event);
+          if (spin_end == 0)
+            spin_end = now + DVT_SPIN_USEC;
+          else if (now >= spin_end)
+            break;
+        }
+    }
+
+  pool = dvt_pool_enter_blocking ();
+
+  g_atomic_int_inc (&event->n_parked);
+  g_mutex_lock (&event->lock);
+  while (!dvt_event_is_set (event))
+    {
+      if (deadline < 0)
+        g_cond_wait (&event->cond, &event->lock);
+      else if (!g_cond_wait_until (&event->cond, &event->lock, deadline) &&
+               g_get_monotonic_time () >= deadline)
+        {
+          timed_out = !dvt_event_is_set (event);
+          break;
+        }
+    }
+  g_mutex_unlock (&event->lock);
+  g_atomic_int_add (&event->n_parked, -1);
+
+  dvt_pool_leave_blocking (pool);
+
+  return !timed_out;
+}
