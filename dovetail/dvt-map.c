@@ -297,7 +297,8 @@ start_pump (DvtMail *mail)
 {
   DvtMap *map = G_STRUCT_MEMBER_P (mail, -G_STRUCT_OFFSET (DvtMap, start_mail));
 
-  dvt_task_mark_started (map->batch);
+  if (g_atomic_int_compare_and_exchange (&map->batch->state, DVT_TASK_NEW, DVT_TASK_RUNNING))
+    dvt_task_mark_started (map->batch);
   map_pump (map);
   dvt_map_unref (map);
 }
@@ -363,9 +364,10 @@ map_start (DvtRuntime          *self,
     }
   concurrency = resolve_concurrency (options, n_items);
 
-  /* Items share the batch's cancellable: make it before any item runs. */
-  if (cancellable != NULL)
-    dvt_task_get_cancellable (batch);
+  /* Items share the batch's cancellable: make it before any item runs,
+   * so that cancelling the map reaches the items already running. */
+  dvt_task_get_cancellable (batch);
+  dvt_task_connect_caller_cancellable (batch);
 
   if (n_items == 0)
     {
@@ -399,7 +401,8 @@ map_start (DvtRuntime          *self,
       map->chunk = CLAMP (n_items / (n_runners * 16), 1, 4096);
       map->n_runners = (int) n_runners;
       map->runners = g_new0 (DvtMapRunner, n_runners);
-      dvt_task_mark_started (batch);
+      if (g_atomic_int_compare_and_exchange (&batch->state, DVT_TASK_NEW, DVT_TASK_RUNNING))
+        dvt_task_mark_started (batch);
       for (guint i = 0; i < n_runners; i++)
         {
           map->runners[i].map = dvt_map_ref (map);

@@ -62,6 +62,9 @@ pool_start_thread (DvtPool *pool)
 {
   GError *error = NULL;
 
+  /* The new worker holds the owner from now on, not from when it starts:
+   * the owner must outlive a thread that has been asked for. */
+  pool->hold (pool->owner);
   if (!g_thread_pool_push (pool->threads, pool, &error))
     {
       /* The GThreadPool is unbounded: this only fails if the system
@@ -77,7 +80,6 @@ pool_worker (gpointer data,
   DvtPool *pool = data;
   gpointer owner = pool->owner;
 
-  pool->hold (owner);
   current_pool = pool;
 
   g_mutex_lock (&pool->lock);

@@ -57,13 +57,13 @@ struct _DvtTask
 
   int                  state;       /* DvtTaskState, atomic */
   int                  completing;  /* atomic: 1 once a result is claimed */
-  guint                kind : 3;
-  guint                by_runtime : 1;
-  guint                was_started : 1;
-  guint                is_live : 1;
-  guint                accepted : 1;
-  guint                pointer_taken : 1;
-  guint                cancel_requested : 1;
+  /* Separate bytes, not bit-fields: different threads write them. */
+  guint8               kind;
+  guint8               by_runtime;
+  guint8               is_live;
+  guint8               accepted;
+  guint8               pointer_taken;
+  guint8               cancel_requested;
   /* References the runtime itself holds while the work function runs; if
    * the count falls back to this, nothing else can complete the task. */
   guint                internal_refs;
@@ -111,6 +111,7 @@ void      dvt_task_set_callback      (DvtTask             *task,
 void      dvt_task_set_run_context   (DvtTask             *task,
                                       GMainContext        *context);
 void      dvt_task_dispatch          (DvtTask             *task);
+void      dvt_task_connect_caller_cancellable (DvtTask    *task);
 gboolean  dvt_task_wait_internal     (DvtTask             *task,
                                       gint64               deadline,
                                       GError             **error);

@@ -222,8 +222,8 @@ dvt_task_new (DvtRuntime   *runtime,
 
 /* Called once the task is accepted: a cancellable that is already
  * cancelled ends the task at once. */
-static void
-connect_caller_cancellable (DvtTask *task)
+void
+dvt_task_connect_caller_cancellable (DvtTask *task)
 {
   if (task->caller_cancellable == NULL)
     return;
@@ -263,10 +263,12 @@ dvt_task_set_run_context (DvtTask      *task,
   task->run_mailbox = dvt_core_acquire_mailbox (task->core, context);
 }
 
+/* Counts an attempt that has started: the caller moved the task to
+ * DVT_TASK_RUNNING. If the task ends meanwhile, its end already took it
+ * off the running count, which is then briefly low, never left high. */
 void
 dvt_task_mark_started (DvtTask *task)
 {
-  task->was_started = TRUE;
   DVT_COUNTER_ADD (&task->core->n_started, 1);
   DVT_COUNTER_ADD (&task->core->n_running, 1);
 }
@@ -350,7 +352,7 @@ dvt_task_dispatch (DvtTask *task)
 {
   g_assert (task->kind == DVT_TASK_KIND_THREAD || task->kind == DVT_TASK_KIND_ASYNC);
 
-  connect_caller_cancellable (task);
+  dvt_task_connect_caller_cancellable (task);
 
   if (!g_atomic_int_compare_and_exchange (&task->state, DVT_TASK_NEW, DVT_TASK_QUEUED))
     return;  /* already ended (cancelled) */
@@ -385,7 +387,8 @@ deliver_callback (DvtMail *mail)
 }
 
 static void
-count_end (DvtTask *task)
+count_end (DvtTask      *task,
+           DvtTaskState  previous)
 {
   DvtCore *core = task->core;
   const GError *error = task->result.error;
@@ -393,7 +396,7 @@ count_end (DvtTask *task)
   if (!task->accepted)
     return;
 
-  if (task->was_started)
+  if (previous == DVT_TASK_RUNNING)
     DVT_COUNTER_ADD (&core->n_running, -1);
 
   if (error == NULL)
@@ -413,6 +416,7 @@ dvt_task_finish (DvtTask   *task,
                  gboolean   by_runtime)
 {
   DvtTaskHookNode *hooks;
+  DvtTaskState previous;
 
   g_object_ref (task);
 
@@ -437,9 +441,10 @@ dvt_task_finish (DvtTask   *task,
 
   task->result = *result;
   memset (result, 0, sizeof *result);
-  count_end (task);
 
-  g_atomic_int_set (&task->state, DVT_TASK_COMPLETED);
+  previous = (DvtTaskState) __atomic_exchange_n (&task->state, DVT_TASK_COMPLETED,
+                                                 __ATOMIC_SEQ_CST);
+  count_end (task, previous);
   dvt_event_set (&task->done);
   if (task->run_context != NULL)
     g_main_context_wakeup (task->run_context);
