@@ -243,8 +243,7 @@ run_items (DvtJob *job)
           if (item == NULL)
             item = new_item (map);
           item->index = i;
-          item->by_runtime = FALSE;
-          g_atomic_int_set (&item->completing, 0);
+          g_atomic_int_set (&item->completing, DVT_CLAIMED_NOT);
 
           map->func (item, cancellable, map->func_data, &error);
           dvt_task_check_returned (item, error);

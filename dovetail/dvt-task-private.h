@@ -23,6 +23,14 @@ typedef enum
   DVT_TASK_COMPLETED,
 } DvtTaskState;
 
+/* Who claimed the right to complete a task. */
+typedef enum
+{
+  DVT_CLAIMED_NOT = 0,
+  DVT_CLAIMED_BY_WORK,
+  DVT_CLAIMED_BY_RUNTIME,
+} DvtClaim;
+
 typedef enum
 {
   DVT_TASK_KIND_THREAD,     /* a DvtThreadFunc on a worker */
@@ -56,10 +64,9 @@ struct _DvtTask
   guint                index;
 
   int                  state;       /* DvtTaskState, atomic */
-  int                  completing;  /* atomic: 1 once a result is claimed */
+  int                  completing;  /* atomic: DvtClaim */
   /* Separate bytes, not bit-fields: different threads write them. */
   guint8               kind;
-  guint8               by_runtime;
   guint8               is_live;
   guint8               accepted;
   guint8               pointer_taken;
@@ -143,6 +150,12 @@ static inline gboolean
 dvt_task_is_claimed (DvtTask *task)
 {
   return g_atomic_int_get (&task->completing) != 0;
+}
+
+static inline gboolean
+dvt_task_claimed_by_runtime (DvtTask *task)
+{
+  return g_atomic_int_get (&task->completing) == DVT_CLAIMED_BY_RUNTIME;
 }
 
 static inline guint

@@ -285,7 +285,7 @@ dvt_task_check_returned (DvtTask *task,
     {
       if (dvt_task_is_claimed (task))
         {
-          if (!task->by_runtime)
+          if (g_atomic_int_get (&task->completing) == DVT_CLAIMED_BY_WORK)
             g_critical ("A work function completed task %" G_GUINT64_FORMAT
                         " and also failed with “%s”; the error is dropped",
                         task->id, error->message);
@@ -420,17 +420,19 @@ dvt_task_finish (DvtTask   *task,
 
   g_object_ref (task);
 
-  if (!g_atomic_int_compare_and_exchange (&task->completing, 0, 1))
+  /* The claim records who won, so that a loser reads it atomically. */
+  if (!g_atomic_int_compare_and_exchange (&task->completing, 0,
+                                          by_runtime ? DVT_CLAIMED_BY_RUNTIME
+                                                     : DVT_CLAIMED_BY_WORK))
     {
-      if (!by_runtime && !task->by_runtime)
+      if (!by_runtime &&
+          g_atomic_int_get (&task->completing) == DVT_CLAIMED_BY_WORK)
         g_critical ("Task %" G_GUINT64_FORMAT " was completed twice; "
                     "the second result is dropped", task->id);
       dvt_result_clear (result);
       g_object_unref (task);
       return;
     }
-
-  task->by_runtime = by_runtime;
 
   if (task->kind == DVT_TASK_KIND_ITEM)
     {
