@@ -1,0 +1,397 @@
+/* test-vala.vala: Dovetail from Vala, through the generated dovetail-1.vapi
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Every check runs even when an earlier one failed; the program exits 1 if
+ * any failed, and a watchdog thread ends it if the runtime ever hangs.
+ */
+
+static int n_failed = 0;
+static int n_checks = 0;
+
+static void check (bool ok, string what) {
+    n_checks++;
+    if (ok) {
+        print ("ok %d - %s\n", n_checks, what);
+    } else {
+        n_failed++;
+        print ("not ok %d - %s\n", n_checks, what);
+    }
+}
+
+static void unexpected (GLib.Error e, string where) {
+    check (false, "%s: unexpected error %s %d: %s".printf (where, e.domain.to_string (), e.code, e.message));
+}
+
+static int64 value_int (GLib.Value v) {
+    if (v.holds (typeof (int64)))
+        return v.get_int64 ();
+    if (v.holds (typeof (int)))
+        return v.get_int ();
+    return int64.MIN;
+}
+
+/* to_thread_blocking with a Vala closure: the delegate captures locals and
+ * returns a value through the task. */
+static void test_to_thread_blocking (Dvt.Runtime rt) {
+    int base_value = 40;
+    bool ran_on_worker = false;
+    unowned Thread<void*> caller = Thread.self<void*> ();
+
+    try {
+        Value result;
+        bool ok = rt.to_thread_blocking ((task, cancellable) => {
+            ran_on_worker = Thread.self<void*> () != caller;
+            task.return_int (base_value + 2);
+        }, null, null, out result);
+        check (ok, "to_thread_blocking returns true");
+        check (value_int (result) == 42, "to_thread_blocking: closure result is 42 (got %s)".printf (result.strdup_contents ()));
+        check (ran_on_worker, "to_thread_blocking: the closure ran on a worker thread");
+    } catch (GLib.Error e) {
+        unexpected (e, "to_thread_blocking");
+    }
+
+    /* A string result, through return_value */
+    try {
+        Value result;
+        rt.to_thread_blocking ((task, cancellable) => {
+            Value v = Value (typeof (string));
+            v.set_string ("from vala");
+            task.return_value (v);
+        }, null, null, out result);
+        check (result.holds (typeof (string)) && result.get_string () == "from vala",
+               "to_thread_blocking: return_value carries a string");
+    } catch (GLib.Error e) {
+        unexpected (e, "to_thread_blocking (string)");
+    }
+}
+
+/* map_blocking: ordered results, with at most max_concurrency items at once */
+static void test_map_blocking (Dvt.Runtime rt) {
+    uint N = 64;
+    int LIMIT = 2;
+    int in_flight = 0;
+    int peak = 0;
+
+    var opts = new Dvt.Options ();
+    opts.max_concurrency = LIMIT;
+
+    try {
+        var results = rt.map_blocking (N, (task, cancellable) => {
+            int now = AtomicInt.add (ref in_flight, 1) + 1;
+            int seen = AtomicInt.get (ref peak);
+            while (now > seen && !AtomicInt.compare_and_exchange (ref peak, seen, now))
+                seen = AtomicInt.get (ref peak);
+            /* Finish out of order: early items take longer. */
+            Thread.usleep ((N - task.get_index ()) * 50);
+            AtomicInt.add (ref in_flight, -1);
+            task.return_int ((int64) task.get_index () * task.get_index ());
+        }, opts, null);
+
+        check (results.length == N, "map_blocking: %u results (got %u)".printf (N, results.length));
+        /* The VAPI types the result as GLib.Array<GLib.Value?>, which Vala
+         * reads as an array of GValue pointers (g_array_index (a, GValue*,
+         * i)) and crashes on; the C array holds GValue structs, so view it
+         * as GLib.Array<GLib.Value>. See tests/vala/README. */
+        unowned GLib.Array<GLib.Value> slots = (GLib.Array<GLib.Value>) results;
+        bool ordered = true;
+        for (uint i = 0; i < slots.length; i++) {
+            unowned Value v = slots.index (i);
+            if (value_int (v) != (int64) i * i) {
+                ordered = false;
+                print ("# slot %u holds %s\n", i, v.strdup_contents ());
+                break;
+            }
+        }
+        check (ordered, "map_blocking: results in index order");
+        check (AtomicInt.get (ref peak) <= LIMIT,
+               "map_blocking: peak in flight %d <= max_concurrency %d".printf (AtomicInt.get (ref peak), LIMIT));
+        check (AtomicInt.get (ref peak) >= 1, "map_blocking: items ran");
+    } catch (GLib.Error e) {
+        unexpected (e, "map_blocking");
+    }
+}
+
+/* submit returns a future: wait for it, then read it */
+static void test_submit_wait_propagate (Dvt.Runtime rt) {
+    try {
+        var task = rt.submit ((task, cancellable) => {
+            Thread.usleep (2000);
+            task.return_int (7);
+        }, null, null);
+        check (task.get_id () > 0, "submit: the task has an id");
+        check (task.wait (30.0), "submit: wait reports the task ended");
+        check (task.get_completed (), "submit: the task is completed");
+        check (!task.had_error (), "submit: the task did not fail");
+        check (task.propagate_int () == 7, "submit: propagate_int gives 7");
+
+        Value v;
+        check (task.propagate_value (out v), "submit: propagate_value succeeds");
+        check (value_int (v) == 7, "submit: propagate_value gives 7 too");
+    } catch (GLib.Error e) {
+        unexpected (e, "submit");
+    }
+}
+
+/* An error thrown from the work reaches the caller unchanged */
+static void test_errors (Dvt.Runtime rt) {
+    try {
+        Value v;
+        rt.to_thread_blocking ((task, cancellable) => {
+            throw new IOError.PERMISSION_DENIED ("no access to %s", "the vault");
+        }, null, null, out v);
+        check (false, "to_thread_blocking: a thrown error is raised");
+    } catch (IOError.PERMISSION_DENIED e) {
+        check (e.message == "no access to the vault",
+               "to_thread_blocking: thrown IOError reaches the caller with its message (%s)".printf (e.message));
+    } catch (GLib.Error e) {
+        unexpected (e, "to_thread_blocking (thrown)");
+    }
+
+    /* return_error from a submitted task, read through propagate */
+    try {
+        var task = rt.submit ((task, cancellable) => {
+            task.return_error (new IOError.NOT_FOUND ("nothing here"));
+        }, null, null);
+        task.wait (30.0);
+        check (task.had_error (), "submit: had_error after return_error");
+        try {
+            task.propagate_int ();
+            check (false, "submit: propagate_int raises the work's error");
+        } catch (IOError.NOT_FOUND e) {
+            check (e.message == "nothing here", "submit: propagate_int raises IOError.NOT_FOUND unchanged");
+        }
+    } catch (GLib.Error e) {
+        unexpected (e, "submit (error)");
+    }
+
+    /* A map whose item throws fails as a whole with that error */
+    try {
+        rt.map_blocking (8, (task, cancellable) => {
+            if (task.get_index () == 5)
+                throw new ConvertError.ILLEGAL_SEQUENCE ("bad item %u", task.get_index ());
+            task.return_int (task.get_index ());
+        }, null, null);
+        check (false, "map_blocking: a failing item fails the map");
+    } catch (ConvertError.ILLEGAL_SEQUENCE e) {
+        check (e.message == "bad item 5", "map_blocking: the item's error reaches the caller (%s)".printf (e.message));
+    } catch (GLib.Error e) {
+        unexpected (e, "map_blocking (error)");
+    }
+
+    /* A thread function that neither returns nor throws */
+    try {
+        Value v;
+        rt.to_thread_blocking ((task, cancellable) => {
+            /* forgets to complete the task */
+        }, null, null, out v);
+        check (false, "to_thread_blocking: an uncompleted task fails");
+    } catch (Dvt.Error.NOT_COMPLETED e) {
+        check (true, "to_thread_blocking: an uncompleted task fails with Dvt.Error.NOT_COMPLETED");
+    } catch (GLib.Error e) {
+        unexpected (e, "to_thread_blocking (not completed)");
+    }
+}
+
+/* to_thread_async as a Vala async method: the work runs on a worker, the
+ * completion comes back on this thread's main context. */
+static async void to_thread_async_run (Dvt.Runtime rt, MainLoop loop) {
+    unowned Thread<void*> caller = Thread.self<void*> ();
+    bool on_worker = false;
+
+    try {
+        Value v;
+        yield rt.to_thread_async ((task, cancellable) => {
+            on_worker = Thread.self<void*> () != caller;
+            task.return_int (99);
+        }, null, null, out v);
+        check (value_int (v) == 99, "to_thread_async: yield gives the result (%s)".printf (v.strdup_contents ()));
+        check (on_worker, "to_thread_async: the work ran on a worker thread");
+        check (Thread.self<void*> () == caller, "to_thread_async: resumed on the caller's thread");
+    } catch (GLib.Error e) {
+        unexpected (e, "to_thread_async");
+    }
+
+    try {
+        Value v;
+        yield rt.to_thread_async ((task, cancellable) => {
+            throw new IOError.TIMED_OUT ("too slow");
+        }, null, null, out v);
+        check (false, "to_thread_async: a thrown error is raised by the finish");
+    } catch (IOError.TIMED_OUT e) {
+        check (e.message == "too slow", "to_thread_async: the work's IOError reaches the caller");
+    } catch (GLib.Error e) {
+        unexpected (e, "to_thread_async (error)");
+    }
+
+    loop.quit ();
+}
+
+static void test_to_thread_async (Dvt.Runtime rt) {
+    var ctx = new MainContext ();
+    ctx.push_thread_default ();
+    var loop = new MainLoop (ctx, false);
+    to_thread_async_run.begin (rt, loop);
+    loop.run ();
+    ctx.pop_thread_default ();
+}
+
+/* schedule: an async function that completes its task later, from a
+ * timeout on the context it started on (the runtime's loop thread). The
+ * closure keeps the task alive by capturing it. */
+static void test_schedule (Dvt.Runtime rt) {
+    try {
+        var task = rt.schedule ((task, cancellable) => {
+            var source = new TimeoutSource (5);
+            source.set_callback (() => {
+                task.return_int (123);
+                return Source.REMOVE;
+            });
+            source.attach (MainContext.get_thread_default ());
+        }, null, null);
+        check (task.wait (30.0), "schedule: wait reports the task ended");
+        check (task.propagate_int () == 123, "schedule: a late completion from a timeout gives 123");
+    } catch (GLib.Error e) {
+        unexpected (e, "schedule");
+    }
+}
+
+/* gather_blocking: several futures, results in the order given */
+static void test_gather (Dvt.Runtime rt) {
+    try {
+        Dvt.Task[] tasks = {};
+        for (int i = 0; i < 4; i++) {
+            int n = i;
+            tasks += rt.submit ((task, cancellable) => {
+                Thread.usleep ((4 - n) * 1000);
+                task.return_int (n * 10);
+            }, null, null);
+        }
+        var results = rt.gather_blocking (tasks, null, null);
+        unowned GLib.Array<GLib.Value> slots = (GLib.Array<GLib.Value>) results;
+        bool ok = slots.length == 4;
+        for (uint i = 0; ok && i < slots.length; i++)
+            ok = value_int (slots.index (i)) == i * 10;
+        check (ok, "gather_blocking: results in the order of the tasks");
+    } catch (GLib.Error e) {
+        unexpected (e, "gather_blocking");
+    }
+}
+
+/* An owned (notified) closure is released once the task is done with it:
+ * what it captured is freed. */
+static int closure_released = 0;
+
+static void test_closure_released (Dvt.Runtime rt) {
+
+    try {
+        var captured = new Object ();
+        captured.weak_ref (() => { AtomicInt.set (ref closure_released, 1); });
+        var task = rt.submit ((task, cancellable) => {
+            task.return_boolean (captured != null);
+        }, null, null);
+        captured = null;
+        task.wait (30.0);
+        check (task.propagate_boolean (), "submit: closure saw its captured object");
+        task = null;
+    } catch (GLib.Error e) {
+        unexpected (e, "submit (closure release)");
+    }
+
+    for (int i = 0; i < 1000 && AtomicInt.get (ref closure_released) == 0; i++)
+        Thread.usleep (1000);
+    check (AtomicInt.get (ref closure_released) != 0,
+           "submit: the closure and what it captured are freed after the task");
+}
+
+/* The counters after the runs above; the runtime is idle by now. Per the
+ * DvtStats docs, each task, each map and each gather counts once in
+ * queued. */
+static void test_stats (Dvt.Runtime rt, uint64 expect_queued, uint64 expect_done, uint64 expect_error) {
+    Dvt.Stats stats = rt.get_stats ();
+
+    print ("# stats: queued %llu started %llu done %llu error %llu cancelled %llu running %llu pending %llu\n",
+           stats.queued, stats.started, stats.done, stats.error, stats.cancelled, stats.running, stats.pending);
+    check (stats.queued == expect_queued,
+           "stats: queued %llu == %llu (every task, map and gather once)".printf (stats.queued, expect_queued));
+    check (stats.done == expect_done, "stats: done %llu == %llu".printf (stats.done, expect_done));
+    check (stats.error == expect_error, "stats: error %llu == %llu".printf (stats.error, expect_error));
+    check (stats.cancelled == 0, "stats: nothing cancelled");
+    check (stats.running == 0, "stats: nothing running once idle");
+    check (stats.pending == 0, "stats: nothing pending once idle");
+    check (stats.queued == stats.done + stats.error + stats.cancelled,
+           "stats: queued == done + error + cancelled once idle");
+    check (stats.started >= stats.done + stats.error, "stats: every ended task was started");
+}
+
+/* shutdown, then every entry point fails with Dvt.Error.CLOSED */
+static void test_shutdown (Dvt.Runtime rt) {
+    check (!rt.is_shutdown (), "shutdown: not shut down before");
+    rt.shutdown (true, false);
+    check (rt.is_shutdown (), "shutdown: is_shutdown afterwards");
+    rt.shutdown (true, false);
+    check (rt.is_shutdown (), "shutdown: a second call is harmless");
+
+    try {
+        var task = rt.submit ((task, cancellable) => { task.return_int (1); }, null, null);
+        check (false, "shutdown: submit fails afterwards (got task %llu)".printf (task.get_id ()));
+    } catch (Dvt.Error.CLOSED e) {
+        check (true, "shutdown: submit fails with Dvt.Error.CLOSED");
+    } catch (GLib.Error e) {
+        unexpected (e, "submit after shutdown");
+    }
+
+    try {
+        Value v;
+        rt.to_thread_blocking ((task, cancellable) => { task.return_int (1); }, null, null, out v);
+        check (false, "shutdown: to_thread_blocking fails afterwards");
+    } catch (Dvt.Error.CLOSED e) {
+        check (true, "shutdown: to_thread_blocking fails with Dvt.Error.CLOSED");
+    } catch (GLib.Error e) {
+        unexpected (e, "to_thread_blocking after shutdown");
+    }
+
+    try {
+        rt.map_blocking (3, (task, cancellable) => { task.return_int (1); }, null, null);
+        check (false, "shutdown: map_blocking fails afterwards");
+    } catch (Dvt.Error.CLOSED e) {
+        check (true, "shutdown: map_blocking fails with Dvt.Error.CLOSED");
+    } catch (GLib.Error e) {
+        unexpected (e, "map_blocking after shutdown");
+    }
+}
+
+static void* watchdog () {
+    Thread.usleep (60 * 1000000);
+    printerr ("test-vala: watchdog: no result after 60 s, giving up\n");
+    Process.exit (1);
+}
+
+public static int main (string[] args) {
+    new Thread<void*> ("watchdog", watchdog);
+
+    var rt = new Dvt.Runtime (4);
+    check (rt.get_max_workers () == 4, "runtime: max_workers is 4");
+
+    test_to_thread_blocking (rt);
+    test_map_blocking (rt);
+    test_submit_wait_propagate (rt);
+    test_errors (rt);
+    test_to_thread_async (rt);
+    test_schedule (rt);
+    test_gather (rt);
+    test_closure_released (rt);
+    /* queued: to_thread_blocking x2, map, submit (4); errors: 4 calls (8);
+     * to_thread_async x2 (10); schedule (11); 4 submits and a gather (16);
+     * submit (17). The 5 that failed are the 4 of test_errors and one
+     * to_thread_async. */
+    test_stats (rt, 17, 12, 5);
+    test_shutdown (rt);
+
+    print ("1..%d\n", n_checks);
+    if (n_failed > 0) {
+        printerr ("test-vala: %d of %d checks failed\n", n_failed, n_checks);
+        return 1;
+    }
+    return 0;
+}
