@@ -1,0 +1,874 @@
+/* test-task.c: tasks as futures (submit, schedule, wait, cancel, read)
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include <dovetail.h>
+#include <string.h>
+
+/* ---- helpers ----------------------------------------------------------- */
+
+GQuark test_error_quark (void);
+G_DEFINE_QUARK (dovetail-test-error-quark, test_error)
+#define TEST_ERROR (test_error_quark ())
+
+static double slow = 1.0;
+
+#define POLL_UNTIL(expr, seconds)                                            \
+  ({                                                                         \
+    gint64 _end = g_get_monotonic_time () +                                  \
+                  (gint64) ((seconds) * slow * G_USEC_PER_SEC);              \
+    gboolean _ok;                                                            \
+    while (!(_ok = !!(expr)) && g_get_monotonic_time () < _end)              \
+      g_usleep (500);                                                        \
+    _ok;                                                                     \
+  })
+
+typedef struct
+{
+  GMutex   lock;
+  GCond    cond;
+  gboolean open;
+} Gate;
+
+static void
+gate_init (Gate *gate)
+{
+  g_mutex_init (&gate->lock);
+  g_cond_init (&gate->cond);
+  gate->open = FALSE;
+}
+
+static void
+gate_clear (Gate *gate)
+{
+  g_mutex_clear (&gate->lock);
+  g_cond_clear (&gate->cond);
+}
+
+static void
+gate_open (Gate *gate)
+{
+  g_mutex_lock (&gate->lock);
+  gate->open = TRUE;
+  g_cond_broadcast (&gate->cond);
+  g_mutex_unlock (&gate->lock);
+}
+
+static void
+gate_wait (Gate *gate)
+{
+  g_mutex_lock (&gate->lock);
+  while (!gate->open)
+    g_cond_wait (&gate->cond, &gate->lock);
+  g_mutex_unlock (&gate->lock);
+}
+
+static gboolean
+is_valgrind (void)
+{
+  return g_getenv ("DVT_TEST_VALGRIND") != NULL;
+}
+
+/* A work function that blocks until its gate opens, ignoring
+ * cancellation, and reports what it saw. */
+typedef struct
+{
+  Gate     gate;
+  int      started;
+  int      finished;
+  int      saw_cancelled;
+  int      destroyed;
+  gint64   result;
+} Blocker;
+
+static void
+blocker_init (Blocker *b,
+              gint64   result)
+{
+  memset (b, 0, sizeof *b);
+  gate_init (&b->gate);
+  b->result = result;
+}
+
+static void
+blocker_destroyed (gpointer data)
+{
+  Blocker *b = data;
+
+  g_atomic_int_inc (&b->destroyed);
+}
+
+static void
+work_blocker (DvtTask      *task,
+              GCancellable *cancellable,
+              gpointer      user_data,
+              GError      **error)
+{
+  Blocker *b = user_data;
+
+  g_atomic_int_inc (&b->started);
+  gate_wait (&b->gate);
+  if (cancellable != NULL && g_cancellable_is_cancelled (cancellable))
+    g_atomic_int_inc (&b->saw_cancelled);
+  /* A pointer result that nobody will read once the task was cancelled:
+   * it must be freed anyway. */
+  if (b->result < 0)
+    dvt_task_return_pointer (task, g_strdup ("late result"), g_free);
+  else
+    dvt_task_return_int (task, b->result);
+  g_atomic_int_inc (&b->finished);
+}
+
+typedef struct
+{
+  int calls;
+  int destroyed;
+} Counter;
+
+static void
+work_count (DvtTask      *task,
+            GCancellable *cancellable,
+            gpointer      user_data,
+            GError      **error)
+{
+  Counter *counter = user_data;
+
+  dvt_task_return_int (task, g_atomic_int_add (&counter->calls, 1) + 1);
+}
+
+static void
+count_destroy (gpointer data)
+{
+  Counter *counter = data;
+
+  g_atomic_int_inc (&counter->destroyed);
+}
+
+/* ---- futures ----------------------------------------------------------- */
+
+static void
+work_int (DvtTask      *task,
+          GCancellable *cancellable,
+          gpointer      user_data,
+          GError      **error)
+{
+  dvt_task_return_int (task, GPOINTER_TO_INT (user_data));
+}
+
+static void
+test_submit_value (void)
+{
+  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(DvtTask) task = NULL;
+
+  task = dvt_runtime_submit (rt, work_int, GINT_TO_POINTER (1234), NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (task);
+  g_assert_true (dvt_task_get_runtime (task) == rt);
+
+  g_assert_true (dvt_task_wait (task, 0, &error));
+  g_assert_no_error (error);
+  g_assert_true (dvt_task_get_completed (task));
+  g_assert_false (dvt_task_had_error (task));
+  g_assert_cmpint (dvt_task_propagate_int (task, &error), ==, 1234);
+  g_assert_no_error (error);
+  /* Reading again gives the same copy. */
+  g_assert_cmpint (dvt_task_propagate_int (task, &error), ==, 1234);
+  /* Waiting again on an ended task returns at once. */
+  g_assert_true (dvt_task_wait (task, 0.001, &error));
+  g_assert_no_error (error);
+}
+
+static gboolean
+schedule_later_cb (gpointer user_data)
+{
+  DvtTask *task = user_data;
+
+  dvt_task_return_int (task, 77);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+async_later (DvtTask      *task,
+             GCancellable *cancellable,
+             gpointer      user_data,
+             GError      **error)
+{
+  GSource *source = g_timeout_source_new (10);
+
+  g_source_set_callback (source, schedule_later_cb, g_object_ref (task), g_object_unref);
+  g_source_attach (source, g_main_context_get_thread_default ());
+  g_source_unref (source);
+}
+
+static void
+test_schedule_value (void)
+{
+  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(DvtTask) task = NULL;
+  Counter counter = { 0, 0 };
+
+  task = dvt_runtime_schedule (rt, async_later, &counter, count_destroy, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (task);
+  g_assert_true (dvt_task_wait (task, 0, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (dvt_task_propagate_int (task, &error), ==, 77);
+  g_assert_no_error (error);
+
+  g_clear_object (&task);
+  g_assert_true (POLL_UNTIL (g_atomic_int_get (&counter.destroyed) == 1, 20));
+}
+
+static void
+test_wait_timeout (void)
+{
+  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(DvtTask) task = NULL;
+  Blocker b;
+
+  blocker_init (&b, 5);
+  task = dvt_runtime_submit (rt, work_blocker, &b, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+
+  g_assert_false (dvt_task_wait (task, 0.05, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+  g_clear_error (&error);
+  g_assert_false (dvt_task_get_completed (task));
+
+  /* A timed-out wait does not end the task. */
+  gate_open (&b.gate);
+  g_assert_true (dvt_task_wait (task, 30.0 * slow, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (dvt_task_propagate_int (task, &error), ==, 5);
+  g_assert_no_error (error);
+  g_assert_cmpint (b.saw_cancelled, ==, 0);
+
+  gate_clear (&b.gate);
+}
+
+typedef struct
+{
+  DvtTask *task;
+  int      ok;
+  gint64   value;
+} Waiter;
+
+static gpointer
+waiter_thread (gpointer data)
+{
+  Waiter *w = data;
+  g_autoptr(GError) error = NULL;
+
+  if (dvt_task_wait (w->task, 0, &error))
+    {
+      w->value = dvt_task_propagate_int (w->task, &error);
+      w->ok = error == NULL;
+    }
+
+  return NULL;
+}
+
+static void
+test_wait_many_threads (void)
+{
+  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(DvtTask) task = NULL;
+  Waiter waiters[6];
+  GThread *threads[6];
+  Blocker b;
+
+  blocker_init (&b, 31);
+  task = dvt_runtime_submit (rt, work_blocker, &b, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+
+  for (guint i = 0; i < G_N_ELEMENTS (waiters); i++)
+    {
+      waiters[i] = (Waiter) { task, FALSE, 0 };
+      threads[i] = g_thread_new ("waiter", waiter_thread, &waiters[i]);
+    }
+  /* Let them park. */
+  g_usleep (20000);
+  for (guint i = 0; i < G_N_ELEMENTS (waiters); i++)
+    g_assert_false (g_atomic_int_get (&waiters[i].ok));
+
+  gate_open (&b.gate);
+  for (guint i = 0; i < G_N_ELEMENTS (waiters); i++)
+    {
+      g_thread_join (threads[i]);
+      g_assert_true (waiters[i].ok);
+      g_assert_cmpint (waiters[i].value, ==, 31);
+    }
+
+  gate_clear (&b.gate);
+}
+
+/* ---- reading results --------------------------------------------------- */
+
+typedef enum
+{
+  KIND_INT,
+  KIND_BOOLEAN,
+  KIND_STRING_VALUE,
+  KIND_OBJECT_VALUE,
+  KIND_POINTER,
+  KIND_ERROR,
+  KIND_NOTHING_VALUE,
+} ResultKind;
+
+static void
+work_kind (DvtTask      *task,
+           GCancellable *cancellable,
+           gpointer      user_data,
+           GError      **error)
+{
+  g_auto(GValue) v = G_VALUE_INIT;
+
+  switch ((ResultKind) GPOINTER_TO_INT (user_data))
+    {
+    case KIND_INT:
+      dvt_task_return_int (task, G_GINT64_CONSTANT (-9000000000));
+      break;
+    case KIND_BOOLEAN:
+      dvt_task_return_boolean (task, TRUE);
+      break;
+    case KIND_STRING_VALUE:
+      g_value_init (&v, G_TYPE_STRING);
+      g_value_set_string (&v, "héllo");
+      dvt_task_return_value (task, &v);
+      break;
+    case KIND_OBJECT_VALUE:
+      {
+        g_autoptr(GCancellable) object = g_cancellable_new ();
+
+        g_value_init (&v, G_TYPE_CANCELLABLE);
+        g_value_set_object (&v, object);
+        dvt_task_return_value (task, &v);
+      }
+      break;
+    case KIND_POINTER:
+      dvt_task_return_pointer (task, g_strdup ("pointer"), g_free);
+      break;
+    case KIND_ERROR:
+      g_set_error (error, TEST_ERROR, 3, "kind error %d", 3);
+      break;
+    case KIND_NOTHING_VALUE:
+      dvt_task_return_value (task, NULL);
+      break;
+    }
+}
+
+static DvtTask *
+run_kind (DvtRuntime *rt,
+          ResultKind  kind)
+{
+  g_autoptr(GError) error = NULL;
+  DvtTask *task;
+
+  task = dvt_runtime_submit (rt, work_kind, GINT_TO_POINTER (kind), NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (dvt_task_wait (task, 0, &error));
+  g_assert_no_error (error);
+
+  return task;
+}
+
+static void
+test_propagate (void)
+{
+  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(GError) error = NULL;
+
+  {
+    g_autoptr(DvtTask) task = run_kind (rt, KIND_INT);
+    g_auto(GValue) v = G_VALUE_INIT;
+
+    g_assert_cmpint (dvt_task_propagate_int (task, &error), ==, G_GINT64_CONSTANT (-9000000000));
+    g_assert_no_error (error);
+    g_assert_true (dvt_task_propagate_value (task, &v, &error));
+    g_assert_no_error (error);
+    g_assert_true (G_VALUE_HOLDS_INT64 (&v));
+    g_assert_cmpint (g_value_get_int64 (&v), ==, G_GINT64_CONSTANT (-9000000000));
+  }
+  {
+    g_autoptr(DvtTask) task = run_kind (rt, KIND_BOOLEAN);
+
+    g_assert_true (dvt_task_propagate_boolean (task, &error));
+    g_assert_no_error (error);
+  }
+  {
+    g_autoptr(DvtTask) task = run_kind (rt, KIND_STRING_VALUE);
+    g_auto(GValue) v1 = G_VALUE_INIT;
+    g_auto(GValue) v2 = G_VALUE_INIT;
+
+    /* Each reader gets its own copy. */
+    g_assert_true (dvt_task_propagate_value (task, &v1, &error));
+    g_assert_true (dvt_task_propagate_value (task, &v2, &error));
+    g_assert_no_error (error);
+    g_assert_cmpstr (g_value_get_string (&v1), ==, "héllo");
+    g_assert_cmpstr (g_value_get_string (&v2), ==, "héllo");
+    g_assert_true (g_value_get_string (&v1) != g_value_get_string (&v2));
+  }
+  {
+    g_autoptr(DvtTask) task = run_kind (rt, KIND_OBJECT_VALUE);
+    g_auto(GValue) v = G_VALUE_INIT;
+
+    g_assert_true (dvt_task_propagate_value (task, &v, &error));
+    g_assert_no_error (error);
+    g_assert_true (G_IS_CANCELLABLE (g_value_get_object (&v)));
+  }
+  {
+    g_autoptr(DvtTask) task = run_kind (rt, KIND_POINTER);
+    g_autofree char *p = dvt_task_propagate_pointer (task, &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpstr (p, ==, "pointer");
+  }
+  {
+    /* A pointer read as a value moves too. */
+    g_autoptr(DvtTask) task = run_kind (rt, KIND_POINTER);
+    g_auto(GValue) v = G_VALUE_INIT;
+
+    g_assert_true (dvt_task_propagate_value (task, &v, &error));
+    g_assert_no_error (error);
+    g_assert_true (G_VALUE_HOLDS_POINTER (&v));
+    g_assert_cmpstr (g_value_get_pointer (&v), ==, "pointer");
+    g_free (g_value_get_pointer (&v));
+  }
+  {
+    /* A pointer nobody reads is freed with the task (valgrind checks). */
+    g_autoptr(DvtTask) task = run_kind (rt, KIND_POINTER);
+  }
+  {
+    g_autoptr(DvtTask) task = run_kind (rt, KIND_NOTHING_VALUE);
+    g_auto(GValue) v = G_VALUE_INIT;
+
+    g_assert_true (dvt_task_propagate_value (task, &v, &error));
+    g_assert_no_error (error);
+    g_assert_false (G_IS_VALUE (&v));
+  }
+  {
+    g_autoptr(DvtTask) task = run_kind (rt, KIND_ERROR);
+    g_auto(GValue) v = G_VALUE_INIT;
+
+    g_assert_true (dvt_task_had_error (task));
+    g_assert_cmpint (dvt_task_propagate_int (task, &error), ==, -1);
+    g_assert_error (error, TEST_ERROR, 3);
+    g_assert_cmpstr (error->message, ==, "kind error 3");
+    g_clear_error (&error);
+    g_assert_false (dvt_task_propagate_boolean (task, &error));
+    g_assert_error (error, TEST_ERROR, 3);
+    g_clear_error (&error);
+    g_assert_null (dvt_task_propagate_pointer (task, &error));
+    g_assert_error (error, TEST_ERROR, 3);
+    g_clear_error (&error);
+    g_assert_false (dvt_task_propagate_value (task, &v, &error));
+    g_assert_error (error, TEST_ERROR, 3);
+    g_assert_false (G_IS_VALUE (&v));
+    g_clear_error (&error);
+  }
+}
+
+/* ---- cancellation ------------------------------------------------------ */
+
+static void
+test_cancel_queued (void)
+{
+  g_autoptr(DvtRuntime) rt = dvt_runtime_new (1);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(DvtTask) blocker = NULL;
+  g_autoptr(DvtTask) victim = NULL;
+  g_autoptr(DvtTask) after = NULL;
+  Counter counter = { 0, 0 };
+  Blocker b;
+
+  blocker_init (&b, 1);
+  blocker = dvt_runtime_submit (rt, work_blocker, &b, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  /* The only worker is busy from now on. */
+  g_assert_true (POLL_UNTIL (g_atomic_int_get (&b.started) == 1, 20));
+
+  victim = dvt_runtime_submit (rt, work_count, &counter, count_destroy, NULL, NULL, &error);
+  g_assert_no_error (error);
+  after = dvt_runtime_submit (rt, work_count, &counter, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+
+  dvt_task_cancel (victim);
+  /* The cancelled task has ended, without waiting for the worker. */
+  g_assert_true (dvt_task_get_completed (victim));
+  g_assert_true (dvt_task_wait (victim, 0, &error));
+  g_assert_no_error (error);
+  g_assert_true (dvt_task_had_error (victim));
+  g_assert_cmpint (dvt_task_propagate_int (victim, &error), ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+  g_assert_true (g_cancellable_is_cancelled (dvt_task_get_cancellable (victim)));
+
+  gate_open (&b.gate);
+  g_assert_true (dvt_task_wait (after, 0, &error));
+  g_assert_no_error (error);
+  /* Only the task after it ran. */
+  g_assert_cmpint (dvt_task_propagate_int (after, &error), ==, 1);
+  dvt_runtime_shutdown (rt, TRUE, FALSE);
+  g_assert_cmpint (counter.calls, ==, 1);
+
+  /* Cancelling again, or cancelling a task that ended, does nothing. */
+  dvt_task_cancel (victim);
+  dvt_task_cancel (after);
+  g_assert_cmpint (dvt_task_propagate_int (after, &error), ==, 1);
+  g_assert_no_error (error);
+
+  g_clear_object (&victim);
+  g_assert_true (POLL_UNTIL (g_atomic_int_get (&counter.destroyed) == 1, 20));
+
+  gate_clear (&b.gate);
+}
+
+static void
+test_cancel_running (void)
+{
+  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(DvtTask) task = NULL;
+  Waiter waiter;
+  GThread *thread;
+  Blocker b;
+
+  blocker_init (&b, -1);
+  task = dvt_runtime_submit (rt, work_blocker, &b, blocker_destroyed, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (POLL_UNTIL (g_atomic_int_get (&b.started) == 1, 20));
+
+  waiter = (Waiter) { task, FALSE, 0 };
+  thread = g_thread_new ("waiter", waiter_thread, &waiter);
+  g_usleep (10000);
+
+  dvt_task_cancel (task);
+  /* The waiter is released while the work is still blocked on its gate. */
+  g_thread_join (thread);
+  g_assert_false (waiter.ok);
+  g_assert_true (dvt_task_get_completed (task));
+  g_assert_cmpint (g_atomic_int_get (&b.finished), ==, 0);
+  g_assert_true (g_cancellable_is_cancelled (dvt_task_get_cancellable (task)));
+  g_assert_null (dvt_task_propagate_pointer (task, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+
+  /* The work runs on, sees its cancellable cancelled, and its late result
+   * is dropped without a leak and without a warning. */
+  gate_open (&b.gate);
+  g_assert_true (POLL_UNTIL (g_atomic_int_get (&b.finished) == 1, 20));
+  g_assert_cmpint (g_atomic_int_get (&b.saw_cancelled), ==, 1);
+  g_assert_null (dvt_task_propagate_pointer (task, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+
+  g_clear_object (&task);
+  g_assert_true (POLL_UNTIL (g_atomic_int_get (&b.destroyed) == 1, 20));
+  gate_clear (&b.gate);
+}
+
+/* Honours its cancellable: returns as soon as it is cancelled. */
+static void
+work_until_cancelled (DvtTask      *task,
+                      GCancellable *cancellable,
+                      gpointer      user_data,
+                      GError      **error)
+{
+  int *started = user_data;
+
+  g_atomic_int_inc (started);
+  while (!g_cancellable_set_error_if_cancelled (cancellable, error))
+    g_usleep (500);
+}
+
+static void
+test_cancel_caller_cancellable (void)
+{
+  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(DvtTask) t1 = NULL;
+  g_autoptr(DvtTask) t2 = NULL;
+  int started = 0;
+
+  /* Cancelling a task does not cancel the caller's cancellable. */
+  t1 = dvt_runtime_submit (rt, work_until_cancelled, &started, NULL, NULL, cancellable, &error);
+  g_assert_no_error (error);
+  g_assert_true (POLL_UNTIL (g_atomic_int_get (&started) == 1, 20));
+  g_assert_true (dvt_task_get_cancellable (t1) != cancellable);
+  dvt_task_cancel (t1);
+  g_assert_true (dvt_task_wait (t1, 0, &error));
+  g_assert_no_error (error);
+  g_assert_false (g_cancellable_is_cancelled (cancellable));
+  g_assert_false (dvt_task_propagate_boolean (t1, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+
+  /* Cancelling the caller's cancellable cancels the task. */
+  t2 = dvt_runtime_submit (rt, work_until_cancelled, &started, NULL, NULL, cancellable, &error);
+  g_assert_no_error (error);
+  g_assert_true (POLL_UNTIL (g_atomic_int_get (&started) == 2, 20));
+  g_cancellable_cancel (cancellable);
+  g_assert_true (dvt_task_wait (t2, 0, &error));
+  g_assert_no_error (error);
+  g_assert_false (dvt_task_propagate_boolean (t2, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_true (g_cancellable_is_cancelled (dvt_task_get_cancellable (t2)));
+
+  dvt_runtime_shutdown (rt, TRUE, FALSE);
+}
+
+static void
+async_count (DvtTask      *task,
+             GCancellable *cancellable,
+             gpointer      user_data,
+             GError      **error)
+{
+  int *calls = user_data;
+
+  g_atomic_int_inc (calls);
+  dvt_task_return_boolean (task, TRUE);
+}
+
+static void
+test_schedule_cancel_queued (void)
+{
+  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtOptions) options = dvt_options_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(DvtTask) victim = NULL;
+  g_autoptr(DvtTask) other = NULL;
+  GMainContext *context = g_main_context_new ();
+  int calls = 0;
+
+  /* Async work bound to this thread's context cannot start before the
+   * context is iterated: cancel it first. */
+  g_main_context_push_thread_default (context);
+  dvt_options_set_use_caller_context (options, TRUE);
+  victim = dvt_runtime_schedule (rt, async_count, &calls, NULL, options, NULL, &error);
+  g_assert_no_error (error);
+  other = dvt_runtime_schedule (rt, async_count, &calls, NULL, options, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (calls, ==, 0);
+
+  dvt_task_cancel (victim);
+  g_assert_true (dvt_task_get_completed (victim));
+
+  /* Waiting on the other iterates this context and runs it. */
+  g_assert_true (dvt_task_wait (other, 0, &error));
+  g_assert_no_error (error);
+  g_assert_true (dvt_task_propagate_boolean (other, &error));
+  g_assert_no_error (error);
+
+  while (g_main_context_iteration (context, FALSE))
+    ;
+  g_assert_cmpint (calls, ==, 1);
+  g_assert_false (dvt_task_propagate_boolean (victim, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+
+  g_main_context_pop_thread_default (context);
+  dvt_runtime_shutdown (rt, TRUE, FALSE);
+  g_main_context_unref (context);
+}
+
+/* ---- identity ---------------------------------------------------------- */
+
+typedef struct
+{
+  DvtRuntime *rt;
+  guint       n;
+  guint64    *ids;
+} IdThread;
+
+static gpointer
+id_thread (gpointer data)
+{
+  IdThread *it = data;
+  Counter counter = { 0, 0 };
+
+  for (guint i = 0; i < it->n; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(DvtTask) task = dvt_runtime_submit (it->rt, work_count, &counter, NULL,
+                                                    NULL, NULL, &error);
+
+      g_assert_no_error (error);
+      it->ids[i] = dvt_task_get_id (task);
+      g_assert_true (dvt_task_wait (task, 0, &error));
+    }
+
+  return NULL;
+}
+
+static void
+test_ids (void)
+{
+  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(GHashTable) seen = g_hash_table_new (g_int64_hash, g_int64_equal);
+  guint64 previous = 0;
+  Counter counter = { 0, 0 };
+  IdThread its[4];
+  GThread *threads[4];
+  guint n = is_valgrind () ? 50 : 500;
+
+  /* Sequential submissions: ids start at 1 or more and increase. */
+  for (guint i = 0; i < 20; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(DvtTask) task = dvt_runtime_submit (rt, work_count, &counter, NULL,
+                                                    NULL, NULL, &error);
+
+      g_assert_no_error (error);
+      g_assert_cmpuint (dvt_task_get_id (task), >=, 1);
+      g_assert_cmpuint (dvt_task_get_id (task), >, previous);
+      previous = dvt_task_get_id (task);
+      g_assert_true (dvt_task_wait (task, 0, &error));
+    }
+
+  /* Concurrent submissions: ids stay unique. */
+  for (guint i = 0; i < G_N_ELEMENTS (its); i++)
+    {
+      its[i] = (IdThread) { rt, n, g_new0 (guint64, n) };
+      threads[i] = g_thread_new ("ids", id_thread, &its[i]);
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (its); i++)
+    {
+      g_thread_join (threads[i]);
+      for (guint j = 0; j < n; j++)
+        {
+          g_assert_cmpuint (its[i].ids[j], >, previous);
+          if (j > 0)
+            g_assert_cmpuint (its[i].ids[j], >, its[i].ids[j - 1]);
+          g_assert_false (g_hash_table_contains (seen, &its[i].ids[j]));
+          g_hash_table_add (seen, &its[i].ids[j]);
+        }
+    }
+  g_assert_cmpuint (g_hash_table_size (seen), ==, n * G_N_ELEMENTS (its));
+
+  for (guint i = 0; i < G_N_ELEMENTS (its); i++)
+    g_free (its[i].ids);
+}
+
+typedef struct
+{
+  char  *name;
+  guint  attempt;
+  guint  index;
+} SeenInside;
+
+static void
+work_look_inside (DvtTask      *task,
+                  GCancellable *cancellable,
+                  gpointer      user_data,
+                  GError      **error)
+{
+  SeenInside *seen = user_data;
+
+  seen->name = g_strdup (dvt_task_get_name (task));
+  seen->attempt = dvt_task_get_attempt (task);
+  seen->index = dvt_task_get_index (task);
+  dvt_task_return_boolean (task, TRUE);
+}
+
+static void
+test_name_and_attempt (void)
+{
+  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtOptions) options = dvt_options_new ();
+  g_autoptr(GError) error = NULL;
+  SeenInside seen = { NULL, 0, 99 };
+
+  {
+    g_autoptr(DvtTask) task = dvt_runtime_submit (rt, work_look_inside, &seen, NULL,
+                                                  NULL, NULL, &error);
+
+    g_assert_no_error (error);
+    g_assert_null (dvt_task_get_name (task));
+    g_assert_true (dvt_task_wait (task, 0, &error));
+    g_assert_null (seen.name);
+    g_assert_cmpuint (seen.attempt, ==, 1);
+    g_assert_cmpuint (seen.index, ==, 0);
+    g_assert_cmpuint (dvt_task_get_attempt (task), ==, 1);
+  }
+
+  dvt_options_set_name (options, "fetch-thumbnails");
+  {
+    g_autoptr(DvtTask) task = dvt_runtime_submit (rt, work_look_inside, &seen, NULL,
+                                                  options, NULL, &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpstr (dvt_task_get_name (task), ==, "fetch-thumbnails");
+    g_assert_true (dvt_task_wait (task, 0, &error));
+    g_assert_cmpstr (seen.name, ==, "fetch-thumbnails");
+    g_clear_pointer (&seen.name, g_free);
+    g_assert_cmpuint (dvt_task_get_attempt (task), ==, 1);
+
+    /* The options were read at submission. */
+    dvt_options_set_name (options, "changed");
+    g_assert_cmpstr (dvt_task_get_name (task), ==, "fetch-thumbnails");
+
+    dvt_task_set_name (task, "renamed");
+    g_assert_cmpstr (dvt_task_get_name (task), ==, "renamed");
+    dvt_task_set_name (task, NULL);
+    g_assert_null (dvt_task_get_name (task));
+  }
+
+  /* Scheduled (async) tasks get the name too. */
+  {
+    g_autoptr(DvtTask) task = dvt_runtime_schedule (rt, work_look_inside, &seen, NULL,
+                                                    options, NULL, &error);
+
+    g_assert_no_error (error);
+    g_assert_true (dvt_task_wait (task, 0, &error));
+    g_assert_cmpstr (seen.name, ==, "changed");
+    g_clear_pointer (&seen.name, g_free);
+    g_assert_cmpuint (seen.attempt, ==, 1);
+  }
+}
+
+static void
+test_async_result (void)
+{
+  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(DvtTask) task = NULL;
+  g_autoptr(GObject) source = NULL;
+
+  task = dvt_runtime_submit (rt, work_int, GINT_TO_POINTER (3), NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (G_IS_ASYNC_RESULT (task));
+  source = g_async_result_get_source_object (G_ASYNC_RESULT (task));
+  g_assert_true (source == G_OBJECT (rt));
+  g_assert_null (g_async_result_get_user_data (G_ASYNC_RESULT (task)));
+  g_assert_false (g_async_result_is_tagged (G_ASYNC_RESULT (task), dvt_runtime_to_thread_async));
+  g_assert_true (dvt_task_wait (task, 0, &error));
+}
+
+int
+main (int argc, char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+
+  if (is_valgrind ())
+    slow = 10.0;
+
+  g_test_add_func ("/task/submit/value", test_submit_value);
+  g_test_add_func ("/task/schedule/value", test_schedule_value);
+  g_test_add_func ("/task/wait/timeout", test_wait_timeout);
+  g_test_add_func ("/task/wait/many-threads", test_wait_many_threads);
+  g_test_add_func ("/task/propagate", test_propagate);
+  g_test_add_func ("/task/cancel/queued", test_cancel_queued);
+  g_test_add_func ("/task/cancel/running", test_cancel_running);
+  g_test_add_func ("/task/cancel/caller-cancellable", test_cancel_caller_cancellable);
+  g_test_add_func ("/task/schedule/cancel-queued", test_schedule_cancel_queued);
+  g_test_add_func ("/task/ids", test_ids);
+  g_test_add_func ("/task/name-and-attempt", test_name_and_attempt);
+  g_test_add_func ("/task/async-result", test_async_result);
+
+  return g_test_run ();
+}
