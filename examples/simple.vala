@@ -1,0 +1,64 @@
+/* simple.vala: Dovetail from Vala
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Built by meson as build/examples/simple-vala, or by hand against an
+ * installed Dovetail:
+ *   valac --pkg dovetail-1 --pkg gio-2.0 examples/simple.vala
+ */
+
+int main (string[] args) {
+    var runtime = new Dvt.Runtime (0);
+    var path = args.length > 1 ? args[1] : "/etc/os-release";
+
+    try {
+        /* A blocking function, on one of the runtime's worker threads. */
+        Value sum;
+        runtime.to_thread_blocking ((task, cancellable) => {
+            int64 total = 0;
+            for (int i = 1; i <= 1000; i++)
+                total += i;
+            task.return_int (total);
+        }, null, null, out sum);
+        print ("1 + 2 + ... + 1000 = %s\n", sum.get_int64 ().to_string ());
+
+        /* A GIO asynchronous operation, started on the runtime's loop
+         * thread; its callback completes the task. */
+        Value length;
+        runtime.run_blocking ((task, cancellable) => {
+            var file = File.new_for_path (path);
+            file.load_contents_async.begin (cancellable, (obj, res) => {
+                try {
+                    uint8[] contents;
+                    file.load_contents_async.end (res, out contents, null);
+                    task.return_int (contents.length);
+                } catch (Error e) {
+                    task.return_error (e.copy ());  /* reaches the caller unchanged */
+                }
+            });
+        }, null, null, out length);
+        print ("%s: %s bytes\n", path, length.get_int64 ().to_string ());
+
+        /* An ordered parallel map, at most 4 items at once. */
+        var options = new Dvt.Options ();
+        options.max_concurrency = 4;
+        var squares = runtime.map_blocking (6, (task, cancellable) => {
+            var i = task.get_index ();
+            task.return_int (i * i);
+        }, options);
+        /* The array holds GValues inline; Vala's Array<Value?> would read
+         * its elements as pointers, so look at them through a Value*. */
+        var values = (Value*) squares.data;
+        var line = new StringBuilder ("squares:");
+        for (uint i = 0; i < squares.length; i++)
+            line.append_printf (" %s", values[i].get_int64 ().to_string ());
+        print ("%s\n", line.str);
+    } catch (Error e) {
+        printerr ("%s\n", e.message);
+        return 1;
+    } finally {
+        runtime.shutdown (true, false);
+    }
+
+    return 0;
+}
