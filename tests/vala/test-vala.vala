@@ -282,15 +282,18 @@ static void test_gather (Dvt.Runtime rt) {
  * what it captured is freed. */
 static int closure_released = 0;
 
-static void test_closure_released (Dvt.Runtime rt) {
+/* The closure holds the only reference to the object it captures. */
+static Dvt.Task submit_capturing (Dvt.Runtime rt) throws GLib.Error {
+    var captured = new Object ();
+    captured.weak_ref (() => { AtomicInt.set (ref closure_released, 1); });
+    return rt.submit ((task, cancellable) => {
+        task.return_boolean (captured is Object);
+    }, null, null);
+}
 
+static void test_closure_released (Dvt.Runtime rt) {
     try {
-        var captured = new Object ();
-        captured.weak_ref (() => { AtomicInt.set (ref closure_released, 1); });
-        var task = rt.submit ((task, cancellable) => {
-            task.return_boolean (captured != null);
-        }, null, null);
-        captured = null;
+        var task = submit_capturing (rt);
         task.wait (30.0);
         check (task.propagate_boolean (), "submit: closure saw its captured object");
         task = null;
