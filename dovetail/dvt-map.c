@@ -36,6 +36,7 @@ struct _DvtMap
   DvtMapFunc      func;
   gpointer        func_data;
   GDestroyNotify  func_data_destroy;
+  DvtMailbox     *destroy_mailbox;
   guint           n_items;
   gboolean        return_errors;
   gboolean        async_items;
@@ -97,7 +98,13 @@ dvt_map_unref (DvtMap *map)
   g_free (map->destroys);
   g_clear_error (&map->first_error);
   if (map->func_data_destroy != NULL)
-    map->func_data_destroy (map->func_data);
+    {
+      if (map->destroy_mailbox != NULL)
+        dvt_core_destroy_on (dvt_runtime_get_core (map->runtime), map->destroy_mailbox,
+                             map->func_data_destroy, map->func_data);
+      else
+        map->func_data_destroy (map->func_data);
+    }
   g_free (map->runners);
   g_clear_object (&map->batch);
   g_clear_object (&map->runtime);
@@ -189,6 +196,9 @@ dvt_map_item_done (DvtMap    *map,
   else
     {
       *slot = result->value;
+      /* Bindings cannot convert an unset value: no value is a NULL pointer. */
+      if (!G_IS_VALUE (slot))
+        g_value_init (slot, G_TYPE_POINTER);
       if (result->destroy != NULL)
         {
           if (g_atomic_pointer_get (&map->destroys) == NULL)
@@ -205,8 +215,9 @@ dvt_map_item_done (DvtMap    *map,
 
   if (map->async_items)
     {
+      /* The mail holds the item until the pump has counted it. */
       item->mail.deliver = item_posted_back;
-      dvt_mailbox_post (map->mailbox, &item->mail);
+      dvt_mailbox_post (map->mailbox, &g_object_ref (item)->mail);
     }
 }
 
@@ -354,6 +365,8 @@ map_start (DvtRuntime          *self,
   map->func = func;
   map->func_data = func_data;
   map->func_data_destroy = func_data_destroy;
+  if (func_data_destroy != NULL && batch->callback_mailbox != NULL)
+    map->destroy_mailbox = dvt_core_acquire_mailbox (core, batch->callback_mailbox->context);
   map->n_items = n_items;
   map->results = new_results (n_items);
   if (options != NULL)
@@ -503,7 +516,7 @@ dvt_runtime_map_blocking (DvtRuntime    *self,
  *   computes one item
  * @func_data: data for @func
  * @func_data_destroy: (nullable): frees @func_data once the map is done
- *   with it
+ *   with it, on the same context as @callback
  * @options: (nullable): options, as for [method@Runtime.map_blocking]
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async) (closure user_data): called on the caller's

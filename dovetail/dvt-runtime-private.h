@@ -56,6 +56,10 @@ gboolean    dvt_core_accept               (DvtCore       *core,
                                            GError       **error);
 void        dvt_core_retire               (DvtCore       *core,
                                            DvtTask       *task);
+void        dvt_core_destroy_on           (DvtCore       *core,
+                                           DvtMailbox    *mailbox,
+                                           GDestroyNotify destroy,
+                                           gpointer       data);
 void        dvt_core_ref                  (DvtCore       *core);
 void        dvt_core_unref                (DvtCore       *core);
 gboolean    dvt_core_check_blocking       (DvtCore       *core,

@@ -245,6 +245,55 @@ dvt_core_release_mailbox (DvtCore    *core,
     dvt_mailbox_destroy (mailbox);
 }
 
+typedef struct
+{
+  DvtMail         mail;
+  DvtCore        *core;
+  DvtMailbox     *mailbox;
+  GDestroyNotify  destroy;
+  gpointer        data;
+} DestroyMail;
+
+static void
+deliver_destroy (DvtMail *mail)
+{
+  DestroyMail *dm = (DestroyMail *) mail;
+
+  dm->destroy (dm->data);
+  dvt_core_release_mailbox (dm->core, dm->mailbox);
+  dvt_core_unref (dm->core);
+  g_free (dm);
+}
+
+/* Calls @destroy (@data) on the thread that iterates the context of
+ * @mailbox: at once if that is this thread, else through the mailbox.
+ * Language bindings free their closures this way on their own thread.
+ * Consumes one user of @mailbox. */
+void
+dvt_core_destroy_on (DvtCore        *core,
+                     DvtMailbox     *mailbox,
+                     GDestroyNotify  destroy,
+                     gpointer        data)
+{
+  DestroyMail *dm;
+
+  if (g_main_context_is_owner (mailbox->context))
+    {
+      destroy (data);
+      dvt_core_release_mailbox (core, mailbox);
+      return;
+    }
+
+  dm = g_new0 (DestroyMail, 1);
+  dm->mail.deliver = deliver_destroy;
+  dvt_core_ref (core);
+  dm->core = core;
+  dm->mailbox = mailbox;
+  dm->destroy = destroy;
+  dm->data = data;
+  dvt_mailbox_post (mailbox, &dm->mail);
+}
+
 /* Registers @task as live, unless the runtime is closed. A live task is
  * held by the runtime until it ends. */
 gboolean
@@ -702,7 +751,7 @@ dvt_runtime_to_thread_blocking (DvtRuntime    *self,
  *   the blocking function
  * @func_data: data for @func
  * @func_data_destroy: (nullable): frees @func_data when the task is done
- *   with it
+ *   with it, on the same context as @callback
  * @options: (nullable): options for this call
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async) (closure user_data): called on the
@@ -737,6 +786,7 @@ dvt_runtime_to_thread_async (DvtRuntime          *self,
   task = new_work_task (self, DVT_TASK_KIND_THREAD, func, func_data,
                         func_data_destroy, options, cancellable);
   dvt_task_set_callback (task, callback, user_data, dvt_runtime_to_thread_async);
+  dvt_task_destroy_data_on_caller_context (task);
   start_task (self, task, NULL);
   g_object_unref (task);
 }

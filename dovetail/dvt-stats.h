@@ -21,7 +21,8 @@ typedef struct _DvtStats DvtStats;
 
 /**
  * DvtStats:
- * @queued: calls accepted (each task, each map or gather counts once)
+ * @queued: calls accepted (each task and each map counts once; a gather
+ *   waits for tasks already counted and adds none)
  * @started: attempts started
  * @done: tasks that ended in success
  * @error: tasks that ended in failure

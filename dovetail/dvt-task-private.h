@@ -78,6 +78,7 @@ struct _DvtTask
   gpointer             func;
   gpointer             func_data;
   GDestroyNotify       func_data_destroy;
+  DvtMailbox          *destroy_mailbox;  /* where to call it, if not here */
 
   GCancellable        *cancellable;
   gulong               cancellable_handler;
@@ -115,6 +116,7 @@ void      dvt_task_set_callback      (DvtTask             *task,
                                       GAsyncReadyCallback  callback,
                                       gpointer             user_data,
                                       gpointer             source_tag);
+void      dvt_task_destroy_data_on_caller_context (DvtTask *task);
 void      dvt_task_set_run_context   (DvtTask             *task,
                                       GMainContext        *context);
 void      dvt_task_dispatch          (DvtTask             *task);

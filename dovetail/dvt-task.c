@@ -94,7 +94,13 @@ dvt_task_finalize (GObject *object)
   g_clear_object (&task->cancellable);
 
   if (task->func_data_destroy != NULL)
-    task->func_data_destroy (task->func_data);
+    {
+      if (task->destroy_mailbox != NULL)
+        dvt_core_destroy_on (task->core, g_steal_pointer (&task->destroy_mailbox),
+                             task->func_data_destroy, task->func_data);
+      else
+        task->func_data_destroy (task->func_data);
+    }
 
   dvt_result_clear (&task->result);
   dvt_event_clear (&task->done);
@@ -251,6 +257,18 @@ dvt_task_set_callback (DvtTask             *task,
       task->callback_mailbox = dvt_core_acquire_mailbox (task->core, context);
       g_main_context_unref (context);
     }
+}
+
+/* The data of a call with a callback is freed where the callback runs:
+ * a language binding (GJS) can free its closures only on its own thread. */
+void
+dvt_task_destroy_data_on_caller_context (DvtTask *task)
+{
+  if (task->func_data_destroy == NULL || task->callback_mailbox == NULL)
+    return;
+
+  task->destroy_mailbox = dvt_core_acquire_mailbox (task->core,
+                                                    task->callback_mailbox->context);
 }
 
 void
@@ -1029,7 +1047,8 @@ take_value (DvtTask *task,
  * dvt_task_propagate_value:
  * @task: a completed task
  * @value: (out caller-allocates) (optional): an unset #GValue to receive
- *   the result; it stays unset if the task completed with no value
+ *   the result; a task that completed with no value, or failed, gives a
+ *   %NULL %G_TYPE_POINTER value
  * @error: return location for a #GError
  *
  * Reads the result of a completed task. The result is copied, so several
@@ -1048,10 +1067,19 @@ dvt_task_propagate_value (DvtTask  *task,
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   if (!check_result (task, error))
-    return FALSE;
+    {
+      /* Bindings convert the out value even on failure: give them one. */
+      if (value != NULL)
+        g_value_init (value, G_TYPE_POINTER);
+      return FALSE;
+    }
 
   if (value != NULL)
-    take_value (task, value);
+    {
+      take_value (task, value);
+      if (!G_IS_VALUE (value))
+        g_value_init (value, G_TYPE_POINTER);
+    }
 
   return TRUE;
 }
