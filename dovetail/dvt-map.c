@@ -769,6 +769,7 @@ dvt_runtime_gather_blocking (DvtRuntime      *self,
 
           if (!dvt_task_propagate_value (tasks[i], slot, &task_error))
             {
+              g_value_unset (slot);
               g_value_init (slot, G_TYPE_ERROR);
               g_value_take_boxed (slot, task_error);
             }
