@@ -24,6 +24,18 @@ static double slow = 1.0;
     _ok;                                                                     \
   })
 
+/* The same, iterating @context meanwhile (for work delivered there). */
+#define ITERATE_UNTIL(context, expr, seconds)                                \
+  ({                                                                         \
+    gint64 _end = g_get_monotonic_time () +                                  \
+                  (gint64) ((seconds) * slow * G_USEC_PER_SEC);              \
+    gboolean _ok;                                                            \
+    while (!(_ok = !!(expr)) && g_get_monotonic_time () < _end)              \
+      if (!g_main_context_iteration ((context), FALSE))                      \
+        g_usleep (200);                                                      \
+    _ok;                                                                     \
+  })
+
 typedef struct
 {
   GMutex   lock;
@@ -69,27 +81,6 @@ is_valgrind (void)
 {
   return g_getenv ("DVT_TEST_VALGRIND") != NULL;
 }
-
-/* Runs the test in a child process, so that a crash in it is reported as
- * its own failure and the rest of the program still runs. */
-#define ISOLATED_TEST(name, body)                                            \
-  static void                                                                \
-  name (void)                                                                \
-  {                                                                          \
-    if (g_test_subprocess ())                                                \
-      {                                                                      \
-        body ();                                                             \
-        return;                                                              \
-      }                                                                      \
-    g_test_trap_subprocess (NULL, (guint64) (120 * slow * G_USEC_PER_SEC),  \
-                            G_TEST_SUBPROCESS_INHERIT_STDERR);               \
-    if (!g_test_trap_has_passed ())                                          \
-      {                                                                      \
-        g_test_message ("the child process of this test failed: "           \
-                        "see its stderr above");                             \
-        g_test_fail ();                                                      \
-      }                                                                      \
-  }
 
 static void
 assert_int_results (GArray *results,
@@ -590,7 +581,7 @@ check_async_map (DvtRuntime *rt,
 }
 
 static void
-map_async_items_body (void)
+test_map_async_items (void)
 {
   g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
   AsyncItems ai = { { 0 }, dvt_runtime_get_context (rt), NULL, 0 };
@@ -626,7 +617,7 @@ async_items_caller_thread (gpointer data)
 }
 
 static void
-map_async_items_caller_context_body (void)
+test_map_async_items_caller_context (void)
 {
   g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
 
@@ -647,7 +638,7 @@ item_async_forget (DvtTask      *task,
 }
 
 static void
-map_async_items_not_completed_body (void)
+test_map_async_items_not_completed (void)
 {
   g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
   g_autoptr(DvtOptions) options = dvt_options_new ();
@@ -677,12 +668,6 @@ map_async_items_not_completed_body (void)
   g_assert_error (error, DVT_ERROR, DVT_ERROR_NOT_COMPLETED);
 }
 
-/* Async items crashed the runtime when these tests were written (see the
- * report): each runs in a child process. */
-ISOLATED_TEST (test_map_async_items, map_async_items_body)
-ISOLATED_TEST (test_map_async_items_caller_context, map_async_items_caller_context_body)
-ISOLATED_TEST (test_map_async_items_not_completed, map_async_items_not_completed_body)
-
 typedef struct
 {
   DvtRuntime   *rt;
@@ -693,6 +678,7 @@ typedef struct
   gboolean      done;
   gboolean      right_place;
   int           destroyed;
+  GThread      *destroyed_on;
 } MapAsync;
 
 static void
@@ -715,6 +701,7 @@ map_async_destroy (gpointer data)
 {
   MapAsync *ma = data;
 
+  ma->destroyed_on = g_thread_self ();
   g_atomic_int_inc (&ma->destroyed);
 }
 
@@ -731,6 +718,8 @@ map_async_thread (gpointer data)
                          map_async_cb, ma);
   while (!ma->done)
     g_main_context_iteration (ma->context, TRUE);
+  /* func_data is freed on this context, possibly after the callback. */
+  g_assert_true (ITERATE_UNTIL (ma->context, g_atomic_int_get (&ma->destroyed) == 1, 20));
 
   g_main_context_pop_thread_default (ma->context);
   g_main_context_unref (ma->context);
@@ -751,9 +740,9 @@ test_map_async (void)
   assert_int_results (ma.results, 300, square_plus_one);
   g_array_unref (ma.results);
 
-  g_assert_true (POLL_UNTIL (g_atomic_int_get (&ma.destroyed) >= 1, 20));
   dvt_runtime_shutdown (rt, TRUE, FALSE);
   g_assert_cmpint (g_atomic_int_get (&ma.destroyed), ==, 1);
+  g_assert_true (ma.destroyed_on == ma.thread);
 }
 
 static gint64

@@ -18,6 +18,14 @@ G_DEFINE_QUARK (dovetail-test-error-quark, test_error)
 /* Bounds for waits that only guard against hangs; never speed checks. */
 static double slow = 1.0;
 
+/* No value (or a failure) comes back as a NULL pointer value, which
+ * language bindings can convert. */
+#define assert_null_value(v)                                                 \
+  G_STMT_START {                                                             \
+    g_assert_true (G_VALUE_HOLDS_POINTER (v));                               \
+    g_assert_null (g_value_get_pointer (v));                                 \
+  } G_STMT_END
+
 #define POLL_UNTIL(expr, seconds)                                            \
   ({                                                                         \
     gint64 _end = g_get_monotonic_time () +                                  \
@@ -25,6 +33,18 @@ static double slow = 1.0;
     gboolean _ok;                                                            \
     while (!(_ok = !!(expr)) && g_get_monotonic_time () < _end)              \
       g_usleep (500);                                                        \
+    _ok;                                                                     \
+  })
+
+/* The same, iterating @context meanwhile (for work delivered there). */
+#define ITERATE_UNTIL(context, expr, seconds)                                \
+  ({                                                                         \
+    gint64 _end = g_get_monotonic_time () +                                  \
+                  (gint64) ((seconds) * slow * G_USEC_PER_SEC);              \
+    gboolean _ok;                                                            \
+    while (!(_ok = !!(expr)) && g_get_monotonic_time () < _end)              \
+      if (!g_main_context_iteration ((context), FALSE))                      \
+        g_usleep (200);                                                      \
     _ok;                                                                     \
   })
 
@@ -275,7 +295,7 @@ test_run_blocking_error_unchanged (void)
                                                 NULL, NULL, &value, &error));
       g_assert_error (error, TEST_ERROR, 7);
       g_assert_cmpstr (error->message, ==, "custom failure 7 ✓");
-      g_assert_false (G_IS_VALUE (&value));
+      assert_null_value (&value);
     }
 }
 
@@ -761,7 +781,7 @@ test_to_thread_blocking_kinds (void)
     g_assert_true (dvt_runtime_to_thread_blocking (rt, work_return_kinds, GINT_TO_POINTER (1),
                                                    NULL, NULL, &value, &error));
     g_assert_no_error (error);
-    g_assert_false (G_IS_VALUE (&value));
+    assert_null_value (&value);
   }
   {
     g_auto(GValue) value = G_VALUE_INIT;
@@ -811,7 +831,7 @@ test_to_thread_blocking_error (void)
                                                       NULL, NULL, &value, &error));
       g_assert_error (error, TEST_ERROR, 7);
       g_assert_cmpstr (error->message, ==, "custom failure 7 ✓");
-      g_assert_false (G_IS_VALUE (&value));
+      assert_null_value (&value);
     }
 }
 
@@ -889,6 +909,7 @@ typedef struct
   int      finished;
   int      saw_cancelled;
   int      destroyed;
+  GThread *destroyed_on;
 } Blocker;
 
 static void
@@ -903,6 +924,7 @@ blocker_destroy_notify (gpointer data)
 {
   Blocker *b = data;
 
+  b->destroyed_on = g_thread_self ();
   g_atomic_int_inc (&b->destroyed);
 }
 
@@ -1007,6 +1029,7 @@ typedef struct
   guint         n;
   int           n_callbacks;
   int           n_destroyed;
+  int           n_destroyed_elsewhere;
   int           n_wrong_thread;
   int           n_bad_result;
 } AsyncBatch;
@@ -1038,6 +1061,9 @@ async_item_free (gpointer data)
 {
   AsyncItem *item = data;
 
+  /* func_data is freed on the context of the callback. */
+  if (g_thread_self () != item->batch->thread)
+    g_atomic_int_inc (&item->batch->n_destroyed_elsewhere);
   g_atomic_int_inc (&item->batch->n_destroyed);
   g_free (item);
 }
@@ -1105,6 +1131,10 @@ async_batch_thread (gpointer data)
   while ((guint) batch->n_callbacks < batch->n)
     g_main_context_iteration (batch->context, TRUE);
 
+  /* Each func_data is freed exactly once, possibly after its callback. */
+  g_assert_true (ITERATE_UNTIL (batch->context,
+                                g_atomic_int_get (&batch->n_destroyed) == (int) batch->n, 20));
+
   g_main_context_pop_thread_default (batch->context);
 
   return NULL;
@@ -1123,10 +1153,9 @@ test_to_thread_async_caller_context (void)
   g_assert_cmpint (batch.n_callbacks, ==, batch.n);
   g_assert_cmpint (batch.n_wrong_thread, ==, 0);
   g_assert_cmpint (batch.n_bad_result, ==, 0);
-  /* Each func_data freed exactly once (possibly after the callback). */
-  g_assert_true (POLL_UNTIL (g_atomic_int_get (&batch.n_destroyed) >= (int) batch.n, 20));
   dvt_runtime_shutdown (rt, TRUE, FALSE);
   g_assert_cmpint (g_atomic_int_get (&batch.n_destroyed), ==, batch.n);
+  g_assert_cmpint (g_atomic_int_get (&batch.n_destroyed_elsewhere), ==, 0);
 
   g_main_context_unref (batch.context);
 }
@@ -1157,7 +1186,8 @@ test_to_thread_async_default_context (void)
 
   g_assert_cmpint (batch.n_bad_result, ==, 0);
   dvt_runtime_shutdown (rt, TRUE, FALSE);
-  g_assert_cmpint (g_atomic_int_get (&batch.n_destroyed), ==, batch.n);
+  g_assert_true (ITERATE_UNTIL (NULL, g_atomic_int_get (&batch.n_destroyed) == (int) batch.n, 20));
+  g_assert_cmpint (g_atomic_int_get (&batch.n_destroyed_elsewhere), ==, 0);
 }
 
 typedef struct
@@ -1208,7 +1238,9 @@ test_to_thread_async_cancel (void)
   g_assert_cmpint (g_atomic_int_get (&b.destroyed), ==, 0);
 
   gate_open (&b.gate);
-  g_assert_true (POLL_UNTIL (g_atomic_int_get (&b.destroyed) == 1, 20));
+  /* Freed once the work is done with it, on this context. */
+  g_assert_true (ITERATE_UNTIL (context, g_atomic_int_get (&b.destroyed) == 1, 20));
+  g_assert_true (b.destroyed_on == g_thread_self ());
   g_assert_cmpint (g_atomic_int_get (&b.finished), ==, 1);
   g_assert_cmpint (g_atomic_int_get (&b.saw_cancelled), ==, 1);
 
