@@ -1,0 +1,621 @@
+# Dvt.py: PyGObject overrides for Dovetail (the Dvt-1 namespace)
+#
+# SPDX-License-Identifier: LGPL-2.1-or-later
+
+"""Pythonic Dovetail.
+
+Importing ``from gi.repository import Dvt`` loads these overrides. Every
+call form of the raw introspected API keeps working; on top of it:
+
+Optional arguments
+    ``func_data``, ``options`` and ``cancellable`` (and ``callback`` /
+    ``user_data`` of the ``_async`` calls) are optional and accepted as
+    keywords. Blocking calls, ``submit`` and ``schedule`` also take
+    ``user_data=`` as another name for ``func_data``::
+
+        rt = Dvt.Runtime.new(2)
+        rt.to_thread_blocking(work)
+        rt.run_blocking(load, cancellable=c)
+        rt.map_blocking(8, item, options=Dvt.Options(max_concurrency=2))
+        task = rt.submit(work)
+        rt.to_thread_async(work, callback=done)  # then rt.to_thread_finish(res)
+
+    A work function is called as ``func(task, cancellable, func_data)``:
+    always exactly one user-data argument, ``None`` when none was given.
+
+Python exceptions
+    Any exception a work function raises (or passes to
+    :meth:`Task.return_error`) reaches the caller as the same exception
+    object, re-raised on the caller's side with its original traceback:
+    from the blocking calls, from :meth:`Task.propagate_value` and
+    :meth:`Task.result` of a future, from ``to_thread_finish`` /
+    ``map_finish`` and from ``gather_blocking``. In return-errors mode a
+    failed slot holds the exception object. A ``GLib.Error`` passes through
+    unchanged (domain, code, message), as in the raw API.
+
+    Internally the exception crosses the C library as a ``GLib.Error`` of
+    the private domain ``dvt-python-exception-quark`` whose code is a key
+    into a side table; the table's entries live only as long as the result
+    can still be read (the blocking call, the future's Python object, the
+    async result), so results nobody reads leak nothing.
+
+Plain functions
+    ``rt.call_blocking(fn, *args, **kwargs)`` runs ``fn(*args, **kwargs)``
+    on a worker and returns what it returns.
+    ``rt.submit_call(fn, *args, **kwargs)`` does the same without blocking
+    and returns the :class:`Task` future; read it with
+    ``task.result(timeout=0)``.
+    ``rt.map_blocking(fn, iterable, options=None, cancellable=None)`` calls
+    ``fn(item)`` for every item, in parallel, and returns the results in
+    input order (the raw form is told apart by its first argument being an
+    ``int``). ``rt.map_async(fn, iterable, ...)`` is its asynchronous twin.
+    Values returned by plain functions cross unchanged (the same objects).
+
+Tasks
+    ``task.return_value(obj)`` accepts any Python object (``None`` and
+    integers beyond 32 bits included). ``task.return_error(exc)`` accepts a
+    ``GLib.Error`` or any exception. ``task.result(timeout=0)`` waits (0:
+    as long as it takes) and returns the value or raises the error.
+
+Runtime as a context manager
+    ``with Dvt.Runtime.new(2) as rt: ...`` shuts the runtime down on exit,
+    waiting for the work in flight.
+
+Notes
+    ``to_thread_blocking`` and ``call_blocking`` run through a future
+    (``submit`` and ``Task.wait``): the function given to them then lives
+    until the task is done with it, even when a cancellation releases the
+    caller early. A value given to ``task.return_value`` while the
+    function of ``run_blocking`` is still running on the loop thread is
+    handed over right after that function returns, so that the caller
+    never resumes while the function is still executing.
+"""
+
+import itertools
+import threading
+import traceback
+import warnings
+import weakref
+
+from gi.repository import GLib, GObject
+
+from ..module import get_introspection_module
+from ..overrides import override
+
+Dvt = get_introspection_module('Dvt')
+
+__all__ = []
+
+# ---- Python exceptions across the C library ---------------------------------
+
+_EXCEPTION_DOMAIN = 'dvt-python-exception-quark'
+_MAX_KEY = 0x7fffffff  # a GError code is a gint
+
+_lock = threading.Lock()
+_keys = itertools.count(1)
+# key -> _Scope holding the exception; weak, so a scope that nobody can
+# read from any more takes its entries with it.
+_registry = weakref.WeakValueDictionary()
+# task (Python wrapper) -> _Scope of the call that created it, for
+# Task.return_error() and for reading futures.
+_task_scopes = weakref.WeakKeyDictionary()
+
+
+class _Scope:
+    """The Python exceptions raised by the work of one call.
+
+    Held by the wrappers of the call's functions and by whatever can still
+    read the call's result; closed (emptied) as soon as the result is known
+    to be read for the last time.
+    """
+
+    __slots__ = ('_entries', '_closed', '__weakref__')
+
+    def __init__(self):
+        self._entries = {}
+        self._closed = False
+
+    def store(self, exc, tb):
+        """Keeps @exc, raised with traceback @tb; returns its key, or 0 if
+        the call is over."""
+        _release_frames(exc, tb)
+        with _lock:
+            if self._closed:
+                return 0
+            while True:
+                key = next(_keys) % _MAX_KEY + 1
+                if key not in _registry:
+                    break
+            self._entries[key] = (exc, tb)
+            _registry[key] = self
+            return key
+
+    def close(self):
+        with _lock:
+            self._closed = True
+            for key in self._entries:
+                if _registry.get(key) is self:
+                    del _registry[key]
+            self._entries.clear()
+
+    def lookup(self, key):
+        return self._entries.get(key)
+
+
+def _release_frames(exc, tb):
+    """Drops the local variables of the finished frames of @exc's
+    traceback (and of the exceptions it chains to). They would otherwise
+    keep the task alive (its work function's frame refers to it), and the
+    task keeps the work function, which keeps the stored exception: a
+    cycle through C that Python's collector cannot break. The traceback
+    still shows every file, line and function."""
+    exc.__traceback__ = tb
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        traceback.clear_frames(exc.__traceback__)
+        exc = exc.__cause__ or exc.__context__
+
+
+def _live_exception_count():
+    """How many Python exceptions are kept for readers (for tests)."""
+    with _lock:
+        return len(_registry)
+
+
+def _remember(task, scope):
+    with _lock:
+        _task_scopes[task] = scope
+
+
+def _scope_of(task):
+    with _lock:
+        scope = _task_scopes.get(task)
+        if scope is None:
+            # A task created outside these overrides: its exceptions live
+            # as long as its Python wrapper.
+            scope = _task_scopes[task] = _Scope()
+        return scope
+
+
+def _exception_error(exc, key):
+    name = type(exc).__qualname__
+    module = type(exc).__module__
+    if module not in ('builtins', '__main__'):
+        name = module + '.' + name
+    text = str(exc)
+    message = '%s: %s' % (name, text) if text else name
+    return GLib.Error(message + ' (a Python exception raised by Dovetail work)',
+                      _EXCEPTION_DOMAIN, key)
+
+
+def _to_error(scope, exc, tb):
+    """A GLib.Error standing for @exc, to hand to the C library."""
+    if isinstance(exc, GLib.Error):
+        return exc
+    return _exception_error(exc, scope.store(exc, tb))
+
+
+def _unwrap(value):
+    """The Python exception a GLib.Error stands for, or @value itself."""
+    if isinstance(value, GLib.Error) and value.domain == _EXCEPTION_DOMAIN:
+        with _lock:
+            scope = _registry.get(value.code)
+            entry = scope.lookup(value.code) if scope is not None else None
+        if entry is not None:
+            exc, tb = entry
+            return exc.with_traceback(tb)
+    return value
+
+
+def _unwrap_list(values):
+    if values is None:
+        return values
+    return [_unwrap(v) for v in values]
+
+
+def _reraising(fn, *args):
+    """Calls @fn; a GLib.Error standing for a Python exception is raised as
+    that exception."""
+    try:
+        return fn(*args)
+    except GLib.Error as error:
+        exc = _unwrap(error)
+        if exc is error:
+            raise
+    # Raised outside the except clause: the original exception keeps its
+    # own __context__ and __cause__.
+    raise exc
+
+
+def _guard(scope, fn, *args, **kwargs):
+    """Calls @fn on the work side; a Python exception becomes a GLib.Error
+    that the caller side turns back into it."""
+    try:
+        return fn(*args, **kwargs)
+    except GLib.Error:
+        raise
+    except BaseException as exc:
+        tb = exc.__traceback__
+        # Hide this frame: the traceback starts in the work function.
+        if tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        error = _exception_error(exc, scope.store(exc, tb))
+    raise error
+
+
+# ---- values ------------------------------------------------------------------
+
+_INT_MIN, _INT_MAX = -2 ** 31, 2 ** 31 - 1
+_INT64_MIN, _INT64_MAX = -2 ** 63, 2 ** 63 - 1
+
+
+def _box(value):
+    """A GValue that carries @value itself to a Python reader."""
+    if isinstance(value, GObject.Value):
+        return value
+    return GObject.Value(GObject.TYPE_PYOBJECT, value)
+
+
+def _to_value(value):
+    """What to pass to the raw Task.return_value for @value."""
+    if isinstance(value, GObject.Value):
+        return value
+    if value is None:
+        return _box(None)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if _INT_MIN <= value <= _INT_MAX:
+            return value
+        if _INT64_MIN <= value <= _INT64_MAX and type(value) is int:
+            return GObject.Value(GObject.TYPE_INT64, value)
+        return _box(value)
+    return value
+
+
+# ---- completions made while run_blocking's function runs ---------------------
+
+_tls = threading.local()
+
+
+class _Body:
+    """The function of a run_blocking call, while it runs on this thread."""
+
+    __slots__ = ('task', 'pending')
+
+    def __init__(self, task):
+        self.task = task
+        self.pending = []
+
+
+def _defer(task, method, *args):
+    """Inside the function of run_blocking, keeps a completion of its own
+    task for after the function has returned. Returns True if kept."""
+    body = getattr(_tls, 'body', None)
+    if body is None or body.task is not task:
+        return False
+    body.pending.append((method, args))
+    return True
+
+
+def _complete_later(task, pending):
+    context = GLib.MainContext.get_thread_default() or GLib.MainContext.default()
+
+    def deliver(*_ignored):
+        for method, args in pending:
+            method(task, *args)
+        return GLib.SOURCE_REMOVE
+
+    source = GLib.idle_source_new()
+    source.set_priority(GLib.PRIORITY_HIGH)
+    source.set_callback(deliver)
+    source.attach(context)
+
+
+# ---- work-function wrappers --------------------------------------------------
+
+def _pick_data(func_data, user_data):
+    if user_data is _UNSET:
+        return func_data
+    if func_data is not None:
+        raise TypeError('give func_data or user_data, not both')
+    return user_data
+
+
+_UNSET = object()
+
+
+def _work(scope, func, func_data):
+    """Wraps a DvtThreadFunc, DvtAsyncFunc or DvtMapFunc."""
+    def run(task, cancellable, *_ignored):
+        _remember(task, scope)
+        _guard(scope, func, task, cancellable, func_data)
+    return run
+
+
+def _call_work(scope, fn, args, kwargs):
+    """Wraps a plain function into a DvtThreadFunc."""
+    def run(task, cancellable, *_ignored):
+        value = _guard(scope, fn, *args, **kwargs)
+        Dvt.Task.return_value(task, _box(value))
+    return run
+
+
+def _item_work(scope, fn, items):
+    """Wraps fn(item) into a DvtMapFunc."""
+    def run(task, cancellable, *_ignored):
+        value = _guard(scope, fn, items[task.get_index()])
+        Dvt.Task.return_value(task, _box(value))
+    return run
+
+
+def _done(scope, callback, user_data):
+    """Wraps a GAsyncReadyCallback: the result keeps the call's scope."""
+    def done(source, result, *_ignored):
+        _remember(result, scope)
+        callback(source, result, user_data)
+    return done
+
+
+def _is_raw_map(args, kwargs):
+    if 'n_items' in kwargs:
+        return True
+    return bool(args) and isinstance(args[0], int) and not isinstance(args[0], bool)
+
+
+# ---- Runtime ------------------------------------------------------------------
+
+class Runtime(Dvt.Runtime):
+    """A Dovetail runtime; see the module documentation for the Python
+    forms of its calls."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.shutdown(True, False)
+        return False
+
+    def _on_loop_thread(self):
+        return self.get_context().is_owner()
+
+    def _wait_future(self, task, scope):
+        try:
+            task.wait(0)
+            return _reraising(Dvt.Task.propagate_value, task)
+        finally:
+            scope.close()
+
+    def run_blocking(self, func, func_data=None, options=None, cancellable=None,
+                     *, user_data=_UNSET):
+        """Runs ``func(task, cancellable, func_data)`` on the loop thread
+        and blocks until it has completed its task; returns the value."""
+        func_data = _pick_data(func_data, user_data)
+        scope = _Scope()
+
+        def run(task, cancellable, *_ignored):
+            _remember(task, scope)
+            body = _Body(task)
+            previous = getattr(_tls, 'body', None)
+            _tls.body = body
+            try:
+                _guard(scope, func, task, cancellable, func_data)
+            except GLib.Error as error:
+                if not body.pending:
+                    raise
+                warnings.warn('a run_blocking function failed after it had '
+                              'completed its task; the error is dropped: %s'
+                              % _unwrap(error), RuntimeWarning)
+            finally:
+                _tls.body = previous
+                if body.pending:
+                    _complete_later(task, body.pending)
+                body = None
+
+        try:
+            return _reraising(Dvt.Runtime.run_blocking, self, run, None,
+                              options, cancellable)
+        finally:
+            scope.close()
+
+    def to_thread_blocking(self, func, func_data=None, options=None,
+                           cancellable=None, *, user_data=_UNSET):
+        """Runs ``func(task, cancellable, func_data)`` on a worker and
+        blocks for the value it completes its task with."""
+        func_data = _pick_data(func_data, user_data)
+        if self._on_loop_thread():
+            # Fails at once with DVT_ERROR_WOULD_DEADLOCK.
+            return Dvt.Runtime.to_thread_blocking(self, func, func_data,
+                                                  options, cancellable)
+        scope = _Scope()
+        task = Dvt.Runtime.submit(self, _work(scope, func, func_data), None,
+                                  options, cancellable)
+        return self._wait_future(task, scope)
+
+    def call_blocking(self, fn, *args, **kwargs):
+        """Runs ``fn(*args, **kwargs)`` on a worker and returns its result
+        (or raises its exception)."""
+        if self._on_loop_thread():
+            return Dvt.Runtime.to_thread_blocking(
+                self, lambda task, *_: None, None, None, None)
+        scope = _Scope()
+        task = Dvt.Runtime.submit(self, _call_work(scope, fn, args, kwargs),
+                                  None, None, None)
+        return self._wait_future(task, scope)
+
+    def to_thread_async(self, func, func_data=None, options=None,
+                        cancellable=None, callback=None, user_data=None):
+        """Runs ``func(task, cancellable, func_data)`` on a worker;
+        ``callback(runtime, result, user_data)`` runs on the caller's
+        thread-default context, where ``to_thread_finish(result)`` reads
+        the value."""
+        scope = _Scope()
+        if callback is not None:
+            callback = _done(scope, callback, user_data)
+        # func_data is given as a tuple: PyGObject 3.42 expects one for a
+        # callback's data in a call whose last argument is variable user data.
+        Dvt.Runtime.to_thread_async(self, _work(scope, func, func_data), (),
+                                    options, cancellable, callback, None)
+
+    def to_thread_finish(self, result):
+        return _reraising(Dvt.Runtime.to_thread_finish, self, result)
+
+    def submit(self, func, func_data=None, options=None, cancellable=None,
+               *, user_data=_UNSET):
+        """Queues ``func(task, cancellable, func_data)`` for a worker and
+        returns its task, a future."""
+        func_data = _pick_data(func_data, user_data)
+        scope = _Scope()
+        task = Dvt.Runtime.submit(self, _work(scope, func, func_data), None,
+                                  options, cancellable)
+        _remember(task, scope)
+        return task
+
+    def submit_call(self, fn, *args, **kwargs):
+        """Queues ``fn(*args, **kwargs)`` for a worker and returns its task,
+        a future: ``task.result()`` gives what ``fn`` returned."""
+        scope = _Scope()
+        task = Dvt.Runtime.submit(self, _call_work(scope, fn, args, kwargs),
+                                  None, None, None)
+        _remember(task, scope)
+        return task
+
+    def schedule(self, func, func_data=None, options=None, cancellable=None,
+                 *, user_data=_UNSET):
+        """Starts ``func(task, cancellable, func_data)`` on the loop thread
+        and returns its task, a future."""
+        func_data = _pick_data(func_data, user_data)
+        scope = _Scope()
+        task = Dvt.Runtime.schedule(self, _work(scope, func, func_data), None,
+                                    options, cancellable)
+        _remember(task, scope)
+        return task
+
+    def map_blocking(self, *args, **kwargs):
+        """``map_blocking(fn, iterable, options=None, cancellable=None)``:
+        ``fn(item)`` for every item, in parallel; the results in input
+        order.
+
+        ``map_blocking(n_items, func, func_data=None, options=None,
+        cancellable=None)``: the raw form, ``func(task, cancellable,
+        func_data)`` for every index ``task.get_index()``.
+        """
+        if _is_raw_map(args, kwargs):
+            return self._map_blocking_raw(*args, **kwargs)
+        return self._map_blocking_items(*args, **kwargs)
+
+    def _map_blocking_raw(self, n_items, func, func_data=None, options=None,
+                          cancellable=None, *, user_data=_UNSET):
+        func_data = _pick_data(func_data, user_data)
+        scope = _Scope()
+        try:
+            return _unwrap_list(_reraising(
+                Dvt.Runtime.map_blocking, self, n_items,
+                _work(scope, func, func_data), None, options, cancellable))
+        finally:
+            scope.close()
+
+    def _map_blocking_items(self, fn, items, options=None, cancellable=None):
+        items = list(items)
+        scope = _Scope()
+        try:
+            return _unwrap_list(_reraising(
+                Dvt.Runtime.map_blocking, self, len(items),
+                _item_work(scope, fn, items), None, options, cancellable))
+        finally:
+            scope.close()
+
+    def map_async(self, *args, **kwargs):
+        """``map_async(fn, iterable, options=None, cancellable=None,
+        callback=None, user_data=None)`` or the raw
+        ``map_async(n_items, func, func_data=None, options=None,
+        cancellable=None, callback=None, user_data=None)``; read the
+        results with ``map_finish(result)`` in the callback."""
+        if _is_raw_map(args, kwargs):
+            return self._map_async_raw(*args, **kwargs)
+        return self._map_async_items(*args, **kwargs)
+
+    def _map_async_raw(self, n_items, func, func_data=None, options=None,
+                       cancellable=None, callback=None, user_data=None):
+        scope = _Scope()
+        self._map_async(n_items, _work(scope, func, func_data), scope,
+                        options, cancellable, callback, user_data)
+
+    def _map_async_items(self, fn, items, options=None, cancellable=None,
+                         callback=None, user_data=None):
+        items = list(items)
+        scope = _Scope()
+        self._map_async(len(items), _item_work(scope, fn, items), scope,
+                        options, cancellable, callback, user_data)
+
+    def _map_async(self, n_items, func, scope, options, cancellable,
+                   callback, user_data):
+        if callback is not None:
+            callback = _done(scope, callback, user_data)
+        # func_data as a tuple: see to_thread_async.
+        Dvt.Runtime.map_async(self, n_items, func, (), options, cancellable,
+                              callback, None)
+
+    def map_finish(self, result):
+        return _unwrap_list(_reraising(Dvt.Runtime.map_finish, self, result))
+
+    def gather_blocking(self, tasks, options=None, cancellable=None):
+        """Waits for every task of @tasks; their values in the same order."""
+        return _unwrap_list(_reraising(Dvt.Runtime.gather_blocking, self,
+                                       list(tasks), options, cancellable))
+
+
+Runtime = override(Runtime)
+__all__.append('Runtime')
+
+
+# ---- Task ---------------------------------------------------------------------
+
+class Task(Dvt.Task):
+    """One piece of work and its result; also a future."""
+
+    def return_value(self, value=None):
+        """Completes the task with @value, any Python object."""
+        value = _to_value(value)
+        if not _defer(self, Dvt.Task.return_value, value):
+            Dvt.Task.return_value(self, value)
+
+    def return_boolean(self, result):
+        if not _defer(self, Dvt.Task.return_boolean, result):
+            Dvt.Task.return_boolean(self, result)
+
+    def return_int(self, result):
+        if not _defer(self, Dvt.Task.return_int, result):
+            Dvt.Task.return_int(self, result)
+
+    def return_error(self, error):
+        """Fails the task with @error: a GLib.Error, which reaches the
+        caller unchanged, or any exception, which reaches it as itself."""
+        if not isinstance(error, GLib.Error):
+            if not isinstance(error, BaseException):
+                raise TypeError('return_error() needs an exception, not %r'
+                                % type(error).__name__)
+            error = _to_error(_scope_of(self), error, error.__traceback__)
+        if not _defer(self, Dvt.Task.return_error, error):
+            Dvt.Task.return_error(self, error)
+
+    def propagate_value(self):
+        """The value of the ended task, or its error raised."""
+        return _reraising(Dvt.Task.propagate_value, self)
+
+    def propagate_boolean(self):
+        return _reraising(Dvt.Task.propagate_boolean, self)
+
+    def propagate_int(self):
+        return _reraising(Dvt.Task.propagate_int, self)
+
+    def result(self, timeout=0):
+        """Waits until the task has ended (at most @timeout seconds; 0 or
+        less: as long as it takes) and returns its value or raises its
+        error. Raises GLib.Error G_IO_ERROR_TIMED_OUT if the time runs
+        out first."""
+        self.wait(timeout)
+        return self.propagate_value()
+
+
+Task = override(Task)
+__all__.append('Task')
