@@ -632,7 +632,7 @@ test_thread_names (void)
       guint n_named = 0;
 
       g_assert_cmpstr (dvt_runtime_get_name (rt), ==, names[i]);
-      if (!POLL_UNTIL ((count_threads (names[i], &n_named), n_named == 1), 5))
+      if (!POLL_UNTIL ((count_threads (names[i], &n_named), n_named == 1), 0.5))
         {
           g_test_message ("no thread is named after the runtime \"%s\"", names[i]);
           g_test_fail ();
@@ -701,11 +701,14 @@ test_unref_stops_threads (void)
       exercise_runtime (rt);
       /* The loop thread. */
       g_assert_true (POLL_UNTIL ((count_threads ("lc-unref", &n_named), n_named == 1), 20));
+      g_object_add_weak_pointer (G_OBJECT (rt), (gpointer *) &rt);
       g_object_unref (rt);
 
-      /* The loop thread is gone at once; workers go back to GLib. */
-      count_threads ("lc-unref", &n_named);
-      g_assert_cmpuint (n_named, ==, 0);
+      /* Finalized once the last task lets go of it (a worker may still be
+       * dropping one); then the loop thread is gone and the workers are
+       * back with GLib. */
+      g_assert_true (POLL_UNTIL (g_atomic_pointer_get (&rt) == NULL, 20));
+      g_assert_true (POLL_UNTIL ((count_threads ("lc-unref", &n_named), n_named == 0), 20));
       g_assert_true (POLL_UNTIL (count_threads (NULL, NULL) <= baseline + GLIB_IDLE_THREADS, 30));
     }
 }

@@ -451,6 +451,8 @@ test_propagate (void)
   {
     /* A pointer nobody reads is freed with the task (valgrind checks). */
     g_autoptr(DvtTask) task = run_kind (rt, KIND_POINTER);
+
+    g_assert_false (dvt_task_had_error (task));
   }
   {
     g_autoptr(DvtTask) task = run_kind (rt, KIND_NOTHING_VALUE);
