@@ -118,6 +118,14 @@ typedef struct
   int destroyed;
 } Counter;
 
+static guint64
+stats_queued (DvtRuntime *rt)
+{
+  g_autoptr(DvtStats) stats = dvt_runtime_get_stats (rt);
+
+  return stats->queued;
+}
+
 static void
 counter_destroy (gpointer data)
 {
@@ -465,6 +473,7 @@ async_keep_forever (DvtTask      *task,
 }
 
 static int async_started;
+static Counter map_counter;
 
 static gpointer
 blocked_caller_thread (gpointer data)
@@ -487,6 +496,15 @@ blocked_caller_thread (gpointer data)
       bc->result = dvt_runtime_run_blocking (bc->rt, async_keep_forever, &async_started,
                                              NULL, NULL, NULL, &bc->error);
       break;
+    case 4:   /* blocks in map_blocking, whose items cannot start */
+      {
+        GArray *results = dvt_runtime_map_blocking (bc->rt, 10, work_count, &map_counter,
+                                                    NULL, NULL, &bc->error);
+
+        bc->result = results != NULL;
+        g_clear_pointer (&results, g_array_unref);
+      }
+      break;
     }
   g_atomic_int_set (&bc->returned, TRUE);
 
@@ -501,8 +519,8 @@ test_shutdown_cancel_releases_waiters (void)
   g_autoptr(DvtTask) running = NULL;
   g_autoptr(DvtTask) queued = NULL;
   g_autoptr(DvtStats) stats = NULL;
-  BlockedCaller bc[4];
-  GThread *threads[4];
+  BlockedCaller bc[5];
+  GThread *threads[5];
   Counter c = { 0, 0 };
   Blocker b1, b2;
 
@@ -524,7 +542,11 @@ test_shutdown_cancel_releases_waiters (void)
   threads[0] = g_thread_new ("wait-running", blocked_caller_thread, &bc[0]);
   threads[1] = g_thread_new ("wait-queued", blocked_caller_thread, &bc[1]);
   threads[3] = g_thread_new ("run-blocking", blocked_caller_thread, &bc[3]);
+  bc[4] = (BlockedCaller) { rt, NULL, NULL, 4, FALSE, FALSE, NULL };
+  threads[4] = g_thread_new ("map-blocking", blocked_caller_thread, &bc[4]);
   g_assert_true (POLL_UNTIL (g_atomic_int_get (&async_started) == 1, 20));
+  /* All five calls accepted (the map included). */
+  g_assert_true (POLL_UNTIL (stats_queued (rt) == 5, 20));
   g_usleep (20000);
   for (guint i = 0; i < G_N_ELEMENTS (bc); i++)
     g_assert_false (g_atomic_int_get (&bc[i].returned));
@@ -553,16 +575,69 @@ test_shutdown_cancel_releases_waiters (void)
                              g_atomic_int_get (&b2.finished) == 1, 20));
 
   dvt_runtime_shutdown (rt, TRUE, FALSE);
-  /* The queued task never ran. */
+  /* The queued task and the map's items never ran. */
   g_assert_cmpint (c.calls, ==, 0);
+  g_assert_cmpint (map_counter.calls, ==, 0);
 
   stats = dvt_runtime_get_stats (rt);
-  g_assert_cmpuint (stats->queued, ==, 4);
-  g_assert_cmpuint (stats->cancelled, ==, 4);
+  g_assert_cmpuint (stats->queued, ==, 5);
+  g_assert_cmpuint (stats->cancelled, ==, 5);
   g_assert_cmpuint (stats->pending, ==, 0);
 
   gate_clear (&b1.gate);
   gate_clear (&b2.gate);
+}
+
+static void
+work_shutdown_own_runtime (DvtTask      *task,
+                           GCancellable *cancellable,
+                           gpointer      user_data,
+                           GError      **error)
+{
+  gboolean cancel = GPOINTER_TO_INT (user_data);
+
+  /* From one of its own threads: returns without waiting for itself. */
+  dvt_runtime_shutdown (dvt_task_get_runtime (task), TRUE, cancel);
+  dvt_task_return_int (task, 5);
+}
+
+static void
+test_shutdown_from_own_threads (void)
+{
+  for (int cancel = FALSE; cancel <= TRUE; cancel++)
+    {
+      /* From a worker, and from the loop thread. */
+      for (int on_loop = FALSE; on_loop <= TRUE; on_loop++)
+        {
+          g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+          g_autoptr(GError) error = NULL;
+          g_autoptr(DvtTask) task = NULL;
+          gint64 v;
+
+          if (on_loop)
+            task = dvt_runtime_schedule (rt, work_shutdown_own_runtime, GINT_TO_POINTER (cancel),
+                                         NULL, NULL, NULL, &error);
+          else
+            task = dvt_runtime_submit (rt, work_shutdown_own_runtime, GINT_TO_POINTER (cancel),
+                                       NULL, NULL, NULL, &error);
+          g_assert_no_error (error);
+          g_assert_true (dvt_task_wait (task, 0, &error));
+          g_assert_no_error (error);
+          g_assert_true (dvt_runtime_is_shutdown (rt));
+
+          /* A cancelling shutdown cancels the very task that called it. */
+          v = dvt_task_propagate_int (task, &error);
+          if (cancel)
+            g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+          else
+            {
+              g_assert_no_error (error);
+              g_assert_cmpint (v, ==, 5);
+            }
+
+          dvt_runtime_shutdown (rt, TRUE, FALSE);
+        }
+    }
 }
 
 /* ---- the default runtime ------------------------------------------------ */
@@ -764,6 +839,57 @@ test_unref_from_worker (void)
       g_assert_true (POLL_UNTIL ((count_threads ("lc-worker", &n_named), n_named == 0), 30));
       g_assert_true (POLL_UNTIL (count_threads (NULL, NULL) <= baseline + GLIB_IDLE_THREADS, 30));
       gate_clear (&f.gate);
+    }
+}
+
+static gboolean
+complete_on_loop_cb (gpointer user_data)
+{
+  dvt_task_return_int (user_data, 1);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+async_complete_soon (DvtTask      *task,
+                     GCancellable *cancellable,
+                     gpointer      user_data,
+                     GError      **error)
+{
+  GSource *source = g_timeout_source_new (20);
+
+  /* The timeout holds the last reference to the task, and the task the
+   * last one to the runtime: the runtime ends on its own loop thread. */
+  g_source_set_callback (source, complete_on_loop_cb, g_object_ref (task), g_object_unref);
+  g_source_attach (source, g_main_context_get_thread_default ());
+  g_source_unref (source);
+}
+
+static void
+test_unref_from_loop (void)
+{
+  guint baseline = count_threads (NULL, NULL);
+  guint n_named;
+
+  for (int round = 0; round < 3; round++)
+    {
+      DvtRuntime *rt = g_object_new (DVT_TYPE_RUNTIME, "max-workers", 2,
+                                     "name", "lc-loopfin", NULL);
+      g_autoptr(GError) error = NULL;
+      Counter c = { 0, 0 };
+      DvtTask *task;
+
+      /* Some workers exist too. */
+      g_assert_true (dvt_runtime_to_thread_blocking (rt, work_count, &c, NULL, NULL, NULL,
+                                                     &error));
+      task = dvt_runtime_schedule (rt, async_complete_soon, NULL, NULL, NULL, NULL, &error);
+      g_assert_no_error (error);
+      g_object_add_weak_pointer (G_OBJECT (rt), (gpointer *) &rt);
+      g_object_unref (task);
+      g_object_unref (rt);
+
+      g_assert_true (POLL_UNTIL (g_atomic_pointer_get (&rt) == NULL, 20));
+      g_assert_true (POLL_UNTIL ((count_threads ("lc-loopfin", &n_named), n_named == 0), 20));
+      g_assert_true (POLL_UNTIL (count_threads (NULL, NULL) <= baseline + GLIB_IDLE_THREADS, 30));
     }
 }
 
@@ -1056,10 +1182,12 @@ main (int argc, char *argv[])
   g_test_add_func ("/lifecycle/shutdown/no-wait", test_shutdown_no_wait);
   g_test_add_func ("/lifecycle/shutdown/cancel-releases-waiters",
                    test_shutdown_cancel_releases_waiters);
+  g_test_add_func ("/lifecycle/shutdown/from-own-threads", test_shutdown_from_own_threads);
   g_test_add_func ("/lifecycle/default-runtime", test_default_runtime);
   g_test_add_func ("/lifecycle/thread-names", test_thread_names);
   g_test_add_func ("/lifecycle/unref-stops-threads", test_unref_stops_threads);
   g_test_add_func ("/lifecycle/unref-from-worker", test_unref_from_worker);
+  g_test_add_func ("/lifecycle/unref-from-loop", test_unref_from_loop);
   g_test_add_func ("/nested/wait", test_nested_wait);
   g_test_add_func ("/nested/to-thread-blocking", test_nested_to_thread);
   g_test_add_func ("/nested/gather", test_nested_gather);

@@ -1253,6 +1253,137 @@ test_to_thread_async_cancel (void)
   gate_clear (&b.gate);
 }
 
+/* Main-loop code running on the runtime's own loop thread (an async
+ * function) uses the _async calls; their callbacks come back there. */
+typedef struct
+{
+  DvtRuntime *rt;
+  DvtTask    *outer;
+  int         on_loop;
+  int         destroyed;
+} FromLoop;
+
+static void
+from_loop_destroy (gpointer data)
+{
+  FromLoop *fl = data;
+
+  if (g_main_context_is_owner (dvt_runtime_get_context (fl->rt)))
+    g_atomic_int_inc (&fl->on_loop);
+  g_atomic_int_inc (&fl->destroyed);
+}
+
+static void
+from_loop_to_thread_cb (GObject      *source,
+                        GAsyncResult *result,
+                        gpointer      user_data)
+{
+  FromLoop *fl = user_data;
+  g_auto(GValue) value = G_VALUE_INIT;
+  GError *error = NULL;
+
+  if (g_main_context_is_owner (dvt_runtime_get_context (fl->rt)))
+    g_atomic_int_inc (&fl->on_loop);
+  if (dvt_runtime_to_thread_finish (fl->rt, result, &value, &error))
+    dvt_task_return_int (fl->outer, g_value_get_int64 (&value) + 1);
+  else
+    dvt_task_return_error (fl->outer, error);
+  g_clear_object (&fl->outer);
+}
+
+static void
+from_loop_map_cb (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  FromLoop *fl = user_data;
+  GError *error = NULL;
+  GArray *results;
+
+  if (g_main_context_is_owner (dvt_runtime_get_context (fl->rt)))
+    g_atomic_int_inc (&fl->on_loop);
+  results = dvt_runtime_map_finish (fl->rt, result, &error);
+  if (results != NULL)
+    {
+      gint64 sum = 0;
+
+      for (guint i = 0; i < results->len; i++)
+        sum += g_value_get_int64 (&g_array_index (results, GValue, i));
+      g_array_unref (results);
+      dvt_task_return_int (fl->outer, sum);
+    }
+  else
+    dvt_task_return_error (fl->outer, error);
+  g_clear_object (&fl->outer);
+}
+
+static void
+item_index (DvtTask      *task,
+            GCancellable *cancellable,
+            gpointer      user_data,
+            GError      **error)
+{
+  dvt_task_return_int (task, dvt_task_get_index (task));
+}
+
+static void
+async_start_to_thread (DvtTask      *task,
+                       GCancellable *cancellable,
+                       gpointer      user_data,
+                       GError      **error)
+{
+  FromLoop *fl = user_data;
+
+  fl->outer = g_object_ref (task);
+  dvt_runtime_to_thread_async (fl->rt, work_answer, NULL, NULL, NULL, NULL,
+                               from_loop_to_thread_cb, fl);
+}
+
+static void
+async_start_map (DvtTask      *task,
+                 GCancellable *cancellable,
+                 gpointer      user_data,
+                 GError      **error)
+{
+  FromLoop *fl = user_data;
+
+  fl->outer = g_object_ref (task);
+  dvt_runtime_map_async (fl->rt, 100, item_index, fl, from_loop_destroy, NULL, NULL,
+                         from_loop_map_cb, fl);
+}
+
+static void
+test_async_from_loop (void)
+{
+  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(GError) error = NULL;
+  FromLoop fl = { rt, NULL, 0, 0 };
+
+  {
+    g_autoptr(DvtTask) task = dvt_runtime_schedule (rt, async_start_to_thread, &fl, NULL,
+                                                    NULL, NULL, &error);
+
+    g_assert_no_error (error);
+    g_assert_true (dvt_task_wait (task, 0, &error));
+    g_assert_cmpint (dvt_task_propagate_int (task, &error), ==, 43);
+    g_assert_no_error (error);
+    g_assert_cmpint (g_atomic_int_get (&fl.on_loop), ==, 1);
+  }
+  {
+    g_autoptr(DvtTask) task = dvt_runtime_schedule (rt, async_start_map, &fl, NULL,
+                                                    NULL, NULL, &error);
+
+    g_assert_no_error (error);
+    g_assert_true (dvt_task_wait (task, 0, &error));
+    g_assert_cmpint (dvt_task_propagate_int (task, &error), ==, 99 * 100 / 2);
+    g_assert_no_error (error);
+  }
+
+  /* The map's data is freed on the loop thread too. */
+  g_assert_true (POLL_UNTIL (g_atomic_int_get (&fl.destroyed) == 1, 20));
+  g_assert_cmpint (g_atomic_int_get (&fl.on_loop), ==, 3);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -1281,6 +1412,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/runtime/to-thread-async/caller-context", test_to_thread_async_caller_context);
   g_test_add_func ("/runtime/to-thread-async/default-context", test_to_thread_async_default_context);
   g_test_add_func ("/runtime/to-thread-async/cancel", test_to_thread_async_cancel);
+  g_test_add_func ("/runtime/async-from-loop", test_async_from_loop);
 
   return g_test_run ();
 }
