@@ -1,0 +1,40 @@
+# conftest.py: fixtures for the Python tests of Dovetail
+#
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Run from meson (`meson test --suite python`), which points
+# GI_TYPELIB_PATH, LD_LIBRARY_PATH and PYTHONPATH into the build tree, or by
+# hand with the same variables:
+#   /usr/bin/python3 -m pytest -p no:cacheprovider tests/python
+
+import gc
+
+import pytest
+
+from dvthelpers import Dvt, override_module
+
+
+@pytest.fixture
+def rt():
+    """A runtime with two workers, shut down (waiting) after the test."""
+    runtime = Dvt.Runtime.new(2)
+    yield runtime
+    runtime.shutdown(True, False)
+
+
+@pytest.fixture
+def tmp_file(tmp_path):
+    path = tmp_path / 'data.txt'
+    path.write_bytes(b'hello dovetail\n' * 100)
+    return path
+
+
+@pytest.fixture
+def no_leaked_exceptions():
+    """Checks that the override's side table of Python exceptions is empty
+    again once the test has dropped its results."""
+    gc.collect()
+    before = override_module()._live_exception_count()
+    yield
+    gc.collect()
+    assert override_module()._live_exception_count() == before

@@ -1,0 +1,83 @@
+# dvthelpers.py: helpers shared by the Python tests of Dovetail
+#
+# SPDX-License-Identifier: LGPL-2.1-or-later
+
+import sys
+import threading
+
+import gi
+
+gi.require_version('Dvt', '1')
+gi.require_version('Gio', '2.0')
+gi.require_version('GLib', '2.0')
+
+from gi.repository import Dvt, GLib  # noqa: E402
+
+# Nothing here may wait forever: every wait in the tests has a deadline.
+DEADLINE = 60.0
+
+
+def override_module():
+    """The loaded gi.overrides.Dvt module."""
+    return sys.modules['gi.overrides.Dvt']
+
+
+def raw_class(name):
+    """The introspected class, without the overrides."""
+    return getattr(Dvt._introspection_module, name)
+
+
+class Peak:
+    """Counts work in flight and remembers the highest count."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.now = 0
+        self.peak = 0
+        self.calls = 0
+
+    def __enter__(self):
+        with self.lock:
+            self.now += 1
+            self.calls += 1
+            self.peak = max(self.peak, self.now)
+
+    def __exit__(self, *exc):
+        with self.lock:
+            self.now -= 1
+
+
+def run_loop_until(predicate, context=None, timeout=DEADLINE):
+    """Iterates @context (the global default one if None) until
+    @predicate() is true; fails instead of hanging."""
+    context = context or GLib.MainContext.default()
+    deadline = GLib.get_monotonic_time() + int(timeout * 1e6)
+    tick = GLib.timeout_source_new(50)
+    tick.set_callback(lambda *args: GLib.SOURCE_CONTINUE)
+    tick.attach(context)
+    try:
+        while not predicate():
+            if GLib.get_monotonic_time() > deadline:
+                raise AssertionError('the main context did not get there in time')
+            context.iteration(True)
+    finally:
+        tick.destroy()
+
+
+def main_loop_run(start, timeout=DEADLINE):
+    """Runs a GLib.MainLoop; @start(loop) starts the work and something
+    must call loop.quit(). Fails instead of hanging."""
+    loop = GLib.MainLoop()
+    timed_out = []
+
+    def on_timeout():
+        timed_out.append(True)
+        loop.quit()
+        return GLib.SOURCE_REMOVE
+
+    timer = GLib.timeout_add(int(timeout * 1000), on_timeout)
+    GLib.idle_add(lambda: start(loop) and False)
+    loop.run()
+    if timed_out:
+        raise AssertionError('the main loop did not quit in time')
+    GLib.source_remove(timer)
