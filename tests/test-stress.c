@@ -647,6 +647,82 @@ test_shutdown_race (void)
   watchdog_stop (wd);
 }
 
+/* ---- a shared cancellable cancelled while its tasks are dropped ----------- */
+
+static void
+work_quick (DvtTask      *task,
+            GCancellable *cancellable,
+            gpointer      user_data,
+            GError      **error)
+{
+  dvt_task_return_int (task, 1);
+}
+
+static gpointer
+cancel_after_a_while (gpointer data)
+{
+  GCancellable *cancellable = data;
+
+  g_usleep (g_random_int_range (0, 200));
+  g_cancellable_cancel (cancellable);
+
+  return NULL;
+}
+
+/* One GCancellable serves many calls, GIO-style. The tasks have ended and
+ * their last references are dropped while another thread cancels the
+ * cancellable: no task may be touched once it is being finalized. */
+static void
+cancel_while_finalizing_body (void)
+{
+  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  guint n_rounds = scaled (400, 40);
+
+  for (guint round = 0; round < n_rounds; round++)
+    {
+      g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+      DvtTask *tasks[64];
+      GThread *canceller;
+
+      for (guint i = 0; i < G_N_ELEMENTS (tasks); i++)
+        {
+          g_autoptr(GError) error = NULL;
+
+          tasks[i] = dvt_runtime_submit (rt, work_quick, NULL, NULL, NULL, cancellable, &error);
+          g_assert_no_error (error);
+        }
+      for (guint i = 0; i < G_N_ELEMENTS (tasks); i++)
+        g_assert_true (dvt_task_wait (tasks[i], 0, NULL));
+
+      canceller = g_thread_new ("canceller", cancel_after_a_while, cancellable);
+      for (guint i = 0; i < G_N_ELEMENTS (tasks); i++)
+        {
+          g_object_unref (tasks[i]);
+          if (i % 8 == 0)
+            g_usleep (5);
+        }
+      g_thread_join (canceller);
+    }
+}
+
+static void
+test_cancel_while_finalizing (void)
+{
+  /* A failure here aborts: keep it from taking the other tests along. */
+  if (g_test_subprocess ())
+    {
+      cancel_while_finalizing_body ();
+      return;
+    }
+
+  g_test_trap_subprocess (NULL, (guint64) (300 * G_USEC_PER_SEC), G_TEST_SUBPROCESS_INHERIT_STDERR);
+  if (!g_test_trap_has_passed ())
+    {
+      g_test_message ("the child process of this test failed: see its stderr above");
+      g_test_fail ();
+    }
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -658,6 +734,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/stress/submit-wait", test_submit_wait);
   g_test_add_func ("/stress/random-cancel", test_random_cancel);
   g_test_add_func ("/stress/shutdown-race", test_shutdown_race);
+  g_test_add_func ("/stress/cancel-while-finalizing", test_cancel_while_finalizing);
 
   return g_test_run ();
 }
