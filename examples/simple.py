@@ -5,7 +5,10 @@
 #
 # From a build tree:
 #   GI_TYPELIB_PATH=build/dovetail LD_LIBRARY_PATH=build/dovetail \
-#     /usr/bin/python3 examples/simple.py
+#   PYTHONPATH=build/python /usr/bin/python3 examples/simple.py
+#
+# PYTHONPATH=build/python loads Dovetail's PyGObject overrides, which an
+# installed Dovetail has in place; the calls below also work without them.
 
 import sys
 
@@ -23,7 +26,7 @@ def add_numbers(task, cancellable, data):
     task.return_value(sum(range(1, 1001)))
 
 
-print("1 + 2 + ... + 1000 =", runtime.to_thread_blocking(add_numbers, None, None, None))
+print("1 + 2 + ... + 1000 =", runtime.to_thread_blocking(add_numbers))
 
 
 # An async function: runs on the runtime's loop thread, starts GIO work and
@@ -41,7 +44,7 @@ def load(task, cancellable, path):
 
 path = sys.argv[1] if len(sys.argv) > 1 else "/etc/os-release"
 try:
-    print(f"{path}: {runtime.run_blocking(load, path, None, None)} bytes")
+    print(f"{path}: {runtime.run_blocking(load, path)} bytes")
 except GLib.Error as error:
     print(f"cannot read {path}: {error.message} ({error.domain}, {error.code})")
 
@@ -55,6 +58,6 @@ def square(task, cancellable, data):
 
 
 options = Dvt.Options(max_concurrency=4, return_errors=True)
-print("squares:", runtime.map_blocking(6, square, None, options, None))
+print("squares:", runtime.map_blocking(6, square, options=options))
 
 runtime.shutdown(True, False)

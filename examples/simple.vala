@@ -46,12 +46,9 @@ int main (string[] args) {
             var i = task.get_index ();
             task.return_int (i * i);
         }, options);
-        /* The array holds GValues inline; Vala's Array<Value?> would read
-         * its elements as pointers, so look at them through a Value*. */
-        var values = (Value*) squares.data;
         var line = new StringBuilder ("squares:");
         for (uint i = 0; i < squares.length; i++)
-            line.append_printf (" %s", values[i].get_int64 ().to_string ());
+            line.append_printf (" %s", squares.index (i).get_int64 ().to_string ());
         print ("%s\n", line.str);
     } catch (Error e) {
         printerr ("%s\n", e.message);
