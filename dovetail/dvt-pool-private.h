@@ -56,6 +56,7 @@ void      dvt_pool_close            (DvtPool  *pool,
 void      dvt_pool_clear            (DvtPool  *pool);
 DvtPool  *dvt_pool_get_current      (void);
 DvtPool  *dvt_pool_enter_blocking   (void);
+void      dvt_pool_announce_return  (void);
 void      dvt_pool_leave_blocking   (DvtPool  *pool);
 
 G_END_DECLS

@@ -10,6 +10,9 @@
 #define DVT_WORKER_IDLE_USEC (5 * G_USEC_PER_SEC)
 
 static _Thread_local DvtPool *current_pool;
+/* Set once this worker has counted itself as spinning before its job
+ * returned (dvt_pool_announce_return()). */
+static _Thread_local gboolean announced;
 
 DvtPool *
 dvt_pool_get_current (void)
@@ -87,6 +90,7 @@ pool_worker (gpointer data,
   for (;;)
     {
       DvtJob *job;
+      gboolean locked = FALSE;
 
       /* Compensating threads leave once the nested waits are over. */
       if (pool->n_threads > pool->max_workers + pool->n_blocked)
@@ -96,8 +100,12 @@ pool_worker (gpointer data,
       if (job != NULL)
         {
           /* Start another worker if more work is waiting behind this one. */
-          gboolean start = pool_kick_locked (pool);
+          gboolean start;
 
+          if (announced)
+            g_atomic_int_add (&pool->n_spinning, -1);
+          announced = FALSE;
+          start = pool_kick_locked (pool);
           g_mutex_unlock (&pool->lock);
           if (start)
             pool_start_thread (pool);
@@ -109,20 +117,32 @@ pool_worker (gpointer data,
       if (pool->closing)
         break;
 
-      /* Spin briefly: a hand-off that arrives now costs no wake-up. */
-      g_atomic_int_inc (&pool->n_spinning);
+      /* Spin briefly: a hand-off that arrives now costs no wake-up. A
+       * worker that announced its return is counted already. */
+      if (!announced)
+        g_atomic_int_inc (&pool->n_spinning);
+      announced = FALSE;
       g_mutex_unlock (&pool->lock);
       {
         gint64 end = g_get_monotonic_time () + DVT_SPIN_USEC;
 
-        for (guint i = 1; g_atomic_pointer_get (&pool->head) == NULL; i++)
+        /* Take the lock only when work shows up and nobody else holds it:
+         * idle spinners must not queue up on the lock the pusher needs. */
+        for (guint i = 1;; i++)
           {
+            if (g_atomic_pointer_get (&pool->head) != NULL &&
+                g_mutex_trylock (&pool->lock))
+              {
+                locked = TRUE;
+                break;
+              }
             dvt_cpu_relax ();
             if ((i & 63) == 0 && g_get_monotonic_time () >= end)
               break;
           }
+        if (!locked)
+          g_mutex_lock (&pool->lock);
       }
-      g_mutex_lock (&pool->lock);
       g_atomic_int_add (&pool->n_spinning, -1);
 
       if (pool->head != NULL)
@@ -193,6 +213,21 @@ dvt_pool_push (DvtPool *pool,
     pool_start_thread (pool);
 }
 
+/* Called when the current worker completes the task its job is about,
+ * just before the waiter wakes: the worker is about to look for work, so a
+ * caller that submits again at once need not wake another thread. */
+void
+dvt_pool_announce_return (void)
+{
+  DvtPool *pool = current_pool;
+
+  if (pool == NULL || announced)
+    return;
+
+  announced = TRUE;
+  g_atomic_int_inc (&pool->n_spinning);
+}
+
 /* Called by a thread about to park in a wait. If it is one of our workers,
  * the pool may start a compensating thread for queued work. */
 DvtPool *
@@ -205,6 +240,11 @@ dvt_pool_enter_blocking (void)
     return NULL;
 
   g_mutex_lock (&pool->lock);
+  if (announced)
+    {
+      announced = FALSE;
+      g_atomic_int_add (&pool->n_spinning, -1);
+    }
   pool->n_blocked++;
   start = pool_kick_locked (pool);
   g_mutex_unlock (&pool->lock);

@@ -71,6 +71,7 @@ struct _DvtTask
   guint8               accepted;
   guint8               pointer_taken;
   guint8               cancel_requested;
+  guint8               publish_pending;
   /* References the runtime itself holds while the work function runs; if
    * the count falls back to this, nothing else can complete the task. */
   guint                internal_refs;

@@ -45,7 +45,12 @@ struct _DvtTaskHookNode
  * g_cancellable_disconnect() would deadlock. */
 static _Thread_local DvtTask *cancelling_task;
 
+/* The task whose thread function runs on this worker: its own completion
+ * is published when the function returns. */
+static _Thread_local DvtTask *deferring_task;
+
 static void dvt_task_async_result_iface_init (GAsyncResultIface *iface);
+static void publish                          (DvtTask           *task);
 
 G_DEFINE_FINAL_TYPE_WITH_CODE (DvtTask, dvt_task, G_TYPE_OBJECT,
                                G_IMPLEMENT_INTERFACE (G_TYPE_ASYNC_RESULT,
@@ -341,8 +346,17 @@ run_thread_job (DvtJob *job)
   if (g_atomic_int_compare_and_exchange (&task->state, DVT_TASK_QUEUED, DVT_TASK_RUNNING))
     {
       dvt_task_mark_started (task);
+      deferring_task = task;
       ((DvtThreadFunc) task->func) (task, task->cancellable, task->func_data, &error);
       dvt_task_check_returned (task, error);
+      deferring_task = NULL;
+      if (task->publish_pending)
+        {
+          /* This worker looks for work next: a caller that submits again
+           * as soon as it wakes needs no other thread woken. */
+          dvt_pool_announce_return ();
+          publish (task);
+        }
     }
 
   g_object_unref (task);
@@ -425,46 +439,18 @@ count_end (DvtTask      *task,
     DVT_COUNTER_ADD (&core->n_error, 1);
 }
 
-/* Completes @task with @result (whose contents are taken). The first
- * result wins. @by_runtime tells a result of the runtime's own
- * (cancellation, shutdown, a missing result) from one of the work. */
-void
-dvt_task_finish (DvtTask   *task,
-                 DvtResult *result,
-                 gboolean   by_runtime)
+/* Makes a completed task's end visible: off the live list, waiters woken,
+ * hooks run, callback posted. */
+static void
+publish (DvtTask *task)
 {
   DvtTaskHookNode *hooks;
-  DvtTaskState previous;
 
-  g_object_ref (task);
+  /* Off the live list before waking anyone: a woken caller submits again
+   * at once and would otherwise meet us on the runtime's lock. */
+  if (task->is_live)
+    dvt_core_retire (task->core, task);
 
-  /* The claim records who won, so that a loser reads it atomically. */
-  if (!g_atomic_int_compare_and_exchange (&task->completing, 0,
-                                          by_runtime ? DVT_CLAIMED_BY_RUNTIME
-                                                     : DVT_CLAIMED_BY_WORK))
-    {
-      if (!by_runtime &&
-          g_atomic_int_get (&task->completing) == DVT_CLAIMED_BY_WORK)
-        g_critical ("Task %" G_GUINT64_FORMAT " was completed twice; "
-                    "the second result is dropped", task->id);
-      dvt_result_clear (result);
-      g_object_unref (task);
-      return;
-    }
-
-  if (task->kind == DVT_TASK_KIND_ITEM)
-    {
-      dvt_map_item_done (task->map, task, result);
-      g_object_unref (task);
-      return;
-    }
-
-  task->result = *result;
-  memset (result, 0, sizeof *result);
-
-  previous = (DvtTaskState) __atomic_exchange_n (&task->state, DVT_TASK_COMPLETED,
-                                                 __ATOMIC_SEQ_CST);
-  count_end (task, previous);
   dvt_event_set (&task->done);
   if (task->run_context != NULL)
     g_main_context_wakeup (task->run_context);
@@ -482,17 +468,68 @@ dvt_task_finish (DvtTask   *task,
       hooks = next;
     }
 
-  /* The live reference keeps the task alive past the post below. */
   if (task->callback != NULL)
     {
       task->mail.deliver = deliver_callback;
       g_object_ref (task);
       dvt_mailbox_post (task->callback_mailbox, &task->mail);
     }
+}
 
-  if (task->is_live)
-    dvt_core_retire (task->core, task);
+/* Completes @task with @result (whose contents are taken). The first
+ * result wins. @by_runtime tells a result of the runtime's own
+ * (cancellation, shutdown, a missing result) from one of the work. */
+void
+dvt_task_finish (DvtTask   *task,
+                 DvtResult *result,
+                 gboolean   by_runtime)
+{
+  DvtTaskState previous;
 
+  /* Claim first, reference after: a cancellation handler may run while
+   * another thread drops the last reference to a task that has ended (its
+   * finalize then waits for the handler), so a loser must not touch the
+   * reference count. A winner holds a task that the runtime holds too
+   * (live, or owned by the caller), so taking a reference is safe. The
+   * claim records who won, so that a loser reads it atomically. */
+  if (!g_atomic_int_compare_and_exchange (&task->completing, 0,
+                                          by_runtime ? DVT_CLAIMED_BY_RUNTIME
+                                                     : DVT_CLAIMED_BY_WORK))
+    {
+      if (!by_runtime &&
+          g_atomic_int_get (&task->completing) == DVT_CLAIMED_BY_WORK)
+        g_critical ("Task %" G_GUINT64_FORMAT " was completed twice; "
+                    "the second result is dropped", task->id);
+      dvt_result_clear (result);
+      return;
+    }
+
+  g_object_ref (task);
+
+  if (task->kind == DVT_TASK_KIND_ITEM)
+    {
+      dvt_map_item_done (task->map, task, result);
+      g_object_unref (task);
+      return;
+    }
+
+  task->result = *result;
+  memset (result, 0, sizeof *result);
+
+  previous = (DvtTaskState) __atomic_exchange_n (&task->state, DVT_TASK_COMPLETED,
+                                                 __ATOMIC_SEQ_CST);
+  count_end (task, previous);
+
+  /* A worker completing the task it runs publishes once its function has
+   * returned, as GTask does: the waiter then finds that worker free. */
+  if (deferring_task == task)
+    {
+      task->publish_pending = TRUE;
+      g_object_unref (task);
+      return;
+    }
+
+  publish (task);
   g_object_unref (task);
 }
 

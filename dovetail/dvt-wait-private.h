@@ -18,7 +18,7 @@ static inline void
 dvt_cpu_relax (void)
 {
 #if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause ();
+  __asm__ __volatile__ ("" ::: "memory");
 #elif defined(__aarch64__)
   __asm__ __volatile__ ("yield" ::: "memory");
 #else
