@@ -20,6 +20,7 @@
  */
 
 #include <dovetail.h>
+#include <locale.h>
 #include <stdlib.h>
 
 #define READ_SIZE (64 * 1024)
@@ -325,6 +326,8 @@ main (int   argc,
   gint64 start, elapsed;
   double seconds;
 
+  setlocale (LC_ALL, "");
+
   context = g_option_context_new ("- checksum files with GIO async I/O from synchronous code");
   g_option_context_set_summary (context,
     "Walks DIRECTORY (default: /usr/share/doc) and prints the SHA-256 checksum,\n"
@@ -420,7 +423,9 @@ main (int   argc,
   seconds = MAX (elapsed, 1) / (double) G_USEC_PER_SEC;
   total_size = format_size (total_bytes);
 
-  g_print ("\n%s: %u files checksummed, %u failed, %s in %.2f s "
+  if (!quiet)
+    g_print ("\n");
+  g_print ("%s: %u files checksummed, %u failed, %s in %.2f s "
            "(%.0f files/s), at most %d in flight\n",
            root, n_ok, n_failed, total_size, seconds,
            results->len / seconds, concurrency);
@@ -433,7 +438,7 @@ main (int   argc,
 
   /* A map and a blocking call each count as one task in the counters. */
   stats = dvt_runtime_get_stats (runtime);
-  g_print ("runtime counters: queued=%" G_GUINT64_FORMAT
+  g_print ("runtime counters (the walk and the map are one call each): queued=%" G_GUINT64_FORMAT
            " started=%" G_GUINT64_FORMAT " done=%" G_GUINT64_FORMAT
            " error=%" G_GUINT64_FORMAT " cancelled=%" G_GUINT64_FORMAT
            " running=%" G_GUINT64_FORMAT " pending=%" G_GUINT64_FORMAT
