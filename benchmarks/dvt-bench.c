@@ -9,6 +9,8 @@
 
 #include <dovetail.h>
 #include <malloc.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <sys/resource.h>
 
 #define REPS 5
@@ -603,24 +605,55 @@ gtask_bytes_per_queued (guint n)
   return (double) (after - before) / n;
 }
 
+/* Runs @measure in a child process, so that each figure starts from a
+ * fresh heap: allocator caches filled by one side must not serve the other. */
+static double
+in_child (double (*measure) (guint),
+          guint    n)
+{
+  int fds[2];
+  pid_t pid;
+  double result = 0;
+
+  if (pipe (fds) != 0)
+    g_error ("pipe: %s", g_strerror (errno));
+
+  pid = fork ();
+  if (pid == 0)
+    {
+      double r = measure (n);
+
+      if (write (fds[1], &r, sizeof r) != sizeof r)
+        _exit (1);
+      _exit (0);
+    }
+
+  close (fds[1]);
+  if (read (fds[0], &result, sizeof result) != sizeof result)
+    g_error ("the memory measurement failed");
+  close (fds[0]);
+  waitpid (pid, NULL, 0);
+
+  return result;
+}
+
 static void
 case_memory (void)
 {
   guint n = scaled (1000000);
   double d[REPS], g[REPS];
-  guint reps = opt_scale < 1 ? REPS : 5;
 
   if (!want ("memory"))
     return;
 
-  for (guint rep = 0; rep < reps; rep++)
+  for (guint rep = 0; rep < REPS; rep++)
     {
-      d[rep] = dvt_bytes_per_queued (n);
-      g[rep] = gtask_bytes_per_queued (n);
+      d[rep] = in_child (dvt_bytes_per_queued, n);
+      g[rep] = in_child (gtask_bytes_per_queued, n);
     }
 
   report ("memory per queued task", "bytes", LOWER_IS_BETTER,
-          median (d, reps), "one queued GTask", median (g, reps), 1);
+          median (d, REPS), "one queued GTask", median (g, REPS), 1);
 }
 
 /* ---- idle CPU ---------------------------------------------------------- */

@@ -165,8 +165,8 @@ static void map_pump (DvtMap *map);
 static void
 item_posted_back (DvtMail *mail)
 {
-  DvtTask *item = G_STRUCT_MEMBER_P (mail, -G_STRUCT_OFFSET (DvtTask, mail));
-  DvtMap *map = dvt_map_ref (item->map);
+  DvtTask *item = DVT_TASK_OF_MAIL (mail);
+  DvtMap *map = dvt_map_ref (item->extra->map);
 
   map->in_flight--;
   g_object_unref (item);
@@ -179,7 +179,8 @@ dvt_map_item_done (DvtMap    *map,
                    DvtTask   *item,
                    DvtResult *result)
 {
-  GValue *slot = &g_array_index (map->results, GValue, item->index);
+  guint index = item->extra->index;
+  GValue *slot = &g_array_index (map->results, GValue, index);
 
   if (result->error != NULL)
     {
@@ -208,7 +209,7 @@ dvt_map_item_done (DvtMap    *map,
               if (!g_atomic_pointer_compare_and_exchange (&map->destroys, NULL, destroys))
                 g_free (destroys);
             }
-          map->destroys[item->index] = result->destroy;
+          map->destroys[index] = result->destroy;
         }
     }
   memset (result, 0, sizeof *result);
@@ -216,8 +217,8 @@ dvt_map_item_done (DvtMap    *map,
   if (map->async_items)
     {
       /* The mail holds the item until the pump has counted it. */
-      item->mail.deliver = item_posted_back;
-      dvt_mailbox_post (map->mailbox, &g_object_ref (item)->mail);
+      item->extra->mail.deliver = item_posted_back;
+      dvt_mailbox_post (map->mailbox, &g_object_ref (item)->extra->mail);
     }
 }
 
@@ -226,7 +227,7 @@ new_item (DvtMap *map)
 {
   DvtTask *item = dvt_task_new (map->runtime, DVT_TASK_KIND_ITEM, NULL, NULL);
 
-  item->map = dvt_map_ref (map);
+  dvt_task_extra (item)->map = dvt_map_ref (map);
 
   return item;
 }
@@ -253,7 +254,7 @@ run_items (DvtJob *job)
 
           if (item == NULL)
             item = new_item (map);
-          item->index = i;
+          item->extra->index = i;
           g_atomic_int_set (&item->completing, DVT_CLAIMED_NOT);
 
           map->func (item, cancellable, map->func_data, &error);
@@ -284,7 +285,7 @@ map_pump (DvtMap *map)
       DvtTask *item = new_item (map);
       GError *error = NULL;
 
-      item->index = map->next_start++;
+      item->extra->index = map->next_start++;
       item->func = map->func;
       item->internal_refs = 1;
       map->in_flight++;
@@ -365,8 +366,8 @@ map_start (DvtRuntime          *self,
   map->func = func;
   map->func_data = func_data;
   map->func_data_destroy = func_data_destroy;
-  if (func_data_destroy != NULL && batch->callback_mailbox != NULL)
-    map->destroy_mailbox = dvt_core_acquire_mailbox (core, batch->callback_mailbox->context);
+  if (func_data_destroy != NULL && DVT_TASK_EXTRA (batch, callback_mailbox, NULL) != NULL)
+    map->destroy_mailbox = dvt_core_acquire_mailbox (core, batch->extra->callback_mailbox->context);
   map->n_items = n_items;
   map->results = new_results (n_items);
   if (options != NULL)
@@ -396,7 +397,7 @@ map_start (DvtRuntime          *self,
 
           dvt_task_set_run_context (batch, context);
           g_main_context_unref (context);
-          map->mailbox = batch->run_mailbox;
+          map->mailbox = batch->extra->run_mailbox;
         }
       else
         map->mailbox = core->loop_mailbox;
@@ -704,7 +705,7 @@ dvt_runtime_gather_blocking (DvtRuntime      *self,
     return NULL;
   for (guint i = 0; i < n_tasks; i++)
     if (!dvt_task_get_completed (tasks[i]) &&
-        !dvt_core_check_blocking (tasks[i]->core, error))
+        !dvt_core_check_blocking (dvt_task_core (tasks[i]), error))
       return NULL;
 
   gather = g_new0 (DvtGather, 1);
@@ -715,9 +716,13 @@ dvt_runtime_gather_blocking (DvtRuntime      *self,
 
   /* Async work bound to a context this thread can run is driven from here. */
   for (guint i = 0; i < n_tasks && iterate == NULL; i++)
-    if (tasks[i]->run_context != NULL && !dvt_task_get_completed (tasks[i]) &&
-        g_main_context_acquire (tasks[i]->run_context))
-      iterate = tasks[i]->run_context;
+    {
+      GMainContext *run_context = DVT_TASK_EXTRA (tasks[i], run_context, NULL);
+
+      if (run_context != NULL && !dvt_task_get_completed (tasks[i]) &&
+          g_main_context_acquire (run_context))
+        iterate = run_context;
+    }
   if (iterate != NULL)
     gather->wake = g_main_context_ref (iterate);
 

@@ -45,7 +45,26 @@ struct _DvtCore
 #define DVT_COUNTER_ADD(p, v) ((void) __atomic_fetch_add ((p), (v), __ATOMIC_RELAXED))
 #define DVT_COUNTER_GET(p)    (__atomic_load_n ((p), __ATOMIC_RELAXED))
 
-DvtCore    *dvt_runtime_get_core          (DvtRuntime    *runtime);
+struct _DvtRuntime
+{
+  GObject  parent_instance;
+
+  DvtCore *core;
+  char    *name;
+  guint    max_workers;
+};
+
+static inline DvtCore *
+dvt_runtime_get_core (DvtRuntime *runtime)
+{
+  return runtime->core;
+}
+
+static inline DvtCore *
+dvt_task_core (DvtTask *task)
+{
+  return task->runtime->core;
+}
 gboolean    dvt_core_is_loop_thread       (DvtCore       *core);
 DvtMailbox *dvt_core_acquire_mailbox      (DvtCore       *core,
                                            GMainContext  *context);

@@ -45,15 +45,6 @@
  * threads. Every task holds a reference to its runtime.
  */
 
-struct _DvtRuntime
-{
-  GObject  parent_instance;
-
-  DvtCore *core;
-  char    *name;
-  guint    max_workers;
-};
-
 enum {
   PROP_0,
   PROP_MAX_WORKERS,
@@ -311,8 +302,7 @@ dvt_core_accept (DvtCore  *core,
       return FALSE;
     }
 
-  task->is_live = TRUE;
-  task->accepted = TRUE;
+  dvt_task_set_flag (task, DVT_TASK_FLAG_LIVE | DVT_TASK_FLAG_ACCEPTED);
   task->live_prev = NULL;
   task->live_next = core->live;
   if (core->live != NULL)
@@ -331,7 +321,7 @@ dvt_core_retire (DvtCore *core,
                  DvtTask *task)
 {
   g_mutex_lock (&core->lock);
-  g_assert (task->is_live);
+  g_assert (dvt_task_has_flag (task, DVT_TASK_FLAG_LIVE));
   if (task->live_prev != NULL)
     task->live_prev->live_next = task->live_next;
   else
@@ -339,7 +329,7 @@ dvt_core_retire (DvtCore *core,
   if (task->live_next != NULL)
     task->live_next->live_prev = task->live_prev;
   task->live_prev = task->live_next = NULL;
-  task->is_live = FALSE;
+  dvt_task_unset_flag (task, DVT_TASK_FLAG_LIVE);
   if (--core->n_live == 0)
     g_cond_broadcast (&core->idle_cond);
   g_mutex_unlock (&core->lock);
@@ -348,12 +338,6 @@ dvt_core_retire (DvtCore *core,
 }
 
 /* ---- the object -------------------------------------------------------- */
-
-DvtCore *
-dvt_runtime_get_core (DvtRuntime *runtime)
-{
-  return runtime->core;
-}
 
 static void
 dvt_runtime_constructed (GObject *object)
@@ -831,8 +815,9 @@ start_future (DvtRuntime      *self,
 
   task = new_work_task (self, kind, func, func_data, func_data_destroy,
                         options, cancellable);
-  /* A future can be cancelled while it runs: its work needs a cancellable. */
-  dvt_task_get_cancellable (task);
+  /* A future can be cancelled while it runs: its work gets a cancellable,
+   * made when it starts so that a queued task costs none. */
+  dvt_task_set_flag (task, DVT_TASK_FLAG_WANTS_CANCELLABLE);
 
   if (!start_task (self, task, error))
     g_clear_object (&task);

@@ -52,59 +52,73 @@ typedef void (*DvtTaskHook) (DvtTask  *task,
 
 typedef struct _DvtTaskHookNode DvtTaskHookNode;
 
-struct _DvtTask
+/* Bits of DvtTask.flags, set and read atomically. */
+enum
 {
-  GObject              parent_instance;
+  DVT_TASK_FLAG_LIVE             = 1 << 0,  /* on the runtime's live list */
+  DVT_TASK_FLAG_ACCEPTED         = 1 << 1,  /* counted as queued */
+  DVT_TASK_FLAG_POINTER_TAKEN    = 1 << 2,  /* a pointer result has moved */
+  DVT_TASK_FLAG_CANCEL_REQUESTED = 1 << 3,
+  DVT_TASK_FLAG_PUBLISH_PENDING  = 1 << 4,  /* see dvt_task_finish() */
+  DVT_TASK_FLAG_WANTS_CANCELLABLE = 1 << 5, /* make one when the work starts */
+};
 
-  DvtRuntime          *runtime;
-  DvtCore             *core;
-  guint64              id;
+/* What few tasks need: allocated on first use, freed with the task. */
+typedef struct
+{
   char                *name;
-  guint                attempt;
-  guint                index;
+  guint                index;         /* for map items */
+  DvtMap              *map;           /* for map items */
 
-  int                  state;       /* DvtTaskState, atomic */
-  int                  completing;  /* atomic: DvtClaim */
-  /* Separate bytes, not bit-fields: different threads write them. */
-  guint8               kind;
-  guint8               is_live;
-  guint8               accepted;
-  guint8               pointer_taken;
-  guint8               cancel_requested;
-  guint8               publish_pending;
-  /* References the runtime itself holds while the work function runs; if
-   * the count falls back to this, nothing else can complete the task. */
-  guint                internal_refs;
-
-  gpointer             func;
-  gpointer             func_data;
-  GDestroyNotify       func_data_destroy;
-  DvtMailbox          *destroy_mailbox;  /* where to call it, if not here */
-
-  GCancellable        *cancellable;
   gulong               cancellable_handler;
   GCancellable        *caller_cancellable;
   gulong               caller_cancellable_handler;
 
-  /* Where async work starts: the runtime's loop unless the caller asked
-   * for its own thread-default context. */
+  /* Where async work starts, when not on the runtime's loop. */
   DvtMailbox          *run_mailbox;
   GMainContext        *run_context;
 
-  DvtResult            result;
-
-  DvtEvent             done;        /* its lock also guards hooks */
   DvtTaskHookNode     *hooks;
 
   GAsyncReadyCallback  callback;
   gpointer             callback_data;
   gpointer             source_tag;
   DvtMailbox          *callback_mailbox;
+  DvtMailbox          *destroy_mailbox;  /* where func_data_destroy runs */
 
-  DvtMap              *map;         /* for items */
+  /* For async starts, callbacks and map items posted back. */
+  DvtMail              mail;
+  DvtTask             *task;
+} DvtTaskExtra;
+
+/* A queued task is this and nothing else: keep it small (the benchmark
+ * "memory per queued task" holds it under a queued GTask). */
+struct _DvtTask
+{
+  GObject              parent_instance;
+
+  DvtRuntime          *runtime;
+  guint64              id;
+
+  int                  state;         /* DvtTaskState, atomic */
+  int                  completing;    /* DvtClaim, atomic */
+  int                  flags;         /* DVT_TASK_FLAG_*, atomic */
+  guint16              attempt;
+  guint8               kind;
+  /* References the runtime itself holds while the work function runs; if
+   * the count falls back to this, nothing else can complete the task. */
+  guint8               internal_refs;
+
+  gpointer             func;
+  gpointer             func_data;
+  GDestroyNotify       func_data_destroy;
+  GCancellable        *cancellable;
+  DvtTaskExtra        *extra;
+
+  DvtResult            result;
+  DvtEvent             done;
 
   DvtJob               job;
-  DvtMail              mail;
   DvtTask             *live_prev;
   DvtTask             *live_next;
 };
@@ -142,6 +156,37 @@ gboolean  dvt_task_is_tagged         (DvtTask             *task,
 void      dvt_task_mark_started      (DvtTask             *task);
 
 void      dvt_result_clear           (DvtResult           *result);
+
+DvtTaskExtra *dvt_task_extra (DvtTask *task);
+
+static inline gboolean
+dvt_task_has_flag (DvtTask *task,
+                   int      flag)
+{
+  return (g_atomic_int_get (&task->flags) & flag) != 0;
+}
+
+static inline void
+dvt_task_set_flag (DvtTask *task,
+                   int      flag)
+{
+  g_atomic_int_or (&task->flags, (guint) flag);
+}
+
+static inline void
+dvt_task_unset_flag (DvtTask *task,
+                     int      flag)
+{
+  g_atomic_int_and (&task->flags, ~(guint) flag);
+}
+
+/* The task whose extra holds @mail. */
+#define DVT_TASK_OF_MAIL(m) \
+  (((DvtTaskExtra *) G_STRUCT_MEMBER_P ((m), -G_STRUCT_OFFSET (DvtTaskExtra, mail)))->task)
+
+/* Reads without allocating. */
+#define DVT_TASK_EXTRA(task, field, fallback) \
+  ((task)->extra != NULL ? (task)->extra->field : (fallback))
 
 static inline DvtTaskState
 dvt_task_get_state (DvtTask *task)

@@ -90,18 +90,23 @@ dvt_task_finalize (GObject *object)
 {
   DvtTask *task = DVT_TASK (object);
 
-  g_assert (!task->is_live);
+  DvtTaskExtra *extra = task->extra;
 
-  disconnect_cancellable (task->caller_cancellable,
-                          task->caller_cancellable_handler, task);
-  disconnect_cancellable (task->cancellable, task->cancellable_handler, task);
-  g_clear_object (&task->caller_cancellable);
+  g_assert (!dvt_task_has_flag (task, DVT_TASK_FLAG_LIVE));
+
+  if (extra != NULL)
+    {
+      disconnect_cancellable (extra->caller_cancellable,
+                              extra->caller_cancellable_handler, task);
+      disconnect_cancellable (task->cancellable, extra->cancellable_handler, task);
+      g_clear_object (&extra->caller_cancellable);
+    }
   g_clear_object (&task->cancellable);
 
   if (task->func_data_destroy != NULL)
     {
-      if (task->destroy_mailbox != NULL)
-        dvt_core_destroy_on (task->core, g_steal_pointer (&task->destroy_mailbox),
+      if (extra != NULL && extra->destroy_mailbox != NULL)
+        dvt_core_destroy_on (dvt_task_core (task), g_steal_pointer (&extra->destroy_mailbox),
                              task->func_data_destroy, task->func_data);
       else
         task->func_data_destroy (task->func_data);
@@ -109,15 +114,19 @@ dvt_task_finalize (GObject *object)
 
   dvt_result_clear (&task->result);
   dvt_event_clear (&task->done);
-  g_assert (task->hooks == NULL);
-  g_assert (task->callback_mailbox == NULL);
 
-  if (task->run_mailbox != NULL)
-    dvt_core_release_mailbox (task->core, task->run_mailbox);
-  g_clear_pointer (&task->run_context, g_main_context_unref);
-  g_clear_pointer (&task->name, g_free);
-  if (task->map != NULL)
-    dvt_map_unref (task->map);
+  if (extra != NULL)
+    {
+      g_assert (extra->hooks == NULL);
+      g_assert (extra->callback_mailbox == NULL);
+      if (extra->run_mailbox != NULL)
+        dvt_core_release_mailbox (dvt_task_core (task), extra->run_mailbox);
+      g_clear_pointer (&extra->run_context, g_main_context_unref);
+      g_free (extra->name);
+      if (extra->map != NULL)
+        dvt_map_unref (extra->map);
+      g_free (extra);
+    }
   g_clear_object (&task->runtime);
 
   G_OBJECT_CLASS (dvt_task_parent_class)->finalize (object);
@@ -138,6 +147,25 @@ dvt_task_init (DvtTask *task)
   dvt_event_init (&task->done);
 }
 
+DvtTaskExtra *
+dvt_task_extra (DvtTask *task)
+{
+  DvtTaskExtra *extra = g_atomic_pointer_get (&task->extra);
+
+  if (G_UNLIKELY (extra == NULL))
+    {
+      extra = g_new0 (DvtTaskExtra, 1);
+      extra->task = task;
+      if (!g_atomic_pointer_compare_and_exchange (&task->extra, NULL, extra))
+        {
+          g_free (extra);
+          extra = g_atomic_pointer_get (&task->extra);
+        }
+    }
+
+  return extra;
+}
+
 static GObject *
 dvt_task_get_source_object (GAsyncResult *result)
 {
@@ -147,14 +175,14 @@ dvt_task_get_source_object (GAsyncResult *result)
 static gpointer
 dvt_task_get_user_data (GAsyncResult *result)
 {
-  return DVT_TASK (result)->callback_data;
+  return DVT_TASK_EXTRA (DVT_TASK (result), callback_data, NULL);
 }
 
 static gboolean
 dvt_task_async_result_is_tagged (GAsyncResult *result,
                                  gpointer      source_tag)
 {
-  return DVT_TASK (result)->source_tag == source_tag;
+  return DVT_TASK_EXTRA (DVT_TASK (result), source_tag, NULL) == source_tag;
 }
 
 static void
@@ -190,7 +218,7 @@ on_caller_cancelled (GCancellable *cancellable,
   cancelling_task = outer;
 }
 
-/* With task->done.lock held. */
+/* With dvt_event_lock (task) held. */
 static void
 ensure_cancellable_locked (DvtTask *task)
 {
@@ -199,7 +227,7 @@ ensure_cancellable_locked (DvtTask *task)
 
   task->cancellable = g_cancellable_new ();
   /* Connecting does not call the handler: the cancellable is new. */
-  task->cancellable_handler =
+  dvt_task_extra (task)->cancellable_handler =
     g_signal_connect (task->cancellable, "cancelled",
                       G_CALLBACK (on_own_cancelled), task);
 }
@@ -210,21 +238,20 @@ dvt_task_new (DvtRuntime   *runtime,
               DvtOptions   *options,
               GCancellable *cancellable)
 {
-  DvtTask *task = g_object_new (DVT_TYPE_TASK, NULL);
+  DvtTask *task = (DvtTask *) g_object_new_with_properties (DVT_TYPE_TASK, 0, NULL, NULL);
   DvtCore *core = dvt_runtime_get_core (runtime);
 
   task->runtime = g_object_ref (runtime);
-  task->core = core;
   task->kind = kind;
   task->id = __atomic_add_fetch (&core->next_id, 1, __ATOMIC_RELAXED);
   if (options != NULL && dvt_options_get_name (options) != NULL)
-    task->name = g_strdup (dvt_options_get_name (options));
+    dvt_task_extra (task)->name = g_strdup (dvt_options_get_name (options));
 
   /* The caller's cancellable is chained to one of the task's own, so that
    * cancelling this task never cancels the caller's other operations. */
   if (cancellable != NULL)
     {
-      task->caller_cancellable = g_object_ref (cancellable);
+      dvt_task_extra (task)->caller_cancellable = g_object_ref (cancellable);
       ensure_cancellable_locked (task);
     }
 
@@ -236,11 +263,13 @@ dvt_task_new (DvtRuntime   *runtime,
 void
 dvt_task_connect_caller_cancellable (DvtTask *task)
 {
-  if (task->caller_cancellable == NULL)
+  DvtTaskExtra *extra = task->extra;
+
+  if (extra == NULL || extra->caller_cancellable == NULL)
     return;
 
-  task->caller_cancellable_handler =
-    g_cancellable_connect (task->caller_cancellable,
+  extra->caller_cancellable_handler =
+    g_cancellable_connect (extra->caller_cancellable,
                            G_CALLBACK (on_caller_cancelled), task, NULL);
 }
 
@@ -250,16 +279,17 @@ dvt_task_set_callback (DvtTask             *task,
                        gpointer             user_data,
                        gpointer             source_tag)
 {
+  DvtTaskExtra *extra = dvt_task_extra (task);
   GMainContext *context;
 
-  task->callback = callback;
-  task->callback_data = user_data;
-  task->source_tag = source_tag;
+  extra->callback = callback;
+  extra->callback_data = user_data;
+  extra->source_tag = source_tag;
 
   if (callback != NULL)
     {
       context = g_main_context_ref_thread_default ();
-      task->callback_mailbox = dvt_core_acquire_mailbox (task->core, context);
+      extra->callback_mailbox = dvt_core_acquire_mailbox (dvt_task_core (task), context);
       g_main_context_unref (context);
     }
 }
@@ -269,21 +299,25 @@ dvt_task_set_callback (DvtTask             *task,
 void
 dvt_task_destroy_data_on_caller_context (DvtTask *task)
 {
-  if (task->func_data_destroy == NULL || task->callback_mailbox == NULL)
+  DvtTaskExtra *extra = task->extra;
+
+  if (task->func_data_destroy == NULL || extra == NULL || extra->callback_mailbox == NULL)
     return;
 
-  task->destroy_mailbox = dvt_core_acquire_mailbox (task->core,
-                                                    task->callback_mailbox->context);
+  extra->destroy_mailbox = dvt_core_acquire_mailbox (dvt_task_core (task),
+                                                     extra->callback_mailbox->context);
 }
 
 void
 dvt_task_set_run_context (DvtTask      *task,
                           GMainContext *context)
 {
-  g_assert (task->run_mailbox == NULL);
+  DvtTaskExtra *extra = dvt_task_extra (task);
 
-  task->run_context = g_main_context_ref (context);
-  task->run_mailbox = dvt_core_acquire_mailbox (task->core, context);
+  g_assert (extra->run_mailbox == NULL);
+
+  extra->run_context = g_main_context_ref (context);
+  extra->run_mailbox = dvt_core_acquire_mailbox (dvt_task_core (task), context);
 }
 
 /* Counts an attempt that has started: the caller moved the task to
@@ -292,8 +326,8 @@ dvt_task_set_run_context (DvtTask      *task,
 void
 dvt_task_mark_started (DvtTask *task)
 {
-  DVT_COUNTER_ADD (&task->core->n_started, 1);
-  DVT_COUNTER_ADD (&task->core->n_running, 1);
+  DVT_COUNTER_ADD (&dvt_task_core (task)->n_started, 1);
+  DVT_COUNTER_ADD (&dvt_task_core (task)->n_running, 1);
 }
 
 /* After a work function returned: fail the task with @error (owned) if it
@@ -346,11 +380,13 @@ run_thread_job (DvtJob *job)
   if (g_atomic_int_compare_and_exchange (&task->state, DVT_TASK_QUEUED, DVT_TASK_RUNNING))
     {
       dvt_task_mark_started (task);
+      if (dvt_task_has_flag (task, DVT_TASK_FLAG_WANTS_CANCELLABLE))
+        dvt_task_get_cancellable (task);
       deferring_task = task;
       ((DvtThreadFunc) task->func) (task, task->cancellable, task->func_data, &error);
       dvt_task_check_returned (task, error);
       deferring_task = NULL;
-      if (task->publish_pending)
+      if (dvt_task_has_flag (task, DVT_TASK_FLAG_PUBLISH_PENDING))
         {
           /* This worker looks for work next: a caller that submits again
            * as soon as it wakes needs no other thread woken. */
@@ -365,12 +401,14 @@ run_thread_job (DvtJob *job)
 static void
 start_async_mail (DvtMail *mail)
 {
-  DvtTask *task = G_STRUCT_MEMBER_P (mail, -G_STRUCT_OFFSET (DvtTask, mail));
+  DvtTask *task = DVT_TASK_OF_MAIL (mail);
   GError *error = NULL;
 
   if (g_atomic_int_compare_and_exchange (&task->state, DVT_TASK_QUEUED, DVT_TASK_RUNNING))
     {
       dvt_task_mark_started (task);
+      if (dvt_task_has_flag (task, DVT_TASK_FLAG_WANTS_CANCELLABLE))
+        dvt_task_get_cancellable (task);
       ((DvtAsyncFunc) task->func) (task, task->cancellable, task->func_data, &error);
       dvt_task_check_returned (task, error);
     }
@@ -393,26 +431,28 @@ dvt_task_dispatch (DvtTask *task)
   if (task->kind == DVT_TASK_KIND_THREAD)
     {
       task->job.run = run_thread_job;
-      dvt_pool_push (&task->core->pool, &task->job);
+      dvt_pool_push (&dvt_task_core (task)->pool, &task->job);
     }
   else
     {
-      task->mail.deliver = start_async_mail;
-      dvt_mailbox_post (task->run_mailbox != NULL ? task->run_mailbox
-                                                  : task->core->loop_mailbox,
-                        &task->mail);
+      dvt_task_extra (task)->mail.deliver = start_async_mail;
+      DvtMailbox *mailbox = DVT_TASK_EXTRA (task, run_mailbox, NULL);
+
+      dvt_mailbox_post (mailbox != NULL ? mailbox : dvt_task_core (task)->loop_mailbox,
+                        &task->extra->mail);
     }
 }
 
 static void
 deliver_callback (DvtMail *mail)
 {
-  DvtTask *task = G_STRUCT_MEMBER_P (mail, -G_STRUCT_OFFSET (DvtTask, mail));
-  DvtCore *core = task->core;
-  DvtMailbox *mailbox = g_steal_pointer (&task->callback_mailbox);
+  DvtTask *task = DVT_TASK_OF_MAIL (mail);
+  DvtCore *core = dvt_task_core (task);
+  DvtMailbox *mailbox = g_steal_pointer (&task->extra->callback_mailbox);
 
   dvt_core_ref (core);
-  task->callback (G_OBJECT (task->runtime), G_ASYNC_RESULT (task), task->callback_data);
+  task->extra->callback (G_OBJECT (task->runtime), G_ASYNC_RESULT (task),
+                         task->extra->callback_data);
   g_object_unref (task);
   dvt_core_release_mailbox (core, mailbox);
   dvt_core_unref (core);
@@ -422,10 +462,10 @@ static void
 count_end (DvtTask      *task,
            DvtTaskState  previous)
 {
-  DvtCore *core = task->core;
+  DvtCore *core = dvt_task_core (task);
   const GError *error = task->result.error;
 
-  if (!task->accepted)
+  if (!dvt_task_has_flag (task, DVT_TASK_FLAG_ACCEPTED))
     return;
 
   if (previous == DVT_TASK_RUNNING)
@@ -444,20 +484,24 @@ count_end (DvtTask      *task,
 static void
 publish (DvtTask *task)
 {
-  DvtTaskHookNode *hooks;
+  DvtTaskExtra *extra = task->extra;
+  DvtTaskHookNode *hooks = NULL;
 
   /* Off the live list before waking anyone: a woken caller submits again
    * at once and would otherwise meet us on the runtime's lock. */
-  if (task->is_live)
-    dvt_core_retire (task->core, task);
+  if (dvt_task_has_flag (task, DVT_TASK_FLAG_LIVE))
+    dvt_core_retire (dvt_task_core (task), task);
 
   dvt_event_set (&task->done);
-  if (task->run_context != NULL)
-    g_main_context_wakeup (task->run_context);
+  if (extra == NULL)
+    return;
 
-  g_mutex_lock (&task->done.lock);
-  hooks = g_steal_pointer (&task->hooks);
-  g_mutex_unlock (&task->done.lock);
+  if (extra->run_context != NULL)
+    g_main_context_wakeup (extra->run_context);
+
+  g_mutex_lock (dvt_event_lock (task));
+  hooks = g_steal_pointer (&extra->hooks);
+  g_mutex_unlock (dvt_event_lock (task));
 
   while (hooks != NULL)
     {
@@ -468,11 +512,11 @@ publish (DvtTask *task)
       hooks = next;
     }
 
-  if (task->callback != NULL)
+  if (extra->callback != NULL)
     {
-      task->mail.deliver = deliver_callback;
+      extra->mail.deliver = deliver_callback;
       g_object_ref (task);
-      dvt_mailbox_post (task->callback_mailbox, &task->mail);
+      dvt_mailbox_post (extra->callback_mailbox, &extra->mail);
     }
 }
 
@@ -508,7 +552,7 @@ dvt_task_finish (DvtTask   *task,
 
   if (task->kind == DVT_TASK_KIND_ITEM)
     {
-      dvt_map_item_done (task->map, task, result);
+      dvt_map_item_done (task->extra->map, task, result);
       g_object_unref (task);
       return;
     }
@@ -524,7 +568,7 @@ dvt_task_finish (DvtTask   *task,
    * returned, as GTask does: the waiter then finds that worker free. */
   if (deferring_task == task)
     {
-      task->publish_pending = TRUE;
+      dvt_task_set_flag (task, DVT_TASK_FLAG_PUBLISH_PENDING);
       g_object_unref (task);
       return;
     }
@@ -550,18 +594,18 @@ dvt_task_add_done_hook (DvtTask     *task,
 {
   DvtTaskHookNode *node;
 
-  g_mutex_lock (&task->done.lock);
+  g_mutex_lock (dvt_event_lock (task));
   if (dvt_task_get_state (task) != DVT_TASK_COMPLETED)
     {
       node = g_new (DvtTaskHookNode, 1);
       node->hook = hook;
       node->data = data;
-      node->next = task->hooks;
-      task->hooks = node;
-      g_mutex_unlock (&task->done.lock);
+      node->next = dvt_task_extra (task)->hooks;
+      task->extra->hooks = node;
+      g_mutex_unlock (dvt_event_lock (task));
       return;
     }
-  g_mutex_unlock (&task->done.lock);
+  g_mutex_unlock (dvt_event_lock (task));
 
   hook (task, data);
 }
@@ -571,7 +615,7 @@ dvt_task_is_tagged (DvtTask    *task,
                     DvtRuntime *runtime,
                     gpointer    source_tag)
 {
-  return task->runtime == runtime && task->source_tag == source_tag;
+  return task->runtime == runtime && DVT_TASK_EXTRA (task, source_tag, NULL) == source_tag;
 }
 
 static gboolean
@@ -596,10 +640,12 @@ dvt_task_wait_internal (DvtTask  *task,
   if (dvt_event_is_set (&task->done))
     return TRUE;
 
-  if (!dvt_core_check_blocking (task->core, error))
+  if (!dvt_core_check_blocking (dvt_task_core (task), error))
     return FALSE;
 
-  if (task->run_context != NULL && g_main_context_acquire (task->run_context))
+  GMainContext *run_context = DVT_TASK_EXTRA (task, run_context, NULL);
+
+  if (run_context != NULL && g_main_context_acquire (run_context))
     {
       gboolean expired = FALSE;
       GSource *timeout = NULL;
@@ -610,18 +656,18 @@ dvt_task_wait_internal (DvtTask  *task,
 
           timeout = g_timeout_source_new ((guint) MIN (ms, G_MAXUINT));
           g_source_set_callback (timeout, on_deadline, &expired, NULL);
-          g_source_attach (timeout, task->run_context);
+          g_source_attach (timeout, run_context);
         }
 
       while (!dvt_event_is_set (&task->done) && !expired)
-        g_main_context_iteration (task->run_context, TRUE);
+        g_main_context_iteration (run_context, TRUE);
 
       if (timeout != NULL)
         {
           g_source_destroy (timeout);
           g_source_unref (timeout);
         }
-      g_main_context_release (task->run_context);
+      g_main_context_release (run_context);
       completed = dvt_event_is_set (&task->done);
     }
   else
@@ -681,7 +727,7 @@ dvt_task_get_name (DvtTask *task)
 {
   g_return_val_if_fail (DVT_IS_TASK (task), NULL);
 
-  return task->name;
+  return DVT_TASK_EXTRA (task, name, NULL);
 }
 
 /**
@@ -698,8 +744,8 @@ dvt_task_set_name (DvtTask    *task,
 {
   g_return_if_fail (DVT_IS_TASK (task));
 
-  g_free (task->name);
-  task->name = g_strdup (name);
+  g_free (DVT_TASK_EXTRA (task, name, NULL));
+  dvt_task_extra (task)->name = g_strdup (name);
 }
 
 /**
@@ -732,7 +778,7 @@ dvt_task_get_index (DvtTask *task)
 {
   g_return_val_if_fail (DVT_IS_TASK (task), 0);
 
-  return task->index;
+  return DVT_TASK_EXTRA (task, index, 0);
 }
 
 /**
@@ -757,13 +803,13 @@ dvt_task_get_cancellable (DvtTask *task)
   g_return_val_if_fail (DVT_IS_TASK (task), NULL);
 
   if (task->kind == DVT_TASK_KIND_ITEM)
-    return dvt_map_get_cancellable (task->map);
+    return dvt_map_get_cancellable (task->extra->map);
 
-  g_mutex_lock (&task->done.lock);
+  g_mutex_lock (dvt_event_lock (task));
   ensure_cancellable_locked (task);
   cancellable = task->cancellable;
-  cancel = task->cancel_requested;
-  g_mutex_unlock (&task->done.lock);
+  cancel = dvt_task_has_flag (task, DVT_TASK_FLAG_CANCEL_REQUESTED);
+  g_mutex_unlock (dvt_event_lock (task));
 
   if (cancel)
     g_cancellable_cancel (cancellable);
@@ -793,15 +839,15 @@ dvt_task_cancel (DvtTask *task)
 
   if (task->kind == DVT_TASK_KIND_ITEM)
     {
-      dvt_map_cancel (task->map);
+      dvt_map_cancel (task->extra->map);
       return;
     }
 
-  g_mutex_lock (&task->done.lock);
-  task->cancel_requested = TRUE;
+  g_mutex_lock (dvt_event_lock (task));
+  dvt_task_set_flag (task, DVT_TASK_FLAG_CANCEL_REQUESTED);
   if (task->cancellable != NULL)
     cancellable = g_object_ref (task->cancellable);
-  g_mutex_unlock (&task->done.lock);
+  g_mutex_unlock (dvt_event_lock (task));
 
   if (cancellable != NULL)
     {
@@ -1064,17 +1110,17 @@ take_value (DvtTask *task,
   g_value_init (value, G_VALUE_TYPE (src));
   if (G_VALUE_HOLDS_POINTER (src))
     {
-      g_mutex_lock (&task->done.lock);
-      if (!task->pointer_taken)
+      g_mutex_lock (dvt_event_lock (task));
+      if (!dvt_task_has_flag (task, DVT_TASK_FLAG_POINTER_TAKEN))
         {
-          task->pointer_taken = TRUE;
+          dvt_task_set_flag (task, DVT_TASK_FLAG_POINTER_TAKEN);
           g_value_set_pointer (value, g_value_get_pointer (src));
           task->result.destroy = NULL;
         }
       else
         g_critical ("The pointer result of task %" G_GUINT64_FORMAT
                     " was already taken", task->id);
-      g_mutex_unlock (&task->done.lock);
+      g_mutex_unlock (dvt_event_lock (task));
     }
   else
     g_value_copy (src, value);

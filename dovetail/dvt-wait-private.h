@@ -26,12 +26,13 @@ dvt_cpu_relax (void)
 #endif
 }
 
+/* A one-shot event: two words. Threads that park wait on one of a fixed
+ * set of shared mutex/condition pairs chosen by the event's address, so an
+ * event costs no lock of its own. */
 typedef struct
 {
-  int    set;      /* atomic */
-  int    n_parked; /* atomic */
-  GMutex lock;
-  GCond  cond;
+  int set;      /* atomic */
+  int n_parked; /* atomic */
 } DvtEvent;
 
 void     dvt_event_init  (DvtEvent *event);
@@ -39,6 +40,7 @@ void     dvt_event_clear (DvtEvent *event);
 void     dvt_event_set   (DvtEvent *event);
 gboolean dvt_event_wait  (DvtEvent *event,
                           gint64    deadline);
+GMutex  *dvt_event_lock  (gpointer  address);
 
 static inline gboolean
 dvt_event_is_set (DvtEvent *event)

@@ -6,20 +6,42 @@
 #include "dvt-wait-private.h"
 #include "dvt-pool-private.h"
 
+#define N_STRIPES 64
+
+/* Static GMutex and GCond need no initialisation. */
+static struct
+{
+  GMutex lock;
+  GCond  cond;
+} __attribute__((aligned (64))) stripes[N_STRIPES];
+
+static inline guint
+stripe_of (gconstpointer address)
+{
+  guintptr a = GPOINTER_TO_SIZE (address);
+
+  return (guint) ((a >> 6) ^ (a >> 12)) % N_STRIPES;
+}
+
+/* A lock shared by every object whose address falls in the same stripe;
+ * for short critical sections only. */
+GMutex *
+dvt_event_lock (gpointer address)
+{
+  return &stripes[stripe_of (address)].lock;
+}
+
 void
 dvt_event_init (DvtEvent *event)
 {
   event->set = 0;
   event->n_parked = 0;
-  g_mutex_init (&event->lock);
-  g_cond_init (&event->cond);
 }
 
 void
 dvt_event_clear (DvtEvent *event)
 {
-  g_mutex_clear (&event->lock);
-  g_cond_clear (&event->cond);
+  g_assert (g_atomic_int_get (&event->n_parked) == 0);
 }
 
 /* The caller must keep the memory of @event alive for the whole call: a
@@ -32,9 +54,12 @@ dvt_event_set (DvtEvent *event)
   g_atomic_int_set (&event->set, 1);
   if (g_atomic_int_get (&event->n_parked) > 0)
     {
-      g_mutex_lock (&event->lock);
-      g_cond_broadcast (&event->cond);
-      g_mutex_unlock (&event->lock);
+      guint i = stripe_of (event);
+
+      /* Other events of the stripe wake too and go back to sleep. */
+      g_mutex_lock (&stripes[i].lock);
+      g_cond_broadcast (&stripes[i].cond);
+      g_mutex_unlock (&stripes[i].lock);
     }
 }
 
@@ -48,6 +73,7 @@ dvt_event_wait (DvtEvent *event,
   gint64 spin_end = 0;
   gboolean timed_out = FALSE;
   DvtPool *pool;
+  guint stripe;
 
   for (guint i = 1;; i++)
     {
@@ -69,20 +95,21 @@ dvt_event_wait (DvtEvent *event,
 
   pool = dvt_pool_enter_blocking ();
 
+  stripe = stripe_of (event);
   g_atomic_int_inc (&event->n_parked);
-  g_mutex_lock (&event->lock);
+  g_mutex_lock (&stripes[stripe].lock);
   while (!dvt_event_is_set (event))
     {
       if (deadline < 0)
-        g_cond_wait (&event->cond, &event->lock);
-      else if (!g_cond_wait_until (&event->cond, &event->lock, deadline) &&
+        g_cond_wait (&stripes[stripe].cond, &stripes[stripe].lock);
+      else if (!g_cond_wait_until (&stripes[stripe].cond, &stripes[stripe].lock, deadline) &&
                g_get_monotonic_time () >= deadline)
         {
           timed_out = !dvt_event_is_set (event);
           break;
         }
     }
-  g_mutex_unlock (&event->lock);
+  g_mutex_unlock (&stripes[stripe].lock);
   g_atomic_int_add (&event->n_parked, -1);
 
   dvt_pool_leave_blocking (pool);
