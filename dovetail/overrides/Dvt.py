@@ -96,24 +96,39 @@ _keys = itertools.count(1)
 # key -> _Scope holding the exception; weak, so a scope that nobody can
 # read from any more takes its entries with it.
 _registry = weakref.WeakValueDictionary()
-# task (Python wrapper) -> _Scope of the call that created it, for
-# Task.return_error() and for reading futures.
+# task (Python wrapper) -> weak reference to the _Scope of its call, so that
+# Task.return_error() called later (from a GIO callback) finds it.
 _task_scopes = weakref.WeakKeyDictionary()
 
 
 class _Scope:
     """The Python exceptions raised by the work of one call.
 
-    Held by the wrappers of the call's functions and by whatever can still
-    read the call's result; closed (emptied) as soon as the result is known
-    to be read for the last time.
+    Only what can still read the call's result holds a scope: the frame of
+    a blocking call (which closes it when it returns), the Python object of
+    a future (submit, schedule), the async result given to a callback. The
+    work functions refer to it weakly, and stop storing once it is gone.
     """
 
-    __slots__ = ('_entries', '_closed', '__weakref__')
+    __slots__ = ('_entries', '_closed', '_work', '__weakref__')
 
     def __init__(self):
         self._entries = {}
         self._closed = False
+        self._work = []
+
+    def hold_work(self, *objects):
+        """A holder of the work function (and its data) of this call, for
+        its wrapper: emptied once an error of the call has been read (the
+        call has then ended), so that the C library, which keeps the
+        wrapper as long as the task lives, no longer keeps them. The
+        exception that the caller re-raises refers to the caller's frames,
+        which may refer to the task: without this, a work function that
+        refers to its own exception would make a cycle through C."""
+        holder = list(objects)
+        with _lock:
+            self._work.append(holder)
+        return holder
 
     def store(self, exc, tb):
         """Keeps @exc, raised with traceback @tb; returns its key, or 0 if
@@ -139,7 +154,12 @@ class _Scope:
             self._entries.clear()
 
     def lookup(self, key):
-        return self._entries.get(key)
+        """The (exception, traceback) of @key; the call has ended."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            for holder in self._work:
+                holder.clear()
+        return entry
 
 
 def _release_frames(exc, tb):
@@ -164,18 +184,31 @@ def _live_exception_count():
 
 
 def _remember(task, scope):
+    """Lets Task.return_error() find @scope from @task (weakly)."""
     with _lock:
-        _task_scopes[task] = scope
+        _task_scopes[task] = weakref.ref(scope)
+
+
+def _keep(task, scope):
+    """@scope lives as long as the Python object of @task. An attribute,
+    not a global table: a cycle through it (the exception's traceback
+    refers to frames that refer to the task) stays collectable. Not for
+    the task of run_blocking or of an async map item: a Python object that
+    outlives the call would hide a function that forgot to complete it."""
+    task._dvt_scope = scope
+    _remember(task, scope)
 
 
 def _scope_of(task):
     with _lock:
-        scope = _task_scopes.get(task)
-        if scope is None:
-            # A task created outside these overrides: its exceptions live
-            # as long as its Python wrapper.
-            scope = _task_scopes[task] = _Scope()
-        return scope
+        ref = _task_scopes.get(task)
+    scope = ref() if ref is not None else None
+    if scope is None:
+        # Nothing reads this task through a call of ours (or no longer):
+        # its exceptions live as long as its Python object.
+        scope = _Scope()
+        _keep(task, scope)
+    return scope
 
 
 def _exception_error(exc, key):
@@ -193,7 +226,7 @@ def _to_error(scope, exc, tb):
     """A GLib.Error standing for @exc, to hand to the C library."""
     if isinstance(exc, GLib.Error):
         return exc
-    return _exception_error(exc, scope.store(exc, tb))
+    return _exception_error(exc, _store(scope, exc, tb))
 
 
 def _unwrap(value):
@@ -228,20 +261,35 @@ def _reraising(fn, *args):
     raise exc
 
 
+def _store(scope, exc, tb):
+    if scope is None:
+        # Nobody can read the result any more.
+        _release_frames(exc, tb)
+        return 0
+    return scope.store(exc, tb)
+
+
 def _guard(scope, fn, *args, **kwargs):
-    """Calls @fn on the work side; a Python exception becomes a GLib.Error
-    that the caller side turns back into it."""
+    """Calls @fn on the work side. Returns (True, its value), or (False, a
+    GLib.Error): the one @fn raised, or one standing for the Python
+    exception it raised, which the caller side turns back into it.
+
+    The work's frames keep their callers' frames (f_back), so this frame
+    and the wrappers calling it drop their local variables before they
+    pass an error on: the stored traceback must not keep the task alive."""
     try:
-        return fn(*args, **kwargs)
-    except GLib.Error:
-        raise
+        return True, fn(*args, **kwargs)
+    except GLib.Error as error:
+        failure = error
     except BaseException as exc:
         tb = exc.__traceback__
         # Hide this frame: the traceback starts in the work function.
         if tb is not None and tb.tb_next is not None:
             tb = tb.tb_next
-        error = _exception_error(exc, scope.store(exc, tb))
-    raise error
+        failure = _exception_error(exc, _store(scope, exc, tb))
+        del tb
+    del scope, fn, args, kwargs
+    return False, failure
 
 
 # ---- values ------------------------------------------------------------------
@@ -326,32 +374,64 @@ _UNSET = object()
 
 def _work(scope, func, func_data):
     """Wraps a DvtThreadFunc, DvtAsyncFunc or DvtMapFunc."""
+    scope_ref = weakref.ref(scope)
+    holder = scope.hold_work(func, func_data)
+
     def run(task, cancellable, *_ignored):
-        _remember(task, scope)
-        _guard(scope, func, task, cancellable, func_data)
+        if not holder:
+            return  # the call has ended
+        func, func_data = holder
+        scope = scope_ref()
+        if scope is not None:
+            _remember(task, scope)
+        ok, failure = _guard(scope, func, task, cancellable, func_data)
+        if not ok:
+            del task, cancellable, _ignored, scope, func, func_data
+            raise failure
     return run
 
 
 def _call_work(scope, fn, args, kwargs):
     """Wraps a plain function into a DvtThreadFunc."""
+    scope_ref = weakref.ref(scope)
+    holder = scope.hold_work(fn, args, kwargs)
+
     def run(task, cancellable, *_ignored):
-        value = _guard(scope, fn, *args, **kwargs)
+        if not holder:
+            return
+        fn, args, kwargs = holder
+        ok, value = _guard(scope_ref(), fn, *args, **kwargs)
+        del fn, args, kwargs
+        if not ok:
+            del task, cancellable, _ignored
+            raise value
         Dvt.Task.return_value(task, _box(value))
     return run
 
 
 def _item_work(scope, fn, items):
     """Wraps fn(item) into a DvtMapFunc."""
+    scope_ref = weakref.ref(scope)
+    holder = scope.hold_work(fn, items)
+
     def run(task, cancellable, *_ignored):
-        value = _guard(scope, fn, items[task.get_index()])
+        if not holder:
+            return
+        fn, items = holder
+        ok, value = _guard(scope_ref(), fn, items[task.get_index()])
+        del fn, items
+        if not ok:
+            del task, cancellable, _ignored
+            raise value
         Dvt.Task.return_value(task, _box(value))
     return run
 
 
 def _done(scope, callback, user_data):
-    """Wraps a GAsyncReadyCallback: the result keeps the call's scope."""
+    """Wraps a GAsyncReadyCallback: holds the call's scope until the
+    result exists, then the result holds it."""
     def done(source, result, *_ignored):
-        _remember(result, scope)
+        _keep(result, scope)
         callback(source, result, user_data)
     return done
 
@@ -398,18 +478,22 @@ class Runtime(Dvt.Runtime):
             previous = getattr(_tls, 'body', None)
             _tls.body = body
             try:
-                _guard(scope, func, task, cancellable, func_data)
-            except GLib.Error as error:
-                if not body.pending:
-                    raise
-                warnings.warn('a run_blocking function failed after it had '
-                              'completed its task; the error is dropped: %s'
-                              % _unwrap(error), RuntimeWarning)
+                ok, failure = _guard(scope, func, task, cancellable, func_data)
             finally:
                 _tls.body = previous
-                if body.pending:
-                    _complete_later(task, body.pending)
-                body = None
+            pending = body.pending
+            del body, previous
+            if pending:
+                # The first result wins, as it does in the library.
+                _complete_later(task, pending)
+                if not ok:
+                    warnings.warn('a run_blocking function failed after it '
+                                  'had completed its task; the error is '
+                                  'dropped: %s' % _unwrap(failure),
+                                  RuntimeWarning)
+            elif not ok:
+                del task, cancellable, _ignored, pending
+                raise failure
 
         try:
             return _reraising(Dvt.Runtime.run_blocking, self, run, None,
@@ -467,7 +551,7 @@ class Runtime(Dvt.Runtime):
         scope = _Scope()
         task = Dvt.Runtime.submit(self, _work(scope, func, func_data), None,
                                   options, cancellable)
-        _remember(task, scope)
+        _keep(task, scope)
         return task
 
     def submit_call(self, fn, *args, **kwargs):
@@ -476,7 +560,7 @@ class Runtime(Dvt.Runtime):
         scope = _Scope()
         task = Dvt.Runtime.submit(self, _call_work(scope, fn, args, kwargs),
                                   None, None, None)
-        _remember(task, scope)
+        _keep(task, scope)
         return task
 
     def schedule(self, func, func_data=None, options=None, cancellable=None,
@@ -487,7 +571,7 @@ class Runtime(Dvt.Runtime):
         scope = _Scope()
         task = Dvt.Runtime.schedule(self, _work(scope, func, func_data), None,
                                     options, cancellable)
-        _remember(task, scope)
+        _keep(task, scope)
         return task
 
     def map_blocking(self, *args, **kwargs):
