@@ -379,7 +379,7 @@ map_start (DvtRuntime          *self,
 
   /* Items share the batch's cancellable: make it before any item runs,
    * so that cancelling the map reaches the items already running. */
-  dvt_task_get_cancellable (batch);
+  dvt_task_ensure_cancellable (batch);
   dvt_task_connect_caller_cancellable (batch);
 
   if (n_items == 0)

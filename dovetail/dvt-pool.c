@@ -42,7 +42,10 @@ pool_pop_locked (DvtPool *pool)
 static gboolean
 pool_kick_locked (DvtPool *pool)
 {
-  if (pool->n_queued <= (guint) g_atomic_int_get (&pool->n_spinning))
+  int n_spinning = g_atomic_int_get (&pool->n_spinning);
+
+  g_assert (n_spinning >= 0);
+  if (pool->n_queued <= (guint) n_spinning)
     return FALSE;
 
   if (pool->n_parked > 0)
@@ -84,6 +87,7 @@ pool_worker (gpointer data,
   gpointer owner = pool->owner;
 
   current_pool = pool;
+  announced = FALSE;
 
   g_mutex_lock (&pool->lock);
 
@@ -161,6 +165,12 @@ pool_worker (gpointer data,
       pool->n_parked--;
     }
 
+  /* GLib reuses this thread for other pools: settle what it announced. */
+  if (announced)
+    {
+      announced = FALSE;
+      g_atomic_int_add (&pool->n_spinning, -1);
+    }
   pool->n_threads--;
   if (pool->n_threads == 0)
     g_cond_broadcast (&pool->exit_cond);

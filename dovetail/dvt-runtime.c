@@ -141,7 +141,15 @@ core_new (const char *name,
   core->mailboxes = g_hash_table_new (NULL, NULL);
   dvt_pool_init (&core->pool, max_workers, core, core_hold, core_release);
 
+  /* Linux keeps 15 bytes of a thread name, and GLib 2.74 sets none at all
+   * if it is longer: cut it ourselves, on a character boundary. */
   thread_name = g_strdup_printf ("%s-loop", name != NULL ? name : "dvt");
+  if (strlen (thread_name) > 15)
+    {
+      const char *end = g_utf8_find_prev_char (thread_name, thread_name + 16);
+
+      thread_name[end != NULL ? end - thread_name : 15] = '\0';
+    }
   dvt_core_ref (core);
   core->loop_thread = g_thread_new (thread_name, loop_thread_func, core);
 

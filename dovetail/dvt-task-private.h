@@ -135,6 +135,7 @@ void      dvt_task_destroy_data_on_caller_context (DvtTask *task);
 void      dvt_task_set_run_context   (DvtTask             *task,
                                       GMainContext        *context);
 void      dvt_task_dispatch          (DvtTask             *task);
+void      dvt_task_ensure_cancellable (DvtTask            *task);
 void      dvt_task_connect_caller_cancellable (DvtTask    *task);
 gboolean  dvt_task_wait_internal     (DvtTask             *task,
                                       gint64               deadline,

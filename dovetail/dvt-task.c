@@ -218,18 +218,48 @@ on_caller_cancelled (GCancellable *cancellable,
   cancelling_task = outer;
 }
 
-/* With dvt_event_lock (task) held. */
-static void
-ensure_cancellable_locked (DvtTask *task)
+/* With dvt_event_lock (task) held. The task's own cancellable is made
+ * when someone needs it; it is watched (cancelling it ends the task at
+ * once) only once handed out by dvt_task_get_cancellable(): the runtime
+ * itself ends the task first and then cancels the cancellable, and a signal
+ * connection per task costs more than the rest of a hand-off. Returns TRUE
+ * if the cancellable was already cancelled when it became watched. */
+static gboolean
+ensure_cancellable_locked (DvtTask  *task,
+                           gboolean  watch)
 {
-  if (task->cancellable != NULL)
-    return;
+  DvtTaskExtra *extra;
 
-  task->cancellable = g_cancellable_new ();
-  /* Connecting does not call the handler: the cancellable is new. */
-  dvt_task_extra (task)->cancellable_handler =
+  if (task->cancellable == NULL)
+    task->cancellable = g_cancellable_new ();
+
+  if (!watch)
+    return FALSE;
+
+  extra = dvt_task_extra (task);
+  if (extra->cancellable_handler != 0)
+    return FALSE;
+
+  extra->cancellable_handler =
     g_signal_connect (task->cancellable, "cancelled",
                       G_CALLBACK (on_own_cancelled), task);
+
+  return g_cancellable_is_cancelled (task->cancellable);
+}
+
+/* Makes the cancellable that the work function receives. */
+void
+dvt_task_ensure_cancellable (DvtTask *task)
+{
+  gboolean cancel;
+
+  g_mutex_lock (dvt_event_lock (task));
+  ensure_cancellable_locked (task, FALSE);
+  cancel = dvt_task_has_flag (task, DVT_TASK_FLAG_CANCEL_REQUESTED);
+  g_mutex_unlock (dvt_event_lock (task));
+
+  if (cancel)
+    g_cancellable_cancel (task->cancellable);
 }
 
 DvtTask *
@@ -252,7 +282,7 @@ dvt_task_new (DvtRuntime   *runtime,
   if (cancellable != NULL)
     {
       dvt_task_extra (task)->caller_cancellable = g_object_ref (cancellable);
-      ensure_cancellable_locked (task);
+      ensure_cancellable_locked (task, FALSE);
     }
 
   return task;
@@ -381,7 +411,7 @@ run_thread_job (DvtJob *job)
     {
       dvt_task_mark_started (task);
       if (dvt_task_has_flag (task, DVT_TASK_FLAG_WANTS_CANCELLABLE))
-        dvt_task_get_cancellable (task);
+        dvt_task_ensure_cancellable (task);
       deferring_task = task;
       ((DvtThreadFunc) task->func) (task, task->cancellable, task->func_data, &error);
       dvt_task_check_returned (task, error);
@@ -408,7 +438,7 @@ start_async_mail (DvtMail *mail)
     {
       dvt_task_mark_started (task);
       if (dvt_task_has_flag (task, DVT_TASK_FLAG_WANTS_CANCELLABLE))
-        dvt_task_get_cancellable (task);
+        dvt_task_ensure_cancellable (task);
       ((DvtAsyncFunc) task->func) (task, task->cancellable, task->func_data, &error);
       dvt_task_check_returned (task, error);
     }
@@ -799,6 +829,7 @@ dvt_task_get_cancellable (DvtTask *task)
 {
   GCancellable *cancellable;
   gboolean cancel;
+  gboolean was_cancelled;
 
   g_return_val_if_fail (DVT_IS_TASK (task), NULL);
 
@@ -806,13 +837,15 @@ dvt_task_get_cancellable (DvtTask *task)
     return dvt_map_get_cancellable (task->extra->map);
 
   g_mutex_lock (dvt_event_lock (task));
-  ensure_cancellable_locked (task);
+  was_cancelled = ensure_cancellable_locked (task, TRUE);
   cancellable = task->cancellable;
   cancel = dvt_task_has_flag (task, DVT_TASK_FLAG_CANCEL_REQUESTED);
   g_mutex_unlock (dvt_event_lock (task));
 
   if (cancel)
     g_cancellable_cancel (cancellable);
+  if (was_cancelled)
+    on_own_cancelled (cancellable, task);
 
   return cancellable;
 }
@@ -849,13 +882,14 @@ dvt_task_cancel (DvtTask *task)
     cancellable = g_object_ref (task->cancellable);
   g_mutex_unlock (dvt_event_lock (task));
 
+  /* End the task first, so waiters are released at once; then tell the
+   * work through its cancellable. */
+  on_own_cancelled (NULL, task);
   if (cancellable != NULL)
     {
       g_cancellable_cancel (cancellable);
       g_object_unref (cancellable);
     }
-  else
-    on_own_cancelled (NULL, task);
 }
 
 /**

@@ -62,13 +62,27 @@ Runtime as a context manager
     waiting for the work in flight.
 
 Notes
-    ``to_thread_blocking`` and ``call_blocking`` run through a future
-    (``submit`` and ``Task.wait``): the function given to them then lives
-    until the task is done with it, even when a cancellation releases the
-    caller early. A value given to ``task.return_value`` while the
-    function of ``run_blocking`` is still running on the loop thread is
-    handed over right after that function returns, so that the caller
-    never resumes while the function is still executing.
+    PyGObject frees a function passed to a ``(scope call)`` argument when
+    the call returns, so the C library must not run it afterwards. The
+    overrides keep the functions alive as long as the library may run
+    them:
+
+    - ``to_thread_blocking`` and ``call_blocking`` run through a future
+      (``submit``, then ``Task.wait``): a cancellation that releases the
+      caller early leaves the function running safely.
+    - ``map_blocking`` (except on the loop thread and with
+      ``use_caller_context``) runs as ``map_async`` started from the loop
+      thread and completing a future that the caller waits on, so it
+      counts as two calls in ``get_stats()``.
+    - A value given to ``task.return_value`` (or ``return_error`` ...)
+      while the function of ``run_blocking`` still runs is handed over
+      right after that function returns. A cancellation that arrives
+      while that function is still running can still release the caller
+      too early: keep such functions short (start the work and return).
+
+    A stored exception keeps only the frames of the work function
+    (their local variables are dropped, so that it does not keep the
+    task alive); its traceback still shows every file, line and function.
 """
 
 import itertools
@@ -591,20 +605,47 @@ class Runtime(Dvt.Runtime):
                           cancellable=None, *, user_data=_UNSET):
         func_data = _pick_data(func_data, user_data)
         scope = _Scope()
-        try:
-            return _unwrap_list(_reraising(
-                Dvt.Runtime.map_blocking, self, n_items,
-                _work(scope, func, func_data), None, options, cancellable))
-        finally:
-            scope.close()
+        return self._map_blocking(n_items, _work(scope, func, func_data),
+                                  scope, options, cancellable)
 
     def _map_blocking_items(self, fn, items, options=None, cancellable=None):
         items = list(items)
         scope = _Scope()
+        return self._map_blocking(len(items), _item_work(scope, fn, items),
+                                  scope, options, cancellable)
+
+    def _map_blocking(self, n_items, func, scope, options, cancellable):
         try:
-            return _unwrap_list(_reraising(
-                Dvt.Runtime.map_blocking, self, len(items),
-                _item_work(scope, fn, items), None, options, cancellable))
+            if (self._on_loop_thread() or
+                    (options is not None and options.get_use_caller_context())):
+                # On the loop thread this fails at once (WOULD_DEADLOCK);
+                # with use-caller-context the call iterates this thread's
+                # context while it waits, which only the C call does.
+                return _unwrap_list(_reraising(
+                    Dvt.Runtime.map_blocking, self, n_items, func, None,
+                    options, cancellable))
+            # Otherwise map_async, started from the loop thread, completes
+            # a future that this thread waits on. The item function then
+            # lives as long as the map needs it: the C map_blocking lets a
+            # cancellation release the caller while items still run, and
+            # PyGObject frees a (scope call) function when the call returns.
+            runtime = self
+
+            def start(task, task_cancellable, *_ignored):
+                def done(source, result, *_ignored):
+                    try:
+                        values = Dvt.Runtime.map_finish(runtime, result)
+                    except GLib.Error as error:
+                        Dvt.Task.return_error(task, error)
+                    else:
+                        Dvt.Task.return_value(task, _box(values))
+
+                Dvt.Runtime.map_async(runtime, n_items, func, (), options,
+                                      task_cancellable, done, None)
+
+            future = Dvt.Runtime.schedule(self, start, None, None, cancellable)
+            future.wait(0)
+            return _unwrap_list(_reraising(Dvt.Task.propagate_value, future))
         finally:
             scope.close()
 
