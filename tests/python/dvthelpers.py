@@ -81,3 +81,23 @@ def main_loop_run(start, timeout=DEADLINE):
     if timed_out:
         raise AssertionError('the main loop did not quit in time')
     GLib.source_remove(timer)
+
+
+STATS_FIELDS = ('queued', 'started', 'done', 'error', 'cancelled', 'running',
+                'pending')
+
+
+def wait_all(runtime, tasks, timeout=20.0):
+    """Waits for @tasks, each within @timeout. If one does not end in time,
+    shuts @runtime down cancelling its work (which releases every thread
+    blocked in it) and fails: a hang becomes a failure."""
+    for task in tasks:
+        try:
+            task.wait(timeout)
+        except GLib.Error as error:
+            stats = runtime.get_stats()
+            counters = {k: getattr(stats, k) for k in STATS_FIELDS}
+            runtime.shutdown(False, True)
+            raise AssertionError('task %d did not end in %s s (%s); stats: %s'
+                                 % (task.get_id(), timeout, error.message,
+                                    counters)) from None

@@ -14,7 +14,7 @@ import traceback
 import pytest
 
 from dvthelpers import (DEADLINE, Dvt, GLib, main_loop_run, override_module,
-                        raw_class, run_loop_until)
+                        raw_class, run_loop_until, wait_all)
 from gi.repository import Gio
 
 
@@ -255,8 +255,10 @@ def test_nested_calls_carry_the_same_exception(rt, baseline):
     def outer():
         return rt.call_blocking(plain_raiser(exc))
 
+    task = rt.submit_call(outer)
+    wait_all(rt, [task])
     with pytest.raises(WorkError) as info:
-        rt.call_blocking(outer)
+        task.result()
     assert info.value is exc
     names = tb_names(info.value)
     assert 'outer' in names and names[-1] == 'plain_function_that_raises'

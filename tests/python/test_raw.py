@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from dvthelpers import DEADLINE, Dvt, GLib, Peak, main_loop_run, raw_class
+from dvthelpers import DEADLINE, Dvt, GLib, Peak, main_loop_run, raw_class, wait_all
 from gi.repository import Gio, GObject
 
 MAIN_THREAD = threading.get_ident()
@@ -509,6 +509,7 @@ def test_gather_blocking_nested(rt):
         task.return_value(rt.gather_blocking(subtasks, None, None))
 
     outers = [rt.submit(outer, 10 * k, None, None) for k in range(4)]
+    wait_all(rt, outers)
     assert rt.gather_blocking(outers, None, None) == [
         [10 * k, 10 * k + 1, 10 * k + 2] for k in range(4)]
 

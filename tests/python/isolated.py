@@ -1,0 +1,146 @@
+#!/usr/bin/python3
+# isolated.py: scenarios that can crash or hang the process, run by
+# test_isolated.py in a child interpreter each, so that a crash or a hang
+# fails one test instead of ending the whole suite.
+#
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Usage: isolated.py SCENARIO [API]
+#   API is "raw" (the introspected methods, without the overrides) or
+#   "override" (the default). Prints "ok" and exits 0 on success; exits 3
+#   with a diagnosis when a wait runs out of time.
+
+import os
+import sys
+import threading
+import time
+
+import gi
+
+gi.require_version('Dvt', '1')
+gi.require_version('Gio', '2.0')
+from gi.repository import Dvt, Gio, GLib  # noqa: E402
+
+DEADLINE = 30.0
+STATS = ('queued', 'started', 'done', 'error', 'cancelled', 'running', 'pending')
+
+
+def stuck(what, runtime):
+    stats = runtime.get_stats()
+    print('stuck: %s; stats %s' % (what, {k: getattr(stats, k) for k in STATS}),
+          flush=True)
+    os._exit(3)
+
+
+def api(name):
+    if name == 'raw':
+        return Dvt._introspection_module.Runtime
+    return Dvt.Runtime
+
+
+# ---- nested waits ------------------------------------------------------------
+
+def nested(how, iterations):
+    """Several runtimes one after the other (each test of a suite makes
+    its own), each with 2 workers and 6 tasks that each block on another
+    task of the same runtime."""
+    for iteration in range(iterations):
+        runtime = Dvt.Runtime.new(2)
+
+        def leaf(x):
+            return x * 10
+
+        def inner(x):
+            if how == 'call_blocking':
+                return runtime.call_blocking(leaf, x)
+            if how == 'to_thread_blocking':
+                return runtime.to_thread_blocking(
+                    lambda task, c, d: task.return_value(leaf(d)), x)
+            if how == 'result':
+                return runtime.submit_call(leaf, x).result(DEADLINE)
+            if how == 'map_blocking':
+                return sum(runtime.map_blocking(leaf, [x]))
+            if how == 'gather_blocking':
+                return runtime.gather_blocking([runtime.submit_call(leaf, x)])[0]
+            raise ValueError(how)
+
+        tasks = [runtime.submit_call(inner, x) for x in range(6)]
+        try:
+            results = [t.result(DEADLINE) for t in tasks]
+        except GLib.Error as error:
+            if error.matches(Gio.io_error_quark(), Gio.IOErrorEnum.TIMED_OUT):
+                stuck('nested %s, runtime %d of %d' % (how, iteration + 1, iterations),
+                      runtime)
+            raise
+        assert results == [x * 10 for x in range(6)], results
+        runtime.shutdown(True, False)
+
+
+# ---- functions still running when the blocking call returns -------------------
+
+def run_blocking_sync_completion(Runtime):
+    """An async function that completes its task before it returns, called
+    from 4 threads at once."""
+    runtime = Dvt.Runtime.new(2)
+
+    def work(task, cancellable, *user_data):
+        task.return_value(7)
+
+    def body():
+        for _ in range(2000):
+            assert Runtime.run_blocking(runtime, work, None, None, None) == 7
+
+    threads = [threading.Thread(target=body) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    runtime.shutdown(True, False)
+
+
+def cancel_while_running(Runtime, call):
+    """A blocking call cancelled while its function runs: the caller is
+    released at once, the function keeps running a little Python code."""
+    runtime = Dvt.Runtime.new(2)
+    for _ in range(200):
+        cancellable = Gio.Cancellable()
+        started = threading.Event()
+
+        def work(task, c, *user_data):
+            started.set()
+            time.sleep(0.002)
+            total = sum(range(1000))
+            time.sleep(0.002)
+            task.return_value(total)
+
+        threading.Thread(target=lambda: (started.wait(DEADLINE),
+                                         cancellable.cancel())).start()
+        try:
+            if call == 'to_thread_blocking':
+                Runtime.to_thread_blocking(runtime, work, None, None, cancellable)
+            else:
+                Runtime.map_blocking(runtime, 4, work, None, None, cancellable)
+        except GLib.Error as error:
+            assert error.matches(Gio.io_error_quark(), Gio.IOErrorEnum.CANCELLED)
+    time.sleep(0.2)  # let the last functions return
+    runtime.shutdown(True, False)
+
+
+def main():
+    scenario = sys.argv[1]
+    which = sys.argv[2] if len(sys.argv) > 2 else 'override'
+    if scenario.startswith('nested-'):
+        nested(scenario[len('nested-'):], int(which))
+    elif scenario == 'run-blocking-sync-completion':
+        run_blocking_sync_completion(api(which))
+    elif scenario == 'to-thread-blocking-cancel':
+        cancel_while_running(api(which), 'to_thread_blocking')
+    elif scenario == 'map-blocking-cancel':
+        cancel_while_running(api(which), 'map_blocking')
+    else:
+        raise SystemExit('unknown scenario ' + scenario)
+    print('ok', flush=True)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,53 @@
+# test_isolated.py: scenarios that may crash or hang, each in a child
+# interpreter (see isolated.py)
+#
+# SPDX-License-Identifier: LGPL-2.1-or-later
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'isolated.py')
+TIMEOUT = 240
+
+
+def run_isolated(*args):
+    try:
+        proc = subprocess.run([sys.executable, '-X', 'faulthandler', SCRIPT] + [str(a) for a in args],
+                              capture_output=True, text=True, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired as expired:
+        pytest.fail('isolated.py %s hung for %d s\n%s' % (
+            ' '.join(map(str, args)), TIMEOUT, expired.stdout or ''))
+    how = ('killed by signal %d' % -proc.returncode if proc.returncode < 0
+           else 'exit status %d' % proc.returncode)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith('ok'), (
+        'isolated.py %s: %s\n--- stdout\n%s\n--- stderr (end)\n%s' % (
+            ' '.join(map(str, args)), how, proc.stdout, proc.stderr[-3000:]))
+
+
+# Nested waits must never starve a bounded pool (behaviour 7): 6 tasks on 2
+# workers each block on another task, in several runtimes one after the
+# other, as a test suite does.
+@pytest.mark.parametrize('how', ['call_blocking', 'to_thread_blocking', 'result',
+                                 'map_blocking', 'gather_blocking'])
+def test_nested_waits_in_successive_runtimes(how):
+    run_isolated('nested-' + how, 20)
+
+
+# A function given to a blocking call is (scope call): PyGObject frees it
+# when the call returns. The C library must not be running it then.
+@pytest.mark.parametrize('api', ['override', 'raw'])
+def test_run_blocking_function_completing_its_task_at_once(api):
+    run_isolated('run-blocking-sync-completion', api)
+
+
+@pytest.mark.parametrize('api', ['override', 'raw'])
+def test_to_thread_blocking_cancelled_while_its_function_runs(api):
+    run_isolated('to-thread-blocking-cancel', api)
+
+
+@pytest.mark.parametrize('api', ['override', 'raw'])
+def test_map_blocking_cancelled_while_items_run(api):
+    run_isolated('map-blocking-cancel', api)
