@@ -1010,9 +1010,12 @@ check_nested (guint   max_workers,
     {
       g_autoptr(GError) error = NULL;
 
+      gint64 v;
+
       g_assert_true (dvt_task_wait (tasks[i], 0, &error));
-      g_assert_cmpint (dvt_task_propagate_int (tasks[i], &error), ==, depth + 1);
+      v = dvt_task_propagate_int (tasks[i], &error);
       g_assert_no_error (error);
+      g_assert_cmpint (v, ==, depth + 1);
       g_object_unref (tasks[i]);
     }
   g_assert_cmpint (nest.timeouts, ==, 0);
@@ -1020,7 +1023,7 @@ check_nested (guint   max_workers,
 }
 
 static void
-test_nested_wait (void)
+nested_wait_body (void)
 {
   check_nested (2, 2, 1, NEST_WAIT);
   check_nested (2, 4, 1, NEST_WAIT);    /* 2 × max-workers */
@@ -1029,7 +1032,7 @@ test_nested_wait (void)
 }
 
 static void
-test_nested_to_thread (void)
+nested_to_thread_body (void)
 {
   check_nested (2, 4, 1, NEST_TO_THREAD);
   check_nested (2, 8, 2, NEST_TO_THREAD);
@@ -1037,10 +1040,28 @@ test_nested_to_thread (void)
 }
 
 static void
-test_nested_gather (void)
+nested_gather_body (void)
 {
   check_nested (2, 4, 1, NEST_GATHER);
   check_nested (2, 8, 2, NEST_GATHER);
+}
+
+static void
+test_nested_wait (void)
+{
+  nested_wait_body ();
+}
+
+static void
+test_nested_to_thread (void)
+{
+  nested_to_thread_body ();
+}
+
+static void
+test_nested_gather (void)
+{
+  nested_gather_body ();
 }
 
 /* ---- counters ----------------------------------------------------------- */

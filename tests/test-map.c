@@ -745,6 +745,110 @@ test_map_async (void)
   g_assert_true (ma.destroyed_on == ma.thread);
 }
 
+/* The GJS shape: map_async with async items on the caller's context. */
+typedef struct
+{
+  DvtRuntime   *rt;
+  AsyncItems    ai;
+  GArray       *results;
+  GError       *error;
+  gboolean      done;
+  gboolean      right_place;
+} MapAsyncItems;
+
+static void
+map_async_items_cb (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  MapAsyncItems *m = user_data;
+
+  m->right_place = g_thread_self () == m->ai.expected_thread;
+  m->results = dvt_runtime_map_finish (m->rt, result, &m->error);
+  m->done = TRUE;
+}
+
+static gpointer
+map_async_items_thread (gpointer data)
+{
+  MapAsyncItems *m = data;
+  g_autoptr(DvtOptions) options = dvt_options_new ();
+
+  m->ai.expected_thread = g_thread_self ();
+  m->ai.expected_context = g_main_context_new ();
+  g_main_context_push_thread_default (m->ai.expected_context);
+
+  dvt_options_set_async_items (options, TRUE);
+  dvt_options_set_use_caller_context (options, TRUE);
+  dvt_options_set_return_errors (options, TRUE);
+  dvt_options_set_max_concurrency (options, 5);
+  dvt_runtime_map_async (m->rt, 30, item_async, &m->ai, NULL, options, NULL,
+                         map_async_items_cb, m);
+  while (!m->done)
+    g_main_context_iteration (m->ai.expected_context, TRUE);
+
+  g_main_context_pop_thread_default (m->ai.expected_context);
+  g_main_context_unref (m->ai.expected_context);
+
+  return NULL;
+}
+
+static void
+test_map_async_items_async (void)
+{
+  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  MapAsyncItems m = { 0 };
+
+  m.rt = rt;
+  g_thread_join (g_thread_new ("map-async-items", map_async_items_thread, &m));
+  g_assert_no_error (m.error);
+  g_assert_true (m.right_place);
+  g_assert_cmpint (m.ai.wrong_place, ==, 0);
+  g_assert_cmpint (m.ai.flight.calls, ==, 30);
+  g_assert_cmpint (m.ai.flight.peak, <=, 5);
+  g_assert_nonnull (m.results);
+  g_assert_cmpuint (m.results->len, ==, 30);
+  for (guint i = 0; i < 30; i++)
+    {
+      GValue *v = &g_array_index (m.results, GValue, i);
+
+      if (i % 11 == 10)
+        g_assert_error ((GError *) g_value_get_boxed (v), TEST_ERROR, (int) i);
+      else
+        g_assert_cmpint (g_value_get_int64 (v), ==, square_plus_one (i));
+    }
+  g_array_unref (m.results);
+}
+
+static void
+map_invalid_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  GError **error = user_data;
+
+  g_assert_null (dvt_runtime_map_finish (DVT_RUNTIME (source), result, error));
+  g_assert_nonnull (*error);
+}
+
+static void
+test_map_too_many (void)
+{
+  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(GError) error = NULL;
+  GError *async_error = NULL;
+
+  g_assert_null (dvt_runtime_map_blocking (rt, G_MAXUINT, item_never, NULL, NULL, NULL, &error));
+  g_assert_error (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT);
+
+  dvt_runtime_map_async (rt, G_MAXUINT, item_never, NULL, NULL, NULL, NULL, map_invalid_cb,
+                         &async_error);
+  while (async_error == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_error (async_error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&async_error);
+}
+
 static gint64
 inner_sum (guint i)
 {
@@ -1255,6 +1359,8 @@ main (int argc, char *argv[])
   g_test_add_func ("/map/async-items/caller-context", test_map_async_items_caller_context);
   g_test_add_func ("/map/async-items/not-completed", test_map_async_items_not_completed);
   g_test_add_func ("/map/async", test_map_async);
+  g_test_add_func ("/map/async/async-items", test_map_async_items_async);
+  g_test_add_func ("/map/too-many-items", test_map_too_many);
   g_test_add_func ("/map/nested", test_map_nested);
   g_test_add_func ("/map/cancel", test_map_cancel);
   g_test_add_func ("/map/pointer-results", test_map_pointer_results);

@@ -686,6 +686,50 @@ test_schedule_cancel_queued (void)
   g_main_context_unref (context);
 }
 
+static void
+async_complete_in_100ms (DvtTask      *task,
+                         GCancellable *cancellable,
+                         gpointer      user_data,
+                         GError      **error)
+{
+  GSource *source = g_timeout_source_new (100);
+
+  g_source_set_callback (source, schedule_later_cb, g_object_ref (task), g_object_unref);
+  g_source_attach (source, g_main_context_get_thread_default ());
+  g_source_unref (source);
+}
+
+static void
+test_wait_timeout_caller_context (void)
+{
+  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtOptions) options = dvt_options_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(DvtTask) task = NULL;
+  GMainContext *context = g_main_context_new ();
+
+  /* Waiting iterates this thread's context, where the work runs; a
+   * deadline still applies. */
+  g_main_context_push_thread_default (context);
+  dvt_options_set_use_caller_context (options, TRUE);
+  task = dvt_runtime_schedule (rt, async_complete_in_100ms, NULL, NULL, options, NULL, &error);
+  g_assert_no_error (error);
+
+  g_assert_false (dvt_task_wait (task, 0.01, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+  g_clear_error (&error);
+  g_assert_false (dvt_task_get_completed (task));
+
+  g_assert_true (dvt_task_wait (task, 30.0 * slow, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (dvt_task_propagate_int (task, &error), ==, 77);
+  g_assert_no_error (error);
+
+  g_main_context_pop_thread_default (context);
+  dvt_runtime_shutdown (rt, TRUE, FALSE);
+  g_main_context_unref (context);
+}
+
 /* ---- identity ---------------------------------------------------------- */
 
 typedef struct
@@ -871,6 +915,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/task/schedule/value", test_schedule_value);
   g_test_add_func ("/task/wait/timeout", test_wait_timeout);
   g_test_add_func ("/task/wait/many-threads", test_wait_many_threads);
+  g_test_add_func ("/task/wait/timeout-caller-context", test_wait_timeout_caller_context);
   g_test_add_func ("/task/propagate", test_propagate);
   g_test_add_func ("/task/cancel/queued", test_cancel_queued);
   g_test_add_func ("/task/cancel/running", test_cancel_running);
