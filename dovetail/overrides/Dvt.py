@@ -533,6 +533,8 @@ class Runtime(Dvt.Runtime):
         """Runs ``fn(*args, **kwargs)`` on a worker and returns its result
         (or raises its exception)."""
         if self._on_loop_thread():
+            # The library's own refusal (DVT_ERROR_WOULD_DEADLOCK, raised
+            # before the function could run).
             return Dvt.Runtime.to_thread_blocking(
                 self, lambda task, *_: None, None, None, None)
         scope = _Scope()

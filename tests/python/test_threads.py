@@ -135,6 +135,10 @@ def test_async_callback_on_the_calling_threads_context(rt):
 def test_blocking_calls_on_the_loop_thread_fail_at_once(rt):
     other = rt.submit_call(lambda: 'other')
     other.result(DEADLINE)
+    release = threading.Event()
+    # Not ended when the loop thread waits for it: waiting on a task that
+    # has ended returns at once, wherever it is done.
+    pending = rt.submit_call(release.wait, DEADLINE)
 
     def value(task, cancellable, data):
         task.return_value(data)
@@ -146,7 +150,7 @@ def test_blocking_calls_on_the_loop_thread_fail_at_once(rt):
         'map_blocking': lambda: rt.map_blocking(2, value),
         'map_items': lambda: rt.map_blocking(abs, [-1]),
         'gather_blocking': lambda: rt.gather_blocking([other]),
-        'wait': lambda: rt.submit_call(abs, -1).wait(0),
+        'wait': lambda: pending.wait(0),
     }
 
     def on_loop(task, cancellable, data):
@@ -160,6 +164,8 @@ def test_blocking_calls_on_the_loop_thread_fail_at_once(rt):
         task.return_value(outcome)
 
     outcome = rt.schedule(on_loop).result(DEADLINE)
+    release.set()
+    assert pending.result(DEADLINE) is True
     deadlock = ('dvt-error-quark', int(Dvt.Error.WOULD_DEADLOCK))
     assert outcome == {name: deadlock for name in attempts}
 
