@@ -211,7 +211,7 @@ case_round_trip (DvtRuntime *rt)
         {
           g_auto(GValue) v = G_VALUE_INIT;
 
-          dvt_runtime_to_thread_blocking (rt, dvt_nop, NULL, NULL, NULL, &v, NULL);
+          dvt_runtime_to_thread_blocking (rt, dvt_nop, NULL, NULL, NULL, NULL, &v, NULL);
         }
       d[rep] = (g_get_monotonic_time () - t0) / (double) n;
 
@@ -262,7 +262,7 @@ case_run_blocking (DvtRuntime *rt)
         {
           g_auto(GValue) v = G_VALUE_INIT;
 
-          dvt_runtime_run_blocking (rt, dvt_async_nop, NULL, NULL, NULL, &v, NULL);
+          dvt_runtime_run_blocking (rt, dvt_async_nop, NULL, NULL, NULL, NULL, &v, NULL);
         }
       d[rep] = (g_get_monotonic_time () - t0) / (double) n;
 
@@ -388,7 +388,7 @@ case_map (DvtRuntime *rt)
   for (guint rep = 0; rep < REPS; rep++)
     {
       gint64 t0 = g_get_monotonic_time ();
-      GArray *results = dvt_runtime_map_blocking (rt, n, dvt_item, NULL, NULL, NULL, NULL);
+      GArray *results = dvt_runtime_map_blocking (rt, n, dvt_item, NULL, NULL, NULL, NULL, NULL);
 
       d[rep] = n / ((g_get_monotonic_time () - t0) / 1e6);
       g_assert (results != NULL && results->len == n);
@@ -687,7 +687,7 @@ case_idle (void)
         {
           g_auto(GValue) v = G_VALUE_INIT;
 
-          dvt_runtime_to_thread_blocking (rt, dvt_nop, NULL, NULL, NULL, &v, NULL);
+          dvt_runtime_to_thread_blocking (rt, dvt_nop, NULL, NULL, NULL, NULL, &v, NULL);
         }
       c0 = cpu_seconds ();
       g_usleep ((gulong) (2 * G_USEC_PER_SEC * MIN (1.0, opt_scale * 4)));

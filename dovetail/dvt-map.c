@@ -56,7 +56,7 @@ struct _DvtMap
   guint           max_in_flight;
   guint           in_flight;
   guint           next_start;
-  gboolean        ended;
+  int             ended;     /* atomic: the pump calls func no more */
   DvtMailbox     *mailbox;
   DvtMail         start_mail;
 };
@@ -298,7 +298,7 @@ map_pump (DvtMap *map)
   if (!map->ended && map->in_flight == 0 &&
       (map->next_start >= map->n_items || map_should_stop (map)))
     {
-      map->ended = TRUE;
+      g_atomic_int_set (&map->ended, TRUE);
       map_complete (map);
     }
 }
@@ -314,6 +314,22 @@ start_pump (DvtMail *mail)
   dvt_map_unref (map);
 }
 
+/* Frees the item function's data now if no item will call it again;
+ * otherwise the map frees it when its last runner lets go. */
+static void
+map_release_func_data (DvtMap *map)
+{
+  GDestroyNotify destroy = map->func_data_destroy;
+  gboolean done = map->async_items ? g_atomic_int_get (&map->ended)
+                                   : g_atomic_int_get (&map->n_runners) == 0;
+
+  if (destroy == NULL || !done || map->destroy_mailbox != NULL)
+    return;
+
+  map->func_data_destroy = NULL;
+  destroy (map->func_data);
+}
+
 static guint
 resolve_concurrency (DvtOptions *options,
                      guint       n_items)
@@ -325,8 +341,9 @@ resolve_concurrency (DvtOptions *options,
   return MAX (1, (guint) n);
 }
 
-/* Starts a map; returns its batch task, already accepted, or NULL with
- * @error set (the batch, if it has a callback, has then ended with it). */
+/* Starts a map; returns its batch task, already accepted, and if asked
+ * the map itself, or NULL with @error set (the batch, if it has a callback,
+ * has then ended with it). */
 static DvtTask *
 map_start (DvtRuntime          *self,
            guint                n_items,
@@ -337,6 +354,7 @@ map_start (DvtRuntime          *self,
            GCancellable        *cancellable,
            GAsyncReadyCallback  callback,
            gpointer             user_data,
+           DvtMap             **out_map,
            GError             **error)
 {
   DvtCore *core = dvt_runtime_get_core (self);
@@ -381,6 +399,9 @@ map_start (DvtRuntime          *self,
    * so that cancelling the map reaches the items already running. */
   dvt_task_ensure_cancellable (batch);
   dvt_task_connect_caller_cancellable (batch);
+
+  if (out_map != NULL)
+    *out_map = dvt_map_ref (map);
 
   if (n_items == 0)
     {
@@ -448,8 +469,13 @@ check_map_args (guint       n_items,
  * dvt_runtime_map_blocking:
  * @self: a runtime
  * @n_items: how many items: @func is called for each index below it
- * @func: (scope call) (closure func_data): computes one item
+ * @func: (scope notified) (closure func_data) (destroy func_data_destroy):
+ *   computes one item
  * @func_data: data for @func
+ * @func_data_destroy: (nullable): frees @func_data once no item calls @func
+ *   any more: before this call returns, unless the call was released early
+ *   (cancelled) while items still run, in which case it is freed where the
+ *   last of them returns
  * @options: (nullable): [property@Options:max-concurrency],
  *   [property@Options:return-errors], [property@Options:async-items] and
  *   [property@Options:use-caller-context] apply
@@ -480,11 +506,13 @@ dvt_runtime_map_blocking (DvtRuntime    *self,
                           guint          n_items,
                           DvtMapFunc     func,
                           gpointer       func_data,
+                          GDestroyNotify func_data_destroy,
                           DvtOptions    *options,
                           GCancellable  *cancellable,
                           GError       **error)
 {
   DvtTask *batch;
+  DvtMap *map = NULL;
   GArray *results = NULL;
 
   g_return_val_if_fail (DVT_IS_RUNTIME (self), NULL);
@@ -497,13 +525,15 @@ dvt_runtime_map_blocking (DvtRuntime    *self,
       !dvt_core_check_blocking (dvt_runtime_get_core (self), error))
     return NULL;
 
-  batch = map_start (self, n_items, func, func_data, NULL, options,
-                     cancellable, NULL, NULL, error);
+  batch = map_start (self, n_items, func, func_data, func_data_destroy, options,
+                     cancellable, NULL, NULL, &map, error);
   if (batch == NULL)
     return NULL;
 
   if (dvt_task_wait_internal (batch, -1, error))
     results = dvt_task_propagate_pointer (batch, error);
+  map_release_func_data (map);
+  dvt_map_unref (map);
   g_object_unref (batch);
 
   return results;
@@ -563,7 +593,7 @@ dvt_runtime_map_async (DvtRuntime          *self,
     }
 
   batch = map_start (self, n_items, func, func_data, func_data_destroy,
-                     options, cancellable, callback, user_data, NULL);
+                     options, cancellable, callback, user_data, NULL, NULL);
   g_clear_object (&batch);
 }
 

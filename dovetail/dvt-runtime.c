@@ -606,6 +606,7 @@ start_task (DvtRuntime  *self,
 
   if (!dvt_core_accept (self->core, task, &local_error))
     {
+      dvt_task_set_flag (task, DVT_TASK_FLAG_FUNC_DONE);
       if (error != NULL)
         *error = g_error_copy (local_error);
       dvt_task_fail (task, local_error, TRUE);
@@ -629,6 +630,9 @@ run_to_end (DvtRuntime  *self,
   ok = start_task (self, task, error) &&
        dvt_task_wait_internal (task, -1, error) &&
        dvt_task_propagate_value (task, value, error);
+  /* Free the function's data here, on the caller's thread, unless the call
+   * was released while the function still runs: then where it returns. */
+  dvt_task_release_func_data (task);
   g_object_unref (task);
 
   return ok;
@@ -637,8 +641,13 @@ run_to_end (DvtRuntime  *self,
 /**
  * dvt_runtime_run_blocking:
  * @self: a runtime
- * @func: (scope call) (closure func_data): starts the work
+ * @func: (scope notified) (closure func_data) (destroy func_data_destroy):
+ *   starts the work
  * @func_data: data for @func
+ * @func_data_destroy: (nullable): frees @func_data once @func is no longer
+ *   needed: before this call returns, unless the call was released early
+ *   (cancelled) while @func still runs, in which case it is freed where
+ *   @func returns
  * @options: (nullable): options for this call
  * @cancellable: (nullable): a #GCancellable
  * @value: (out caller-allocates) (optional): an unset #GValue to receive
@@ -663,6 +672,7 @@ gboolean
 dvt_runtime_run_blocking (DvtRuntime    *self,
                           DvtAsyncFunc   func,
                           gpointer       func_data,
+                          GDestroyNotify func_data_destroy,
                           DvtOptions    *options,
                           GCancellable  *cancellable,
                           GValue        *value,
@@ -680,8 +690,8 @@ dvt_runtime_run_blocking (DvtRuntime    *self,
   if (!dvt_core_check_blocking (self->core, error))
     return FALSE;
 
-  task = new_work_task (self, DVT_TASK_KIND_ASYNC, func, func_data, NULL,
-                        options, cancellable);
+  task = new_work_task (self, DVT_TASK_KIND_ASYNC, func, func_data,
+                        func_data_destroy, options, cancellable);
   /* This call's reference, the live one and the start's. */
   task->internal_refs = 3;
 
@@ -691,8 +701,13 @@ dvt_runtime_run_blocking (DvtRuntime    *self,
 /**
  * dvt_runtime_to_thread_blocking:
  * @self: a runtime
- * @func: (scope call) (closure func_data): the blocking function
+ * @func: (scope notified) (closure func_data) (destroy func_data_destroy):
+ *   the blocking function
  * @func_data: data for @func
+ * @func_data_destroy: (nullable): frees @func_data once @func is no longer
+ *   needed: before this call returns, unless the call was released early
+ *   (cancelled) while @func still runs, in which case it is freed where
+ *   @func returns
  * @options: (nullable): options for this call
  * @cancellable: (nullable): a #GCancellable
  * @value: (out caller-allocates) (optional): an unset #GValue to receive
@@ -713,6 +728,7 @@ gboolean
 dvt_runtime_to_thread_blocking (DvtRuntime    *self,
                                 DvtThreadFunc  func,
                                 gpointer       func_data,
+                                GDestroyNotify func_data_destroy,
                                 DvtOptions    *options,
                                 GCancellable  *cancellable,
                                 GValue        *value,
@@ -730,8 +746,8 @@ dvt_runtime_to_thread_blocking (DvtRuntime    *self,
   if (!dvt_core_check_blocking (self->core, error))
     return FALSE;
 
-  task = new_work_task (self, DVT_TASK_KIND_THREAD, func, func_data, NULL,
-                        options, cancellable);
+  task = new_work_task (self, DVT_TASK_KIND_THREAD, func, func_data,
+                        func_data_destroy, options, cancellable);
 
   return run_to_end (self, task, value, error);
 }

@@ -61,6 +61,7 @@ enum
   DVT_TASK_FLAG_CANCEL_REQUESTED = 1 << 3,
   DVT_TASK_FLAG_PUBLISH_PENDING  = 1 << 4,  /* see dvt_task_finish() */
   DVT_TASK_FLAG_WANTS_CANCELLABLE = 1 << 5, /* make one when the work starts */
+  DVT_TASK_FLAG_FUNC_DONE        = 1 << 6,  /* the work function is called no more */
 };
 
 /* What few tasks need: allocated on first use, freed with the task. */
@@ -135,6 +136,7 @@ void      dvt_task_destroy_data_on_caller_context (DvtTask *task);
 void      dvt_task_set_run_context   (DvtTask             *task,
                                       GMainContext        *context);
 void      dvt_task_dispatch          (DvtTask             *task);
+void      dvt_task_release_func_data (DvtTask             *task);
 void      dvt_task_ensure_cancellable (DvtTask            *task);
 void      dvt_task_connect_caller_cancellable (DvtTask    *task);
 gboolean  dvt_task_wait_internal     (DvtTask             *task,

@@ -416,6 +416,7 @@ run_thread_job (DvtJob *job)
       ((DvtThreadFunc) task->func) (task, task->cancellable, task->func_data, &error);
       dvt_task_check_returned (task, error);
       deferring_task = NULL;
+      dvt_task_set_flag (task, DVT_TASK_FLAG_FUNC_DONE);
       if (dvt_task_has_flag (task, DVT_TASK_FLAG_PUBLISH_PENDING))
         {
           /* This worker looks for work next: a caller that submits again
@@ -424,6 +425,8 @@ run_thread_job (DvtJob *job)
           publish (task);
         }
     }
+  else
+    dvt_task_set_flag (task, DVT_TASK_FLAG_FUNC_DONE);
 
   g_object_unref (task);
 }
@@ -439,11 +442,36 @@ start_async_mail (DvtMail *mail)
       dvt_task_mark_started (task);
       if (dvt_task_has_flag (task, DVT_TASK_FLAG_WANTS_CANCELLABLE))
         dvt_task_ensure_cancellable (task);
+      /* A task completed before its function returns is published after
+       * it returns, as for thread functions: a blocking caller that wakes
+       * may free the function at once. */
+      deferring_task = task;
       ((DvtAsyncFunc) task->func) (task, task->cancellable, task->func_data, &error);
       dvt_task_check_returned (task, error);
+      deferring_task = NULL;
+      dvt_task_set_flag (task, DVT_TASK_FLAG_FUNC_DONE);
+      if (dvt_task_has_flag (task, DVT_TASK_FLAG_PUBLISH_PENDING))
+        publish (task);
     }
+  else
+    dvt_task_set_flag (task, DVT_TASK_FLAG_FUNC_DONE);
 
   g_object_unref (task);
+}
+
+/* Frees the work function's data now if the function will not be called
+ * again; otherwise it is freed with the task, where its last reference
+ * goes, which is where the function returns. */
+void
+dvt_task_release_func_data (DvtTask *task)
+{
+  GDestroyNotify destroy = task->func_data_destroy;
+
+  if (destroy == NULL || !dvt_task_has_flag (task, DVT_TASK_FLAG_FUNC_DONE))
+    return;
+
+  task->func_data_destroy = NULL;
+  destroy (task->func_data);
 }
 
 /* Hands an accepted task to a worker or to its main context. */

@@ -359,7 +359,7 @@ main (int   argc,
   walk.root = g_file_new_for_commandline_arg (root);
   walk.max_files = (guint) max_files;
   walk.paths = g_ptr_array_new_with_free_func (g_free);
-  if (!dvt_runtime_to_thread_blocking (runtime, walk_func, &walk, NULL, NULL,
+  if (!dvt_runtime_to_thread_blocking (runtime, walk_func, &walk, NULL, NULL, NULL,
                                        NULL, &error))
     {
       g_printerr ("dovetail-demo: cannot walk %s: %s\n", root, error->message);
@@ -379,7 +379,7 @@ main (int   argc,
   dvt_options_set_return_errors (options, TRUE);
 
   results = dvt_runtime_map_blocking (runtime, walk.paths->len, checksum_item,
-                                      walk.paths, options, NULL, &error);
+                                      walk.paths, NULL, options, NULL, &error);
   if (results == NULL)
     {
       g_printerr ("dovetail-demo: %s\n", error->message);

@@ -67,12 +67,12 @@ main (int   argc,
   g_auto(GValue) length = G_VALUE_INIT;
   g_autoptr(GError) error = NULL;
 
-  if (!dvt_runtime_to_thread_blocking (runtime, add_numbers, NULL, NULL, NULL,
+  if (!dvt_runtime_to_thread_blocking (runtime, add_numbers, NULL, NULL, NULL, NULL,
                                        &sum, &error))
     g_error ("%s", error->message);
   g_print ("1 + 2 + ... + 1000 = %" G_GINT64_FORMAT "\n", g_value_get_int64 (&sum));
 
-  if (!dvt_runtime_run_blocking (runtime, load_file, (gpointer) path, NULL,
+  if (!dvt_runtime_run_blocking (runtime, load_file, (gpointer) path, NULL, NULL,
                                  NULL, &length, &error))
     {
       g_printerr ("cannot read %s: %s\n", path, error->message);

@@ -195,7 +195,7 @@ test_shutdown_idempotent (void)
   Counter c = { 0, 0 };
 
   g_assert_false (dvt_runtime_is_shutdown (rt));
-  g_assert_true (dvt_runtime_to_thread_blocking (rt, work_count, &c, NULL, NULL, NULL, &error));
+  g_assert_true (dvt_runtime_to_thread_blocking (rt, work_count, &c, NULL, NULL, NULL, NULL, &error));
 
   dvt_runtime_shutdown (rt, TRUE, FALSE);
   g_assert_true (dvt_runtime_is_shutdown (rt));
@@ -334,15 +334,15 @@ test_shutdown_closed (void)
   g_clear_error (&error);
   g_assert_true (POLL_UNTIL (g_atomic_int_get (&c.destroyed) == 2, 10));
 
-  g_assert_false (dvt_runtime_run_blocking (rt, work_count, &c, NULL, NULL, NULL, &error));
+  g_assert_false (dvt_runtime_run_blocking (rt, work_count, &c, NULL, NULL, NULL, NULL, &error));
   g_assert_error (error, DVT_ERROR, DVT_ERROR_CLOSED);
   g_clear_error (&error);
 
-  g_assert_false (dvt_runtime_to_thread_blocking (rt, work_count, &c, NULL, NULL, NULL, &error));
+  g_assert_false (dvt_runtime_to_thread_blocking (rt, work_count, &c, NULL, NULL, NULL, NULL, &error));
   g_assert_error (error, DVT_ERROR, DVT_ERROR_CLOSED);
   g_clear_error (&error);
 
-  results = dvt_runtime_map_blocking (rt, 10, work_count, &c, NULL, NULL, &error);
+  results = dvt_runtime_map_blocking (rt, 10, work_count, &c, NULL, NULL, NULL, &error);
   g_assert_null (results);
   g_assert_error (error, DVT_ERROR, DVT_ERROR_CLOSED);
   g_clear_error (&error);
@@ -489,16 +489,16 @@ blocked_caller_thread (gpointer data)
         dvt_task_propagate_int (bc->task, &bc->error);
       break;
     case 2:   /* blocks in to_thread_blocking on running work */
-      bc->result = dvt_runtime_to_thread_blocking (bc->rt, work_blocker, bc->blocker, NULL,
+      bc->result = dvt_runtime_to_thread_blocking (bc->rt, work_blocker, bc->blocker, NULL, NULL,
                                                    NULL, NULL, &bc->error);
       break;
     case 3:   /* blocks in run_blocking on async work that never ends */
-      bc->result = dvt_runtime_run_blocking (bc->rt, async_keep_forever, &async_started,
+      bc->result = dvt_runtime_run_blocking (bc->rt, async_keep_forever, &async_started, NULL,
                                              NULL, NULL, NULL, &bc->error);
       break;
     case 4:   /* blocks in map_blocking, whose items cannot start */
       {
-        GArray *results = dvt_runtime_map_blocking (bc->rt, 10, work_count, &map_counter,
+        GArray *results = dvt_runtime_map_blocking (bc->rt, 10, work_count, &map_counter, NULL,
                                                     NULL, NULL, &bc->error);
 
         bc->result = results != NULL;
@@ -669,7 +669,7 @@ test_default_runtime (void)
   g_assert_cmpuint (count_threads (NULL, NULL), >, n_threads);
   g_assert_true (dvt_runtime_get_default () == first);
   g_assert_false (dvt_runtime_is_shutdown (first));
-  g_assert_true (dvt_runtime_to_thread_blocking (first, work_count, &c, NULL, NULL, NULL,
+  g_assert_true (dvt_runtime_to_thread_blocking (first, work_count, &c, NULL, NULL, NULL, NULL,
                                                  &error));
   g_assert_no_error (error);
 
@@ -680,13 +680,13 @@ test_default_runtime (void)
   g_assert_true (second != first);
   g_assert_false (dvt_runtime_is_shutdown (second));
   g_assert_true (dvt_runtime_get_default () == second);
-  g_assert_true (dvt_runtime_to_thread_blocking (second, work_count, &c, NULL, NULL, NULL,
+  g_assert_true (dvt_runtime_to_thread_blocking (second, work_count, &c, NULL, NULL, NULL, NULL,
                                                  &error));
   g_assert_no_error (error);
   g_assert_cmpint (c.calls, ==, 2);
 
   /* The first stays valid (transfer none) and keeps refusing work. */
-  g_assert_false (dvt_runtime_to_thread_blocking (first, work_count, &c, NULL, NULL, NULL,
+  g_assert_false (dvt_runtime_to_thread_blocking (first, work_count, &c, NULL, NULL, NULL, NULL,
                                                   &error));
   g_assert_error (error, DVT_ERROR, DVT_ERROR_CLOSED);
 
@@ -744,9 +744,9 @@ exercise_runtime (DvtRuntime *rt)
   Counter c = { 0, 0 };
   int n_callbacks = 0;
 
-  results = dvt_runtime_map_blocking (rt, 200, work_count_slowly, &c, NULL, NULL, &error);
+  results = dvt_runtime_map_blocking (rt, 200, work_count_slowly, &c, NULL, NULL, NULL, &error);
   g_assert_no_error (error);
-  g_assert_true (dvt_runtime_run_blocking (rt, async_answer, NULL, NULL, NULL, NULL, &error));
+  g_assert_true (dvt_runtime_run_blocking (rt, async_answer, NULL, NULL, NULL, NULL, NULL, &error));
   g_assert_no_error (error);
   for (int i = 0; i < 8; i++)
     dvt_runtime_to_thread_async (rt, work_count, &c, NULL, NULL, NULL, to_thread_cb,
@@ -879,7 +879,7 @@ test_unref_from_loop (void)
       DvtTask *task;
 
       /* Some workers exist too. */
-      g_assert_true (dvt_runtime_to_thread_blocking (rt, work_count, &c, NULL, NULL, NULL,
+      g_assert_true (dvt_runtime_to_thread_blocking (rt, work_count, &c, NULL, NULL, NULL, NULL,
                                                      &error));
       task = dvt_runtime_schedule (rt, async_complete_soon, NULL, NULL, NULL, NULL, &error);
       g_assert_no_error (error);
@@ -963,7 +963,7 @@ work_nested (DvtTask      *task,
       break;
 
     case NEST_TO_THREAD:
-      if (!dvt_runtime_to_thread_blocking (call->nest->rt, work_nested, inner, NULL, NULL,
+      if (!dvt_runtime_to_thread_blocking (call->nest->rt, work_nested, inner, NULL, NULL, NULL,
                                            &value, error))
         {
           g_free (inner);
@@ -1064,6 +1064,65 @@ test_nested_gather (void)
   nested_gather_body ();
 }
 
+/* After nested waits (compensating workers come and go, and GLib hands
+ * their threads to other pools), a runtime with 2 workers still runs 2
+ * tasks at once: the pool's bookkeeping survives its threads. */
+static void
+test_nested_then_parallel (void)
+{
+  for (int round = 0; round < 10; round++)
+    {
+      g_autoptr(DvtRuntime) rt = NULL;
+      g_autoptr(DvtRuntime) fresh = NULL;
+
+      check_nested (2, 8, 1, NEST_WAIT);
+      rt = dvt_runtime_new (2);
+      fresh = dvt_runtime_new (2);
+
+      for (int which = 0; which < 2; which++)
+        {
+          DvtRuntime *target = which == 0 ? rt : fresh;
+          g_autoptr(GError) error = NULL;
+          g_autoptr(DvtTask) blocker = NULL;
+          g_autoptr(DvtTask) second = NULL;
+          Counter c = { 0, 0 };
+          Blocker b;
+
+          /* Nested waits on this runtime first. */
+          if (which == 0)
+            {
+              Nest nest = { target, NEST_WAIT, 1, 0 };
+
+              for (int i = 0; i < 8; i++)
+                {
+                  NestCall call = { &nest, 1 };
+                  g_autoptr(DvtTask) t = dvt_runtime_submit (target, work_nested,
+                                                             g_memdup2 (&call, sizeof call),
+                                                             g_free, NULL, NULL, &error);
+
+                  g_assert_no_error (error);
+                  g_assert_true (dvt_task_wait (t, 0, &error));
+                }
+            }
+
+          blocker_init (&b);
+          blocker = dvt_runtime_submit (target, work_blocker, &b, NULL, NULL, NULL, &error);
+          g_assert_no_error (error);
+          g_assert_true (POLL_UNTIL (g_atomic_int_get (&b.started) == 1, 20));
+          second = dvt_runtime_submit (target, work_count, &c, NULL, NULL, NULL, &error);
+          g_assert_no_error (error);
+          /* Runs beside the blocker, not after it. */
+          g_assert_true (dvt_task_wait (second, 20.0 * slow, &error));
+          g_assert_no_error (error);
+          g_assert_cmpint (c.calls, ==, 1);
+
+          gate_open (&b.gate);
+          g_assert_true (dvt_task_wait (blocker, 0, &error));
+          gate_clear (&b.gate);
+        }
+    }
+}
+
 /* ---- counters ----------------------------------------------------------- */
 
 static void
@@ -1108,7 +1167,7 @@ test_stats (void)
 
   /* 5 successes */
   for (int i = 0; i < 5; i++)
-    g_assert_true (dvt_runtime_to_thread_blocking (rt, work_count, &c, NULL, NULL, NULL, &error));
+    g_assert_true (dvt_runtime_to_thread_blocking (rt, work_count, &c, NULL, NULL, NULL, NULL, &error));
   /* 3 failures */
   for (int i = 0; i < 3; i++)
     {
@@ -1142,17 +1201,17 @@ test_stats (void)
   gate_open (&b.gate);
   g_assert_true (dvt_task_wait (blocker, 0, &error));
   /* 1 run_blocking success, 1 run_blocking failure (not completed) */
-  g_assert_true (dvt_runtime_run_blocking (rt, async_answer, NULL, NULL, NULL, NULL, &error));
-  g_assert_false (dvt_runtime_run_blocking (rt, async_forget, NULL, NULL, NULL, NULL, &error));
+  g_assert_true (dvt_runtime_run_blocking (rt, async_answer, NULL, NULL, NULL, NULL, NULL, &error));
+  g_assert_false (dvt_runtime_run_blocking (rt, async_forget, NULL, NULL, NULL, NULL, NULL, &error));
   g_assert_error (error, DVT_ERROR, DVT_ERROR_NOT_COMPLETED);
   g_clear_error (&error);
   /* 1 map (counts once) */
-  results = dvt_runtime_map_blocking (rt, 20, work_count, &c, NULL, NULL, &error);
+  results = dvt_runtime_map_blocking (rt, 20, work_count, &c, NULL, NULL, NULL, &error);
   g_assert_no_error (error);
   g_array_unref (results);
   /* 1 call cancelled before it could start */
   g_cancellable_cancel (cancelled);
-  g_assert_false (dvt_runtime_to_thread_blocking (rt, work_count, &c, NULL, cancelled, NULL,
+  g_assert_false (dvt_runtime_to_thread_blocking (rt, work_count, &c, NULL, NULL, cancelled, NULL,
                                                   &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_clear_error (&error);
@@ -1178,7 +1237,7 @@ test_stats (void)
   copy = dvt_stats_copy (stats);
   g_assert_true (copy != stats);
   g_assert_cmpmem (copy, sizeof *copy, stats, sizeof *stats);
-  g_assert_true (dvt_runtime_to_thread_blocking (rt, work_count, &c, NULL, NULL, NULL, &error));
+  g_assert_true (dvt_runtime_to_thread_blocking (rt, work_count, &c, NULL, NULL, NULL, NULL, &error));
   later = dvt_runtime_get_stats (rt);
   g_assert_cmpuint (later->queued, ==, stats->queued + 1);
   g_assert_cmpuint (later->done, ==, stats->done + 1);
@@ -1212,6 +1271,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/nested/wait", test_nested_wait);
   g_test_add_func ("/nested/to-thread-blocking", test_nested_to_thread);
   g_test_add_func ("/nested/gather", test_nested_gather);
+  g_test_add_func ("/nested/then-parallel", test_nested_then_parallel);
   g_test_add_func ("/stats/mixed", test_stats);
 
   return g_test_run ();

@@ -160,7 +160,7 @@ test_map_order (void)
   OrderData od = { 64, 0, 0 };
 
   dvt_options_set_max_concurrency (options, 4);
-  results = dvt_runtime_map_blocking (rt, od.n, item_out_of_order, &od, options, NULL, &error);
+  results = dvt_runtime_map_blocking (rt, od.n, item_out_of_order, &od, NULL, options, NULL, &error);
   g_assert_no_error (error);
   assert_int_results (results, od.n, square_plus_one);
   /* The items really did finish out of order. */
@@ -197,14 +197,14 @@ test_map_empty (void)
   GArray *results;
   GArray *async_results = NULL;
 
-  results = dvt_runtime_map_blocking (rt, 0, item_never, NULL, NULL, NULL, &error);
+  results = dvt_runtime_map_blocking (rt, 0, item_never, NULL, NULL, NULL, NULL, &error);
   g_assert_no_error (error);
   g_assert_nonnull (results);
   g_assert_cmpuint (results->len, ==, 0);
   g_array_unref (results);
 
   dvt_options_set_async_items (options, TRUE);
-  results = dvt_runtime_map_blocking (rt, 0, item_never, NULL, options, NULL, &error);
+  results = dvt_runtime_map_blocking (rt, 0, item_never, NULL, NULL, options, NULL, &error);
   g_assert_no_error (error);
   g_assert_nonnull (results);
   g_assert_cmpuint (results->len, ==, 0);
@@ -228,7 +228,7 @@ test_map_many (void)
       g_autoptr(GError) error = NULL;
       g_autoptr(GArray) results = NULL;
 
-      results = dvt_runtime_map_blocking (rt, sizes[s], item_square, NULL, NULL, NULL, &error);
+      results = dvt_runtime_map_blocking (rt, sizes[s], item_square, NULL, NULL, NULL, NULL, &error);
       g_assert_no_error (error);
       assert_int_results (results, sizes[s], square_plus_one);
     }
@@ -296,7 +296,7 @@ check_concurrency (DvtRuntime *rt,
   guint n = 40;
 
   dvt_options_set_max_concurrency (options, max_concurrency);
-  results = dvt_runtime_map_blocking (rt, n, item_flight, &f, options, NULL, &error);
+  results = dvt_runtime_map_blocking (rt, n, item_flight, &f, NULL, options, NULL, &error);
   g_assert_no_error (error);
   assert_int_results (results, n, square_plus_one);
   g_assert_cmpint (f.calls, ==, n);
@@ -372,7 +372,7 @@ test_map_return_errors (void)
   g_autoptr(GArray) results = NULL;
 
   dvt_options_set_return_errors (options, TRUE);
-  results = dvt_runtime_map_blocking (rt, 90, item_some_fail, NULL, options, NULL, &error);
+  results = dvt_runtime_map_blocking (rt, 90, item_some_fail, NULL, NULL, options, NULL, &error);
   g_assert_no_error (error);
   check_return_errors (results, 90);
 }
@@ -411,7 +411,7 @@ test_map_first_failure_sequential (void)
   /* One at a time, in order: items after the failure never start. The
    * pointer results made before it are freed (valgrind checks). */
   dvt_options_set_max_concurrency (options, 1);
-  results = dvt_runtime_map_blocking (rt, 100, item_fail_at, &fa, options, NULL, &error);
+  results = dvt_runtime_map_blocking (rt, 100, item_fail_at, &fa, NULL, options, NULL, &error);
   g_assert_null (results);
   g_assert_error (error, TEST_ERROR, 42);
   g_assert_cmpstr (error->message, ==, "item 10 broke");
@@ -469,7 +469,7 @@ test_map_first_failure_running_finish (void)
   RunningFinish rf = { 4, 0, 0, 0, 0 };
 
   dvt_options_set_max_concurrency (options, 4);
-  results = dvt_runtime_map_blocking (rt, 400, item_running_finish, &rf, options, NULL, &error);
+  results = dvt_runtime_map_blocking (rt, 400, item_running_finish, &rf, NULL, options, NULL, &error);
   g_assert_null (results);
   g_assert_error (error, TEST_ERROR, 1);
   g_assert_cmpstr (error->message, ==, "the first item failed");
@@ -557,7 +557,7 @@ check_async_map (DvtRuntime *rt,
   dvt_options_set_max_concurrency (options, max_concurrency);
   dvt_options_set_use_caller_context (options, caller_context);
 
-  results = dvt_runtime_map_blocking (rt, n, item_async, ai, options, NULL, &error);
+  results = dvt_runtime_map_blocking (rt, n, item_async, ai, NULL, options, NULL, &error);
   g_assert_no_error (error);
   g_assert_nonnull (results);
   g_assert_cmpuint (results->len, ==, n);
@@ -647,7 +647,7 @@ test_map_async_items_not_completed (void)
 
   dvt_options_set_async_items (options, TRUE);
   dvt_options_set_return_errors (options, TRUE);
-  results = dvt_runtime_map_blocking (rt, 10, item_async_forget, NULL, options, NULL, &error);
+  results = dvt_runtime_map_blocking (rt, 10, item_async_forget, NULL, NULL, options, NULL, &error);
   g_assert_no_error (error);
   g_assert_nonnull (results);
   for (guint i = 0; i < 10; i++)
@@ -663,7 +663,7 @@ test_map_async_items_not_completed (void)
   /* Without return-errors, the map fails with it. */
   g_clear_pointer (&results, g_array_unref);
   dvt_options_set_return_errors (options, FALSE);
-  results = dvt_runtime_map_blocking (rt, 10, item_async_forget, NULL, options, NULL, &error);
+  results = dvt_runtime_map_blocking (rt, 10, item_async_forget, NULL, NULL, options, NULL, &error);
   g_assert_null (results);
   g_assert_error (error, DVT_ERROR, DVT_ERROR_NOT_COMPLETED);
 }
@@ -838,7 +838,7 @@ test_map_too_many (void)
   g_autoptr(GError) error = NULL;
   GError *async_error = NULL;
 
-  g_assert_null (dvt_runtime_map_blocking (rt, G_MAXUINT, item_never, NULL, NULL, NULL, &error));
+  g_assert_null (dvt_runtime_map_blocking (rt, G_MAXUINT, item_never, NULL, NULL, NULL, NULL, &error));
   g_assert_error (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT);
 
   dvt_runtime_map_async (rt, G_MAXUINT, item_never, NULL, NULL, NULL, NULL, map_invalid_cb,
@@ -881,7 +881,7 @@ item_nested (DvtTask      *task,
   g_autoptr(GArray) inner = NULL;
   gint64 sum = 0;
 
-  inner = dvt_runtime_map_blocking (rt, 10, item_inner, GUINT_TO_POINTER (i), NULL, NULL, error);
+  inner = dvt_runtime_map_blocking (rt, 10, item_inner, GUINT_TO_POINTER (i), NULL, NULL, NULL, error);
   if (inner == NULL)
     return;
   for (guint j = 0; j < inner->len; j++)
@@ -897,7 +897,7 @@ test_map_nested (void)
   g_autoptr(GArray) results = NULL;
 
   /* More outer items than workers, each blocking on an inner map. */
-  results = dvt_runtime_map_blocking (rt, 8, item_nested, rt, NULL, NULL, &error);
+  results = dvt_runtime_map_blocking (rt, 8, item_nested, rt, NULL, NULL, NULL, &error);
   g_assert_no_error (error);
   assert_int_results (results, 8, inner_sum);
 }
@@ -935,7 +935,7 @@ test_map_cancel (void)
   MapCancel mc = { cancellable, 0, 0 };
 
   dvt_options_set_max_concurrency (options, 1);
-  results = dvt_runtime_map_blocking (rt, 1000, item_until_cancelled, &mc, options,
+  results = dvt_runtime_map_blocking (rt, 1000, item_until_cancelled, &mc, NULL, options,
                                       cancellable, &error);
   g_assert_null (results);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
@@ -964,7 +964,7 @@ test_map_pointer_results (void)
   g_autoptr(GError) error = NULL;
   GArray *results;
 
-  results = dvt_runtime_map_blocking (rt, 100, item_pointer, NULL, NULL, NULL, &error);
+  results = dvt_runtime_map_blocking (rt, 100, item_pointer, NULL, NULL, NULL, NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (results->len, ==, 100);
   for (guint i = 0; i < results->len; i++)

@@ -126,7 +126,7 @@ test_run_blocking_value (void)
   g_autoptr(GError) error = NULL;
   RunInfo info = { rt, NULL, FALSE };
 
-  g_assert_true (dvt_runtime_run_blocking (rt, async_return_double, &info,
+  g_assert_true (dvt_runtime_run_blocking (rt, async_return_double, &info, NULL,
                                            NULL, NULL, &value, &error));
   g_assert_no_error (error);
   g_assert_true (G_VALUE_HOLDS_INT64 (&value));
@@ -137,7 +137,7 @@ test_run_blocking_value (void)
   g_assert_true (info.context_ok);
 
   /* A NULL value location is allowed. */
-  g_assert_true (dvt_runtime_run_blocking (rt, async_return_double, &info,
+  g_assert_true (dvt_runtime_run_blocking (rt, async_return_double, &info, NULL,
                                            NULL, NULL, NULL, &error));
   g_assert_no_error (error);
 }
@@ -193,7 +193,7 @@ test_run_blocking_gio_file (void)
   g_assert_no_error (error);
 
   file = g_file_new_for_path (path);
-  g_assert_true (dvt_runtime_run_blocking (rt, async_load_file, file, NULL,
+  g_assert_true (dvt_runtime_run_blocking (rt, async_load_file, file, NULL, NULL,
                                            NULL, &value, &error));
   g_assert_no_error (error);
   g_assert_true (G_VALUE_HOLDS_POINTER (&value));
@@ -228,7 +228,7 @@ test_run_blocking_gio_error (void)
   }
   g_assert_nonnull (expected);
 
-  g_assert_false (dvt_runtime_run_blocking (rt, async_load_file, file, NULL,
+  g_assert_false (dvt_runtime_run_blocking (rt, async_load_file, file, NULL, NULL,
                                             NULL, NULL, &error));
   g_assert_error (error, expected->domain, expected->code);
   g_assert_cmpstr (error->message, ==, expected->message);
@@ -291,7 +291,7 @@ test_run_blocking_error_unchanged (void)
       g_autoptr(GError) error = NULL;
       g_auto(GValue) value = G_VALUE_INIT;
 
-      g_assert_false (dvt_runtime_run_blocking (rt, async_fail, GINT_TO_POINTER (how),
+      g_assert_false (dvt_runtime_run_blocking (rt, async_fail, GINT_TO_POINTER (how), NULL,
                                                 NULL, NULL, &value, &error));
       g_assert_error (error, TEST_ERROR, 7);
       g_assert_cmpstr (error->message, ==, "custom failure 7 ✓");
@@ -335,7 +335,7 @@ run_blocking_caller (gpointer data)
       g_auto(GValue) value = G_VALUE_INIT;
       g_autoptr(GError) error = NULL;
 
-      if (dvt_runtime_run_blocking (ct->rt, async_echo, GUINT_TO_POINTER (v),
+      if (dvt_runtime_run_blocking (ct->rt, async_echo, GUINT_TO_POINTER (v), NULL,
                                     NULL, NULL, &value, &error))
         {
           g_assert_true (v % 5 != 0);
@@ -395,14 +395,14 @@ test_run_blocking_not_completed (void)
   g_autoptr(GError) error = NULL;
   int calls = 0;
 
-  g_assert_false (dvt_runtime_run_blocking (rt, async_do_nothing, &calls, NULL,
+  g_assert_false (dvt_runtime_run_blocking (rt, async_do_nothing, &calls, NULL, NULL,
                                             NULL, NULL, &error));
   g_assert_error (error, DVT_ERROR, DVT_ERROR_NOT_COMPLETED);
   g_assert_cmpint (calls, ==, 1);
 
   /* The runtime is still usable afterwards. */
   g_clear_error (&error);
-  g_assert_false (dvt_runtime_run_blocking (rt, async_do_nothing, &calls, NULL,
+  g_assert_false (dvt_runtime_run_blocking (rt, async_do_nothing, &calls, NULL, NULL,
                                             NULL, NULL, &error));
   g_assert_error (error, DVT_ERROR, DVT_ERROR_NOT_COMPLETED);
   g_assert_cmpint (calls, ==, 2);
@@ -472,7 +472,7 @@ test_run_blocking_complete_later (void)
   g_auto(GValue) value = G_VALUE_INIT;
   LaterInfo info = { rt, dvt_runtime_get_context (rt), NULL, FALSE, FALSE };
 
-  g_assert_true (dvt_runtime_run_blocking (rt, async_complete_later, &info, NULL,
+  g_assert_true (dvt_runtime_run_blocking (rt, async_complete_later, &info, NULL, NULL,
                                            NULL, &value, &error));
   g_assert_no_error (error);
   g_assert_cmpint (g_value_get_int64 (&value), ==, 99);
@@ -493,7 +493,7 @@ caller_context_thread (gpointer data)
   g_main_context_push_thread_default (context);
   dvt_options_set_use_caller_context (options, TRUE);
 
-  g_assert_true (dvt_runtime_run_blocking (rt, async_complete_later, &info, options,
+  g_assert_true (dvt_runtime_run_blocking (rt, async_complete_later, &info, NULL, options,
                                            NULL, &value, &error));
   g_assert_no_error (error);
   g_assert_cmpint (g_value_get_int64 (&value), ==, 99);
@@ -503,7 +503,7 @@ caller_context_thread (gpointer data)
 
   /* Errors come back unchanged on this path too. */
   g_clear_error (&error);
-  g_assert_false (dvt_runtime_run_blocking (rt, async_fail, GINT_TO_POINTER (FAIL_LATER),
+  g_assert_false (dvt_runtime_run_blocking (rt, async_fail, GINT_TO_POINTER (FAIL_LATER), NULL,
                                             options, NULL, NULL, &error));
   g_assert_error (error, TEST_ERROR, 7);
   g_assert_cmpstr (error->message, ==, "custom failure 7 ✓");
@@ -529,7 +529,7 @@ test_run_blocking_caller_context (void)
     LaterInfo info = { rt, g_main_context_default (), g_thread_self (), FALSE, FALSE };
 
     dvt_options_set_use_caller_context (options, TRUE);
-    g_assert_true (dvt_runtime_run_blocking (rt, async_complete_later, &info, options,
+    g_assert_true (dvt_runtime_run_blocking (rt, async_complete_later, &info, NULL, options,
                                              NULL, &value, &error));
     g_assert_no_error (error);
     g_assert_cmpint (g_value_get_int64 (&value), ==, 99);
@@ -582,11 +582,11 @@ probe_blocking_calls (DeadlockProbe *probe)
   g_auto(GValue) v1 = G_VALUE_INIT;
   g_auto(GValue) v2 = G_VALUE_INIT;
 
-  probe->results[0] = dvt_runtime_run_blocking (probe->rt, inner_async_work, probe,
+  probe->results[0] = dvt_runtime_run_blocking (probe->rt, inner_async_work, probe, NULL,
                                                 NULL, NULL, &v1, &probe->errors[0]);
-  probe->results[1] = dvt_runtime_to_thread_blocking (probe->rt, inner_thread_work, probe,
+  probe->results[1] = dvt_runtime_to_thread_blocking (probe->rt, inner_thread_work, probe, NULL,
                                                       NULL, NULL, &v2, &probe->errors[1]);
-  results = dvt_runtime_map_blocking (probe->rt, 4, inner_thread_work, probe,
+  results = dvt_runtime_map_blocking (probe->rt, 4, inner_thread_work, probe, NULL,
                                       NULL, NULL, &probe->errors[2]);
   probe->results[2] = results != NULL;
   g_clear_pointer (&results, g_array_unref);
@@ -668,7 +668,7 @@ test_would_deadlock (gboolean from_source)
     }
   else
     {
-      g_assert_true (dvt_runtime_run_blocking (rt, async_probe, &probe, NULL, NULL,
+      g_assert_true (dvt_runtime_run_blocking (rt, async_probe, &probe, NULL, NULL, NULL,
                                                NULL, &error));
       g_assert_no_error (error);
     }
@@ -720,7 +720,7 @@ test_to_thread_blocking_basic (void)
   g_autoptr(GError) error = NULL;
   GThread *ran_on = NULL;
 
-  g_assert_true (dvt_runtime_to_thread_blocking (rt, work_answer, &ran_on, NULL, NULL,
+  g_assert_true (dvt_runtime_to_thread_blocking (rt, work_answer, &ran_on, NULL, NULL, NULL,
                                                  &value, &error));
   g_assert_no_error (error);
   g_assert_cmpint (g_value_get_int64 (&value), ==, 42);
@@ -768,7 +768,7 @@ test_to_thread_blocking_kinds (void)
   {
     g_auto(GValue) value = G_VALUE_INIT;
 
-    g_assert_true (dvt_runtime_to_thread_blocking (rt, work_return_kinds, GINT_TO_POINTER (0),
+    g_assert_true (dvt_runtime_to_thread_blocking (rt, work_return_kinds, GINT_TO_POINTER (0), NULL,
                                                    NULL, NULL, &value, &error));
     g_assert_no_error (error);
     g_assert_true (G_VALUE_HOLDS_POINTER (&value));
@@ -778,7 +778,7 @@ test_to_thread_blocking_kinds (void)
   {
     g_auto(GValue) value = G_VALUE_INIT;
 
-    g_assert_true (dvt_runtime_to_thread_blocking (rt, work_return_kinds, GINT_TO_POINTER (1),
+    g_assert_true (dvt_runtime_to_thread_blocking (rt, work_return_kinds, GINT_TO_POINTER (1), NULL,
                                                    NULL, NULL, &value, &error));
     g_assert_no_error (error);
     assert_null_value (&value);
@@ -786,7 +786,7 @@ test_to_thread_blocking_kinds (void)
   {
     g_auto(GValue) value = G_VALUE_INIT;
 
-    g_assert_true (dvt_runtime_to_thread_blocking (rt, work_return_kinds, GINT_TO_POINTER (2),
+    g_assert_true (dvt_runtime_to_thread_blocking (rt, work_return_kinds, GINT_TO_POINTER (2), NULL,
                                                    NULL, NULL, &value, &error));
     g_assert_no_error (error);
     g_assert_cmpstr (g_value_get_string (&value), ==, "a string");
@@ -794,13 +794,13 @@ test_to_thread_blocking_kinds (void)
   {
     g_auto(GValue) value = G_VALUE_INIT;
 
-    g_assert_true (dvt_runtime_to_thread_blocking (rt, work_return_kinds, GINT_TO_POINTER (3),
+    g_assert_true (dvt_runtime_to_thread_blocking (rt, work_return_kinds, GINT_TO_POINTER (3), NULL,
                                                    NULL, NULL, &value, &error));
     g_assert_no_error (error);
     g_assert_true (g_value_get_boolean (&value));
   }
   /* A pointer result nobody reads is freed by its destroy notify. */
-  g_assert_true (dvt_runtime_to_thread_blocking (rt, work_return_kinds, GINT_TO_POINTER (0),
+  g_assert_true (dvt_runtime_to_thread_blocking (rt, work_return_kinds, GINT_TO_POINTER (0), NULL,
                                                  NULL, NULL, NULL, &error));
   g_assert_no_error (error);
 }
@@ -827,7 +827,7 @@ test_to_thread_blocking_error (void)
       g_autoptr(GError) error = NULL;
       g_auto(GValue) value = G_VALUE_INIT;
 
-      g_assert_false (dvt_runtime_to_thread_blocking (rt, work_fail, GINT_TO_POINTER (how),
+      g_assert_false (dvt_runtime_to_thread_blocking (rt, work_fail, GINT_TO_POINTER (how), NULL,
                                                       NULL, NULL, &value, &error));
       g_assert_error (error, TEST_ERROR, 7);
       g_assert_cmpstr (error->message, ==, "custom failure 7 ✓");
@@ -853,7 +853,7 @@ test_to_thread_blocking_not_completed (void)
   g_autoptr(GError) error = NULL;
   int calls = 0;
 
-  g_assert_false (dvt_runtime_to_thread_blocking (rt, work_do_nothing, &calls, NULL, NULL,
+  g_assert_false (dvt_runtime_to_thread_blocking (rt, work_do_nothing, &calls, NULL, NULL, NULL,
                                                   NULL, &error));
   g_assert_error (error, DVT_ERROR, DVT_ERROR_NOT_COMPLETED);
   g_assert_cmpint (calls, ==, 1);
@@ -885,7 +885,7 @@ test_to_thread_blocking_complete_twice (void)
       /* Structured logging in GLib 2.74 ignores g_test_expect_message():
        * let the critical through, and check it on stderr. */
       g_log_set_always_fatal (G_LOG_FATAL_MASK);
-      g_assert_true (dvt_runtime_to_thread_blocking (rt, work_complete_twice, &done, NULL,
+      g_assert_true (dvt_runtime_to_thread_blocking (rt, work_complete_twice, &done, NULL, NULL,
                                                      NULL, &value, &error));
       g_assert_no_error (error);
       g_assert_cmpint (g_value_get_int64 (&value), ==, 1);
@@ -981,7 +981,7 @@ test_to_thread_blocking_cancel (void)
   canceller = g_thread_new ("canceller", cancel_when_started, &cws);
 
   /* Returns while the work is still blocked on its gate. */
-  g_assert_false (dvt_runtime_to_thread_blocking (rt, work_ignore_cancel, &b, NULL,
+  g_assert_false (dvt_runtime_to_thread_blocking (rt, work_ignore_cancel, &b, NULL, NULL,
                                                   cancellable, NULL, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_assert_cmpint (g_atomic_int_get (&b.finished), ==, 0);
@@ -1006,12 +1006,12 @@ test_to_thread_blocking_pre_cancelled (void)
   int calls = 0;
 
   g_cancellable_cancel (cancellable);
-  g_assert_false (dvt_runtime_to_thread_blocking (rt, work_do_nothing, &calls, NULL,
+  g_assert_false (dvt_runtime_to_thread_blocking (rt, work_do_nothing, &calls, NULL, NULL,
                                                   cancellable, NULL, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_clear_error (&error);
 
-  g_assert_false (dvt_runtime_run_blocking (rt, async_do_nothing, &calls, NULL,
+  g_assert_false (dvt_runtime_run_blocking (rt, async_do_nothing, &calls, NULL, NULL,
                                             cancellable, NULL, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
 
