@@ -126,6 +126,44 @@ loop_thread_func (gpointer data)
   return NULL;
 }
 
+/* The loop thread's poll: before it sleeps, it polls without blocking for
+ * a few microseconds, so that work posted right after an iteration (a
+ * caller in a run_blocking loop) is picked up without a sleep and a wake-up. */
+static gint
+spin_poll (GPollFD *fds,
+           guint    nfds,
+           gint     timeout)
+{
+  gint64 start;
+  gint64 end;
+
+  if (timeout == 0)
+    return g_poll (fds, nfds, 0);
+
+  start = g_get_monotonic_time ();
+  end = start + DVT_SPIN_USEC;
+  if (timeout > 0)
+    end = MIN (end, start + (gint64) timeout * 1000);
+
+  do
+    {
+      gint ready = g_poll (fds, nfds, 0);
+
+      if (ready != 0)
+        return ready;
+    }
+  while (g_get_monotonic_time () < end);
+
+  if (timeout > 0)
+    {
+      timeout -= (gint) ((g_get_monotonic_time () - start) / 1000);
+      if (timeout <= 0)
+        return 0;
+    }
+
+  return g_poll (fds, nfds, timeout);
+}
+
 static DvtCore *
 core_new (const char *name,
           guint       max_workers)
@@ -137,6 +175,7 @@ core_new (const char *name,
   g_mutex_init (&core->lock);
   g_cond_init (&core->idle_cond);
   core->context = g_main_context_new ();
+  g_main_context_set_poll_func (core->context, spin_poll);
   core->loop_mailbox = dvt_mailbox_new (core->context, "[dovetail] loop");
   core->mailboxes = g_hash_table_new (NULL, NULL);
   dvt_pool_init (&core->pool, max_workers, core, core_hold, core_release);
