@@ -62,33 +62,22 @@ Runtime as a context manager
     waiting for the work in flight.
 
 Notes
-    PyGObject frees a function passed to a ``(scope call)`` argument when
-    the call returns, so the C library must not run it afterwards. The
-    overrides keep the functions alive as long as the library may run
-    them:
+    The functions given to the calls are kept by the library until it is
+    done with them (every call takes a destroy notify), so a cancellation
+    that releases a blocking caller early leaves the function running
+    safely.
 
-    - ``to_thread_blocking`` and ``call_blocking`` run through a future
-      (``submit``, then ``Task.wait``): a cancellation that releases the
-      caller early leaves the function running safely.
-    - ``map_blocking`` (except on the loop thread and with
-      ``use_caller_context``) runs as ``map_async`` started from the loop
-      thread and completing a future that the caller waits on, so it
-      counts as two calls in ``get_stats()``.
-    - A value given to ``task.return_value`` (or ``return_error`` ...)
-      while the function of ``run_blocking`` still runs is handed over
-      right after that function returns. A cancellation that arrives
-      while that function is still running can still release the caller
-      too early: keep such functions short (start the work and return).
-
-    A stored exception keeps only the frames of the work function
-    (their local variables are dropped, so that it does not keep the
-    task alive); its traceback still shows every file, line and function.
+    A stored exception keeps only the frames of the work function, with
+    their local variables dropped (so that it does not keep the task
+    alive); its traceback still shows every file, line and function.
+    Read results drop the references the library keeps to the work
+    function and its data, so a work function that refers to its own
+    exception makes no cycle through C.
 """
 
 import itertools
 import threading
 import traceback
-import warnings
 import weakref
 
 from gi.repository import GLib, GObject
@@ -334,45 +323,6 @@ def _to_value(value):
     return value
 
 
-# ---- completions made while run_blocking's function runs ---------------------
-
-_tls = threading.local()
-
-
-class _Body:
-    """The function of a run_blocking call, while it runs on this thread."""
-
-    __slots__ = ('task', 'pending')
-
-    def __init__(self, task):
-        self.task = task
-        self.pending = []
-
-
-def _defer(task, method, *args):
-    """Inside the function of run_blocking, keeps a completion of its own
-    task for after the function has returned. Returns True if kept."""
-    body = getattr(_tls, 'body', None)
-    if body is None or body.task is not task:
-        return False
-    body.pending.append((method, args))
-    return True
-
-
-def _complete_later(task, pending):
-    context = GLib.MainContext.get_thread_default() or GLib.MainContext.default()
-
-    def deliver(*_ignored):
-        for method, args in pending:
-            method(task, *args)
-        return GLib.SOURCE_REMOVE
-
-    source = GLib.idle_source_new()
-    source.set_priority(GLib.PRIORITY_HIGH)
-    source.set_callback(deliver)
-    source.attach(context)
-
-
 # ---- work-function wrappers --------------------------------------------------
 
 def _pick_data(func_data, user_data):
@@ -469,49 +419,16 @@ class Runtime(Dvt.Runtime):
         self.shutdown(True, False)
         return False
 
-    def _on_loop_thread(self):
-        return self.get_context().is_owner()
-
-    def _wait_future(self, task, scope):
-        try:
-            task.wait(0)
-            return _reraising(Dvt.Task.propagate_value, task)
-        finally:
-            scope.close()
-
     def run_blocking(self, func, func_data=None, options=None, cancellable=None,
                      *, user_data=_UNSET):
         """Runs ``func(task, cancellable, func_data)`` on the loop thread
         and blocks until it has completed its task; returns the value."""
         func_data = _pick_data(func_data, user_data)
         scope = _Scope()
-
-        def run(task, cancellable, *_ignored):
-            _remember(task, scope)
-            body = _Body(task)
-            previous = getattr(_tls, 'body', None)
-            _tls.body = body
-            try:
-                ok, failure = _guard(scope, func, task, cancellable, func_data)
-            finally:
-                _tls.body = previous
-            pending = body.pending
-            del body, previous
-            if pending:
-                # The first result wins, as it does in the library.
-                _complete_later(task, pending)
-                if not ok:
-                    warnings.warn('a run_blocking function failed after it '
-                                  'had completed its task; the error is '
-                                  'dropped: %s' % _unwrap(failure),
-                                  RuntimeWarning)
-            elif not ok:
-                del task, cancellable, _ignored, pending
-                raise failure
-
         try:
-            return _reraising(Dvt.Runtime.run_blocking, self, run, None,
-                              options, cancellable)
+            return _reraising(Dvt.Runtime.run_blocking, self,
+                              _work(scope, func, func_data), None, options,
+                              cancellable)
         finally:
             scope.close()
 
@@ -520,27 +437,24 @@ class Runtime(Dvt.Runtime):
         """Runs ``func(task, cancellable, func_data)`` on a worker and
         blocks for the value it completes its task with."""
         func_data = _pick_data(func_data, user_data)
-        if self._on_loop_thread():
-            # Fails at once with DVT_ERROR_WOULD_DEADLOCK.
-            return Dvt.Runtime.to_thread_blocking(self, func, func_data,
-                                                  options, cancellable)
         scope = _Scope()
-        task = Dvt.Runtime.submit(self, _work(scope, func, func_data), None,
-                                  options, cancellable)
-        return self._wait_future(task, scope)
+        try:
+            return _reraising(Dvt.Runtime.to_thread_blocking, self,
+                              _work(scope, func, func_data), None, options,
+                              cancellable)
+        finally:
+            scope.close()
 
     def call_blocking(self, fn, *args, **kwargs):
         """Runs ``fn(*args, **kwargs)`` on a worker and returns its result
         (or raises its exception)."""
-        if self._on_loop_thread():
-            # The library's own refusal (DVT_ERROR_WOULD_DEADLOCK, raised
-            # before the function could run).
-            return Dvt.Runtime.to_thread_blocking(
-                self, lambda task, *_: None, None, None, None)
         scope = _Scope()
-        task = Dvt.Runtime.submit(self, _call_work(scope, fn, args, kwargs),
-                                  None, None, None)
-        return self._wait_future(task, scope)
+        try:
+            return _reraising(Dvt.Runtime.to_thread_blocking, self,
+                              _call_work(scope, fn, args, kwargs), None, None,
+                              None)
+        finally:
+            scope.close()
 
     def to_thread_async(self, func, func_data=None, options=None,
                         cancellable=None, callback=None, user_data=None):
@@ -618,36 +532,9 @@ class Runtime(Dvt.Runtime):
 
     def _map_blocking(self, n_items, func, scope, options, cancellable):
         try:
-            if (self._on_loop_thread() or
-                    (options is not None and options.get_use_caller_context())):
-                # On the loop thread this fails at once (WOULD_DEADLOCK);
-                # with use-caller-context the call iterates this thread's
-                # context while it waits, which only the C call does.
-                return _unwrap_list(_reraising(
-                    Dvt.Runtime.map_blocking, self, n_items, func, None,
-                    options, cancellable))
-            # Otherwise map_async, started from the loop thread, completes
-            # a future that this thread waits on. The item function then
-            # lives as long as the map needs it: the C map_blocking lets a
-            # cancellation release the caller while items still run, and
-            # PyGObject frees a (scope call) function when the call returns.
-            runtime = self
-
-            def start(task, task_cancellable, *_ignored):
-                def done(source, result, *_ignored):
-                    try:
-                        values = Dvt.Runtime.map_finish(runtime, result)
-                    except GLib.Error as error:
-                        Dvt.Task.return_error(task, error)
-                    else:
-                        Dvt.Task.return_value(task, _box(values))
-
-                Dvt.Runtime.map_async(runtime, n_items, func, (), options,
-                                      task_cancellable, done, None)
-
-            future = Dvt.Runtime.schedule(self, start, None, None, cancellable)
-            future.wait(0)
-            return _unwrap_list(_reraising(Dvt.Task.propagate_value, future))
+            return _unwrap_list(_reraising(
+                Dvt.Runtime.map_blocking, self, n_items, func, None, options,
+                cancellable))
         finally:
             scope.close()
 
@@ -703,16 +590,7 @@ class Task(Dvt.Task):
     def return_value(self, value=None):
         """Completes the task with @value, any Python object."""
         value = _to_value(value)
-        if not _defer(self, Dvt.Task.return_value, value):
-            Dvt.Task.return_value(self, value)
-
-    def return_boolean(self, result):
-        if not _defer(self, Dvt.Task.return_boolean, result):
-            Dvt.Task.return_boolean(self, result)
-
-    def return_int(self, result):
-        if not _defer(self, Dvt.Task.return_int, result):
-            Dvt.Task.return_int(self, result)
+        Dvt.Task.return_value(self, value)
 
     def return_error(self, error):
         """Fails the task with @error: a GLib.Error, which reaches the
@@ -722,8 +600,7 @@ class Task(Dvt.Task):
                 raise TypeError('return_error() needs an exception, not %r'
                                 % type(error).__name__)
             error = _to_error(_scope_of(self), error, error.__traceback__)
-        if not _defer(self, Dvt.Task.return_error, error):
-            Dvt.Task.return_error(self, error)
+        Dvt.Task.return_error(self, error)
 
     def propagate_value(self):
         """The value of the ended task, or its error raised."""

@@ -294,15 +294,6 @@ def test_exception_raised_in_a_gio_callback_with_return_error(rt, baseline, tmp_
     assert 'invalid literal' in str(info.value)
 
 
-def test_exception_after_completing_is_dropped(rt, baseline):
-    def work(task, cancellable, user_data):
-        task.return_value('first result wins')
-        raise ValueError('too late')
-
-    with pytest.warns(RuntimeWarning, match='too late'):
-        assert rt.run_blocking(work) == 'first result wins'
-
-
 # ---- no leaks ---------------------------------------------------------------------
 
 def test_unread_future_leaks_nothing(rt, baseline):
