@@ -272,3 +272,16 @@ def test_stats_while_running(rt):
     assert stats.pending == 1
     release.set()
     task.wait(DEADLINE)
+
+
+def test_stats_count_a_map_once():
+    runtime = Dvt.Runtime.new(2)
+    try:
+        assert runtime.map_blocking(abs, [-1, -2, -3]) == [1, 2, 3]
+        assert runtime.map_blocking(4, lambda task, c, d: task.return_value(1)) == [1] * 4
+        run_loop_until(lambda: runtime.get_stats().pending == 0)
+        stats = runtime.get_stats()
+        assert stats.queued == 2
+        assert stats.done == 2
+    finally:
+        runtime.shutdown(True, False)
