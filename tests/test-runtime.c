@@ -1384,6 +1384,201 @@ test_async_from_loop (void)
   g_assert_cmpint (g_atomic_int_get (&fl.on_loop), ==, 3);
 }
 
+/* ---- func_data_destroy of the blocking calls ---------------------------- */
+
+typedef struct
+{
+  Gate     gate;
+  gboolean gated;
+  int      started;
+  int      finished;
+  int      destroyed;
+  GThread *destroyed_on;
+} Owned;
+
+static void
+owned_destroy (gpointer data)
+{
+  Owned *o = data;
+
+  o->destroyed_on = g_thread_self ();
+  g_atomic_int_inc (&o->destroyed);
+}
+
+static void
+work_owned (DvtTask      *task,
+            GCancellable *cancellable,
+            gpointer      user_data,
+            GError      **error)
+{
+  Owned *o = user_data;
+
+  g_atomic_int_inc (&o->started);
+  if (o->gated)
+    gate_wait (&o->gate);
+  if (dvt_task_get_index (task) == 7)
+    g_set_error_literal (error, TEST_ERROR, 8, "owned work failed");
+  else
+    dvt_task_return_int (task, 1);
+  g_atomic_int_inc (&o->finished);
+}
+
+static void
+owned_init (Owned    *o,
+            gboolean  gated)
+{
+  memset (o, 0, sizeof *o);
+  gate_init (&o->gate);
+  o->gated = gated;
+}
+
+static void
+check_destroyed_here (Owned *o)
+{
+  /* Freed once, before the call returned, on the calling thread. */
+  g_assert_cmpint (g_atomic_int_get (&o->destroyed), ==, 1);
+  g_assert_true (o->destroyed_on == g_thread_self ());
+  gate_clear (&o->gate);
+}
+
+static void
+test_blocking_func_data_destroy (void)
+{
+  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtRuntime) closed = dvt_runtime_new (1);
+  Owned o;
+
+  /* Normal ends, successes and failures. */
+  {
+    g_autoptr(GError) error = NULL;
+
+    owned_init (&o, FALSE);
+    g_assert_true (dvt_runtime_to_thread_blocking (rt, work_owned, &o, owned_destroy, NULL,
+                                                   NULL, NULL, &error));
+    g_assert_no_error (error);
+    check_destroyed_here (&o);
+  }
+  {
+    g_autoptr(GError) error = NULL;
+
+    owned_init (&o, FALSE);
+    g_assert_true (dvt_runtime_run_blocking (rt, work_owned, &o, owned_destroy, NULL,
+                                             NULL, NULL, &error));
+    g_assert_no_error (error);
+    check_destroyed_here (&o);
+  }
+  {
+    g_autoptr(GError) error = NULL;
+    GArray *results;
+
+    owned_init (&o, FALSE);
+    results = dvt_runtime_map_blocking (rt, 20, work_owned, &o, owned_destroy, NULL, NULL,
+                                        &error);
+    g_assert_null (results);
+    g_assert_error (error, TEST_ERROR, 8);
+    check_destroyed_here (&o);
+  }
+  {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(DvtOptions) options = dvt_options_new ();
+    GArray *results;
+
+    owned_init (&o, FALSE);
+    dvt_options_set_return_errors (options, TRUE);
+    results = dvt_runtime_map_blocking (rt, 20, work_owned, &o, owned_destroy, options, NULL,
+                                        &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (results->len, ==, 20);
+    g_array_unref (results);
+    check_destroyed_here (&o);
+  }
+
+  /* Refused calls free it too. */
+  dvt_runtime_shutdown (closed, TRUE, FALSE);
+  {
+    g_autoptr(GError) error = NULL;
+
+    owned_init (&o, FALSE);
+    g_assert_false (dvt_runtime_to_thread_blocking (closed, work_owned, &o, owned_destroy, NULL,
+                                                    NULL, NULL, &error));
+    g_assert_error (error, DVT_ERROR, DVT_ERROR_CLOSED);
+    check_destroyed_here (&o);
+  }
+  {
+    g_autoptr(GError) error = NULL;
+
+    owned_init (&o, FALSE);
+    g_assert_false (dvt_runtime_run_blocking (closed, work_owned, &o, owned_destroy, NULL,
+                                              NULL, NULL, &error));
+    g_assert_error (error, DVT_ERROR, DVT_ERROR_CLOSED);
+    check_destroyed_here (&o);
+  }
+  {
+    g_autoptr(GError) error = NULL;
+
+    owned_init (&o, FALSE);
+    g_assert_null (dvt_runtime_map_blocking (closed, 5, work_owned, &o, owned_destroy, NULL,
+                                             NULL, &error));
+    g_assert_error (error, DVT_ERROR, DVT_ERROR_CLOSED);
+    check_destroyed_here (&o);
+  }
+}
+
+static void
+test_blocking_func_data_destroy_cancelled (void)
+{
+  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+
+  /* Released early while the function runs: the data outlives the call
+   * and is freed once, where the function returns. */
+  for (int which = 0; which < 2; which++)
+    {
+      g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+      g_autoptr(GError) error = NULL;
+      CancelWhenStarted cws;
+      GThread *canceller;
+      gboolean ok;
+      Owned o;
+
+      owned_init (&o, TRUE);
+      cws.cancellable = cancellable;
+      cws.started = &o.started;
+      canceller = g_thread_new ("canceller", cancel_when_started, &cws);
+
+      if (which == 0)
+        ok = dvt_runtime_to_thread_blocking (rt, work_owned, &o, owned_destroy, NULL,
+                                             cancellable, NULL, &error);
+      else
+        {
+          g_autoptr(DvtOptions) options = dvt_options_new ();
+          GArray *results;
+
+          dvt_options_set_max_concurrency (options, 1);
+          results = dvt_runtime_map_blocking (rt, 3, work_owned, &o, owned_destroy, options,
+                                              cancellable, &error);
+          ok = results != NULL;
+          g_clear_pointer (&results, g_array_unref);
+        }
+      g_assert_false (ok);
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+      g_thread_join (canceller);
+      g_assert_cmpint (g_atomic_int_get (&o.finished), ==, 0);
+      g_assert_cmpint (g_atomic_int_get (&o.destroyed), ==, 0);
+
+      gate_open (&o.gate);
+      g_assert_true (POLL_UNTIL (g_atomic_int_get (&o.destroyed) == 1, 20));
+      g_assert_true (o.destroyed_on != g_thread_self ());
+      dvt_runtime_shutdown (rt, FALSE, FALSE);
+      g_usleep (10000);
+      g_assert_cmpint (g_atomic_int_get (&o.destroyed), ==, 1);
+      /* A cancelled map starts no item after the one that ran. */
+      g_assert_cmpint (g_atomic_int_get (&o.started), ==, 1);
+      gate_clear (&o.gate);
+      g_clear_object (&rt);
+      rt = dvt_runtime_new (2);
+    }
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -1413,6 +1608,9 @@ main (int argc, char *argv[])
   g_test_add_func ("/runtime/to-thread-async/default-context", test_to_thread_async_default_context);
   g_test_add_func ("/runtime/to-thread-async/cancel", test_to_thread_async_cancel);
   g_test_add_func ("/runtime/async-from-loop", test_async_from_loop);
+  g_test_add_func ("/runtime/blocking/func-data-destroy", test_blocking_func_data_destroy);
+  g_test_add_func ("/runtime/blocking/func-data-destroy-cancelled",
+                   test_blocking_func_data_destroy_cancelled);
 
   return g_test_run ();
 }
