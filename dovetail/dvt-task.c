@@ -551,15 +551,20 @@ publish (DvtTask *task)
     dvt_core_retire (dvt_task_core (task), task);
 
   dvt_event_set (&task->done);
+
+  /* Under the lock, extra included: dvt_task_add_done_hook() may be making
+   * it right now, having seen the task not yet completed. */
+  g_mutex_lock (dvt_event_lock (task));
+  extra = task->extra;
+  if (extra != NULL)
+    hooks = g_steal_pointer (&extra->hooks);
+  g_mutex_unlock (dvt_event_lock (task));
+
   if (extra == NULL)
     return;
 
   if (extra->run_context != NULL)
     g_main_context_wakeup (extra->run_context);
-
-  g_mutex_lock (dvt_event_lock (task));
-  hooks = g_steal_pointer (&extra->hooks);
-  g_mutex_unlock (dvt_event_lock (task));
 
   while (hooks != NULL)
     {
