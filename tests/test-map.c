@@ -1083,7 +1083,7 @@ free_tasks (DvtTask **tasks,
 }
 
 static void
-gather_mixed_body (void)
+test_gather_mixed (void)
 {
   g_autoptr(DvtRuntime) rt = dvt_runtime_new (3);
   g_autoptr(GError) error = NULL;
@@ -1130,7 +1130,7 @@ gather_mixed_body (void)
 }
 
 static void
-gather_empty_body (void)
+test_gather_empty (void)
 {
   g_autoptr(DvtRuntime) rt = dvt_runtime_new (1);
   g_autoptr(GError) error = NULL;
@@ -1167,7 +1167,7 @@ work_gather_children (DvtTask      *task,
 }
 
 static void
-gather_nested_body (void)
+test_gather_nested (void)
 {
   g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GError) error = NULL;
@@ -1191,7 +1191,7 @@ gather_nested_body (void)
 }
 
 static void
-gather_return_errors_body (void)
+test_gather_return_errors (void)
 {
   g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
   g_autoptr(DvtOptions) options = dvt_options_new ();
@@ -1227,7 +1227,7 @@ gather_return_errors_body (void)
 }
 
 static void
-gather_first_failure_body (void)
+test_gather_first_failure (void)
 {
   g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GError) error = NULL;
@@ -1299,7 +1299,7 @@ cancel_when_running (gpointer data)
 }
 
 static void
-gather_cancellable_body (void)
+test_gather_cancellable (void)
 {
   g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
@@ -1338,65 +1338,6 @@ gather_cancellable_body (void)
 
   free_tasks (tasks, G_N_ELEMENTS (tasks));
   gate_clear (&shared.gate);
-}
-
-/* A gather can lose the end of a task that ends while the gather
- * registers with it, and then waits forever (see the report): each gather
- * test runs in a child process with a time limit, so that a hang fails
- * that test only. */
-static void
-run_isolated (void (*body) (void))
-{
-  if (g_test_subprocess ())
-    {
-      body ();
-      return;
-    }
-
-  /* The child runs natively, even under the valgrind setup. */
-  g_test_trap_subprocess (NULL, 60 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_INHERIT_STDERR);
-  if (!g_test_trap_has_passed ())
-    {
-      g_test_message ("the child process of this test failed or hung (killed after "
-                      "60 s): see its stderr above");
-      g_test_fail ();
-    }
-}
-
-static void
-test_gather_mixed (void)
-{
-  run_isolated (gather_mixed_body);
-}
-
-static void
-test_gather_empty (void)
-{
-  run_isolated (gather_empty_body);
-}
-
-static void
-test_gather_nested (void)
-{
-  run_isolated (gather_nested_body);
-}
-
-static void
-test_gather_return_errors (void)
-{
-  run_isolated (gather_return_errors_body);
-}
-
-static void
-test_gather_first_failure (void)
-{
-  run_isolated (gather_first_failure_body);
-}
-
-static void
-test_gather_cancellable (void)
-{
-  run_isolated (gather_cancellable_body);
 }
 
 int
