@@ -406,8 +406,13 @@ run_thread_job (DvtJob *job)
 {
   DvtTask *task = G_STRUCT_MEMBER_P (job, -G_STRUCT_OFFSET (DvtTask, job));
   GError *error = NULL;
+  gboolean switched;
 
-  if (g_atomic_int_compare_and_exchange (&task->state, DVT_TASK_QUEUED, DVT_TASK_RUNNING))
+  /* A cancel claims the task before it marks it completed: a claim seen
+   * after the switch to running means the cancel came first. */
+  switched = g_atomic_int_compare_and_exchange (&task->state, DVT_TASK_QUEUED,
+                                                DVT_TASK_RUNNING);
+  if (switched && !dvt_task_is_claimed (task))
     {
       dvt_task_mark_started (task);
       if (dvt_task_has_flag (task, DVT_TASK_FLAG_WANTS_CANCELLABLE))
@@ -426,7 +431,13 @@ run_thread_job (DvtJob *job)
         }
     }
   else
-    dvt_task_set_flag (task, DVT_TASK_FLAG_FUNC_DONE);
+    {
+      /* Switched to running but found cancelled: its end counts it off the
+       * running count, so count it on. */
+      if (switched)
+        DVT_COUNTER_ADD (&dvt_task_core (task)->n_running, 1);
+      dvt_task_set_flag (task, DVT_TASK_FLAG_FUNC_DONE);
+    }
 
   g_object_unref (task);
 }
@@ -436,8 +447,13 @@ start_async_mail (DvtMail *mail)
 {
   DvtTask *task = DVT_TASK_OF_MAIL (mail);
   GError *error = NULL;
+  gboolean switched;
 
-  if (g_atomic_int_compare_and_exchange (&task->state, DVT_TASK_QUEUED, DVT_TASK_RUNNING))
+  /* A cancel claims the task before it marks it completed: a claim seen
+   * after the switch to running means the cancel came first. */
+  switched = g_atomic_int_compare_and_exchange (&task->state, DVT_TASK_QUEUED,
+                                                DVT_TASK_RUNNING);
+  if (switched && !dvt_task_is_claimed (task))
     {
       dvt_task_mark_started (task);
       if (dvt_task_has_flag (task, DVT_TASK_FLAG_WANTS_CANCELLABLE))
@@ -454,7 +470,13 @@ start_async_mail (DvtMail *mail)
         publish (task);
     }
   else
-    dvt_task_set_flag (task, DVT_TASK_FLAG_FUNC_DONE);
+    {
+      /* Switched to running but found cancelled: its end counts it off the
+       * running count, so count it on. */
+      if (switched)
+        DVT_COUNTER_ADD (&dvt_task_core (task)->n_running, 1);
+      dvt_task_set_flag (task, DVT_TASK_FLAG_FUNC_DONE);
+    }
 
   g_object_unref (task);
 }
