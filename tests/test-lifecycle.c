@@ -4,26 +4,10 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
-#include <dovetail.h>
+#include "dvt-test-util.h"
 #include <string.h>
 
 /* ---- helpers ----------------------------------------------------------- */
-
-GQuark test_error_quark (void);
-G_DEFINE_QUARK (dovetail-test-error-quark, test_error)
-#define TEST_ERROR (test_error_quark ())
-
-static double slow = 1.0;
-
-#define POLL_UNTIL(expr, seconds)                                            \
-  ({                                                                         \
-    gint64 _end = g_get_monotonic_time () +                                  \
-                  (gint64) ((seconds) * slow * G_USEC_PER_SEC);              \
-    gboolean _ok;                                                            \
-    while (!(_ok = !!(expr)) && g_get_monotonic_time () < _end)              \
-      g_usleep (1000);                                                       \
-    _ok;                                                                     \
-  })
 
 /* The same, iterating @context meanwhile (for work delivered there). */
 #define ITERATE_UNTIL(context, expr, seconds)                                \
@@ -36,52 +20,6 @@ static double slow = 1.0;
         g_usleep (200);                                                      \
     _ok;                                                                     \
   })
-
-typedef struct
-{
-  GMutex   lock;
-  GCond    cond;
-  gboolean open;
-} Gate;
-
-static void
-gate_init (Gate *gate)
-{
-  g_mutex_init (&gate->lock);
-  g_cond_init (&gate->cond);
-  gate->open = FALSE;
-}
-
-static void
-gate_clear (Gate *gate)
-{
-  g_mutex_clear (&gate->lock);
-  g_cond_clear (&gate->cond);
-}
-
-static void
-gate_open (Gate *gate)
-{
-  g_mutex_lock (&gate->lock);
-  gate->open = TRUE;
-  g_cond_broadcast (&gate->cond);
-  g_mutex_unlock (&gate->lock);
-}
-
-static void
-gate_wait (Gate *gate)
-{
-  g_mutex_lock (&gate->lock);
-  while (!gate->open)
-    g_cond_wait (&gate->cond, &gate->lock);
-  g_mutex_unlock (&gate->lock);
-}
-
-static gboolean
-is_valgrind (void)
-{
-  return g_getenv ("DVT_TEST_VALGRIND") != NULL;
-}
 
 /* Threads of this process, and how many have a name starting with
  * @prefix (thread names are cut to 15 bytes). */

@@ -4,18 +4,10 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
-#include <dovetail.h>
+#include "dvt-test-util.h"
 #include <string.h>
 
 /* ---- helpers ----------------------------------------------------------- */
-
-static double slow = 1.0;
-
-static gboolean
-is_valgrind (void)
-{
-  return g_getenv ("DVT_TEST_VALGRIND") != NULL;
-}
 
 /* Counts are smaller under valgrind, which is ~50 times slower. */
 static guint
@@ -24,16 +16,6 @@ scaled (guint normal,
 {
   return is_valgrind () ? under_valgrind : normal;
 }
-
-#define POLL_UNTIL(expr, seconds)                                            \
-  ({                                                                         \
-    gint64 _end = g_get_monotonic_time () +                                  \
-                  (gint64) ((seconds) * slow * G_USEC_PER_SEC);              \
-    gboolean _ok;                                                            \
-    while (!(_ok = !!(expr)) && g_get_monotonic_time () < _end)              \
-      g_usleep (1000);                                                       \
-    _ok;                                                                     \
-  })
 
 /* The same, iterating @context meanwhile (for work delivered there). */
 #define ITERATE_UNTIL(context, expr, seconds)                                \
