@@ -15,5 +15,8 @@ void          dvt_map_item_done       (DvtMap    *map,
                                        DvtResult *result);
 GCancellable *dvt_map_get_cancellable (DvtMap    *map);
 void          dvt_map_cancel          (DvtMap    *map);
+DvtMailbox   *dvt_map_get_mailbox     (DvtMap    *map);
+void          dvt_map_item_finalized  (DvtMap    *map,
+                                       DvtTask   *item);
 
 G_END_DECLS

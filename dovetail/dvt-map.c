@@ -20,7 +20,13 @@
  *
  * Async items: a pump on the run context starts items while fewer than
  * max-concurrency are in flight; each completion posts its item back to
- * the pump, which starts the next. */
+ * the pump, which starts the next.
+ *
+ * Items with a timeout or retries, or under a rate limit, go through the
+ * same pump (on the loop thread for blocking items, at most max-workers
+ * of them in flight), each as a task of its own that the runtime
+ * dispatches, times, retries and throttles like any other; only its
+ * result goes to its slot. */
 
 typedef struct
 {
@@ -40,6 +46,10 @@ struct _DvtMap
   guint           n_items;
   gboolean        return_errors;
   gboolean        async_items;
+  gboolean        pumped;    /* items start from the pump */
+  DvtPolicy      *item_policy;
+  gboolean        item_tasks; /* each item is dispatched as a task */
+  int             n_item_tasks; /* atomic: item tasks not yet finalized */
 
   GArray         *results;   /* GValue slots */
   GDestroyNotify *destroys;  /* per slot, for pointer results; lazy */
@@ -106,6 +116,7 @@ dvt_map_unref (DvtMap *map)
         map->func_data_destroy (map->func_data);
     }
   g_free (map->runners);
+  g_clear_pointer (&map->item_policy, dvt_policy_unref);
   g_clear_object (&map->batch);
   g_clear_object (&map->runtime);
   g_free (map);
@@ -126,6 +137,22 @@ GCancellable *
 dvt_map_get_cancellable (DvtMap *map)
 {
   return dvt_task_get_cancellable (map->batch);
+}
+
+DvtMailbox *
+dvt_map_get_mailbox (DvtMap *map)
+{
+  return map->mailbox;
+}
+
+/* An item task of @map is being finalized. */
+void
+dvt_map_item_finalized (DvtMap  *map,
+                        DvtTask *item)
+{
+  if (item->kind != DVT_TASK_KIND_ITEM)
+    g_atomic_int_add (&map->n_item_tasks, -1);
+  dvt_map_unref (map);
 }
 
 void
@@ -214,7 +241,7 @@ dvt_map_item_done (DvtMap    *map,
     }
   memset (result, 0, sizeof *result);
 
-  if (map->async_items)
+  if (map->pumped)
     {
       /* The mail holds the item until the pump has counted it. */
       item->extra->mail.deliver = item_posted_back;
@@ -273,6 +300,33 @@ run_items (DvtJob *job)
   dvt_map_unref (map);
 }
 
+/* An item as a task of its own: cancelling the map cancels it, and its
+ * own timeout cancels only its own cancellable. */
+static void
+start_item_task (DvtMap *map,
+                 guint   index)
+{
+  DvtTask *item = dvt_task_new (map->runtime,
+                                map->async_items ? DVT_TASK_KIND_ASYNC
+                                                 : DVT_TASK_KIND_THREAD,
+                                NULL, map->batch->cancellable);
+  DvtTaskExtra *extra = dvt_task_extra (item);
+
+  g_atomic_int_inc (&map->n_item_tasks);
+  extra->map = dvt_map_ref (map);
+  extra->index = index;
+  item->func = map->func;
+  item->func_data = map->func_data;
+  /* The start's reference; see dvt_task_check_returned(). */
+  item->internal_refs = map->async_items ? 1 : 0;
+  if (map->item_policy != NULL)
+    dvt_task_set_policy (item, map->item_policy);
+  dvt_task_ensure_cancellable (item);
+
+  dvt_task_dispatch (item);
+  g_object_unref (item);
+}
+
 static void
 map_pump (DvtMap *map)
 {
@@ -282,13 +336,20 @@ map_pump (DvtMap *map)
          map->in_flight < map->max_in_flight &&
          map->next_start < map->n_items)
     {
-      DvtTask *item = new_item (map);
+      DvtTask *item;
       GError *error = NULL;
 
+      map->in_flight++;
+      if (map->item_tasks)
+        {
+          start_item_task (map, map->next_start++);
+          continue;
+        }
+
+      item = new_item (map);
       item->extra->index = map->next_start++;
       item->func = map->func;
       item->internal_refs = 1;
-      map->in_flight++;
 
       map->func (item, cancellable, map->func_data, &error);
       dvt_task_check_returned (item, error);
@@ -308,6 +369,7 @@ start_pump (DvtMail *mail)
 {
   DvtMap *map = G_STRUCT_MEMBER_P (mail, -G_STRUCT_OFFSET (DvtMap, start_mail));
 
+  /* Not started at all: still new. */
   if (g_atomic_int_compare_and_exchange (&map->batch->state, DVT_TASK_NEW, DVT_TASK_RUNNING))
     dvt_task_mark_started (map->batch);
   map_pump (map);
@@ -320,8 +382,9 @@ static void
 map_release_func_data (DvtMap *map)
 {
   GDestroyNotify destroy = map->func_data_destroy;
-  gboolean done = map->async_items ? g_atomic_int_get (&map->ended)
-                                   : g_atomic_int_get (&map->n_runners) == 0;
+  gboolean done = map->pumped ? g_atomic_int_get (&map->ended) &&
+                                 g_atomic_int_get (&map->n_item_tasks) == 0
+                              : g_atomic_int_get (&map->n_runners) == 0;
 
   if (destroy == NULL || !done || map->destroy_mailbox != NULL)
     return;
@@ -360,6 +423,7 @@ map_start (DvtRuntime          *self,
   DvtCore *core = dvt_runtime_get_core (self);
   DvtTask *batch;
   DvtMap *map;
+  DvtPolicy *deadline;
   guint concurrency;
   GError *local_error = NULL;
 
@@ -394,6 +458,19 @@ map_start (DvtRuntime          *self,
       map->async_items = dvt_options_get_async_items (options);
     }
   concurrency = resolve_concurrency (options, n_items);
+  map->item_policy = dvt_policy_resolve (self, options);
+  map->item_tasks = map->item_policy != NULL ||
+                    __atomic_load_n (&core->rate_interval, __ATOMIC_RELAXED) != 0;
+  map->pumped = map->async_items || map->item_tasks;
+
+  /* The deadline is the whole map's; the timeout each item's. */
+  deadline = dvt_policy_new_deadline (options != NULL ? dvt_options_get_deadline (options) : 0);
+  if (deadline != NULL)
+    {
+      dvt_task_set_policy (batch, deadline);
+      dvt_task_arm_timeout (batch, deadline->timeout);
+      dvt_policy_unref (deadline);
+    }
 
   /* Items share the batch's cancellable: make it before any item runs,
    * so that cancelling the map reaches the items already running. */
@@ -410,9 +487,9 @@ map_start (DvtRuntime          *self,
       return batch;
     }
 
-  if (map->async_items)
+  if (map->pumped)
     {
-      if (options != NULL && dvt_options_get_use_caller_context (options))
+      if (map->async_items && options != NULL && dvt_options_get_use_caller_context (options))
         {
           GMainContext *context = g_main_context_ref_thread_default ();
 
@@ -424,6 +501,10 @@ map_start (DvtRuntime          *self,
         map->mailbox = core->loop_mailbox;
 
       map->max_in_flight = MIN (concurrency, n_items);
+      /* A blocking item's timeout runs from its dispatch: dispatch no
+       * more than can run. */
+      if (!map->async_items)
+        map->max_in_flight = MIN (map->max_in_flight, dvt_runtime_get_max_workers (self));
       map->start_mail.deliver = start_pump;
       dvt_mailbox_post (map->mailbox, &dvt_map_ref (map)->start_mail);
     }
@@ -675,6 +756,19 @@ gather_task_done (DvtTask  *task,
   gather_unref (gather);
 }
 
+/* Waits until the gather is done or the monotonic time @until (-1: no
+ * limit), iterating @iterate if given. Returns whether it is done. */
+static gboolean
+gather_wait (DvtGather    *gather,
+             GMainContext *iterate,
+             gint64        until)
+{
+  if (iterate == NULL)
+    return dvt_event_wait (&gather->done, until);
+
+  return dvt_event_wait_iterating (&gather->done, iterate, until);
+}
+
 static void
 gather_cancelled (GCancellable *cancellable,
                   DvtGather    *gather)
@@ -718,6 +812,9 @@ dvt_runtime_gather_blocking (DvtRuntime      *self,
   GArray *results = NULL;
   gulong handler = 0;
   GMainContext *iterate = NULL;
+  gint64 start = g_get_monotonic_time ();
+  gint64 item_end, deadline;
+  gboolean expired;
 
   g_return_val_if_fail (DVT_IS_RUNTIME (self), NULL);
   g_return_val_if_fail (tasks != NULL || n_tasks == 0, NULL);
@@ -763,19 +860,37 @@ dvt_runtime_gather_blocking (DvtRuntime      *self,
     handler = g_cancellable_connect (cancellable, G_CALLBACK (gather_cancelled),
                                      gather, NULL);
 
-  if (iterate != NULL)
+  /* The items' timeout runs from now; so does the whole call's deadline.
+   * The runtime's default timeout applied to each task when it was
+   * submitted, and never caps the gather. */
+  item_end = options != NULL && dvt_options_get_timeout (options) > 0
+             ? start + (gint64) (dvt_options_get_timeout (options) * G_USEC_PER_SEC) : -1;
+  deadline = options != NULL && dvt_options_get_deadline (options) > 0
+             ? start + (gint64) (dvt_options_get_deadline (options) * G_USEC_PER_SEC) : -1;
+
+  if (item_end >= 0 && (deadline < 0 || item_end < deadline))
     {
-      while (!dvt_event_is_set (&gather->done))
-        g_main_context_iteration (iterate, TRUE);
-      g_main_context_release (iterate);
+      if (!gather_wait (gather, iterate, item_end))
+        for (guint i = 0; i < n_tasks; i++)
+          dvt_task_expire (tasks[i], item_end - start);
     }
-  else
-    dvt_event_wait (&gather->done, -1);
+  expired = !gather_wait (gather, iterate, deadline);
+
+  if (iterate != NULL)
+    g_main_context_release (iterate);
 
   if (handler != 0)
     g_cancellable_disconnect (cancellable, handler);
 
-  if (g_atomic_int_get (&gather->cancelled) && g_atomic_int_get (&gather->remaining) > 0)
+  if (expired)
+    {
+      for (guint i = 0; i < n_tasks; i++)
+        dvt_task_cancel (tasks[i]);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                   _("The gather did not finish within its deadline of %g seconds"),
+                   dvt_options_get_deadline (options));
+    }
+  else if (g_atomic_int_get (&gather->cancelled) && g_atomic_int_get (&gather->remaining) > 0)
     {
       for (guint i = 0; i < n_tasks; i++)
         dvt_task_cancel (tasks[i]);
@@ -788,8 +903,10 @@ dvt_runtime_gather_blocking (DvtRuntime      *self,
         {
           DvtTask *task = tasks[i];
 
-          if (dvt_task_get_state (task) == DVT_TASK_QUEUED ||
-              dvt_task_get_state (task) == DVT_TASK_NEW)
+          DvtTaskState state = dvt_task_get_state (task);
+
+          if (state == DVT_TASK_QUEUED || state == DVT_TASK_NEW ||
+              state == DVT_TASK_RETRYING)
             dvt_task_cancel (task);
         }
       g_propagate_error (error, g_error_copy (gather->first_failed->result.error));

@@ -3,7 +3,9 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
-#include "dvt-options.h"
+#include <math.h>
+
+#include "dvt-options-private.h"
 
 /**
  * DvtOptions:
@@ -27,6 +29,14 @@ struct _DvtOptions
   gboolean  return_errors;
   gboolean  async_items;
   gboolean  use_caller_context;
+
+  double    timeout;
+  double    deadline;
+  int       retries;
+  double    retry_backoff;
+  double    retry_max_delay;
+  double    retry_jitter;
+  DvtRetryFilterClosure *retry_filter;
 };
 
 enum {
@@ -36,6 +46,12 @@ enum {
   PROP_RETURN_ERRORS,
   PROP_ASYNC_ITEMS,
   PROP_USE_CALLER_CONTEXT,
+  PROP_TIMEOUT,
+  PROP_DEADLINE,
+  PROP_RETRIES,
+  PROP_RETRY_BACKOFF,
+  PROP_RETRY_MAX_DELAY,
+  PROP_RETRY_JITTER,
   N_PROPS
 };
 
@@ -49,8 +65,45 @@ dvt_options_finalize (GObject *object)
   DvtOptions *self = DVT_OPTIONS (object);
 
   g_free (self->name);
+  g_clear_pointer (&self->retry_filter, dvt_retry_filter_closure_unref);
 
   G_OBJECT_CLASS (dvt_options_parent_class)->finalize (object);
+}
+
+static double *
+double_field (DvtOptions *self,
+              guint       prop_id)
+{
+  switch (prop_id)
+    {
+    case PROP_TIMEOUT:         return &self->timeout;
+    case PROP_DEADLINE:        return &self->deadline;
+    case PROP_RETRY_BACKOFF:   return &self->retry_backoff;
+    case PROP_RETRY_MAX_DELAY: return &self->retry_max_delay;
+    case PROP_RETRY_JITTER:    return &self->retry_jitter;
+    default:                   g_assert_not_reached ();
+    }
+}
+
+/* Sets a number of seconds (or the jitter fraction); -1 means "the
+ * runtime's default" where the property allows it. */
+static void
+set_double (DvtOptions *self,
+            guint       prop_id,
+            double      value)
+{
+  GParamSpecDouble *pspec = G_PARAM_SPEC_DOUBLE (properties[prop_id]);
+  double *field = double_field (self, prop_id);
+
+  g_return_if_fail (!isnan (value));
+  g_return_if_fail (value == -1 || (value >= 0 && value <= pspec->maximum));
+  g_return_if_fail (value >= pspec->minimum);
+
+  if (*field != value)
+    {
+      *field = value;
+      g_object_notify_by_pspec (G_OBJECT (self), properties[prop_id]);
+    }
 }
 
 static void
@@ -77,6 +130,16 @@ dvt_options_get_property (GObject    *object,
       break;
     case PROP_USE_CALLER_CONTEXT:
       g_value_set_boolean (value, self->use_caller_context);
+      break;
+    case PROP_RETRIES:
+      g_value_set_int (value, self->retries);
+      break;
+    case PROP_TIMEOUT:
+    case PROP_DEADLINE:
+    case PROP_RETRY_BACKOFF:
+    case PROP_RETRY_MAX_DELAY:
+    case PROP_RETRY_JITTER:
+      g_value_set_double (value, *double_field (self, prop_id));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -107,6 +170,16 @@ dvt_options_set_property (GObject      *object,
       break;
     case PROP_USE_CALLER_CONTEXT:
       dvt_options_set_use_caller_context (self, g_value_get_boolean (value));
+      break;
+    case PROP_RETRIES:
+      dvt_options_set_retries (self, g_value_get_int (value));
+      break;
+    case PROP_TIMEOUT:
+    case PROP_DEADLINE:
+    case PROP_RETRY_BACKOFF:
+    case PROP_RETRY_MAX_DELAY:
+    case PROP_RETRY_JITTER:
+      set_double (self, prop_id, g_value_get_double (value));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -183,6 +256,86 @@ dvt_options_class_init (DvtOptionsClass *klass)
                           G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY |
                           G_PARAM_STATIC_STRINGS);
 
+  /**
+   * DvtOptions:timeout:
+   *
+   * The longest time, in seconds, that each task of the call may take,
+   * from when it is accepted to its end, retries and back-off included.
+   * A task that runs out fails with %G_IO_ERROR_TIMED_OUT and its
+   * cancellable is cancelled. For maps it applies to each item, never to
+   * the whole map (see [property@Options:deadline]).
+   *
+   * -1, the default, means the runtime's [property@Runtime:timeout]; 0
+   * means no timeout for this call, whatever the runtime's default.
+   */
+  properties[PROP_TIMEOUT] =
+    g_param_spec_double ("timeout", NULL, NULL, -1, G_MAXINT32, -1,
+                         G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY |
+                         G_PARAM_STATIC_STRINGS);
+
+  /**
+   * DvtOptions:deadline:
+   *
+   * For maps and gathers: the longest time, in seconds, that the whole
+   * call may take. When it passes, the call fails with
+   * %G_IO_ERROR_TIMED_OUT and its unfinished items are cancelled. 0, the
+   * default, means none; the runtime's [property@Runtime:timeout] never
+   * applies to a whole batch.
+   */
+  properties[PROP_DEADLINE] =
+    g_param_spec_double ("deadline", NULL, NULL, 0, G_MAXINT32, 0,
+                         G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY |
+                         G_PARAM_STATIC_STRINGS);
+
+  /**
+   * DvtOptions:retries:
+   *
+   * How many times a failed task is tried again (so at most retries + 1
+   * attempts). -1, the default, means the runtime's
+   * [property@Runtime:retries]; 0 means no retry for this call. For maps
+   * it applies to each item.
+   */
+  properties[PROP_RETRIES] =
+    g_param_spec_int ("retries", NULL, NULL, -1, G_MAXUINT16 - 1, -1,
+                      G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY |
+                      G_PARAM_STATIC_STRINGS);
+
+  /**
+   * DvtOptions:retry-backoff:
+   *
+   * The delay before the first retry, in seconds; the delay before retry
+   * n is this times 2^(n-1), at most [property@Options:retry-max-delay].
+   * -1, the default, means the runtime's [property@Runtime:retry-backoff].
+   */
+  properties[PROP_RETRY_BACKOFF] =
+    g_param_spec_double ("retry-backoff", NULL, NULL, -1, G_MAXINT32, -1,
+                         G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY |
+                         G_PARAM_STATIC_STRINGS);
+
+  /**
+   * DvtOptions:retry-max-delay:
+   *
+   * The longest delay before a retry, in seconds. -1, the default, means
+   * the runtime's [property@Runtime:retry-max-delay].
+   */
+  properties[PROP_RETRY_MAX_DELAY] =
+    g_param_spec_double ("retry-max-delay", NULL, NULL, -1, G_MAXINT32, -1,
+                         G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY |
+                         G_PARAM_STATIC_STRINGS);
+
+  /**
+   * DvtOptions:retry-jitter:
+   *
+   * Spreads retry delays at random: with jitter j, each delay is
+   * multiplied by a random factor between 1 - j and 1 + j (then capped).
+   * From 0 to 1; -1, the default, means the runtime's
+   * [property@Runtime:retry-jitter].
+   */
+  properties[PROP_RETRY_JITTER] =
+    g_param_spec_double ("retry-jitter", NULL, NULL, -1, 1, -1,
+                         G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY |
+                         G_PARAM_STATIC_STRINGS);
+
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 
@@ -190,6 +343,11 @@ static void
 dvt_options_init (DvtOptions *self)
 {
   self->max_concurrency = -1;
+  self->timeout = -1;
+  self->retries = -1;
+  self->retry_backoff = -1;
+  self->retry_max_delay = -1;
+  self->retry_jitter = -1;
 }
 
 /**
@@ -226,6 +384,14 @@ dvt_options_copy (DvtOptions *self)
   copy->return_errors = self->return_errors;
   copy->async_items = self->async_items;
   copy->use_caller_context = self->use_caller_context;
+  copy->timeout = self->timeout;
+  copy->deadline = self->deadline;
+  copy->retries = self->retries;
+  copy->retry_backoff = self->retry_backoff;
+  copy->retry_max_delay = self->retry_max_delay;
+  copy->retry_jitter = self->retry_jitter;
+  if (self->retry_filter != NULL)
+    copy->retry_filter = dvt_retry_filter_closure_ref (self->retry_filter);
 
   return copy;
 }
@@ -413,4 +579,203 @@ dvt_options_set_use_caller_context (DvtOptions *self,
       self->use_caller_context = use_caller_context;
       g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_USE_CALLER_CONTEXT]);
     }
+}
+
+#define DOUBLE_ACCESSORS(field, PROP)                                           \
+  double                                                                  \
+  dvt_options_get_##field (DvtOptions *self)                              \
+  {                                                                       \
+    g_return_val_if_fail (DVT_IS_OPTIONS (self), -1);                     \
+    return self->field;                                                   \
+  }                                                                       \
+  void                                                                    \
+  dvt_options_set_##field (DvtOptions *self,                              \
+                           double      field)                             \
+  {                                                                       \
+    g_return_if_fail (DVT_IS_OPTIONS (self));                             \
+    set_double (self, PROP, field);                                       \
+  }
+
+/**
+ * dvt_options_get_timeout:
+ * @self: options
+ *
+ * Gets [property@Options:timeout].
+ *
+ * Returns: seconds; -1 for the runtime's default, 0 for none
+ */
+/**
+ * dvt_options_set_timeout:
+ * @self: options
+ * @timeout: seconds; -1 for the runtime's default, 0 for none
+ *
+ * Sets [property@Options:timeout].
+ */
+DOUBLE_ACCESSORS (timeout, PROP_TIMEOUT)
+
+/**
+ * dvt_options_get_deadline:
+ * @self: options
+ *
+ * Gets [property@Options:deadline].
+ *
+ * Returns: seconds; 0 for none
+ */
+/**
+ * dvt_options_set_deadline:
+ * @self: options
+ * @deadline: seconds; 0 for none
+ *
+ * Sets [property@Options:deadline].
+ */
+DOUBLE_ACCESSORS (deadline, PROP_DEADLINE)
+
+/**
+ * dvt_options_get_retry_backoff:
+ * @self: options
+ *
+ * Gets [property@Options:retry-backoff].
+ *
+ * Returns: seconds; -1 for the runtime's default
+ */
+/**
+ * dvt_options_set_retry_backoff:
+ * @self: options
+ * @retry_backoff: seconds; -1 for the runtime's default
+ *
+ * Sets [property@Options:retry-backoff].
+ */
+DOUBLE_ACCESSORS (retry_backoff, PROP_RETRY_BACKOFF)
+
+/**
+ * dvt_options_get_retry_max_delay:
+ * @self: options
+ *
+ * Gets [property@Options:retry-max-delay].
+ *
+ * Returns: seconds; -1 for the runtime's default
+ */
+/**
+ * dvt_options_set_retry_max_delay:
+ * @self: options
+ * @retry_max_delay: seconds; -1 for the runtime's default
+ *
+ * Sets [property@Options:retry-max-delay].
+ */
+DOUBLE_ACCESSORS (retry_max_delay, PROP_RETRY_MAX_DELAY)
+
+/**
+ * dvt_options_get_retry_jitter:
+ * @self: options
+ *
+ * Gets [property@Options:retry-jitter].
+ *
+ * Returns: the fraction, from 0 to 1; -1 for the runtime's default
+ */
+/**
+ * dvt_options_set_retry_jitter:
+ * @self: options
+ * @retry_jitter: the fraction, from 0 to 1; -1 for the runtime's default
+ *
+ * Sets [property@Options:retry-jitter].
+ */
+DOUBLE_ACCESSORS (retry_jitter, PROP_RETRY_JITTER)
+
+/**
+ * dvt_options_get_retries:
+ * @self: options
+ *
+ * Gets [property@Options:retries].
+ *
+ * Returns: the number of retries; -1 for the runtime's default
+ */
+int
+dvt_options_get_retries (DvtOptions *self)
+{
+  g_return_val_if_fail (DVT_IS_OPTIONS (self), -1);
+
+  return self->retries;
+}
+
+/**
+ * dvt_options_set_retries:
+ * @self: options
+ * @retries: the number of retries; -1 for the runtime's default, 0 for
+ *   none
+ *
+ * Sets [property@Options:retries].
+ */
+void
+dvt_options_set_retries (DvtOptions *self,
+                         int         retries)
+{
+  g_return_if_fail (DVT_IS_OPTIONS (self));
+  g_return_if_fail (retries >= -1 && retries < G_MAXUINT16);
+
+  if (self->retries != retries)
+    {
+      self->retries = retries;
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_RETRIES]);
+    }
+}
+
+/**
+ * dvt_options_set_retry_filter:
+ * @self: options
+ * @filter: (nullable) (scope notified) (closure user_data) (destroy destroy):
+ *   decides which errors are retried, or %NULL for the default
+ * @user_data: data for @filter
+ * @destroy: (nullable): frees @user_data once no task needs @filter
+ *
+ * Chooses which failures are tried again. By default every error is,
+ * except %G_IO_ERROR_CANCELLED, %G_IO_ERROR_TIMED_OUT and
+ * %DVT_ERROR_CLOSED. A filter is asked about every failure of a task with
+ * retries left, on the thread where the failure happened, and sees the
+ * task (its attempt so far) and the error.
+ *
+ * A task's own cancellation, its timeout and the runtime's shutdown are
+ * never retried, whatever the filter says.
+ */
+void
+dvt_options_set_retry_filter (DvtOptions     *self,
+                              DvtRetryFilter  filter,
+                              gpointer        user_data,
+                              GDestroyNotify  destroy)
+{
+  g_return_if_fail (DVT_IS_OPTIONS (self));
+
+  g_clear_pointer (&self->retry_filter, dvt_retry_filter_closure_unref);
+  if (filter != NULL)
+    {
+      self->retry_filter = g_new0 (DvtRetryFilterClosure, 1);
+      self->retry_filter->ref_count = 1;
+      self->retry_filter->func = filter;
+      self->retry_filter->data = user_data;
+      self->retry_filter->destroy = destroy;
+    }
+  else if (destroy != NULL)
+    destroy (user_data);
+}
+
+DvtRetryFilterClosure *
+dvt_options_get_retry_filter_closure (DvtOptions *self)
+{
+  return self->retry_filter;
+}
+
+DvtRetryFilterClosure *
+dvt_retry_filter_closure_ref (DvtRetryFilterClosure *closure)
+{
+  g_atomic_int_inc (&closure->ref_count);
+  return closure;
+}
+
+void
+dvt_retry_filter_closure_unref (DvtRetryFilterClosure *closure)
+{
+  if (!g_atomic_int_dec_and_test (&closure->ref_count))
+    return;
+  if (closure->destroy != NULL)
+    closure->destroy (closure->data);
+  g_free (closure);
 }

@@ -48,5 +48,40 @@ gboolean     dvt_options_get_use_caller_context (DvtOptions  *self);
 DVT_AVAILABLE_IN_ALL
 void         dvt_options_set_use_caller_context (DvtOptions  *self,
                                                  gboolean     use_caller_context);
+DVT_AVAILABLE_IN_ALL
+double       dvt_options_get_timeout            (DvtOptions  *self);
+DVT_AVAILABLE_IN_ALL
+void         dvt_options_set_timeout            (DvtOptions  *self,
+                                                 double       timeout);
+DVT_AVAILABLE_IN_ALL
+double       dvt_options_get_deadline           (DvtOptions  *self);
+DVT_AVAILABLE_IN_ALL
+void         dvt_options_set_deadline           (DvtOptions  *self,
+                                                 double       deadline);
+DVT_AVAILABLE_IN_ALL
+int          dvt_options_get_retries            (DvtOptions  *self);
+DVT_AVAILABLE_IN_ALL
+void         dvt_options_set_retries            (DvtOptions  *self,
+                                                 int          retries);
+DVT_AVAILABLE_IN_ALL
+double       dvt_options_get_retry_backoff      (DvtOptions  *self);
+DVT_AVAILABLE_IN_ALL
+void         dvt_options_set_retry_backoff      (DvtOptions  *self,
+                                                 double       retry_backoff);
+DVT_AVAILABLE_IN_ALL
+double       dvt_options_get_retry_max_delay    (DvtOptions  *self);
+DVT_AVAILABLE_IN_ALL
+void         dvt_options_set_retry_max_delay    (DvtOptions  *self,
+                                                 double       retry_max_delay);
+DVT_AVAILABLE_IN_ALL
+double       dvt_options_get_retry_jitter       (DvtOptions  *self);
+DVT_AVAILABLE_IN_ALL
+void         dvt_options_set_retry_jitter       (DvtOptions  *self,
+                                                 double       retry_jitter);
+DVT_AVAILABLE_IN_ALL
+void         dvt_options_set_retry_filter       (DvtOptions     *self,
+                                                 DvtRetryFilter  filter,
+                                                 gpointer        user_data,
+                                                 GDestroyNotify  destroy);
 
 G_END_DECLS

@@ -39,7 +39,17 @@ struct _DvtCore
   guint64       n_done;
   guint64       n_error;
   guint64       n_cancelled;
+  guint64       n_retries;
+  guint64       n_throttled;
+  guint64       n_timed_out;
   gint64        n_running;
+
+  /* The rate limit on task starts: a GCRA token bucket, under rate_lock.
+   * rate_interval is 0 (atomic read) when there is no limit. */
+  GMutex        rate_lock;
+  gint64        rate_interval;   /* µs between starts */
+  gint64        rate_tolerance;  /* µs: (burst - 1) intervals */
+  gint64        rate_tat;        /* theoretical arrival time */
 };
 
 #define DVT_COUNTER_ADD(p, v) ((void) __atomic_fetch_add ((p), (v), __ATOMIC_RELAXED))
@@ -52,6 +62,15 @@ struct _DvtRuntime
   DvtCore *core;
   char    *name;
   guint    max_workers;
+
+  /* Defaults for calls whose options leave them unset. */
+  double   timeout;
+  guint    retries;
+  double   retry_backoff;
+  double   retry_max_delay;
+  double   retry_jitter;
+  double   rate_limit;
+  guint    rate_limit_burst;
 };
 
 static inline DvtCore *
@@ -83,5 +102,9 @@ void        dvt_core_ref                  (DvtCore       *core);
 void        dvt_core_unref                (DvtCore       *core);
 gboolean    dvt_core_check_blocking       (DvtCore       *core,
                                            GError       **error);
+gint64      dvt_core_reserve_start        (DvtCore       *core);
+void        dvt_core_set_rate             (DvtCore       *core,
+                                           double         rate,
+                                           guint          burst);
 
 G_END_DECLS

@@ -49,6 +49,13 @@ enum {
   PROP_0,
   PROP_MAX_WORKERS,
   PROP_NAME,
+  PROP_TIMEOUT,
+  PROP_RETRIES,
+  PROP_RETRY_BACKOFF,
+  PROP_RETRY_MAX_DELAY,
+  PROP_RETRY_JITTER,
+  PROP_RATE_LIMIT,
+  PROP_RATE_LIMIT_BURST,
   N_PROPS
 };
 
@@ -90,6 +97,7 @@ core_free (DvtCore *core)
   dvt_mailbox_destroy (core->loop_mailbox);
   g_main_context_unref (core->context);
   g_mutex_clear (&core->lock);
+  g_mutex_clear (&core->rate_lock);
   g_cond_clear (&core->idle_cond);
   g_free (core);
 }
@@ -173,6 +181,7 @@ core_new (const char *name,
 
   core->ref_count = 1;
   g_mutex_init (&core->lock);
+  g_mutex_init (&core->rate_lock);
   g_cond_init (&core->idle_cond);
   core->context = g_main_context_new ();
   g_main_context_set_poll_func (core->context, spin_poll);
@@ -397,6 +406,7 @@ dvt_runtime_constructed (GObject *object)
     self->max_workers = g_get_num_processors ();
 
   self->core = core_new (self->name, self->max_workers);
+  dvt_core_set_rate (self->core, self->rate_limit, self->rate_limit_burst);
 }
 
 static void
@@ -431,6 +441,34 @@ dvt_runtime_get_property (GObject    *object,
       g_value_set_string (value, self->name);
       break;
 
+    case PROP_TIMEOUT:
+      g_value_set_double (value, self->timeout);
+      break;
+
+    case PROP_RETRIES:
+      g_value_set_uint (value, self->retries);
+      break;
+
+    case PROP_RETRY_BACKOFF:
+      g_value_set_double (value, self->retry_backoff);
+      break;
+
+    case PROP_RETRY_MAX_DELAY:
+      g_value_set_double (value, self->retry_max_delay);
+      break;
+
+    case PROP_RETRY_JITTER:
+      g_value_set_double (value, self->retry_jitter);
+      break;
+
+    case PROP_RATE_LIMIT:
+      g_value_set_double (value, self->rate_limit);
+      break;
+
+    case PROP_RATE_LIMIT_BURST:
+      g_value_set_uint (value, self->rate_limit_burst);
+      break;
+
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -453,6 +491,38 @@ dvt_runtime_set_property (GObject      *object,
     case PROP_NAME:
       g_free (self->name);
       self->name = g_value_dup_string (value);
+      break;
+
+    case PROP_TIMEOUT:
+      self->timeout = g_value_get_double (value);
+      break;
+
+    case PROP_RETRIES:
+      self->retries = g_value_get_uint (value);
+      break;
+
+    case PROP_RETRY_BACKOFF:
+      self->retry_backoff = g_value_get_double (value);
+      break;
+
+    case PROP_RETRY_MAX_DELAY:
+      self->retry_max_delay = g_value_get_double (value);
+      break;
+
+    case PROP_RETRY_JITTER:
+      self->retry_jitter = g_value_get_double (value);
+      break;
+
+    case PROP_RATE_LIMIT:
+      self->rate_limit = g_value_get_double (value);
+      if (self->core != NULL)
+        dvt_core_set_rate (self->core, self->rate_limit, self->rate_limit_burst);
+      break;
+
+    case PROP_RATE_LIMIT_BURST:
+      self->rate_limit_burst = g_value_get_uint (value);
+      if (self->core != NULL)
+        dvt_core_set_rate (self->core, self->rate_limit, self->rate_limit_burst);
       break;
 
     default:
@@ -493,6 +563,108 @@ dvt_runtime_class_init (DvtRuntimeClass *klass)
                          NULL,
                          G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY |
                          G_PARAM_STATIC_STRINGS);
+
+  /**
+   * DvtRuntime:timeout:
+   *
+   * The default longest time, in seconds, that a task may take from when
+   * it is accepted to its end, queueing, retries and back-off included.
+   * 0, the default, means none. A call overrides it with
+   * [property@Options:timeout]. For maps it applies to each item, never
+   * to the whole map (see [property@Options:deadline]).
+   *
+   * A task that runs out fails with %G_IO_ERROR_TIMED_OUT: waiters are
+   * released at once, the completion callback runs, and the task's
+   * cancellable is cancelled. A blocking function that ignores its
+   * cancellable keeps running in its worker; what it returns later is
+   * dropped and freed.
+   */
+  properties[PROP_TIMEOUT] =
+    g_param_spec_double ("timeout", NULL, NULL, 0, G_MAXINT32, 0,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                         G_PARAM_STATIC_STRINGS);
+
+  /**
+   * DvtRuntime:retries:
+   *
+   * How many times, by default, a failed task is tried again: at most
+   * retries + 1 attempts, the last error being the one returned. 0, the
+   * default, means none. A call overrides it with
+   * [property@Options:retries]; which errors are retried is chosen with
+   * [method@Options.set_retry_filter] (by default all but cancellation,
+   * timeouts and %DVT_ERROR_CLOSED).
+   *
+   * Blocking and async functions are both simply called again, with the
+   * same task, whose [method@Task.get_attempt] has grown by one.
+   */
+  properties[PROP_RETRIES] =
+    g_param_spec_uint ("retries", NULL, NULL, 0, G_MAXUINT16 - 1, 0,
+                       G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                       G_PARAM_STATIC_STRINGS);
+
+  /**
+   * DvtRuntime:retry-backoff:
+   *
+   * The delay before the first retry, in seconds: before retry n the
+   * runtime waits this times 2^(n-1), at most
+   * [property@Runtime:retry-max-delay]. The wait is a timer on the loop
+   * thread; no thread sleeps.
+   */
+  properties[PROP_RETRY_BACKOFF] =
+    g_param_spec_double ("retry-backoff", NULL, NULL, 0, G_MAXINT32, 0.1,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                         G_PARAM_STATIC_STRINGS);
+
+  /**
+   * DvtRuntime:retry-max-delay:
+   *
+   * The longest delay before a retry, in seconds.
+   */
+  properties[PROP_RETRY_MAX_DELAY] =
+    g_param_spec_double ("retry-max-delay", NULL, NULL, 0, G_MAXINT32, 30,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                         G_PARAM_STATIC_STRINGS);
+
+  /**
+   * DvtRuntime:retry-jitter:
+   *
+   * Spreads retry delays at random, so that many tasks failing together
+   * do not retry together: with jitter j, each delay is multiplied by a
+   * random factor between 1 - j and 1 + j, then capped. From 0 (the
+   * default: exact delays) to 1.
+   */
+  properties[PROP_RETRY_JITTER] =
+    g_param_spec_double ("retry-jitter", NULL, NULL, 0, 1, 0,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                         G_PARAM_STATIC_STRINGS);
+
+  /**
+   * DvtRuntime:rate-limit:
+   *
+   * The most task starts per second, or 0 (the default) for no limit. A
+   * token bucket: up to [property@Runtime:rate-limit-burst] tasks start at
+   * once, then one per 1/rate seconds. Every attempt counts, retries
+   * included; the items of a map count one by one. A task held back waits
+   * on a timer and is counted in [struct@Stats].throttled.
+   *
+   * Setting it through [method@Runtime.set_rate_limit] refuses a rate of
+   * 0 or less with an error; the property takes 0 to mean no limit.
+   */
+  properties[PROP_RATE_LIMIT] =
+    g_param_spec_double ("rate-limit", NULL, NULL, 0, 1e9, 0,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                         G_PARAM_STATIC_STRINGS);
+
+  /**
+   * DvtRuntime:rate-limit-burst:
+   *
+   * How many tasks may start at once under [property@Runtime:rate-limit]
+   * before the rate applies. 0, the default, means max (1, rate).
+   */
+  properties[PROP_RATE_LIMIT_BURST] =
+    g_param_spec_uint ("rate-limit-burst", NULL, NULL, 0, G_MAXINT32, 0,
+                       G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                       G_PARAM_STATIC_STRINGS);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
@@ -618,9 +790,16 @@ new_work_task (DvtRuntime     *self,
 {
   DvtTask *task = dvt_task_new (self, kind, options, cancellable);
 
+  DvtPolicy *policy = dvt_policy_resolve (self, options);
+
   task->func = func;
   task->func_data = func_data;
   task->func_data_destroy = func_data_destroy;
+  if (policy != NULL)
+    {
+      dvt_task_set_policy (task, policy);
+      dvt_policy_unref (policy);
+    }
 
   if (kind == DVT_TASK_KIND_ASYNC &&
       options != NULL && dvt_options_get_use_caller_context (options))
@@ -1017,13 +1196,10 @@ dvt_runtime_shutdown (DvtRuntime *self,
         {
           DvtTask *task = g_ptr_array_index (cancel, i);
 
-          dvt_task_fail (task,
-                         g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                                              _("The runtime was shut down "
-                                                "before the task ended")),
-                         TRUE);
-          if (task->cancellable != NULL)
-            g_cancellable_cancel (task->cancellable);
+          dvt_task_end_by_runtime (task,
+                                   g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                                        _("The runtime was shut down "
+                                                          "before the task ended")));
         }
       g_ptr_array_unref (cancel);
     }
@@ -1079,6 +1255,9 @@ dvt_runtime_get_stats (DvtRuntime *self)
   stats->done = DVT_COUNTER_GET (&core->n_done);
   stats->error = DVT_COUNTER_GET (&core->n_error);
   stats->cancelled = DVT_COUNTER_GET (&core->n_cancelled);
+  stats->retries = DVT_COUNTER_GET (&core->n_retries);
+  stats->throttled = DVT_COUNTER_GET (&core->n_throttled);
+  stats->timed_out = DVT_COUNTER_GET (&core->n_timed_out);
   running = DVT_COUNTER_GET (&core->n_running);
   stats->running = (guint64) MAX (running, 0);
   {
@@ -1088,4 +1267,60 @@ dvt_runtime_get_stats (DvtRuntime *self)
   }
 
   return stats;
+}
+
+/**
+ * dvt_runtime_set_rate_limit:
+ * @self: a runtime
+ * @rate: the most task starts per second; more than 0
+ * @burst: how many may start at once before the rate applies, or 0 for
+ *   max (1, @rate)
+ * @error: return location for a #GError
+ *
+ * Limits how fast tasks start (see [property@Runtime:rate-limit]). A rate
+ * of 0 or less, or not a number, is refused with
+ * %DVT_ERROR_INVALID_ARGUMENT; remove the limit with
+ * [method@Runtime.clear_rate_limit].
+ *
+ * Returns: %TRUE if the limit was set
+ */
+gboolean
+dvt_runtime_set_rate_limit (DvtRuntime  *self,
+                            double       rate,
+                            guint        burst,
+                            GError     **error)
+{
+  g_return_val_if_fail (DVT_IS_RUNTIME (self), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!(rate > 0) || rate > 1e9 || burst > G_MAXINT32)
+    {
+      g_set_error (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT,
+                   _("A rate limit must be more than 0 and at most 1e9 task "
+                     "starts per second (got %g, burst %u); to remove the "
+                     "limit, clear it"),
+                   rate, burst);
+      return FALSE;
+    }
+
+  g_object_freeze_notify (G_OBJECT (self));
+  g_object_set (self, "rate-limit-burst", burst, "rate-limit", rate, NULL);
+  g_object_thaw_notify (G_OBJECT (self));
+
+  return TRUE;
+}
+
+/**
+ * dvt_runtime_clear_rate_limit:
+ * @self: a runtime
+ *
+ * Removes the limit set with [method@Runtime.set_rate_limit]: tasks start
+ * as soon as a worker is free.
+ */
+void
+dvt_runtime_clear_rate_limit (DvtRuntime *self)
+{
+  g_return_if_fail (DVT_IS_RUNTIME (self));
+
+  g_object_set (self, "rate-limit", 0.0, NULL);
 }

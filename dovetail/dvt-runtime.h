@@ -118,5 +118,12 @@ DVT_AVAILABLE_IN_ALL
 gboolean      dvt_runtime_is_shutdown        (DvtRuntime          *self);
 DVT_AVAILABLE_IN_ALL
 DvtStats     *dvt_runtime_get_stats          (DvtRuntime          *self);
+DVT_AVAILABLE_IN_ALL
+gboolean      dvt_runtime_set_rate_limit     (DvtRuntime          *self,
+                                              double               rate,
+                                              guint                burst,
+                                              GError             **error);
+DVT_AVAILABLE_IN_ALL
+void          dvt_runtime_clear_rate_limit   (DvtRuntime          *self);
 
 G_END_DECLS

@@ -28,6 +28,10 @@ typedef struct _DvtStats DvtStats;
  * @error: tasks that ended in failure
  * @cancelled: tasks that ended cancelled, including those cancelled by
  *   shutdown
+ * @retries: attempts that failed and were tried again
+ * @throttled: attempts the rate limit held back
+ * @timed_out: tasks that ended because their timeout passed (also
+ *   counted in @error), and maps and gathers past their deadline
  * @running: tasks started and not yet ended when the snapshot was taken
  * @pending: tasks accepted and not yet ended when the snapshot was taken
  *
@@ -44,6 +48,9 @@ struct _DvtStats
   guint64 done;
   guint64 error;
   guint64 cancelled;
+  guint64 retries;
+  guint64 throttled;
+  guint64 timed_out;
   guint64 running;
   guint64 pending;
 };

@@ -21,6 +21,7 @@ typedef enum
   DVT_TASK_QUEUED,
   DVT_TASK_RUNNING,
   DVT_TASK_COMPLETED,
+  DVT_TASK_RETRYING,     /* an attempt failed; the next one waits */
 } DvtTaskState;
 
 /* Who claimed the right to complete a task. */
@@ -61,8 +62,24 @@ enum
   DVT_TASK_FLAG_CANCEL_REQUESTED = 1 << 3,
   DVT_TASK_FLAG_PUBLISH_PENDING  = 1 << 4,  /* see dvt_task_finish() */
   DVT_TASK_FLAG_WANTS_CANCELLABLE = 1 << 5, /* make one when the work starts */
-  DVT_TASK_FLAG_FUNC_DONE        = 1 << 6,  /* the work function is called no more */
+  DVT_TASK_FLAG_FUNC_DONE        = 1 << 6,  /* the work function is not running */
+  DVT_TASK_FLAG_RETRY_PENDING    = 1 << 7,  /* retry once the function returns */
+  DVT_TASK_FLAG_EXPIRED          = 1 << 8,  /* its timeout passed */
 };
+
+/* What a call asked for beyond the plain hand-off: resolved from the
+ * options and the runtime's defaults when the call is made, shared by the
+ * items of a map. NULL when none of it applies. */
+typedef struct
+{
+  int                     ref_count;
+  gint64                  timeout;     /* µs; 0: none */
+  guint                   retries;
+  gint64                  backoff;     /* µs */
+  gint64                  max_delay;   /* µs */
+  double                  jitter;
+  struct _DvtRetryFilterClosure *filter;
+} DvtPolicy;
 
 /* What few tasks need: allocated on first use, freed with the task. */
 typedef struct
@@ -80,6 +97,11 @@ typedef struct
   GMainContext        *run_context;
 
   DvtTaskHookNode     *hooks;
+
+  DvtPolicy           *policy;
+  GSource             *timeout_source;  /* under dvt_event_lock () */
+  GSource             *wait_source;     /* back-off or throttle; same lock */
+  GError              *last_error;      /* of the last failed attempt */
 
   GAsyncReadyCallback  callback;
   gpointer             callback_data;
@@ -136,6 +158,10 @@ void      dvt_task_destroy_data_on_caller_context (DvtTask *task);
 void      dvt_task_set_run_context   (DvtTask             *task,
                                       GMainContext        *context);
 void      dvt_task_dispatch          (DvtTask             *task);
+void      dvt_task_start_attempt     (DvtTask             *task);
+void      dvt_task_push_attempt      (DvtTask             *task);
+void      dvt_task_end_by_runtime    (DvtTask             *task,
+                                      GError              *error);
 void      dvt_task_release_func_data (DvtTask             *task);
 void      dvt_task_ensure_cancellable (DvtTask            *task);
 void      dvt_task_connect_caller_cancellable (DvtTask    *task);
@@ -159,6 +185,24 @@ gboolean  dvt_task_is_tagged         (DvtTask             *task,
 void      dvt_task_mark_started      (DvtTask             *task);
 
 void      dvt_result_clear           (DvtResult           *result);
+
+DvtPolicy *dvt_policy_resolve        (DvtRuntime          *runtime,
+                                      DvtOptions          *options);
+DvtPolicy *dvt_policy_new_deadline   (double               deadline);
+DvtPolicy *dvt_policy_ref            (DvtPolicy           *policy);
+void      dvt_policy_unref           (DvtPolicy           *policy);
+void      dvt_task_set_policy        (DvtTask             *task,
+                                      DvtPolicy           *policy);
+void      dvt_task_arm_timeout       (DvtTask             *task,
+                                      gint64               timeout);
+void      dvt_task_stop_timers       (DvtTask             *task);
+void      dvt_task_expire            (DvtTask             *task,
+                                      gint64               timeout);
+gboolean  dvt_task_should_retry      (DvtTask             *task,
+                                      const GError        *error);
+void      dvt_task_schedule_retry    (DvtTask             *task);
+void      dvt_task_throttle          (DvtTask             *task,
+                                      gint64               wait);
 
 DvtTaskExtra *dvt_task_extra (DvtTask *task);
 

@@ -100,6 +100,9 @@ dvt_task_finalize (GObject *object)
                               extra->caller_cancellable_handler, task);
       disconnect_cancellable (task->cancellable, extra->cancellable_handler, task);
       g_clear_object (&extra->caller_cancellable);
+      g_assert (extra->timeout_source == NULL && extra->wait_source == NULL);
+      g_clear_pointer (&extra->policy, dvt_policy_unref);
+      g_clear_error (&extra->last_error);
     }
   g_clear_object (&task->cancellable);
 
@@ -124,7 +127,7 @@ dvt_task_finalize (GObject *object)
       g_clear_pointer (&extra->run_context, g_main_context_unref);
       g_free (extra->name);
       if (extra->map != NULL)
-        dvt_map_unref (extra->map);
+        dvt_map_item_finalized (extra->map, task);
       g_free (extra);
     }
   g_clear_object (&task->runtime);
@@ -213,8 +216,11 @@ on_caller_cancelled (GCancellable *cancellable,
 {
   DvtTask *outer = cancelling_task;
 
+  /* Not dvt_task_cancel (): an item of a map ends alone here. */
   cancelling_task = task;
-  dvt_task_cancel (task);
+  dvt_task_end_by_runtime (task,
+                           g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                                _("The task was cancelled")));
   cancelling_task = outer;
 }
 
@@ -356,6 +362,8 @@ dvt_task_set_run_context (DvtTask      *task,
 void
 dvt_task_mark_started (DvtTask *task)
 {
+  if (!dvt_task_has_flag (task, DVT_TASK_FLAG_ACCEPTED))
+    return;  /* an item of a map: the map counts */
   DVT_COUNTER_ADD (&dvt_task_core (task)->n_started, 1);
   DVT_COUNTER_ADD (&dvt_task_core (task)->n_running, 1);
 }
@@ -368,11 +376,13 @@ void
 dvt_task_check_returned (DvtTask *task,
                          GError  *error)
 {
+  gboolean retrying = dvt_task_get_state (task) == DVT_TASK_RETRYING;
+
   if (error != NULL)
     {
-      if (dvt_task_is_claimed (task))
+      if (dvt_task_is_claimed (task) || retrying)
         {
-          if (g_atomic_int_get (&task->completing) == DVT_CLAIMED_BY_WORK)
+          if (retrying || g_atomic_int_get (&task->completing) == DVT_CLAIMED_BY_WORK)
             g_critical ("A work function completed task %" G_GUINT64_FORMAT
                         " and also failed with “%s”; the error is dropped",
                         task->id, error->message);
@@ -383,7 +393,7 @@ dvt_task_check_returned (DvtTask *task,
       return;
     }
 
-  if (dvt_task_is_claimed (task))
+  if (dvt_task_is_claimed (task) || retrying)
     return;
 
   if (task->kind == DVT_TASK_KIND_THREAD ||
@@ -399,6 +409,23 @@ dvt_task_check_returned (DvtTask *task,
                                   "call it on this thread"),
                                 task->id),
                    TRUE);
+}
+
+/* After an attempt's function returned: starts the back-off of a retry
+ * decided meanwhile, or tells whether the completion waits to be
+ * published. */
+static gboolean
+function_returned (DvtTask *task)
+{
+  int flags = (int) g_atomic_int_or (&task->flags, (guint) DVT_TASK_FLAG_FUNC_DONE);
+
+  if (flags & DVT_TASK_FLAG_RETRY_PENDING)
+    {
+      dvt_task_schedule_retry (task);
+      return FALSE;
+    }
+
+  return (flags & DVT_TASK_FLAG_PUBLISH_PENDING) != 0;
 }
 
 static void
@@ -421,8 +448,7 @@ run_thread_job (DvtJob *job)
       ((DvtThreadFunc) task->func) (task, task->cancellable, task->func_data, &error);
       dvt_task_check_returned (task, error);
       deferring_task = NULL;
-      dvt_task_set_flag (task, DVT_TASK_FLAG_FUNC_DONE);
-      if (dvt_task_has_flag (task, DVT_TASK_FLAG_PUBLISH_PENDING))
+      if (function_returned (task))
         {
           /* This worker looks for work next: a caller that submits again
            * as soon as it wakes needs no other thread woken. */
@@ -465,8 +491,7 @@ start_async_mail (DvtMail *mail)
       ((DvtAsyncFunc) task->func) (task, task->cancellable, task->func_data, &error);
       dvt_task_check_returned (task, error);
       deferring_task = NULL;
-      dvt_task_set_flag (task, DVT_TASK_FLAG_FUNC_DONE);
-      if (dvt_task_has_flag (task, DVT_TASK_FLAG_PUBLISH_PENDING))
+      if (function_returned (task))
         publish (task);
     }
   else
@@ -507,6 +532,28 @@ dvt_task_dispatch (DvtTask *task)
   if (!g_atomic_int_compare_and_exchange (&task->state, DVT_TASK_NEW, DVT_TASK_QUEUED))
     return;  /* already ended (cancelled) */
 
+  if (task->extra != NULL && task->extra->policy != NULL)
+    dvt_task_arm_timeout (task, task->extra->policy->timeout);
+
+  dvt_task_start_attempt (task);
+}
+
+/* Starts a queued attempt, or holds it back under the rate limit. */
+void
+dvt_task_start_attempt (DvtTask *task)
+{
+  gint64 wait = dvt_core_reserve_start (dvt_task_core (task));
+
+  if (G_UNLIKELY (wait > 0))
+    dvt_task_throttle (task, wait);
+  else
+    dvt_task_push_attempt (task);
+}
+
+/* Queues an attempt for a worker or the task's main context. */
+void
+dvt_task_push_attempt (DvtTask *task)
+{
   g_object_ref (task);
   if (task->kind == DVT_TASK_KIND_THREAD)
     {
@@ -515,9 +562,11 @@ dvt_task_dispatch (DvtTask *task)
     }
   else
     {
-      dvt_task_extra (task)->mail.deliver = start_async_mail;
       DvtMailbox *mailbox = DVT_TASK_EXTRA (task, run_mailbox, NULL);
 
+      if (mailbox == NULL && DVT_TASK_EXTRA (task, map, NULL) != NULL)
+        mailbox = dvt_map_get_mailbox (task->extra->map);
+      dvt_task_extra (task)->mail.deliver = start_async_mail;
       dvt_mailbox_post (mailbox != NULL ? mailbox : dvt_task_core (task)->loop_mailbox,
                         &task->extra->mail);
     }
@@ -556,7 +605,12 @@ count_end (DvtTask      *task,
   else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     DVT_COUNTER_ADD (&core->n_cancelled, 1);
   else
-    DVT_COUNTER_ADD (&core->n_error, 1);
+    {
+      DVT_COUNTER_ADD (&core->n_error, 1);
+      if (dvt_task_has_flag (task, DVT_TASK_FLAG_EXPIRED) &&
+          g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+        DVT_COUNTER_ADD (&core->n_timed_out, 1);
+    }
 }
 
 /* Makes a completed task's end visible: off the live list, waiters woken,
@@ -573,6 +627,7 @@ publish (DvtTask *task)
     dvt_core_retire (dvt_task_core (task), task);
 
   dvt_event_set (&task->done);
+  dvt_task_stop_timers (task);
 
   /* Under the lock, extra included: dvt_task_add_done_hook() may be making
    * it right now, having seen the task not yet completed. */
@@ -605,6 +660,39 @@ publish (DvtTask *task)
     }
 }
 
+/* A failed attempt that is tried again: the task goes back to waiting,
+ * unless something ended it meanwhile. */
+static gboolean
+begin_retry (DvtTask   *task,
+             DvtResult *result)
+{
+  int flags;
+
+  if (dvt_task_is_claimed (task) || !dvt_task_should_retry (task, result->error))
+    return FALSE;
+
+  if (!g_atomic_int_compare_and_exchange (&task->state, DVT_TASK_RUNNING, DVT_TASK_RETRYING))
+    return FALSE;
+
+  if (dvt_task_has_flag (task, DVT_TASK_FLAG_ACCEPTED))
+    DVT_COUNTER_ADD (&dvt_task_core (task)->n_running, -1);
+  DVT_COUNTER_ADD (&dvt_task_core (task)->n_retries, 1);
+
+  g_mutex_lock (dvt_event_lock (task));
+  g_clear_error (&task->extra->last_error);
+  task->extra->last_error = g_steal_pointer (&result->error);
+  g_mutex_unlock (dvt_event_lock (task));
+  dvt_result_clear (result);
+
+  /* The back-off starts once this attempt's function has returned, so
+   * that two attempts never run at once. */
+  flags = (int) g_atomic_int_or (&task->flags, (guint) DVT_TASK_FLAG_RETRY_PENDING);
+  if (flags & DVT_TASK_FLAG_FUNC_DONE)
+    dvt_task_schedule_retry (task);
+
+  return TRUE;
+}
+
 /* Completes @task with @result (whose contents are taken). The first
  * result wins. @by_runtime tells a result of the runtime's own
  * (cancellation, shutdown, a missing result) from one of the work. */
@@ -614,6 +702,10 @@ dvt_task_finish (DvtTask   *task,
                  gboolean   by_runtime)
 {
   DvtTaskState previous;
+
+  if (!by_runtime && result->error != NULL && task->extra != NULL &&
+      task->extra->policy != NULL && begin_retry (task, result))
+    return;
 
   /* Claim first, reference after: a cancellation handler may run while
    * another thread drops the last reference to a task that has ended (its
@@ -637,6 +729,17 @@ dvt_task_finish (DvtTask   *task,
 
   if (task->kind == DVT_TASK_KIND_ITEM)
     {
+      dvt_map_item_done (task->extra->map, task, result);
+      g_object_unref (task);
+      return;
+    }
+
+  if (task->extra != NULL && task->extra->map != NULL)
+    {
+      /* An item of a map with a timeout, retries or a rate limit: a task
+       * of its own, whose result goes to its slot. */
+      g_atomic_int_set (&task->state, DVT_TASK_COMPLETED);
+      dvt_task_stop_timers (task);
       dvt_map_item_done (task->extra->map, task, result);
       g_object_unref (task);
       return;
@@ -703,15 +806,6 @@ dvt_task_is_tagged (DvtTask    *task,
   return task->runtime == runtime && DVT_TASK_EXTRA (task, source_tag, NULL) == source_tag;
 }
 
-static gboolean
-on_deadline (gpointer data)
-{
-  gboolean *expired = data;
-
-  *expired = TRUE;
-  return G_SOURCE_REMOVE;
-}
-
 /* Waits for @task until the monotonic time @deadline (-1: none). A task
  * whose async work runs on a context this thread can acquire is driven by
  * iterating that context while waiting. */
@@ -732,28 +826,8 @@ dvt_task_wait_internal (DvtTask  *task,
 
   if (run_context != NULL && g_main_context_acquire (run_context))
     {
-      gboolean expired = FALSE;
-      GSource *timeout = NULL;
-
-      if (deadline >= 0)
-        {
-          gint64 ms = MAX (0, (deadline - g_get_monotonic_time () + 999) / 1000);
-
-          timeout = g_timeout_source_new ((guint) MIN (ms, G_MAXUINT));
-          g_source_set_callback (timeout, on_deadline, &expired, NULL);
-          g_source_attach (timeout, run_context);
-        }
-
-      while (!dvt_event_is_set (&task->done) && !expired)
-        g_main_context_iteration (run_context, TRUE);
-
-      if (timeout != NULL)
-        {
-          g_source_destroy (timeout);
-          g_source_unref (timeout);
-        }
+      completed = dvt_event_wait_iterating (&task->done, run_context, deadline);
       g_main_context_release (run_context);
-      completed = dvt_event_is_set (&task->done);
     }
   else
     completed = dvt_event_wait (&task->done, deadline);
@@ -921,15 +995,27 @@ dvt_task_get_cancellable (DvtTask *task)
 void
 dvt_task_cancel (DvtTask *task)
 {
-  GCancellable *cancellable = NULL;
-
   g_return_if_fail (DVT_IS_TASK (task));
 
-  if (task->kind == DVT_TASK_KIND_ITEM)
+  if (task->kind == DVT_TASK_KIND_ITEM || DVT_TASK_EXTRA (task, map, NULL) != NULL)
     {
       dvt_map_cancel (task->extra->map);
       return;
     }
+
+  dvt_task_end_by_runtime (task,
+                           g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                                _("The task was cancelled")));
+}
+
+/* Ends @task with @error (owned), unless it has ended, then cancels its
+ * cancellable: waiters are released first, then the work is told. */
+void
+dvt_task_end_by_runtime (DvtTask *task,
+                         GError  *error)
+{
+  GCancellable *cancellable = NULL;
+  DvtTask *outer = cancelling_task;
 
   g_mutex_lock (dvt_event_lock (task));
   dvt_task_set_flag (task, DVT_TASK_FLAG_CANCEL_REQUESTED);
@@ -937,9 +1023,11 @@ dvt_task_cancel (DvtTask *task)
     cancellable = g_object_ref (task->cancellable);
   g_mutex_unlock (dvt_event_lock (task));
 
-  /* End the task first, so waiters are released at once; then tell the
-   * work through its cancellable. */
-  on_own_cancelled (NULL, task);
+  /* The task may be finalized inside: see cancelling_task. */
+  cancelling_task = task;
+  dvt_task_fail (task, error, TRUE);
+  cancelling_task = outer;
+
   if (cancellable != NULL)
     {
       g_cancellable_cancel (cancellable);

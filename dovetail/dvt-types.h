@@ -88,5 +88,19 @@ typedef void (*DvtMapFunc) (DvtTask       *task,
                             GCancellable  *cancellable,
                             gpointer       user_data,
                             GError       **error);
+/**
+ * DvtRetryFilter:
+ * @task: the task that failed
+ * @error: its error
+ * @user_data: the data given with the filter
+ *
+ * Decides whether a failed attempt of @task is tried again (see
+ * [method@Options.set_retry_filter]).
+ *
+ * Returns: %TRUE to retry
+ */
+typedef gboolean (*DvtRetryFilter) (DvtTask      *task,
+                                    const GError *error,
+                                    gpointer      user_data);
 
 G_END_DECLS

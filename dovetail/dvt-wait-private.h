@@ -38,6 +38,9 @@ typedef struct
 void     dvt_event_init  (DvtEvent *event);
 void     dvt_event_clear (DvtEvent *event);
 void     dvt_event_set   (DvtEvent *event);
+gboolean dvt_event_wait_iterating (DvtEvent     *event,
+                                   GMainContext *context,
+                                   gint64        until);
 gboolean dvt_event_wait  (DvtEvent *event,
                           gint64    deadline);
 GMutex  *dvt_event_lock  (gpointer  address);

@@ -116,3 +116,42 @@ dvt_event_wait (DvtEvent *event,
 
   return !timed_out;
 }
+
+static gboolean
+on_wait_over (gpointer data)
+{
+  *(gboolean *) data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+/* Waits for @event by iterating @context, which the caller has acquired,
+ * until the monotonic time @until (-1: no limit). Whoever sets the event
+ * wakes @context. Returns whether the event is set. */
+gboolean
+dvt_event_wait_iterating (DvtEvent     *event,
+                          GMainContext *context,
+                          gint64        until)
+{
+  gboolean over = FALSE;
+  GSource *timer = NULL;
+
+  if (until >= 0)
+    {
+      gint64 ms = MAX (0, (until - g_get_monotonic_time () + 999) / 1000);
+
+      timer = g_timeout_source_new ((guint) MIN (ms, G_MAXUINT));
+      g_source_set_callback (timer, on_wait_over, &over, NULL);
+      g_source_attach (timer, context);
+    }
+
+  while (!dvt_event_is_set (event) && !over)
+    g_main_context_iteration (context, TRUE);
+
+  if (timer != NULL)
+    {
+      g_source_destroy (timer);
+      g_source_unref (timer);
+    }
+
+  return dvt_event_is_set (event);
+}
