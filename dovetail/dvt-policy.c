@@ -109,6 +109,9 @@ dvt_task_set_policy (DvtTask   *task,
 
   g_assert (extra->policy == NULL);
   extra->policy = dvt_policy_ref (policy);
+  /* A timeout cancels the work's cancellable: the work needs one. */
+  if (policy->timeout > 0)
+    dvt_task_set_flag (task, DVT_TASK_FLAG_WANTS_CANCELLABLE);
 }
 
 /* ---- timers ------------------------------------------------------------ */

@@ -30,8 +30,8 @@ typedef struct _DvtStats DvtStats;
  *   shutdown
  * @retries: attempts that failed and were tried again
  * @throttled: attempts the rate limit held back
- * @timed_out: tasks that ended because their timeout passed (also
- *   counted in @error), and maps and gathers past their deadline
+ * @timed_out: tasks that ended because their timeout passed, and maps
+ *   past their deadline (also counted in @error)
  * @running: tasks started and not yet ended when the snapshot was taken
  * @pending: tasks accepted and not yet ended when the snapshot was taken
  *

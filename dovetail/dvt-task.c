@@ -911,7 +911,8 @@ dvt_task_set_name (DvtTask    *task,
  * dvt_task_get_attempt:
  * @task: a task
  *
- * Gets the number of the current attempt of @task, starting at 1.
+ * Gets the number of the current attempt of @task, starting at 1 and
+ * growing by one with each retry (see [property@Runtime:retries]).
  *
  * Returns: the attempt
  */

@@ -223,6 +223,42 @@ async function testSchedule(rt) {
     keep = null;
 }
 
+// Retries and timeouts apply to JavaScript async work as to any other;
+// the back-off and timeout timers run on the runtime's loop thread and the
+// work again on this context.
+function testPolicy() {
+    const rt = new Dvt.Runtime({max_workers: 1, retries: 2, retry_backoff: 0.001});
+    const opts = new Dvt.Options({use_caller_context: true});
+
+    const attempts = [];
+    let task = rt.schedule(t => {
+        attempts.push(t.get_attempt());
+        if (attempts.length < 3)
+            throw new GLib.Error(DOMAIN_IO, Gio.IOErrorEnum.FAILED, `attempt ${t.get_attempt()}`);
+        t.return_value('third time lucky');
+    }, opts, null);
+    H.check(task.wait(10), 'retries: the retried task ends');
+    H.checkEqual(attempts, [1, 2, 3], 'retries: attempts 1, 2 and 3 ran on this context');
+    H.checkEqual(H.outValue(task.propagate_value()), 'third time lucky',
+        'retries: the third attempt\'s result is the task\'s');
+
+    const timed = new Dvt.Options({use_caller_context: true, timeout: 0.05, retries: 0});
+    let keep = null;
+    task = rt.schedule(t => {
+        keep = t;
+    }, timed, null);
+    H.check(task.wait(10), 'timeout: a task that never completes still ends');
+    const e = H.catchError(() => task.propagate_int(), 'timeout: propagate_int');
+    H.checkGError(e, DOMAIN_IO, Gio.IOErrorEnum.TIMED_OUT, null,
+        'timeout: the task fails with G_IO_ERROR_TIMED_OUT');
+    keep = null;
+
+    const s = rt.get_stats();
+    H.check(s.retries === 2 && s.timed_out === 1,
+        `stats: 2 retries and 1 timeout counted (${s.retries}, ${s.timed_out})`);
+    rt.shutdown(true, false);
+}
+
 function testStats(rt) {
     const s = rt.get_stats();
     print(`# stats: queued ${s.queued} started ${s.started} done ${s.done} error ${s.error} ` +
@@ -262,5 +298,6 @@ H.run('test-runtime.js', async () => {
     await testSchedule(rt);
     await H.until(() => rt.get_stats().pending === 0, 2000);
     testStats(rt);
+    testPolicy();
     await testShutdown(rt);
 });

@@ -364,6 +364,58 @@ static void test_shutdown (Dvt.Runtime rt) {
     }
 }
 
+/* Timeouts, retries and the rate limit, on a runtime of their own so that
+ * the counters of the main one stay as they are. */
+static void test_policy () {
+    var rt = (Dvt.Runtime) Object.new (typeof (Dvt.Runtime), "max-workers", 2,
+                                       "retries", 2, "retry-backoff", 0.001);
+    check (rt.retries == 2, "policy: the runtime's retries property reads 2");
+    int calls = 0;
+    try {
+        Value result;
+        rt.to_thread_blocking ((task, cancellable) => {
+            if (++calls < 3)
+                throw new IOError.FAILED ("attempt %u", task.get_attempt ());
+            task.return_int (task.get_attempt ());
+        }, null, null, out result);
+        check (calls == 3 && result.get_int64 () == 3,
+               "policy: a function failing twice succeeds on attempt 3 (calls %d)".printf (calls));
+    } catch (GLib.Error e) {
+        unexpected (e, "policy: retried to_thread_blocking");
+    }
+
+    var options = new Dvt.Options ();
+    options.timeout = 0.05;
+    options.retries = 0;
+    try {
+        Value result;
+        rt.to_thread_blocking ((task, cancellable) => {
+            while (!cancellable.is_cancelled ())
+                Thread.usleep (1000);
+            task.return_boolean (true);
+        }, options, null, out result);
+        check (false, "policy: a task past its timeout fails");
+    } catch (IOError.TIMED_OUT e) {
+        check (true, "policy: a task past its timeout fails with IOError.TIMED_OUT");
+    } catch (GLib.Error e) {
+        unexpected (e, "policy: timed-out to_thread_blocking");
+    }
+
+    try {
+        rt.set_rate_limit (0, 0);
+        check (false, "policy: a rate limit of 0 is refused");
+    } catch (Dvt.Error.INVALID_ARGUMENT e) {
+        check (true, "policy: a rate limit of 0 is refused with Dvt.Error.INVALID_ARGUMENT");
+    } catch (GLib.Error e) {
+        unexpected (e, "policy: set_rate_limit (0)");
+    }
+
+    var stats = rt.get_stats ();
+    check (stats.retries == 2 && stats.timed_out == 1,
+           "policy: stats count 2 retries and 1 timeout (got %llu, %llu)".printf (stats.retries, stats.timed_out));
+    rt.shutdown (true, false);
+}
+
 static void* watchdog () {
     Thread.usleep (60 * 1000000);
     printerr ("test-vala: watchdog: no result after 60 s, giving up\n");
@@ -384,6 +436,7 @@ public static int main (string[] args) {
     test_schedule (rt);
     test_gather (rt);
     test_closure_released (rt);
+    test_policy ();
     /* queued: to_thread_blocking x2, map, submit (4); errors: 4 calls (8);
      * to_thread_async x2 (10); schedule (11); 4 submits (15); submit (16).
      * A gather waits for tasks already counted and adds none. The 5 that
