@@ -445,14 +445,17 @@ class Runtime(Dvt.Runtime):
         finally:
             scope.close()
 
-    def call_blocking(self, fn, *args, **kwargs):
+    def call_blocking(self, fn, *args, dvt_options=None, dvt_cancellable=None,
+                      **kwargs):
         """Runs ``fn(*args, **kwargs)`` on a worker and returns its result
-        (or raises its exception)."""
+        (or raises its exception). ``dvt_options`` (a ``Dvt.Options``:
+        timeout, retries...) and ``dvt_cancellable`` apply to the call and
+        are not passed to ``fn``."""
         scope = _Scope()
         try:
             return _reraising(Dvt.Runtime.to_thread_blocking, self,
-                              _call_work(scope, fn, args, kwargs), None, None,
-                              None)
+                              _call_work(scope, fn, args, kwargs), None,
+                              dvt_options, dvt_cancellable)
         finally:
             scope.close()
 
@@ -484,12 +487,15 @@ class Runtime(Dvt.Runtime):
         _keep(task, scope)
         return task
 
-    def submit_call(self, fn, *args, **kwargs):
+    def submit_call(self, fn, *args, dvt_options=None, dvt_cancellable=None,
+                    **kwargs):
         """Queues ``fn(*args, **kwargs)`` for a worker and returns its task,
-        a future: ``task.result()`` gives what ``fn`` returned."""
+        a future: ``task.result()`` gives what ``fn`` returned.
+        ``dvt_options`` and ``dvt_cancellable`` apply to the call, as for
+        ``call_blocking``."""
         scope = _Scope()
         task = Dvt.Runtime.submit(self, _call_work(scope, fn, args, kwargs),
-                                  None, None, None)
+                                  None, dvt_options, dvt_cancellable)
         _keep(task, scope)
         return task
 

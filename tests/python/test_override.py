@@ -321,3 +321,42 @@ def test_runtime_context_manager():
     with pytest.raises(GLib.Error) as info:
         runtime.call_blocking(lambda: None)
     assert info.value.matches(Dvt.error_quark(), Dvt.Error.CLOSED)
+
+
+# ---- per-call options for the plain-function forms ----------------------------
+
+def test_call_blocking_takes_dvt_options_and_cancellable(rt):
+    seen = []
+
+    def flaky(x, *, scale=1):
+        seen.append((x, scale))
+        if len(seen) < 2:
+            raise ValueError('first attempt fails')
+        return x * scale
+
+    options = Dvt.Options(retries=1, retry_backoff=0.001)
+    assert rt.call_blocking(flaky, 5, scale=3, dvt_options=options) == 15
+    # the options and the cancellable are not passed on to the function
+    assert seen == [(5, 3), (5, 3)]
+
+    cancellable = Gio.Cancellable()
+    cancellable.cancel()
+    with pytest.raises(GLib.Error) as info:
+        rt.call_blocking(flaky, 1, dvt_cancellable=cancellable)
+    assert info.value.matches(Gio.io_error_quark(), Gio.IOErrorEnum.CANCELLED)
+
+
+def test_submit_call_takes_dvt_options(rt):
+    release = threading.Event()
+
+    def stuck():
+        release.wait(DEADLINE)
+        return 'late'
+
+    task = rt.submit_call(stuck, dvt_options=Dvt.Options(timeout=0.05))
+    try:
+        with pytest.raises(GLib.Error) as info:
+            task.result(DEADLINE)
+        assert info.value.matches(Gio.io_error_quark(), Gio.IOErrorEnum.TIMED_OUT)
+    finally:
+        release.set()
