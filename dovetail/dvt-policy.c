@@ -131,6 +131,8 @@ arm_timer (DvtTask      *task,
   g_source_set_callback (source, func, g_object_ref (task), g_object_unref);
   g_source_set_static_name (source, "[dovetail] task timer");
 
+  /* Before the state is read: see dvt_task_stop_timers(). */
+  dvt_task_set_flag (task, DVT_TASK_FLAG_TIMED);
   g_mutex_lock (dvt_event_lock (task));
   if (dvt_task_get_state (task) == DVT_TASK_COMPLETED)
     {
@@ -165,7 +167,9 @@ dvt_task_stop_timers (DvtTask *task)
 {
   GSource *sources[2];
 
-  if (task->extra == NULL)
+  /* The task has ended: a timer armed after this reads the flag unset
+   * would have seen it ended, and armed nothing. */
+  if (!dvt_task_has_flag (task, DVT_TASK_FLAG_TIMED))
     return;
 
   g_mutex_lock (dvt_event_lock (task));

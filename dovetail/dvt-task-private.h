@@ -65,6 +65,7 @@ enum
   DVT_TASK_FLAG_FUNC_DONE        = 1 << 6,  /* the work function is not running */
   DVT_TASK_FLAG_RETRY_PENDING    = 1 << 7,  /* retry once the function returns */
   DVT_TASK_FLAG_EXPIRED          = 1 << 8,  /* its timeout passed */
+  DVT_TASK_FLAG_TIMED            = 1 << 9,  /* a timer was armed for it */
 };
 
 /* What a call asked for beyond the plain hand-off: resolved from the

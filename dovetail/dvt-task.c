@@ -1018,6 +1018,12 @@ dvt_task_end_by_runtime (DvtTask *task,
   GCancellable *cancellable = NULL;
   DvtTask *outer = cancelling_task;
 
+  if (dvt_task_get_state (task) == DVT_TASK_COMPLETED)
+    {
+      g_error_free (error);
+      return;
+    }
+
   g_mutex_lock (dvt_event_lock (task));
   dvt_task_set_flag (task, DVT_TASK_FLAG_CANCEL_REQUESTED);
   if (task->cancellable != NULL)
