@@ -629,6 +629,16 @@ publish (DvtTask *task)
   dvt_event_set (&task->done);
   dvt_task_stop_timers (task);
 
+  /* An item of a map with a timeout, retries or a rate limit, a task of
+   * its own: its result goes to its slot, once its function has returned
+   * (unless the runtime ended it), so that the map never returns while
+   * one of its functions still runs. */
+  if (extra != NULL && extra->map != NULL)
+    {
+      dvt_map_item_done (extra->map, task, &task->result);
+      return;
+    }
+
   /* Under the lock, extra included: dvt_task_add_done_hook() may be making
    * it right now, having seen the task not yet completed. */
   g_mutex_lock (dvt_event_lock (task));
@@ -729,17 +739,6 @@ dvt_task_finish (DvtTask   *task,
 
   if (task->kind == DVT_TASK_KIND_ITEM)
     {
-      dvt_map_item_done (task->extra->map, task, result);
-      g_object_unref (task);
-      return;
-    }
-
-  if (task->extra != NULL && task->extra->map != NULL)
-    {
-      /* An item of a map with a timeout, retries or a rate limit: a task
-       * of its own, whose result goes to its slot. */
-      g_atomic_int_set (&task->state, DVT_TASK_COMPLETED);
-      dvt_task_stop_timers (task);
       dvt_map_item_done (task->extra->map, task, result);
       g_object_unref (task);
       return;
