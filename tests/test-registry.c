@@ -289,13 +289,14 @@ test_finalize_warning_on_worker (void)
 {
   DvtRuntime *rt;
   DvtTask *task;
+  guint n_named;
   Gate gate;
 
   if (in_warning_subprocess ())
     {
       rt = new_runtime ("reg-on-worker", FALSE, FALSE);
       gate_init (&gate);
-      g_object_add_weak_pointer (G_OBJECT (rt), (gpointer *) &rt);
+      g_assert_true (POLL_UNTIL ((count_threads ("reg-on-worker", &n_named), n_named == 1), 20));
       task = dvt_runtime_submit (rt, work_wait_gate, &gate, NULL, NULL, NULL, NULL);
 
       /* The task holds the last reference: the runtime is finalized on
@@ -303,7 +304,8 @@ test_finalize_warning_on_worker (void)
       g_object_unref (task);
       g_object_unref (rt);
       gate_open (&gate);
-      g_assert_true (POLL_UNTIL (g_atomic_pointer_get (&rt) == NULL, 20));
+      /* Finalize warns, then stops the loop thread. */
+      g_assert_true (POLL_UNTIL ((count_threads ("reg-on-worker", &n_named), n_named == 0), 20));
       gate_clear (&gate);
       return;
     }
