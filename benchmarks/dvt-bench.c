@@ -693,6 +693,7 @@ case_idle (void)
       g_usleep ((gulong) (2 * G_USEC_PER_SEC * MIN (1.0, opt_scale * 4)));
       d[rep] = 100.0 * (cpu_seconds () - c0) / (2 * MIN (1.0, opt_scale * 4));
     }
+  dvt_runtime_shutdown (rt, TRUE, FALSE);
   g_object_unref (rt);
 
   report ("idle runtime CPU over 2 s", "% of a core", LOWER_IS_BETTER,
@@ -730,6 +731,7 @@ main (int   argc,
   case_map (rt);
   case_submit (rt);
   case_to_thread_async (rt);
+  dvt_runtime_shutdown (rt, TRUE, FALSE);
   g_object_unref (rt);
   case_memory ();
   case_idle ();

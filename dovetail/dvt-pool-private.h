@@ -21,9 +21,10 @@ struct _DvtJob
 
 typedef struct _DvtPool DvtPool;
 
-/* Threads come from a GThreadPool; what runs on each of them is the loop
- * in dvt-pool.c: take a job, spin briefly when there is none, then park,
- * and hand the thread back to GLib after a longer idle period. */
+/* Threads come from a GThreadPool (in the child of a fork(), from
+ * g_thread_try_new()); what runs on each of them is the loop in dvt-pool.c:
+ * take a job, spin briefly when there is none, then park, and hand the
+ * thread back to GLib after a longer idle period. */
 struct _DvtPool
 {
   GMutex       lock;
@@ -38,7 +39,7 @@ struct _DvtPool
   int          n_spinning; /* atomic */
   guint        n_blocked;  /* workers parked in a nested wait */
   gboolean     closing;
-  GThreadPool *threads;
+  GThreadPool *threads;    /* NULL: the pool starts its own threads */
   gpointer     owner;      /* the DvtCore: each worker loop holds it */
   void       (*hold)    (gpointer owner);
   void       (*release) (gpointer owner);
@@ -58,5 +59,6 @@ DvtPool  *dvt_pool_get_current      (void);
 DvtPool  *dvt_pool_enter_blocking   (void);
 void      dvt_pool_announce_return  (void);
 void      dvt_pool_leave_blocking   (DvtPool  *pool);
+void      dvt_pool_forget_shared_threads (void);
 
 G_END_DECLS

@@ -13,6 +13,10 @@ static _Thread_local DvtPool *current_pool;
 /* Set once this worker has counted itself as spinning before its job
  * returned (dvt_pool_announce_return()). */
 static _Thread_local gboolean announced;
+/* Set in the child of a fork(): GLib's shared thread pool still counts the
+ * parent's idle threads, which the child does not have, and would hand work
+ * to them; pools made from then on start their own threads. */
+static gboolean own_threads;
 
 DvtPool *
 dvt_pool_get_current (void)
@@ -63,15 +67,38 @@ pool_kick_locked (DvtPool *pool)
   return FALSE;
 }
 
+static void pool_worker (gpointer data,
+                         gpointer user_data);
+
+static gpointer
+own_thread_main (gpointer data)
+{
+  pool_worker (data, NULL);
+
+  return NULL;
+}
+
 static void
 pool_start_thread (DvtPool *pool)
 {
   GError *error = NULL;
+  gboolean started;
 
   /* The new worker holds the owner from now on, not from when it starts:
    * the owner must outlive a thread that has been asked for. */
   pool->hold (pool->owner);
-  if (!g_thread_pool_push (pool->threads, pool, &error))
+  if (pool->threads != NULL)
+    started = g_thread_pool_push (pool->threads, pool, &error);
+  else
+    {
+      GThread *thread = g_thread_try_new ("dvt-worker", own_thread_main,
+                                          pool, &error);
+
+      started = thread != NULL;
+      if (started)
+        g_thread_unref (thread);
+    }
+  if (!started)
     {
       /* The GThreadPool is unbounded: this only fails if the system
        * cannot create threads at all, which GLib treats as fatal too. */
@@ -198,7 +225,15 @@ dvt_pool_init (DvtPool  *pool,
   pool->hold = hold;
   pool->release = release;
   /* Shared and unbounded: GLib keeps the threads, this pool bounds them. */
-  pool->threads = g_thread_pool_new (pool_worker, NULL, -1, FALSE, NULL);
+  if (!g_atomic_int_get (&own_threads))
+    pool->threads = g_thread_pool_new (pool_worker, NULL, -1, FALSE, NULL);
+}
+
+/* Called in the child of a fork(), where only the forking thread exists. */
+void
+dvt_pool_forget_shared_threads (void)
+{
+  g_atomic_int_set (&own_threads, TRUE);
 }
 
 void
@@ -298,7 +333,8 @@ void
 dvt_pool_clear (DvtPool *pool)
 {
   g_assert (pool->n_threads == 0 && pool->head == NULL);
-  g_thread_pool_free (pool->threads, FALSE, current_pool != pool);
+  if (pool->threads != NULL)
+    g_thread_pool_free (pool->threads, FALSE, current_pool != pool);
   pool->threads = NULL;
   g_mutex_clear (&pool->lock);
   g_cond_clear (&pool->work_cond);

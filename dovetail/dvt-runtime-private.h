@@ -7,6 +7,7 @@
 
 #include "dvt-mailbox-private.h"
 #include "dvt-pool-private.h"
+#include "dvt-registry-private.h"
 #include "dvt-runtime.h"
 #include "dvt-task-private.h"
 
@@ -60,6 +61,7 @@ struct _DvtRuntime
   GObject  parent_instance;
 
   DvtCore *core;
+  DvtRegistryEntry *entry;
   char    *name;
   guint    max_workers;
 

@@ -43,10 +43,19 @@
  * [method@Runtime.shutdown] stops accepting work; later calls fail with
  * %DVT_ERROR_CLOSED. Dropping the last reference to a runtime stops its
  * threads. Every task holds a reference to its runtime.
+ *
+ * Runtimes register themselves (see [func@Runtime.list_active] and
+ * [func@Runtime.shutdown_all]); a runtime finalized without having been
+ * shut down logs a warning. [property@Runtime:shutdown-on-exit] shuts a
+ * runtime down at exit and on SIGINT or SIGTERM. The
+ * [overview](overview.html) says what
+ * happens in the child of a fork().
  */
 
 enum {
   PROP_0,
+  PROP_AUTO_REGISTER,
+  PROP_SHUTDOWN_ON_EXIT,
   PROP_MAX_WORKERS,
   PROP_NAME,
   PROP_TIMEOUT,
@@ -407,6 +416,7 @@ dvt_runtime_constructed (GObject *object)
 
   self->core = core_new (self->name, self->max_workers);
   dvt_core_set_rate (self->core, self->rate_limit, self->rate_limit_burst);
+  dvt_registry_add (self);
 }
 
 static void
@@ -414,10 +424,14 @@ dvt_runtime_finalize (GObject *object)
 {
   DvtRuntime *self = DVT_RUNTIME (object);
 
-  /* Every task holds its runtime, so nothing is live any more. */
-  g_atomic_int_set (&self->core->closed, 1);
-  core_stop (self->core, TRUE);
-  dvt_core_unref (self->core);
+  /* Every task holds its runtime, so nothing is live any more. A runtime
+   * inherited through fork() is leaked: its threads are not ours. */
+  if (dvt_registry_remove (self))
+    {
+      g_atomic_int_set (&self->core->closed, 1);
+      core_stop (self->core, TRUE);
+      dvt_core_unref (self->core);
+    }
   g_free (self->name);
 
   G_OBJECT_CLASS (dvt_runtime_parent_class)->finalize (object);
@@ -433,6 +447,14 @@ dvt_runtime_get_property (GObject    *object,
 
   switch (prop_id)
     {
+    case PROP_AUTO_REGISTER:
+      g_value_set_boolean (value, dvt_registry_get_auto_register (self));
+      break;
+
+    case PROP_SHUTDOWN_ON_EXIT:
+      g_value_set_boolean (value, dvt_registry_get_shutdown_on_exit (self));
+      break;
+
     case PROP_MAX_WORKERS:
       g_value_set_uint (value, self->max_workers);
       break;
@@ -484,6 +506,15 @@ dvt_runtime_set_property (GObject      *object,
 
   switch (prop_id)
     {
+    case PROP_AUTO_REGISTER:
+      dvt_registry_set_auto_register (self, g_value_get_boolean (value));
+      break;
+
+    case PROP_SHUTDOWN_ON_EXIT:
+      if (dvt_registry_set_shutdown_on_exit (self, g_value_get_boolean (value)))
+        g_object_notify_by_pspec (object, pspec);
+      break;
+
     case PROP_MAX_WORKERS:
       self->max_workers = g_value_get_uint (value);
       break;
@@ -539,6 +570,61 @@ dvt_runtime_class_init (DvtRuntimeClass *klass)
   object_class->finalize = dvt_runtime_finalize;
   object_class->get_property = dvt_runtime_get_property;
   object_class->set_property = dvt_runtime_set_property;
+
+  /**
+   * DvtRuntime:auto-register:
+   *
+   * Whether the runtime registers itself when it is constructed, so that
+   * [func@Runtime.list_active] lists it and [func@Runtime.shutdown_all]
+   * shuts it down. The registry holds a weak reference.
+   */
+  properties[PROP_AUTO_REGISTER] =
+    g_param_spec_boolean ("auto-register", NULL, NULL,
+                          TRUE,
+                          G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY |
+                          G_PARAM_STATIC_STRINGS);
+
+  /**
+   * DvtRuntime:shutdown-on-exit:
+   *
+   * Whether the runtime is shut down, cancelling its work, when the
+   * process exits or receives SIGINT or SIGTERM. The signal then still
+   * reaches the disposition it had before, so the first one still ends
+   * the process by default.
+   *
+   * While at least one live runtime that has not been shut down has it
+   * set, Dovetail handles the exit and the two signals:
+   *
+   * - It installs, once, an atexit() handler, and installs handlers for
+   *   SIGINT and SIGTERM with sigaction(), remembering the dispositions
+   *   they replace. A signal the process ignores (`SIG_IGN`) stays
+   *   ignored.
+   * - The signal handler only writes the signal number into a pipe. A
+   *   watcher thread, `dvt-signals`, which exists while the handlers are
+   *   installed, reads it. It first puts the previous dispositions back
+   *   (so a second signal during the shutdown goes straight to them: a
+   *   second Ctrl-C is not delayed), then runs the shutdown hook if one is
+   *   set ([func@Runtime.set_shutdown_hook]), or else shuts down the
+   *   runtimes that have this property set, cancelling their work and
+   *   waiting up to two seconds for them to stop. Last, it sends the
+   *   signal again to the process (`kill (getpid (), sig)`), so that it
+   *   reaches the previous disposition: with the default one the process
+   *   ends, killed by that signal; a handler the application had installed
+   *   runs.
+   * - At exit, the atexit() handler puts the previous dispositions back
+   *   and does the same: the hook, or the shutdown of those runtimes,
+   *   cancelling their work and waiting at most two seconds (work that
+   *   ignores its cancellable cannot keep the process from exiting).
+   * - Shutting down the last such runtime (or clearing the property, or
+   *   finalizing the runtime) puts the previous dispositions back and
+   *   stops the watcher thread. A handler that the application installed
+   *   after Dovetail's is never replaced.
+   */
+  properties[PROP_SHUTDOWN_ON_EXIT] =
+    g_param_spec_boolean ("shutdown-on-exit", NULL, NULL,
+                          FALSE,
+                          G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
+                          G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
 
   /**
    * DvtRuntime:max-workers:
@@ -675,6 +761,7 @@ dvt_runtime_class_init (DvtRuntimeClass *klass)
 static void
 dvt_runtime_init (DvtRuntime *self)
 {
+  self->entry = dvt_registry_entry_new ();
 }
 
 /**
@@ -690,42 +777,6 @@ DvtRuntime *
 dvt_runtime_new (guint max_workers)
 {
   return g_object_new (DVT_TYPE_RUNTIME, "max-workers", max_workers, NULL);
-}
-
-G_LOCK_DEFINE_STATIC (default_runtime);
-static DvtRuntime *default_runtime;
-static GPtrArray *retired_defaults;
-
-/**
- * dvt_runtime_get_default:
- *
- * Gets the process-wide runtime, creating it on first use. Once it has
- * been shut down, the next call creates a new one.
- *
- * A runtime returned here stays valid for the life of the process, even
- * after it has been shut down and replaced.
- *
- * Returns: (transfer none): the default runtime
- */
-DvtRuntime *
-dvt_runtime_get_default (void)
-{
-  DvtRuntime *runtime;
-
-  G_LOCK (default_runtime);
-  if (default_runtime != NULL && dvt_runtime_is_shutdown (default_runtime))
-    {
-      /* Callers may still hold the old one (transfer none): keep it. */
-      if (retired_defaults == NULL)
-        retired_defaults = g_ptr_array_new ();
-      g_ptr_array_add (retired_defaults, g_steal_pointer (&default_runtime));
-    }
-  if (default_runtime == NULL)
-    default_runtime = g_object_new (DVT_TYPE_RUNTIME, "name", "dvt-default", NULL);
-  runtime = default_runtime;
-  G_UNLOCK (default_runtime);
-
-  return runtime;
 }
 
 /**
@@ -1179,6 +1230,14 @@ dvt_runtime_shutdown (DvtRuntime *self,
   g_return_if_fail (DVT_IS_RUNTIME (self));
 
   core = self->core;
+
+  /* In a forked child, a runtime of the parent has no threads to stop. */
+  if (dvt_registry_is_inherited (self))
+    {
+      g_atomic_int_set (&core->closed, 1);
+      return;
+    }
+  dvt_registry_note_shutdown (self);
 
   g_mutex_lock (&core->lock);
   g_atomic_int_set (&core->closed, 1);

@@ -25,6 +25,30 @@ DvtRuntime   *dvt_runtime_new                (guint                max_workers) 
 DVT_AVAILABLE_IN_ALL
 DvtRuntime   *dvt_runtime_get_default        (void);
 DVT_AVAILABLE_IN_ALL
+gboolean      dvt_runtime_default_is_alive   (void);
+
+/**
+ * DvtShutdownHook:
+ * @user_data: (closure): the data given to dvt_runtime_set_shutdown_hook()
+ *
+ * The application's own shutdown, run once by Dovetail at process exit or
+ * on SIGINT or SIGTERM instead of its shutdown of the runtimes that have
+ * #DvtRuntime:shutdown-on-exit set. See dvt_runtime_set_shutdown_hook().
+ */
+typedef void (*DvtShutdownHook) (gpointer user_data);
+
+DVT_AVAILABLE_IN_ALL
+GList        *dvt_runtime_list_active        (void);
+DVT_AVAILABLE_IN_ALL
+guint         dvt_runtime_shutdown_all       (gboolean             wait,
+                                              gboolean             cancel_pending);
+DVT_AVAILABLE_IN_ALL
+void          dvt_runtime_set_shutdown_hook  (DvtShutdownHook      hook,
+                                              gpointer             user_data,
+                                              GDestroyNotify       destroy);
+DVT_AVAILABLE_IN_ALL
+void          dvt_runtime_run_exit_handler   (void);
+DVT_AVAILABLE_IN_ALL
 GMainContext *dvt_runtime_get_context        (DvtRuntime          *self);
 DVT_AVAILABLE_IN_ALL
 guint         dvt_runtime_get_max_workers    (DvtRuntime          *self);

@@ -45,6 +45,10 @@ gboolean dvt_event_wait  (DvtEvent *event,
                           gint64    deadline);
 GMutex  *dvt_event_lock  (gpointer  address);
 
+void     dvt_event_locks_acquire (void);
+void     dvt_event_locks_release (void);
+void     dvt_event_locks_reset   (void);
+
 static inline gboolean
 dvt_event_is_set (DvtEvent *event)
 {

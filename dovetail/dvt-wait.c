@@ -31,6 +31,33 @@ dvt_event_lock (gpointer address)
   return &stripes[stripe_of (address)].lock;
 }
 
+/* Around fork(): the parent takes every stripe before it forks and
+ * releases them after; the child, whose only thread is the one that
+ * forked, starts with fresh ones. */
+void
+dvt_event_locks_acquire (void)
+{
+  for (guint i = 0; i < N_STRIPES; i++)
+    g_mutex_lock (&stripes[i].lock);
+}
+
+void
+dvt_event_locks_release (void)
+{
+  for (guint i = N_STRIPES; i > 0; i--)
+    g_mutex_unlock (&stripes[i - 1].lock);
+}
+
+void
+dvt_event_locks_reset (void)
+{
+  for (guint i = 0; i < N_STRIPES; i++)
+    {
+      g_mutex_init (&stripes[i].lock);
+      g_cond_init (&stripes[i].cond);
+    }
+}
+
 void
 dvt_event_init (DvtEvent *event)
 {

@@ -76,6 +76,51 @@ gate_wait (Gate *gate)
   g_mutex_unlock (&gate->lock);
 }
 
+/* Shuts @rt down, waiting for its work, then drops the reference: a
+ * runtime finalized without a shutdown logs a warning, fatal in the tests.
+ * `g_autoptr(DvtTestRuntime)` does this at the end of the scope. */
+static inline void
+dvt_test_runtime_free (DvtRuntime *rt)
+{
+  if (rt == NULL)
+    return;
+
+  dvt_runtime_shutdown (rt, TRUE, FALSE);
+  g_object_unref (rt);
+}
+
+typedef DvtRuntime DvtTestRuntime;
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DvtTestRuntime, dvt_test_runtime_free)
+
+/* Threads of this process, and how many have a name starting with
+ * @prefix (thread names are cut to 15 bytes). */
+static inline guint
+count_threads (const char *prefix,
+               guint      *n_prefixed)
+{
+  GDir *dir = g_dir_open ("/proc/self/task", 0, NULL);
+  const char *name;
+  guint n = 0;
+
+  g_assert_nonnull (dir);
+  if (n_prefixed != NULL)
+    *n_prefixed = 0;
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = g_build_filename ("/proc/self/task", name, "comm", NULL);
+      g_autofree char *comm = NULL;
+
+      n++;
+      if (prefix != NULL && n_prefixed != NULL &&
+          g_file_get_contents (path, &comm, NULL, NULL) &&
+          g_str_has_prefix (comm, prefix))
+        (*n_prefixed)++;
+    }
+  g_dir_close (dir);
+
+  return n;
+}
+
 static inline gboolean
 is_valgrind (void)
 {

@@ -21,35 +21,6 @@
     _ok;                                                                     \
   })
 
-/* Threads of this process, and how many have a name starting with
- * @prefix (thread names are cut to 15 bytes). */
-static guint
-count_threads (const char *prefix,
-               guint      *n_prefixed)
-{
-  GDir *dir = g_dir_open ("/proc/self/task", 0, NULL);
-  const char *name;
-  guint n = 0;
-
-  g_assert_nonnull (dir);
-  if (n_prefixed != NULL)
-    *n_prefixed = 0;
-  while ((name = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *path = g_build_filename ("/proc/self/task", name, "comm", NULL);
-      g_autofree char *comm = NULL;
-
-      n++;
-      if (prefix != NULL && n_prefixed != NULL &&
-          g_file_get_contents (path, &comm, NULL, NULL) &&
-          g_str_has_prefix (comm, prefix))
-        (*n_prefixed)++;
-    }
-  g_dir_close (dir);
-
-  return n;
-}
-
 typedef struct
 {
   int calls;
@@ -128,7 +99,7 @@ work_blocker (DvtTask      *task,
 static void
 test_shutdown_idempotent (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GError) error = NULL;
   Counter c = { 0, 0 };
 
@@ -169,7 +140,7 @@ test_shutdown_concurrent (void)
 {
   for (int round = 0; round < 2; round++)
     {
-      g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+      g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
       ShutdownThread st[6];
       GThread *threads[6];
       DvtTask *tasks[20];
@@ -247,7 +218,7 @@ closed_map_cb (GObject      *source,
 static void
 test_shutdown_closed (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GError) error = NULL;
   g_autoptr(DvtStats) before = NULL;
   g_autoptr(DvtStats) after = NULL;
@@ -313,7 +284,7 @@ test_shutdown_closed (void)
 static void
 test_shutdown_drain (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   DvtTask *tasks[30];
   Counter c = { 0, 0 };
 
@@ -347,7 +318,7 @@ test_shutdown_drain (void)
 static void
 test_shutdown_no_wait (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GError) error = NULL;
   g_autoptr(DvtTask) task = NULL;
   g_autoptr(DvtTask) queued = NULL;
@@ -452,7 +423,7 @@ blocked_caller_thread (gpointer data)
 static void
 test_shutdown_cancel_releases_waiters (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GError) error = NULL;
   g_autoptr(DvtTask) running = NULL;
   g_autoptr(DvtTask) queued = NULL;
@@ -547,7 +518,7 @@ test_shutdown_from_own_threads (void)
       /* From a worker, and from the loop thread. */
       for (int on_loop = FALSE; on_loop <= TRUE; on_loop++)
         {
-          g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+          g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
           g_autoptr(GError) error = NULL;
           g_autoptr(DvtTask) task = NULL;
           gint64 v;
@@ -650,7 +621,7 @@ test_thread_names (void)
           g_test_message ("no thread is named after the runtime \"%s\"", names[i]);
           g_test_fail ();
         }
-      g_object_unref (rt);
+      dvt_test_runtime_free (rt);
     }
 }
 
@@ -715,6 +686,8 @@ test_unref_stops_threads (void)
       /* The loop thread. */
       g_assert_true (POLL_UNTIL ((count_threads ("lc-unref", &n_named), n_named == 1), 20));
       g_object_add_weak_pointer (G_OBJECT (rt), (gpointer *) &rt);
+      /* Without waiting, the shutdown leaves the threads to the unref. */
+      dvt_runtime_shutdown (rt, FALSE, FALSE);
       g_object_unref (rt);
 
       /* Finalized once the last task lets go of it (a worker may still be
@@ -769,6 +742,7 @@ test_unref_from_worker (void)
 
       /* Drop every reference but the runtime's own: the runtime is
        * finalized by its own worker once the task ends there. */
+      dvt_runtime_shutdown (rt, FALSE, FALSE);
       g_object_unref (task);
       g_object_unref (rt);
       gate_open (&f.gate);
@@ -822,6 +796,7 @@ test_unref_from_loop (void)
       task = dvt_runtime_schedule (rt, async_complete_soon, NULL, NULL, NULL, NULL, &error);
       g_assert_no_error (error);
       g_object_add_weak_pointer (G_OBJECT (rt), (gpointer *) &rt);
+      dvt_runtime_shutdown (rt, FALSE, FALSE);
       g_object_unref (task);
       g_object_unref (rt);
 
@@ -929,7 +904,7 @@ check_nested (guint   max_workers,
               int     depth,
               NestHow how)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (max_workers);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (max_workers);
   Nest nest = { rt, how, depth, 0 };
   DvtTask **tasks = g_new0 (DvtTask *, n_outer);
 
@@ -1010,8 +985,8 @@ test_nested_then_parallel (void)
 {
   for (int round = 0; round < 10; round++)
     {
-      g_autoptr(DvtRuntime) rt = NULL;
-      g_autoptr(DvtRuntime) fresh = NULL;
+      g_autoptr(DvtTestRuntime) rt = NULL;
+      g_autoptr(DvtTestRuntime) fresh = NULL;
 
       check_nested (2, 8, 1, NEST_WAIT);
       rt = dvt_runtime_new (2);
@@ -1083,7 +1058,7 @@ async_forget (DvtTask      *task,
 static void
 test_stats (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (1);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (1);
   g_autoptr(GError) error = NULL;
   g_autoptr(DvtStats) empty = NULL;
   g_autoptr(DvtStats) stats = NULL;

@@ -91,7 +91,7 @@ item_out_of_order (DvtTask      *task,
 static void
 test_map_order (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (4);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (4);
   g_autoptr(DvtOptions) options = dvt_options_new ();
   g_autoptr(GError) error = NULL;
   g_autoptr(GArray) results = NULL;
@@ -129,7 +129,7 @@ item_never (DvtTask      *task,
 static void
 test_map_empty (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(DvtOptions) options = dvt_options_new ();
   g_autoptr(GError) error = NULL;
   GArray *results;
@@ -158,7 +158,7 @@ test_map_empty (void)
 static void
 test_map_many (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (4);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (4);
   guint sizes[] = { 1, 2, 3, 17, 500, 501, 10000 };
 
   for (guint s = 0; s < G_N_ELEMENTS (sizes); s++)
@@ -247,7 +247,7 @@ check_concurrency (DvtRuntime *rt,
 static void
 test_map_max_concurrency (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (4);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (4);
 
   check_concurrency (rt, 1, 1);
   check_concurrency (rt, 2, 2);
@@ -304,7 +304,7 @@ check_return_errors (GArray *results,
 static void
 test_map_return_errors (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (4);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (4);
   g_autoptr(DvtOptions) options = dvt_options_new ();
   g_autoptr(GError) error = NULL;
   g_autoptr(GArray) results = NULL;
@@ -340,7 +340,7 @@ item_fail_at (DvtTask      *task,
 static void
 test_map_first_failure_sequential (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (4);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (4);
   g_autoptr(DvtOptions) options = dvt_options_new ();
   g_autoptr(GError) error = NULL;
   GArray *results;
@@ -400,7 +400,7 @@ item_running_finish (DvtTask      *task,
 static void
 test_map_first_failure_running_finish (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (4);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (4);
   g_autoptr(DvtOptions) options = dvt_options_new ();
   g_autoptr(GError) error = NULL;
   GArray *results;
@@ -521,7 +521,7 @@ check_async_map (DvtRuntime *rt,
 static void
 test_map_async_items (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   AsyncItems ai = { { 0 }, dvt_runtime_get_context (rt), NULL, 0 };
 
   /* Bounded concurrency, on the loop thread. */
@@ -557,7 +557,7 @@ async_items_caller_thread (gpointer data)
 static void
 test_map_async_items_caller_context (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
 
   g_thread_join (g_thread_new ("map-caller", async_items_caller_thread, rt));
 }
@@ -578,7 +578,7 @@ item_async_forget (DvtTask      *task,
 static void
 test_map_async_items_not_completed (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(DvtOptions) options = dvt_options_new ();
   g_autoptr(GError) error = NULL;
   g_autoptr(GArray) results = NULL;
@@ -668,7 +668,7 @@ map_async_thread (gpointer data)
 static void
 test_map_async (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (3);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (3);
   MapAsync ma = { 0 };
 
   ma.rt = rt;
@@ -734,7 +734,7 @@ map_async_items_thread (gpointer data)
 static void
 test_map_async_items_async (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   MapAsyncItems m = { 0 };
 
   m.rt = rt;
@@ -772,7 +772,7 @@ map_invalid_cb (GObject      *source,
 static void
 test_map_too_many (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GError) error = NULL;
   GError *async_error = NULL;
 
@@ -830,7 +830,7 @@ item_nested (DvtTask      *task,
 static void
 test_map_nested (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GError) error = NULL;
   g_autoptr(GArray) results = NULL;
 
@@ -865,7 +865,7 @@ item_until_cancelled (DvtTask      *task,
 static void
 test_map_cancel (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(DvtOptions) options = dvt_options_new ();
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(GError) error = NULL;
@@ -898,7 +898,7 @@ item_pointer (DvtTask      *task,
 static void
 test_map_pointer_results (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (3);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (3);
   g_autoptr(GError) error = NULL;
   GArray *results;
 
@@ -1023,7 +1023,7 @@ free_tasks (DvtTask **tasks,
 static void
 test_gather_mixed (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (3);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (3);
   g_autoptr(GError) error = NULL;
   g_autoptr(GArray) results = NULL;
   DvtTask *tasks[8];
@@ -1070,7 +1070,7 @@ test_gather_mixed (void)
 static void
 test_gather_empty (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (1);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (1);
   g_autoptr(GError) error = NULL;
   g_autoptr(GArray) results = NULL;
 
@@ -1107,7 +1107,7 @@ work_gather_children (DvtTask      *task,
 static void
 test_gather_nested (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GError) error = NULL;
   g_autoptr(GArray) results = NULL;
   DvtTask *tasks[6];
@@ -1131,7 +1131,7 @@ test_gather_nested (void)
 static void
 test_gather_return_errors (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(DvtOptions) options = dvt_options_new ();
   g_autoptr(GError) error = NULL;
   g_autoptr(GArray) results = NULL;
@@ -1167,7 +1167,7 @@ test_gather_return_errors (void)
 static void
 test_gather_first_failure (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GError) error = NULL;
   GArray *results;
   GatherShared shared = { 0 };
@@ -1239,7 +1239,7 @@ cancel_when_running (gpointer data)
 static void
 test_gather_cancellable (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(GError) error = NULL;
   GArray *results;

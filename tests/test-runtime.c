@@ -53,7 +53,7 @@ async_return_double (DvtTask      *task,
 static void
 test_run_blocking_value (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_auto(GValue) value = G_VALUE_INIT;
   g_autoptr(GError) error = NULL;
   RunInfo info = { rt, NULL, FALSE };
@@ -108,7 +108,7 @@ async_load_file (DvtTask      *task,
 static void
 test_run_blocking_gio_file (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GError) error = NULL;
   g_autofree char *path = NULL;
   g_autoptr(GFile) file = NULL;
@@ -139,7 +139,7 @@ test_run_blocking_gio_file (void)
 static void
 test_run_blocking_gio_error (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GError) error = NULL;
   g_autoptr(GError) expected = NULL;
   g_autofree char *dir = NULL;
@@ -216,7 +216,7 @@ async_fail (DvtTask      *task,
 static void
 test_run_blocking_error_unchanged (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
 
   for (int how = FAIL_OUT_PARAM; how <= FAIL_LATER; how++)
     {
@@ -291,7 +291,7 @@ run_blocking_caller (gpointer data)
 static void
 test_run_blocking_many_threads (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (4);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (4);
   CallerThread ct[N_CALLER_THREADS];
   GThread *threads[N_CALLER_THREADS];
   guint n_calls = is_valgrind () ? 25 : 250;
@@ -323,7 +323,7 @@ async_do_nothing (DvtTask      *task,
 static void
 test_run_blocking_not_completed (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GError) error = NULL;
   int calls = 0;
 
@@ -399,7 +399,7 @@ async_complete_later (DvtTask      *task,
 static void
 test_run_blocking_complete_later (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GError) error = NULL;
   g_auto(GValue) value = G_VALUE_INIT;
   LaterInfo info = { rt, dvt_runtime_get_context (rt), NULL, FALSE, FALSE };
@@ -449,7 +449,7 @@ caller_context_thread (gpointer data)
 static void
 test_run_blocking_caller_context (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
 
   g_thread_join (g_thread_new ("caller-context", caller_context_thread, rt));
 
@@ -578,7 +578,7 @@ check_probe (DeadlockProbe *probe)
 static void
 test_would_deadlock (gboolean from_source)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GError) error = NULL;
   DeadlockProbe probe = { 0 };
   Gate gate;
@@ -647,7 +647,7 @@ work_answer (DvtTask      *task,
 static void
 test_to_thread_blocking_basic (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_auto(GValue) value = G_VALUE_INIT;
   g_autoptr(GError) error = NULL;
   GThread *ran_on = NULL;
@@ -694,7 +694,7 @@ work_return_kinds (DvtTask      *task,
 static void
 test_to_thread_blocking_kinds (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GError) error = NULL;
 
   {
@@ -752,7 +752,7 @@ work_fail (DvtTask      *task,
 static void
 test_to_thread_blocking_error (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
 
   for (int how = FAIL_OUT_PARAM; how <= FAIL_RETURN_ERROR; how++)
     {
@@ -781,7 +781,7 @@ work_do_nothing (DvtTask      *task,
 static void
 test_to_thread_blocking_not_completed (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GError) error = NULL;
   int calls = 0;
 
@@ -809,7 +809,7 @@ test_to_thread_blocking_complete_twice (void)
 {
   if (g_test_subprocess ())
     {
-      g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+      g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
       g_autoptr(GError) error = NULL;
       g_auto(GValue) value = G_VALUE_INIT;
       int done = 0;
@@ -900,7 +900,7 @@ cancel_when_started (gpointer data)
 static void
 test_to_thread_blocking_cancel (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(GError) error = NULL;
   CancelWhenStarted cws;
@@ -932,7 +932,7 @@ test_to_thread_blocking_cancel (void)
 static void
 test_to_thread_blocking_pre_cancelled (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(GError) error = NULL;
   int calls = 0;
@@ -1075,7 +1075,7 @@ async_batch_thread (gpointer data)
 static void
 test_to_thread_async_caller_context (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (4);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (4);
   AsyncBatch batch = { 0 };
 
   batch.rt = rt;
@@ -1095,7 +1095,7 @@ test_to_thread_async_caller_context (void)
 static void
 test_to_thread_async_default_context (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   AsyncBatch batch = { 0 };
 
   batch.rt = rt;
@@ -1146,7 +1146,7 @@ cancel_async_cb (GObject      *source,
 static void
 test_to_thread_async_cancel (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   GMainContext *context = g_main_context_new ();
   CancelAsync ca = { 0 };
@@ -1287,7 +1287,7 @@ async_start_map (DvtTask      *task,
 static void
 test_async_from_loop (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GError) error = NULL;
   FromLoop fl = { rt, NULL, 0, 0 };
 
@@ -1376,8 +1376,8 @@ check_destroyed_here (Owned *o)
 static void
 test_blocking_func_data_destroy (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
-  g_autoptr(DvtRuntime) closed = dvt_runtime_new (1);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) closed = dvt_runtime_new (1);
   Owned o;
 
   /* Normal ends, successes and failures. */
@@ -1459,7 +1459,7 @@ test_blocking_func_data_destroy (void)
 static void
 test_blocking_func_data_destroy_cancelled (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
 
   /* Released early while the function runs: the data outlives the call
    * and is freed once, where the function returns. */

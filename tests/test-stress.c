@@ -174,7 +174,7 @@ submit_and_wait_thread (gpointer data)
 static void
 test_submit_wait (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (4);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (4);
   guint n = scaled (10000, 2000);
   Item *items = g_new0 (Item, n);
   Submitter s[4];
@@ -283,7 +283,7 @@ random_async_cb (GObject      *source,
 static void
 test_random_cancel (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (4);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (4);
   g_autoptr(DvtStats) stats = NULL;
   guint n = scaled (6000, 1200);
   RandomItem *items = g_new0 (RandomItem, n);
@@ -657,7 +657,7 @@ cancel_after_a_while (gpointer data)
 static void
 cancel_while_finalizing_body (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   guint n_rounds = scaled (400, 40);
 
   for (guint round = 0; round < n_rounds; round++)
@@ -709,7 +709,7 @@ work_index_quick (DvtTask      *task,
 static void
 gather_race_body (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (4);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (4);
   /* Always in a native child process, even under the valgrind setup. */
   guint n_rounds = 3000;
 

@@ -97,7 +97,7 @@ work_int (DvtTask      *task,
 static void
 test_submit_value (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GError) error = NULL;
   g_autoptr(DvtTask) task = NULL;
 
@@ -144,7 +144,7 @@ async_later (DvtTask      *task,
 static void
 test_schedule_value (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GError) error = NULL;
   g_autoptr(DvtTask) task = NULL;
   Counter counter = { 0, 0 };
@@ -164,7 +164,7 @@ test_schedule_value (void)
 static void
 test_wait_timeout (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GError) error = NULL;
   g_autoptr(DvtTask) task = NULL;
   Blocker b;
@@ -214,7 +214,7 @@ waiter_thread (gpointer data)
 static void
 test_wait_many_threads (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GError) error = NULL;
   g_autoptr(DvtTask) task = NULL;
   Waiter waiters[6];
@@ -319,7 +319,7 @@ run_kind (DvtRuntime *rt,
 static void
 test_propagate (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GError) error = NULL;
 
   {
@@ -419,7 +419,7 @@ test_propagate (void)
 static void
 test_cancel_queued (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (1);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (1);
   g_autoptr(GError) error = NULL;
   g_autoptr(DvtTask) blocker = NULL;
   g_autoptr(DvtTask) victim = NULL;
@@ -472,7 +472,7 @@ test_cancel_queued (void)
 static void
 test_cancel_running (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GError) error = NULL;
   g_autoptr(DvtTask) task = NULL;
   Waiter waiter;
@@ -529,7 +529,7 @@ work_until_cancelled (DvtTask      *task,
 static void
 test_cancel_caller_cancellable (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(GError) error = NULL;
   g_autoptr(DvtTask) t1 = NULL;
@@ -578,7 +578,7 @@ async_count (DvtTask      *task,
 static void
 test_schedule_cancel_queued (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(DvtOptions) options = dvt_options_new ();
   g_autoptr(GError) error = NULL;
   g_autoptr(DvtTask) victim = NULL;
@@ -632,7 +632,7 @@ async_complete_in_100ms (DvtTask      *task,
 static void
 test_wait_timeout_caller_context (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(DvtOptions) options = dvt_options_new ();
   g_autoptr(GError) error = NULL;
   g_autoptr(DvtTask) task = NULL;
@@ -692,7 +692,7 @@ id_thread (gpointer data)
 static void
 test_ids (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GHashTable) seen = g_hash_table_new (g_int64_hash, g_int64_equal);
   guint64 previous = 0;
   Counter counter = { 0, 0 };
@@ -762,7 +762,7 @@ work_look_inside (DvtTask      *task,
 static void
 test_name_and_attempt (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(DvtOptions) options = dvt_options_new ();
   g_autoptr(GError) error = NULL;
   SeenInside seen = { NULL, 0, 99 };
@@ -818,7 +818,7 @@ test_name_and_attempt (void)
 static void
 test_async_result (void)
 {
-  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GError) error = NULL;
   g_autoptr(DvtTask) task = NULL;
   g_autoptr(GObject) source = NULL;

@@ -59,7 +59,16 @@ Tasks
 
 Runtime as a context manager
     ``with Dvt.Runtime.new(2) as rt: ...`` shuts the runtime down on exit,
-    waiting for the work in flight.
+    waiting for the work in flight. A runtime dropped without a shutdown
+    logs a warning (``Dovetail-WARNING``) on stderr.
+
+Exit and signals
+    Dovetail's exit handling (``shutdown_on_exit=True``, the hook of
+    ``Dvt.Runtime.set_shutdown_hook(fn)``) runs from Python's ``atexit``,
+    while the interpreter can still run a Python hook and Python work:
+    the C ``atexit()`` handlers run after the interpreter has been torn
+    down. On SIGINT, the runtimes are shut down first, then Python's own
+    handler runs and raises ``KeyboardInterrupt`` as usual.
 
 Notes
     The functions given to the calls are kept by the library until it is
@@ -75,6 +84,7 @@ Notes
     exception makes no cycle through C.
 """
 
+import atexit
 import itertools
 import threading
 import traceback
@@ -586,6 +596,9 @@ class Runtime(Dvt.Runtime):
 
 Runtime = override(Runtime)
 __all__.append('Runtime')
+
+# See "Exit and signals" above.
+atexit.register(Dvt.Runtime.run_exit_handler)
 
 
 # ---- Task ---------------------------------------------------------------------
