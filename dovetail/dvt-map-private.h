@@ -16,6 +16,7 @@ void          dvt_map_item_done       (DvtMap    *map,
 GCancellable *dvt_map_get_cancellable (DvtMap    *map);
 void          dvt_map_cancel          (DvtMap    *map);
 DvtMailbox   *dvt_map_get_mailbox     (DvtMap    *map);
+void          dvt_map_item_released   (DvtMap    *map);
 void          dvt_map_item_finalized  (DvtMap    *map,
                                        DvtTask   *item);
 

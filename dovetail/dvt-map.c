@@ -49,7 +49,7 @@ struct _DvtMap
   gboolean        pumped;    /* items start from the pump */
   DvtPolicy      *item_policy;
   gboolean        item_tasks; /* each item is dispatched as a task */
-  int             n_item_tasks; /* atomic: item tasks not yet finalized */
+  int             n_item_tasks; /* atomic: item tasks that may still call func */
 
   GArray         *results;   /* GValue slots */
   GDestroyNotify *destroys;  /* per slot, for pointer results; lazy */
@@ -145,13 +145,21 @@ dvt_map_get_mailbox (DvtMap *map)
   return map->mailbox;
 }
 
+/* An item task of @map will not call the map's function again. */
+void
+dvt_map_item_released (DvtMap *map)
+{
+  g_atomic_int_add (&map->n_item_tasks, -1);
+}
+
 /* An item task of @map is being finalized. */
 void
 dvt_map_item_finalized (DvtMap  *map,
                         DvtTask *item)
 {
-  if (item->kind != DVT_TASK_KIND_ITEM)
-    g_atomic_int_add (&map->n_item_tasks, -1);
+  if (item->kind != DVT_TASK_KIND_ITEM &&
+      !dvt_task_has_flag (item, DVT_TASK_FLAG_ITEM_RELEASED))
+    dvt_map_item_released (map);
   dvt_map_unref (map);
 }
 

@@ -272,6 +272,7 @@ on_retry_due (gpointer data)
   if (!g_atomic_int_compare_and_exchange (&task->state, DVT_TASK_RETRYING, DVT_TASK_QUEUED))
     {
       dvt_task_set_flag (task, DVT_TASK_FLAG_FUNC_DONE);
+      dvt_task_release_item (task);
       return G_SOURCE_REMOVE;  /* it ended during the back-off */
     }
 

@@ -66,6 +66,7 @@ enum
   DVT_TASK_FLAG_RETRY_PENDING    = 1 << 7,  /* retry once the function returns */
   DVT_TASK_FLAG_EXPIRED          = 1 << 8,  /* its timeout passed */
   DVT_TASK_FLAG_TIMED            = 1 << 9,  /* a timer was armed for it */
+  DVT_TASK_FLAG_ITEM_RELEASED    = 1 << 10, /* see dvt_task_release_item() */
 };
 
 /* What a call asked for beyond the plain hand-off: resolved from the
@@ -164,6 +165,7 @@ void      dvt_task_push_attempt      (DvtTask             *task);
 void      dvt_task_end_by_runtime    (DvtTask             *task,
                                       GError              *error);
 void      dvt_task_release_func_data (DvtTask             *task);
+void      dvt_task_release_item      (DvtTask             *task);
 void      dvt_task_ensure_cancellable (DvtTask            *task);
 void      dvt_task_connect_caller_cancellable (DvtTask    *task);
 gboolean  dvt_task_wait_internal     (DvtTask             *task,

@@ -425,7 +425,31 @@ function_returned (DvtTask *task)
       return FALSE;
     }
 
-  return (flags & DVT_TASK_FLAG_PUBLISH_PENDING) != 0;
+  if (flags & DVT_TASK_FLAG_PUBLISH_PENDING)
+    return TRUE;
+
+  dvt_task_release_item (task);
+  return FALSE;
+}
+
+/* An item of a map that runs as a task of its own lets go of the map's
+ * function once it has ended and its function will not run again: from
+ * then on the map may free the function's data. Runs once per item. */
+void
+dvt_task_release_item (DvtTask *task)
+{
+  DvtTaskExtra *extra = task->extra;
+
+  if (extra == NULL || extra->map == NULL || task->kind == DVT_TASK_KIND_ITEM ||
+      dvt_task_get_state (task) != DVT_TASK_COMPLETED ||
+      !dvt_task_has_flag (task, DVT_TASK_FLAG_FUNC_DONE))
+    return;
+
+  if (g_atomic_int_or (&task->flags, (guint) DVT_TASK_FLAG_ITEM_RELEASED) &
+      DVT_TASK_FLAG_ITEM_RELEASED)
+    return;
+
+  dvt_map_item_released (extra->map);
 }
 
 static void
@@ -463,6 +487,7 @@ run_thread_job (DvtJob *job)
       if (switched)
         DVT_COUNTER_ADD (&dvt_task_core (task)->n_running, 1);
       dvt_task_set_flag (task, DVT_TASK_FLAG_FUNC_DONE);
+      dvt_task_release_item (task);
     }
 
   g_object_unref (task);
@@ -501,6 +526,7 @@ start_async_mail (DvtMail *mail)
       if (switched)
         DVT_COUNTER_ADD (&dvt_task_core (task)->n_running, 1);
       dvt_task_set_flag (task, DVT_TASK_FLAG_FUNC_DONE);
+      dvt_task_release_item (task);
     }
 
   g_object_unref (task);
@@ -635,6 +661,7 @@ publish (DvtTask *task)
    * one of its functions still runs. */
   if (extra != NULL && extra->map != NULL)
     {
+      dvt_task_release_item (task);
       dvt_map_item_done (extra->map, task, &task->result);
       return;
     }
