@@ -764,6 +764,25 @@ gather_task_done (DvtTask  *task,
   gather_unref (gather);
 }
 
+/* Cancels the tasks of a gather that have not started (@waiting) or all
+ * the others. The waiting ones go first: cancelling a running task frees
+ * its worker, which must not pick up one of them meanwhile. */
+static void
+gather_cancel (DvtTask * const *tasks,
+               guint            n_tasks,
+               gboolean         waiting)
+{
+  for (guint i = 0; i < n_tasks; i++)
+    {
+      DvtTaskState state = dvt_task_get_state (tasks[i]);
+      gboolean is_waiting = state == DVT_TASK_NEW || state == DVT_TASK_QUEUED ||
+                            state == DVT_TASK_RETRYING;
+
+      if (is_waiting == waiting)
+        dvt_task_cancel (tasks[i]);
+    }
+}
+
 /* Waits until the gather is done or the monotonic time @until (-1: no
  * limit), iterating @iterate if given. Returns whether it is done. */
 static gboolean
@@ -892,16 +911,16 @@ dvt_runtime_gather_blocking (DvtRuntime      *self,
 
   if (expired)
     {
-      for (guint i = 0; i < n_tasks; i++)
-        dvt_task_cancel (tasks[i]);
+      gather_cancel (tasks, n_tasks, TRUE);
+      gather_cancel (tasks, n_tasks, FALSE);
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
                    _("The gather did not finish within its deadline of %g seconds"),
                    dvt_options_get_deadline (options));
     }
   else if (g_atomic_int_get (&gather->cancelled) && g_atomic_int_get (&gather->remaining) > 0)
     {
-      for (guint i = 0; i < n_tasks; i++)
-        dvt_task_cancel (tasks[i]);
+      gather_cancel (tasks, n_tasks, TRUE);
+      gather_cancel (tasks, n_tasks, FALSE);
       g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CANCELLED,
                            _("The gather was cancelled"));
     }

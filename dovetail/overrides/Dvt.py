@@ -254,6 +254,18 @@ def _unwrap(value):
     return value
 
 
+def _peek(value):
+    """Like _unwrap(), but leaves the exception stored: the call goes on
+    (a retry filter looks at the error of an attempt)."""
+    if isinstance(value, GLib.Error) and value.domain == _EXCEPTION_DOMAIN:
+        with _lock:
+            scope = _registry.get(value.code)
+            entry = scope._entries.get(value.code) if scope is not None else None
+        if entry is not None:
+            return entry[0]
+    return value
+
+
 def _unwrap_list(values):
     if values is None:
         return values
@@ -599,6 +611,28 @@ __all__.append('Runtime')
 
 # See "Exit and signals" above.
 atexit.register(Dvt.Runtime.run_exit_handler)
+
+
+# ---- Options ------------------------------------------------------------------
+
+class Options(Dvt.Options):
+    """Options for one call (timeout, retries, max_concurrency...)."""
+
+    def set_retry_filter(self, retry_filter, user_data=None):
+        """``retry_filter(task, error)`` decides whether a failed attempt is
+        tried again. @error is what the work raised: a GLib.Error, or the
+        Python exception itself."""
+        if retry_filter is None:
+            Dvt.Options.set_retry_filter(self, None, None)
+            return
+
+        def run(task, error, *_ignored):
+            return bool(retry_filter(task, _peek(error)))
+        Dvt.Options.set_retry_filter(self, run, user_data)
+
+
+Options = override(Options)
+__all__.append('Options')
 
 
 # ---- Task ---------------------------------------------------------------------
