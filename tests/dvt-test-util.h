@@ -36,6 +36,18 @@ static double slow = 1.0;
     _ok;                                                                     \
   })
 
+/* POLL_UNTIL, iterating @context meanwhile (for work delivered there). */
+#define ITERATE_UNTIL(context, expr, seconds)                                \
+  ({                                                                         \
+    gint64 _end = g_get_monotonic_time () +                                  \
+                  (gint64) ((seconds) * slow * G_USEC_PER_SEC);              \
+    gboolean _ok;                                                            \
+    while (!(_ok = !!(expr)) && g_get_monotonic_time () < _end)              \
+      if (!g_main_context_iteration ((context), FALSE))                      \
+        g_usleep (200);                                                      \
+    _ok;                                                                     \
+  })
+
 typedef struct
 {
   GMutex   lock;

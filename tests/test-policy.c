@@ -26,17 +26,6 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
-#define ITERATE_UNTIL(context, expr, seconds)                                \
-  ({                                                                         \
-    gint64 _end = g_get_monotonic_time () +                                  \
-                  (gint64) ((seconds) * slow * G_USEC_PER_SEC);              \
-    gboolean _ok;                                                            \
-    while (!(_ok = !!(expr)) && g_get_monotonic_time () < _end)              \
-      if (!g_main_context_iteration ((context), FALSE))                      \
-        g_usleep (200);                                                      \
-    _ok;                                                                     \
-  })
-
 static double
 seconds_since (gint64 start)
 {

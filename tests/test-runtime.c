@@ -13,18 +13,6 @@
 
 /* Bounds for waits that only guard against hangs; never speed checks. */
 
-/* The same, iterating @context meanwhile (for work delivered there). */
-#define ITERATE_UNTIL(context, expr, seconds)                                \
-  ({                                                                         \
-    gint64 _end = g_get_monotonic_time () +                                  \
-                  (gint64) ((seconds) * slow * G_USEC_PER_SEC);              \
-    gboolean _ok;                                                            \
-    while (!(_ok = !!(expr)) && g_get_monotonic_time () < _end)              \
-      if (!g_main_context_iteration ((context), FALSE))                      \
-        g_usleep (200);                                                      \
-    _ok;                                                                     \
-  })
-
 /* A gate that work functions block on until the test opens it. */
 
 /* ---- run_blocking ------------------------------------------------------ */

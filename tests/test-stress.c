@@ -17,18 +17,6 @@ scaled (guint normal,
   return is_valgrind () ? under_valgrind : normal;
 }
 
-/* The same, iterating @context meanwhile (for work delivered there). */
-#define ITERATE_UNTIL(context, expr, seconds)                                \
-  ({                                                                         \
-    gint64 _end = g_get_monotonic_time () +                                  \
-                  (gint64) ((seconds) * slow * G_USEC_PER_SEC);              \
-    gboolean _ok;                                                            \
-    while (!(_ok = !!(expr)) && g_get_monotonic_time () < _end)              \
-      if (!g_main_context_iteration ((context), FALSE))                      \
-        g_usleep (200);                                                      \
-    _ok;                                                                     \
-  })
-
 /* Aborts the program if a test has not disarmed it in time: a hang is a
  * failure, not a stuck CI job. */
 typedef struct
