@@ -287,9 +287,12 @@ on_retry_due (gpointer data)
 void
 dvt_task_schedule_retry (DvtTask *task)
 {
+  gint64 delay = retry_delay (task->extra->policy, task->attempt);
+
   dvt_task_unset_flag (task, DVT_TASK_FLAG_RETRY_PENDING);
-  arm_timer (task, &task->extra->wait_source,
-             retry_delay (task->extra->policy, task->attempt), on_retry_due);
+  dvt_events_emit (task, DVT_EVENT_RETRY, task->extra->last_error,
+                   (double) delay / G_USEC_PER_SEC);
+  arm_timer (task, &task->extra->wait_source, delay, on_retry_due);
 }
 
 /* ---- the rate limit ---------------------------------------------------- */
@@ -358,5 +361,6 @@ dvt_task_throttle (DvtTask *task,
 {
   DVT_COUNTER_ADD (&dvt_task_core (task)->n_throttled, 1);
   dvt_task_extra (task);
+  dvt_events_emit (task, DVT_EVENT_THROTTLED, NULL, (double) wait / G_USEC_PER_SEC);
   arm_timer (task, &task->extra->wait_source, wait, on_throttle_done);
 }

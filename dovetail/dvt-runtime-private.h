@@ -5,6 +5,7 @@
 
 #pragma once
 
+#include "dvt-events-private.h"
 #include "dvt-mailbox-private.h"
 #include "dvt-pool-private.h"
 #include "dvt-registry-private.h"
@@ -45,6 +46,8 @@ struct _DvtCore
   guint64       n_timed_out;
   gint64        n_running;
 
+  DvtEventQueue events;
+
   /* The rate limit on task starts: a GCRA token bucket, under rate_lock.
    * rate_interval is 0 (atomic read) when there is no limit. */
   GMutex        rate_lock;
@@ -73,6 +76,9 @@ struct _DvtRuntime
   double   retry_jitter;
   double   rate_limit;
   guint    rate_limit_burst;
+
+  GMainContext *event_context;
+  gboolean      trace;
 };
 
 static inline DvtCore *

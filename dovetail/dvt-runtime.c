@@ -65,6 +65,8 @@ enum {
   PROP_RETRY_JITTER,
   PROP_RATE_LIMIT,
   PROP_RATE_LIMIT_BURST,
+  PROP_EVENT_CONTEXT,
+  PROP_TRACE,
   N_PROPS
 };
 
@@ -96,6 +98,9 @@ core_free (DvtCore *core)
 
   g_assert (core->n_live == 0);
 
+  if (core->events.mailbox != core->loop_mailbox)
+    dvt_core_release_mailbox (core, core->events.mailbox);
+
   dvt_pool_clear (&core->pool);
 
   g_hash_table_iter_init (&iter, core->mailboxes);
@@ -103,6 +108,7 @@ core_free (DvtCore *core)
     dvt_mailbox_destroy (mailbox);
   g_hash_table_unref (core->mailboxes);
 
+  dvt_events_clear (&core->events);
   dvt_mailbox_destroy (core->loop_mailbox);
   g_main_context_unref (core->context);
   g_mutex_clear (&core->lock);
@@ -134,6 +140,10 @@ loop_thread_func (gpointer data)
 
   while (!g_atomic_int_get (&core->loop_quit))
     g_main_context_iteration (core->context, TRUE);
+
+  /* Events delivered here that the last iterations left. */
+  if (core->events.mailbox == core->loop_mailbox)
+    dvt_events_flush (&core->events);
 
   g_main_context_pop_thread_default (core->context);
   current_loop_core = NULL;
@@ -195,6 +205,7 @@ core_new (const char *name,
   core->context = g_main_context_new ();
   g_main_context_set_poll_func (core->context, spin_poll);
   core->loop_mailbox = dvt_mailbox_new (core->context, "[dovetail] loop");
+  dvt_events_init (&core->events, core->loop_mailbox);
   core->mailboxes = g_hash_table_new (NULL, NULL);
   dvt_pool_init (&core->pool, max_workers, core, core_hold, core_release);
 
@@ -378,6 +389,10 @@ dvt_core_accept (DvtCore  *core,
 
   DVT_COUNTER_ADD (&core->n_queued, 1);
 
+  if (dvt_events_watch (task) || dvt_task_has_flag (task, DVT_TASK_FLAG_FUTURE))
+    task->accepted_at = g_get_monotonic_time ();
+  dvt_events_emit (task, DVT_EVENT_QUEUED, NULL, 0);
+
   return TRUE;
 }
 
@@ -404,6 +419,12 @@ dvt_core_retire (DvtCore *core,
 
 /* ---- the object -------------------------------------------------------- */
 
+static gboolean
+trace_from_environment (void)
+{
+  return g_strcmp0 (g_getenv ("DVT_TRACE"), "1") == 0;
+}
+
 static void
 dvt_runtime_constructed (GObject *object)
 {
@@ -416,6 +437,9 @@ dvt_runtime_constructed (GObject *object)
 
   self->core = core_new (self->name, self->max_workers);
   dvt_core_set_rate (self->core, self->rate_limit, self->rate_limit_burst);
+  if (self->event_context != NULL)
+    self->core->events.mailbox = dvt_core_acquire_mailbox (self->core, self->event_context);
+  g_atomic_int_set (&self->core->events.trace, self->trace || trace_from_environment ());
   dvt_registry_add (self);
 }
 
@@ -433,6 +457,7 @@ dvt_runtime_finalize (GObject *object)
       dvt_core_unref (self->core);
     }
   g_free (self->name);
+  g_clear_pointer (&self->event_context, g_main_context_unref);
 
   G_OBJECT_CLASS (dvt_runtime_parent_class)->finalize (object);
 }
@@ -489,6 +514,14 @@ dvt_runtime_get_property (GObject    *object,
 
     case PROP_RATE_LIMIT_BURST:
       g_value_set_uint (value, self->rate_limit_burst);
+      break;
+
+    case PROP_EVENT_CONTEXT:
+      g_value_set_boxed (value, self->event_context);
+      break;
+
+    case PROP_TRACE:
+      g_value_set_boolean (value, self->core != NULL && g_atomic_int_get (&self->core->events.trace));
       break;
 
     default:
@@ -554,6 +587,17 @@ dvt_runtime_set_property (GObject      *object,
       self->rate_limit_burst = g_value_get_uint (value);
       if (self->core != NULL)
         dvt_core_set_rate (self->core, self->rate_limit, self->rate_limit_burst);
+      break;
+
+    case PROP_EVENT_CONTEXT:
+      g_clear_pointer (&self->event_context, g_main_context_unref);
+      self->event_context = g_value_dup_boxed (value);
+      break;
+
+    case PROP_TRACE:
+      self->trace = g_value_get_boolean (value);
+      if (self->core != NULL)
+        g_atomic_int_set (&self->core->events.trace, self->trace || trace_from_environment ());
       break;
 
     default:
@@ -752,7 +796,37 @@ dvt_runtime_class_init (DvtRuntimeClass *klass)
                        G_PARAM_READWRITE | G_PARAM_CONSTRUCT |
                        G_PARAM_STATIC_STRINGS);
 
+  /**
+   * DvtRuntime:event-context:
+   *
+   * The main context on which the runtime's events (its signals and those
+   * of its tasks) are emitted, or %NULL (the default) for the runtime's
+   * own loop thread. A GTK application passes its main context here to
+   * receive events on its main thread; GJS must, as it runs JavaScript
+   * only there.
+   *
+   * Handlers always run on that one context, one at a time, in the order
+   * the events happened; events are batched onto it, not one source each.
+   */
+  properties[PROP_EVENT_CONTEXT] =
+    g_param_spec_boxed ("event-context", NULL, NULL, G_TYPE_MAIN_CONTEXT,
+                        G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY |
+                        G_PARAM_STATIC_STRINGS);
+
+  /**
+   * DvtRuntime:trace:
+   *
+   * Logs one line per event with g_debug() under the `Dovetail` log domain
+   * (shown with `G_MESSAGES_DEBUG=Dovetail`). Also on when the environment
+   * has `DVT_TRACE=1`. It applies to tasks accepted after it is set.
+   */
+  properties[PROP_TRACE] =
+    g_param_spec_boolean ("trace", NULL, NULL, FALSE,
+                          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
+
   g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  dvt_events_add_signals (DVT_TYPE_RUNTIME, TRUE);
 
   bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
   bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
@@ -1109,8 +1183,9 @@ start_future (DvtRuntime      *self,
   task = new_work_task (self, kind, func, func_data, func_data_destroy,
                         options, cancellable);
   /* A future can be cancelled while it runs: its work gets a cancellable,
-   * made when it starts so that a queued task costs none. */
-  dvt_task_set_flag (task, DVT_TASK_FLAG_WANTS_CANCELLABLE);
+   * made when it starts so that a queued task costs none. Its own signals
+   * may get handlers. */
+  dvt_task_set_flag (task, DVT_TASK_FLAG_WANTS_CANCELLABLE | DVT_TASK_FLAG_FUTURE);
 
   if (!start_task (self, task, error))
     g_clear_object (&task);

@@ -67,6 +67,9 @@ enum
   DVT_TASK_FLAG_EXPIRED          = 1 << 8,  /* its timeout passed */
   DVT_TASK_FLAG_TIMED            = 1 << 9,  /* a timer was armed for it */
   DVT_TASK_FLAG_ITEM_RELEASED    = 1 << 10, /* see dvt_task_release_item() */
+  DVT_TASK_FLAG_WATCHED          = 1 << 11, /* its events are recorded */
+  DVT_TASK_FLAG_END_EVENT        = 1 << 12, /* its terminal event is */
+  DVT_TASK_FLAG_FUTURE           = 1 << 13, /* returned to the caller */
 };
 
 /* What a call asked for beyond the plain hand-off: resolved from the
@@ -124,6 +127,7 @@ struct _DvtTask
 
   DvtRuntime          *runtime;
   guint64              id;
+  gint64               accepted_at;   /* when watched: for elapsed times */
 
   int                  state;         /* DvtTaskState, atomic */
   int                  completing;    /* DvtClaim, atomic */

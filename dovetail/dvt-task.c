@@ -141,6 +141,8 @@ dvt_task_class_init (DvtTaskClass *klass)
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
 
   object_class->finalize = dvt_task_finalize;
+
+  dvt_events_add_signals (DVT_TYPE_TASK, FALSE);
 }
 
 static void
@@ -366,6 +368,10 @@ dvt_task_mark_started (DvtTask *task)
     return;  /* an item of a map: the map counts */
   DVT_COUNTER_ADD (&dvt_task_core (task)->n_started, 1);
   DVT_COUNTER_ADD (&dvt_task_core (task)->n_running, 1);
+  dvt_events_emit (task, DVT_EVENT_STARTED, NULL,
+                   task->accepted_at > 0
+                     ? (double) (g_get_monotonic_time () - task->accepted_at) / G_USEC_PER_SEC
+                     : 0);
 }
 
 /* After a work function returned: fail the task with @error (owned) if it
@@ -777,6 +783,8 @@ dvt_task_finish (DvtTask   *task,
   previous = (DvtTaskState) __atomic_exchange_n (&task->state, DVT_TASK_COMPLETED,
                                                  __ATOMIC_SEQ_CST);
   count_end (task, previous);
+  if (dvt_task_has_flag (task, DVT_TASK_FLAG_ACCEPTED))
+    dvt_events_emit_end (task);
 
   /* A worker completing the task it runs publishes once its function has
    * returned, as GTask does: the waiter then finds that worker free. */

@@ -1,0 +1,54 @@
+/* dvt-events-private.h: task events, queued and delivered on one context
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#pragma once
+
+#include "dvt-mailbox-private.h"
+#include "dvt-task.h"
+
+G_BEGIN_DECLS
+
+typedef enum
+{
+  DVT_EVENT_QUEUED,
+  DVT_EVENT_STARTED,
+  DVT_EVENT_RETRY,
+  DVT_EVENT_THROTTLED,
+  DVT_EVENT_FAILED,
+  DVT_EVENT_CANCELLED,
+  DVT_EVENT_FINISHED,
+  DVT_N_EVENTS
+} DvtEventKind;
+
+typedef struct _DvtEventRecord DvtEventRecord;
+typedef struct _DvtCore        DvtCore;
+
+/* The events of a runtime waiting for delivery, in the order they
+ * happened. */
+typedef struct
+{
+  GMutex          lock;
+  DvtEventRecord *head;
+  DvtEventRecord *tail;
+  gboolean        posted;
+  DvtMailbox     *mailbox;   /* where they are delivered */
+  DvtMail         mail;
+  int             trace;     /* atomic: log each event */
+} DvtEventQueue;
+
+void     dvt_events_init       (DvtEventQueue *queue,
+                                DvtMailbox    *mailbox);
+void     dvt_events_clear      (DvtEventQueue *queue);
+void     dvt_events_flush      (DvtEventQueue *queue);
+gboolean dvt_events_watch      (DvtTask       *task);
+void     dvt_events_emit       (DvtTask       *task,
+                                DvtEventKind   kind,
+                                const GError  *error,
+                                double         value);
+void     dvt_events_emit_end   (DvtTask       *task);
+void     dvt_events_add_signals (GType         type,
+                                 gboolean      with_task);
+
+G_END_DECLS
