@@ -7,6 +7,7 @@
 
 #include "dvt-events-private.h"
 #include "dvt-mailbox-private.h"
+#include "dvt-stats-private.h"
 #include "dvt-pool-private.h"
 #include "dvt-registry-private.h"
 #include "dvt-runtime.h"
@@ -47,6 +48,11 @@ struct _DvtCore
   gint64        n_running;
 
   DvtEventQueue events;
+
+  DvtHistogram  queue_wait;
+  DvtHistogram  run_time;
+  GMutex        counters_lock;
+  GHashTable   *counters;      /* the application's: name → gint64 */
 
   /* The rate limit on task starts: a GCRA token bucket, under rate_lock.
    * rate_interval is 0 (atomic read) when there is no limit. */

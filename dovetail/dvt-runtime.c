@@ -113,6 +113,8 @@ core_free (DvtCore *core)
   g_main_context_unref (core->context);
   g_mutex_clear (&core->lock);
   g_mutex_clear (&core->rate_lock);
+  g_mutex_clear (&core->counters_lock);
+  g_clear_pointer (&core->counters, g_hash_table_unref);
   g_cond_clear (&core->idle_cond);
   g_free (core);
 }
@@ -201,6 +203,7 @@ core_new (const char *name,
   core->ref_count = 1;
   g_mutex_init (&core->lock);
   g_mutex_init (&core->rate_lock);
+  g_mutex_init (&core->counters_lock);
   g_cond_init (&core->idle_cond);
   core->context = g_main_context_new ();
   g_main_context_set_poll_func (core->context, spin_poll);
@@ -389,8 +392,8 @@ dvt_core_accept (DvtCore  *core,
 
   DVT_COUNTER_ADD (&core->n_queued, 1);
 
-  if (dvt_events_watch (task) || dvt_task_has_flag (task, DVT_TASK_FLAG_FUTURE))
-    task->accepted_at = g_get_monotonic_time ();
+  task->accepted_at = g_get_monotonic_time ();
+  dvt_events_watch (task);
   dvt_events_emit (task, DVT_EVENT_QUEUED, NULL, 0);
 
   return TRUE;
@@ -1399,6 +1402,34 @@ dvt_runtime_get_stats (DvtRuntime *self)
 
     stats->pending = stats->queued > ended ? stats->queued - ended : 0;
   }
+  {
+    double times[4];
+
+    dvt_histogram_read (&core->queue_wait, times);
+    stats->queue_wait_p50 = times[0];
+    stats->queue_wait_p90 = times[1];
+    stats->queue_wait_p99 = times[2];
+    stats->queue_wait_max = times[3];
+    dvt_histogram_read (&core->run_time, times);
+    stats->run_time_p50 = times[0];
+    stats->run_time_p90 = times[1];
+    stats->run_time_p99 = times[2];
+    stats->run_time_max = times[3];
+  }
+
+  g_mutex_lock (&core->counters_lock);
+  if (core->counters != NULL)
+    {
+      GHashTableIter iter;
+      gpointer name, value;
+
+      stats->counters = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+      g_hash_table_iter_init (&iter, core->counters);
+      while (g_hash_table_iter_next (&iter, &name, &value))
+        g_hash_table_insert (stats->counters, g_strdup (name),
+                             g_memdup2 (value, sizeof (gint64)));
+    }
+  g_mutex_unlock (&core->counters_lock);
 
   return stats;
 }
@@ -1457,4 +1488,40 @@ dvt_runtime_clear_rate_limit (DvtRuntime *self)
   g_return_if_fail (DVT_IS_RUNTIME (self));
 
   g_object_set (self, "rate-limit", 0.0, NULL);
+}
+
+/**
+ * dvt_runtime_inc_stat:
+ * @self: a runtime
+ * @name: the counter's name
+ * @delta: what to add (may be negative)
+ *
+ * Adds @delta to a counter of the application's own, created at 0 on
+ * first use. Snapshots from [method@Runtime.get_stats] carry the
+ * counters: read them with [method@Stats.get_counter]. Any thread may
+ * call this.
+ */
+void
+dvt_runtime_inc_stat (DvtRuntime *self,
+                      const char *name,
+                      gint64      delta)
+{
+  DvtCore *core;
+  gint64 *value;
+
+  g_return_if_fail (DVT_IS_RUNTIME (self));
+  g_return_if_fail (name != NULL);
+
+  core = self->core;
+  g_mutex_lock (&core->counters_lock);
+  if (core->counters == NULL)
+    core->counters = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  value = g_hash_table_lookup (core->counters, name);
+  if (value == NULL)
+    {
+      value = g_new0 (gint64, 1);
+      g_hash_table_insert (core->counters, g_strdup (name), value);
+    }
+  *value += delta;
+  g_mutex_unlock (&core->counters_lock);
 }

@@ -149,5 +149,9 @@ gboolean      dvt_runtime_set_rate_limit     (DvtRuntime          *self,
                                               GError             **error);
 DVT_AVAILABLE_IN_ALL
 void          dvt_runtime_clear_rate_limit   (DvtRuntime          *self);
+DVT_AVAILABLE_IN_ALL
+void          dvt_runtime_inc_stat           (DvtRuntime          *self,
+                                              const char          *name,
+                                              gint64               delta);
 
 G_END_DECLS

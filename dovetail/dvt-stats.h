@@ -32,6 +32,18 @@ typedef struct _DvtStats DvtStats;
  * @throttled: attempts the rate limit held back
  * @timed_out: tasks that ended because their timeout passed, and maps
  *   past their deadline (also counted in @error)
+ * @queue_wait_p50: median time, in seconds, from a task's acceptance to
+ *   the start of its first attempt
+ * @queue_wait_p90: 90th percentile of the same
+ * @queue_wait_p99: 99th percentile of the same
+ * @queue_wait_max: the longest
+ * @run_time_p50: median time, in seconds, from a task's first start to
+ *   its end (every attempt and back-off included)
+ * @run_time_p90: 90th percentile of the same
+ * @run_time_p99: 99th percentile of the same
+ * @run_time_max: the longest
+ * @counters: (skip): the counters of dvt_runtime_inc_stat(); read them with
+ *   dvt_stats_get_counter()
  * @running: tasks started and not yet ended when the snapshot was taken
  * @pending: tasks accepted and not yet ended when the snapshot was taken
  *
@@ -40,6 +52,10 @@ typedef struct _DvtStats DvtStats;
  *
  * Every accepted task ends exactly once, so once a runtime is idle
  * @queued equals @done + @error + @cancelled.
+ *
+ * The times are kept in histograms with four buckets per power of two
+ * (microseconds), so a percentile is exact to within about 12%; the
+ * maximum is exact. They cover every accepted task (a map is one).
  */
 struct _DvtStats
 {
@@ -53,6 +69,17 @@ struct _DvtStats
   guint64 timed_out;
   guint64 running;
   guint64 pending;
+
+  double  queue_wait_p50;
+  double  queue_wait_p90;
+  double  queue_wait_p99;
+  double  queue_wait_max;
+  double  run_time_p50;
+  double  run_time_p90;
+  double  run_time_p99;
+  double  run_time_max;
+
+  GHashTable *counters;
 };
 
 DVT_AVAILABLE_IN_ALL
@@ -61,6 +88,11 @@ DVT_AVAILABLE_IN_ALL
 DvtStats *dvt_stats_copy     (const DvtStats *stats);
 DVT_AVAILABLE_IN_ALL
 void      dvt_stats_free     (DvtStats       *stats);
+DVT_AVAILABLE_IN_ALL
+gint64    dvt_stats_get_counter       (const DvtStats *stats,
+                                       const char     *name);
+DVT_AVAILABLE_IN_ALL
+char    **dvt_stats_get_counter_names (const DvtStats *stats);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DvtStats, dvt_stats_free)
 

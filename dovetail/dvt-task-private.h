@@ -127,7 +127,8 @@ struct _DvtTask
 
   DvtRuntime          *runtime;
   guint64              id;
-  gint64               accepted_at;   /* when watched: for elapsed times */
+  gint64               accepted_at;   /* monotonic µs */
+  gint64               started_at;    /* of the first attempt; 0: none */
 
   int                  state;         /* DvtTaskState, atomic */
   int                  completing;    /* DvtClaim, atomic */

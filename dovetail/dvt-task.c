@@ -366,12 +366,18 @@ dvt_task_mark_started (DvtTask *task)
 {
   if (!dvt_task_has_flag (task, DVT_TASK_FLAG_ACCEPTED))
     return;  /* an item of a map: the map counts */
-  DVT_COUNTER_ADD (&dvt_task_core (task)->n_started, 1);
-  DVT_COUNTER_ADD (&dvt_task_core (task)->n_running, 1);
+  DvtCore *core = dvt_task_core (task);
+  gint64 now = g_get_monotonic_time ();
+
+  DVT_COUNTER_ADD (&core->n_started, 1);
+  DVT_COUNTER_ADD (&core->n_running, 1);
+  if (__atomic_load_n (&task->started_at, __ATOMIC_RELAXED) == 0)
+    {
+      __atomic_store_n (&task->started_at, now, __ATOMIC_RELAXED);
+      dvt_histogram_add (&core->queue_wait, now - task->accepted_at);
+    }
   dvt_events_emit (task, DVT_EVENT_STARTED, NULL,
-                   task->accepted_at > 0
-                     ? (double) (g_get_monotonic_time () - task->accepted_at) / G_USEC_PER_SEC
-                     : 0);
+                   (double) (now - task->accepted_at) / G_USEC_PER_SEC);
 }
 
 /* After a work function returned: fail the task with @error (owned) if it
@@ -631,6 +637,12 @@ count_end (DvtTask      *task,
 
   if (previous == DVT_TASK_RUNNING)
     DVT_COUNTER_ADD (&core->n_running, -1);
+  {
+    gint64 started_at = __atomic_load_n (&task->started_at, __ATOMIC_RELAXED);
+
+    if (started_at != 0)
+      dvt_histogram_add (&core->run_time, g_get_monotonic_time () - started_at);
+  }
 
   if (error == NULL)
     DVT_COUNTER_ADD (&core->n_done, 1);
