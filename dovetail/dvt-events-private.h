@@ -16,6 +16,7 @@ typedef enum
   DVT_EVENT_STARTED,
   DVT_EVENT_RETRY,
   DVT_EVENT_THROTTLED,
+  DVT_EVENT_PROGRESS,   /* not an end: the ends come last */
   DVT_EVENT_FAILED,
   DVT_EVENT_CANCELLED,
   DVT_EVENT_FINISHED,
@@ -48,6 +49,9 @@ void     dvt_events_emit       (DvtTask       *task,
                                 const GError  *error,
                                 double         value);
 void     dvt_events_emit_end   (DvtTask       *task);
+gboolean dvt_events_wanted     (DvtTask       *task);
+void     dvt_events_emit_progress (DvtTask    *batch,
+                                   gpointer    map);
 void     dvt_events_add_signals (GType         type,
                                  gboolean      with_task);
 

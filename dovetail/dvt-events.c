@@ -4,6 +4,7 @@
  */
 
 #include "dvt-events-private.h"
+#include "dvt-map-private.h"
 #include "dvt-runtime-private.h"
 #include "dvt-task-private.h"
 
@@ -22,10 +23,12 @@ struct _DvtEventRecord
   guint           attempt;
   GError         *error;
   double          value;
+  DvtMap         *map;       /* for progress */
 };
 
 static const char * const event_names[DVT_N_EVENTS] = {
-  "queued", "started", "retry", "throttled", "failed", "cancelled", "finished",
+  "queued", "started", "retry", "throttled", "progress", "failed", "cancelled",
+  "finished",
 };
 
 static guint runtime_signals[DVT_N_EVENTS];
@@ -53,6 +56,8 @@ record_free (DvtEventRecord *record)
 {
   g_object_unref (record->task);
   g_clear_error (&record->error);
+  if (record->map != NULL)
+    dvt_map_unref (record->map);
   g_free (record);
 }
 
@@ -84,8 +89,8 @@ dvt_events_watch (DvtTask *task)
   return TRUE;
 }
 
-static gboolean
-wanted (DvtTask *task)
+gboolean
+dvt_events_wanted (DvtTask *task)
 {
   if (dvt_task_has_flag (task, DVT_TASK_FLAG_WATCHED))
     return TRUE;
@@ -96,29 +101,14 @@ wanted (DvtTask *task)
                                 0, 0, NULL, NULL, NULL) != 0;
 }
 
-/* Records an event of @task. @value is the elapsed time, the back-off
- * delay or the throttle wait, in seconds, depending on @kind. Once a
- * terminal event is recorded, the task records no other. */
-void
-dvt_events_emit (DvtTask       *task,
-                 DvtEventKind   kind,
-                 const GError  *error,
-                 double         value)
+/* Appends @record (owned) to the queue of @task's runtime, in order,
+ * unless the task has already recorded its end. */
+static void
+enqueue (DvtTask        *task,
+         DvtEventRecord *record)
 {
-  DvtEventQueue *queue;
-  DvtEventRecord *record;
+  DvtEventQueue *queue = queue_of (task);
   gboolean post;
-
-  if (G_LIKELY (!wanted (task)))
-    return;
-
-  queue = queue_of (task);
-  record = g_new0 (DvtEventRecord, 1);
-  record->task = g_object_ref (task);
-  record->kind = kind;
-  record->attempt = task->attempt;
-  record->error = error != NULL ? g_error_copy (error) : NULL;
-  record->value = value;
 
   g_mutex_lock (&queue->lock);
   if (dvt_task_has_flag (task, DVT_TASK_FLAG_END_EVENT))
@@ -127,7 +117,7 @@ dvt_events_emit (DvtTask       *task,
       record_free (record);
       return;
     }
-  if (kind >= DVT_EVENT_FAILED)
+  if (record->kind >= DVT_EVENT_FAILED)
     dvt_task_set_flag (task, DVT_TASK_FLAG_END_EVENT);
   if (queue->tail != NULL)
     queue->tail->next = record;
@@ -140,6 +130,45 @@ dvt_events_emit (DvtTask       *task,
 
   if (post)
     dvt_mailbox_post (queue->mailbox, &queue->mail);
+}
+
+/* Records an event of @task. @value is the elapsed time, the back-off
+ * delay or the throttle wait, in seconds, depending on @kind. Once a
+ * terminal event is recorded, the task records no other. */
+void
+dvt_events_emit (DvtTask       *task,
+                 DvtEventKind   kind,
+                 const GError  *error,
+                 double         value)
+{
+  DvtEventRecord *record;
+
+  if (G_LIKELY (!dvt_events_wanted (task)))
+    return;
+
+  record = g_new0 (DvtEventRecord, 1);
+  record->task = g_object_ref (task);
+  record->kind = kind;
+  record->attempt = task->attempt;
+  record->error = error != NULL ? g_error_copy (error) : NULL;
+  record->value = value;
+  enqueue (task, record);
+}
+
+/* Records progress of the map @map whose batch is @batch; the count is
+ * read when the record is delivered, so one record stands for every item
+ * done meanwhile (dvt_map_take_progress()). */
+void
+dvt_events_emit_progress (DvtTask  *batch,
+                          gpointer  map)
+{
+  DvtEventRecord *record = g_new0 (DvtEventRecord, 1);
+
+  record->task = g_object_ref (batch);
+  record->kind = DVT_EVENT_PROGRESS;
+  record->attempt = batch->attempt;
+  record->map = dvt_map_ref (map);
+  enqueue (batch, record);
 }
 
 static double
@@ -208,6 +237,15 @@ emit_record (DvtEventRecord *record)
     case DVT_EVENT_FINISHED:
       g_signal_emit (runtime, rs, detail, task, record->value);
       g_signal_emit (task, ts, 0, record->value);
+      break;
+    case DVT_EVENT_PROGRESS:
+      {
+        guint done, total;
+
+        dvt_map_take_progress (record->map, &done, &total);
+        g_signal_emit (runtime, rs, detail, task, done, total);
+        g_signal_emit (task, ts, 0, done, total);
+      }
       break;
     case DVT_EVENT_FAILED:
     case DVT_EVENT_CANCELLED:
@@ -310,6 +348,19 @@ dvt_events_flush (DvtEventQueue *queue)
  */
 
 /**
+ * DvtRuntime::progress:
+ * @self: the runtime
+ * @task: the task of a map
+ * @done: how many items of the map have ended
+ * @total: how many items it has
+ *
+ * Items of a map ended. One emission stands for every item that ended
+ * since the last one, so a handler drawing a progress bar is not called
+ * once per item; the last one before the map's end has @done equal to
+ * @total unless the map stopped early.
+ */
+
+/**
  * DvtRuntime::failed:
  * @self: the runtime
  * @task: the task
@@ -376,6 +427,15 @@ dvt_events_flush (DvtEventQueue *queue)
  */
 
 /**
+ * DvtTask::progress:
+ * @task: the task of a map
+ * @done: how many items of the map have ended
+ * @total: how many items it has
+ *
+ * Items of the map ended (see [signal@Runtime::progress]).
+ */
+
+/**
  * DvtTask::failed:
  * @task: the task
  * @error: the error the task ended with
@@ -401,7 +461,7 @@ dvt_events_flush (DvtEventQueue *queue)
  * The task ended in success (see [signal@Runtime::finished]).
  */
 
-/* Adds the seven event signals to @type (DvtRuntime, whose signals carry
+/* Adds the event signals to @type (DvtRuntime, whose signals carry
  * the task and take its name as detail, or DvtTask) and records their
  * ids. */
 void
@@ -419,6 +479,7 @@ dvt_events_add_signals (GType    type,
     [DVT_EVENT_STARTED]   = { 1, { G_TYPE_UINT } },
     [DVT_EVENT_RETRY]     = { 3, { G_TYPE_ERROR, G_TYPE_UINT, G_TYPE_DOUBLE } },
     [DVT_EVENT_THROTTLED] = { 1, { G_TYPE_DOUBLE } },
+    [DVT_EVENT_PROGRESS]  = { 2, { G_TYPE_UINT, G_TYPE_UINT } },
     [DVT_EVENT_FAILED]    = { 2, { G_TYPE_ERROR, G_TYPE_DOUBLE } },
     [DVT_EVENT_CANCELLED] = { 2, { G_TYPE_ERROR, G_TYPE_DOUBLE } },
     [DVT_EVENT_FINISHED]  = { 1, { G_TYPE_DOUBLE } },

@@ -17,6 +17,10 @@ GCancellable *dvt_map_get_cancellable (DvtMap    *map);
 void          dvt_map_cancel          (DvtMap    *map);
 DvtMailbox   *dvt_map_get_mailbox     (DvtMap    *map);
 void          dvt_map_item_released   (DvtMap    *map);
+DvtMap       *dvt_map_ref             (DvtMap    *map);
+void          dvt_map_take_progress   (DvtMap    *map,
+                                       guint     *done,
+                                       guint     *total);
 void          dvt_map_item_finalized  (DvtMap    *map,
                                        DvtTask   *item);
 

@@ -50,6 +50,8 @@ struct _DvtMap
   DvtPolicy      *item_policy;
   gboolean        item_tasks; /* each item is dispatched as a task */
   int             n_item_tasks; /* atomic: item tasks that may still call func */
+  int             n_done;    /* atomic: items ended */
+  int             progress_pending; /* atomic: a progress event waits */
 
   GArray         *results;   /* GValue slots */
   GDestroyNotify *destroys;  /* per slot, for pointer results; lazy */
@@ -71,7 +73,7 @@ struct _DvtMap
   DvtMail         start_mail;
 };
 
-static DvtMap *
+DvtMap *
 dvt_map_ref (DvtMap *map)
 {
   g_atomic_int_inc (&map->ref_count);
@@ -137,6 +139,17 @@ GCancellable *
 dvt_map_get_cancellable (DvtMap *map)
 {
   return dvt_task_get_cancellable (map->batch);
+}
+
+/* For a progress event being delivered: the items ended so far. */
+void
+dvt_map_take_progress (DvtMap *map,
+                       guint  *done,
+                       guint  *total)
+{
+  g_atomic_int_set (&map->progress_pending, 0);
+  *done = (guint) g_atomic_int_get (&map->n_done);
+  *total = map->n_items;
 }
 
 DvtMailbox *
@@ -248,6 +261,12 @@ dvt_map_item_done (DvtMap    *map,
         }
     }
   memset (result, 0, sizeof *result);
+
+  g_atomic_int_inc (&map->n_done);
+  if (g_atomic_int_get (&map->progress_pending) == 0 &&
+      dvt_task_has_flag (map->batch, DVT_TASK_FLAG_WATCHED) &&
+      g_atomic_int_compare_and_exchange (&map->progress_pending, 0, 1))
+    dvt_events_emit_progress (map->batch, map);
 
   if (map->pumped)
     {

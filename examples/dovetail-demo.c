@@ -15,15 +15,42 @@
  *
  *   dovetail-demo [--max-files N] [--concurrency N] [--quiet] [DIRECTORY]
  *
+ * On a terminal, a progress bar follows the map: the runtime's "progress"
+ * signal, emitted on its loop thread, once for however many files ended
+ * since the last call.
+ *
  * DIRECTORY defaults to /usr/share/doc. The exit status is 0 when the walk
  * and the map ran, even if some files could not be read, and 1 otherwise.
  */
 
 #include <dovetail.h>
 #include <locale.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define READ_SIZE (64 * 1024)
+
+/* ---- the progress bar -------------------------------------------------- */
+
+/* Runs on the runtime's loop thread, one call at a time. */
+static void
+on_progress (DvtRuntime *runtime,
+             DvtTask    *task,
+             guint       done,
+             guint       total,
+             gpointer    user_data)
+{
+  const int width = 40;
+  int filled = total > 0 ? (int) ((guint64) done * width / total) : width;
+
+  fprintf (stderr, "\r[%.*s%*s] %u/%u files", filled,
+           "########################################", width - filled, "",
+           done, total);
+  if (done == total)
+    fputc ('\n', stderr);
+  fflush (stderr);
+}
 
 /* ---- the walk: plain blocking code, run on a worker -------------------- */
 
@@ -354,6 +381,8 @@ main (int   argc,
   start = g_get_monotonic_time ();
 
   runtime = dvt_runtime_new (0);
+  if (isatty (STDERR_FILENO) && isatty (STDOUT_FILENO))
+    g_signal_connect (runtime, "progress::checksum", G_CALLBACK (on_progress), NULL);
 
   /* 1. The walk: blocking work on a worker thread, waited for here. */
   walk.root = g_file_new_for_commandline_arg (root);
@@ -390,6 +419,8 @@ main (int   argc,
     }
 
   elapsed = g_get_monotonic_time () - start;
+  /* The last progress call may still be running on the loop thread. */
+  g_signal_handlers_disconnect_by_func (runtime, on_progress, NULL);
 
   /* 3. The results, in the order of the walk. Each slot holds either the
    * item's pointer result (ours to free now) or its GError. */
