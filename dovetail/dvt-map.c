@@ -631,7 +631,11 @@ dvt_runtime_map_blocking (DvtRuntime    *self,
 
   if (!check_map_args (n_items, options, error) ||
       !dvt_core_check_blocking (dvt_runtime_get_core (self), error))
-    return NULL;
+    {
+      if (func_data_destroy != NULL)
+        func_data_destroy (func_data);
+      return NULL;
+    }
 
   batch = map_start (self, n_items, func, func_data, func_data_destroy, options,
                      cancellable, NULL, NULL, &map, error);

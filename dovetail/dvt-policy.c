@@ -307,8 +307,9 @@ dvt_core_set_rate (DvtCore *core,
     {
       if (burst == 0)
         burst = (guint) MAX (1.0, MIN (rate, (double) G_MAXUINT));
-      core->rate_interval = MAX (1, (gint64) (G_USEC_PER_SEC / rate));
-      core->rate_tolerance = core->rate_interval * (gint64) (burst - 1);
+      /* At most one start per 30 years or so: no overflow below. */
+      core->rate_interval = (gint64) CLAMP (G_USEC_PER_SEC / rate, 1, 1e15);
+      core->rate_tolerance = (gint64) MIN ((double) core->rate_interval * (burst - 1), 1e15);
       core->rate_tat = 0;
     }
   else
@@ -336,7 +337,7 @@ dvt_core_reserve_start (DvtCore *core)
     }
   at = MAX (core->rate_tat, now);
   wait = MAX (0, at - core->rate_tolerance - now);
-  core->rate_tat = at + core->rate_interval;
+  core->rate_tat = MIN (at, G_MAXINT64 / 2) + core->rate_interval;
   g_mutex_unlock (&core->rate_lock);
 
   return wait;

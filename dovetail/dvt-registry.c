@@ -437,6 +437,9 @@ dvt_runtime_set_shutdown_hook (DvtShutdownHook hook,
 
   if (old_destroy != NULL)
     old_destroy (old_data);
+  /* No hook keeps no data: free it at once, as GLib does. */
+  if (hook == NULL && destroy != NULL)
+    destroy (user_data);
 }
 
 /**

@@ -839,6 +839,10 @@ static void
 dvt_runtime_init (DvtRuntime *self)
 {
   self->entry = dvt_registry_entry_new ();
+  /* The defaults stand even when g_object_new() refuses an out-of-range
+   * value for a construct property (it then sets nothing). */
+  self->retry_backoff = 0.1;
+  self->retry_max_delay = 30;
 }
 
 /**
@@ -1034,7 +1038,11 @@ dvt_runtime_run_blocking (DvtRuntime    *self,
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   if (!dvt_core_check_blocking (self->core, error))
-    return FALSE;
+    {
+      if (func_data_destroy != NULL)
+        func_data_destroy (func_data);
+      return FALSE;
+    }
 
   task = new_work_task (self, DVT_TASK_KIND_ASYNC, func, func_data,
                         func_data_destroy, options, cancellable);
@@ -1090,7 +1098,11 @@ dvt_runtime_to_thread_blocking (DvtRuntime    *self,
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   if (!dvt_core_check_blocking (self->core, error))
-    return FALSE;
+    {
+      if (func_data_destroy != NULL)
+        func_data_destroy (func_data);
+      return FALSE;
+    }
 
   task = new_work_task (self, DVT_TASK_KIND_THREAD, func, func_data,
                         func_data_destroy, options, cancellable);
