@@ -428,9 +428,33 @@ def _is_raw_map(args, kwargs):
     return bool(args) and isinstance(args[0], int) and not isinstance(args[0], bool)
 
 
+# ---- events --------------------------------------------------------------------
+
+# Signals whose arguments carry the error of the work: a handler gets the
+# Python exception the work raised, as the caller does.
+_ERROR_SIGNALS = ('retry', 'failed')
+
+
+def _event_handler(signal, handler):
+    if signal.split('::', 1)[0] not in _ERROR_SIGNALS:
+        return handler
+
+    def run(*args):
+        return handler(*[_peek(a) for a in args])
+    return run
+
+
+class _EventsMixin:
+    def connect(self, signal, handler, *args):
+        return super().connect(signal, _event_handler(signal, handler), *args)
+
+    def connect_after(self, signal, handler, *args):
+        return super().connect_after(signal, _event_handler(signal, handler), *args)
+
+
 # ---- Runtime ------------------------------------------------------------------
 
-class Runtime(Dvt.Runtime):
+class Runtime(_EventsMixin, Dvt.Runtime):
     """A Dovetail runtime; see the module documentation for the Python
     forms of its calls."""
 
@@ -637,7 +661,7 @@ __all__.append('Options')
 
 # ---- Task ---------------------------------------------------------------------
 
-class Task(Dvt.Task):
+class Task(_EventsMixin, Dvt.Task):
     """One piece of work and its result; also a future."""
 
     def return_value(self, value=None):
