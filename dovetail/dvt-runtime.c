@@ -1509,7 +1509,7 @@ dvt_runtime_clear_rate_limit (DvtRuntime *self)
  * @delta: what to add (may be negative)
  *
  * Adds @delta to a counter of the application's own, created at 0 on
- * first use. Snapshots from [method@Runtime.get_stats] carry the
+ * first use; it stops at %G_MAXINT64 or %G_MININT64 rather than wrap. Snapshots from [method@Runtime.get_stats] carry the
  * counters: read them with [method@Stats.get_counter]. Any thread may
  * call this.
  */
@@ -1534,6 +1534,8 @@ dvt_runtime_inc_stat (DvtRuntime *self,
       value = g_new0 (gint64, 1);
       g_hash_table_insert (core->counters, g_strdup (name), value);
     }
-  *value += delta;
+  /* Saturates rather than wraps. */
+  if (__builtin_add_overflow (*value, delta, value))
+    *value = delta > 0 ? G_MAXINT64 : G_MININT64;
   g_mutex_unlock (&core->counters_lock);
 }

@@ -89,12 +89,13 @@ compare_names (gconstpointer a,
 char **
 dvt_stats_get_counter_names (const DvtStats *stats)
 {
-  GPtrArray *names = g_ptr_array_new ();
+  GPtrArray *names;
   GHashTableIter iter;
   gpointer key;
 
   g_return_val_if_fail (stats != NULL, NULL);
 
+  names = g_ptr_array_new ();
   if (stats->counters != NULL)
     {
       g_hash_table_iter_init (&iter, stats->counters);

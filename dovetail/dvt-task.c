@@ -1330,6 +1330,16 @@ static gboolean
 check_result (DvtTask  *task,
               GError  **error)
 {
+  /* An item of a map in the bulk path hands its result to its slot. */
+  if (task->kind == DVT_TASK_KIND_ITEM && dvt_task_is_claimed (task))
+    {
+      g_set_error (error, DVT_ERROR, DVT_ERROR_FAILED,
+                   _("The result of item %u of a map went to the map's "
+                     "results; read it there"),
+                   task->extra->index);
+      return FALSE;
+    }
+
   if (dvt_task_get_state (task) != DVT_TASK_COMPLETED)
     {
       g_critical ("The result of task %" G_GUINT64_FORMAT " was read before "
