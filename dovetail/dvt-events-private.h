@@ -42,7 +42,8 @@ typedef struct
 void     dvt_events_init       (DvtEventQueue *queue,
                                 DvtMailbox    *mailbox);
 void     dvt_events_clear      (DvtEventQueue *queue);
-void     dvt_events_flush      (DvtEventQueue *queue);
+void     dvt_events_drain      (DvtEventQueue *queue,
+                                GMainContext  *context);
 gboolean dvt_events_watch      (DvtTask       *task);
 void     dvt_events_emit       (DvtTask       *task,
                                 DvtEventKind   kind,

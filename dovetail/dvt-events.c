@@ -287,17 +287,28 @@ deliver_events (DvtMail *mail)
   dvt_core_unref (core);
 }
 
-/* Delivers what is left, where the loop thread stops for good. The mail
- * may still sit in the stopped loop's mailbox: it is not posted again, and
- * whatever is recorded later is freed with the queue. */
+/* Where the loop thread stops for good, with @context its context:
+ * delivers what is left by dispatching the events' mail, so that it leaves
+ * the mailbox, then closes the queue (what is recorded later is freed
+ * with it, undelivered: the runtime has stopped). */
 void
-dvt_events_flush (DvtEventQueue *queue)
+dvt_events_drain (DvtEventQueue *queue,
+                  GMainContext  *context)
 {
-  deliver_events (&queue->mail);
+  for (;;)
+    {
+      gboolean posted;
 
-  g_mutex_lock (&queue->lock);
-  queue->posted = TRUE;
-  g_mutex_unlock (&queue->lock);
+      g_mutex_lock (&queue->lock);
+      posted = queue->posted;
+      if (!posted)
+        queue->posted = TRUE;  /* closed: nothing is posted any more */
+      g_mutex_unlock (&queue->lock);
+
+      if (!posted)
+        break;
+      g_main_context_iteration (context, FALSE);
+    }
 }
 
 /**

@@ -145,7 +145,7 @@ loop_thread_func (gpointer data)
 
   /* Events delivered here that the last iterations left. */
   if (core->events.mailbox == core->loop_mailbox)
-    dvt_events_flush (&core->events);
+    dvt_events_drain (&core->events, core->context);
 
   g_main_context_pop_thread_default (core->context);
   current_loop_core = NULL;
@@ -371,6 +371,11 @@ dvt_core_accept (DvtCore  *core,
                  DvtTask  *task,
                  GError  **error)
 {
+  /* Watched before it is live: a shutdown may end it at once, and its
+   * end must then be recorded too. */
+  task->accepted_at = g_get_monotonic_time ();
+  dvt_events_watch (task);
+
   g_mutex_lock (&core->lock);
   if (g_atomic_int_get (&core->closed))
     {
@@ -380,6 +385,11 @@ dvt_core_accept (DvtCore  *core,
                              "more work"));
       return FALSE;
     }
+
+  /* Recorded before the task is live, so before any other event of it
+   * (nobody can have connected to the task itself yet). */
+  if (dvt_task_has_flag (task, DVT_TASK_FLAG_WATCHED))
+    dvt_events_emit (task, DVT_EVENT_QUEUED, NULL, 0);
 
   dvt_task_set_flag (task, DVT_TASK_FLAG_LIVE | DVT_TASK_FLAG_ACCEPTED);
   task->live_prev = NULL;
@@ -391,10 +401,6 @@ dvt_core_accept (DvtCore  *core,
   g_mutex_unlock (&core->lock);
 
   DVT_COUNTER_ADD (&core->n_queued, 1);
-
-  task->accepted_at = g_get_monotonic_time ();
-  dvt_events_watch (task);
-  dvt_events_emit (task, DVT_EVENT_QUEUED, NULL, 0);
 
   return TRUE;
 }
