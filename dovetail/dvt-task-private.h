@@ -89,7 +89,7 @@ typedef struct
 /* What few tasks need: allocated on first use, freed with the task. */
 typedef struct
 {
-  char                *name;
+  const char          *name;          /* interned */
   guint                index;         /* for map items */
   DvtMap              *map;           /* for map items */
 

@@ -125,7 +125,6 @@ dvt_task_finalize (GObject *object)
       if (extra->run_mailbox != NULL)
         dvt_core_release_mailbox (dvt_task_core (task), extra->run_mailbox);
       g_clear_pointer (&extra->run_context, g_main_context_unref);
-      g_free (extra->name);
       if (extra->map != NULL)
         dvt_map_item_finalized (extra->map, task);
       g_free (extra);
@@ -283,7 +282,7 @@ dvt_task_new (DvtRuntime   *runtime,
   task->kind = kind;
   task->id = __atomic_add_fetch (&core->next_id, 1, __ATOMIC_RELAXED);
   if (options != NULL && dvt_options_get_name (options) != NULL)
-    dvt_task_extra (task)->name = g_strdup (dvt_options_get_name (options));
+    dvt_task_extra (task)->name = g_intern_string (dvt_options_get_name (options));
 
   /* The caller's cancellable is chained to one of the task's own, so that
    * cancelling this task never cancels the caller's other operations. */
@@ -932,7 +931,10 @@ dvt_task_get_name (DvtTask *task)
 {
   g_return_val_if_fail (DVT_IS_TASK (task), NULL);
 
-  return DVT_TASK_EXTRA (task, name, NULL);
+  if (task->extra == NULL)
+    return NULL;
+
+  return g_atomic_pointer_get (&task->extra->name);
 }
 
 /**
@@ -940,8 +942,9 @@ dvt_task_get_name (DvtTask *task)
  * @task: a task
  * @name: (nullable): the new name
  *
- * Sets the target name of @task. Call it before other threads can see the
- * task, typically from the work function itself.
+ * Sets the target name of @task, from any thread. Names are interned, as
+ * signal details are, and kept for the life of the process: use a small
+ * set of names (one per kind of work), not one per task.
  */
 void
 dvt_task_set_name (DvtTask    *task,
@@ -949,8 +952,7 @@ dvt_task_set_name (DvtTask    *task,
 {
   g_return_if_fail (DVT_IS_TASK (task));
 
-  g_free (DVT_TASK_EXTRA (task, name, NULL));
-  dvt_task_extra (task)->name = g_strdup (name);
+  g_atomic_pointer_set (&dvt_task_extra (task)->name, g_intern_string (name));
 }
 
 /**
