@@ -122,8 +122,7 @@ static void
 arm_timer (DvtTask      *task,
            GSource     **slot,
            gint64        delay,
-           GSourceFunc   func,
-           int           priority)
+           GSourceFunc   func)
 {
   GSource *source;
   guint ms = (guint) MIN ((MAX (delay, 0) + 999) / 1000, G_MAXUINT);
@@ -131,7 +130,6 @@ arm_timer (DvtTask      *task,
   source = g_timeout_source_new (ms);
   g_source_set_callback (source, func, g_object_ref (task), g_object_unref);
   g_source_set_static_name (source, "[dovetail] task timer");
-  g_source_set_priority (source, priority);
 
   /* Before the state is read: see dvt_task_stop_timers(). */
   dvt_task_set_flag (task, DVT_TASK_FLAG_TIMED);
@@ -224,11 +222,7 @@ dvt_task_arm_timeout (DvtTask *task,
    * when it returns is then not the only other holder. */
   if (task->internal_refs != 0)
     task->internal_refs++;
-  /* Just below the default priority: after the loop thread was held up
-   * (a slow event handler), a completion of the work already due there
-   * goes first. */
-  arm_timer (task, &task->extra->timeout_source, timeout, on_timeout,
-             G_PRIORITY_DEFAULT + 10);
+  arm_timer (task, &task->extra->timeout_source, timeout, on_timeout);
 }
 
 /* ---- retries ----------------------------------------------------------- */
@@ -298,7 +292,7 @@ dvt_task_schedule_retry (DvtTask *task)
   dvt_task_unset_flag (task, DVT_TASK_FLAG_RETRY_PENDING);
   dvt_events_emit (task, DVT_EVENT_RETRY, task->extra->last_error,
                    (double) delay / G_USEC_PER_SEC);
-  arm_timer (task, &task->extra->wait_source, delay, on_retry_due, G_PRIORITY_DEFAULT);
+  arm_timer (task, &task->extra->wait_source, delay, on_retry_due);
 }
 
 /* ---- the rate limit ---------------------------------------------------- */
@@ -369,5 +363,5 @@ dvt_task_throttle (DvtTask *task,
   DVT_COUNTER_ADD (&dvt_task_core (task)->n_throttled, 1);
   dvt_task_extra (task);
   dvt_events_emit (task, DVT_EVENT_THROTTLED, NULL, (double) wait / G_USEC_PER_SEC);
-  arm_timer (task, &task->extra->wait_source, wait, on_throttle_done, G_PRIORITY_DEFAULT);
+  arm_timer (task, &task->extra->wait_source, wait, on_throttle_done);
 }
