@@ -2553,7 +2553,12 @@ check_rate (DvtRuntime *rt,
     }
 
   after = stats_of (rt);
-  g_assert_cmpuint (after->throttled - before->throttled, ==, n - burst);
+  /* Under valgrind the submissions themselves can be slower than the
+   * rate, and a start found a token refilled: then fewer are held back. */
+  if (slow > 1.0)
+    g_assert_cmpuint (after->throttled - before->throttled, <=, n - burst);
+  else
+    g_assert_cmpuint (after->throttled - before->throttled, ==, n - burst);
   g_mutex_clear (&s.lock);
 }
 
