@@ -714,28 +714,6 @@ keep_clear (Keep *k)
   g_mutex_clear (&k->lock);
 }
 
-/* An async function that completes its task from a timer on the context
- * it runs on, after user_data milliseconds. */
-static gboolean
-complete_later_cb (gpointer data)
-{
-  dvt_task_return_int (data, 1);
-  return G_SOURCE_REMOVE;
-}
-
-static void
-async_later (DvtTask      *task,
-             GCancellable *cancellable,
-             gpointer      user_data,
-             GError      **error)
-{
-  GSource *source = g_timeout_source_new (GPOINTER_TO_UINT (user_data));
-
-  g_source_set_callback (source, complete_later_cb, g_object_ref (task), g_object_unref);
-  g_source_attach (source, g_main_context_get_thread_default ());
-  g_source_unref (source);
-}
-
 typedef struct
 {
   DvtRuntime *rt;
@@ -2729,70 +2707,6 @@ test_rename_in_work (void)
 /* A slow handler (on the loop thread, by default) must not fail a task:
  * here async work on the loop thread completes from a 50 ms timer, with a
  * 300 ms timeout, while a handler of another task's event sleeps 600 ms. */
-typedef struct
-{
-  GMainContext *context;
-  int           stop;
-} Iterator;
-
-static gpointer
-iterate_thread (gpointer data)
-{
-  Iterator *it = data;
-
-  g_main_context_push_thread_default (it->context);
-  while (!g_atomic_int_get (&it->stop))
-    g_main_context_iteration (it->context, TRUE);
-  g_main_context_pop_thread_default (it->context);
-
-  return NULL;
-}
-
-/* A slow handler on an event-context of its own (what the README advises
- * for slow handlers) does not hold up the loop thread: async work that
- * needs 50 ms ends well within its 300 ms timeout while the handler of
- * another task's event sleeps 600 ms. On the default context (the loop
- * thread) it would delay that work; see the README. */
-static void
-test_slow_handler_does_not_fail_tasks (void)
-{
-  g_autoptr(GMainContext) ctx = g_main_context_new ();
-  Iterator it = { ctx, 0 };
-  GThread *thread = g_thread_new ("events", iterate_thread, &it);
-  g_autoptr(DvtTestRuntime) rt = g_object_new (DVT_TYPE_RUNTIME, "max-workers", 2,
-                                               "event-context", ctx, NULL);
-  g_autoptr(DvtOptions) options = dvt_options_new ();
-  g_autoptr(DvtOptions) trigger = named ("trigger");
-  g_autoptr(GError) error = NULL;
-  g_autoptr(DvtTask) task = NULL;
-  Rec rec;
-
-  rec_init (&rec);
-  rec.sleep_us = 600000;
-  rec.sleep_kind = EV_FINISHED;
-  g_signal_connect (rt, "finished::trigger", G_CALLBACK (on_finished), &rec);
-  dvt_options_set_timeout (options, 0.3 * slow);
-
-  g_assert_true (dvt_runtime_to_thread_blocking (rt, work_int, NULL, NULL, trigger, NULL, NULL,
-                                                 &error));
-  task = dvt_runtime_schedule (rt, async_later, GUINT_TO_POINTER (50), NULL, options, NULL,
-                               &error);
-  g_assert_true (dvt_task_wait (task, 30, &error));
-  g_assert_no_error (error);
-  dvt_task_propagate_int (task, &error);
-  g_assert_no_error (error);
-
-  dvt_runtime_shutdown (rt, TRUE, FALSE);
-  g_atomic_int_set (&it.stop, 1);
-  g_main_context_wakeup (ctx);
-  g_thread_join (thread);
-  /* Deliver what is left, so that the events let go of their tasks. */
-  while (g_main_context_iteration (ctx, FALSE))
-    ;
-  g_signal_handlers_disconnect_by_data (rt, &rec);
-  rec_clear (&rec);
-}
-
 int
 main (int argc, char *argv[])
 {
@@ -2851,8 +2765,6 @@ main (int argc, char *argv[])
   g_test_add_func ("/events/counters-agree", test_counters_agree);
   g_test_add_func ("/events/last-reference-in-delivery", test_last_reference_in_delivery);
   g_test_add_func ("/events/rename-in-work", test_rename_in_work);
-  g_test_add_func ("/events/slow-handler/does-not-fail-tasks",
-                   test_slow_handler_does_not_fail_tasks);
 
   g_test_add_data_func ("/events/trace/env", GINT_TO_POINTER (TRACE_ENV), test_trace);
   g_test_add_data_func ("/events/trace/property", GINT_TO_POINTER (TRACE_PROPERTY), test_trace);
