@@ -735,6 +735,12 @@ dvt_options_set_retries (DvtOptions *self,
  *
  * A task's own cancellation, its timeout and the runtime's shutdown are
  * never retried, whatever the filter says.
+ *
+ * @filter is called on the thread where the attempt failed (a worker for
+ * blocking work), and @destroy runs where the last task using it lets go,
+ * which may be a worker too: a language that runs its code on one thread
+ * only (GJS) can set a filter only for work it runs with
+ * [property@Options:use-caller-context].
  */
 void
 dvt_options_set_retry_filter (DvtOptions     *self,
