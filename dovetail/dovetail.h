@@ -12,6 +12,7 @@
 # include "dvt-types.h"
 # include "dvt-enums.h"
 # include "dvt-error.h"
+# include "dvt-event-scope.h"
 # include "dvt-options.h"
 # include "dvt-stats.h"
 # include "dvt-task.h"

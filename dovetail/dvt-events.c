@@ -3,6 +3,9 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
+#include <string.h>
+
+#include "dvt-event-scope-private.h"
 #include "dvt-events-private.h"
 #include "dvt-map-private.h"
 #include "dvt-runtime-private.h"
@@ -24,6 +27,7 @@ struct _DvtEventRecord
   GError         *error;
   double          value;
   DvtMap         *map;       /* for progress */
+  gboolean        watched;   /* for the runtime: it saw the task queued */
 };
 
 static const char * const event_names[DVT_N_EVENTS] = {
@@ -33,6 +37,19 @@ static const char * const event_names[DVT_N_EVENTS] = {
 
 static guint runtime_signals[DVT_N_EVENTS];
 static guint task_signals[DVT_N_EVENTS];
+static guint scope_signals[DVT_N_EVENTS];
+
+/* On an events thread, while a scope's handlers run: the scope and how
+ * deep in a chain of its own calls the event is (0: not caused by it).
+ * Tasks accepted meanwhile are caused by it, one level deeper. */
+typedef struct
+{
+  guint64 scope;
+  guint   depth;
+} DvtCause;
+
+static _Thread_local DvtCause current_cause;
+static _Thread_local DvtEventQueue *current_event_queue;
 
 static DvtEventQueue *
 queue_of (DvtTask *task)
@@ -40,15 +57,31 @@ queue_of (DvtTask *task)
   return &dvt_task_core (task)->events;
 }
 
+static DvtCore *
+core_of_queue (DvtEventQueue *queue)
+{
+  return G_STRUCT_MEMBER_P (queue, -G_STRUCT_OFFSET (DvtCore, events));
+}
+
 static void deliver_events (DvtMail *mail);
 
 void
 dvt_events_init (DvtEventQueue *queue,
-                 DvtMailbox    *mailbox)
+                 const char    *thread_name)
 {
   g_mutex_init (&queue->lock);
-  queue->mailbox = mailbox;
   queue->mail.deliver = deliver_events;
+  queue->thread_name = g_strdup (thread_name);
+  queue->scopes = g_ptr_array_new ();
+}
+
+/* Delivers the events through @mailbox (an event-context's) instead of a
+ * thread of their own. Before any event. */
+void
+dvt_events_set_context (DvtEventQueue *queue,
+                        DvtMailbox    *mailbox)
+{
+  queue->mailbox = mailbox;
 }
 
 static void
@@ -61,6 +94,7 @@ record_free (DvtEventRecord *record)
   g_free (record);
 }
 
+/* Once the events' thread, if any, has ended. */
 void
 dvt_events_clear (DvtEventQueue *queue)
 {
@@ -71,6 +105,14 @@ dvt_events_clear (DvtEventQueue *queue)
       record_free (queue->head);
       queue->head = next;
     }
+  if (queue->thread_context != NULL)
+    {
+      dvt_mailbox_destroy (queue->mailbox);
+      g_main_context_unref (queue->thread_context);
+    }
+  g_assert (queue->scopes->len == 0);
+  g_ptr_array_unref (queue->scopes);
+  g_free (queue->thread_name);
   g_mutex_clear (&queue->lock);
 }
 
@@ -81,9 +123,19 @@ dvt_events_watch (DvtTask *task)
   DvtEventQueue *queue = queue_of (task);
 
   if (!g_atomic_int_get (&queue->trace) &&
+      g_atomic_int_get (&queue->n_scopes) == 0 &&
       g_signal_handler_find (task->runtime, G_SIGNAL_MATCH_UNBLOCKED,
                              0, 0, NULL, NULL, NULL) == 0)
     return FALSE;
+
+  /* Accepted by a scope's handler: part of that scope's chain. */
+  if (G_UNLIKELY (current_cause.scope != 0))
+    {
+      DvtTaskExtra *extra = dvt_task_extra (task);
+
+      extra->cause_scope = current_cause.scope;
+      extra->cause_depth = current_cause.depth + 1;
+    }
 
   dvt_task_set_flag (task, DVT_TASK_FLAG_WATCHED);
   return TRUE;
@@ -92,7 +144,7 @@ dvt_events_watch (DvtTask *task)
 gboolean
 dvt_events_wanted (DvtTask *task)
 {
-  if (dvt_task_has_flag (task, DVT_TASK_FLAG_WATCHED))
+  if (dvt_task_has_flag (task, DVT_TASK_FLAG_WATCHED | DVT_TASK_FLAG_SCOPED))
     return TRUE;
 
   /* A future: someone may have connected to the task itself. */
@@ -100,6 +152,105 @@ dvt_events_wanted (DvtTask *task)
          g_signal_handler_find (task, G_SIGNAL_MATCH_UNBLOCKED,
                                 0, 0, NULL, NULL, NULL) != 0;
 }
+
+/* ---- the events' own thread ---------------------------------------------- */
+
+/* Delivers what is queued by dispatching the events' mail, so that it
+ * leaves the mailbox, then closes the queue: what is recorded later is
+ * freed with it, undelivered, as the runtime has stopped. */
+static void
+drain (DvtEventQueue *queue,
+       GMainContext  *context)
+{
+  for (;;)
+    {
+      gboolean posted;
+
+      g_mutex_lock (&queue->lock);
+      posted = queue->posted;
+      if (!posted)
+        queue->posted = TRUE;  /* closed: nothing is posted any more */
+      g_mutex_unlock (&queue->lock);
+
+      if (!posted)
+        break;
+      g_main_context_iteration (context, FALSE);
+    }
+}
+
+static gpointer
+events_thread_func (gpointer data)
+{
+  DvtEventQueue *queue = data;
+  GMainContext *context = queue->thread_context;
+
+  current_event_queue = queue;
+  g_main_context_push_thread_default (context);
+
+  while (!g_atomic_int_get (&queue->thread_quit))
+    g_main_context_iteration (context, TRUE);
+  drain (queue, context);
+
+  g_main_context_pop_thread_default (context);
+  current_event_queue = NULL;
+
+  dvt_core_unref (core_of_queue (queue));
+
+  return NULL;
+}
+
+/* Under the queue's lock, with no mailbox yet: starts the thread that
+ * delivers the events, unless the runtime has stopped. */
+static gboolean
+start_thread_locked (DvtEventQueue *queue)
+{
+  if (queue->stopped)
+    return FALSE;
+
+  queue->thread_context = g_main_context_new ();
+  queue->mailbox = dvt_mailbox_new (queue->thread_context, "[dovetail] events");
+  dvt_core_ref (core_of_queue (queue));
+  queue->thread = g_thread_new (queue->thread_name, events_thread_func, queue);
+
+  return TRUE;
+}
+
+/* Where the runtime stops, after its loop thread and workers: the events'
+ * thread delivers what is left, then ends. With @wait, returns once it
+ * has, unless called on that thread (from a handler). */
+void
+dvt_events_stop (DvtEventQueue *queue,
+                 gboolean       wait)
+{
+  GThread *thread;
+
+  g_mutex_lock (&queue->lock);
+  queue->stopped = TRUE;
+  thread = g_steal_pointer (&queue->thread);
+  if (queue->mailbox == NULL)
+    queue->posted = TRUE;  /* never started: closed */
+  g_mutex_unlock (&queue->lock);
+
+  if (thread == NULL)
+    return;
+
+  g_atomic_int_set (&queue->thread_quit, 1);
+  g_main_context_wakeup (queue->thread_context);
+  if (wait && current_event_queue != queue)
+    g_thread_join (thread);
+  else
+    g_thread_unref (thread);
+}
+
+/* Whether this is the thread where @queue's events are delivered. */
+gboolean
+dvt_events_is_event_thread (DvtEventQueue *queue)
+{
+  return current_event_queue == queue ||
+         (queue->mailbox != NULL && g_main_context_is_owner (queue->mailbox->context));
+}
+
+/* ---- recording ----------------------------------------------------------- */
 
 /* Appends @record (owned) to the queue of @task's runtime, in order,
  * unless the task has already recorded its end. */
@@ -124,8 +275,9 @@ enqueue (DvtTask        *task,
   else
     queue->head = record;
   queue->tail = record;
-  post = !queue->posted;
-  queue->posted = TRUE;
+  post = !queue->posted && (queue->mailbox != NULL || start_thread_locked (queue));
+  if (post)
+    queue->posted = TRUE;
   g_mutex_unlock (&queue->lock);
 
   if (post)
@@ -152,6 +304,7 @@ dvt_events_emit (DvtTask       *task,
   record->attempt = task->attempt;
   record->error = error != NULL ? g_error_copy (error) : NULL;
   record->value = value;
+  record->watched = dvt_task_has_flag (task, DVT_TASK_FLAG_WATCHED);
   enqueue (task, record);
 }
 
@@ -168,6 +321,7 @@ dvt_events_emit_progress (DvtTask  *batch,
   record->kind = DVT_EVENT_PROGRESS;
   record->attempt = batch->attempt;
   record->map = dvt_map_ref (map);
+  record->watched = dvt_task_has_flag (batch, DVT_TASK_FLAG_WATCHED);
   enqueue (batch, record);
 }
 
@@ -194,6 +348,8 @@ dvt_events_emit_end (DvtTask *task)
   dvt_events_emit (task, kind, error, seconds_since (task->accepted_at));
 }
 
+/* ---- delivery ------------------------------------------------------------ */
+
 static void
 trace_record (DvtEventRecord *record)
 {
@@ -209,59 +365,162 @@ trace_record (DvtEventRecord *record)
            record->value);
 }
 
-static void
-emit_record (DvtEventRecord *record)
+/* The arguments of an event's signals: [0] the runtime or scope, [1] the
+ * task, then the event's own. A task's own signals take them from [1]. */
+typedef struct
 {
-  DvtTask *task = record->task;
-  DvtRuntime *runtime = task->runtime;
-  const char *name = dvt_task_get_name (task);
-  GQuark detail = name != NULL ? g_quark_try_string (name) : 0;
-  guint rs = runtime_signals[record->kind];
-  guint ts = task_signals[record->kind];
+  GValue values[5];
+  guint  n_values;
+} DvtEventArgs;
+
+static void
+args_init (DvtEventArgs   *args,
+           DvtEventRecord *record)
+{
+  GValue *v = args->values;
+  guint n = 2;
+
+  memset (args, 0, sizeof *args);
+  g_value_init (&v[1], DVT_TYPE_TASK);
+  g_value_set_object (&v[1], record->task);
+
+#define ARG(type, setter, x) \
+  G_STMT_START { g_value_init (&v[n], type); setter (&v[n], x); n++; } G_STMT_END
 
   switch (record->kind)
     {
     case DVT_EVENT_QUEUED:
-      g_signal_emit (runtime, rs, detail, task);
-      g_signal_emit (task, ts, 0);
       break;
     case DVT_EVENT_STARTED:
-      g_signal_emit (runtime, rs, detail, task, record->attempt);
-      g_signal_emit (task, ts, 0, record->attempt);
+      ARG (G_TYPE_UINT, g_value_set_uint, record->attempt);
       break;
     case DVT_EVENT_RETRY:
-      g_signal_emit (runtime, rs, detail, task, record->error, record->attempt, record->value);
-      g_signal_emit (task, ts, 0, record->error, record->attempt, record->value);
+      ARG (G_TYPE_ERROR, g_value_set_static_boxed, record->error);
+      ARG (G_TYPE_UINT, g_value_set_uint, record->attempt);
+      ARG (G_TYPE_DOUBLE, g_value_set_double, record->value);
       break;
     case DVT_EVENT_THROTTLED:
     case DVT_EVENT_FINISHED:
-      g_signal_emit (runtime, rs, detail, task, record->value);
-      g_signal_emit (task, ts, 0, record->value);
+      ARG (G_TYPE_DOUBLE, g_value_set_double, record->value);
       break;
     case DVT_EVENT_PROGRESS:
       {
         guint done, total;
 
         dvt_map_take_progress (record->map, &done, &total);
-        g_signal_emit (runtime, rs, detail, task, done, total);
-        g_signal_emit (task, ts, 0, done, total);
+        ARG (G_TYPE_UINT, g_value_set_uint, done);
+        ARG (G_TYPE_UINT, g_value_set_uint, total);
       }
       break;
     case DVT_EVENT_FAILED:
     case DVT_EVENT_CANCELLED:
-      g_signal_emit (runtime, rs, detail, task, record->error, record->value);
-      g_signal_emit (task, ts, 0, record->error, record->value);
+      ARG (G_TYPE_ERROR, g_value_set_static_boxed, record->error);
+      ARG (G_TYPE_DOUBLE, g_value_set_double, record->value);
       break;
     default:
       g_assert_not_reached ();
     }
+#undef ARG
+
+  args->n_values = n;
+}
+
+static void
+args_clear (DvtEventArgs *args)
+{
+  for (guint i = 0; i < args->n_values; i++)
+    if (G_IS_VALUE (&args->values[i]))
+      g_value_unset (&args->values[i]);
+}
+
+/* Emits the signal @signal_id of @instance (a runtime or a scope). */
+static void
+emit_on (DvtEventArgs *args,
+         gpointer      instance,
+         guint         signal_id,
+         GQuark        detail)
+{
+  g_value_init (&args->values[0], G_OBJECT_TYPE (instance));
+  g_value_set_object (&args->values[0], instance);
+  g_signal_emitv (args->values, signal_id, detail, NULL);
+  g_value_unset (&args->values[0]);
+}
+
+/* The scopes of @queue that match the task of @record, each held. A task
+ * accepted while nobody watched the runtime has events for its own
+ * signals and for scopes of its id only. */
+static GPtrArray *
+matching_scopes (DvtEventQueue  *queue,
+                 DvtEventRecord *record)
+{
+  GPtrArray *found = NULL;
+
+  if (g_atomic_int_get (&queue->n_scopes) == 0)
+    return NULL;
+
+  g_mutex_lock (&queue->lock);
+  for (guint i = 0; i < queue->scopes->len; i++)
+    {
+      gpointer scope = g_ptr_array_index (queue->scopes, i);
+
+      if (!dvt_event_scope_matches (scope, record->task) ||
+          (!record->watched && dvt_event_scope_get_task_id (scope) == 0))
+        continue;
+      if (found == NULL)
+        found = g_ptr_array_new_with_free_func (g_object_unref);
+      g_ptr_array_add (found, g_object_ref (scope));
+    }
+  g_mutex_unlock (&queue->lock);
+
+  return found;
+}
+
+/* A scope's handlers, unless the event comes from a chain of their own
+ * calls as deep as the scope allows. */
+static void
+emit_on_scope (DvtEventArgs   *args,
+               DvtEventRecord *record,
+               gpointer        scope,
+               GQuark          detail)
+{
+  guint64 serial = dvt_event_scope_get_serial (scope);
+  DvtTask *task = record->task;
+  DvtCause saved = current_cause;
+
+  current_cause.scope = serial;
+  current_cause.depth = DVT_TASK_EXTRA (task, cause_scope, 0) == serial
+                        ? task->extra->cause_depth : 0;
+  if (current_cause.depth < dvt_event_scope_get_max_depth (scope))
+    emit_on (args, scope, scope_signals[record->kind], detail);
+  current_cause = saved;
+}
+
+static void
+emit_record (DvtEventQueue  *queue,
+             DvtEventRecord *record)
+{
+  DvtTask *task = record->task;
+  const char *name = dvt_task_get_name (task);
+  GQuark detail = name != NULL ? g_quark_try_string (name) : 0;
+  g_autoptr(GPtrArray) scopes = matching_scopes (queue, record);
+  DvtEventArgs args;
+
+  args_init (&args, record);
+
+  if (record->watched)
+    emit_on (&args, task->runtime, runtime_signals[record->kind], detail);
+  g_signal_emitv (&args.values[1], task_signals[record->kind], 0, NULL);
+  for (guint i = 0; scopes != NULL && i < scopes->len; i++)
+    emit_on_scope (&args, record, g_ptr_array_index (scopes, i), detail);
+
+  args_clear (&args);
 }
 
 static void
 deliver_events (DvtMail *mail)
 {
   DvtEventQueue *queue = G_STRUCT_MEMBER_P (mail, -G_STRUCT_OFFSET (DvtEventQueue, mail));
-  DvtCore *core = G_STRUCT_MEMBER_P (queue, -G_STRUCT_OFFSET (DvtCore, events));
+  DvtCore *core = core_of_queue (queue);
   DvtEventRecord *records;
 
   /* Handlers may drop the last reference to the runtime. */
@@ -279,7 +538,7 @@ deliver_events (DvtMail *mail)
 
       if (g_atomic_int_get (&queue->trace))
         trace_record (records);
-      emit_record (records);
+      emit_record (queue, records);
       record_free (records);
       records = next;
     }
@@ -287,28 +546,28 @@ deliver_events (DvtMail *mail)
   dvt_core_unref (core);
 }
 
-/* Where the loop thread stops for good, with @context its context:
- * delivers what is left by dispatching the events' mail, so that it leaves
- * the mailbox, then closes the queue (what is recorded later is freed
- * with it, undelivered: the runtime has stopped). */
+/* ---- scopes -------------------------------------------------------------- */
+
 void
-dvt_events_drain (DvtEventQueue *queue,
-                  GMainContext  *context)
+dvt_events_add_scope (DvtEventQueue *queue,
+                      gpointer       scope)
 {
-  for (;;)
-    {
-      gboolean posted;
+  g_mutex_lock (&queue->lock);
+  g_ptr_array_add (queue->scopes, scope);
+  g_atomic_int_set (&queue->n_scopes, (int) queue->scopes->len);
+  g_mutex_unlock (&queue->lock);
+}
 
-      g_mutex_lock (&queue->lock);
-      posted = queue->posted;
-      if (!posted)
-        queue->posted = TRUE;  /* closed: nothing is posted any more */
-      g_mutex_unlock (&queue->lock);
-
-      if (!posted)
-        break;
-      g_main_context_iteration (context, FALSE);
-    }
+/* From the scope's dispose: held while it is in the list, so a delivery
+ * that found it there may still emit on it. */
+void
+dvt_events_remove_scope (DvtEventQueue *queue,
+                         gpointer       scope)
+{
+  g_mutex_lock (&queue->lock);
+  g_ptr_array_remove_fast (queue->scopes, scope);
+  g_atomic_int_set (&queue->n_scopes, (int) queue->scopes->len);
+  g_mutex_unlock (&queue->lock);
 }
 
 /**
@@ -321,12 +580,17 @@ dvt_events_drain (DvtEventQueue *queue,
  * that name only.
  *
  * Every event of a runtime is emitted on its
- * [property@Runtime:event-context] (by default its loop thread), one
+ * [property@Runtime:event-context] (by default its events thread), one
  * handler at a time, in the order the events happened. For one task the
  * order is always queued, started, then (retry, started) for each retry,
  * and exactly one of finished, failed or cancelled. Events are recorded
- * only for tasks accepted while the runtime has a signal handler (or
- * [property@Runtime:trace] is on); a map is one task.
+ * only for tasks accepted while the runtime has a signal handler, a
+ * [class@EventScope] or [property@Runtime:trace] on; a map is one task.
+ *
+ * A handler here sees every such task, those that its own calls caused
+ * included; to follow the tasks of one function, or to bound chains of
+ * handlers that start work causing their own event again, connect to a
+ * [class@EventScope] instead.
  */
 
 /**
@@ -472,14 +736,14 @@ dvt_events_drain (DvtEventQueue *queue,
  * The task ended in success (see [signal@Runtime::finished]).
  */
 
-/* Adds the event signals to @type (DvtRuntime, whose signals carry
- * the task and take its name as detail, or DvtTask) and records their
- * ids. */
+/* Adds the event signals to @type: DvtRuntime or DvtEventScope, whose
+ * signals carry the task and take its name as detail, or DvtTask. */
 void
-dvt_events_add_signals (GType    type,
-                        gboolean with_task)
+dvt_events_add_signals (GType type)
 {
-  guint *signals = with_task ? runtime_signals : task_signals;
+  gboolean with_task = type != DVT_TYPE_TASK;
+  guint *signals = type == DVT_TYPE_TASK ? task_signals
+                   : type == DVT_TYPE_RUNTIME ? runtime_signals : scope_signals;
   GSignalFlags flags = G_SIGNAL_RUN_LAST | (with_task ? G_SIGNAL_DETAILED : 0);
   const struct
   {

@@ -455,6 +455,7 @@ map_start (DvtRuntime          *self,
   GError *local_error = NULL;
 
   batch = dvt_task_new (self, DVT_TASK_KIND_BATCH, options, cancellable);
+  batch->func = func;  /* its identity for events; items call map->func */
   dvt_task_set_callback (batch, callback, user_data, dvt_runtime_map_async);
 
   if (!dvt_core_accept (core, batch, &local_error))

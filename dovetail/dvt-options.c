@@ -37,6 +37,7 @@ struct _DvtOptions
   double    retry_max_delay;
   double    retry_jitter;
   DvtRetryFilterClosure *retry_filter;
+  gconstpointer function;
 };
 
 enum {
@@ -392,8 +393,49 @@ dvt_options_copy (DvtOptions *self)
   copy->retry_jitter = self->retry_jitter;
   if (self->retry_filter != NULL)
     copy->retry_filter = dvt_retry_filter_closure_ref (self->retry_filter);
+  copy->function = self->function;
 
   return copy;
+}
+
+/**
+ * dvt_options_get_function:
+ * @self: options
+ *
+ * Gets the function identity set with [method@Options.set_function].
+ *
+ * Returns: (nullable): the identity, or %NULL
+ */
+gconstpointer
+dvt_options_get_function (DvtOptions *self)
+{
+  g_return_val_if_fail (DVT_IS_OPTIONS (self), NULL);
+
+  return self->function;
+}
+
+/**
+ * dvt_options_set_function:
+ * @self: options
+ * @function: (nullable): an identity for the work, or %NULL
+ *
+ * Sets the identity that [property@EventScope:function] matches for the
+ * calls made with these options, instead of the address of the work
+ * function.
+ *
+ * This is for language bindings: their calls all go through the same few
+ * C functions, so they give each call the identity of their own function
+ * (any pointer unique to it while the scope lives: Python's override gives
+ * the address of the Python function object and keeps it alive with the
+ * scope). C code need not call it.
+ */
+void
+dvt_options_set_function (DvtOptions    *self,
+                          gconstpointer  function)
+{
+  g_return_if_fail (DVT_IS_OPTIONS (self));
+
+  self->function = function;
 }
 
 /**

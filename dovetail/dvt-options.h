@@ -24,6 +24,11 @@ DvtOptions  *dvt_options_new                    (void) G_GNUC_WARN_UNUSED_RESULT
 DVT_AVAILABLE_IN_ALL
 DvtOptions  *dvt_options_copy                   (DvtOptions  *self) G_GNUC_WARN_UNUSED_RESULT;
 DVT_AVAILABLE_IN_ALL
+gconstpointer dvt_options_get_function          (DvtOptions  *self);
+DVT_AVAILABLE_IN_ALL
+void         dvt_options_set_function           (DvtOptions  *self,
+                                                 gconstpointer function);
+DVT_AVAILABLE_IN_ALL
 const char  *dvt_options_get_name               (DvtOptions  *self);
 DVT_AVAILABLE_IN_ALL
 void         dvt_options_set_name               (DvtOptions  *self,

@@ -99,6 +99,8 @@ dvt_task_core (DvtTask *task)
   return task->runtime->core;
 }
 gboolean    dvt_core_is_loop_thread       (DvtCore       *core);
+char       *dvt_thread_name               (const char    *name,
+                                           const char    *suffix);
 DvtMailbox *dvt_core_acquire_mailbox      (DvtCore       *core,
                                            GMainContext  *context);
 void        dvt_core_release_mailbox      (DvtCore       *core,
@@ -106,6 +108,8 @@ void        dvt_core_release_mailbox      (DvtCore       *core,
 gboolean    dvt_core_accept               (DvtCore       *core,
                                            DvtTask       *task,
                                            GError       **error);
+DvtTask    *dvt_core_find_live            (DvtCore       *core,
+                                           guint64        id);
 void        dvt_core_retire               (DvtCore       *core,
                                            DvtTask       *task);
 void        dvt_core_destroy_on           (DvtCore       *core,

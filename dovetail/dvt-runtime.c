@@ -98,7 +98,8 @@ core_free (DvtCore *core)
 
   g_assert (core->n_live == 0);
 
-  if (core->events.mailbox != core->loop_mailbox)
+  /* An event-context's mailbox; the events' own thread has stopped. */
+  if (core->events.thread_context == NULL && core->events.mailbox != NULL)
     dvt_core_release_mailbox (core, core->events.mailbox);
 
   dvt_pool_clear (&core->pool);
@@ -142,10 +143,6 @@ loop_thread_func (gpointer data)
 
   while (!g_atomic_int_get (&core->loop_quit))
     g_main_context_iteration (core->context, TRUE);
-
-  /* Events delivered here that the last iterations left. */
-  if (core->events.mailbox == core->loop_mailbox)
-    dvt_events_drain (&core->events, core->context);
 
   g_main_context_pop_thread_default (core->context);
   current_loop_core = NULL;
@@ -193,12 +190,32 @@ spin_poll (GPollFD *fds,
   return g_poll (fds, nfds, timeout);
 }
 
+/* "<name>-<suffix>" as a thread's name. Linux keeps 15 bytes of one, and
+ * GLib 2.74 sets none at all if it is longer: cut it ourselves, on a
+ * character boundary. */
+char *
+dvt_thread_name (const char *name,
+                 const char *suffix)
+{
+  char *thread_name = g_strdup_printf ("%s-%s", name != NULL ? name : "dvt", suffix);
+
+  if (strlen (thread_name) > 15)
+    {
+      const char *end = g_utf8_find_prev_char (thread_name, thread_name + 16);
+
+      thread_name[end != NULL ? end - thread_name : 15] = '\0';
+    }
+
+  return thread_name;
+}
+
 static DvtCore *
 core_new (const char *name,
           guint       max_workers)
 {
   DvtCore *core = g_new0 (DvtCore, 1);
-  g_autofree char *thread_name = NULL;
+  g_autofree char *thread_name = dvt_thread_name (name, "loop");
+  g_autofree char *events_name = dvt_thread_name (name, "events");
 
   core->ref_count = 1;
   g_mutex_init (&core->lock);
@@ -208,19 +225,10 @@ core_new (const char *name,
   core->context = g_main_context_new ();
   g_main_context_set_poll_func (core->context, spin_poll);
   core->loop_mailbox = dvt_mailbox_new (core->context, "[dovetail] loop");
-  dvt_events_init (&core->events, core->loop_mailbox);
+  dvt_events_init (&core->events, events_name);
   core->mailboxes = g_hash_table_new (NULL, NULL);
   dvt_pool_init (&core->pool, max_workers, core, core_hold, core_release);
 
-  /* Linux keeps 15 bytes of a thread name, and GLib 2.74 sets none at all
-   * if it is longer: cut it ourselves, on a character boundary. */
-  thread_name = g_strdup_printf ("%s-loop", name != NULL ? name : "dvt");
-  if (strlen (thread_name) > 15)
-    {
-      const char *end = g_utf8_find_prev_char (thread_name, thread_name + 16);
-
-      thread_name[end != NULL ? end - thread_name : 15] = '\0';
-    }
   dvt_core_ref (core);
   core->loop_thread = g_thread_new (thread_name, loop_thread_func, core);
 
@@ -250,6 +258,9 @@ core_stop (DvtCore  *core,
     }
 
   dvt_pool_close (&core->pool, wait);
+
+  /* Last, to deliver the terminal events of tasks the stop ended. */
+  dvt_events_stop (&core->events, wait);
 }
 
 gboolean
@@ -405,6 +416,22 @@ dvt_core_accept (DvtCore  *core,
   return TRUE;
 }
 
+/* The live task of id @id, held, or NULL. */
+DvtTask *
+dvt_core_find_live (DvtCore *core,
+                    guint64  id)
+{
+  DvtTask *found = NULL;
+
+  g_mutex_lock (&core->lock);
+  for (DvtTask *t = core->live; t != NULL && found == NULL; t = t->live_next)
+    if (t->id == id)
+      found = g_object_ref (t);
+  g_mutex_unlock (&core->lock);
+
+  return found;
+}
+
 void
 dvt_core_retire (DvtCore *core,
                  DvtTask *task)
@@ -447,7 +474,8 @@ dvt_runtime_constructed (GObject *object)
   self->core = core_new (self->name, self->max_workers);
   dvt_core_set_rate (self->core, self->rate_limit, self->rate_limit_burst);
   if (self->event_context != NULL)
-    self->core->events.mailbox = dvt_core_acquire_mailbox (self->core, self->event_context);
+    dvt_events_set_context (&self->core->events,
+                            dvt_core_acquire_mailbox (self->core, self->event_context));
   g_atomic_int_set (&self->core->events.trace, self->trace || trace_from_environment ());
   dvt_registry_add (self);
 }
@@ -808,14 +836,23 @@ dvt_runtime_class_init (DvtRuntimeClass *klass)
   /**
    * DvtRuntime:event-context:
    *
-   * The main context on which the runtime's events (its signals and those
-   * of its tasks) are emitted, or %NULL (the default) for the runtime's
-   * own loop thread. A GTK application passes its main context here to
-   * receive events on its main thread; GJS must, as it runs JavaScript
-   * only there.
+   * The main context on which the runtime's events (its signals, those
+   * of its tasks and of its [class@EventScope]s) are emitted, or %NULL (the
+   * default) for a thread of the runtime's own, the events thread
+   * (`<name>-events`), started with the first event to deliver. A GTK
+   * application passes its main context here to receive events on its
+   * main thread; GJS must, as it runs JavaScript only there.
    *
-   * Handlers always run on that one context, one at a time, in the order
+   * Handlers always run on that one thread, one at a time, in the order
    * the events happened; events are batched onto it, not one source each.
+   * On the events thread a slow handler delays only later events, never
+   * the runtime's work or its timers, and a handler may make blocking
+   * calls. A waiting [method@Runtime.shutdown] returns once the events
+   * thread has delivered every event.
+   *
+   * Events wait for their context to be iterated, holding their tasks and
+   * so the runtime: a context given here must be iterated (or the runtime
+   * shut down) for them to be freed.
    */
   properties[PROP_EVENT_CONTEXT] =
     g_param_spec_boxed ("event-context", NULL, NULL, G_TYPE_MAIN_CONTEXT,
@@ -835,7 +872,7 @@ dvt_runtime_class_init (DvtRuntimeClass *klass)
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
-  dvt_events_add_signals (DVT_TYPE_RUNTIME, TRUE);
+  dvt_events_add_signals (DVT_TYPE_RUNTIME);
 
   bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
   bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");

@@ -70,6 +70,7 @@ enum
   DVT_TASK_FLAG_WATCHED          = 1 << 11, /* its events are recorded */
   DVT_TASK_FLAG_END_EVENT        = 1 << 12, /* its terminal event is */
   DVT_TASK_FLAG_FUTURE           = 1 << 13, /* returned to the caller */
+  DVT_TASK_FLAG_SCOPED           = 1 << 14, /* an event scope wants its id */
 };
 
 /* What a call asked for beyond the plain hand-off: resolved from the
@@ -90,6 +91,9 @@ typedef struct
 typedef struct
 {
   const char          *name;          /* interned */
+  gconstpointer        function;      /* identity, when not func */
+  guint64              cause_scope;   /* a DvtEventScope whose handler */
+  guint                cause_depth;   /* accepted it, and its chain */
   guint                index;         /* for map items */
   DvtMap              *map;           /* for map items */
 

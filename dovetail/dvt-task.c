@@ -141,7 +141,7 @@ dvt_task_class_init (DvtTaskClass *klass)
 
   object_class->finalize = dvt_task_finalize;
 
-  dvt_events_add_signals (DVT_TYPE_TASK, FALSE);
+  dvt_events_add_signals (DVT_TYPE_TASK);
 }
 
 static void
@@ -283,6 +283,8 @@ dvt_task_new (DvtRuntime   *runtime,
   task->id = __atomic_add_fetch (&core->next_id, 1, __ATOMIC_RELAXED);
   if (options != NULL && dvt_options_get_name (options) != NULL)
     dvt_task_extra (task)->name = g_intern_string (dvt_options_get_name (options));
+  if (options != NULL && dvt_options_get_function (options) != NULL)
+    dvt_task_extra (task)->function = dvt_options_get_function (options);
 
   /* The caller's cancellable is chained to one of the task's own, so that
    * cancelling this task never cancels the caller's other operations. */

@@ -175,6 +175,40 @@ async function testDetail(rt) {
     H.check(onlyA.every(e => e.id === ta.get_id()), 'detail: and it is that task');
 }
 
+// An event scope: by name, and re-entry bounded. A JavaScript function has
+// no address to scope by (Dvt.Options.set_function takes a pointer), so GJS
+// scopes by name or task id.
+async function testScope(rt) {
+    const scope = Dvt.EventScope.new(rt, 'chain', null, 0);
+    scope.max_depth = 3;
+    const opts = new Dvt.Options({use_caller_context: true, name: 'chain'});
+    const calls = [];
+    scope.connect('finished', (s, task) => {
+        calls.push(task.get_id());
+        // Follow-up work of the same name: the scope's own chain.
+        rt.schedule(later(1, calls.length), opts, null);
+    });
+    const other = Dvt.EventScope.new(rt, 'other', null, 0);
+    let otherCalls = 0;
+    other.connect('finished', () => otherCalls++);
+
+    const first = rt.schedule(later(1, 0), opts, null);
+    H.check(await H.until(() => calls.length === 3, 5000), 'scope: the chain called the handler 3 times');
+    await H.sleep(50);
+    H.checkEqual(calls.length, 3, 'scope: max_depth 3 gives exactly 3 calls');
+    H.checkEqual(calls[0], first.get_id(), 'scope: the first call is for the first task');
+    H.checkEqual(otherCalls, 0, 'scope: a scope of another name got nothing');
+
+    let error = null;
+    try {
+        Dvt.EventScope.new(rt, 'x', null, first.get_id());
+    } catch (e) {
+        error = e;
+    }
+    H.checkGError(error, Dvt.Error, Dvt.Error.INVALID_ARGUMENT, /task id/,
+        'scope: a task id with a name is refused');
+}
+
 H.run('test-events.js', async () => {
     const rt = new Dvt.Runtime({max_workers: 2, event_context: mainContext});
     H.check(rt.event_context !== null, 'runtime: event_context set');
@@ -183,6 +217,7 @@ H.run('test-events.js', async () => {
     await testOrderAndErrors(rt);
     await testTaskSignal(rt);
     await testDetail(rt);
+    await testScope(rt);
 
     rt.shutdown(true, false);
     // Whatever the shutdown left for this context is delivered here.

@@ -416,6 +416,48 @@ static void test_policy () {
     rt.shutdown (true, false);
 }
 
+/* An event scope by name, with re-entry bounded at 2, and a refused
+ * combination; on a runtime of its own. */
+static void test_event_scope () {
+    var rt = new Dvt.Runtime (2);
+    var options = new Dvt.Options ();
+    options.name = "vala-chain";
+    int calls = 0;
+    try {
+        var scope = new Dvt.EventScope (rt, "vala-chain", null, 0);
+        scope.max_depth = 2;
+        scope.finished.connect ((s, task, elapsed) => {
+            AtomicInt.inc (ref calls);
+            try {
+                rt.submit ((t, c) => { t.return_int (1); }, options, null);
+            } catch (GLib.Error e) {
+                unexpected (e, "event scope: follow-up submit");
+            }
+        });
+        Value result;
+        rt.to_thread_blocking ((t, c) => { t.return_int (1); }, options, null, out result);
+        var deadline = get_monotonic_time () + 10 * 1000000;
+        while (AtomicInt.get (ref calls) < 2 && get_monotonic_time () < deadline)
+            Thread.usleep (1000);
+        Thread.usleep (50000);
+        rt.shutdown (true, false);
+        check (AtomicInt.get (ref calls) == 2,
+               "event scope: max_depth 2 gives exactly 2 calls (got %d)".printf (AtomicInt.get (ref calls)));
+    } catch (GLib.Error e) {
+        unexpected (e, "event scope");
+    }
+
+    try {
+        new Dvt.EventScope (rt, "", null, 0);
+        check (false, "event scope: an empty name is refused");
+    } catch (Dvt.Error.INVALID_ARGUMENT e) {
+        check (true, "event scope: an empty name is refused with Dvt.Error.INVALID_ARGUMENT");
+    } catch (GLib.Error e) {
+        unexpected (e, "event scope: empty name");
+    }
+    rt.shutdown (true, false);
+}
+
 static void* watchdog () {
     Thread.usleep (60 * 1000000);
     printerr ("test-vala: watchdog: no result after 60 s, giving up\n");
@@ -437,6 +479,7 @@ public static int main (string[] args) {
     test_gather (rt);
     test_closure_released (rt);
     test_policy ();
+    test_event_scope ();
     /* queued: to_thread_blocking x2, map, submit (4); errors: 4 calls (8);
      * to_thread_async x2 (10); schedule (11); 4 submits (15); submit (16).
      * A gather waits for tasks already counted and adds none. The 5 that
