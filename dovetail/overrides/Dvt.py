@@ -452,6 +452,36 @@ class _EventsMixin:
         return super().connect_after(signal, _event_handler(signal, handler), *args)
 
 
+# ---- function identity ----------------------------------------------------------
+
+# Live event scopes by function, of any runtime. While there are none, calls
+# do not copy their options to carry their function's identity.
+_function_scopes = 0
+_function_scopes_lock = threading.Lock()
+
+
+def _count_function_scopes(delta):
+    global _function_scopes
+    with _function_scopes_lock:
+        _function_scopes += delta
+
+
+def _function_target(fn):
+    """What identifies @fn: the function itself, or for a bound method its
+    function (a bound method is a new object at each attribute access)."""
+    return getattr(fn, '__func__', fn)
+
+
+def _identify(fn, options):
+    """The options for a call of @fn: carrying @fn's identity (see
+    Dvt.Options.set_function) when event scopes by function exist."""
+    if not _function_scopes:
+        return options
+    options = Dvt.Options() if options is None else Dvt.Options.copy(options)
+    Dvt.Options.set_function(options, id(_function_target(fn)))
+    return options
+
+
 # ---- Runtime ------------------------------------------------------------------
 
 class Runtime(_EventsMixin, Dvt.Runtime):
@@ -473,8 +503,8 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         scope = _Scope()
         try:
             return _reraising(Dvt.Runtime.run_blocking, self,
-                              _work(scope, func, func_data), None, options,
-                              cancellable)
+                              _work(scope, func, func_data), None,
+                              _identify(func, options), cancellable)
         finally:
             scope.close()
 
@@ -486,8 +516,8 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         scope = _Scope()
         try:
             return _reraising(Dvt.Runtime.to_thread_blocking, self,
-                              _work(scope, func, func_data), None, options,
-                              cancellable)
+                              _work(scope, func, func_data), None,
+                              _identify(func, options), cancellable)
         finally:
             scope.close()
 
@@ -501,7 +531,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         try:
             return _reraising(Dvt.Runtime.to_thread_blocking, self,
                               _call_work(scope, fn, args, kwargs), None,
-                              dvt_options, dvt_cancellable)
+                              _identify(fn, dvt_options), dvt_cancellable)
         finally:
             scope.close()
 
@@ -517,7 +547,8 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         # func_data is given as a tuple: PyGObject 3.42 expects one for a
         # callback's data in a call whose last argument is variable user data.
         Dvt.Runtime.to_thread_async(self, _work(scope, func, func_data), (),
-                                    options, cancellable, callback, None)
+                                    _identify(func, options), cancellable,
+                                    callback, None)
 
     def to_thread_finish(self, result):
         return _reraising(Dvt.Runtime.to_thread_finish, self, result)
@@ -529,7 +560,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         func_data = _pick_data(func_data, user_data)
         scope = _Scope()
         task = Dvt.Runtime.submit(self, _work(scope, func, func_data), None,
-                                  options, cancellable)
+                                  _identify(func, options), cancellable)
         _keep(task, scope)
         return task
 
@@ -541,7 +572,8 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         ``call_blocking``."""
         scope = _Scope()
         task = Dvt.Runtime.submit(self, _call_work(scope, fn, args, kwargs),
-                                  None, dvt_options, dvt_cancellable)
+                                  None, _identify(fn, dvt_options),
+                                  dvt_cancellable)
         _keep(task, scope)
         return task
 
@@ -552,7 +584,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         func_data = _pick_data(func_data, user_data)
         scope = _Scope()
         task = Dvt.Runtime.schedule(self, _work(scope, func, func_data), None,
-                                    options, cancellable)
+                                    _identify(func, options), cancellable)
         _keep(task, scope)
         return task
 
@@ -574,13 +606,13 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         func_data = _pick_data(func_data, user_data)
         scope = _Scope()
         return self._map_blocking(n_items, _work(scope, func, func_data),
-                                  scope, options, cancellable)
+                                  scope, _identify(func, options), cancellable)
 
     def _map_blocking_items(self, fn, items, options=None, cancellable=None):
         items = list(items)
         scope = _Scope()
         return self._map_blocking(len(items), _item_work(scope, fn, items),
-                                  scope, options, cancellable)
+                                  scope, _identify(fn, options), cancellable)
 
     def _map_blocking(self, n_items, func, scope, options, cancellable):
         try:
@@ -604,14 +636,16 @@ class Runtime(_EventsMixin, Dvt.Runtime):
                        cancellable=None, callback=None, user_data=None):
         scope = _Scope()
         self._map_async(n_items, _work(scope, func, func_data), scope,
-                        options, cancellable, callback, user_data)
+                        _identify(func, options), cancellable, callback,
+                        user_data)
 
     def _map_async_items(self, fn, items, options=None, cancellable=None,
                          callback=None, user_data=None):
         items = list(items)
         scope = _Scope()
         self._map_async(len(items), _item_work(scope, fn, items), scope,
-                        options, cancellable, callback, user_data)
+                        _identify(fn, options), cancellable, callback,
+                        user_data)
 
     def _map_async(self, n_items, func, scope, options, cancellable,
                    callback, user_data):
@@ -623,6 +657,34 @@ class Runtime(_EventsMixin, Dvt.Runtime):
 
     def map_finish(self, result):
         return _unwrap_list(_reraising(Dvt.Runtime.map_finish, self, result))
+
+    def scope_events(self, *, name=None, function=None, task=None,
+                     max_depth=1):
+        """A ``Dvt.EventScope``: this runtime's signals for the tasks of
+        @name, of @function (by identity: two different lambdas never
+        match; a bound method matches through its function), both, or the
+        one @task (a ``Dvt.Task`` or its id). @max_depth bounds chains of
+        its handlers that cause their own events again (1: no re-entry).
+        Keep it for as long as its handlers should run."""
+        if function is not None and not callable(function):
+            raise TypeError('scope_events(function=) needs a callable, not %r'
+                            % type(function).__name__)
+        if isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 1:
+            raise ValueError('max_depth must be an int of at least 1, not %r'
+                             % (max_depth,))
+        target = _function_target(function) if function is not None else None
+        task_id = task.get_id() if isinstance(task, Dvt.Task) else (task or 0)
+        scope = Dvt.EventScope.new(self, name,
+                                   id(target) if target is not None else None,
+                                   task_id)
+        scope.set_max_depth(max_depth)
+        if target is not None:
+            # Holds the function, so that its id is not reused while the
+            # scope lives.
+            scope._dvt_function = target
+            _count_function_scopes(1)
+            weakref.finalize(scope, _count_function_scopes, -1)
+        return scope
 
     def gather_blocking(self, tasks, options=None, cancellable=None):
         """Waits for every task of @tasks; their values in the same order."""
@@ -700,3 +762,15 @@ class Task(_EventsMixin, Dvt.Task):
 
 Task = override(Task)
 __all__.append('Task')
+
+
+# ---- EventScope ---------------------------------------------------------------
+
+class EventScope(_EventsMixin, Dvt.EventScope):
+    """A runtime's event signals for some of its tasks; made with
+    ``Runtime.scope_events()``. ``retry`` and ``failed`` handlers get the
+    Python exception the work raised."""
+
+
+EventScope = override(EventScope)
+__all__.append('EventScope')
