@@ -2640,9 +2640,23 @@ test_counters_agree (void)
   g_assert_cmpuint (stats->done, ==, rec_count (&rec, EV_FINISHED, 0));
   g_assert_cmpuint (stats->error, ==, rec_count (&rec, EV_FAILED, 0));
   g_assert_cmpuint (stats->cancelled, ==, rec_count (&rec, EV_CANCELLED, 0));
+  /* And by their definitions: 14 calls; 10 plain + the flaky one
+   * succeed; the one that never succeeds and the timed-out one fail; one
+   * retry for the flaky one (it succeeds at attempt 2), two for the other;
+   * one timeout. */
+  g_assert_cmpuint (stats->queued, ==, 14);
   g_assert_cmpuint (stats->done, ==, 11);
   g_assert_cmpuint (stats->error, ==, 2);
   g_assert_cmpuint (stats->cancelled, ==, 1);
+  g_assert_cmpuint (stats->retries, ==, 3);
+  g_assert_cmpuint (stats->timed_out, ==, 1);
+  g_assert_cmpuint (stats->queued, ==, stats->done + stats->error + stats->cancelled);
+  /* 10 + 2 + 3 attempts, and those of the timed-out and the cancelled
+   * task if they started before their end (the rate limit may hold them). */
+  g_assert_cmpuint (stats->started, >=, 15);
+  g_assert_cmpuint (stats->started, <=, 17);
+  g_assert_cmpuint (stats->running, ==, 0);
+  g_assert_cmpuint (stats->pending, ==, 0);
   g_assert_cmpuint (stats->throttled, >, 0);
   rec_assert_well_formed (&rec, TRUE);
   rec_clear (&rec);

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from dvthelpers import DEADLINE, Dvt, GLib
+from gi.repository import Gio
 
 
 class Calls:
@@ -280,3 +281,51 @@ def test_progress(rt):
     assert dones == sorted(dones)
     assert dones[-1] == 500
     assert not any(after for _, _, after in seen)
+
+
+def test_counters_after_a_mixed_run(rt):
+    """Counters match their definitions after successes, failures, retries,
+    a timeout and a cancellation; custom counters accumulate."""
+    attempts = []
+
+    def flaky():
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise OSError('not yet')
+        return 'ok'
+
+    def broken():
+        raise ValueError('never')
+
+    retrying = Dvt.Options(retries=2, retry_backoff=0.001)
+    for i in range(5):
+        assert rt.call_blocking(int, i) == i
+    assert rt.call_blocking(flaky, dvt_options=retrying) == 'ok'
+    with pytest.raises(ValueError):
+        rt.call_blocking(broken, dvt_options=retrying)
+    with pytest.raises(GLib.Error) as info:
+        rt.call_blocking(time.sleep, 0.3, dvt_options=Dvt.Options(timeout=0.05))
+    assert info.value.matches(Gio.io_error_quark(), Gio.IOErrorEnum.TIMED_OUT)
+    gate = threading.Event()
+    blocker = rt.submit_call(gate.wait, DEADLINE)
+    blocker2 = rt.submit_call(gate.wait, DEADLINE)
+    queued = rt.submit_call(int, 1)     # waits behind the two blockers
+    queued.cancel()
+    gate.set()
+    blocker.result(DEADLINE)
+    blocker2.result(DEADLINE)
+    rt.inc_stat('pages', 2)
+    rt.inc_stat('pages', 3)
+    rt.shutdown(True, False)
+
+    stats = rt.get_stats()
+    assert stats.queued == 5 + 1 + 1 + 1 + 3
+    assert stats.done == 5 + 1 + 2
+    assert stats.error == 2           # broken, and the timeout
+    assert stats.timed_out == 1
+    assert stats.cancelled == 1
+    assert stats.retries == 2 + 2
+    assert stats.started == 5 + 3 + 3 + 1 + 2
+    assert stats.queued == stats.done + stats.error + stats.cancelled
+    assert stats.running == 0 and stats.pending == 0
+    assert stats.get_counter('pages') == 5
