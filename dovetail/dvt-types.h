@@ -42,6 +42,22 @@ typedef void (*DvtThreadFunc) (DvtTask       *task,
                                GError       **error);
 
 /**
+ * DvtCallFunc:
+ * @user_data: (closure): data passed when the work was submitted
+ * @error: return location for a #GError
+ *
+ * A blocking function that keeps its result to itself: its task succeeds
+ * with no value when it returns, or fails with @error if it sets it.
+ *
+ * This is for bindings that hand results over on their own side: they
+ * need not convert a task, a cancellable or a value for every call, and
+ * the caller is released only once the function has returned to the
+ * library.
+ */
+typedef void (*DvtCallFunc) (gpointer   user_data,
+                             GError   **error);
+
+/**
  * DvtAsyncFunc:
  * @task: the task to complete
  * @cancellable: (nullable): cancelled when the task is cancelled, or %NULL
