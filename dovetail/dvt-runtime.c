@@ -1153,6 +1153,140 @@ dvt_runtime_to_thread_blocking (DvtRuntime    *self,
   return run_to_end (self, task, value, error);
 }
 
+typedef struct
+{
+  DvtCallFunc     func;
+  gpointer        func_data;
+  GDestroyNotify  func_data_destroy;
+} DvtInvoke;
+
+static void
+invoke_free (gpointer data)
+{
+  DvtInvoke *invoke = data;
+
+  if (invoke->func_data_destroy != NULL)
+    invoke->func_data_destroy (invoke->func_data);
+  g_free (invoke);
+}
+
+/* The task is completed here, once the function has returned: a binding
+ * has let go of its interpreter by then, so the released caller does not
+ * wait for it. */
+static void
+invoke_thread (DvtTask      *task,
+               GCancellable *cancellable,
+               gpointer      data,
+               GError      **error)
+{
+  DvtInvoke *invoke = data;
+  GError *local_error = NULL;
+
+  gboolean ok = invoke->func (invoke->func_data, &local_error);
+
+  if (local_error != NULL)
+    g_propagate_error (error, local_error);
+  else if (ok)
+    dvt_task_return_pointer (task, NULL, NULL);
+  /* else FALSE without an error: left uncompleted, the task fails with
+   * DVT_ERROR_NOT_COMPLETED. */
+}
+
+/**
+ * dvt_runtime_invoke_blocking:
+ * @self: a runtime
+ * @func: (scope notified) (closure func_data) (destroy func_data_destroy):
+ *   the blocking function
+ * @func_data: data for @func
+ * @func_data_destroy: (nullable): frees @func_data, as for
+ *   [method@Runtime.to_thread_blocking]
+ * @options: (nullable): options for this call
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Runs @func on one of the runtime's workers and waits until it has
+ * returned, like [method@Runtime.to_thread_blocking] (timeout, retries,
+ * rate limit, events and cancellation apply), for a function that keeps
+ * its result itself.
+ *
+ * This is the cheapest way for a binding to run a function of its own
+ * language on a worker: nothing but @func_data crosses to the function,
+ * and the task completes after @func has returned.
+ *
+ * An event scope for @func ([class@EventScope]) matches these calls.
+ *
+ * Returns: %TRUE if @func returned %TRUE
+ */
+gboolean
+dvt_runtime_invoke_blocking (DvtRuntime     *self,
+                             DvtCallFunc     func,
+                             gpointer        func_data,
+                             GDestroyNotify  func_data_destroy,
+                             DvtOptions     *options,
+                             GCancellable   *cancellable,
+                             GError        **error)
+{
+  DvtInvoke *invoke;
+  DvtTask *task;
+
+  g_return_val_if_fail (DVT_IS_RUNTIME (self), FALSE);
+  g_return_val_if_fail (func != NULL, FALSE);
+  g_return_val_if_fail (options == NULL || DVT_IS_OPTIONS (options), FALSE);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!dvt_core_check_blocking (self->core, error))
+    {
+      if (func_data_destroy != NULL)
+        func_data_destroy (func_data);
+      return FALSE;
+    }
+
+  invoke = g_new (DvtInvoke, 1);
+  invoke->func = func;
+  invoke->func_data = func_data;
+  invoke->func_data_destroy = func_data_destroy;
+  task = new_work_task (self, DVT_TASK_KIND_THREAD, invoke_thread, invoke,
+                        invoke_free, options, cancellable);
+  /* Its identity for event scopes is @func, not the trampoline. */
+  if (DVT_TASK_EXTRA (task, function, NULL) == NULL)
+    dvt_task_extra (task)->function = func;
+
+  return run_to_end (self, task, NULL, error);
+}
+
+/**
+ * dvt_runtime_has_task_policy:
+ * @self: a runtime
+ * @options: (nullable): the options of a call
+ *
+ * Tells whether each task started with @options (each item, for a map)
+ * gets a policy of its own: a timeout, retries or the runtime's rate
+ * limit. A binding that groups many small items into one task must not
+ * do so then, or the items would share one timeout and one retry count.
+ *
+ * Returns: %TRUE if a timeout, retries or a rate limit apply
+ */
+gboolean
+dvt_runtime_has_task_policy (DvtRuntime *self,
+                             DvtOptions *options)
+{
+  DvtPolicy *policy;
+
+  g_return_val_if_fail (DVT_IS_RUNTIME (self), FALSE);
+  g_return_val_if_fail (options == NULL || DVT_IS_OPTIONS (options), FALSE);
+
+  if (__atomic_load_n (&self->core->rate_interval, __ATOMIC_RELAXED) != 0)
+    return TRUE;
+
+  policy = dvt_policy_resolve (self, options);
+  if (policy == NULL)
+    return FALSE;
+  dvt_policy_unref (policy);
+
+  return TRUE;
+}
+
 /**
  * dvt_runtime_to_thread_async:
  * @self: a runtime

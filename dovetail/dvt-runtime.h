@@ -74,6 +74,17 @@ gboolean      dvt_runtime_to_thread_blocking (DvtRuntime          *self,
                                               GValue              *value,
                                               GError             **error);
 DVT_AVAILABLE_IN_ALL
+gboolean      dvt_runtime_invoke_blocking    (DvtRuntime          *self,
+                                              DvtCallFunc          func,
+                                              gpointer             func_data,
+                                              GDestroyNotify       func_data_destroy,
+                                              DvtOptions          *options,
+                                              GCancellable        *cancellable,
+                                              GError             **error);
+DVT_AVAILABLE_IN_ALL
+gboolean      dvt_runtime_has_task_policy    (DvtRuntime          *self,
+                                              DvtOptions          *options);
+DVT_AVAILABLE_IN_ALL
 void          dvt_runtime_to_thread_async    (DvtRuntime          *self,
                                               DvtThreadFunc        func,
                                               gpointer             func_data,

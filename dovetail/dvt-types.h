@@ -42,6 +42,25 @@ typedef void (*DvtThreadFunc) (DvtTask       *task,
                                GError       **error);
 
 /**
+ * DvtCallFunc:
+ * @user_data: (closure): data passed when the work was submitted
+ * @error: return location for a #GError
+ *
+ * A blocking function that keeps its result to itself, for
+ * [method@Runtime.invoke_blocking]: its task succeeds with no value when it
+ * returns %TRUE, and fails with @error when it returns %FALSE.
+ *
+ * Returning %FALSE without setting @error fails the task with
+ * %DVT_ERROR_NOT_COMPLETED: that is also what a binding that refuses to
+ * call the function on a worker thread returns (GJS does), so such a call
+ * ends with a clear error instead of succeeding without having run.
+ *
+ * Returns: %TRUE on success, %FALSE with @error set on failure
+ */
+typedef gboolean (*DvtCallFunc) (gpointer   user_data,
+                                 GError   **error);
+
+/**
  * DvtAsyncFunc:
  * @task: the task to complete
  * @cancellable: (nullable): cancelled when the task is cancelled, or %NULL

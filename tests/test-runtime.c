@@ -1499,6 +1499,122 @@ test_blocking_func_data_destroy_cancelled (void)
     }
 }
 
+/* ---- invoke_blocking and has_task_policy ------------------------------ */
+
+static void
+count_event (int *count)
+{
+  g_atomic_int_inc (count);
+}
+
+typedef struct
+{
+  GThread *ran_on;
+  int      calls;
+  int      fail_first;  /* how many calls fail */
+} InvokeInfo;
+
+static gboolean
+invoke_count (gpointer  user_data,
+              GError  **error)
+{
+  InvokeInfo *info = user_data;
+
+  info->ran_on = g_thread_self ();
+  if (info->calls++ < info->fail_first)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_BUSY, "busy");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* FALSE without an error, as a binding that refused the call returns. */
+static gboolean
+invoke_refused (gpointer  user_data,
+                GError  **error)
+{
+  return FALSE;
+}
+
+static void
+test_invoke_blocking (void)
+{
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtOptions) retry = dvt_options_new ();
+  g_autoptr(GError) error = NULL;
+  InvokeInfo info = { NULL, 0, 0 };
+
+  /* Runs on a worker; success carries no value. */
+  g_assert_true (dvt_runtime_invoke_blocking (rt, invoke_count, &info, NULL,
+                                              NULL, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (info.calls, ==, 1);
+  g_assert_true (info.ran_on != NULL && info.ran_on != g_thread_self ());
+
+  /* The function's error reaches the caller unchanged. */
+  info = (InvokeInfo) { NULL, 0, 1 };
+  g_assert_false (dvt_runtime_invoke_blocking (rt, invoke_count, &info, NULL,
+                                               NULL, NULL, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
+  g_clear_error (&error);
+
+  /* Retries apply: two failures, then success. */
+  info = (InvokeInfo) { NULL, 0, 2 };
+  dvt_options_set_retries (retry, 2);
+  dvt_options_set_retry_backoff (retry, 0.001);
+  g_assert_true (dvt_runtime_invoke_blocking (rt, invoke_count, &info, NULL,
+                                              retry, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (info.calls, ==, 3);
+
+  /* FALSE without an error: not a success. */
+  g_assert_false (dvt_runtime_invoke_blocking (rt, invoke_refused, NULL, NULL,
+                                               NULL, NULL, &error));
+  g_assert_error (error, DVT_ERROR, DVT_ERROR_NOT_COMPLETED);
+  g_clear_error (&error);
+
+  /* An event scope for the function matches its calls. */
+  {
+    g_autoptr(DvtEventScope) scope = dvt_event_scope_new (rt, NULL, invoke_count, 0, &error);
+    int finished = 0;
+
+    g_assert_no_error (error);
+    g_signal_connect_swapped (scope, "finished", G_CALLBACK (count_event), &finished);
+    info = (InvokeInfo) { NULL, 0, 0 };
+    g_assert_true (dvt_runtime_invoke_blocking (rt, invoke_count, &info, NULL,
+                                                NULL, NULL, &error));
+    g_assert_true (dvt_runtime_invoke_blocking (rt, invoke_refused, NULL, NULL,
+                                                NULL, NULL, NULL) == FALSE);
+    dvt_runtime_shutdown (rt, TRUE, FALSE);
+    g_assert_cmpint (finished, ==, 1);
+  }
+}
+
+static void
+test_has_task_policy (void)
+{
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtOptions) options = dvt_options_new ();
+
+  g_assert_false (dvt_runtime_has_task_policy (rt, NULL));
+  g_assert_false (dvt_runtime_has_task_policy (rt, options));
+  dvt_options_set_max_concurrency (options, 1);
+  dvt_options_set_deadline (options, 10);
+  g_assert_false (dvt_runtime_has_task_policy (rt, options));
+  dvt_options_set_timeout (options, 10);
+  g_assert_true (dvt_runtime_has_task_policy (rt, options));
+  dvt_options_set_timeout (options, 0);
+  dvt_options_set_retries (options, 1);
+  g_assert_true (dvt_runtime_has_task_policy (rt, options));
+
+  g_object_set (rt, "retries", 1, NULL);
+  g_assert_true (dvt_runtime_has_task_policy (rt, NULL));
+  g_object_set (rt, "retries", 0, NULL);
+  g_assert_true (dvt_runtime_set_rate_limit (rt, 1000, 0, NULL));
+  g_assert_true (dvt_runtime_has_task_policy (rt, NULL));
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -1508,6 +1624,8 @@ main (int argc, char *argv[])
     slow = 10.0;
 
   g_test_add_func ("/runtime/run-blocking/value", test_run_blocking_value);
+  g_test_add_func ("/runtime/invoke-blocking", test_invoke_blocking);
+  g_test_add_func ("/runtime/has-task-policy", test_has_task_policy);
   g_test_add_func ("/runtime/run-blocking/gio-file", test_run_blocking_gio_file);
   g_test_add_func ("/runtime/run-blocking/gio-error", test_run_blocking_gio_error);
   g_test_add_func ("/runtime/run-blocking/error-unchanged", test_run_blocking_error_unchanged);

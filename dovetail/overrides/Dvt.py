@@ -49,6 +49,13 @@ Plain functions
     ``fn(item)`` for every item, in parallel, and returns the results in
     input order (the raw form is told apart by its first argument being an
     ``int``). ``rt.map_async(fn, iterable, ...)`` is its asynchronous twin.
+    ``map_blocking`` hands the items to a few runners (one per worker at
+    most, never more than max-concurrency) that each call ``fn`` in a loop
+    over runs of items they claim, checking for a failure or cancellation
+    between items; each item becomes a task of its own instead when the
+    options give items a timeout, retries or a rate limit, async items or
+    the caller's context, or when a ``progress`` handler is connected to
+    the runtime.
     Values returned by plain functions cross unchanged (the same objects).
 
 Tasks
@@ -86,6 +93,8 @@ Notes
 
 import atexit
 import itertools
+import os
+import sys
 import threading
 import traceback
 import weakref
@@ -345,6 +354,85 @@ def _to_value(value):
     return value
 
 
+# ---- worker threads ------------------------------------------------------------
+
+# PyGObject calls Python on a worker thread through PyGILState_Ensure(): on
+# a thread Python did not create, that makes a Python thread state, and
+# PyGILState_Release() at the end of the call destroys it again (with an
+# mmap() and munmap() of its frame stack each time). A worker that runs
+# Python keeps its thread state instead: one more PyGILState_Ensure() for
+# the thread's lifetime. A worker thread that ends leaves its thread state
+# behind; the next thread to keep one frees those of the threads that have
+# ended (only on Linux, where /proc tells which threads still run).
+
+def _thread_api():
+    if (sys.implementation.name != 'cpython' or
+            not os.path.isdir('/proc/self/task') or
+            not getattr(sys, '_is_gil_enabled', lambda: True)()):
+        return None
+    try:
+        import ctypes
+        api = ctypes.pythonapi
+        api.PyGILState_Ensure.restype = ctypes.c_int
+        for name in ('PyThreadState_Get', 'PyInterpreterState_Get',
+                     'PyInterpreterState_ThreadHead', 'PyThreadState_Next'):
+            getattr(api, name).restype = ctypes.c_void_p
+        for name in ('PyInterpreterState_ThreadHead', 'PyThreadState_Next',
+                     'PyThreadState_GetID', 'PyThreadState_Clear',
+                     'PyThreadState_Delete'):
+            getattr(api, name).argtypes = [ctypes.c_void_p]
+        api.PyThreadState_GetID.restype = ctypes.c_uint64
+        api.PyThreadState_Clear.restype = None
+        api.PyThreadState_Delete.restype = None
+        return api
+    except (ImportError, AttributeError):
+        return None
+
+
+_api = _thread_api()
+_thread_local = threading.local()
+# native thread id -> (address, id) of the Python thread state it keeps
+_kept_states = {}
+
+
+def _free_states_of_ended_threads(api):
+    """Frees the thread states kept by worker threads that have ended.
+    A state is freed only if it is still listed by the interpreter under
+    the same unique id: a thread Python made removes its own."""
+    ended = [tid for tid in _kept_states
+             if not os.path.exists('/proc/self/task/%d' % tid)]
+    if not ended:
+        return
+    listed = set()
+    state = api.PyInterpreterState_ThreadHead(api.PyInterpreterState_Get())
+    while state:
+        listed.add((state, api.PyThreadState_GetID(state)))
+        state = api.PyThreadState_Next(state)
+    for tid in ended:
+        kept = _kept_states.pop(tid)
+        if kept in listed:
+            api.PyThreadState_Clear(kept[0])
+            api.PyThreadState_Delete(kept[0])
+
+
+def _keep_thread_state():
+    """Called at the start of Python work on a worker thread."""
+    if _api is None or getattr(_thread_local, 'kept', False):
+        return
+    with _lock:
+        tid = threading.get_native_id()
+        # A thread that kept a state has the flag set: a state recorded
+        # under this id belonged to an ended thread whose id was reused.
+        old = _kept_states.pop(tid, None)
+        if old is not None:
+            _kept_states[-1 - tid] = old  # never a live id: freed below
+        _free_states_of_ended_threads(_api)
+        _api.PyGILState_Ensure()
+        state = _api.PyThreadState_Get()
+        _kept_states[tid] = (state, _api.PyThreadState_GetID(state))
+        _thread_local.kept = True
+
+
 # ---- work-function wrappers --------------------------------------------------
 
 def _pick_data(func_data, user_data):
@@ -364,6 +452,7 @@ def _work(scope, func, func_data):
     holder = scope.hold_work(func, func_data)
 
     def run(task, cancellable, *_ignored):
+        _keep_thread_state()
         if not holder:
             return  # the call has ended
         func, func_data = holder
@@ -383,6 +472,7 @@ def _call_work(scope, fn, args, kwargs):
     holder = scope.hold_work(fn, args, kwargs)
 
     def run(task, cancellable, *_ignored):
+        _keep_thread_state()
         if not holder:
             return
         fn, args, kwargs = holder
@@ -395,12 +485,37 @@ def _call_work(scope, fn, args, kwargs):
     return run
 
 
+class _Call:
+    """``fn(*args, **kwargs)`` run by ``Runtime.invoke_blocking()``: the
+    value stays on the Python side, in the object, and the C library
+    completes the task once the function has returned (and let go of the
+    interpreter), so the released caller takes the interpreter at once."""
+
+    __slots__ = ('scope', 'fn', 'args', 'kwargs', 'value')
+
+    def __init__(self, scope, fn, args, kwargs):
+        self.scope = scope
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.value = None
+
+    def run(self, *_ignored):
+        _keep_thread_state()
+        ok, value = _guard(self.scope, self.fn, *self.args, **self.kwargs)
+        if not ok:
+            raise value
+        self.value = value
+        return True
+
+
 def _item_work(scope, fn, items):
     """Wraps fn(item) into a DvtMapFunc."""
     scope_ref = weakref.ref(scope)
     holder = scope.hold_work(fn, items)
 
     def run(task, cancellable, *_ignored):
+        _keep_thread_state()
         if not holder:
             return
         fn, items = holder
@@ -411,6 +526,88 @@ def _item_work(scope, fn, items):
             raise value
         Dvt.Task.return_value(task, _box(value))
     return run
+
+
+class _Chunks:
+    """``fn(item)`` for every item of ``map_blocking(fn, items)``, run by a
+    few map items (runners, at most one per worker and never more than
+    max-concurrency), each calling ``fn`` in a loop over runs of
+    consecutive items it claims. A run is a share of what is left (guided
+    scheduling: long runs first, single items at the end), so the workers
+    stay busy whatever the items cost, and a Python function is entered
+    once per runner instead of once per item.
+
+    Item by item, the map keeps its meaning: results in input order; in
+    return-errors mode each failure in its slot; otherwise the first
+    failure stops every runner before its next item and fails the map;
+    cancelling the map stops them too."""
+
+    __slots__ = ('scope', 'fn', 'items', 'results', 'return_errors',
+                 'n_runners', 'next', 'stop', 'failed', 'watched', 'lock')
+
+    def __init__(self, scope, fn, items, n_runners, return_errors):
+        self.scope = scope
+        self.fn = fn
+        self.items = items
+        self.results = [None] * len(items)
+        self.return_errors = return_errors
+        self.n_runners = n_runners
+        self.next = 0
+        self.stop = False
+        self.failed = False  # a slot holds a failure
+        self.watched = None
+        self.lock = threading.Lock()
+
+    def _claim(self):
+        """The next run of items, as a range (empty at the end)."""
+        n = len(self.items)
+        with self.lock:
+            start = self.next
+            self.next = end = min(n, start + max(1, (n - start) // (2 * self.n_runners)))
+        return range(start, end)
+
+    def _watch(self, cancellable):
+        """Sets self.stop when the map's cancellable is cancelled."""
+        with self.lock:
+            if self.watched is not None or cancellable is None:
+                return
+            self.watched = cancellable
+        handler = cancellable.connect(self._cancelled)
+        with self.lock:
+            self.watched = (cancellable, handler)
+
+    def _cancelled(self, *_ignored):
+        self.stop = True
+
+    def unwatch(self):
+        with self.lock:
+            watched, self.watched = self.watched, None
+        if isinstance(watched, tuple) and watched[1]:
+            watched[0].disconnect(watched[1])
+
+    def run(self, task, cancellable, *_ignored):
+        _keep_thread_state()
+        self._watch(cancellable)
+        scope, fn, items, results = self.scope, self.fn, self.items, self.results
+        run = self._claim()
+        while run and not self.stop:
+            for i in run:
+                if self.stop:
+                    break
+                ok, value = _guard(scope, fn, items[i])
+                if not ok:
+                    if not self.return_errors:
+                        self.stop = True
+                        del task, cancellable, _ignored, scope, fn, items, results
+                        raise value
+                    self.failed = True
+                results[i] = value
+            run = self._claim()
+        Dvt.Task.return_boolean(task, True)
+
+    def take_results(self):
+        results, self.results = self.results, None
+        return _unwrap_list(results) if self.failed else results
 
 
 def _done(scope, callback, user_data):
@@ -528,10 +725,11 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         timeout, retries...) and ``dvt_cancellable`` apply to the call and
         are not passed to ``fn``."""
         scope = _Scope()
+        call = _Call(scope, fn, args, kwargs)
         try:
-            return _reraising(Dvt.Runtime.to_thread_blocking, self,
-                              _call_work(scope, fn, args, kwargs), None,
-                              _identify(fn, dvt_options), dvt_cancellable)
+            _reraising(Dvt.Runtime.invoke_blocking, self, call.run, None,
+                       _identify(fn, dvt_options), dvt_cancellable)
+            return call.value
         finally:
             scope.close()
 
@@ -611,8 +809,38 @@ class Runtime(_EventsMixin, Dvt.Runtime):
     def _map_blocking_items(self, fn, items, options=None, cancellable=None):
         items = list(items)
         scope = _Scope()
-        return self._map_blocking(len(items), _item_work(scope, fn, items),
-                                  scope, _identify(fn, options), cancellable)
+        options = _identify(fn, options)
+        n_runners = self._map_runners(len(items), options)
+        if n_runners == 0:
+            return self._map_blocking(len(items), _item_work(scope, fn, items),
+                                      scope, options, cancellable)
+        chunks = _Chunks(scope, fn, items, n_runners,
+                         options is not None and options.get_return_errors())
+        try:
+            _reraising(Dvt.Runtime.map_blocking, self, n_runners, chunks.run,
+                       None, options, cancellable)
+            return chunks.take_results()
+        finally:
+            chunks.unwatch()
+            scope.close()
+
+    def _map_runners(self, n_items, options):
+        """How many runners share the items of a map over Python items,
+        or 0 if each item must be a task of its own: it has its own
+        timeout, retries or rate limit, it is async, or someone watches
+        the progress of maps (which counts map items)."""
+        if n_items == 0 or self.has_task_policy(options):
+            return 0
+        if options is not None and (options.get_async_items() or
+                                    options.get_use_caller_context()):
+            return 0
+        if GObject.signal_has_handler_pending(
+                self, GObject.signal_lookup('progress', Dvt.Runtime), 0, False):
+            return 0
+        n = min(n_items, self.get_max_workers())
+        if options is not None and options.get_max_concurrency() >= 0:
+            n = min(n, max(1, options.get_max_concurrency()))
+        return n
 
     def _map_blocking(self, n_items, func, scope, options, cancellable):
         try:

@@ -79,6 +79,13 @@ H.run('test-thread-refused.js', async () => {
     checkNotCompleted(H.catchError(() => task.propagate_int(), 'submit: propagate_int'),
         'submit: propagate_int throws Dvt.Error.NOT_COMPLETED');
 
+    // 3b. invoke_blocking: a refused DvtCallFunc returns false without an
+    //     error, which is not a success.
+    checkNotCompleted(H.catchError(() => rt.invoke_blocking(() => {
+        ran++;
+        return true;
+    }, null, null), 'invoke_blocking'), 'invoke_blocking: throws Dvt.Error.NOT_COMPLETED');
+
     // 4. The runtime is still usable: the same work on the caller's context
     const results = await rt.map_async(3, t => t.return_value(t.get_index() + 1),
         new Dvt.Options({async_items: true, use_caller_context: true}), null);

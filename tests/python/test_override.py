@@ -3,11 +3,10 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
 import threading
-import time
 
 import pytest
 
-from dvthelpers import DEADLINE, Dvt, GLib, Peak, main_loop_run
+from dvthelpers import DEADLINE, Dvt, GLib, main_loop_run
 from gi.repository import Gio, GObject
 
 MAIN_THREAD = threading.get_ident()
@@ -202,23 +201,6 @@ def test_map_blocking_over_iterable_keeps_objects(rt):
     results = rt.map_blocking(lambda x: x, items)
     assert all(a is b for a, b in zip(results, items))
     assert len(results) == len(items)
-
-
-def test_map_blocking_over_iterable_max_concurrency():
-    runtime = Dvt.Runtime.new(8)
-    peak = Peak()
-
-    def work(x):
-        with peak:
-            time.sleep(0.002)
-        return x
-
-    try:
-        options = Dvt.Options(max_concurrency=3)
-        assert runtime.map_blocking(work, range(60), options=options) == list(range(60))
-    finally:
-        runtime.shutdown(True, False)
-    assert 1 <= peak.peak <= 3
 
 
 def test_map_blocking_over_iterable_return_errors(rt):

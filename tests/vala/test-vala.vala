@@ -458,6 +458,33 @@ static void test_event_scope () {
     rt.shutdown (true, false);
 }
 
+/* invoke_blocking: the function keeps its result on the Vala side. */
+static void test_invoke_blocking () {
+    var rt = new Dvt.Runtime (2);
+    int kept = 0;
+    bool on_worker = false;
+    var caller = Thread.self<void*> ();
+    try {
+        rt.invoke_blocking (() => {
+            kept = 21 * 2;
+            on_worker = Thread.self<void*> () != caller;
+            return true;
+        }, null, null);
+        check (kept == 42 && on_worker, "invoke_blocking: ran on a worker and kept its result");
+    } catch (GLib.Error e) {
+        unexpected (e, "invoke_blocking");
+    }
+    try {
+        rt.invoke_blocking (() => { throw new IOError.NOT_FOUND ("kept nothing"); }, null, null);
+        check (false, "invoke_blocking: a thrown error is raised");
+    } catch (IOError.NOT_FOUND e) {
+        check (e.message == "kept nothing", "invoke_blocking: the thrown error reaches the caller");
+    } catch (GLib.Error e) {
+        unexpected (e, "invoke_blocking error");
+    }
+    rt.shutdown (true, false);
+}
+
 static void* watchdog () {
     Thread.usleep (60 * 1000000);
     printerr ("test-vala: watchdog: no result after 60 s, giving up\n");
@@ -480,6 +507,7 @@ public static int main (string[] args) {
     test_closure_released (rt);
     test_policy ();
     test_event_scope ();
+    test_invoke_blocking ();
     /* queued: to_thread_blocking x2, map, submit (4); errors: 4 calls (8);
      * to_thread_async x2 (10); schedule (11); 4 submits (15); submit (16).
      * A gather waits for tasks already counted and adds none. The 5 that
