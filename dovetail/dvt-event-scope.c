@@ -232,6 +232,82 @@ dvt_event_scope_set_property (GObject      *object,
     }
 }
 
+/**
+ * DvtEventScope::queued:
+ * @self: the scope
+ * @task: the task
+ *
+ * A task of the scope was accepted (see [signal@Runtime::queued]).
+ */
+
+/**
+ * DvtEventScope::started:
+ * @self: the scope
+ * @task: the task
+ * @attempt: the attempt that starts, from 1
+ *
+ * An attempt started (see [signal@Runtime::started]).
+ */
+
+/**
+ * DvtEventScope::retry:
+ * @self: the scope
+ * @task: the task
+ * @error: the error of the attempt that failed
+ * @attempt: the attempt that failed
+ * @delay: the back-off before the next attempt, in seconds
+ *
+ * A failed attempt will be tried again (see [signal@Runtime::retry]).
+ */
+
+/**
+ * DvtEventScope::throttled:
+ * @self: the scope
+ * @task: the task
+ * @wait: how long the rate limit holds the start back, in seconds
+ *
+ * The rate limit held an attempt back (see [signal@Runtime::throttled]).
+ */
+
+/**
+ * DvtEventScope::progress:
+ * @self: the scope
+ * @task: the task
+ * @done: how many items of the map have ended
+ * @total: how many items it has
+ *
+ * Items of a map ended (see [signal@Runtime::progress]).
+ */
+
+/**
+ * DvtEventScope::failed:
+ * @self: the scope
+ * @task: the task
+ * @error: the error the task ended with
+ * @elapsed: seconds from acceptance to the end
+ *
+ * A task ended in failure, timeouts included (see [signal@Runtime::failed]).
+ */
+
+/**
+ * DvtEventScope::cancelled:
+ * @self: the scope
+ * @task: the task
+ * @error: the cancellation error
+ * @elapsed: seconds from acceptance to the end
+ *
+ * A task ended cancelled (see [signal@Runtime::cancelled]).
+ */
+
+/**
+ * DvtEventScope::finished:
+ * @self: the scope
+ * @task: the task
+ * @elapsed: seconds from acceptance to the end
+ *
+ * A task ended in success (see [signal@Runtime::finished]).
+ */
+
 static void
 dvt_event_scope_class_init (DvtEventScopeClass *klass)
 {
@@ -336,6 +412,8 @@ dvt_event_scope_new (DvtRuntime     *runtime,
  * dvt_event_scope_get_name:
  * @self: a scope
  *
+ * Gets [property@EventScope:name].
+ *
  * Returns: (nullable): the target name the scope matches, or %NULL
  */
 const char *
@@ -349,6 +427,8 @@ dvt_event_scope_get_name (DvtEventScope *self)
 /**
  * dvt_event_scope_get_function:
  * @self: a scope
+ *
+ * Gets [property@EventScope:function].
  *
  * Returns: (nullable): the function identity the scope matches, or %NULL
  */
@@ -364,6 +444,8 @@ dvt_event_scope_get_function (DvtEventScope *self)
  * dvt_event_scope_get_task_id:
  * @self: a scope
  *
+ * Gets [property@EventScope:task-id].
+ *
  * Returns: the task id the scope matches, or 0
  */
 guint64
@@ -377,6 +459,8 @@ dvt_event_scope_get_task_id (DvtEventScope *self)
 /**
  * dvt_event_scope_get_max_depth:
  * @self: a scope
+ *
+ * Gets [property@EventScope:max-depth].
  *
  * Returns: the value of [property@EventScope:max-depth]
  */
