@@ -1131,8 +1131,8 @@ dvt_task_had_error (DvtTask *task)
 /**
  * dvt_task_wait:
  * @task: a task
- * @timeout: the longest time to wait, in seconds; 0 or less waits as long
- *   as it takes
+ * @timeout: the longest time to wait, in seconds; 0 or less (or NaN, or
+ *   more than a century, infinity included) waits as long as it takes
  * @error: return location for a #GError
  *
  * Blocks until @task has ended, or @timeout passes. Any thread may wait,
@@ -1159,7 +1159,8 @@ dvt_task_wait (DvtTask  *task,
   g_return_val_if_fail (DVT_IS_TASK (task), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (timeout > 0)
+  /* Beyond a century (infinity too) the product would not fit a gint64. */
+  if (timeout > 0 && timeout < 100.0 * 365 * 24 * 3600)
     deadline = g_get_monotonic_time () + (gint64) (timeout * G_USEC_PER_SEC);
 
   /* An item of a map in the bulk path has no event of its own (one item

@@ -550,12 +550,13 @@ test_timeout_run_blocking (void)
 static void
 test_timeout_to_thread_blocking (void)
 {
+  /* Before the tasks: their results point into it. */
+  Hang h;
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(DvtOptions) options = timeout_options (SHORT);
   g_autoptr(GError) error = NULL;
   g_autoptr(DvtStats) stats = NULL;
   g_auto(GValue) value = G_VALUE_INIT;
-  Hang h;
   gint64 start;
 
   hang_init (&h);
@@ -587,10 +588,11 @@ test_timeout_to_thread_blocking (void)
 static void
 test_timeout_to_thread_blocking_cancellable (void)
 {
+  /* Before the tasks: their results point into it. */
+  Hang h;
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(DvtOptions) options = timeout_options (SHORT);
   g_autoptr(GError) error = NULL;
-  Hang h;
 
   hang_init (&h);
   g_assert_false (dvt_runtime_to_thread_blocking (rt, work_hang, &h, NULL, options, NULL,
@@ -604,11 +606,12 @@ test_timeout_to_thread_blocking_cancellable (void)
 static void
 test_timeout_to_thread_async (void)
 {
+  /* Before the tasks: their results point into it. */
+  Hang h;
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(DvtOptions) options = timeout_options (SHORT);
   g_autoptr(DvtStats) stats = NULL;
   AsyncOutcome o;
-  Hang h;
   gint64 start = g_get_monotonic_time ();
 
   hang_init (&h);
@@ -679,11 +682,12 @@ test_timeout_submit (void)
 static void
 test_timeout_submit_late_pointer (void)
 {
+  /* Before the tasks: their results point into it. */
+  Hang h;
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(DvtOptions) options = timeout_options (SHORT);
   g_autoptr(GError) error = NULL;
   DvtTask *task;
-  Hang h;
 
   hang_init (&h);
   task = dvt_runtime_submit (rt, work_hang, &h, hang_data_destroyed, options, NULL, &error);
@@ -739,6 +743,8 @@ test_timeout_schedule (void)
 static void
 test_timeout_runtime_default_and_override (void)
 {
+  /* Before the tasks: their results point into it. */
+  Hang h;
   g_autoptr(DvtTestRuntime) rt = g_object_new (DVT_TYPE_RUNTIME, "max-workers", 2,
                                            "timeout", 0.05, NULL);
   g_autoptr(DvtTestRuntime) rt_long = g_object_new (DVT_TYPE_RUNTIME, "max-workers", 2,
@@ -751,7 +757,6 @@ test_timeout_runtime_default_and_override (void)
   g_auto(GValue) value = G_VALUE_INIT;
   double timeout = -1;
   gint64 start;
-  Hang h;
 
   g_object_get (rt, "timeout", &timeout, NULL);
   g_assert_cmpfloat (timeout, ==, 0.05);
@@ -819,6 +824,8 @@ test_timeout_runtime_default_and_override (void)
 static void
 test_timeout_while_queued (void)
 {
+  /* Before the tasks: their results point into it. */
+  Hang h;
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (1);
   g_autoptr(DvtOptions) options = timeout_options (0.05);
   g_autoptr(GError) error = NULL;
@@ -826,7 +833,6 @@ test_timeout_while_queued (void)
   g_autoptr(DvtTask) victim = NULL;
   g_autoptr(DvtStats) stats = NULL;
   int calls = 0;
-  Hang h;
   gint64 start;
 
   hang_init (&h);
@@ -865,11 +871,12 @@ work_own_timed_out (DvtTask      *task,
 static void
 test_timeout_stats (void)
 {
+  /* Before the tasks: their results point into it. */
+  Hang h;
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (4);
   g_autoptr(DvtOptions) options = timeout_options (SHORT);
   g_autoptr(DvtStats) stats = NULL;
   g_autoptr(GError) error = NULL;
-  Hang h;
 
   hang_init (&h);
   for (guint i = 0; i < 3; i++)
@@ -2812,6 +2819,8 @@ static void
 check_cancel (Entry    entry,
               gboolean before)
 {
+  /* Before the tasks: their results point into it. */
+  Hang h;
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(GError) error = NULL;
@@ -2819,7 +2828,6 @@ check_cancel (Entry    entry,
   DvtTask *tasks[3] = { NULL, NULL, NULL };
   AsyncOutcome o;
   Keep k = { 0 };
-  Hang h;
   gint64 start;
   int *started;
 
@@ -2978,6 +2986,8 @@ blocking_victim_thread (gpointer data)
 static void
 test_cancel_queued_never_runs (void)
 {
+  /* Before the tasks: their results point into it. */
+  Hang h;
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (1);
   g_autoptr(GCancellable) c1 = g_cancellable_new ();
   g_autoptr(GCancellable) c2 = g_cancellable_new ();
@@ -2992,7 +3002,6 @@ test_cancel_queued_never_runs (void)
   GThread *thread;
   AsyncOutcome o;
   int calls = 0;
-  Hang h;
 
   hang_init (&h);
   blocker = dvt_runtime_submit (rt, work_hang, &h, NULL, NULL, NULL, &error);
