@@ -13,5 +13,6 @@ G_BEGIN_DECLS
 gboolean dvt_event_scope_matches    (DvtEventScope *self,
                                      DvtTask       *task);
 guint64  dvt_event_scope_get_serial (DvtEventScope *self);
+DvtEventScope *dvt_event_scope_hold (DvtEventScope *self);
 
 G_END_DECLS

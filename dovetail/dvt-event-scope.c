@@ -73,6 +73,7 @@ struct _DvtEventScope
   gconstpointer function;
   guint64     task_id;
   guint       max_depth;    /* atomic */
+  GWeakRef    weak;         /* to itself, for event delivery */
 };
 
 enum {
@@ -138,6 +139,7 @@ dvt_event_scope_initable_init (GInitable     *initable,
     }
 
   self->serial = __atomic_add_fetch (&last_serial, 1, __ATOMIC_RELAXED);
+  g_weak_ref_init (&self->weak, self);
   dvt_core_ref (core);
   self->core = core;
   dvt_events_add_scope (&core->events, self);
@@ -173,6 +175,17 @@ dvt_event_scope_dispose (GObject *object)
   g_clear_object (&self->runtime);
 
   G_OBJECT_CLASS (dvt_event_scope_parent_class)->dispose (object);
+}
+
+static void
+dvt_event_scope_finalize (GObject *object)
+{
+  DvtEventScope *self = DVT_EVENT_SCOPE (object);
+
+  if (self->serial != 0)
+    g_weak_ref_clear (&self->weak);
+
+  G_OBJECT_CLASS (dvt_event_scope_parent_class)->finalize (object);
 }
 
 static void
@@ -314,6 +327,7 @@ dvt_event_scope_class_init (DvtEventScopeClass *klass)
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
 
   object_class->dispose = dvt_event_scope_dispose;
+  object_class->finalize = dvt_event_scope_finalize;
   object_class->get_property = dvt_event_scope_get_property;
   object_class->set_property = dvt_event_scope_set_property;
 
@@ -509,6 +523,16 @@ dvt_event_scope_matches (DvtEventScope *self,
     function = task->func;
 
   return self->function == NULL || function == self->function;
+}
+
+/* A reference to @self, still in its runtime's list, or NULL if its last
+ * reference is being dropped: a strong reference taken then would bring
+ * it back to life in the middle of its disposal, which GObject does not
+ * do safely across threads. A GWeakRef does. */
+DvtEventScope *
+dvt_event_scope_hold (DvtEventScope *self)
+{
+  return g_weak_ref_get (&self->weak);
 }
 
 guint64

@@ -466,9 +466,12 @@ matching_scopes (DvtEventQueue  *queue,
       if (!dvt_event_scope_matches (scope, record->task) ||
           (!record->watched && dvt_event_scope_get_task_id (scope) == 0))
         continue;
+      scope = dvt_event_scope_hold (scope);
+      if (scope == NULL)
+        continue;  /* being dropped */
       if (found == NULL)
         found = g_ptr_array_new_with_free_func (g_object_unref);
-      g_ptr_array_add (found, g_object_ref (scope));
+      g_ptr_array_add (found, scope);
     }
   g_mutex_unlock (&queue->lock);
 
@@ -558,8 +561,8 @@ dvt_events_add_scope (DvtEventQueue *queue,
   g_mutex_unlock (&queue->lock);
 }
 
-/* From the scope's dispose: held while it is in the list, so a delivery
- * that found it there may still emit on it. */
+/* From the scope's dispose. Deliveries take it from the list through its
+ * weak reference only (dvt_event_scope_hold()). */
 void
 dvt_events_remove_scope (DvtEventQueue *queue,
                          gpointer       scope)

@@ -803,6 +803,114 @@ test_progress (void)
   g_assert_false (p.after_end);
 }
 
+/* ---- stress ------------------------------------------------------------ */
+
+typedef struct
+{
+  DvtRuntime *rt;
+  int         stop;
+  int         accepted;
+  int         scope_calls;
+  int         cancelled;
+} Churn;
+
+static void
+on_finished_churn (DvtEventScope *scope,
+                   DvtTask       *task,
+                   double         elapsed,
+                   int           *calls)
+{
+  g_atomic_int_inc (calls);
+}
+
+/* Creates and drops scopes while their events are delivered, and submits
+ * until the runtime refuses. */
+static gpointer
+churn_thread (gpointer data)
+{
+  Churn *churn = data;
+  GRand *rand = g_rand_new ();
+
+  while (!g_atomic_int_get (&churn->stop))
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(DvtEventScope) scope = NULL;
+      DvtTask *task;
+
+      scope = dvt_event_scope_new (churn->rt, NULL,
+                                   g_rand_boolean (rand) ? (gconstpointer) work_a : NULL, 0,
+                                   &error);
+      g_assert_no_error (error);
+      dvt_event_scope_set_max_depth (scope, g_rand_int_range (rand, 1, 4));
+      /* Handler data that outlives the scope: a handler may still be
+       * running when the scope is dropped. */
+      g_signal_connect (scope, "finished", G_CALLBACK (on_finished_churn), &churn->scope_calls);
+
+      task = dvt_runtime_submit (churn->rt, work_a, NULL, NULL, NULL, NULL, &error);
+      if (task != NULL)
+        {
+          g_atomic_int_inc (&churn->accepted);
+          if (g_rand_boolean (rand))
+            dvt_task_cancel (task);
+          g_object_unref (task);
+        }
+      else
+        g_assert_error (error, DVT_ERROR, DVT_ERROR_CLOSED);
+    }
+
+  g_rand_free (rand);
+  return NULL;
+}
+
+static void
+on_cancelled_count (DvtRuntime *rt,
+                    DvtTask    *task,
+                    GError     *error,
+                    double      elapsed,
+                    int        *calls)
+{
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_atomic_int_inc (calls);
+}
+
+static void
+test_stress_scopes (void)
+{
+  guint rounds = is_valgrind () ? 1 : 20;
+
+  for (guint r = 0; r < rounds; r++)
+    {
+      DvtRuntime *rt = dvt_runtime_new (2);
+      GThread *threads[4];
+      Counter all;
+      Churn churn = { rt, 0, 0, 0, 0 };
+      g_autoptr(DvtStats) stats = NULL;
+
+      counter_init (&all);
+      g_signal_connect (rt, "finished", G_CALLBACK (on_finished_count), &all);
+      g_signal_connect (rt, "cancelled", G_CALLBACK (on_cancelled_count), &churn.cancelled);
+      for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+        threads[i] = g_thread_new ("churn", churn_thread, &churn);
+      g_usleep (g_random_int_range (1000, 20000));
+
+      /* Shut down while the threads still submit and drop scopes. */
+      dvt_runtime_shutdown (rt, TRUE, g_random_boolean ());
+      g_atomic_int_set (&churn.stop, 1);
+      for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+        g_thread_join (threads[i]);
+
+      stats = dvt_runtime_get_stats (rt);
+      g_assert_cmpuint (stats->queued, ==, (guint64) g_atomic_int_get (&churn.accepted));
+      g_assert_cmpuint (stats->queued, ==, stats->done + stats->error + stats->cancelled);
+      /* Every success reached the runtime's handler, once. */
+      g_assert_cmpuint (counter_calls (&all), ==, stats->done);
+      g_assert_cmpuint (g_hash_table_size (all.per_task), ==, stats->done);
+      g_assert_cmpuint ((guint64) g_atomic_int_get (&churn.cancelled), ==, stats->cancelled);
+      g_object_unref (rt);
+      counter_clear (&all);
+    }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -826,6 +934,7 @@ main (int   argc,
   g_test_add_func ("/event-scope/handler/critical", test_critical_handler);
   g_test_add_func ("/event-scope/handler/shutdown", test_shutdown_from_handler);
   g_test_add_func ("/event-scope/progress", test_progress);
+  g_test_add_func ("/event-scope/stress", test_stress_scopes);
 
   return g_test_run ();
 }
