@@ -4,6 +4,7 @@
  */
 
 #include "dvt-pool-private.h"
+#include "dvt-task-private.h"
 #include "dvt-wait-private.h"
 
 /* An idle worker parks this long before it hands its thread back. */
@@ -193,6 +194,7 @@ pool_worker (gpointer data,
     }
 
   /* GLib reuses this thread for other pools: settle what it announced. */
+  dvt_task_drop_spare_cancellable ();
   if (announced)
     {
       announced = FALSE;
