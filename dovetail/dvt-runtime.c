@@ -163,29 +163,29 @@ spin_poll (GPollFD *fds,
            guint    nfds,
            gint     timeout)
 {
-  gint64 start;
-  gint64 end;
+  DvtSpin spin = DVT_SPIN_INIT;
 
   if (timeout == 0)
     return g_poll (fds, nfds, 0);
 
-  start = g_get_monotonic_time ();
-  end = start + DVT_SPIN_USEC;
-  if (timeout > 0)
-    end = MIN (end, start + (gint64) timeout * 1000);
-
-  do
+  for (;;)
     {
       gint ready = g_poll (fds, nfds, 0);
 
       if (ready != 0)
-        return ready;
+        {
+          dvt_spin_done (&spin, FALSE);
+          return ready;
+        }
+      if (!dvt_spin_check (&spin) ||
+          (timeout > 0 && spin.now - spin.start >= (gint64) timeout * 1000))
+        break;
     }
-  while (g_get_monotonic_time () < end);
+  dvt_spin_done (&spin, TRUE);
 
   if (timeout > 0)
     {
-      timeout -= (gint) ((g_get_monotonic_time () - start) / 1000);
+      timeout -= (gint) ((spin.now - spin.start) / 1000);
       if (timeout <= 0)
         return 0;
     }
