@@ -155,33 +155,40 @@ loop_thread_func (gpointer data)
   return NULL;
 }
 
-/* The loop thread's poll: before it sleeps, it polls without blocking for
- * a few microseconds, so that work posted right after an iteration (a
- * caller in a run_blocking loop) is picked up without a sleep and a wake-up. */
+/* The loop thread's poll: before it sleeps, it spins for a few
+ * microseconds watching its mailbox itself, so that work posted right
+ * after an iteration (a caller in a run_blocking loop) is picked up
+ * without a wake-up through the context's file descriptor. Other sources'
+ * descriptors are polled now and then meanwhile. */
 static gint
 spin_poll (GPollFD *fds,
            guint    nfds,
            gint     timeout)
 {
+  DvtMailbox *mailbox = current_loop_core != NULL ? current_loop_core->loop_mailbox : NULL;
   DvtSpin spin = DVT_SPIN_INIT;
+  gboolean mail;
+  gint ready = 0;
 
-  if (timeout == 0)
-    return g_poll (fds, nfds, 0);
+  if (timeout == 0 || mailbox == NULL)
+    return g_poll (fds, nfds, timeout);
 
-  for (;;)
+  mail = dvt_mailbox_watch (mailbox, TRUE);
+  for (guint i = 0; !mail; i++)
     {
-      gint ready = g_poll (fds, nfds, 0);
-
-      if (ready != 0)
-        {
-          dvt_spin_done (&spin, FALSE);
-          return ready;
-        }
-      if (!dvt_spin_check (&spin) ||
+      if ((i & 63) == 0 && (ready = g_poll (fds, nfds, 0)) != 0)
+        break;
+      if (!dvt_spin_step (&spin) ||
           (timeout > 0 && spin.now - spin.start >= (gint64) timeout * 1000))
         break;
+      mail = dvt_mailbox_has_mail (mailbox);
     }
-  dvt_spin_done (&spin, TRUE);
+  /* Mail posted until the flag is cleared woke nothing: look once more. */
+  mail = dvt_mailbox_watch (mailbox, FALSE) || mail;
+  dvt_spin_done (&spin, !mail && ready == 0);
+
+  if (ready != 0 || mail)
+    return ready;
 
   if (timeout > 0)
     {
