@@ -112,6 +112,7 @@ core_free (DvtCore *core)
   dvt_mailbox_destroy (core->loop_mailbox);
   g_main_context_unref (core->context);
   g_mutex_clear (&core->lock);
+  g_mutex_clear (&core->mailboxes_lock);
   g_mutex_clear (&core->rate_lock);
   g_mutex_clear (&core->counters_lock);
   g_clear_pointer (&core->counters, g_hash_table_unref);
@@ -209,6 +210,7 @@ core_new (const char *name,
 
   core->ref_count = 1;
   g_mutex_init (&core->lock);
+  g_mutex_init (&core->mailboxes_lock);
   g_mutex_init (&core->rate_lock);
   g_mutex_init (&core->counters_lock);
   g_cond_init (&core->idle_cond);
@@ -288,7 +290,7 @@ dvt_core_acquire_mailbox (DvtCore      *core,
   if (context == core->context)
     return core->loop_mailbox;
 
-  g_mutex_lock (&core->lock);
+  g_mutex_lock (&core->mailboxes_lock);
   mailbox = g_hash_table_lookup (core->mailboxes, context);
   if (mailbox == NULL)
     {
@@ -296,7 +298,7 @@ dvt_core_acquire_mailbox (DvtCore      *core,
       g_hash_table_insert (core->mailboxes, context, mailbox);
     }
   mailbox->users++;
-  g_mutex_unlock (&core->lock);
+  g_mutex_unlock (&core->mailboxes_lock);
 
   return mailbox;
 }
@@ -310,13 +312,13 @@ dvt_core_release_mailbox (DvtCore    *core,
   if (mailbox == core->loop_mailbox)
     return;
 
-  g_mutex_lock (&core->lock);
+  g_mutex_lock (&core->mailboxes_lock);
   if (--mailbox->users == 0)
     {
       g_hash_table_remove (core->mailboxes, mailbox->context);
       destroy = TRUE;
     }
-  g_mutex_unlock (&core->lock);
+  g_mutex_unlock (&core->mailboxes_lock);
 
   if (destroy)
     dvt_mailbox_destroy (mailbox);
