@@ -1228,7 +1228,8 @@ dvt_task_wait (DvtTask  *task,
   g_return_val_if_fail (DVT_IS_TASK (task), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (timeout > 0)
+  /* A timeout too long for the clock (infinity included) is no limit. */
+  if (timeout > 0 && timeout < (double) (G_MAXINT64 / 4) / G_USEC_PER_SEC)
     deadline = g_get_monotonic_time () + (gint64) (timeout * G_USEC_PER_SEC);
 
   /* An item of a map in the bulk path has no event of its own (one item
