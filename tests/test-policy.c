@@ -722,7 +722,8 @@ test_timeout_schedule (void)
 
   g_assert_true (g_atomic_pointer_get (&k.task) == task);
   g_assert_nonnull (k.cancellable);
-  g_assert_true (g_cancellable_is_cancelled (k.cancellable));
+  /* Waiters are released first, then the cancellable is cancelled. */
+  g_assert_true (POLL_UNTIL (g_cancellable_is_cancelled (k.cancellable), 20));
   g_assert_true (dvt_task_get_cancellable (task) == k.cancellable);
 
   keep_release (&k);
@@ -849,6 +850,8 @@ test_timeout_while_queued (void)
   stats = stats_of (rt);
   g_assert_cmpuint (stats->timed_out, ==, 1);
   g_assert_cmpuint (stats->started, ==, 1);
+  /* Its result frees into @h: before @h goes out of scope. */
+  g_clear_object (&blocker);
 }
 
 /* Counts: timeouts are failures, counted in timed_out too; a work's own
@@ -993,7 +996,8 @@ test_timeout_caller_context (void)
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
   assert_elapsed (start, SHORT, SHORT + PROMPT);
   g_assert_cmpint (k.calls, ==, 1);
-  g_assert_true (g_cancellable_is_cancelled (k.cancellable));
+  /* Waiters are released first, then the cancellable is cancelled. */
+  g_assert_true (POLL_UNTIL (g_cancellable_is_cancelled (k.cancellable), 20));
   keep_release (&k);
   g_clear_error (&error);
 
