@@ -550,12 +550,13 @@ test_timeout_run_blocking (void)
 static void
 test_timeout_to_thread_blocking (void)
 {
+  /* First, so that it outlives the tasks, whose results free into it. */
+  Hang h;
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(DvtOptions) options = timeout_options (SHORT);
   g_autoptr(GError) error = NULL;
   g_autoptr(DvtStats) stats = NULL;
   g_auto(GValue) value = G_VALUE_INIT;
-  Hang h;
   gint64 start;
 
   hang_init (&h);
@@ -587,10 +588,11 @@ test_timeout_to_thread_blocking (void)
 static void
 test_timeout_to_thread_blocking_cancellable (void)
 {
+  /* First, so that it outlives the tasks, whose results free into it. */
+  Hang h;
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(DvtOptions) options = timeout_options (SHORT);
   g_autoptr(GError) error = NULL;
-  Hang h;
 
   hang_init (&h);
   g_assert_false (dvt_runtime_to_thread_blocking (rt, work_hang, &h, NULL, options, NULL,
@@ -604,11 +606,12 @@ test_timeout_to_thread_blocking_cancellable (void)
 static void
 test_timeout_to_thread_async (void)
 {
+  /* First, so that it outlives the tasks, whose results free into it. */
+  Hang h;
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(DvtOptions) options = timeout_options (SHORT);
   g_autoptr(DvtStats) stats = NULL;
   AsyncOutcome o;
-  Hang h;
   gint64 start = g_get_monotonic_time ();
 
   hang_init (&h);
@@ -679,11 +682,12 @@ test_timeout_submit (void)
 static void
 test_timeout_submit_late_pointer (void)
 {
+  /* First, so that it outlives the tasks, whose results free into it. */
+  Hang h;
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(DvtOptions) options = timeout_options (SHORT);
   g_autoptr(GError) error = NULL;
   DvtTask *task;
-  Hang h;
 
   hang_init (&h);
   task = dvt_runtime_submit (rt, work_hang, &h, hang_data_destroyed, options, NULL, &error);
@@ -740,6 +744,8 @@ test_timeout_schedule (void)
 static void
 test_timeout_runtime_default_and_override (void)
 {
+  /* First, so that it outlives the tasks, whose results free into it. */
+  Hang h;
   g_autoptr(DvtTestRuntime) rt = g_object_new (DVT_TYPE_RUNTIME, "max-workers", 2,
                                            "timeout", 0.05, NULL);
   g_autoptr(DvtTestRuntime) rt_long = g_object_new (DVT_TYPE_RUNTIME, "max-workers", 2,
@@ -752,7 +758,6 @@ test_timeout_runtime_default_and_override (void)
   g_auto(GValue) value = G_VALUE_INIT;
   double timeout = -1;
   gint64 start;
-  Hang h;
 
   g_object_get (rt, "timeout", &timeout, NULL);
   g_assert_cmpfloat (timeout, ==, 0.05);
@@ -820,6 +825,8 @@ test_timeout_runtime_default_and_override (void)
 static void
 test_timeout_while_queued (void)
 {
+  /* First, so that it outlives the tasks, whose results free into it. */
+  Hang h;
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (1);
   g_autoptr(DvtOptions) options = timeout_options (0.05);
   g_autoptr(GError) error = NULL;
@@ -827,7 +834,6 @@ test_timeout_while_queued (void)
   g_autoptr(DvtTask) victim = NULL;
   g_autoptr(DvtStats) stats = NULL;
   int calls = 0;
-  Hang h;
   gint64 start;
 
   hang_init (&h);
@@ -850,8 +856,6 @@ test_timeout_while_queued (void)
   stats = stats_of (rt);
   g_assert_cmpuint (stats->timed_out, ==, 1);
   g_assert_cmpuint (stats->started, ==, 1);
-  /* Its result frees into @h: before @h goes out of scope. */
-  g_clear_object (&blocker);
 }
 
 /* Counts: timeouts are failures, counted in timed_out too; a work's own
@@ -868,11 +872,12 @@ work_own_timed_out (DvtTask      *task,
 static void
 test_timeout_stats (void)
 {
+  /* First, so that it outlives the tasks, whose results free into it. */
+  Hang h;
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (4);
   g_autoptr(DvtOptions) options = timeout_options (SHORT);
   g_autoptr(DvtStats) stats = NULL;
   g_autoptr(GError) error = NULL;
-  Hang h;
 
   hang_init (&h);
   for (guint i = 0; i < 3; i++)
@@ -2816,6 +2821,8 @@ static void
 check_cancel (Entry    entry,
               gboolean before)
 {
+  /* First, so that it outlives the tasks, whose results free into it. */
+  Hang h;
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(GError) error = NULL;
@@ -2823,7 +2830,6 @@ check_cancel (Entry    entry,
   DvtTask *tasks[3] = { NULL, NULL, NULL };
   AsyncOutcome o;
   Keep k = { 0 };
-  Hang h;
   gint64 start;
   int *started;
 
@@ -2982,6 +2988,8 @@ blocking_victim_thread (gpointer data)
 static void
 test_cancel_queued_never_runs (void)
 {
+  /* First, so that it outlives the tasks, whose results free into it. */
+  Hang h;
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (1);
   g_autoptr(GCancellable) c1 = g_cancellable_new ();
   g_autoptr(GCancellable) c2 = g_cancellable_new ();
@@ -2996,7 +3004,6 @@ test_cancel_queued_never_runs (void)
   GThread *thread;
   AsyncOutcome o;
   int calls = 0;
-  Hang h;
 
   hang_init (&h);
   blocker = dvt_runtime_submit (rt, work_hang, &h, NULL, NULL, NULL, &error);
