@@ -24,6 +24,7 @@ struct _DvtCore
 
   GMutex        lock;
   GCond         idle_cond;     /* n_live fell to 0 */
+  guint         n_idle_waiters; /* threads waiting on idle_cond */
   int           closed;        /* atomic */
   guint         n_live;
   DvtTask      *live;          /* accepted, not yet ended; each held */

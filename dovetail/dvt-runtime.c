@@ -428,7 +428,9 @@ dvt_core_retire (DvtCore *core,
     task->live_next->live_prev = task->live_prev;
   task->live_prev = task->live_next = NULL;
   dvt_task_unset_flag (task, DVT_TASK_FLAG_LIVE);
-  if (--core->n_live == 0)
+  /* GLib's broadcast is a system call even with nobody waiting: this
+   * runs once per task when tasks run one at a time. */
+  if (--core->n_live == 0 && core->n_idle_waiters > 0)
     g_cond_broadcast (&core->idle_cond);
   g_mutex_unlock (&core->lock);
 
@@ -1371,8 +1373,10 @@ dvt_runtime_shutdown (DvtRuntime *self,
   if (wait && current_loop_core != core && dvt_pool_get_current () != &core->pool)
     {
       g_mutex_lock (&core->lock);
+      core->n_idle_waiters++;
       while (core->n_live > 0)
         g_cond_wait (&core->idle_cond, &core->lock);
+      core->n_idle_waiters--;
       g_mutex_unlock (&core->lock);
 
       core_stop (core, TRUE);
