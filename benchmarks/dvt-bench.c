@@ -18,6 +18,7 @@
 static gboolean opt_json;
 static double opt_scale = 1.0;
 static char *opt_only;
+static gboolean opt_scaling;
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -192,6 +193,72 @@ dvt_async_nop (DvtTask      *task,
 
 /* ---- cases ------------------------------------------------------------- */
 
+/* One repetition of each side of a case: the time per item, in µs. */
+
+/* to_thread_blocking, or run_blocking with @on_loop. */
+static double
+blocking_round_trip (DvtRuntime *rt,
+                     gboolean    on_loop,
+                     guint       n)
+{
+  gint64 t0 = g_get_monotonic_time ();
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_auto(GValue) v = G_VALUE_INIT;
+
+      if (on_loop)
+        dvt_runtime_run_blocking (rt, dvt_async_nop, NULL, NULL, NULL, NULL, &v, NULL);
+      else
+        dvt_runtime_to_thread_blocking (rt, dvt_nop, NULL, NULL, NULL, NULL, &v, NULL);
+    }
+
+  return (g_get_monotonic_time () - t0) / (double) n;
+}
+
+static double
+round_trip_dvt (DvtRuntime *rt,
+                guint       n)
+{
+  return blocking_round_trip (rt, FALSE, n);
+}
+
+static double
+run_blocking_dvt (DvtRuntime *rt,
+                  guint       n)
+{
+  return blocking_round_trip (rt, TRUE, n);
+}
+
+static double
+round_trip_gtask (guint n)
+{
+  gint64 t0 = g_get_monotonic_time ();
+
+  for (guint i = 0; i < n; i++)
+    {
+      GTask *task = g_task_new (NULL, NULL, NULL, NULL);
+
+      g_task_run_in_thread_sync (task, gtask_nop);
+      g_task_propagate_int (task, NULL);
+      g_object_unref (task);
+    }
+
+  return (g_get_monotonic_time () - t0) / (double) n;
+}
+
+static double
+invoke_round_trip (LoopThread *lt,
+                   guint       n)
+{
+  gint64 t0 = g_get_monotonic_time ();
+
+  for (guint i = 0; i < n; i++)
+    invoke_and_wait (lt);
+
+  return (g_get_monotonic_time () - t0) / (double) n;
+}
+
 static void
 case_round_trip (DvtRuntime *rt)
 {
@@ -205,31 +272,9 @@ case_round_trip (DvtRuntime *rt)
   loop_thread_start (&lt);
   for (guint rep = 0; rep < REPS; rep++)
     {
-      gint64 t0 = g_get_monotonic_time ();
-
-      for (guint i = 0; i < n; i++)
-        {
-          g_auto(GValue) v = G_VALUE_INIT;
-
-          dvt_runtime_to_thread_blocking (rt, dvt_nop, NULL, NULL, NULL, NULL, &v, NULL);
-        }
-      d[rep] = (g_get_monotonic_time () - t0) / (double) n;
-
-      t0 = g_get_monotonic_time ();
-      for (guint i = 0; i < n; i++)
-        {
-          GTask *task = g_task_new (NULL, NULL, NULL, NULL);
-
-          g_task_run_in_thread_sync (task, gtask_nop);
-          g_task_propagate_int (task, NULL);
-          g_object_unref (task);
-        }
-      g[rep] = (g_get_monotonic_time () - t0) / (double) n;
-
-      t0 = g_get_monotonic_time ();
-      for (guint i = 0; i < n; i++)
-        invoke_and_wait (&lt);
-      inv[rep] = (g_get_monotonic_time () - t0) / (double) n;
+      d[rep] = round_trip_dvt (rt, n);
+      g[rep] = round_trip_gtask (n);
+      inv[rep] = invoke_round_trip (&lt, n);
     }
   loop_thread_stop (&lt);
 
@@ -256,20 +301,8 @@ case_run_blocking (DvtRuntime *rt)
   loop_thread_start (&lt);
   for (guint rep = 0; rep < REPS; rep++)
     {
-      gint64 t0 = g_get_monotonic_time ();
-
-      for (guint i = 0; i < n; i++)
-        {
-          g_auto(GValue) v = G_VALUE_INIT;
-
-          dvt_runtime_run_blocking (rt, dvt_async_nop, NULL, NULL, NULL, NULL, &v, NULL);
-        }
-      d[rep] = (g_get_monotonic_time () - t0) / (double) n;
-
-      t0 = g_get_monotonic_time ();
-      for (guint i = 0; i < n; i++)
-        invoke_and_wait (&lt);
-      inv[rep] = (g_get_monotonic_time () - t0) / (double) n;
+      d[rep] = run_blocking_dvt (rt, n);
+      inv[rep] = invoke_round_trip (&lt, n);
     }
   loop_thread_stop (&lt);
 
@@ -374,6 +407,42 @@ gtask_per_item_run (guint n)
   return n / (t0 / 1e6);
 }
 
+/* Items (or tasks) per second. */
+static double
+map_dvt (DvtRuntime *rt,
+         guint       n)
+{
+  gint64 t0 = g_get_monotonic_time ();
+  GArray *results = dvt_runtime_map_blocking (rt, n, dvt_item, NULL, NULL, NULL, NULL, NULL);
+  double rate = n / ((g_get_monotonic_time () - t0) / 1e6);
+
+  g_assert (results != NULL && results->len == n);
+  g_array_unref (results);
+
+  return rate;
+}
+
+static double
+submit_dvt (DvtRuntime *rt,
+            guint       n)
+{
+  DvtTask **tasks = g_new (DvtTask *, n);
+  gint64 t0 = g_get_monotonic_time ();
+  double rate;
+
+  for (guint i = 0; i < n; i++)
+    tasks[i] = dvt_runtime_submit (rt, dvt_nop, NULL, NULL, NULL, NULL, NULL);
+  for (guint i = 0; i < n; i++)
+    {
+      dvt_task_wait (tasks[i], 0, NULL);
+      g_object_unref (tasks[i]);
+    }
+  rate = n / ((g_get_monotonic_time () - t0) / 1e6);
+  g_free (tasks);
+
+  return rate;
+}
+
 static void
 case_map (DvtRuntime *rt)
 {
@@ -387,13 +456,7 @@ case_map (DvtRuntime *rt)
 
   for (guint rep = 0; rep < REPS; rep++)
     {
-      gint64 t0 = g_get_monotonic_time ();
-      GArray *results = dvt_runtime_map_blocking (rt, n, dvt_item, NULL, NULL, NULL, NULL, NULL);
-
-      d[rep] = n / ((g_get_monotonic_time () - t0) / 1e6);
-      g_assert (results != NULL && results->len == n);
-      g_array_unref (results);
-
+      d[rep] = map_dvt (rt, n);
       p[rep] = thread_pool_run (n, workers);
       g[rep] = gtask_per_item_run (n_gtask);
     }
@@ -409,30 +472,15 @@ case_submit (DvtRuntime *rt)
 {
   guint n = scaled (100000);
   double d[REPS], p[REPS];
-  DvtTask **tasks = g_new (DvtTask *, n);
 
   if (!want ("submit"))
-    {
-      g_free (tasks);
-      return;
-    }
+    return;
 
   for (guint rep = 0; rep < REPS; rep++)
     {
-      gint64 t0 = g_get_monotonic_time ();
-
-      for (guint i = 0; i < n; i++)
-        tasks[i] = dvt_runtime_submit (rt, dvt_nop, NULL, NULL, NULL, NULL, NULL);
-      for (guint i = 0; i < n; i++)
-        {
-          dvt_task_wait (tasks[i], 0, NULL);
-          g_object_unref (tasks[i]);
-        }
-      d[rep] = n / ((g_get_monotonic_time () - t0) / 1e6);
-
+      d[rep] = submit_dvt (rt, n);
       p[rep] = thread_pool_run (n, dvt_runtime_get_max_workers (rt));
     }
-  g_free (tasks);
 
   report ("submit+wait 100k", "tasks/s", HIGHER_IS_BETTER,
           median (d, REPS), "GThreadPool push+wait", median (p, REPS), 2);
@@ -450,6 +498,28 @@ dvt_done (GObject      *source,
     g_main_loop_quit (c->loop);
 }
 
+static double
+to_thread_async_dvt (DvtRuntime *rt,
+                     guint       n)
+{
+  GMainContext *context = g_main_context_new ();
+  Countdown c = { (int) n, g_main_loop_new (context, FALSE) };
+  gint64 t0;
+  double rate;
+
+  g_main_context_push_thread_default (context);
+  t0 = g_get_monotonic_time ();
+  for (guint i = 0; i < n; i++)
+    dvt_runtime_to_thread_async (rt, dvt_nop, NULL, NULL, NULL, NULL, dvt_done, &c);
+  g_main_loop_run (c.loop);
+  rate = n / ((g_get_monotonic_time () - t0) / 1e6);
+  g_main_context_pop_thread_default (context);
+  g_main_loop_unref (c.loop);
+  g_main_context_unref (context);
+
+  return rate;
+}
+
 static void
 case_to_thread_async (DvtRuntime *rt)
 {
@@ -461,25 +531,113 @@ case_to_thread_async (DvtRuntime *rt)
 
   for (guint rep = 0; rep < REPS; rep++)
     {
-      GMainContext *context = g_main_context_new ();
-      Countdown c = { (int) n, g_main_loop_new (context, FALSE) };
-      gint64 t0;
-
-      g_main_context_push_thread_default (context);
-      t0 = g_get_monotonic_time ();
-      for (guint i = 0; i < n; i++)
-        dvt_runtime_to_thread_async (rt, dvt_nop, NULL, NULL, NULL, NULL, dvt_done, &c);
-      g_main_loop_run (c.loop);
-      d[rep] = n / ((g_get_monotonic_time () - t0) / 1e6);
-      g_main_context_pop_thread_default (context);
-      g_main_loop_unref (c.loop);
-      g_main_context_unref (context);
-
+      d[rep] = to_thread_async_dvt (rt, n);
       g[rep] = gtask_per_item_run (n);
     }
 
   report ("to_thread_async 100k from a loop", "tasks/s", HIGHER_IS_BETTER,
           median (d, REPS), "g_task_run_in_thread", median (g, REPS), 2);
+}
+
+/* ---- how the cost per item scales --------------------------------------- */
+
+typedef enum { PER_ITEM_USEC, PER_SECOND } Measured;
+
+/* The per-item cases at 1 000 to 1 000 000 items (times --scale): the cost
+ * of one item, in µs, for Dovetail and its baseline, each the median of
+ * SCALING_REPS alternating repetitions. */
+#define SCALING_REPS 3
+
+typedef struct
+{
+  const char *name;
+  const char *baseline_name;
+  Measured    measured;
+  double    (*dovetail) (DvtRuntime *rt, guint n);
+  double    (*baseline) (DvtRuntime *rt, LoopThread *lt, guint n);
+} ScalingCase;
+
+static double
+baseline_round_trip (DvtRuntime *rt, LoopThread *lt, guint n)
+{
+  return round_trip_gtask (n);
+}
+
+static double
+baseline_invoke (DvtRuntime *rt, LoopThread *lt, guint n)
+{
+  return invoke_round_trip (lt, n);
+}
+
+static double
+baseline_thread_pool (DvtRuntime *rt, LoopThread *lt, guint n)
+{
+  return thread_pool_run (n, dvt_runtime_get_max_workers (rt));
+}
+
+static double
+baseline_gtask_per_item (DvtRuntime *rt, LoopThread *lt, guint n)
+{
+  return gtask_per_item_run (n);
+}
+
+static void
+run_scaling (DvtRuntime *rt)
+{
+  static const ScalingCase cases[] = {
+    { "to_thread_blocking round trip", "g_task_run_in_thread_sync", PER_ITEM_USEC,
+      round_trip_dvt, baseline_round_trip },
+    { "run_blocking round trip", "g_main_context_invoke+GCond", PER_ITEM_USEC,
+      run_blocking_dvt, baseline_invoke },
+    { "submit+wait", "GThreadPool push+wait", PER_SECOND,
+      submit_dvt, baseline_thread_pool },
+    { "to_thread_async from a loop", "g_task_run_in_thread", PER_SECOND,
+      to_thread_async_dvt, baseline_gtask_per_item },
+    { "map_blocking trivial items", "GThreadPool push+wait", PER_SECOND,
+      map_dvt, baseline_thread_pool },
+  };
+  static const guint sizes[] = { 1000, 10000, 100000, 1000000 };
+  LoopThread lt;
+
+  loop_thread_start (&lt);
+  if (!opt_json)
+    g_print ("%-30s %9s %12s %12s %9s  (us per item, medians of %d)\n",
+             "case", "items", "dovetail", "baseline", "speed-up", SCALING_REPS);
+
+  for (guint c = 0; c < G_N_ELEMENTS (cases); c++)
+    {
+      if (!want (cases[c].name))
+        continue;
+
+      for (guint k = 0; k < G_N_ELEMENTS (sizes); k++)
+        {
+          guint n = scaled (sizes[k]);
+          double d[SCALING_REPS], b[SCALING_REPS];
+          double dm, bm;
+
+          for (guint rep = 0; rep < SCALING_REPS; rep++)
+            {
+              d[rep] = cases[c].dovetail (rt, n);
+              b[rep] = cases[c].baseline (rt, &lt, n);
+              if (cases[c].measured == PER_SECOND)
+                {
+                  d[rep] = 1e6 / d[rep];
+                  b[rep] = 1e6 / b[rep];
+                }
+            }
+          dm = median (d, SCALING_REPS);
+          bm = median (b, SCALING_REPS);
+
+          if (opt_json)
+            g_print ("{\"case\": \"%s\", \"items\": %u, \"dovetail_us\": %.6g, "
+                     "\"baseline_name\": \"%s\", \"baseline_us\": %.6g, \"speedup\": %.4g}\n",
+                     cases[c].name, n, dm, cases[c].baseline_name, bm, bm / dm);
+          else
+            g_print ("%-30s %9u %12.4g %12.4g %8.2fx  (%s)\n",
+                     cases[c].name, n, dm, bm, bm / dm, cases[c].baseline_name);
+        }
+    }
+  loop_thread_stop (&lt);
 }
 
 /* ---- memory per queued task ------------------------------------------- */
@@ -708,6 +866,7 @@ main (int   argc,
     { "json", 0, 0, G_OPTION_ARG_NONE, &opt_json, "Print JSON, one object per line", NULL },
     { "scale", 0, 0, G_OPTION_ARG_DOUBLE, &opt_scale, "Scale the number of items (default 1)", "F" },
     { "only", 0, 0, G_OPTION_ARG_STRING, &opt_only, "Run only the cases whose name contains S", "S" },
+    { "scaling", 0, 0, G_OPTION_ARG_NONE, &opt_scaling, "Print the cost per item of the per-item cases at 1k, 10k, 100k and 1M items", NULL },
     { NULL }
   };
   g_autoptr(GOptionContext) context = g_option_context_new ("- Dovetail benchmarks");
@@ -719,6 +878,15 @@ main (int   argc,
     {
       g_printerr ("%s\n", error->message);
       return 2;
+    }
+
+  if (opt_scaling)
+    {
+      rt = dvt_runtime_new (0);
+      run_scaling (rt);
+      dvt_runtime_shutdown (rt, TRUE, FALSE);
+      g_object_unref (rt);
+      return 0;
     }
 
   if (!opt_json)

@@ -21,15 +21,19 @@ struct _DvtMail
 typedef struct _DvtMailbox DvtMailbox;
 
 /* One GSource per context: posting to an empty mailbox wakes the context
- * once, and one dispatch delivers everything posted meanwhile, in order. */
+ * once, and one dispatch delivers everything posted meanwhile, in order.
+ * While the thread iterating the context watches the mailbox itself (the
+ * runtime's loop thread, spinning before it sleeps), a post needs no
+ * wake-up at all. */
 struct _DvtMailbox
 {
   GSource       source;
   GMutex        lock;
-  DvtMail      *head;
+  DvtMail      *head;     /* read without the lock to tell it is empty */
   DvtMail      *tail;
   GMainContext *context;
-  guint         users;  /* guarded by the owner's lock */
+  guint         users;    /* guarded by the owner's lock */
+  int           watched;  /* atomic: see dvt_mailbox_watch() */
 };
 
 DvtMailbox *dvt_mailbox_new     (GMainContext *context,
@@ -37,5 +41,13 @@ DvtMailbox *dvt_mailbox_new     (GMainContext *context,
 void        dvt_mailbox_post    (DvtMailbox   *mailbox,
                                  DvtMail      *mail);
 void        dvt_mailbox_destroy (DvtMailbox   *mailbox);
+gboolean    dvt_mailbox_watch   (DvtMailbox   *mailbox,
+                                 gboolean      watched);
+
+static inline gboolean
+dvt_mailbox_has_mail (DvtMailbox *mailbox)
+{
+  return g_atomic_pointer_get (&mailbox->head) != NULL;
+}
 
 G_END_DECLS

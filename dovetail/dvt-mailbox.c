@@ -5,6 +5,23 @@
 
 #include "dvt-mailbox-private.h"
 
+/* Ready whenever mail is waiting: a post that lands after dispatch took
+ * the list makes the next iteration dispatch again. */
+static gboolean
+mailbox_prepare (GSource *source,
+                 gint    *timeout)
+{
+  *timeout = -1;
+
+  return dvt_mailbox_has_mail ((DvtMailbox *) source);
+}
+
+static gboolean
+mailbox_check (GSource *source)
+{
+  return dvt_mailbox_has_mail ((DvtMailbox *) source);
+}
+
 static gboolean
 mailbox_dispatch (GSource     *source,
                   GSourceFunc  callback,
@@ -13,12 +30,10 @@ mailbox_dispatch (GSource     *source,
   DvtMailbox *mailbox = (DvtMailbox *) source;
   DvtMail *mail;
 
-  /* Disarm first: a post that lands after we took the list re-arms it. */
-  g_source_set_ready_time (source, -1);
-
   g_mutex_lock (&mailbox->lock);
   mail = mailbox->head;
-  mailbox->head = mailbox->tail = NULL;
+  g_atomic_pointer_set (&mailbox->head, NULL);
+  mailbox->tail = NULL;
   g_mutex_unlock (&mailbox->lock);
 
   while (mail != NULL)
@@ -44,6 +59,8 @@ mailbox_finalize (GSource *source)
 }
 
 static GSourceFuncs mailbox_funcs = {
+  .prepare = mailbox_prepare,
+  .check = mailbox_check,
   .dispatch = mailbox_dispatch,
   .finalize = mailbox_finalize,
 };
@@ -77,13 +94,31 @@ dvt_mailbox_post (DvtMailbox *mailbox,
   if (mailbox->tail != NULL)
     mailbox->tail->next = mail;
   else
-    mailbox->head = mail;
+    g_atomic_pointer_set (&mailbox->head, mail);
   mailbox->tail = mail;
   g_mutex_unlock (&mailbox->lock);
 
-  /* Wakes the context if it is blocked in poll(). */
+  /* Wakes the context if it may be blocked in poll(). The mail is
+   * visible before we read the flag, and dvt_mailbox_watch() clears the
+   * flag before it looks for mail: one of the two sees the other. */
   if (was_empty)
-    g_source_set_ready_time ((GSource *) mailbox, 0);
+    {
+      __atomic_thread_fence (__ATOMIC_SEQ_CST);
+      if (!g_atomic_int_get (&mailbox->watched))
+        g_main_context_wakeup (mailbox->context);
+    }
+}
+
+/* Called by the thread that iterates the mailbox's context, around a
+ * spin in which it looks for mail itself: while @watched, posts wake
+ * nothing. Returns whether mail is waiting. */
+gboolean
+dvt_mailbox_watch (DvtMailbox *mailbox,
+                   gboolean    watched)
+{
+  __atomic_store_n (&mailbox->watched, watched ? 1 : 0, __ATOMIC_SEQ_CST);
+
+  return dvt_mailbox_has_mail (mailbox);
 }
 
 void

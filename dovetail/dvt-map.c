@@ -50,7 +50,7 @@ struct _DvtMap
   DvtPolicy      *item_policy;
   gboolean        item_tasks; /* each item is dispatched as a task */
   int             n_item_tasks; /* atomic: item tasks that may still call func */
-  int             n_done;    /* atomic: items ended */
+  int             n_done;    /* atomic: items ended, counted when watched */
   int             progress_pending; /* atomic: a progress event waits */
 
   GArray         *results;   /* GValue slots */
@@ -262,11 +262,16 @@ dvt_map_item_done (DvtMap    *map,
     }
   memset (result, 0, sizeof *result);
 
-  g_atomic_int_inc (&map->n_done);
-  if (g_atomic_int_get (&map->progress_pending) == 0 &&
-      dvt_task_has_flag (map->batch, DVT_TASK_FLAG_WATCHED) &&
-      g_atomic_int_compare_and_exchange (&map->progress_pending, 0, 1))
-    dvt_events_emit_progress (map->batch, map);
+  /* Only progress events read the count, and whether the batch records
+   * events was settled when it was accepted (or when a scope asked for its
+   * id): unwatched, the runners do not share a counter per item. */
+  if (dvt_task_has_flag (map->batch, DVT_TASK_FLAG_WATCHED | DVT_TASK_FLAG_SCOPED))
+    {
+      g_atomic_int_inc (&map->n_done);
+      if (g_atomic_int_get (&map->progress_pending) == 0 &&
+          g_atomic_int_compare_and_exchange (&map->progress_pending, 0, 1))
+        dvt_events_emit_progress (map->batch, map);
+    }
 
   if (map->pumped)
     {

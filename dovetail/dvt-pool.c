@@ -4,6 +4,7 @@
  */
 
 #include "dvt-pool-private.h"
+#include "dvt-task-private.h"
 #include "dvt-wait-private.h"
 
 /* An idle worker parks this long before it hands its thread back. */
@@ -155,22 +156,18 @@ pool_worker (gpointer data,
       announced = FALSE;
       g_mutex_unlock (&pool->lock);
       {
-        gint64 end = g_get_monotonic_time () + DVT_SPIN_USEC;
+        DvtSpin spin = DVT_SPIN_INIT;
 
         /* Take the lock only when work shows up and nobody else holds it:
          * idle spinners must not queue up on the lock the pusher needs. */
-        for (guint i = 1;; i++)
-          {
-            if (g_atomic_pointer_get (&pool->head) != NULL &&
-                g_mutex_trylock (&pool->lock))
-              {
-                locked = TRUE;
-                break;
-              }
-            dvt_cpu_relax ();
-            if ((i & 63) == 0 && g_get_monotonic_time () >= end)
+        while (dvt_spin_step (&spin))
+          if (g_atomic_pointer_get (&pool->head) != NULL &&
+              g_mutex_trylock (&pool->lock))
+            {
+              locked = TRUE;
               break;
-          }
+            }
+        dvt_spin_done (&spin, !locked);
         if (!locked)
           g_mutex_lock (&pool->lock);
       }
@@ -193,6 +190,7 @@ pool_worker (gpointer data,
     }
 
   /* GLib reuses this thread for other pools: settle what it announced. */
+  dvt_task_drop_spare_cancellable ();
   if (announced)
     {
       announced = FALSE;

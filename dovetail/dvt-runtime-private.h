@@ -24,6 +24,7 @@ struct _DvtCore
 
   GMutex        lock;
   GCond         idle_cond;     /* n_live fell to 0 */
+  guint         n_idle_waiters; /* threads waiting on idle_cond */
   int           closed;        /* atomic */
   guint         n_live;
   DvtTask      *live;          /* accepted, not yet ended; each held */
@@ -32,7 +33,10 @@ struct _DvtCore
   GThread      *loop_thread;
   int           loop_quit;     /* atomic */
   DvtMailbox   *loop_mailbox;
-  GHashTable   *mailboxes;     /* GMainContext → DvtMailbox, under lock */
+  /* Its own lock: callers take it per call with a callback, and the
+   * workers must not queue behind them on the lock of the live list. */
+  GMutex        mailboxes_lock;
+  GHashTable   *mailboxes;     /* GMainContext → DvtMailbox */
 
   DvtPool       pool;
 

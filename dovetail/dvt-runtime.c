@@ -113,6 +113,7 @@ core_free (DvtCore *core)
   dvt_mailbox_destroy (core->loop_mailbox);
   g_main_context_unref (core->context);
   g_mutex_clear (&core->lock);
+  g_mutex_clear (&core->mailboxes_lock);
   g_mutex_clear (&core->rate_lock);
   g_mutex_clear (&core->counters_lock);
   g_clear_pointer (&core->counters, g_hash_table_unref);
@@ -152,37 +153,44 @@ loop_thread_func (gpointer data)
   return NULL;
 }
 
-/* The loop thread's poll: before it sleeps, it polls without blocking for
- * a few microseconds, so that work posted right after an iteration (a
- * caller in a run_blocking loop) is picked up without a sleep and a wake-up. */
+/* The loop thread's poll: before it sleeps, it spins for a few
+ * microseconds watching its mailbox itself, so that work posted right
+ * after an iteration (a caller in a run_blocking loop) is picked up
+ * without a wake-up through the context's file descriptor. Other sources'
+ * descriptors are polled now and then meanwhile. */
 static gint
 spin_poll (GPollFD *fds,
            guint    nfds,
            gint     timeout)
 {
-  gint64 start;
-  gint64 end;
+  DvtMailbox *mailbox = current_loop_core != NULL ? current_loop_core->loop_mailbox : NULL;
+  DvtSpin spin = DVT_SPIN_INIT;
+  gboolean mail;
+  gint ready = 0;
 
-  if (timeout == 0)
-    return g_poll (fds, nfds, 0);
+  if (timeout == 0 || mailbox == NULL)
+    return g_poll (fds, nfds, timeout);
 
-  start = g_get_monotonic_time ();
-  end = start + DVT_SPIN_USEC;
-  if (timeout > 0)
-    end = MIN (end, start + (gint64) timeout * 1000);
-
-  do
+  mail = dvt_mailbox_watch (mailbox, TRUE);
+  for (guint i = 0; !mail; i++)
     {
-      gint ready = g_poll (fds, nfds, 0);
-
-      if (ready != 0)
-        return ready;
+      if ((i & 63) == 0 && (ready = g_poll (fds, nfds, 0)) != 0)
+        break;
+      if (!dvt_spin_step (&spin) ||
+          (timeout > 0 && spin.now - spin.start >= (gint64) timeout * 1000))
+        break;
+      mail = dvt_mailbox_has_mail (mailbox);
     }
-  while (g_get_monotonic_time () < end);
+  /* Mail posted until the flag is cleared woke nothing: look once more. */
+  mail = dvt_mailbox_watch (mailbox, FALSE) || mail;
+  dvt_spin_done (&spin, !mail && ready == 0);
+
+  if (ready != 0 || mail)
+    return ready;
 
   if (timeout > 0)
     {
-      timeout -= (gint) ((g_get_monotonic_time () - start) / 1000);
+      timeout -= (gint) ((spin.now - spin.start) / 1000);
       if (timeout <= 0)
         return 0;
     }
@@ -219,6 +227,7 @@ core_new (const char *name,
 
   core->ref_count = 1;
   g_mutex_init (&core->lock);
+  g_mutex_init (&core->mailboxes_lock);
   g_mutex_init (&core->rate_lock);
   g_mutex_init (&core->counters_lock);
   g_cond_init (&core->idle_cond);
@@ -292,7 +301,7 @@ dvt_core_acquire_mailbox (DvtCore      *core,
   if (context == core->context)
     return core->loop_mailbox;
 
-  g_mutex_lock (&core->lock);
+  g_mutex_lock (&core->mailboxes_lock);
   mailbox = g_hash_table_lookup (core->mailboxes, context);
   if (mailbox == NULL)
     {
@@ -300,7 +309,7 @@ dvt_core_acquire_mailbox (DvtCore      *core,
       g_hash_table_insert (core->mailboxes, context, mailbox);
     }
   mailbox->users++;
-  g_mutex_unlock (&core->lock);
+  g_mutex_unlock (&core->mailboxes_lock);
 
   return mailbox;
 }
@@ -314,13 +323,13 @@ dvt_core_release_mailbox (DvtCore    *core,
   if (mailbox == core->loop_mailbox)
     return;
 
-  g_mutex_lock (&core->lock);
+  g_mutex_lock (&core->mailboxes_lock);
   if (--mailbox->users == 0)
     {
       g_hash_table_remove (core->mailboxes, mailbox->context);
       destroy = TRUE;
     }
-  g_mutex_unlock (&core->lock);
+  g_mutex_unlock (&core->mailboxes_lock);
 
   if (destroy)
     dvt_mailbox_destroy (mailbox);
@@ -446,7 +455,9 @@ dvt_core_retire (DvtCore *core,
     task->live_next->live_prev = task->live_prev;
   task->live_prev = task->live_next = NULL;
   dvt_task_unset_flag (task, DVT_TASK_FLAG_LIVE);
-  if (--core->n_live == 0)
+  /* GLib's broadcast is a system call even with nobody waiting: this
+   * runs once per task when tasks run one at a time. */
+  if (--core->n_live == 0 && core->n_idle_waiters > 0)
     g_cond_broadcast (&core->idle_cond);
   g_mutex_unlock (&core->lock);
 
@@ -1533,8 +1544,10 @@ dvt_runtime_shutdown (DvtRuntime *self,
   if (wait && current_loop_core != core && dvt_pool_get_current () != &core->pool)
     {
       g_mutex_lock (&core->lock);
+      core->n_idle_waiters++;
       while (core->n_live > 0)
         g_cond_wait (&core->idle_cond, &core->lock);
+      core->n_idle_waiters--;
       g_mutex_unlock (&core->lock);
 
       core_stop (core, TRUE);

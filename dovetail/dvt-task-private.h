@@ -71,6 +71,7 @@ enum
   DVT_TASK_FLAG_END_EVENT        = 1 << 12, /* its terminal event is */
   DVT_TASK_FLAG_FUTURE           = 1 << 13, /* returned to the caller */
   DVT_TASK_FLAG_SCOPED           = 1 << 14, /* an event scope wants its id */
+  DVT_TASK_FLAG_LENT_CANCELLABLE = 1 << 15, /* see take_back_cancellable() */
 };
 
 /* What a call asked for beyond the plain hand-off: resolved from the
@@ -177,6 +178,7 @@ void      dvt_task_release_func_data (DvtTask             *task);
 void      dvt_task_release_item      (DvtTask             *task);
 void      dvt_task_ensure_cancellable (DvtTask            *task);
 void      dvt_task_connect_caller_cancellable (DvtTask    *task);
+void      dvt_task_drop_spare_cancellable (void);
 gboolean  dvt_task_wait_internal     (DvtTask             *task,
                                       gint64               deadline,
                                       GError             **error);

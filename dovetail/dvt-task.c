@@ -49,6 +49,14 @@ static _Thread_local DvtTask *cancelling_task;
  * is published when the function returns. */
 static _Thread_local DvtTask *deferring_task;
 
+/* The cancellable this worker lends to the thread functions of futures:
+ * making and freeing a GCancellable per task costs more than the rest of
+ * the hand-off, and most are never looked at. See take_back_cancellable(). */
+static _Thread_local GCancellable *spare_cancellable;
+
+static guint cancelled_signal_id;
+static guint notify_signal_id;
+
 static void dvt_task_async_result_iface_init (GAsyncResultIface *iface);
 static void publish                          (DvtTask           *task);
 
@@ -142,6 +150,12 @@ dvt_task_class_init (DvtTaskClass *klass)
   object_class->finalize = dvt_task_finalize;
 
   dvt_events_add_signals (DVT_TYPE_TASK);
+
+  /* The class makes its signals: static types keep theirs for good. */
+  g_type_class_unref (g_type_class_ref (G_TYPE_CANCELLABLE));
+  cancelled_signal_id = g_signal_lookup ("cancelled", G_TYPE_CANCELLABLE);
+  g_assert (cancelled_signal_id != 0);
+  notify_signal_id = g_signal_lookup ("notify", G_TYPE_OBJECT);
 }
 
 static void
@@ -238,7 +252,14 @@ ensure_cancellable_locked (DvtTask  *task,
   DvtTaskExtra *extra;
 
   if (task->cancellable == NULL)
-    task->cancellable = g_cancellable_new ();
+    {
+      if (task->kind == DVT_TASK_KIND_THREAD && spare_cancellable != NULL && !watch)
+        task->cancellable = g_steal_pointer (&spare_cancellable);
+      else
+        task->cancellable = g_cancellable_new ();
+      if (task->kind == DVT_TASK_KIND_THREAD && !watch)
+        dvt_task_set_flag (task, DVT_TASK_FLAG_LENT_CANCELLABLE);
+    }
 
   if (!watch)
     return FALSE;
@@ -465,6 +486,55 @@ dvt_task_release_item (DvtTask *task)
   dvt_map_item_released (extra->map);
 }
 
+/* Whether anything but the task can hold or observe @cancellable: a
+ * reference, a signal handler (blocked ones included), a weak reference
+ * or data set on it (all of which live in its qdata). */
+static gboolean
+cancellable_is_private (GCancellable *cancellable)
+{
+  GObject *object = G_OBJECT (cancellable);
+
+  return g_atomic_int_get ((int *) &object->ref_count) == 1 &&
+         g_atomic_pointer_get (&object->qdata) == NULL &&
+         !g_cancellable_is_cancelled (cancellable) &&
+         g_signal_handler_find (object, G_SIGNAL_MATCH_ID, cancelled_signal_id,
+                                0, NULL, NULL, NULL) == 0 &&
+         g_signal_handler_find (object, G_SIGNAL_MATCH_ID, notify_signal_id,
+                                0, NULL, NULL, NULL) == 0;
+}
+
+/* After a thread function returned: the cancellable lent to it goes back
+ * to this worker, for the next task, if nobody else can have it. Nothing
+ * that cancels the task can be using it: a cancel sets
+ * DVT_TASK_FLAG_CANCEL_REQUESTED under the same lock before it reads the
+ * cancellable, and dvt_task_get_cancellable() watches it (which keeps it
+ * with the task). A later dvt_task_get_cancellable() makes a new one. */
+static void
+take_back_cancellable (DvtTask *task)
+{
+  if (spare_cancellable != NULL ||
+      !dvt_task_has_flag (task, DVT_TASK_FLAG_LENT_CANCELLABLE))
+    return;
+
+  g_mutex_lock (dvt_event_lock (task));
+  if (task->cancellable != NULL &&
+      !dvt_task_has_flag (task, DVT_TASK_FLAG_CANCEL_REQUESTED) &&
+      DVT_TASK_EXTRA (task, cancellable_handler, 0) == 0 &&
+      cancellable_is_private (task->cancellable))
+    {
+      spare_cancellable = g_steal_pointer (&task->cancellable);
+      dvt_task_unset_flag (task, DVT_TASK_FLAG_LENT_CANCELLABLE);
+    }
+  g_mutex_unlock (dvt_event_lock (task));
+}
+
+/* Called by a worker thread before it leaves the pool's loop. */
+void
+dvt_task_drop_spare_cancellable (void)
+{
+  g_clear_object (&spare_cancellable);
+}
+
 static void
 run_thread_job (DvtJob *job)
 {
@@ -483,6 +553,7 @@ run_thread_job (DvtJob *job)
         dvt_task_ensure_cancellable (task);
       deferring_task = task;
       ((DvtThreadFunc) task->func) (task, task->cancellable, task->func_data, &error);
+      take_back_cancellable (task);
       dvt_task_check_returned (task, error);
       deferring_task = NULL;
       if (function_returned (task))
@@ -1159,8 +1230,8 @@ dvt_task_wait (DvtTask  *task,
   g_return_val_if_fail (DVT_IS_TASK (task), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  /* Beyond a century (infinity too) the product would not fit a gint64. */
-  if (timeout > 0 && timeout < 100.0 * 365 * 24 * 3600)
+  /* A timeout too long for the clock (infinity included) is no limit. */
+  if (timeout > 0 && timeout < (double) (G_MAXINT64 / 4) / G_USEC_PER_SEC)
     deadline = g_get_monotonic_time () + (gint64) (timeout * G_USEC_PER_SEC);
 
   /* An item of a map in the bulk path has no event of its own (one item

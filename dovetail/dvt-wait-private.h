@@ -9,21 +9,50 @@
 
 G_BEGIN_DECLS
 
-/* How long a waiter spins before it parks, and how long an idle worker
- * spins before it parks. Short enough that an idle runtime costs nothing,
- * long enough to cover a typical hand-off between two running cores. */
+/* How long a waiter, an idle worker or the idle loop thread spins before
+ * it parks: short enough that an idle runtime costs nothing, long enough
+ * to cover a typical hand-off between two running cores. */
 #define DVT_SPIN_USEC 30
 
 static inline void
 dvt_cpu_relax (void)
 {
 #if defined(__x86_64__) || defined(__i386__)
-  __asm__ __volatile__ ("" ::: "memory");
+  __asm__ __volatile__ ("pause" ::: "memory");
 #elif defined(__aarch64__)
   __asm__ __volatile__ ("yield" ::: "memory");
 #else
   __asm__ __volatile__ ("" ::: "memory");
 #endif
+}
+
+/* One spin, from its first step until the thread finds what it waits for
+ * or parks. See dvt-wait.c for how it adapts to a busy machine. */
+typedef struct
+{
+  gint64   start;      /* monotonic µs at the first look at the clock */
+  gint64   now;        /* at the last look; 0 before the first */
+  guint    i;
+  gboolean contended;  /* a yield let another thread run on this CPU */
+} DvtSpin;
+
+#define DVT_SPIN_INIT { 0, 0, 0, FALSE }
+
+gboolean dvt_spin_check (DvtSpin *spin);
+void     dvt_spin_done  (DvtSpin *spin,
+                         gboolean parked);
+
+/* One step of a spin: FALSE once it is time to park. */
+static inline gboolean
+dvt_spin_step (DvtSpin *spin)
+{
+  if (G_LIKELY ((++spin->i & 15) != 0))
+    {
+      dvt_cpu_relax ();
+      return TRUE;
+    }
+
+  return dvt_spin_check (spin);
 }
 
 /* A one-shot event: two words. Threads that park wait on one of a fixed

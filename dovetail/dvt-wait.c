@@ -3,8 +3,67 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
+#include <sched.h>
+
 #include "dvt-wait-private.h"
 #include "dvt-pool-private.h"
+
+/* ---- spinning ---------------------------------------------------------- */
+
+/* A spin is worth it only while the thread that will end it runs on
+ * another CPU. When the machine is oversubscribed, the partner may be
+ * waiting for this very CPU, and every microsecond spent spinning delays
+ * it. So a spin first spins on the CPU for at most pure_spin_usec, then
+ * yields it at each step (sched_yield() returns at once when nothing else
+ * wants the CPU), and parks once DVT_SPIN_USEC have passed.
+ *
+ * pure_spin_usec adapts per thread: a yield that took long means another
+ * thread ran meanwhile, so the CPU is contended, and a spin that ends in a
+ * park found nothing worth spinning for: both halve it. A spin that ends
+ * without either grows it to twice the wait it covered, so on a quiet
+ * machine hand-offs are caught while spinning, as before. */
+#define DVT_PURE_SPIN_MAX_USEC DVT_SPIN_USEC
+#define DVT_YIELD_SLOW_USEC    3
+
+static _Thread_local gint64 pure_spin_usec = DVT_PURE_SPIN_MAX_USEC;
+
+/* Looks at the clock: FALSE once the spin has lasted DVT_SPIN_USEC. Past
+ * this thread's pure spin, yields the CPU first. */
+gboolean
+dvt_spin_check (DvtSpin *spin)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  if (spin->start == 0)
+    spin->start = now;
+  spin->now = now;
+
+  if (now - spin->start >= DVT_SPIN_USEC)
+    return FALSE;
+
+  if (now - spin->start >= pure_spin_usec)
+    {
+      sched_yield ();
+      spin->now = g_get_monotonic_time ();
+      if (spin->now - now >= DVT_YIELD_SLOW_USEC)
+        spin->contended = TRUE;
+    }
+
+  return TRUE;
+}
+
+/* Called when a spin is over: @parked tells that it ran out. */
+void
+dvt_spin_done (DvtSpin  *spin,
+               gboolean  parked)
+{
+  gint64 waited = spin->now > 0 ? spin->now - spin->start : 0;
+
+  if (parked || spin->contended)
+    pure_spin_usec /= 2;
+  else
+    pure_spin_usec = CLAMP (2 * waited, pure_spin_usec, DVT_PURE_SPIN_MAX_USEC);
+}
 
 #define N_STRIPES 64
 
@@ -97,28 +156,27 @@ gboolean
 dvt_event_wait (DvtEvent *event,
                 gint64    deadline)
 {
-  gint64 spin_end = 0;
+  DvtSpin spin = DVT_SPIN_INIT;
   gboolean timed_out = FALSE;
   DvtPool *pool;
   guint stripe;
 
-  for (guint i = 1;; i++)
+  for (;;)
     {
       if (dvt_event_is_set (event))
-        return TRUE;
-      dvt_cpu_relax ();
-      if ((i & 63) == 0)
         {
-          gint64 now = g_get_monotonic_time ();
-
-          if (deadline >= 0 && now >= deadline)
-            return dvt_event_is_set (event);
-          if (spin_end == 0)
-            spin_end = now + DVT_SPIN_USEC;
-          else if (now >= spin_end)
-            break;
+          dvt_spin_done (&spin, FALSE);
+          return TRUE;
+        }
+      if (!dvt_spin_step (&spin))
+        break;
+      if (deadline >= 0 && spin.now >= deadline)
+        {
+          dvt_spin_done (&spin, TRUE);
+          return dvt_event_is_set (event);
         }
     }
+  dvt_spin_done (&spin, TRUE);
 
   pool = dvt_pool_enter_blocking ();
 

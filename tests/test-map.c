@@ -1266,6 +1266,62 @@ test_gather_cancellable (void)
   gate_clear (&shared.gate);
 }
 
+/* Progress events of a bulk map: emitted on the loop thread, counts that
+ * never go back, the last one at the total. A runtime without a handler
+ * records none, and its maps count nothing. */
+typedef struct
+{
+  int   n_emissions;  /* atomic */
+  guint last_done;
+  guint total;
+  int   went_back;
+} Progress;
+
+static void
+on_progress (DvtRuntime *rt,
+             DvtTask    *task,
+             guint       done,
+             guint       total,
+             gpointer    data)
+{
+  Progress *p = data;
+
+  if (done < p->last_done)
+    p->went_back = TRUE;
+  p->last_done = done;
+  p->total = total;
+  g_atomic_int_inc (&p->n_emissions);
+}
+
+static void
+test_map_progress (void)
+{
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GArray) results = NULL;
+  g_autoptr(GArray) unwatched = NULL;
+  Progress p = { 0 };
+  guint n = 5000;
+  gulong handler;
+
+  handler = g_signal_connect (rt, "progress", G_CALLBACK (on_progress), &p);
+  results = dvt_runtime_map_blocking (rt, n, item_square, NULL, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  assert_int_results (results, n, square_plus_one);
+  /* Events are delivered on the loop thread after the call returns. */
+  g_assert_true (POLL_UNTIL (g_atomic_int_get (&p.n_emissions) > 0 && p.last_done == n, 20));
+  g_assert_cmpuint (p.total, ==, n);
+  g_assert_false (p.went_back);
+  g_assert_cmpint (g_atomic_int_get (&p.n_emissions), <=, (int) n);
+
+  /* Without a handler the map runs the same. */
+  g_signal_handler_disconnect (rt, handler);
+  unwatched = dvt_runtime_map_blocking (rt, n, item_square, NULL, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  assert_int_results (unwatched, n, square_plus_one);
+  dvt_runtime_shutdown (rt, TRUE, FALSE);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -1275,6 +1331,7 @@ main (int argc, char *argv[])
     slow = 10.0;
 
   g_test_add_func ("/map/order", test_map_order);
+  g_test_add_func ("/map/progress", test_map_progress);
   g_test_add_func ("/map/empty", test_map_empty);
   g_test_add_func ("/map/many-items", test_map_many);
   g_test_add_func ("/map/max-concurrency", test_map_max_concurrency);

@@ -550,7 +550,7 @@ test_timeout_run_blocking (void)
 static void
 test_timeout_to_thread_blocking (void)
 {
-  /* Before the tasks: their results point into it. */
+  /* First, so that it outlives the tasks, whose results free into it. */
   Hang h;
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(DvtOptions) options = timeout_options (SHORT);
@@ -588,7 +588,7 @@ test_timeout_to_thread_blocking (void)
 static void
 test_timeout_to_thread_blocking_cancellable (void)
 {
-  /* Before the tasks: their results point into it. */
+  /* First, so that it outlives the tasks, whose results free into it. */
   Hang h;
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(DvtOptions) options = timeout_options (SHORT);
@@ -606,7 +606,7 @@ test_timeout_to_thread_blocking_cancellable (void)
 static void
 test_timeout_to_thread_async (void)
 {
-  /* Before the tasks: their results point into it. */
+  /* First, so that it outlives the tasks, whose results free into it. */
   Hang h;
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(DvtOptions) options = timeout_options (SHORT);
@@ -682,7 +682,7 @@ test_timeout_submit (void)
 static void
 test_timeout_submit_late_pointer (void)
 {
-  /* Before the tasks: their results point into it. */
+  /* First, so that it outlives the tasks, whose results free into it. */
   Hang h;
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(DvtOptions) options = timeout_options (SHORT);
@@ -726,7 +726,8 @@ test_timeout_schedule (void)
 
   g_assert_true (g_atomic_pointer_get (&k.task) == task);
   g_assert_nonnull (k.cancellable);
-  g_assert_true (g_cancellable_is_cancelled (k.cancellable));
+  /* Waiters are released first, then the cancellable is cancelled. */
+  g_assert_true (POLL_UNTIL (g_cancellable_is_cancelled (k.cancellable), 20));
   g_assert_true (dvt_task_get_cancellable (task) == k.cancellable);
 
   keep_release (&k);
@@ -743,7 +744,7 @@ test_timeout_schedule (void)
 static void
 test_timeout_runtime_default_and_override (void)
 {
-  /* Before the tasks: their results point into it. */
+  /* First, so that it outlives the tasks, whose results free into it. */
   Hang h;
   g_autoptr(DvtTestRuntime) rt = g_object_new (DVT_TYPE_RUNTIME, "max-workers", 2,
                                            "timeout", 0.05, NULL);
@@ -824,7 +825,7 @@ test_timeout_runtime_default_and_override (void)
 static void
 test_timeout_while_queued (void)
 {
-  /* Before the tasks: their results point into it. */
+  /* First, so that it outlives the tasks, whose results free into it. */
   Hang h;
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (1);
   g_autoptr(DvtOptions) options = timeout_options (0.05);
@@ -871,7 +872,7 @@ work_own_timed_out (DvtTask      *task,
 static void
 test_timeout_stats (void)
 {
-  /* Before the tasks: their results point into it. */
+  /* First, so that it outlives the tasks, whose results free into it. */
   Hang h;
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (4);
   g_autoptr(DvtOptions) options = timeout_options (SHORT);
@@ -1000,7 +1001,8 @@ test_timeout_caller_context (void)
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
   assert_elapsed (start, SHORT, SHORT + PROMPT);
   g_assert_cmpint (k.calls, ==, 1);
-  g_assert_true (g_cancellable_is_cancelled (k.cancellable));
+  /* Waiters are released first, then the cancellable is cancelled. */
+  g_assert_true (POLL_UNTIL (g_cancellable_is_cancelled (k.cancellable), 20));
   keep_release (&k);
   g_clear_error (&error);
 
@@ -2819,7 +2821,7 @@ static void
 check_cancel (Entry    entry,
               gboolean before)
 {
-  /* Before the tasks: their results point into it. */
+  /* First, so that it outlives the tasks, whose results free into it. */
   Hang h;
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
@@ -2986,7 +2988,7 @@ blocking_victim_thread (gpointer data)
 static void
 test_cancel_queued_never_runs (void)
 {
-  /* Before the tasks: their results point into it. */
+  /* First, so that it outlives the tasks, whose results free into it. */
   Hang h;
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (1);
   g_autoptr(GCancellable) c1 = g_cancellable_new ();

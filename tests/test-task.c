@@ -563,6 +563,106 @@ test_cancel_caller_cancellable (void)
   dvt_runtime_shutdown (rt, TRUE, FALSE);
 }
 
+/* Records the cancellable it was given; keeps a reference to it, a
+ * handler on it, or data on it, as asked. */
+typedef struct
+{
+  GCancellable *seen;
+  int           keep;     /* 0: nothing, 1: a reference, 2: a handler, 3: data */
+  gulong        handler;
+  int           destroyed;
+} Seen;
+
+static void
+on_seen_cancelled (GCancellable *cancellable,
+                   gpointer      data)
+{
+}
+
+static void
+seen_handler_destroyed (gpointer  data,
+                        GClosure *closure)
+{
+  Seen *seen = data;
+
+  g_atomic_int_inc (&seen->destroyed);
+}
+
+static void
+work_see_cancellable (DvtTask      *task,
+                      GCancellable *cancellable,
+                      gpointer      user_data,
+                      GError      **error)
+{
+  Seen *seen = user_data;
+
+  g_assert_nonnull (cancellable);
+  seen->seen = cancellable;
+  if (seen->keep == 1)
+    g_object_ref (cancellable);
+  else if (seen->keep == 2)
+    seen->handler = g_signal_connect_data (cancellable, "cancelled",
+                                           G_CALLBACK (on_seen_cancelled), seen,
+                                           seen_handler_destroyed, 0);
+  else if (seen->keep == 3)
+    g_object_set_data (G_OBJECT (cancellable), "kept", seen);
+  dvt_task_return_int (task, 1);
+}
+
+/* A future's work always gets a cancellable. One that nothing else can
+ * hold when the work returns is used again for later work (making one per
+ * task costs more than the rest of the hand-off); one that is held, has a
+ * handler or data stays the task's own, so every cancellable that user
+ * code can still reach belongs to one task only. */
+static void
+test_cancellable_reuse (void)
+{
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (1);
+  g_autoptr(GError) error = NULL;
+
+  for (int keep = 0; keep <= 3; keep++)
+    {
+      Seen seen = { NULL, keep, 0, 0 };
+      g_autoptr(DvtTask) task = NULL;
+      g_autoptr(DvtTask) blocked = NULL;
+      int started = 0;
+
+      task = dvt_runtime_submit (rt, work_see_cancellable, &seen, NULL, NULL, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_true (dvt_task_wait (task, 0, &error));
+      g_assert_cmpint (dvt_task_propagate_int (task, &error), ==, 1);
+      g_assert_no_error (error);
+
+      if (keep != 0)
+        g_assert_true (dvt_task_get_cancellable (task) == seen.seen);
+
+      /* Whatever the next task got, cancelling it leaves this one's
+       * cancellable alone, and the other way round. */
+      blocked = dvt_runtime_submit (rt, work_until_cancelled, &started, NULL, NULL, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_true (POLL_UNTIL (g_atomic_int_get (&started) == 1, 20));
+      g_assert_true (dvt_task_get_cancellable (blocked) != dvt_task_get_cancellable (task));
+      g_cancellable_cancel (dvt_task_get_cancellable (task));
+      g_assert_false (g_cancellable_is_cancelled (dvt_task_get_cancellable (blocked)));
+      dvt_task_cancel (blocked);
+      g_assert_true (dvt_task_wait (blocked, 0, &error));
+      g_assert_no_error (error);
+      if (keep != 0)
+        g_assert_true (g_cancellable_is_cancelled (seen.seen));
+
+      if (keep == 1)
+        g_object_unref (seen.seen);
+      else if (keep == 2)
+        {
+          /* The handler's closure goes with the task's cancellable. */
+          g_clear_object (&task);
+          g_assert_cmpint (seen.destroyed, ==, 1);
+        }
+    }
+
+  dvt_runtime_shutdown (rt, TRUE, FALSE);
+}
+
 static void
 async_count (DvtTask      *task,
              GCancellable *cancellable,
@@ -850,6 +950,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/task/cancel/queued", test_cancel_queued);
   g_test_add_func ("/task/cancel/running", test_cancel_running);
   g_test_add_func ("/task/cancel/caller-cancellable", test_cancel_caller_cancellable);
+  g_test_add_func ("/task/cancel/cancellable-reuse", test_cancellable_reuse);
   g_test_add_func ("/task/schedule/cancel-queued", test_schedule_cancel_queued);
   g_test_add_func ("/task/ids", test_ids);
   g_test_add_func ("/task/name-and-attempt", test_name_and_attempt);
