@@ -4,6 +4,7 @@
  */
 
 #include "dvt-mailbox-private.h"
+#include "dvt-task-private.h"
 
 /* Ready whenever mail is waiting: a post that lands after dispatch took
  * the list makes the next iteration dispatch again. */
@@ -44,6 +45,7 @@ mailbox_dispatch (GSource     *source,
       mail->deliver (mail);
       mail = next;
     }
+  dvt_task_flush_released ();
 
   return G_SOURCE_CONTINUE;
 }

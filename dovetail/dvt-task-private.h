@@ -167,6 +167,7 @@ void      dvt_task_set_callback      (DvtTask             *task,
                                       gpointer             user_data,
                                       gpointer             source_tag);
 void      dvt_task_destroy_data_on_caller_context (DvtTask *task);
+void      dvt_task_flush_released    (void);
 void      dvt_task_set_run_context   (DvtTask             *task,
                                       GMainContext        *context);
 void      dvt_task_dispatch          (DvtTask             *task);

@@ -682,6 +682,125 @@ dvt_task_push_attempt (DvtTask *task)
     }
 }
 
+/* ---- releasing tasks after their callback ---------------------------------
+ *
+ * Dropping the last reference to a task costs more than the rest of a
+ * to_thread_async() hand-off on the caller's side (GObject's last unref
+ * takes several global locks). When a caller's context delivers a run of
+ * callbacks, the tasks nobody else holds are handed back to a worker in
+ * one job instead, and freed there. Only tasks whose freeing runs none of
+ * the caller's code qualify: no handlers, no user object or destroy notify
+ * left, a result of a plain type. */
+
+#define RELEASE_BATCH_MIN 8
+
+typedef struct
+{
+  DvtTask *head;   /* linked through live_next, unused once a task ended */
+  guint    length;
+} ReleaseBatch;
+
+static _Thread_local ReleaseBatch release_batch;
+
+static gboolean
+result_is_plain (const DvtResult *result)
+{
+  if (!G_IS_VALUE (&result->value))
+    return TRUE;
+
+  switch (G_TYPE_FUNDAMENTAL (G_VALUE_TYPE (&result->value)))
+    {
+    case G_TYPE_BOOLEAN: case G_TYPE_CHAR: case G_TYPE_UCHAR:
+    case G_TYPE_INT: case G_TYPE_UINT: case G_TYPE_LONG: case G_TYPE_ULONG:
+    case G_TYPE_INT64: case G_TYPE_UINT64: case G_TYPE_FLOAT: case G_TYPE_DOUBLE:
+    case G_TYPE_ENUM: case G_TYPE_FLAGS: case G_TYPE_STRING:
+      return TRUE;
+    case G_TYPE_POINTER:
+      return result->destroy == NULL || g_value_get_pointer (&result->value) == NULL;
+    default:
+      return FALSE;
+    }
+}
+
+static gboolean
+release_is_plain (DvtTask *task)
+{
+  DvtTaskExtra *extra = task->extra;
+
+  return g_atomic_int_get (&G_OBJECT (task)->ref_count) == 1 &&
+         task->func_data_destroy == NULL &&
+         task->cancellable == NULL &&
+         extra->caller_cancellable == NULL &&
+         extra->destroy_mailbox == NULL &&
+         extra->run_context == NULL &&
+         extra->map == NULL &&
+         result_is_plain (&task->result) &&
+         !g_atomic_int_get (&dvt_task_core (task)->closed) &&
+         g_signal_handler_find (task, G_SIGNAL_MATCH_UNBLOCKED, 0, 0, NULL, NULL, NULL) == 0;
+}
+
+static void
+unref_batch (DvtTask *task)
+{
+  while (task != NULL)
+    {
+      DvtTask *next = task->live_next;
+
+      g_object_unref (task);
+      task = next;
+    }
+}
+
+static void
+release_job_run (DvtJob *job)
+{
+  unref_batch (G_STRUCT_MEMBER_P (job, -G_STRUCT_OFFSET (DvtTask, job)));
+}
+
+/* Called once a mailbox has delivered what it had: frees the collected
+ * tasks here if there are only a few, else hands them to a worker. */
+void
+dvt_task_flush_released (void)
+{
+  DvtTask *task = release_batch.head;
+  guint length = release_batch.length;
+
+  if (task == NULL)
+    return;
+
+  release_batch.head = NULL;
+  release_batch.length = 0;
+
+  if (length >= RELEASE_BATCH_MIN &&
+      !g_atomic_int_get (&dvt_task_core (task)->closed))
+    {
+      task->job.run = release_job_run;
+      dvt_pool_push (&dvt_task_core (task)->pool, &task->job);
+      return;
+    }
+
+  unref_batch (task);
+}
+
+static void
+release_after_callback (DvtTask *task)
+{
+  if (!release_is_plain (task))
+    {
+      g_object_unref (task);
+      return;
+    }
+
+  /* One batch per runtime: a nested loop may deliver another's. */
+  if (release_batch.head != NULL &&
+      release_batch.head->runtime != task->runtime)
+    dvt_task_flush_released ();
+
+  task->live_next = release_batch.head;
+  release_batch.head = task;
+  release_batch.length++;
+}
+
 static void
 deliver_callback (DvtMail *mail)
 {
@@ -692,7 +811,7 @@ deliver_callback (DvtMail *mail)
   dvt_core_ref (core);
   task->extra->callback (G_OBJECT (task->runtime), G_ASYNC_RESULT (task),
                          task->extra->callback_data);
-  g_object_unref (task);
+  release_after_callback (task);
   dvt_core_release_mailbox (core, mailbox);
   dvt_core_unref (core);
 }
@@ -1296,7 +1415,9 @@ dvt_task_return_value (DvtTask      *task,
  * Completes @task with a pointer. The first call that reads it, whether
  * [method@Task.propagate_pointer], [method@Task.propagate_value] or the
  * result array of a map or gather, takes ownership of it; if nobody does,
- * @result_destroy frees it with the task.
+ * @result_destroy frees it with the task, on whichever thread drops the
+ * task's last reference (often a worker), so it must be safe to call from
+ * any thread.
  */
 void
 dvt_task_return_pointer (DvtTask        *task,

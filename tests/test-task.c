@@ -933,6 +933,110 @@ test_async_result (void)
   g_assert_true (dvt_task_wait (task, 0, &error));
 }
 
+/* ---- releasing tasks after their callbacks ----------------------------- */
+
+/* Tasks whose callbacks a context delivers in one run are freed by a
+ * worker: none is lost, none freed twice, a task the callback keeps stays
+ * intact, and a shutdown from a callback still frees the rest. */
+typedef struct
+{
+  GThread *caller;
+  guint    n;
+  guint    callbacks;
+  gint64   sum;
+  int      finalized;           /* atomic */
+  int      finalized_elsewhere; /* atomic */
+  DvtTask *kept;
+  gboolean shutdown_in_callback;
+} Release;
+
+static void
+release_finalized (gpointer  data,
+                   GObject  *where_the_object_was)
+{
+  Release *r = data;
+
+  if (g_thread_self () != r->caller)
+    g_atomic_int_inc (&r->finalized_elsewhere);
+  g_atomic_int_inc (&r->finalized);
+}
+
+static void
+release_done (GObject      *source,
+              GAsyncResult *result,
+              gpointer      data)
+{
+  Release *r = data;
+  g_auto(GValue) value = G_VALUE_INIT;
+  GError *error = NULL;
+
+  g_assert_true (g_thread_self () == r->caller);
+  g_assert_true (dvt_runtime_to_thread_finish (DVT_RUNTIME (source), result, &value, &error));
+  g_assert_no_error (error);
+  r->sum += g_value_get_int64 (&value);
+  g_object_weak_ref (G_OBJECT (result), release_finalized, r);
+  if (++r->callbacks == 7)
+    r->kept = g_object_ref (DVT_TASK (result));
+  if (r->callbacks == 3 && r->shutdown_in_callback)
+    dvt_runtime_shutdown (DVT_RUNTIME (source), FALSE, FALSE);
+}
+
+static guint64
+count_done (DvtRuntime *rt)
+{
+  g_autoptr(DvtStats) stats = dvt_runtime_get_stats (rt);
+
+  return stats->done;
+}
+
+static void
+run_release (gboolean shutdown_in_callback)
+{
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  Release r = { g_thread_self (), 300, 0, 0, 0, 0, NULL, shutdown_in_callback };
+  gint64 expected = 0;
+
+  g_main_context_push_thread_default (context);
+  for (guint i = 0; i < r.n; i++)
+    {
+      dvt_runtime_to_thread_async (rt, work_int, GINT_TO_POINTER (i), NULL, NULL, NULL,
+                                   release_done, &r);
+      expected += i;
+    }
+
+  /* Every completion waits in the mailbox: one iteration delivers all. */
+  g_assert_true (POLL_UNTIL (count_done (rt) == r.n, 20));
+  g_assert_true (ITERATE_UNTIL (context, r.callbacks == r.n, 20));
+  g_assert_cmpint (r.sum, ==, expected);
+
+  /* Freed where they were handed, eventually; the kept one is not. */
+  g_assert_true (POLL_UNTIL (g_atomic_int_get (&r.finalized) == (int) r.n - 1, 20));
+  /* A closed runtime frees them where they were delivered. */
+  if (!shutdown_in_callback)
+    g_assert_cmpint (g_atomic_int_get (&r.finalized_elsewhere), ==, r.n - 1);
+  g_assert_true (DVT_IS_TASK (r.kept));
+  g_assert_true (dvt_task_get_completed (r.kept));
+  g_assert_false (dvt_task_had_error (r.kept));
+
+  dvt_runtime_shutdown (rt, TRUE, FALSE);
+  g_clear_object (&r.kept);
+  g_assert_cmpint (g_atomic_int_get (&r.finalized), ==, r.n);
+  g_main_context_pop_thread_default (context);
+}
+
+static void
+test_release_after_callbacks (void)
+{
+  run_release (FALSE);
+}
+
+static void
+test_release_shutdown_in_callback (void)
+{
+  run_release (TRUE);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -955,6 +1059,8 @@ main (int argc, char *argv[])
   g_test_add_func ("/task/ids", test_ids);
   g_test_add_func ("/task/name-and-attempt", test_name_and_attempt);
   g_test_add_func ("/task/async-result", test_async_result);
+  g_test_add_func ("/task/release/after-callbacks", test_release_after_callbacks);
+  g_test_add_func ("/task/release/shutdown-in-callback", test_release_shutdown_in_callback);
 
   return g_test_run ();
 }

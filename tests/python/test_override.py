@@ -135,6 +135,34 @@ def test_to_thread_async_without_callback(rt):
         pass
 
 
+def test_to_thread_async_run_of_callbacks(rt):
+    """Completions that pile up are delivered in one run; the tasks the
+    callbacks keep stay readable, the others are freed by the runtime."""
+    import time
+    results = []
+    kept = []
+
+    def work(task, cancellable, n):
+        task.return_value(n)
+
+    def done(runtime, result, n):
+        results.append((n, runtime.to_thread_finish(result)))
+        if n % 50 == 0:
+            kept.append(result)
+
+    for n in range(200):
+        rt.to_thread_async(work, n, callback=done, user_data=n)
+    end = time.monotonic() + DEADLINE
+    while rt.get_stats().done < 200 and time.monotonic() < end:
+        time.sleep(0.001)
+    ctx = GLib.MainContext.default()
+    while len(results) < 200 and time.monotonic() < end:
+        ctx.iteration(False)
+    assert sorted(results) == [(n, n) for n in range(200)]
+    assert len(kept) == 4
+    assert all(task.get_completed() and not task.had_error() for task in kept)
+
+
 def test_map_async_raw_keywords(rt):
     results = []
 
