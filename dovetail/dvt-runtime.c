@@ -1037,7 +1037,8 @@ run_to_end (DvtRuntime  *self,
   /* Free the function's data here, on the caller's thread, unless the call
    * was released while the function still runs: then where it returns. */
   dvt_task_release_func_data (task);
-  g_object_unref (task);
+  if (!dvt_task_recycle (task))
+    g_object_unref (task);
 
   return ok;
 }

@@ -168,6 +168,7 @@ void      dvt_task_set_callback      (DvtTask             *task,
                                       gpointer             source_tag);
 void      dvt_task_destroy_data_on_caller_context (DvtTask *task);
 void      dvt_task_flush_released    (void);
+gboolean  dvt_task_recycle           (DvtTask             *task);
 void      dvt_task_set_run_context   (DvtTask             *task,
                                       GMainContext        *context);
 void      dvt_task_dispatch          (DvtTask             *task);

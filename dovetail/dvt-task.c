@@ -290,13 +290,66 @@ dvt_task_ensure_cancellable (DvtTask *task)
     g_cancellable_cancel (task->cancellable);
 }
 
+/* ---- one spare task per calling thread -------------------------------------
+ *
+ * A blocking call's task is the runtime's own: once the call has read its
+ * result, nothing else holds it unless the work function took a reference.
+ * Making and finalizing a GObject costs GLib about half a microsecond, a
+ * sixth of a whole round trip, so the caller's thread keeps that task as
+ * a spare for its next call instead, reset as dvt_task_init() leaves a new
+ * one. A task qualifies only if nothing could tell the difference: no
+ * other reference, no data, weak reference or binding wrapper on it (its
+ * qdata is empty), no handler, no extra block. */
+
+static void
+spare_task_free (gpointer data)
+{
+  g_object_unref (data);
+}
+
+static GPrivate spare_task = G_PRIVATE_INIT (spare_task_free);
+
+gboolean
+dvt_task_recycle (DvtTask *task)
+{
+  GObject *object = G_OBJECT (task);
+
+  if (g_atomic_int_get (&object->ref_count) != 1 ||
+      g_atomic_pointer_get (&object->qdata) != NULL ||
+      task->extra != NULL ||
+      task->cancellable != NULL ||
+      task->func_data_destroy != NULL ||
+      g_private_get (&spare_task) != NULL ||
+      g_signal_handler_find (task, G_SIGNAL_MATCH_UNBLOCKED, 0, 0, NULL, NULL, NULL) != 0)
+    return FALSE;
+
+  g_assert (!dvt_task_has_flag (task, DVT_TASK_FLAG_LIVE));
+
+  /* What finalize would free, in the same order, on the same thread. */
+  dvt_result_clear (&task->result);
+  dvt_event_clear (&task->done);
+  g_clear_object (&task->runtime);
+
+  memset (G_STRUCT_MEMBER_P (task, G_STRUCT_OFFSET (DvtTask, runtime)), 0,
+          sizeof (DvtTask) - G_STRUCT_OFFSET (DvtTask, runtime));
+  dvt_task_init (task);
+  g_private_set (&spare_task, task);
+
+  return TRUE;
+}
+
 DvtTask *
 dvt_task_new (DvtRuntime   *runtime,
               DvtTaskKind   kind,
               DvtOptions   *options,
               GCancellable *cancellable)
 {
-  DvtTask *task = (DvtTask *) g_object_new_with_properties (DVT_TYPE_TASK, 0, NULL, NULL);
+  DvtTask *task = g_private_get (&spare_task);
+
+  if (task != NULL)
+    g_private_set (&spare_task, NULL);
+  else
+    task = (DvtTask *) g_object_new_with_properties (DVT_TYPE_TASK, 0, NULL, NULL);
   DvtCore *core = dvt_runtime_get_core (runtime);
 
   task->runtime = g_object_ref (runtime);

@@ -1037,6 +1037,139 @@ test_release_shutdown_in_callback (void)
   run_release (TRUE);
 }
 
+/* ---- the spare task of blocking calls ---------------------------------- */
+
+/* A blocking call's task is kept by the calling thread for its next call
+ * when nothing else can see it; the next call must not be able to tell. */
+typedef struct
+{
+  gboolean  keep;
+  gboolean  set_data;
+  gboolean  connect;
+  DvtTask  *task;
+  DvtTask  *kept;
+  guint64   id;
+  guint     attempt;
+  const char *name;
+  gpointer  data_seen;
+  gulong    handler_seen;
+  int       handler_destroyed;
+} Sighting;
+
+static void
+never_called (DvtTask *task)
+{
+  g_assert_not_reached ();
+}
+
+static void
+count_closure_destroyed (gpointer  data,
+                         GClosure *closure)
+{
+  (*(int *) data)++;
+}
+
+static void
+work_seen (DvtTask      *task,
+           GCancellable *cancellable,
+           gpointer      user_data,
+           GError      **error)
+{
+  Sighting *s = user_data;
+
+  s->task = task;
+  s->id = dvt_task_get_id (task);
+  s->attempt = dvt_task_get_attempt (task);
+  s->name = dvt_task_get_name (task);
+  s->data_seen = g_object_get_data (G_OBJECT (task), "test-data");
+  s->handler_seen = g_signal_handler_find (task, G_SIGNAL_MATCH_UNBLOCKED,
+                                           0, 0, NULL, NULL, NULL);
+  if (s->keep)
+    s->kept = g_object_ref (task);
+  if (s->set_data)
+    g_object_set_data (G_OBJECT (task), "test-data", s);
+  if (s->connect)
+    g_signal_connect_data (task, "finished", G_CALLBACK (never_called),
+                           &s->handler_destroyed, count_closure_destroyed, 0);
+  dvt_task_return_int (task, 7);
+}
+
+static void
+call_seen (DvtRuntime *rt,
+           Sighting       *s,
+           DvtOptions *options)
+{
+  g_auto(GValue) value = G_VALUE_INIT;
+  GError *error = NULL;
+
+  g_assert_true (dvt_runtime_to_thread_blocking (rt, work_seen, s, NULL, options, NULL,
+                                                 &value, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (g_value_get_int64 (&value), ==, 7);
+}
+
+static gpointer
+calls_thread (gpointer data)
+{
+  for (guint i = 0; i < 10; i++)
+    {
+      Sighting s = { 0 };
+
+      call_seen (data, &s, NULL);
+    }
+
+  return NULL;
+}
+
+static void
+test_recycle_blocking_calls (void)
+{
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtOptions) named = dvt_options_new ();
+  Sighting a = { 0 }, b = { 0 }, with_data = { .set_data = TRUE },
+       after_data = { 0 }, with_handler = { .connect = TRUE },
+       after_handler = { 0 }, keeper = { .keep = TRUE }, after_keep = { 0 },
+       with_name = { 0 }, after_name = { 0 };
+  int n_before;
+
+  /* The second call reuses the first one's task, as a new task. */
+  call_seen (rt, &a, NULL);
+  call_seen (rt, &b, NULL);
+  g_assert_true (b.task == a.task);
+  g_assert_cmpuint (b.id, >, a.id);
+  g_assert_cmpuint (b.attempt, ==, 1);
+  g_assert_null (b.name);
+
+  /* Data, handlers and references keep a task from being reused. */
+  call_seen (rt, &with_data, NULL);
+  call_seen (rt, &after_data, NULL);
+  g_assert_null (after_data.data_seen);
+
+  call_seen (rt, &with_handler, NULL);
+  g_assert_cmpint (with_handler.handler_destroyed, ==, 1);
+  call_seen (rt, &after_handler, NULL);
+  g_assert_cmpuint (after_handler.handler_seen, ==, 0);
+
+  call_seen (rt, &keeper, NULL);
+  call_seen (rt, &after_keep, NULL);
+  g_assert_true (after_keep.task != keeper.kept);
+  g_assert_cmpuint (dvt_task_get_id (keeper.kept), ==, keeper.id);
+  g_assert_true (dvt_task_get_completed (keeper.kept));
+  g_assert_cmpint (dvt_task_propagate_int (keeper.kept, NULL), ==, 7);
+  g_clear_object (&keeper.kept);
+
+  dvt_options_set_name (named, "named");
+  call_seen (rt, &with_name, named);
+  g_assert_cmpstr (with_name.name, ==, "named");
+  call_seen (rt, &after_name, NULL);
+  g_assert_null (after_name.name);
+
+  /* A thread's spare goes when the thread ends. */
+  n_before = g_type_get_instance_count (DVT_TYPE_TASK);
+  g_thread_join (g_thread_new ("calls", calls_thread, rt));
+  g_assert_cmpint (g_type_get_instance_count (DVT_TYPE_TASK), ==, n_before);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -1060,6 +1193,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/task/name-and-attempt", test_name_and_attempt);
   g_test_add_func ("/task/async-result", test_async_result);
   g_test_add_func ("/task/release/after-callbacks", test_release_after_callbacks);
+  g_test_add_func ("/task/recycle/blocking-calls", test_recycle_blocking_calls);
   g_test_add_func ("/task/release/shutdown-in-callback", test_release_shutdown_in_callback);
 
   return g_test_run ();
