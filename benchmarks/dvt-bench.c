@@ -467,11 +467,30 @@ case_map (DvtRuntime *rt)
           median (d, REPS), "one GTask per item", median (g, REPS), 5);
 }
 
+/* The floor under submit + wait: objects per second that one thread can
+ * make and then release, with nothing handed to any other thread. */
+static double
+gobject_floor (guint n)
+{
+  GObject **objects = g_new (GObject *, n);
+  gint64 t0 = g_get_monotonic_time ();
+  double rate;
+
+  for (guint i = 0; i < n; i++)
+    objects[i] = g_object_new (G_TYPE_OBJECT, NULL);
+  for (guint i = 0; i < n; i++)
+    g_object_unref (objects[i]);
+  rate = n / ((g_get_monotonic_time () - t0) / 1e6);
+  g_free (objects);
+
+  return rate;
+}
+
 static void
 case_submit (DvtRuntime *rt)
 {
   guint n = scaled (100000);
-  double d[REPS], p[REPS];
+  double d[REPS], p[REPS], f[REPS];
 
   if (!want ("submit"))
     return;
@@ -480,10 +499,14 @@ case_submit (DvtRuntime *rt)
     {
       d[rep] = submit_dvt (rt, n);
       p[rep] = thread_pool_run (n, dvt_runtime_get_max_workers (rt));
+      f[rep] = gobject_floor (n);
     }
 
   report ("submit+wait 100k", "tasks/s", HIGHER_IS_BETTER,
           median (d, REPS), "GThreadPool push+wait", median (p, REPS), 2);
+  /* No target: shows how far one GObject per future lets submit go. */
+  report ("floor: GObject new+unref 100k", "objects/s", HIGHER_IS_BETTER,
+          median (f, REPS), "GThreadPool push+wait", median (p, REPS), 0);
 }
 
 static void
