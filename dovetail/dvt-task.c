@@ -31,6 +31,11 @@
  *
  * Like [class@Gio.Task], a task keeps the thread-default main context of
  * the thread that submitted it, and its completion callback runs there.
+ *
+ * The task a work function receives is valid while the function runs.
+ * To use it afterwards, take a reference: the runtime may otherwise reuse
+ * a blocking call's task for a later call of the same thread, and free
+ * the task of an `_async` call on a worker once its callback has run.
  */
 
 struct _DvtTaskHookNode
