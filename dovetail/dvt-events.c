@@ -234,12 +234,8 @@ dvt_events_stop (DvtEventQueue *queue,
   if (thread == NULL)
     return;
 
-  g_atomic_int_set (&queue->thread_quit, 1);
-  g_main_context_wakeup (queue->thread_context);
-  if (wait && current_event_queue != queue)
-    g_thread_join (thread);
-  else
-    g_thread_unref (thread);
+  dvt_context_thread_stop (thread, &queue->thread_quit, queue->thread_context,
+                           wait && current_event_queue != queue);
 }
 
 /* Whether this is the thread where @queue's events are delivered. */

@@ -244,6 +244,22 @@ core_new (const char *name,
   return core;
 }
 
+/* Stops a thread that iterates @context until @quit is set (the loop
+ * thread, the events thread): with @join, waits until it has returned. */
+void
+dvt_context_thread_stop (GThread      *thread,
+                         int          *quit,
+                         GMainContext *context,
+                         gboolean      join)
+{
+  g_atomic_int_set (quit, 1);
+  g_main_context_wakeup (context);
+  if (join)
+    g_thread_join (thread);
+  else
+    g_thread_unref (thread);
+}
+
 /* Stops the loop thread and the workers. With @wait, returns once they
  * have stopped, except for the calling thread if it is one of them. */
 static void
@@ -257,14 +273,8 @@ core_stop (DvtCore  *core,
   g_mutex_unlock (&core->lock);
 
   if (thread != NULL)
-    {
-      g_atomic_int_set (&core->loop_quit, 1);
-      g_main_context_wakeup (core->context);
-      if (wait && current_loop_core != core)
-        g_thread_join (thread);
-      else
-        g_thread_unref (thread);
-    }
+    dvt_context_thread_stop (thread, &core->loop_quit, core->context,
+                             wait && current_loop_core != core);
 
   dvt_pool_close (&core->pool, wait);
 

@@ -314,18 +314,29 @@ spare_task_free (gpointer data)
 
 static GPrivate spare_task = G_PRIVATE_INIT (spare_task_free);
 
+/* Whether the caller's reference is the only thing left that ties @task
+ * to anyone: no other reference, no function data still to free, no
+ * cancellable of its own, no signal handler. @extra_is_plain is checked
+ * before the handler lookup, which takes GLib's signal lock. */
+static gboolean
+task_is_runtime_only (DvtTask  *task,
+                      gboolean  extra_is_plain)
+{
+  return g_atomic_int_get (&G_OBJECT (task)->ref_count) == 1 &&
+         task->func_data_destroy == NULL &&
+         task->cancellable == NULL &&
+         extra_is_plain &&
+         g_signal_handler_find (task, G_SIGNAL_MATCH_UNBLOCKED, 0, 0, NULL, NULL, NULL) == 0;
+}
+
 gboolean
 dvt_task_recycle (DvtTask *task)
 {
-  GObject *object = G_OBJECT (task);
-
-  if (g_atomic_int_get (&object->ref_count) != 1 ||
-      g_atomic_pointer_get (&object->qdata) != NULL ||
-      task->extra != NULL ||
-      task->cancellable != NULL ||
-      task->func_data_destroy != NULL ||
-      g_private_get (&spare_task) != NULL ||
-      g_signal_handler_find (task, G_SIGNAL_MATCH_UNBLOCKED, 0, 0, NULL, NULL, NULL) != 0)
+  /* Reused, unlike a task freed elsewhere, it must carry nothing at all:
+   * no data or weak reference (qdata), no extra block. */
+  if (g_private_get (&spare_task) != NULL ||
+      !task_is_runtime_only (task, task->extra == NULL &&
+                                   g_atomic_pointer_get (&G_OBJECT (task)->qdata) == NULL))
     return FALSE;
 
   g_assert (!dvt_task_has_flag (task, DVT_TASK_FLAG_LIVE));
@@ -785,16 +796,13 @@ release_is_plain (DvtTask *task)
 {
   DvtTaskExtra *extra = task->extra;
 
-  return g_atomic_int_get (&G_OBJECT (task)->ref_count) == 1 &&
-         task->func_data_destroy == NULL &&
-         task->cancellable == NULL &&
-         extra->caller_cancellable == NULL &&
-         extra->destroy_mailbox == NULL &&
-         extra->run_context == NULL &&
-         extra->map == NULL &&
-         result_is_plain (&task->result) &&
-         !g_atomic_int_get (&dvt_task_core (task)->closed) &&
-         g_signal_handler_find (task, G_SIGNAL_MATCH_UNBLOCKED, 0, 0, NULL, NULL, NULL) == 0;
+  return task_is_runtime_only (task,
+                               extra->caller_cancellable == NULL &&
+                               extra->destroy_mailbox == NULL &&
+                               extra->run_context == NULL &&
+                               extra->map == NULL &&
+                               result_is_plain (&task->result) &&
+                               !g_atomic_int_get (&dvt_task_core (task)->closed));
 }
 
 static void
