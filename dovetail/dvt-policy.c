@@ -308,9 +308,12 @@ dvt_core_set_rate (DvtCore *core,
       if (burst == 0)
         burst = (guint) MAX (1.0, MIN (rate, (double) G_MAXUINT));
       /* At most one start per 30 years or so: no overflow below. */
-      core->rate_interval = (gint64) CLAMP (G_USEC_PER_SEC / rate, 1, 1e15);
-      core->rate_tolerance = (gint64) MIN ((double) core->rate_interval * (burst - 1), 1e15);
+      gint64 interval = (gint64) CLAMP (G_USEC_PER_SEC / rate, 1, 1e15);
+
+      core->rate_tolerance = (gint64) MIN ((double) interval * (burst - 1), 1e15);
       core->rate_tat = 0;
+      /* Read without the lock to tell whether there is a limit at all. */
+      __atomic_store_n (&core->rate_interval, interval, __ATOMIC_RELAXED);
     }
   else
     __atomic_store_n (&core->rate_interval, 0, __ATOMIC_RELAXED);
@@ -323,21 +326,22 @@ dvt_core_set_rate (DvtCore *core,
 gint64
 dvt_core_reserve_start (DvtCore *core)
 {
-  gint64 now, at, wait;
+  gint64 now, at, wait, interval;
 
   if (G_LIKELY (__atomic_load_n (&core->rate_interval, __ATOMIC_RELAXED) == 0))
     return 0;
 
   now = g_get_monotonic_time ();
   g_mutex_lock (&core->rate_lock);
-  if (core->rate_interval == 0)
+  interval = __atomic_load_n (&core->rate_interval, __ATOMIC_RELAXED);
+  if (interval == 0)
     {
       g_mutex_unlock (&core->rate_lock);
       return 0;
     }
   at = MAX (core->rate_tat, now);
   wait = MAX (0, at - core->rate_tolerance - now);
-  core->rate_tat = MIN (at, G_MAXINT64 / 2) + core->rate_interval;
+  core->rate_tat = MIN (at, G_MAXINT64 / 2) + interval;
   g_mutex_unlock (&core->rate_lock);
 
   return wait;
