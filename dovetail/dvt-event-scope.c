@@ -5,7 +5,7 @@
 
 #include <glib/gi18n-lib.h>
 
-#include "dvt-error.h"
+#include "dvt-error-private.h"
 #include "dvt-event-scope-private.h"
 #include "dvt-events-private.h"
 #include "dvt-runtime-private.h"
@@ -132,9 +132,11 @@ dvt_event_scope_initable_init (GInitable     *initable,
   core = dvt_runtime_get_core (runtime);
   if (self->task_id > __atomic_load_n (&core->next_id, __ATOMIC_RELAXED))
     {
+      /* Formatted apart: xgettext cannot see past G_GUINT64_FORMAT. */
+      g_autofree char *id = g_strdup_printf ("%" G_GUINT64_FORMAT, self->task_id);
+
       g_set_error (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT,
-                   _("The runtime has no task with id %" G_GUINT64_FORMAT),
-                   self->task_id);
+                   _("The runtime has no task with id %s"), id);
       return FALSE;
     }
 
@@ -411,7 +413,7 @@ dvt_event_scope_new (DvtRuntime     *runtime,
                      guint64         task_id,
                      GError        **error)
 {
-  g_return_val_if_fail (DVT_IS_RUNTIME (runtime), NULL);
+  dvt_return_val_if_fail_error (DVT_IS_RUNTIME (runtime), NULL, error);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
   return g_initable_new (DVT_TYPE_EVENT_SCOPE, NULL, error,

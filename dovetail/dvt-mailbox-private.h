@@ -34,6 +34,7 @@ struct _DvtMailbox
   GMainContext *context;
   guint         users;    /* guarded by the owner's lock */
   int           watched;  /* atomic: see dvt_mailbox_watch() */
+  gboolean      closed;   /* under lock: see dvt_mailbox_close() */
 };
 
 DvtMailbox *dvt_mailbox_new     (GMainContext *context,
@@ -41,6 +42,8 @@ DvtMailbox *dvt_mailbox_new     (GMainContext *context,
 void        dvt_mailbox_post    (DvtMailbox   *mailbox,
                                  DvtMail      *mail);
 void        dvt_mailbox_destroy (DvtMailbox   *mailbox);
+DvtMail    *dvt_mailbox_close   (DvtMailbox   *mailbox);
+void        dvt_mail_deliver_all (DvtMail     *mail);
 gboolean    dvt_mailbox_watch   (DvtMailbox   *mailbox,
                                  gboolean      watched);
 

@@ -3,6 +3,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
+#include "dvt-fault-private.h"
 #include "dvt-mailbox-private.h"
 #include "dvt-task-private.h"
 
@@ -37,19 +38,30 @@ mailbox_dispatch (GSource     *source,
   mailbox->tail = NULL;
   g_mutex_unlock (&mailbox->lock);
 
-  while (mail != NULL)
-    {
-      DvtMail *next = mail->next;
-
-      mail->next = NULL;
-      mail->deliver (mail);
-      mail = next;
-    }
+  dvt_mail_deliver_all (mail);
   dvt_task_flush_released ();
 
   return G_SOURCE_CONTINUE;
 }
 
+/* Delivers a list of mail in order. */
+void
+dvt_mail_deliver_all (DvtMail *mail)
+{
+  while (mail != NULL)
+    {
+      DvtMail *next = mail->next;
+
+      mail->next = NULL;
+      dvt_fault_point ();
+      mail->deliver (mail);
+      mail = next;
+    }
+}
+
+/* The context's reference is dropped by dvt_mailbox_destroy(), not here:
+ * GLib finalizes a source between unlocking and locking its context
+ * again, so the last reference must not go while it does. */
 static void
 mailbox_finalize (GSource *source)
 {
@@ -57,7 +69,6 @@ mailbox_finalize (GSource *source)
 
   g_assert (mailbox->head == NULL);
   g_mutex_clear (&mailbox->lock);
-  g_main_context_unref (mailbox->context);
 }
 
 static GSourceFuncs mailbox_funcs = {
@@ -92,6 +103,12 @@ dvt_mailbox_post (DvtMailbox *mailbox,
   mail->next = NULL;
 
   g_mutex_lock (&mailbox->lock);
+  if (G_UNLIKELY (mailbox->closed))
+    {
+      g_mutex_unlock (&mailbox->lock);
+      mail->deliver (mail);
+      return;
+    }
   was_empty = (mailbox->head == NULL);
   if (mailbox->tail != NULL)
     mailbox->tail->next = mail;
@@ -123,9 +140,32 @@ dvt_mailbox_watch (DvtMailbox *mailbox,
   return dvt_mailbox_has_mail (mailbox);
 }
 
+/* Once the thread iterating the mailbox's context stops for good (the
+ * runtime's loop thread): returns the mail not yet delivered, for the
+ * caller to deliver, and makes every later post deliver its mail at once
+ * on the posting thread, so that nothing posted is ever stranded. */
+DvtMail *
+dvt_mailbox_close (DvtMailbox *mailbox)
+{
+  DvtMail *mail;
+
+  g_mutex_lock (&mailbox->lock);
+  mailbox->closed = TRUE;
+  mail = mailbox->head;
+  g_atomic_pointer_set (&mailbox->head, NULL);
+  mailbox->tail = NULL;
+  g_mutex_unlock (&mailbox->lock);
+
+  return mail;
+}
+
 void
 dvt_mailbox_destroy (DvtMailbox *mailbox)
 {
+  /* Outlives the source: see mailbox_finalize(). */
+  GMainContext *context = mailbox->context;
+
   g_source_destroy ((GSource *) mailbox);
   g_source_unref ((GSource *) mailbox);
+  g_main_context_unref (context);
 }

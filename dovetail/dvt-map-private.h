@@ -18,6 +18,7 @@ void          dvt_map_cancel          (DvtMap    *map);
 DvtMailbox   *dvt_map_get_mailbox     (DvtMap    *map);
 void          dvt_map_item_released   (DvtMap    *map);
 DvtMap       *dvt_map_ref             (DvtMap    *map);
+DvtTask      *dvt_map_get_batch       (DvtMap    *map);
 void          dvt_map_take_progress   (DvtMap    *map,
                                        guint     *done,
                                        guint     *total);

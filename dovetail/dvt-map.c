@@ -4,8 +4,9 @@
  */
 
 #include <glib/gi18n-lib.h>
+#include <unistd.h>
 
-#include "dvt-error.h"
+#include "dvt-error-private.h"
 #include "dvt-map-private.h"
 #include "dvt-options.h"
 #include "dvt-runtime-private.h"
@@ -150,6 +151,13 @@ dvt_map_take_progress (DvtMap *map,
   g_atomic_int_set (&map->progress_pending, 0);
   *done = (guint) g_atomic_int_get (&map->n_done);
   *total = map->n_items;
+}
+
+/* The task of the whole map. */
+DvtTask *
+dvt_map_get_batch (DvtMap *map)
+{
+  return map->batch;
 }
 
 DvtMailbox *
@@ -310,13 +318,16 @@ run_items (DvtJob *job)
       for (guint i = start; i < end && !map_should_stop (map); i++)
         {
           GError *error = NULL;
+          DvtTask *outer;
 
           if (item == NULL)
             item = new_item (map);
           item->extra->index = i;
           g_atomic_int_set (&item->completing, DVT_CLAIMED_NOT);
 
+          outer = dvt_task_enter_work (item);
           map->func (item, cancellable, map->func_data, &error);
+          dvt_task_leave_work (outer);
           dvt_task_check_returned (item, error);
 
           /* Someone kept the item: leave it to them. */
@@ -354,6 +365,7 @@ start_item_task (DvtMap *map,
   if (map->item_policy != NULL)
     dvt_task_set_policy (item, map->item_policy);
   dvt_task_ensure_cancellable (item);
+  dvt_task_hold_idle (item);
 
   dvt_task_dispatch (item);
   g_object_unref (item);
@@ -368,7 +380,7 @@ map_pump (DvtMap *map)
          map->in_flight < map->max_in_flight &&
          map->next_start < map->n_items)
     {
-      DvtTask *item;
+      DvtTask *item, *outer;
       GError *error = NULL;
 
       map->in_flight++;
@@ -383,7 +395,9 @@ map_pump (DvtMap *map)
       item->func = map->func;
       item->internal_refs = 1;
 
+      outer = dvt_task_enter_work (item);
       map->func (item, cancellable, map->func_data, &error);
+      dvt_task_leave_work (outer);
       dvt_task_check_returned (item, error);
       g_object_unref (item);
     }
@@ -484,7 +498,6 @@ map_start (DvtRuntime          *self,
   if (func_data_destroy != NULL && DVT_TASK_EXTRA (batch, callback_mailbox, NULL) != NULL)
     map->destroy_mailbox = dvt_core_acquire_mailbox (core, batch->extra->callback_mailbox->context);
   map->n_items = n_items;
-  map->results = new_results (n_items);
   if (options != NULL)
     {
       map->return_errors = dvt_options_get_return_errors (options);
@@ -509,6 +522,11 @@ map_start (DvtRuntime          *self,
    * so that cancelling the map reaches the items already running. */
   dvt_task_ensure_cancellable (batch);
   dvt_task_connect_caller_cancellable (batch);
+
+  /* No slots for a map that ended before it began (its cancellable was
+   * cancelled already): no item will run. */
+  if (!dvt_task_is_claimed (batch))
+    map->results = new_results (n_items);
 
   if (out_map != NULL)
     *out_map = dvt_map_ref (map);
@@ -564,15 +582,45 @@ map_start (DvtRuntime          *self,
   return batch;
 }
 
+/* The memory this process may use for one map's results: half of the
+ * machine's, or G_MAXSIZE where the system does not tell. */
+static guint64
+results_memory_limit (void)
+{
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
+  long pages = sysconf (_SC_PHYS_PAGES);
+  long page_size = sysconf (_SC_PAGESIZE);
+
+  if (pages > 0 && page_size > 0)
+    return (guint64) pages * (guint64) page_size / 2;
+#endif
+  return G_MAXSIZE;
+}
+
 static gboolean
 check_map_args (guint       n_items,
                 DvtOptions *options,
                 GError    **error)
 {
+  guint64 bytes = (guint64) n_items * sizeof (GValue);
+
   if (n_items > G_MAXINT / 2)
     {
       g_set_error (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT,
                    _("A map can have at most %d items"), G_MAXINT / 2);
+      return FALSE;
+    }
+
+  /* The results are allocated when the map starts, one slot per item:
+   * refuse what cannot be allocated rather than abort. */
+  if (bytes > results_memory_limit ())
+    {
+      g_autofree char *size = g_format_size (bytes);
+
+      g_set_error (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT,
+                   _("A map of %u items needs %s for its results, more than "
+                     "half of this machine’s memory; split it into smaller maps"),
+                   n_items, size);
       return FALSE;
     }
 
@@ -629,10 +677,10 @@ dvt_runtime_map_blocking (DvtRuntime    *self,
   DvtMap *map = NULL;
   GArray *results = NULL;
 
-  g_return_val_if_fail (DVT_IS_RUNTIME (self), NULL);
-  g_return_val_if_fail (func != NULL, NULL);
-  g_return_val_if_fail (options == NULL || DVT_IS_OPTIONS (options), NULL);
-  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+  dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), NULL, error);
+  dvt_return_val_if_fail_error (func != NULL, NULL, error);
+  dvt_return_val_if_fail_error (options == NULL || DVT_IS_OPTIONS (options), NULL, error);
+  dvt_return_val_if_fail_error (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL, error);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
   if (!check_map_args (n_items, options, error) ||
@@ -731,10 +779,10 @@ dvt_runtime_map_finish (DvtRuntime    *self,
                         GAsyncResult  *result,
                         GError       **error)
 {
-  g_return_val_if_fail (DVT_IS_RUNTIME (self), NULL);
-  g_return_val_if_fail (DVT_IS_TASK (result), NULL);
-  g_return_val_if_fail (dvt_task_is_tagged (DVT_TASK (result), self,
-                                            dvt_runtime_map_async), NULL);
+  dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), NULL, error);
+  dvt_return_val_if_fail_error (DVT_IS_TASK (result), NULL, error);
+  dvt_return_val_if_fail_error (dvt_task_is_tagged (DVT_TASK (result), self,
+                                            dvt_runtime_map_async), NULL, error);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
   return dvt_task_propagate_pointer (DVT_TASK (result), error);
@@ -872,14 +920,14 @@ dvt_runtime_gather_blocking (DvtRuntime      *self,
   gint64 item_end, deadline;
   gboolean expired;
 
-  g_return_val_if_fail (DVT_IS_RUNTIME (self), NULL);
-  g_return_val_if_fail (tasks != NULL || n_tasks == 0, NULL);
-  g_return_val_if_fail (options == NULL || DVT_IS_OPTIONS (options), NULL);
-  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+  dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), NULL, error);
+  dvt_return_val_if_fail_error (tasks != NULL || n_tasks == 0, NULL, error);
+  dvt_return_val_if_fail_error (options == NULL || DVT_IS_OPTIONS (options), NULL, error);
+  dvt_return_val_if_fail_error (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL, error);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   for (guint i = 0; i < n_tasks; i++)
-    g_return_val_if_fail (DVT_IS_TASK (tasks[i]) &&
-                          tasks[i]->kind != DVT_TASK_KIND_ITEM, NULL);
+    dvt_return_val_if_fail_error (DVT_IS_TASK (tasks[i]) &&
+                          tasks[i]->kind != DVT_TASK_KIND_ITEM, NULL, error);
 
   if (n_tasks == 0)
     return new_results (0);
@@ -888,7 +936,8 @@ dvt_runtime_gather_blocking (DvtRuntime      *self,
     return NULL;
   for (guint i = 0; i < n_tasks; i++)
     if (!dvt_task_get_completed (tasks[i]) &&
-        !dvt_core_check_blocking (dvt_task_core (tasks[i]), error))
+        (!dvt_core_check_blocking (dvt_task_core (tasks[i]), error) ||
+         !dvt_task_check_wait (tasks[i], error)))
       return NULL;
 
   gather = g_new0 (DvtGather, 1);

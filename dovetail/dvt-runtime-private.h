@@ -23,8 +23,11 @@ struct _DvtCore
   int           ref_count;
 
   GMutex        lock;
-  GCond         idle_cond;     /* n_live fell to 0 */
-  guint         n_idle_waiters; /* threads waiting on idle_cond */
+  GCond         idle_cond;     /* n_live or n_publishing fell to 0 */
+  int           n_idle_waiters; /* atomic, changed under lock: threads
+                                 * waiting on idle_cond */
+  int           n_publishing;  /* atomic: ended tasks whose mail is still
+                                * being posted (see dvt_core_hold_idle()) */
   int           closed;        /* atomic */
   guint         n_live;
   DvtTask      *live;          /* accepted, not yet ended; each held */
@@ -120,6 +123,8 @@ DvtTask    *dvt_core_find_live            (DvtCore       *core,
                                            guint64        id);
 void        dvt_core_retire               (DvtCore       *core,
                                            DvtTask       *task);
+void        dvt_core_hold_idle            (DvtCore       *core);
+void        dvt_core_release_idle         (DvtCore       *core);
 void        dvt_core_destroy_on           (DvtCore       *core,
                                            DvtMailbox    *mailbox,
                                            GDestroyNotify destroy,

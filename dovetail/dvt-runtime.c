@@ -5,7 +5,8 @@
 
 #include <glib/gi18n-lib.h>
 
-#include "dvt-error.h"
+#include "dvt-error-private.h"
+#include "dvt-fault-private.h"
 #include "dvt-options.h"
 #include "dvt-runtime-private.h"
 #include "dvt-task-private.h"
@@ -144,6 +145,13 @@ loop_thread_func (gpointer data)
 
   while (!g_atomic_int_get (&core->loop_quit))
     g_main_context_iteration (core->context, TRUE);
+
+  /* The loop stops for good: mail posted until now is delivered here,
+   * later mail by whoever posts it (a waiting shutdown has seen every
+   * task's end published, so only late frees of data remain). Mail holds
+   * its task and so the runtime: none may stay behind. */
+  dvt_mail_deliver_all (dvt_mailbox_close (core->loop_mailbox));
+  dvt_task_flush_released ();
 
   g_main_context_pop_thread_default (core->context);
   current_loop_core = NULL;
@@ -472,6 +480,37 @@ dvt_core_retire (DvtCore *core,
   g_mutex_unlock (&core->lock);
 
   g_object_unref (task);
+}
+
+/* Around what an ended task posts after it has left the live list: the
+ * runtime is not idle until it has. */
+void
+dvt_core_hold_idle (DvtCore *core)
+{
+  g_atomic_int_inc (&core->n_publishing);
+}
+
+void
+dvt_core_release_idle (DvtCore *core)
+{
+  if (g_atomic_int_dec_and_test (&core->n_publishing) &&
+      g_atomic_int_get (&core->n_idle_waiters) > 0)
+    {
+      g_mutex_lock (&core->lock);
+      g_cond_broadcast (&core->idle_cond);
+      g_mutex_unlock (&core->lock);
+    }
+}
+
+/* With core->lock held: waits until no task is live and no ended task
+ * still posts its mail. */
+static void
+core_wait_idle_locked (DvtCore *core)
+{
+  g_atomic_int_inc (&core->n_idle_waiters);
+  while (core->n_live > 0 || g_atomic_int_get (&core->n_publishing) > 0)
+    g_cond_wait (&core->idle_cond, &core->lock);
+  g_atomic_int_add (&core->n_idle_waiters, -1);
 }
 
 /* ---- the object -------------------------------------------------------- */
@@ -894,6 +933,7 @@ dvt_runtime_class_init (DvtRuntimeClass *klass)
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
   dvt_events_add_signals (DVT_TYPE_RUNTIME);
+  dvt_fault_init ();
 
   bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
   bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
@@ -1095,11 +1135,11 @@ dvt_runtime_run_blocking (DvtRuntime    *self,
 {
   DvtTask *task;
 
-  g_return_val_if_fail (DVT_IS_RUNTIME (self), FALSE);
-  g_return_val_if_fail (func != NULL, FALSE);
-  g_return_val_if_fail (options == NULL || DVT_IS_OPTIONS (options), FALSE);
-  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
-  g_return_val_if_fail (value == NULL || !G_IS_VALUE (value), FALSE);
+  dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), FALSE, error);
+  dvt_return_val_if_fail_error (func != NULL, FALSE, error);
+  dvt_return_val_if_fail_error (options == NULL || DVT_IS_OPTIONS (options), FALSE, error);
+  dvt_return_val_if_fail_error (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE, error);
+  dvt_return_val_if_fail_error (value == NULL || !G_IS_VALUE (value), FALSE, error);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   if (!dvt_core_check_blocking (self->core, error))
@@ -1155,11 +1195,11 @@ dvt_runtime_to_thread_blocking (DvtRuntime    *self,
 {
   DvtTask *task;
 
-  g_return_val_if_fail (DVT_IS_RUNTIME (self), FALSE);
-  g_return_val_if_fail (func != NULL, FALSE);
-  g_return_val_if_fail (options == NULL || DVT_IS_OPTIONS (options), FALSE);
-  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
-  g_return_val_if_fail (value == NULL || !G_IS_VALUE (value), FALSE);
+  dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), FALSE, error);
+  dvt_return_val_if_fail_error (func != NULL, FALSE, error);
+  dvt_return_val_if_fail_error (options == NULL || DVT_IS_OPTIONS (options), FALSE, error);
+  dvt_return_val_if_fail_error (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE, error);
+  dvt_return_val_if_fail_error (value == NULL || !G_IS_VALUE (value), FALSE, error);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   if (!dvt_core_check_blocking (self->core, error))
@@ -1251,10 +1291,10 @@ dvt_runtime_invoke_blocking (DvtRuntime     *self,
   DvtInvoke *invoke;
   DvtTask *task;
 
-  g_return_val_if_fail (DVT_IS_RUNTIME (self), FALSE);
-  g_return_val_if_fail (func != NULL, FALSE);
-  g_return_val_if_fail (options == NULL || DVT_IS_OPTIONS (options), FALSE);
-  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), FALSE, error);
+  dvt_return_val_if_fail_error (func != NULL, FALSE, error);
+  dvt_return_val_if_fail_error (options == NULL || DVT_IS_OPTIONS (options), FALSE, error);
+  dvt_return_val_if_fail_error (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE, error);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   if (!dvt_core_check_blocking (self->core, error))
@@ -1374,10 +1414,10 @@ dvt_runtime_to_thread_finish (DvtRuntime    *self,
                               GValue        *value,
                               GError       **error)
 {
-  g_return_val_if_fail (DVT_IS_RUNTIME (self), FALSE);
-  g_return_val_if_fail (DVT_IS_TASK (result), FALSE);
-  g_return_val_if_fail (dvt_task_is_tagged (DVT_TASK (result), self,
-                                            dvt_runtime_to_thread_async), FALSE);
+  dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), FALSE, error);
+  dvt_return_val_if_fail_error (DVT_IS_TASK (result), FALSE, error);
+  dvt_return_val_if_fail_error (dvt_task_is_tagged (DVT_TASK (result), self,
+                                            dvt_runtime_to_thread_async), FALSE, error);
 
   return dvt_task_propagate_value (DVT_TASK (result), value, error);
 }
@@ -1437,10 +1477,10 @@ dvt_runtime_schedule (DvtRuntime      *self,
                       GCancellable    *cancellable,
                       GError         **error)
 {
-  g_return_val_if_fail (DVT_IS_RUNTIME (self), NULL);
-  g_return_val_if_fail (func != NULL, NULL);
-  g_return_val_if_fail (options == NULL || DVT_IS_OPTIONS (options), NULL);
-  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+  dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), NULL, error);
+  dvt_return_val_if_fail_error (func != NULL, NULL, error);
+  dvt_return_val_if_fail_error (options == NULL || DVT_IS_OPTIONS (options), NULL, error);
+  dvt_return_val_if_fail_error (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL, error);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
   return start_future (self, DVT_TASK_KIND_ASYNC, func, func_data,
@@ -1474,10 +1514,10 @@ dvt_runtime_submit (DvtRuntime      *self,
                     GCancellable    *cancellable,
                     GError         **error)
 {
-  g_return_val_if_fail (DVT_IS_RUNTIME (self), NULL);
-  g_return_val_if_fail (func != NULL, NULL);
-  g_return_val_if_fail (options == NULL || DVT_IS_OPTIONS (options), NULL);
-  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+  dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), NULL, error);
+  dvt_return_val_if_fail_error (func != NULL, NULL, error);
+  dvt_return_val_if_fail_error (options == NULL || DVT_IS_OPTIONS (options), NULL, error);
+  dvt_return_val_if_fail_error (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL, error);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
   return start_future (self, DVT_TASK_KIND_THREAD, func, func_data,
@@ -1555,10 +1595,7 @@ dvt_runtime_shutdown (DvtRuntime *self,
   if (wait && current_loop_core != core && dvt_pool_get_current () != &core->pool)
     {
       g_mutex_lock (&core->lock);
-      core->n_idle_waiters++;
-      while (core->n_live > 0)
-        g_cond_wait (&core->idle_cond, &core->lock);
-      core->n_idle_waiters--;
+      core_wait_idle_locked (core);
       g_mutex_unlock (&core->lock);
 
       core_stop (core, TRUE);
@@ -1668,7 +1705,7 @@ dvt_runtime_set_rate_limit (DvtRuntime  *self,
                             guint        burst,
                             GError     **error)
 {
-  g_return_val_if_fail (DVT_IS_RUNTIME (self), FALSE);
+  dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), FALSE, error);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   if (!(rate > 0) || rate > 1e9 || burst > G_MAXINT32)

@@ -72,6 +72,7 @@ enum
   DVT_TASK_FLAG_FUTURE           = 1 << 13, /* returned to the caller */
   DVT_TASK_FLAG_SCOPED           = 1 << 14, /* an event scope wants its id */
   DVT_TASK_FLAG_LENT_CANCELLABLE = 1 << 15, /* see take_back_cancellable() */
+  DVT_TASK_FLAG_HOLDS_IDLE       = 1 << 16, /* see dvt_task_hold_idle() */
 };
 
 /* What a call asked for beyond the plain hand-off: resolved from the
@@ -172,6 +173,11 @@ gboolean  dvt_task_recycle           (DvtTask             *task);
 void      dvt_task_set_run_context   (DvtTask             *task,
                                       GMainContext        *context);
 void      dvt_task_dispatch          (DvtTask             *task);
+void      dvt_task_hold_idle         (DvtTask             *task);
+DvtTask  *dvt_task_enter_work        (DvtTask             *task);
+void      dvt_task_leave_work        (DvtTask             *outer);
+gboolean  dvt_task_check_wait        (DvtTask             *task,
+                                      GError             **error);
 void      dvt_task_start_attempt     (DvtTask             *task);
 void      dvt_task_push_attempt      (DvtTask             *task);
 void      dvt_task_end_by_runtime    (DvtTask             *task,

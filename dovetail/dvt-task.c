@@ -5,7 +5,8 @@
 
 #include <glib/gi18n-lib.h>
 
-#include "dvt-error.h"
+#include "dvt-error-private.h"
+#include "dvt-fault-private.h"
 #include "dvt-map-private.h"
 #include "dvt-options.h"
 #include "dvt-runtime-private.h"
@@ -50,9 +51,11 @@ struct _DvtTaskHookNode
  * g_cancellable_disconnect() would deadlock. */
 static _Thread_local DvtTask *cancelling_task;
 
-/* The task whose thread function runs on this worker: its own completion
- * is published when the function returns. */
-static _Thread_local DvtTask *deferring_task;
+/* The task whose work function runs on this thread, innermost first. A
+ * thread or async function's own completion is published when the
+ * function returns (see finish_full()), and the function cannot wait for
+ * its own task (see waits_for_itself()). */
+static _Thread_local DvtTask *running_task;
 
 /* The cancellable this worker lends to the thread functions of futures:
  * making and freeing a GCancellable per task costs more than the rest of
@@ -502,16 +505,21 @@ dvt_task_check_returned (DvtTask *task,
   if (task->kind == DVT_TASK_KIND_THREAD ||
       (task->kind == DVT_TASK_KIND_ITEM && task->func == NULL) ||
       (task->internal_refs != 0 && dvt_task_ref_count (task) <= task->internal_refs))
-    dvt_task_fail (task,
-                   g_error_new (DVT_ERROR, DVT_ERROR_NOT_COMPLETED,
-                                _("The work function of task %" G_GUINT64_FORMAT
-                                  " returned without completing it (it must call "
-                                  "a dvt_task_return function, set an error, or "
-                                  "keep a reference to complete it later); a "
-                                  "language binding may also have refused to "
-                                  "call it on this thread"),
-                                task->id),
-                   TRUE);
+    {
+      /* Formatted apart: xgettext cannot see past G_GUINT64_FORMAT. */
+      g_autofree char *id = g_strdup_printf ("%" G_GUINT64_FORMAT, task->id);
+
+      dvt_task_fail (task,
+                     g_error_new (DVT_ERROR, DVT_ERROR_NOT_COMPLETED,
+                                  _("The work function of task %s returned "
+                                    "without completing it (it must call a "
+                                    "dvt_task_return function, set an error, or "
+                                    "keep a reference to complete it later); a "
+                                    "language binding may also have refused to "
+                                    "call it on this thread"),
+                                  id),
+                     TRUE);
+    }
 }
 
 /* After an attempt's function returned: starts the back-off of a retry
@@ -604,11 +612,60 @@ dvt_task_drop_spare_cancellable (void)
   g_clear_object (&spare_cancellable);
 }
 
+/* Around a call of @task's work function on this thread: returns the
+ * task whose function this call nests in, for dvt_task_leave_work(). */
+DvtTask *
+dvt_task_enter_work (DvtTask *task)
+{
+  DvtTask *outer = running_task;
+
+  running_task = task;
+  return outer;
+}
+
+void
+dvt_task_leave_work (DvtTask *outer)
+{
+  running_task = outer;
+}
+
+/* Whether waiting for @task here could never end: a work function waiting
+ * for its own task (which publishes its end only once the function has
+ * returned), or an item of a map for the map. */
+static gboolean
+waits_for_itself (DvtTask *task)
+{
+  DvtMap *map;
+
+  if (G_LIKELY (running_task == NULL))
+    return FALSE;
+  if (running_task == task)
+    return TRUE;
+
+  map = DVT_TASK_EXTRA (running_task, map, NULL);
+  return map != NULL && dvt_map_get_batch (map) == task;
+}
+
+gboolean
+dvt_task_check_wait (DvtTask  *task,
+                     GError  **error)
+{
+  if (G_LIKELY (!waits_for_itself (task)))
+    return TRUE;
+
+  g_set_error_literal (error, DVT_ERROR, DVT_ERROR_WOULD_DEADLOCK,
+                       _("A work function waited for its own task (or an item "
+                         "of a map for the map), which cannot end before the "
+                         "function returns"));
+  return FALSE;
+}
+
 static void
 run_thread_job (DvtJob *job)
 {
   DvtTask *task = G_STRUCT_MEMBER_P (job, -G_STRUCT_OFFSET (DvtTask, job));
   GError *error = NULL;
+  DvtTask *outer;
   gboolean switched;
 
   /* A cancel claims the task before it marks it completed: a claim seen
@@ -620,11 +677,11 @@ run_thread_job (DvtJob *job)
       dvt_task_mark_started (task);
       if (dvt_task_has_flag (task, DVT_TASK_FLAG_WANTS_CANCELLABLE))
         dvt_task_ensure_cancellable (task);
-      deferring_task = task;
+      outer = dvt_task_enter_work (task);
       ((DvtThreadFunc) task->func) (task, task->cancellable, task->func_data, &error);
       take_back_cancellable (task);
       dvt_task_check_returned (task, error);
-      deferring_task = NULL;
+      dvt_task_leave_work (outer);
       if (function_returned (task))
         {
           /* This worker looks for work next: a caller that submits again
@@ -651,6 +708,7 @@ start_async_mail (DvtMail *mail)
 {
   DvtTask *task = DVT_TASK_OF_MAIL (mail);
   GError *error = NULL;
+  DvtTask *outer;
   gboolean switched;
 
   /* A cancel claims the task before it marks it completed: a claim seen
@@ -665,10 +723,10 @@ start_async_mail (DvtMail *mail)
       /* A task completed before its function returns is published after
        * it returns, as for thread functions: a blocking caller that wakes
        * may free the function at once. */
-      deferring_task = task;
+      outer = dvt_task_enter_work (task);
       ((DvtAsyncFunc) task->func) (task, task->cancellable, task->func_data, &error);
       dvt_task_check_returned (task, error);
-      deferring_task = NULL;
+      dvt_task_leave_work (outer);
       if (function_returned (task))
         publish (task);
     }
@@ -914,43 +972,30 @@ count_end (DvtTask      *task,
     }
 }
 
-/* Makes a completed task's end visible: off the live list, waiters woken,
- * hooks run, callback posted. */
+/* Posts what follows a completed task's end: its map slot, its hooks, its
+ * callback. */
 static void
-publish (DvtTask *task)
+publish_extra (DvtTask      *task,
+               DvtTaskExtra *extra)
 {
-  DvtTaskExtra *extra = task->extra;
   DvtTaskHookNode *hooks = NULL;
-
-  /* Off the live list before waking anyone: a woken caller submits again
-   * at once and would otherwise meet us on the runtime's lock. */
-  if (dvt_task_has_flag (task, DVT_TASK_FLAG_LIVE))
-    dvt_core_retire (dvt_task_core (task), task);
-
-  dvt_event_set (&task->done);
-  dvt_task_stop_timers (task);
 
   /* An item of a map with a timeout, retries or a rate limit, a task of
    * its own: its result goes to its slot, once its function has returned
    * (unless the runtime ended it), so that the map never returns while
    * one of its functions still runs. */
-  if (extra != NULL && extra->map != NULL)
+  if (extra->map != NULL)
     {
       dvt_task_release_item (task);
       dvt_map_item_done (extra->map, task, &task->result);
       return;
     }
 
-  /* Under the lock, extra included: dvt_task_add_done_hook() may be making
-   * it right now, having seen the task not yet completed. */
+  /* Under the lock: dvt_task_add_done_hook() may be adding one right now,
+   * having seen the task not yet completed. */
   g_mutex_lock (dvt_event_lock (task));
-  extra = task->extra;
-  if (extra != NULL)
-    hooks = g_steal_pointer (&extra->hooks);
+  hooks = g_steal_pointer (&extra->hooks);
   g_mutex_unlock (dvt_event_lock (task));
-
-  if (extra == NULL)
-    return;
 
   if (extra->run_context != NULL)
     g_main_context_wakeup (extra->run_context);
@@ -970,6 +1015,59 @@ publish (DvtTask *task)
       g_object_ref (task);
       dvt_mailbox_post (extra->callback_mailbox, &extra->mail);
     }
+}
+
+/* Makes a completed task's end visible: off the live list, waiters woken,
+ * then its map slot, hooks and callback posted. A task that posts any of
+ * these keeps the runtime from being idle until it has (a waiting
+ * shutdown must not stop the loop thread with its mail still to come). */
+static void
+publish (DvtTask *task)
+{
+  DvtCore *core = dvt_task_core (task);
+  gboolean live = dvt_task_has_flag (task, DVT_TASK_FLAG_LIVE);
+  DvtTaskExtra *extra;
+
+  /* Read under the lock: dvt_task_add_done_hook() may be making it right
+   * now, having seen the task not yet completed. */
+  g_mutex_lock (dvt_event_lock (task));
+  extra = task->extra;
+  g_mutex_unlock (dvt_event_lock (task));
+
+  gboolean hold = extra != NULL && live;
+
+  if (hold)
+    dvt_core_hold_idle (core);
+
+  /* Off the live list before waking anyone: a woken caller submits again
+   * at once and would otherwise meet us on the runtime's lock. */
+  if (live)
+    dvt_core_retire (core, task);
+
+  dvt_fault_point ();
+  dvt_event_set (&task->done);
+  dvt_task_stop_timers (task);
+
+  if (extra == NULL)
+    return;
+
+  publish_extra (task, extra);
+  if (hold)
+    dvt_core_release_idle (core);
+  if (dvt_task_has_flag (task, DVT_TASK_FLAG_HOLDS_IDLE))
+    dvt_core_release_idle (core);
+}
+
+/* For a task that is not on the live list (an item of a map that runs as
+ * a task of its own): the runtime is not idle until its end has been
+ * published, its map slot included. Before it is dispatched. */
+void
+dvt_task_hold_idle (DvtTask *task)
+{
+  g_assert (!dvt_task_has_flag (task, DVT_TASK_FLAG_ACCEPTED));
+
+  dvt_task_set_flag (task, DVT_TASK_FLAG_HOLDS_IDLE);
+  dvt_core_hold_idle (dvt_task_core (task));
 }
 
 /* A failed attempt that is tried again: the task goes back to waiting,
@@ -1007,11 +1105,14 @@ begin_retry (DvtTask   *task,
 
 /* Completes @task with @result (whose contents are taken). The first
  * result wins. @by_runtime tells a result of the runtime's own
- * (cancellation, shutdown, a missing result) from one of the work. */
-void
-dvt_task_finish (DvtTask   *task,
-                 DvtResult *result,
-                 gboolean   by_runtime)
+ * (cancellation, shutdown, a missing result) from one of the work. If the
+ * result wins and @cancel_first is given, it is cancelled after the result
+ * is recorded and before anyone is released: see dvt_task_end_by_runtime(). */
+static void
+finish_full (DvtTask      *task,
+             DvtResult    *result,
+             gboolean      by_runtime,
+             GCancellable *cancel_first)
 {
   DvtTaskState previous;
 
@@ -1055,9 +1156,15 @@ dvt_task_finish (DvtTask   *task,
   if (dvt_task_has_flag (task, DVT_TASK_FLAG_ACCEPTED))
     dvt_events_emit_end (task);
 
+  if (cancel_first != NULL)
+    {
+      g_cancellable_cancel (cancel_first);
+      dvt_fault_point ();
+    }
+
   /* A worker completing the task it runs publishes once its function has
    * returned, as GTask does: the waiter then finds that worker free. */
-  if (deferring_task == task)
+  if (running_task == task)
     {
       dvt_task_set_flag (task, DVT_TASK_FLAG_PUBLISH_PENDING);
       g_object_unref (task);
@@ -1066,6 +1173,14 @@ dvt_task_finish (DvtTask   *task,
 
   publish (task);
   g_object_unref (task);
+}
+
+void
+dvt_task_finish (DvtTask   *task,
+                 DvtResult *result,
+                 gboolean   by_runtime)
+{
+  finish_full (task, result, by_runtime, NULL);
 }
 
 void
@@ -1122,7 +1237,8 @@ dvt_task_wait_internal (DvtTask  *task,
   if (dvt_event_is_set (&task->done))
     return TRUE;
 
-  if (!dvt_core_check_blocking (dvt_task_core (task), error))
+  if (!dvt_core_check_blocking (dvt_task_core (task), error) ||
+      !dvt_task_check_wait (task, error))
     return FALSE;
 
   GMainContext *run_context = DVT_TASK_EXTRA (task, run_context, NULL);
@@ -1297,6 +1413,13 @@ dvt_task_get_cancellable (DvtTask *task)
  * keeps running in its thread; whatever it returns later is dropped and
  * freed.
  *
+ * The order is the same whenever the runtime ends a task itself (a
+ * cancellation, a timeout, a map's deadline, a shutdown that cancels):
+ * first the task's cancellable is cancelled, and its handlers run; only
+ * then are waiters released and the callback posted. So once a blocking
+ * call has returned cancelled or timed out, the work has been told, and a
+ * map's items that had not started never will.
+ *
  * Cancelling a task that has already ended does nothing.
  */
 void
@@ -1315,12 +1438,18 @@ dvt_task_cancel (DvtTask *task)
                                                 _("The task was cancelled")));
 }
 
-/* Ends @task with @error (owned), unless it has ended, then cancels its
- * cancellable: waiters are released first, then the work is told. */
+/* Ends @task with @error (owned), unless it has ended. The order is
+ * fixed, and documented in dvt_task_cancel(): the result is recorded,
+ * then the task's cancellable is cancelled (its handlers run: the work,
+ * and whatever watches it, such as the items of a map, learn that the
+ * task has ended), and only then are waiters released and the callback
+ * posted. A caller released by a cancellation can therefore rely on the
+ * work having been told. */
 void
 dvt_task_end_by_runtime (DvtTask *task,
                          GError  *error)
 {
+  DvtResult result = { G_VALUE_INIT, NULL, error };
   GCancellable *cancellable = NULL;
   DvtTask *outer = cancelling_task;
 
@@ -1338,9 +1467,10 @@ dvt_task_end_by_runtime (DvtTask *task,
 
   /* The task may be finalized inside: see cancelling_task. */
   cancelling_task = task;
-  dvt_task_fail (task, error, TRUE);
+  finish_full (task, &result, TRUE, cancellable);
   cancelling_task = outer;
 
+  /* Lost to another result (the work's): still tell the work to stop. */
   if (cancellable != NULL)
     {
       g_cancellable_cancel (cancellable);
@@ -1412,7 +1542,7 @@ dvt_task_wait (DvtTask  *task,
 {
   gint64 deadline = -1;
 
-  g_return_val_if_fail (DVT_IS_TASK (task), FALSE);
+  dvt_return_val_if_fail_error (DVT_IS_TASK (task), FALSE, error);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   /* A timeout too long for the clock (infinity included) is no limit. */
@@ -1424,6 +1554,8 @@ dvt_task_wait (DvtTask  *task,
    * polling, which nothing on a hot path does. */
   if (task->kind == DVT_TASK_KIND_ITEM)
     {
+      if (!dvt_task_is_claimed (task) && !dvt_task_check_wait (task, error))
+        return FALSE;
       while (!dvt_task_is_claimed (task))
         {
           if (deadline >= 0 && g_get_monotonic_time () >= deadline)
@@ -1670,8 +1802,8 @@ dvt_task_propagate_value (DvtTask  *task,
                           GValue   *value,
                           GError  **error)
 {
-  g_return_val_if_fail (DVT_IS_TASK (task), FALSE);
-  g_return_val_if_fail (value == NULL || !G_IS_VALUE (value), FALSE);
+  dvt_return_val_if_fail_error (DVT_IS_TASK (task), FALSE, error);
+  dvt_return_val_if_fail_error (value == NULL || !G_IS_VALUE (value), FALSE, error);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   if (!check_result (task, error))
@@ -1709,7 +1841,7 @@ dvt_task_propagate_pointer (DvtTask  *task,
 {
   g_auto(GValue) value = G_VALUE_INIT;
 
-  g_return_val_if_fail (DVT_IS_TASK (task), NULL);
+  dvt_return_val_if_fail_error (DVT_IS_TASK (task), NULL, error);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
   if (!check_result (task, error))
@@ -1735,7 +1867,7 @@ gboolean
 dvt_task_propagate_boolean (DvtTask  *task,
                             GError  **error)
 {
-  g_return_val_if_fail (DVT_IS_TASK (task), FALSE);
+  dvt_return_val_if_fail_error (DVT_IS_TASK (task), FALSE, error);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   if (!check_result (task, error))
@@ -1760,7 +1892,7 @@ dvt_task_propagate_int (DvtTask  *task,
 {
   const GValue *v;
 
-  g_return_val_if_fail (DVT_IS_TASK (task), -1);
+  dvt_return_val_if_fail_error (DVT_IS_TASK (task), -1, error);
   g_return_val_if_fail (error == NULL || *error == NULL, -1);
 
   if (!check_result (task, error))

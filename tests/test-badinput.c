@@ -182,6 +182,15 @@ wrong_object (void)
   return object;
 }
 
+/* A programmer's mistake refused with a critical is also reported in the
+ * call's GError, so that language bindings raise. */
+static void
+assert_bad_argument (GError **error)
+{
+  g_assert_error (*error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT);
+  g_clear_error (error);
+}
+
 /* ---- calls: one table for every entry point that takes work ------------ */
 
 typedef struct _Call Call;
@@ -561,6 +570,12 @@ test_critical_entry (gconstpointer data)
       g_assert_error (c.error, TEST_ERROR, 1);
       g_assert_cmpstr (c.error->message, ==, "already set");
     }
+  else if (bc->entry->has_error)
+    {
+      /* Also reported as an error, so that bindings raise. */
+      g_assert_error (c.error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT);
+      g_clear_error (&c.error);
+    }
   else
     g_assert_no_error (c.error);
   if (bc->bad == BAD_SET_VALUE)
@@ -608,7 +623,8 @@ test_critical_runtime_api (void)
       EXPECT_ASSERTION (g_assert_true (dvt_runtime_is_shutdown (rt)));
       EXPECT_ASSERTION (g_assert_null (dvt_runtime_get_stats (rt)));
       EXPECT_ASSERTION (g_assert_false (dvt_runtime_set_rate_limit (rt, 10, 0, &error)));
-      g_assert_no_error (error);
+      g_assert_error (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT);
+      g_clear_error (&error);
       EXPECT_ASSERTION (dvt_runtime_clear_rate_limit (rt));
       EXPECT_ASSERTION (dvt_runtime_inc_stat (rt, "counter", 1));
     }
@@ -752,7 +768,11 @@ call_task_api (guint    which,
     default: g_assert_not_reached ();
     }
 
-  g_assert_no_error (error);
+  /* Those that take a GError also report the mistake there. */
+  if (which == 10 || which >= 17)
+    g_assert_error (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT);
+  else
+    g_assert_no_error (error);
 }
 
 static void
@@ -820,7 +840,8 @@ test_critical_task_args (void)
 
     g_value_init (&v, G_TYPE_STRING);
     EXPECT_ASSERTION (g_assert_false (dvt_task_propagate_value (task, &v, &error)));
-    g_assert_no_error (error);
+    g_assert_error (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT);
+    g_clear_error (&error);
     g_assert_true (G_VALUE_HOLDS_STRING (&v));
   }
   /* None of that touched the result. */
@@ -882,9 +903,10 @@ test_critical_finish (void)
 
         EXPECT_ASSERTION (g_assert_false (dvt_runtime_to_thread_finish (rt, not_thread[i],
                                                                         &v, &error)));
+        assert_bad_argument (&error);
         g_assert_false (G_IS_VALUE (&v));
         EXPECT_ASSERTION (g_assert_null (dvt_runtime_map_finish (rt, not_map[i], &error)));
-        g_assert_no_error (error);
+        assert_bad_argument (&error);
       }
   }
 
@@ -894,12 +916,16 @@ test_critical_finish (void)
     /* No runtime, a wrong one, a set value, a set error. */
     EXPECT_ASSERTION (g_assert_false (dvt_runtime_to_thread_finish (NULL, thread_call.result,
                                                                     &v, &error)));
+    assert_bad_argument (&error);
     EXPECT_ASSERTION (g_assert_false (dvt_runtime_to_thread_finish (wrong_object (),
                                                                     thread_call.result,
                                                                     &v, &error)));
+    assert_bad_argument (&error);
     EXPECT_ASSERTION (g_assert_null (dvt_runtime_map_finish (NULL, map_call.result, &error)));
+    assert_bad_argument (&error);
     EXPECT_ASSERTION (g_assert_null (dvt_runtime_map_finish (wrong_object (), map_call.result,
                                                              &error)));
+    assert_bad_argument (&error);
     EXPECT_ASSERTION (g_assert_null (dvt_runtime_map_finish (rt, map_call.result,
                                                              &set_error)));
     EXPECT_ASSERTION (g_assert_false (dvt_runtime_to_thread_finish (rt, thread_call.result,
@@ -907,7 +933,7 @@ test_critical_finish (void)
     g_value_init (&v, G_TYPE_STRING);
     EXPECT_ASSERTION (g_assert_false (dvt_runtime_to_thread_finish (rt, thread_call.result,
                                                                     &v, &error)));
-    g_assert_no_error (error);
+    assert_bad_argument (&error);
     g_assert_error (set_error, TEST_ERROR, 1);
   }
 
@@ -976,23 +1002,30 @@ test_critical_gather (void)
 
   EXPECT_ASSERTION (g_assert_null (dvt_runtime_gather_blocking (NULL, &task, 1, NULL, NULL,
                                                                 &error)));
+  assert_bad_argument (&error);
   EXPECT_ASSERTION (g_assert_null (dvt_runtime_gather_blocking (wrong_object (), &task, 1,
                                                                 NULL, NULL, &error)));
+  assert_bad_argument (&error);
   EXPECT_ASSERTION (g_assert_null (dvt_runtime_gather_blocking (rt, NULL, 2, NULL, NULL,
                                                                 &error)));
+  assert_bad_argument (&error);
   EXPECT_ASSERTION (g_assert_null (dvt_runtime_gather_blocking (rt, with_null, 2, NULL, NULL,
                                                                 &error)));
+  assert_bad_argument (&error);
   EXPECT_ASSERTION (g_assert_null (dvt_runtime_gather_blocking (rt, with_wrong, 2, NULL, NULL,
                                                                 &error)));
+  assert_bad_argument (&error);
   EXPECT_ASSERTION (g_assert_null (dvt_runtime_gather_blocking (rt, with_item, 2, NULL, NULL,
                                                                 &error)));
+  assert_bad_argument (&error);
   EXPECT_ASSERTION (g_assert_null (dvt_runtime_gather_blocking (rt, &task, 1, wrong_object (),
                                                                 NULL, &error)));
+  assert_bad_argument (&error);
   EXPECT_ASSERTION (g_assert_null (dvt_runtime_gather_blocking (rt, &task, 1, NULL,
                                                                 wrong_object (), &error)));
+  assert_bad_argument (&error);
   EXPECT_ASSERTION (g_assert_null (dvt_runtime_gather_blocking (rt, &task, 1, NULL, NULL,
                                                                 &set_error)));
-  g_assert_no_error (error);
   g_assert_error (set_error, TEST_ERROR, 1);
 
   /* The task is untouched. */

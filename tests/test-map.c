@@ -775,6 +775,46 @@ test_map_too_many (void)
   g_clear_error (&async_error);
 }
 
+/* The largest map the size check accepts (G_MAXINT / 2 items) would need
+ * 24 GiB of result slots: refused with an error, never an abort, and a map
+ * whose cancellable is already cancelled allocates nothing. A refused
+ * size once aborted the process, cancelled or not. */
+static void
+test_map_huge (void)
+{
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(GCancellable) cancelled = g_cancellable_new ();
+  GError *async_error = NULL;
+
+  g_cancellable_cancel (cancelled);
+  for (int with_cancelled = 0; with_cancelled < 2; with_cancelled++)
+    {
+      g_autoptr(GError) error = NULL;
+
+      g_assert_null (dvt_runtime_map_blocking (rt, G_MAXINT / 2, item_never, NULL, NULL, NULL,
+                                               with_cancelled ? cancelled : NULL, &error));
+      g_assert_error (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT);
+      g_test_message ("%s", error->message);
+    }
+
+  dvt_runtime_map_async (rt, G_MAXINT / 2, item_never, NULL, NULL, NULL, NULL, map_invalid_cb,
+                         &async_error);
+  while (async_error == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_error (async_error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&async_error);
+
+  /* 10 million items (240 MB of slots), cancelled before the start: ends at
+   * once without allocating them. */
+  {
+    g_autoptr(GError) error = NULL;
+
+    g_assert_null (dvt_runtime_map_blocking (rt, 10000000, item_never, NULL, NULL, NULL,
+                                             cancelled, &error));
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  }
+}
+
 static gint64
 inner_sum (guint i)
 {
@@ -871,6 +911,101 @@ test_map_cancel (void)
   dvt_runtime_shutdown (rt, TRUE, FALSE);
   g_assert_cmpint (g_atomic_int_get (&mc.saw_cancelled), >=, 1);
   g_assert_cmpint (g_atomic_int_get (&mc.calls), <, 1000);
+}
+
+/* Once a map call has returned, no item of it starts any more, however it
+ * ended: cancelled from another thread, its deadline, or a shutdown that
+ * cancels. Each runner may have taken its next item at the very instant
+ * the map ended (it has then started, before the return): at most one per
+ * worker. Looped, for the bulk path and for items run as tasks (a
+ * timeout). */
+
+typedef enum
+{
+  END_CANCEL,
+  END_DEADLINE,
+  END_SHUTDOWN,
+  N_ENDS
+} MapEnd;
+
+typedef struct
+{
+  int calls;
+} MapStarts;
+
+static void
+item_counted (DvtTask      *task,
+              GCancellable *cancellable,
+              gpointer      user_data,
+              GError      **error)
+{
+  MapStarts *ms = user_data;
+
+  g_atomic_int_inc (&ms->calls);
+  g_usleep (200);
+  dvt_task_return_int (task, 1);
+}
+
+typedef struct
+{
+  DvtRuntime   *rt;
+  GCancellable *cancellable;
+  MapEnd        end;
+} Ender;
+
+static gpointer
+end_map_thread (gpointer data)
+{
+  Ender *e = data;
+
+  g_usleep (20000);
+  if (e->end == END_CANCEL)
+    g_cancellable_cancel (e->cancellable);
+  else
+    dvt_runtime_shutdown (e->rt, FALSE, TRUE);
+
+  return NULL;
+}
+
+static void
+test_map_no_start_after_end (void)
+{
+  guint rounds = is_valgrind () ? 2 : 10;
+
+  for (guint round = 0; round < rounds; round++)
+    for (MapEnd end = 0; end < N_ENDS; end++)
+      for (int item_tasks = 0; item_tasks < 2; item_tasks++)
+        {
+          g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
+          g_autoptr(DvtOptions) options = dvt_options_new ();
+          g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+          g_autoptr(GError) error = NULL;
+          MapStarts ms = { 0 };
+          Ender e = { rt, cancellable, end };
+          GThread *ender = NULL;
+          int at_return;
+
+          if (item_tasks)
+            dvt_options_set_timeout (options, 60);
+          if (end == END_DEADLINE)
+            dvt_options_set_deadline (options, 0.02);
+          else
+            ender = g_thread_new ("ender", end_map_thread, &e);
+
+          g_assert_null (dvt_runtime_map_blocking (rt, 100000, item_counted, &ms, NULL,
+                                                   options, cancellable, &error));
+          at_return = g_atomic_int_get (&ms.calls);
+          g_assert_true (error != NULL);
+          g_assert_true (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) ||
+                         g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT));
+          g_clear_pointer (&ender, g_thread_join);
+
+          /* Whatever still runs has ended by now. */
+          dvt_runtime_shutdown (rt, TRUE, FALSE);
+          g_assert_cmpint (g_atomic_int_get (&ms.calls), <=,
+                           at_return + (int) dvt_runtime_get_max_workers (rt));
+          g_assert_cmpint (g_atomic_int_get (&ms.calls), <, 100000);
+        }
 }
 
 static void
@@ -1344,8 +1479,10 @@ main (int argc, char *argv[])
   g_test_add_func ("/map/async", test_map_async);
   g_test_add_func ("/map/async/async-items", test_map_async_items_async);
   g_test_add_func ("/map/too-many-items", test_map_too_many);
+  g_test_add_func ("/map/huge", test_map_huge);
   g_test_add_func ("/map/nested", test_map_nested);
   g_test_add_func ("/map/cancel", test_map_cancel);
+  g_test_add_func ("/map/no-start-after-end", test_map_no_start_after_end);
   g_test_add_func ("/map/pointer-results", test_map_pointer_results);
   g_test_add_func ("/gather/mixed-types", test_gather_mixed);
   g_test_add_func ("/gather/empty", test_gather_empty);

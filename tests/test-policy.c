@@ -2766,32 +2766,43 @@ test_rate_map (void)
 }
 
 /* Map items held back by the rate limit end with the map: its deadline
- * passes, they never start, and their timers do not outlive them. */
+ * passes, they never start, and their timers do not outlive them. A
+ * waiting shutdown then leaves nothing of the runtime behind: its last
+ * reference frees it. Looped: the mail of the items ended with the map
+ * once stayed in the loop's mailbox after its thread had stopped, holding
+ * the runtime (most rounds with DVT_FAULT_INJECT=1). */
 static void
 test_rate_map_deadline (void)
 {
-  DvtRuntime *rt = dvt_runtime_new (2);
-  g_autoptr(DvtOptions) options = dvt_options_new ();
-  g_autoptr(GError) error = NULL;
-  MapWork mw;
-  gint64 start;
+  guint rounds = is_valgrind () ? 5 : 20;
 
-  g_object_add_weak_pointer (G_OBJECT (rt), (gpointer *) &rt);
-  g_assert_true (dvt_runtime_set_rate_limit (rt, 1.0 / 60, 1, &error));
-  map_work_init (&mw, 0, 0);
-  dvt_options_set_deadline (options, 0.1);
-  start = g_get_monotonic_time ();
-  g_assert_null (dvt_runtime_map_blocking (rt, 3, item_work, &mw, NULL, options, NULL, &error));
-  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
-  assert_elapsed (start, 0.1, 0.1 + PROMPT);
+  for (guint round = 0; round < rounds; round++)
+    {
+      DvtRuntime *rt = dvt_runtime_new (2);
+      g_autoptr(DvtOptions) options = dvt_options_new ();
+      g_autoptr(GError) error = NULL;
+      MapWork mw;
+      gint64 start;
 
-  start = g_get_monotonic_time ();
-  dvt_runtime_shutdown (rt, TRUE, FALSE);
-  assert_elapsed (start, 0, PROMPT);
-  g_assert_cmpint (mw.calls, ==, 1);
-  g_object_unref (rt);
-  g_assert_null (rt);
-  g_mutex_clear (&mw.lock);
+      g_object_add_weak_pointer (G_OBJECT (rt), (gpointer *) &rt);
+      g_assert_true (dvt_runtime_set_rate_limit (rt, 1.0 / 60, 1, &error));
+      map_work_init (&mw, 0, 0);
+      dvt_options_set_deadline (options, 0.1);
+      start = g_get_monotonic_time ();
+      g_assert_null (dvt_runtime_map_blocking (rt, 3, item_work, &mw, NULL, options, NULL, &error));
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+      assert_elapsed (start, 0.1, 0.1 + PROMPT);
+
+      start = g_get_monotonic_time ();
+      dvt_runtime_shutdown (rt, TRUE, FALSE);
+      assert_elapsed (start, 0, PROMPT);
+      /* The first start is free (burst 1); the next would wait a minute.
+       * On a loaded machine even the first may not have started in time. */
+      g_assert_cmpint (mw.calls, <=, 1);
+      g_object_unref (rt);
+      g_assert_null (rt);
+      g_mutex_clear (&mw.lock);
+    }
 }
 
 /* ---- cancellation on every entry point --------------------------------- */

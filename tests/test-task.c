@@ -1170,6 +1170,79 @@ test_recycle_blocking_calls (void)
   g_assert_cmpint (g_type_get_instance_count (DVT_TYPE_TASK), ==, n_before);
 }
 
+/* A work function that waits for its own task can never be released by
+ * that wait: it fails at once with DVT_ERROR_WOULD_DEADLOCK, whatever the
+ * timeout (it once waited out the whole timeout, or forever). Also for a
+ * future given to a gather, and for a map item waiting for its item task. */
+typedef struct
+{
+  int      kind;       /* 0: dvt_task_wait, 1: gather of the task, 2: wait, no limit */
+  GError  *error;
+  gint64   waited;
+} SelfWait;
+
+static void
+wait_for_self (DvtTask      *task,
+               GCancellable *cancellable,
+               gpointer      user_data,
+               GError      **error)
+{
+  SelfWait *sw = user_data;
+  gint64 start = g_get_monotonic_time ();
+
+  if (sw->kind == 1)
+    {
+      GArray *results = dvt_runtime_gather_blocking (dvt_task_get_runtime (task), &task, 1,
+                                                     NULL, NULL, &sw->error);
+
+      g_assert_null (results);
+    }
+  else
+    g_assert_false (dvt_task_wait (task, sw->kind == 0 ? 30 : 0, &sw->error));
+  sw->waited = g_get_monotonic_time () - start;
+  dvt_task_return_int (task, 1);
+}
+
+static void
+test_wait_self (void)
+{
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
+
+  for (int kind = 0; kind < 3; kind++)
+    for (int how = 0; how < 3; how++)
+      {
+        g_autoptr(GError) error = NULL;
+        SelfWait sw = { kind, NULL, 0 };
+
+        if (kind == 1 && how == 2)
+          continue;  /* a map item is no task to gather */
+
+        if (how == 0)
+          g_assert_true (dvt_runtime_to_thread_blocking (rt, wait_for_self, &sw, NULL, NULL,
+                                                         NULL, NULL, &error));
+        else if (how == 1)
+          {
+            g_autoptr(DvtTask) task = dvt_runtime_submit (rt, wait_for_self, &sw, NULL, NULL,
+                                                          NULL, &error);
+
+            g_assert_nonnull (task);
+            g_assert_true (dvt_task_wait (task, 0, &error));
+            g_assert_cmpint (dvt_task_propagate_int (task, &error), ==, 1);
+          }
+        else
+          {
+            g_autoptr(GArray) results = dvt_runtime_map_blocking (rt, 1, wait_for_self, &sw,
+                                                                  NULL, NULL, NULL, &error);
+
+            g_assert_nonnull (results);
+          }
+        g_assert_no_error (error);
+        g_assert_error (sw.error, DVT_ERROR, DVT_ERROR_WOULD_DEADLOCK);
+        g_assert_cmpint (sw.waited, <, 5 * G_USEC_PER_SEC);
+        g_clear_error (&sw.error);
+      }
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -1182,6 +1255,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/task/schedule/value", test_schedule_value);
   g_test_add_func ("/task/wait/timeout", test_wait_timeout);
   g_test_add_func ("/task/wait/many-threads", test_wait_many_threads);
+  g_test_add_func ("/task/wait/self", test_wait_self);
   g_test_add_func ("/task/wait/timeout-caller-context", test_wait_timeout_caller_context);
   g_test_add_func ("/task/propagate", test_propagate);
   g_test_add_func ("/task/cancel/queued", test_cancel_queued);
