@@ -1148,6 +1148,55 @@ test_stats (void)
   gate_clear (&b.gate);
 }
 
+/* A runtime with an event-context whose caller dropped its own reference
+ * to the context: the runtime's mailbox on it holds the last one. When
+ * the runtime is finalized by its own worker, that worker lets go of the
+ * core last and frees it, mailbox and context included. GLib once
+ * unlocked the freed context there, every round (valgrind and ASan report
+ * it; this test runs under both in CI). */
+static void
+note_finalized (gpointer  data,
+                GObject  *where_the_object_was)
+{
+  g_atomic_int_set ((int *) data, 1);
+}
+
+static void
+test_event_context_last_ref (void)
+{
+  guint rounds = is_valgrind () ? 3 : 20;
+
+  for (guint round = 0; round < rounds; round++)
+    {
+      GMainContext *context = g_main_context_new ();
+      DvtRuntime *rt = g_object_new (DVT_TYPE_RUNTIME, "max-workers", 2,
+                                     "event-context", context, NULL);
+      g_autoptr(GError) error = NULL;
+      DvtTask *task;
+      Finisher f = { 0 };
+
+      int finalized = 0;
+
+      /* Not a weak pointer: it is cleared on the worker, without an
+       * atomic store. */
+      g_object_weak_ref (G_OBJECT (rt), note_finalized, &finalized);
+      g_main_context_unref (context);
+      gate_init (&f.gate);
+      task = dvt_runtime_submit (rt, work_hold_last_ref, &f, NULL, NULL, NULL, &error);
+      g_assert_no_error (error);
+
+      /* The task holds the runtime: it is finalized on the worker. */
+      dvt_runtime_shutdown (rt, FALSE, FALSE);
+      g_object_unref (task);
+      g_object_unref (rt);
+      gate_open (&f.gate);
+
+      g_assert_true (POLL_UNTIL (g_atomic_int_get (&f.finished) == 1, 20));
+      g_assert_true (POLL_UNTIL (g_atomic_int_get (&finalized) == 1, 20));
+      gate_clear (&f.gate);
+    }
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -1169,6 +1218,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/lifecycle/unref-stops-threads", test_unref_stops_threads);
   g_test_add_func ("/lifecycle/unref-from-worker", test_unref_from_worker);
   g_test_add_func ("/lifecycle/unref-from-loop", test_unref_from_loop);
+  g_test_add_func ("/lifecycle/event-context-last-ref", test_event_context_last_ref);
   g_test_add_func ("/nested/wait", test_nested_wait);
   g_test_add_func ("/nested/to-thread-blocking", test_nested_to_thread);
   g_test_add_func ("/nested/gather", test_nested_gather);
