@@ -10,6 +10,7 @@
 #include "dvt-map-private.h"
 #include "dvt-runtime-private.h"
 #include "dvt-task-private.h"
+#include "dvt-thread-private.h"
 
 /* An event is recorded where it happens (any thread) only if someone
  * listens: the runtime had a signal handler when the task was accepted
@@ -521,6 +522,8 @@ deliver_events (DvtMail *mail)
   DvtEventQueue *queue = G_STRUCT_MEMBER_P (mail, -G_STRUCT_OFFSET (DvtEventQueue, mail));
   DvtCore *core = core_of_queue (queue);
   DvtEventRecord *records;
+  /* Signal emissions call the application from inside GLib. */
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_CALLOUT);
 
   /* Handlers may drop the last reference to the runtime. */
   dvt_core_ref (core);
@@ -543,6 +546,7 @@ deliver_events (DvtMail *mail)
     }
 
   dvt_core_unref (core);
+  dvt_fork_gate_leave (gate);
 }
 
 /* ---- scopes -------------------------------------------------------------- */

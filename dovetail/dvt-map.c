@@ -10,6 +10,7 @@
 #include "dvt-map-private.h"
 #include "dvt-options.h"
 #include "dvt-runtime-private.h"
+#include "dvt-thread-private.h"
 
 /* A map runs one function over the index range [0, n_items).
  *
@@ -107,7 +108,7 @@ dvt_map_unref (DvtMap *map)
   if (!g_atomic_int_dec_and_test (&map->ref_count))
     return;
 
-  free_slots (map->results, map->destroys);
+  DVT_APP_CALL (free_slots (map->results, map->destroys));
   g_free (map->destroys);
   g_clear_error (&map->first_error);
   if (map->func_data_destroy != NULL)
@@ -116,7 +117,7 @@ dvt_map_unref (DvtMap *map)
         dvt_core_destroy_on (dvt_runtime_get_core (map->runtime), map->destroy_mailbox,
                              map->func_data_destroy, map->func_data);
       else
-        map->func_data_destroy (map->func_data);
+        DVT_APP_CALL (map->func_data_destroy (map->func_data));
     }
   g_free (map->runners);
   g_clear_pointer (&map->item_policy, dvt_policy_unref);
@@ -223,11 +224,13 @@ item_posted_back (DvtMail *mail)
 {
   DvtTask *item = DVT_TASK_OF_MAIL (mail);
   DvtMap *map = dvt_map_ref (item->extra->map);
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
 
   map->in_flight--;
-  g_object_unref (item);
+  dvt_task_unref_gated (item);
   map_pump (map);
   dvt_map_unref (map);
+  dvt_fork_gate_leave (gate);
 }
 
 void
@@ -305,6 +308,7 @@ run_items (DvtJob *job)
   DvtMap *map = ((DvtMapRunner *) job)->map;
   DvtTask *item = NULL;
   GCancellable *cancellable = map->batch->cancellable;
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
 
   while (!map_should_stop (map))
     {
@@ -326,21 +330,22 @@ run_items (DvtJob *job)
           g_atomic_int_set (&item->completing, DVT_CLAIMED_NOT);
 
           outer = dvt_task_enter_work (item);
-          map->func (item, cancellable, map->func_data, &error);
+          DVT_APP_CALL (map->func (item, cancellable, map->func_data, &error));
           dvt_task_leave_work (outer);
           dvt_task_check_returned (item, error);
 
           /* Someone kept the item: leave it to them. */
           if (dvt_task_ref_count (item) > 1)
-            g_clear_object (&item);
+            g_clear_pointer (&item, dvt_task_unref_gated);
         }
     }
 
-  g_clear_object (&item);
+  g_clear_pointer (&item, dvt_task_unref_gated);
 
   if (g_atomic_int_dec_and_test (&map->n_runners))
     map_complete (map);
   dvt_map_unref (map);
+  dvt_fork_gate_leave (gate);
 }
 
 /* An item as a task of its own: cancelling the map cancels it, and its
@@ -368,7 +373,7 @@ start_item_task (DvtMap *map,
   dvt_task_hold_idle (item);
 
   dvt_task_dispatch (item);
-  g_object_unref (item);
+  dvt_task_unref_gated (item);
 }
 
 static void
@@ -396,10 +401,10 @@ map_pump (DvtMap *map)
       item->internal_refs = 1;
 
       outer = dvt_task_enter_work (item);
-      map->func (item, cancellable, map->func_data, &error);
+      DVT_APP_CALL (map->func (item, cancellable, map->func_data, &error));
       dvt_task_leave_work (outer);
       dvt_task_check_returned (item, error);
-      g_object_unref (item);
+      dvt_task_unref_gated (item);
     }
 
   if (!map->ended && map->in_flight == 0 &&
@@ -414,12 +419,14 @@ static void
 start_pump (DvtMail *mail)
 {
   DvtMap *map = G_STRUCT_MEMBER_P (mail, -G_STRUCT_OFFSET (DvtMap, start_mail));
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
 
   /* Not started at all: still new. */
   if (g_atomic_int_compare_and_exchange (&map->batch->state, DVT_TASK_NEW, DVT_TASK_RUNNING))
     dvt_task_mark_started (map->batch);
   map_pump (map);
   dvt_map_unref (map);
+  dvt_fork_gate_leave (gate);
 }
 
 /* Frees the item function's data now if no item will call it again;
@@ -436,7 +443,7 @@ map_release_func_data (DvtMap *map)
     return;
 
   map->func_data_destroy = NULL;
-  destroy (map->func_data);
+  DVT_APP_CALL (destroy (map->func_data));
 }
 
 static guint
@@ -480,7 +487,7 @@ map_start (DvtRuntime          *self,
   if (!dvt_core_accept (core, batch, &local_error))
     {
       if (func_data_destroy != NULL)
-        func_data_destroy (func_data);
+        DVT_APP_CALL (func_data_destroy (func_data));
       if (error != NULL)
         *error = g_error_copy (local_error);
       dvt_task_fail (batch, local_error, TRUE);
@@ -676,6 +683,7 @@ dvt_runtime_map_blocking (DvtRuntime    *self,
   DvtTask *batch;
   DvtMap *map = NULL;
   GArray *results = NULL;
+  DvtGate gate;
 
   dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), NULL, error);
   dvt_return_val_if_fail_error (func != NULL, NULL, error);
@@ -691,16 +699,23 @@ dvt_runtime_map_blocking (DvtRuntime    *self,
       return NULL;
     }
 
+  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
   batch = map_start (self, n_items, func, func_data, func_data_destroy, options,
                      cancellable, NULL, NULL, &map, error);
   if (batch == NULL)
-    return NULL;
+    {
+      dvt_fork_gate_leave (gate);
+      return NULL;
+    }
 
+  dvt_fork_gate_set (DVT_GATE_OUT);
   if (dvt_task_wait_internal (batch, -1, error))
     results = dvt_task_propagate_pointer (batch, error);
+  dvt_fork_gate_set (DVT_GATE_CALLOUT);
   map_release_func_data (map);
   dvt_map_unref (map);
   g_object_unref (batch);
+  dvt_fork_gate_leave (gate);
 
   return results;
 }
@@ -741,6 +756,7 @@ dvt_runtime_map_async (DvtRuntime          *self,
 {
   DvtTask *batch;
   GError *error = NULL;
+  DvtGate gate;
 
   g_return_if_fail (DVT_IS_RUNTIME (self));
   g_return_if_fail (func != NULL);
@@ -758,9 +774,11 @@ dvt_runtime_map_async (DvtRuntime          *self,
       return;
     }
 
+  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
   batch = map_start (self, n_items, func, func_data, func_data_destroy,
                      options, cancellable, callback, user_data, NULL, NULL);
-  g_clear_object (&batch);
+  g_clear_pointer (&batch, dvt_task_unref_gated);
+  dvt_fork_gate_leave (gate);
 }
 
 /**
@@ -919,6 +937,7 @@ dvt_runtime_gather_blocking (DvtRuntime      *self,
   gint64 start = g_get_monotonic_time ();
   gint64 item_end, deadline;
   gboolean expired;
+  DvtGate gate;
 
   dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), NULL, error);
   dvt_return_val_if_fail_error (tasks != NULL || n_tasks == 0, NULL, error);
@@ -940,6 +959,7 @@ dvt_runtime_gather_blocking (DvtRuntime      *self,
          !dvt_task_check_wait (tasks[i], error)))
       return NULL;
 
+  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
   gather = g_new0 (DvtGather, 1);
   gather->ref_count = 1 + (int) n_tasks;
   gather->remaining = (int) n_tasks;
@@ -973,6 +993,7 @@ dvt_runtime_gather_blocking (DvtRuntime      *self,
   deadline = options != NULL && dvt_options_get_deadline (options) > 0
              ? start + (gint64) (dvt_options_get_deadline (options) * G_USEC_PER_SEC) : -1;
 
+  dvt_fork_gate_set (DVT_GATE_OUT);
   if (item_end >= 0 && (deadline < 0 || item_end < deadline))
     {
       if (!gather_wait (gather, iterate, item_end))
@@ -984,6 +1005,8 @@ dvt_runtime_gather_blocking (DvtRuntime      *self,
   if (iterate != NULL)
     g_main_context_release (iterate);
 
+  /* Cancellations and copies of the results may call the application. */
+  dvt_fork_gate_set (DVT_GATE_CALLOUT);
   if (handler != 0)
     g_cancellable_disconnect (cancellable, handler);
 
@@ -1034,6 +1057,7 @@ dvt_runtime_gather_blocking (DvtRuntime      *self,
     }
 
   gather_unref (gather);
+  dvt_fork_gate_leave (gate);
 
   return results;
 }

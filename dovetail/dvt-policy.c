@@ -9,6 +9,7 @@
 #include "dvt-options-private.h"
 #include "dvt-runtime-private.h"
 #include "dvt-task-private.h"
+#include "dvt-thread-private.h"
 
 /* Every wait here is a timer on the runtime's loop thread: no thread
  * sleeps. A task's timers are stored in its extra under its event lock
@@ -116,6 +117,16 @@ dvt_task_set_policy (DvtTask   *task,
 
 /* ---- timers ------------------------------------------------------------ */
 
+/* A timer's hold on its task, dropped by GLib after the timer. */
+static void
+timer_unref_task (gpointer task)
+{
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+
+  dvt_task_unref_gated (task);
+  dvt_fork_gate_leave (gate);
+}
+
 /* Attaches a timer that calls @func (@task) on the loop thread after
  * @delay µs and stores it in *@slot, unless the task has ended. */
 static void
@@ -128,7 +139,7 @@ arm_timer (DvtTask      *task,
   guint ms = (guint) MIN ((MAX (delay, 0) + 999) / 1000, G_MAXUINT);
 
   source = g_timeout_source_new (ms);
-  g_source_set_callback (source, func, g_object_ref (task), g_object_unref);
+  g_source_set_callback (source, func, g_object_ref (task), timer_unref_task);
   g_source_set_static_name (source, "[dovetail] task timer");
 
   /* Before the state is read: see dvt_task_stop_timers(). */
@@ -203,9 +214,11 @@ static gboolean
 on_timeout (gpointer data)
 {
   DvtTask *task = data;
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
 
   disarm_timer (task, &task->extra->timeout_source);
   dvt_task_expire (task, task->extra->policy->timeout);
+  dvt_fork_gate_leave (gate);
 
   return G_SOURCE_REMOVE;
 }
@@ -238,7 +251,12 @@ dvt_task_should_retry (DvtTask      *task,
     return FALSE;
 
   if (policy->filter != NULL)
-    return policy->filter->func (task, error, policy->filter->data);
+    {
+      gboolean retry;
+
+      DVT_APP_CALL (retry = policy->filter->func (task, error, policy->filter->data));
+      return retry;
+    }
 
   return !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) &&
          !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT) &&
@@ -264,6 +282,7 @@ static gboolean
 on_retry_due (gpointer data)
 {
   DvtTask *task = data;
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
 
   disarm_timer (task, &task->extra->wait_source);
 
@@ -273,11 +292,13 @@ on_retry_due (gpointer data)
     {
       dvt_task_set_flag (task, DVT_TASK_FLAG_FUNC_DONE);
       dvt_task_release_item (task);
+      dvt_fork_gate_leave (gate);
       return G_SOURCE_REMOVE;  /* it ended during the back-off */
     }
 
   task->attempt++;
   dvt_task_start_attempt (task);
+  dvt_fork_gate_leave (gate);
 
   return G_SOURCE_REMOVE;
 }
@@ -351,10 +372,12 @@ static gboolean
 on_throttle_done (gpointer data)
 {
   DvtTask *task = data;
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
 
   disarm_timer (task, &task->extra->wait_source);
   if (dvt_task_get_state (task) == DVT_TASK_QUEUED)
     dvt_task_push_attempt (task);
+  dvt_fork_gate_leave (gate);
 
   return G_SOURCE_REMOVE;
 }

@@ -5,6 +5,7 @@
 
 #include "dvt-pool-private.h"
 #include "dvt-task-private.h"
+#include "dvt-thread-private.h"
 #include "dvt-wait-private.h"
 
 /* An idle worker parks this long before it hands its thread back. */
@@ -84,6 +85,7 @@ pool_start_thread (DvtPool *pool)
 {
   GError *error = NULL;
   gboolean started;
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
 
   /* The new worker holds the owner from now on, not from when it starts:
    * the owner must outlive a thread that has been asked for. */
@@ -105,6 +107,7 @@ pool_start_thread (DvtPool *pool)
        * cannot create threads at all, which GLib treats as fatal too. */
       g_error ("Dovetail could not start a worker thread: %s", error->message);
     }
+  dvt_fork_gate_leave (gate);
 }
 
 static void
@@ -113,6 +116,7 @@ pool_worker (gpointer data,
 {
   DvtPool *pool = data;
   gpointer owner = pool->owner;
+  DvtGate gate;
 
   current_pool = pool;
   announced = FALSE;
@@ -190,7 +194,6 @@ pool_worker (gpointer data,
     }
 
   /* GLib reuses this thread for other pools: settle what it announced. */
-  dvt_task_drop_spare_cancellable ();
   if (announced)
     {
       announced = FALSE;
@@ -201,10 +204,16 @@ pool_worker (gpointer data,
     g_cond_broadcast (&pool->exit_cond);
   g_mutex_unlock (&pool->lock);
 
+  /* Entered with no lock held: the fork handler may hold this thread
+   * back here. */
+  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  dvt_task_drop_spare_cancellable ();
+
   /* Last: this may free the pool (current_pool tells dvt_pool_clear()
    * that it runs on one of the pool's own threads). */
   pool->release (owner);
   current_pool = NULL;
+  dvt_fork_gate_leave (gate);
 }
 
 void

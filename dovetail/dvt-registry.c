@@ -18,6 +18,7 @@
 #include "dvt-pool-private.h"
 #include "dvt-registry-private.h"
 #include "dvt-runtime-private.h"
+#include "dvt-thread-private.h"
 #include "dvt-wait-private.h"
 
 /* How long the shutdown at exit or on a signal waits for the work it
@@ -292,6 +293,7 @@ static GPtrArray *
 registry_snapshot (gboolean armed_only)
 {
   GPtrArray *runtimes = g_ptr_array_new_with_free_func (g_object_unref);
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
 
   g_mutex_lock (&registry_lock);
   for (GList *l = registry.head; l != NULL; l = l->next)
@@ -306,6 +308,7 @@ registry_snapshot (gboolean armed_only)
         g_ptr_array_add (runtimes, runtime);
     }
   g_mutex_unlock (&registry_lock);
+  dvt_fork_gate_leave (gate);
 
   return runtimes;
 }
@@ -461,9 +464,12 @@ DvtRuntime *
 dvt_runtime_get_default (void)
 {
   DvtRuntime *runtime;
+  DvtGate gate;
 
   registry_init ();
 
+  /* Before the lock, which the fork handler takes after the gate. */
+  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
   G_LOCK (default_runtime);
   if (default_runtime != NULL && dvt_runtime_is_shutdown (default_runtime))
     {
@@ -476,6 +482,7 @@ dvt_runtime_get_default (void)
     default_runtime = g_object_new (DVT_TYPE_RUNTIME, "name", "dvt-default", NULL);
   runtime = default_runtime;
   G_UNLOCK (default_runtime);
+  dvt_fork_gate_leave (gate);
 
   return runtime;
 }
@@ -885,6 +892,11 @@ atfork_prepare (void)
 {
   sigset_t block;
 
+  /* First: no thread may be inside GLib for Dovetail when the fork
+   * happens (see dvt-thread-private.h), and none holds Dovetail's locks
+   * outside a section. */
+  dvt_fork_gate_close ();
+
   G_LOCK (default_runtime);
   g_mutex_lock (&registry_lock);
   dvt_event_locks_acquire ();
@@ -904,6 +916,7 @@ atfork_parent (void)
   dvt_event_locks_release ();
   g_mutex_unlock (&registry_lock);
   G_UNLOCK (default_runtime);
+  dvt_fork_gate_open ();
 }
 
 /* Only the forking thread exists in the child. The parent's runtimes, its
@@ -915,6 +928,7 @@ atfork_child (void)
 {
   GList *link;
 
+  dvt_fork_gate_reset_child ();
   dvt_event_locks_reset ();
   dvt_pool_forget_shared_threads ();
 

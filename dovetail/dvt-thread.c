@@ -1,0 +1,204 @@
+/* dvt-thread.c: per-thread state and the fork gate
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include <sched.h>
+
+#include "dvt-thread-private.h"
+
+/* How long a fork waits for threads inside sections: PURE ones end within
+ * microseconds unless their thread is preempted; CALLOUT ones may wait for
+ * the forking thread itself. Past these, the fork proceeds. */
+#define GATE_PURE_WAIT_USEC    (2 * G_USEC_PER_SEC)
+#define GATE_CALLOUT_WAIT_USEC (20 * 1000)
+
+typedef struct _DvtThreadState DvtThreadState;
+
+struct _DvtThreadState
+{
+  DvtThreadState *prev;
+  DvtThreadState *next;
+  int             gate;     /* DvtGate, atomic: read by the forking thread */
+};
+
+/* Every thread that has entered a section, under states_lock; in a
+ * forked child, those of the parent's other threads, which are gone but
+ * whose memory stays reachable. */
+static GMutex          states_lock;
+static DvtThreadState *states;
+static DvtThreadState *inherited_states;
+
+/* A fork is under way: sections are not entered (blocked on gate_cond). */
+static int    fork_pending;
+static GMutex gate_lock;
+static GCond  gate_cond;
+
+static _Thread_local DvtThreadState *current_state;
+
+static void
+state_free (gpointer data)
+{
+  DvtThreadState *state = data;
+
+  g_mutex_lock (&states_lock);
+  if (state->prev != NULL)
+    state->prev->next = state->next;
+  else
+    states = state->next;
+  if (state->next != NULL)
+    state->next->prev = state->prev;
+  g_mutex_unlock (&states_lock);
+
+  current_state = NULL;
+  g_free (state);
+}
+
+static GPrivate state_key = G_PRIVATE_INIT (state_free);
+
+static DvtThreadState *
+thread_state (void)
+{
+  DvtThreadState *state = current_state;
+
+  if (G_LIKELY (state != NULL))
+    return state;
+
+  state = g_new0 (DvtThreadState, 1);
+  g_mutex_lock (&states_lock);
+  state->next = states;
+  if (states != NULL)
+    states->prev = state;
+  states = state;
+  g_mutex_unlock (&states_lock);
+  g_private_set (&state_key, state);
+  current_state = state;
+
+  return state;
+}
+
+/* Sets this thread's section to exactly @kind (see dvt-thread-private.h)
+ * and returns what it was. Raising it to a stronger kind first waits out
+ * a fork under way; lowering it never waits. */
+DvtGate
+dvt_fork_gate_set (DvtGate kind)
+{
+  DvtThreadState *state = thread_state ();
+  DvtGate previous = (DvtGate) state->gate;
+
+  if (kind <= previous)
+    {
+      if (kind != previous)
+        __atomic_store_n (&state->gate, kind, __ATOMIC_SEQ_CST);
+      return previous;
+    }
+
+  for (;;)
+    {
+      /* Either the forking thread sees this thread inside, or this thread
+       * sees the fork: both sides store, then load, sequentially
+       * consistent. */
+      __atomic_store_n (&state->gate, kind, __ATOMIC_SEQ_CST);
+      if (G_LIKELY (!__atomic_load_n (&fork_pending, __ATOMIC_SEQ_CST)))
+        return previous;
+
+      __atomic_store_n (&state->gate, previous, __ATOMIC_SEQ_CST);
+      g_mutex_lock (&gate_lock);
+      while (__atomic_load_n (&fork_pending, __ATOMIC_SEQ_CST))
+        g_cond_wait (&gate_cond, &gate_lock);
+      g_mutex_unlock (&gate_lock);
+    }
+}
+
+/* Enters a section of @kind, unless this thread is in one at least as
+ * strong. Returns what to pass to dvt_fork_gate_leave(). */
+DvtGate
+dvt_fork_gate_enter (DvtGate kind)
+{
+  DvtThreadState *state = thread_state ();
+
+  if ((DvtGate) state->gate >= kind)
+    return (DvtGate) state->gate;
+
+  return dvt_fork_gate_set (kind);
+}
+
+/* In the fork handler, before Dovetail's own locks are taken: stops new
+ * sections and waits until no other thread is inside one. */
+void
+dvt_fork_gate_close (void)
+{
+  DvtThreadState *self = current_state;
+  gint64 start = g_get_monotonic_time ();
+
+  g_mutex_lock (&gate_lock);
+  __atomic_store_n (&fork_pending, 1, __ATOMIC_SEQ_CST);
+  g_mutex_unlock (&gate_lock);
+
+  g_mutex_lock (&states_lock);
+  for (DvtThreadState *state = states; state != NULL; state = state->next)
+    {
+      int gate;
+
+      if (state == self)
+        continue;
+      while ((gate = __atomic_load_n (&state->gate, __ATOMIC_SEQ_CST)) != DVT_GATE_OUT)
+        {
+          gint64 waited = g_get_monotonic_time () - start;
+
+          if (waited >= GATE_PURE_WAIT_USEC ||
+              (gate == DVT_GATE_CALLOUT && waited >= GATE_CALLOUT_WAIT_USEC))
+            break;
+          sched_yield ();
+        }
+    }
+  /* Held across the fork: no thread registers meanwhile. */
+}
+
+/* In the parent, after the fork. */
+void
+dvt_fork_gate_open (void)
+{
+  g_mutex_unlock (&states_lock);
+
+  g_mutex_lock (&gate_lock);
+  __atomic_store_n (&fork_pending, 0, __ATOMIC_SEQ_CST);
+  g_cond_broadcast (&gate_cond);
+  g_mutex_unlock (&gate_lock);
+}
+
+/* In the child, whose only thread is the forking one: the other threads'
+ * states are forgotten (their memory stays allocated, as their threads
+ * never end here), and the gate is open. */
+void
+dvt_fork_gate_reset_child (void)
+{
+  DvtThreadState *self = current_state;
+
+  /* Unlinked from the parent's list, which the other states stay in. */
+  if (self != NULL)
+    {
+      if (self->prev != NULL)
+        self->prev->next = self->next;
+      else
+        states = self->next;
+      if (self->next != NULL)
+        self->next->prev = self->prev;
+    }
+  if (states != NULL)
+    {
+      DvtThreadState *last = states;
+
+      while (last->next != NULL)
+        last = last->next;
+      last->next = inherited_states;
+      inherited_states = states;
+    }
+  states = self;
+  if (self != NULL)
+    self->prev = self->next = NULL;
+  g_mutex_init (&states_lock);
+  g_mutex_init (&gate_lock);
+  g_cond_init (&gate_cond);
+  __atomic_store_n (&fork_pending, 0, __ATOMIC_SEQ_CST);
+}
