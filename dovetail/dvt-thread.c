@@ -88,8 +88,10 @@ dvt_fork_gate_set (DvtGate kind)
 
   if (kind <= previous)
     {
+      /* Lowering: a fork that still sees the stronger kind only waits
+       * longer than it needs to. */
       if (kind != previous)
-        __atomic_store_n (&state->gate, kind, __ATOMIC_SEQ_CST);
+        __atomic_store_n (&state->gate, kind, __ATOMIC_RELEASE);
       return previous;
     }
 
