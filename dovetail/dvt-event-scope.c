@@ -6,7 +6,7 @@
 #include <glib/gi18n-lib.h>
 
 #include "dvt-error-private.h"
-#include "dvt-event-scope-private.h"
+#include "dvt-event-scope.h"
 #include "dvt-events-private.h"
 #include "dvt-runtime-private.h"
 #include "dvt-task-private.h"
@@ -64,16 +64,13 @@
 
 struct _DvtEventScope
 {
-  GObject     parent_instance;
+  GObject        parent_instance;
 
-  DvtRuntime *runtime;      /* until constructed */
-  DvtCore    *core;         /* held, while in its queue */
-  guint64     serial;
-  const char *name;         /* interned */
-  gconstpointer function;
-  guint64     task_id;
-  guint       max_depth;    /* atomic */
-  GWeakRef    weak;         /* to itself, for event delivery */
+  DvtRuntime    *runtime;   /* until constructed */
+  DvtCore       *core;      /* held, while its filter is in the queue */
+  /* What it matches, read by the events' delivery. Its weak reference to
+   * the scope gives it to deliveries only while it is alive. */
+  DvtEventFilter filter;
 };
 
 enum {
@@ -114,14 +111,14 @@ dvt_event_scope_initable_init (GInitable     *initable,
                            _("An event scope needs a runtime"));
       return FALSE;
     }
-  if (self->name != NULL && self->name[0] == '\0')
+  if (self->filter.name != NULL && self->filter.name[0] == '\0')
     {
       g_set_error_literal (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT,
                            _("An event scope’s name must not be empty; "
                              "give no name for tasks of any name"));
       return FALSE;
     }
-  if (self->task_id != 0 && (self->name != NULL || self->function != NULL))
+  if (self->filter.task_id != 0 && (self->filter.name != NULL || self->filter.function != NULL))
     {
       g_set_error_literal (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT,
                            _("An event scope for a task id cannot also have a "
@@ -130,26 +127,26 @@ dvt_event_scope_initable_init (GInitable     *initable,
     }
 
   core = dvt_runtime_get_core (runtime);
-  if (self->task_id > __atomic_load_n (&core->next_id, __ATOMIC_RELAXED))
+  if (self->filter.task_id > __atomic_load_n (&core->next_id, __ATOMIC_RELAXED))
     {
       /* Formatted apart: xgettext cannot see past G_GUINT64_FORMAT. */
-      g_autofree char *id = g_strdup_printf ("%" G_GUINT64_FORMAT, self->task_id);
+      g_autofree char *id = g_strdup_printf ("%" G_GUINT64_FORMAT, self->filter.task_id);
 
       g_set_error (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT,
                    _("The runtime has no task with id %s"), id);
       return FALSE;
     }
 
-  self->serial = __atomic_add_fetch (&last_serial, 1, __ATOMIC_RELAXED);
-  g_weak_ref_init (&self->weak, self);
+  self->filter.serial = __atomic_add_fetch (&last_serial, 1, __ATOMIC_RELAXED);
+  g_weak_ref_init (&self->filter.object, self);
   dvt_core_ref (core);
   self->core = core;
-  dvt_events_add_scope (&core->events, self);
+  dvt_events_add_filter (&core->events, &self->filter);
 
   /* Its next events are recorded, even if nobody watched it so far. */
-  if (self->task_id != 0)
+  if (self->filter.task_id != 0)
     {
-      g_autoptr(DvtTask) task = dvt_core_find_live (core, self->task_id);
+      g_autoptr(DvtTask) task = dvt_core_find_live (core, self->filter.task_id);
 
       if (task != NULL)
         dvt_task_set_flag (task, DVT_TASK_FLAG_SCOPED);
@@ -171,7 +168,7 @@ dvt_event_scope_dispose (GObject *object)
 
   if (self->core != NULL)
     {
-      dvt_events_remove_scope (&self->core->events, self);
+      dvt_events_remove_filter (&self->core->events, &self->filter);
       g_clear_pointer (&self->core, dvt_core_unref);
     }
   g_clear_object (&self->runtime);
@@ -184,8 +181,8 @@ dvt_event_scope_finalize (GObject *object)
 {
   DvtEventScope *self = DVT_EVENT_SCOPE (object);
 
-  if (self->serial != 0)
-    g_weak_ref_clear (&self->weak);
+  if (self->filter.serial != 0)
+    g_weak_ref_clear (&self->filter.object);
 
   G_OBJECT_CLASS (dvt_event_scope_parent_class)->finalize (object);
 }
@@ -201,13 +198,13 @@ dvt_event_scope_get_property (GObject    *object,
   switch (prop_id)
     {
     case PROP_NAME:
-      g_value_set_string (value, self->name);
+      g_value_set_string (value, self->filter.name);
       break;
     case PROP_FUNCTION:
-      g_value_set_pointer (value, (gpointer) self->function);
+      g_value_set_pointer (value, (gpointer) self->filter.function);
       break;
     case PROP_TASK_ID:
-      g_value_set_uint64 (value, self->task_id);
+      g_value_set_uint64 (value, self->filter.task_id);
       break;
     case PROP_MAX_DEPTH:
       g_value_set_uint (value, dvt_event_scope_get_max_depth (self));
@@ -231,13 +228,13 @@ dvt_event_scope_set_property (GObject      *object,
       self->runtime = g_value_dup_object (value);
       break;
     case PROP_NAME:
-      self->name = g_intern_string (g_value_get_string (value));
+      self->filter.name = g_intern_string (g_value_get_string (value));
       break;
     case PROP_FUNCTION:
-      self->function = g_value_get_pointer (value);
+      self->filter.function = g_value_get_pointer (value);
       break;
     case PROP_TASK_ID:
-      self->task_id = g_value_get_uint64 (value);
+      self->filter.task_id = g_value_get_uint64 (value);
       break;
     case PROP_MAX_DEPTH:
       dvt_event_scope_set_max_depth (self, g_value_get_uint (value));
@@ -383,13 +380,13 @@ dvt_event_scope_class_init (DvtEventScopeClass *klass)
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
-  dvt_events_add_signals (DVT_TYPE_EVENT_SCOPE);
+  dvt_events_add_signals (DVT_TYPE_EVENT_SCOPE, DVT_EVENT_SIGNALS_SCOPE, DVT_TYPE_TASK);
 }
 
 static void
 dvt_event_scope_init (DvtEventScope *self)
 {
-  self->max_depth = 1;
+  self->filter.max_depth = 1;
 }
 
 /**
@@ -437,7 +434,7 @@ dvt_event_scope_get_name (DvtEventScope *self)
 {
   g_return_val_if_fail (DVT_IS_EVENT_SCOPE (self), NULL);
 
-  return self->name;
+  return self->filter.name;
 }
 
 /**
@@ -453,7 +450,7 @@ dvt_event_scope_get_function (DvtEventScope *self)
 {
   g_return_val_if_fail (DVT_IS_EVENT_SCOPE (self), NULL);
 
-  return self->function;
+  return self->filter.function;
 }
 
 /**
@@ -469,7 +466,7 @@ dvt_event_scope_get_task_id (DvtEventScope *self)
 {
   g_return_val_if_fail (DVT_IS_EVENT_SCOPE (self), 0);
 
-  return self->task_id;
+  return self->filter.task_id;
 }
 
 /**
@@ -485,7 +482,7 @@ dvt_event_scope_get_max_depth (DvtEventScope *self)
 {
   g_return_val_if_fail (DVT_IS_EVENT_SCOPE (self), 1);
 
-  return (guint) g_atomic_int_get (&self->max_depth);
+  return (guint) g_atomic_int_get (&self->filter.max_depth);
 }
 
 /**
@@ -504,41 +501,6 @@ dvt_event_scope_set_max_depth (DvtEventScope *self,
   g_return_if_fail (DVT_IS_EVENT_SCOPE (self));
   g_return_if_fail (max_depth >= 1);
 
-  if ((guint) g_atomic_int_exchange (&self->max_depth, (int) max_depth) != max_depth)
+  if ((guint) g_atomic_int_exchange (&self->filter.max_depth, (int) max_depth) != max_depth)
     g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MAX_DEPTH]);
-}
-
-/* Whether @task is one of the scope's. */
-gboolean
-dvt_event_scope_matches (DvtEventScope *self,
-                         DvtTask       *task)
-{
-  gconstpointer function;
-
-  if (self->task_id != 0)
-    return task->id == self->task_id;
-  if (self->name != NULL && dvt_task_get_name (task) != self->name)
-    return FALSE;
-
-  function = DVT_TASK_EXTRA (task, function, NULL);
-  if (function == NULL)
-    function = task->func;
-
-  return self->function == NULL || function == self->function;
-}
-
-/* A reference to @self, still in its runtime's list, or NULL if its last
- * reference is being dropped: a strong reference taken then would bring
- * it back to life in the middle of its disposal, which GObject does not
- * do safely across threads. A GWeakRef does. */
-DvtEventScope *
-dvt_event_scope_hold (DvtEventScope *self)
-{
-  return g_weak_ref_get (&self->weak);
-}
-
-guint64
-dvt_event_scope_get_serial (DvtEventScope *self)
-{
-  return self->serial;
 }

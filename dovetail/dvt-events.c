@@ -5,30 +5,30 @@
 
 #include <string.h>
 
-#include "dvt-event-scope-private.h"
 #include "dvt-events-private.h"
-#include "dvt-map-private.h"
-#include "dvt-runtime-private.h"
-#include "dvt-task-private.h"
 #include "dvt-thread-private.h"
 
-/* An event is recorded where it happens (any thread) only if someone
- * listens: the runtime had a signal handler when the task was accepted
- * (or tracing is on), or the task is a future with handlers of its own.
- * Records queue up in order and are delivered in batches by one mail on
- * the event context, where the signals are emitted: on one thread, never
- * two handlers of a runtime at once, and with nothing dropped. */
+/* An event is recorded where it happens (any thread), if the task layer
+ * says someone listens (see dvt_events_listening()). Records queue up in
+ * order and are delivered in batches by one mail on the event context,
+ * where the signals are emitted: on one thread, never two handlers of a
+ * runtime at once, and with nothing dropped. */
 
 struct _DvtEventRecord
 {
   DvtEventRecord *next;
-  DvtTask        *task;
+  GObject        *task;
+  GObject        *runtime;     /* if watched */
+  guint64         id;
+  const char     *name;
+  gconstpointer   function;
+  guint64         cause_scope;
+  guint           cause_depth;
   DvtEventKind    kind;
   guint           attempt;
   GError         *error;
   double          value;
-  DvtMap         *map;       /* for progress */
-  gboolean        watched;   /* for the runtime: it saw the task queued */
+  DvtProgress    *progress;    /* for progress */
 };
 
 static const char * const event_names[DVT_N_EVENTS] = {
@@ -36,9 +36,7 @@ static const char * const event_names[DVT_N_EVENTS] = {
   "finished",
 };
 
-static guint runtime_signals[DVT_N_EVENTS];
-static guint task_signals[DVT_N_EVENTS];
-static guint scope_signals[DVT_N_EVENTS];
+static guint event_signals[DVT_EVENT_N_SIGNAL_SETS][DVT_N_EVENTS];
 
 /* On an events thread, while a scope's handlers run: the scope and how
  * deep in a chain of its own calls the event is (0: not caused by it).
@@ -52,28 +50,62 @@ typedef struct
 static _Thread_local DvtCause current_cause;
 static _Thread_local DvtEventQueue *current_event_queue;
 
-static DvtEventQueue *
-queue_of (DvtTask *task)
-{
-  return &dvt_task_core (task)->events;
-}
-
-static DvtCore *
-core_of_queue (DvtEventQueue *queue)
-{
-  return G_STRUCT_MEMBER_P (queue, -G_STRUCT_OFFSET (DvtCore, events));
-}
-
 static void deliver_events (DvtMail *mail);
+
+/* ---- progress ------------------------------------------------------------ */
+
+DvtProgress *
+dvt_progress_new (guint total)
+{
+  DvtProgress *progress = g_new0 (DvtProgress, 1);
+
+  progress->ref_count = 1;
+  progress->total = total;
+
+  return progress;
+}
+
+DvtProgress *
+dvt_progress_ref (DvtProgress *progress)
+{
+  g_atomic_int_inc (&progress->ref_count);
+  return progress;
+}
+
+void
+dvt_progress_unref (DvtProgress *progress)
+{
+  if (g_atomic_int_dec_and_test (&progress->ref_count))
+    g_free (progress);
+}
+
+/* Counts one more item done. Returns whether a record must be made (none
+ * waits for delivery yet). */
+gboolean
+dvt_progress_add (DvtProgress *progress)
+{
+  g_atomic_int_inc (&progress->done);
+
+  return g_atomic_int_get (&progress->pending) == 0 &&
+         g_atomic_int_compare_and_exchange (&progress->pending, 0, 1);
+}
+
+/* ---- the queue ----------------------------------------------------------- */
 
 void
 dvt_events_init (DvtEventQueue *queue,
-                 const char    *thread_name)
+                 const char    *thread_name,
+                 gpointer       owner,
+                 void         (*hold)    (gpointer owner),
+                 void         (*release) (gpointer owner))
 {
   g_mutex_init (&queue->lock);
   queue->mail.deliver = deliver_events;
   queue->thread_name = g_strdup (thread_name);
-  queue->scopes = g_ptr_array_new ();
+  queue->filters = g_ptr_array_new ();
+  queue->owner = owner;
+  queue->hold = hold;
+  queue->release = release;
 }
 
 /* Delivers the events through @mailbox (an event-context's) instead of a
@@ -89,9 +121,9 @@ static void
 record_free (DvtEventRecord *record)
 {
   g_object_unref (record->task);
+  g_clear_object (&record->runtime);
   g_clear_error (&record->error);
-  if (record->map != NULL)
-    dvt_map_unref (record->map);
+  g_clear_pointer (&record->progress, dvt_progress_unref);
   g_free (record);
 }
 
@@ -111,47 +143,32 @@ dvt_events_clear (DvtEventQueue *queue)
       dvt_mailbox_destroy (queue->mailbox);
       g_main_context_unref (queue->thread_context);
     }
-  g_assert (queue->scopes->len == 0);
-  g_ptr_array_unref (queue->scopes);
+  g_assert (queue->filters->len == 0);
+  g_ptr_array_unref (queue->filters);
   g_free (queue->thread_name);
   g_mutex_clear (&queue->lock);
 }
 
-/* Called once the task is accepted: whether its events are recorded. */
+/* Whether events of a task of @runtime accepted now are worth recording:
+ * the runtime has a signal handler, a scope exists, or tracing is on. */
 gboolean
-dvt_events_watch (DvtTask *task)
+dvt_events_listening (DvtEventQueue *queue,
+                      gpointer       runtime)
 {
-  DvtEventQueue *queue = queue_of (task);
-
-  if (!g_atomic_int_get (&queue->trace) &&
-      g_atomic_int_get (&queue->n_scopes) == 0 &&
-      g_signal_handler_find (task->runtime, G_SIGNAL_MATCH_UNBLOCKED,
-                             0, 0, NULL, NULL, NULL) == 0)
-    return FALSE;
-
-  /* Accepted by a scope's handler: part of that scope's chain. */
-  if (G_UNLIKELY (current_cause.scope != 0))
-    {
-      DvtTaskExtra *extra = dvt_task_extra (task);
-
-      extra->cause_scope = current_cause.scope;
-      extra->cause_depth = current_cause.depth + 1;
-    }
-
-  dvt_task_set_flag (task, DVT_TASK_FLAG_WATCHED);
-  return TRUE;
+  return g_atomic_int_get (&queue->trace) ||
+         g_atomic_int_get (&queue->n_filters) > 0 ||
+         g_signal_handler_find (runtime, G_SIGNAL_MATCH_UNBLOCKED,
+                                0, 0, NULL, NULL, NULL) != 0;
 }
 
-gboolean
-dvt_events_wanted (DvtTask *task)
+/* The scope whose handlers run on this thread, and how deep in its chain:
+ * a task accepted now was caused by them. */
+void
+dvt_events_get_cause (guint64 *scope,
+                      guint   *depth)
 {
-  if (dvt_task_has_flag (task, DVT_TASK_FLAG_WATCHED | DVT_TASK_FLAG_SCOPED))
-    return TRUE;
-
-  /* A future: someone may have connected to the task itself. */
-  return dvt_task_has_flag (task, DVT_TASK_FLAG_FUTURE) &&
-         g_signal_handler_find (task, G_SIGNAL_MATCH_UNBLOCKED,
-                                0, 0, NULL, NULL, NULL) != 0;
+  *scope = current_cause.scope;
+  *depth = current_cause.depth;
 }
 
 /* ---- the events' own thread ---------------------------------------------- */
@@ -195,7 +212,7 @@ events_thread_func (gpointer data)
   g_main_context_pop_thread_default (context);
   current_event_queue = NULL;
 
-  dvt_core_unref (core_of_queue (queue));
+  queue->release (queue->owner);
 
   return NULL;
 }
@@ -210,7 +227,7 @@ start_thread_locked (DvtEventQueue *queue)
 
   queue->thread_context = g_main_context_new ();
   queue->mailbox = dvt_mailbox_new (queue->thread_context, "[dovetail] events");
-  dvt_core_ref (core_of_queue (queue));
+  queue->hold (queue->owner);
   queue->thread = g_thread_new (queue->thread_name, events_thread_func, queue);
 
   return TRUE;
@@ -249,24 +266,44 @@ dvt_events_is_event_thread (DvtEventQueue *queue)
 
 /* ---- recording ----------------------------------------------------------- */
 
-/* Appends @record (owned) to the queue of @task's runtime, in order,
- * unless the task has already recorded its end. */
-static void
-enqueue (DvtTask        *task,
-         DvtEventRecord *record)
+/* Records an event of the task @source describes, in order. @value is the
+ * elapsed time, the back-off delay or the throttle wait, in seconds,
+ * depending on @kind; @progress is for progress events. Once a terminal
+ * event is recorded, the task records no other. */
+void
+dvt_events_record (DvtEventQueue        *queue,
+                   const DvtEventSource *source,
+                   DvtEventKind          kind,
+                   const GError         *error,
+                   double                value,
+                   DvtProgress          *progress)
 {
-  DvtEventQueue *queue = queue_of (task);
+  DvtEventRecord *record = g_new0 (DvtEventRecord, 1);
   gboolean post;
 
+  record->task = g_object_ref (source->task);
+  if (source->watched)
+    record->runtime = g_object_ref (source->runtime);
+  record->id = source->id;
+  record->name = source->name;
+  record->function = source->function;
+  record->cause_scope = source->cause_scope;
+  record->cause_depth = source->cause_depth;
+  record->kind = kind;
+  record->attempt = source->attempt;
+  record->error = error != NULL ? g_error_copy (error) : NULL;
+  record->value = value;
+  record->progress = progress != NULL ? dvt_progress_ref (progress) : NULL;
+
   g_mutex_lock (&queue->lock);
-  if (dvt_task_has_flag (task, DVT_TASK_FLAG_END_EVENT))
+  if (g_atomic_int_get (source->flags) & source->end_flag)
     {
       g_mutex_unlock (&queue->lock);
       record_free (record);
       return;
     }
-  if (record->kind >= DVT_EVENT_FAILED)
-    dvt_task_set_flag (task, DVT_TASK_FLAG_END_EVENT);
+  if (kind >= DVT_EVENT_FAILED)
+    g_atomic_int_or (source->flags, (guint) source->end_flag);
   if (queue->tail != NULL)
     queue->tail->next = record;
   else
@@ -281,80 +318,15 @@ enqueue (DvtTask        *task,
     dvt_mailbox_post (queue->mailbox, &queue->mail);
 }
 
-/* Records an event of @task. @value is the elapsed time, the back-off
- * delay or the throttle wait, in seconds, depending on @kind. Once a
- * terminal event is recorded, the task records no other. */
-void
-dvt_events_emit (DvtTask       *task,
-                 DvtEventKind   kind,
-                 const GError  *error,
-                 double         value)
-{
-  DvtEventRecord *record;
-
-  if (G_LIKELY (!dvt_events_wanted (task)))
-    return;
-
-  record = g_new0 (DvtEventRecord, 1);
-  record->task = g_object_ref (task);
-  record->kind = kind;
-  record->attempt = task->attempt;
-  record->error = error != NULL ? g_error_copy (error) : NULL;
-  record->value = value;
-  record->watched = dvt_task_has_flag (task, DVT_TASK_FLAG_WATCHED);
-  enqueue (task, record);
-}
-
-/* Records progress of the map @map whose batch is @batch; the count is
- * read when the record is delivered, so one record stands for every item
- * done meanwhile (dvt_map_take_progress()). */
-void
-dvt_events_emit_progress (DvtTask  *batch,
-                          gpointer  map)
-{
-  DvtEventRecord *record = g_new0 (DvtEventRecord, 1);
-
-  record->task = g_object_ref (batch);
-  record->kind = DVT_EVENT_PROGRESS;
-  record->attempt = batch->attempt;
-  record->map = dvt_map_ref (map);
-  record->watched = dvt_task_has_flag (batch, DVT_TASK_FLAG_WATCHED);
-  enqueue (batch, record);
-}
-
-static double
-seconds_since (gint64 since)
-{
-  return since > 0 ? (double) (g_get_monotonic_time () - since) / G_USEC_PER_SEC : 0;
-}
-
-/* The one terminal event of a task that has just ended. */
-void
-dvt_events_emit_end (DvtTask *task)
-{
-  const GError *error = task->result.error;
-  DvtEventKind kind;
-
-  if (error == NULL)
-    kind = DVT_EVENT_FINISHED;
-  else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    kind = DVT_EVENT_CANCELLED;
-  else
-    kind = DVT_EVENT_FAILED;
-
-  dvt_events_emit (task, kind, error, seconds_since (task->accepted_at));
-}
-
 /* ---- delivery ------------------------------------------------------------ */
 
 static void
 trace_record (DvtEventRecord *record)
 {
-  DvtTask *task = record->task;
-  const char *name = dvt_task_get_name (task);
+  const char *name = record->name;
 
   g_debug ("task %" G_GUINT64_FORMAT "%s%s%s %s: attempt %u%s%s, %g s",
-           task->id,
+           record->id,
            name != NULL ? " “" : "", name != NULL ? name : "", name != NULL ? "”" : "",
            event_names[record->kind], record->attempt,
            record->error != NULL ? ", " : "",
@@ -378,7 +350,7 @@ args_init (DvtEventArgs   *args,
   guint n = 2;
 
   memset (args, 0, sizeof *args);
-  g_value_init (&v[1], DVT_TYPE_TASK);
+  g_value_init (&v[1], G_OBJECT_TYPE (record->task));
   g_value_set_object (&v[1], record->task);
 
 #define ARG(type, setter, x) \
@@ -401,13 +373,10 @@ args_init (DvtEventArgs   *args,
       ARG (G_TYPE_DOUBLE, g_value_set_double, record->value);
       break;
     case DVT_EVENT_PROGRESS:
-      {
-        guint done, total;
-
-        dvt_map_take_progress (record->map, &done, &total);
-        ARG (G_TYPE_UINT, g_value_set_uint, done);
-        ARG (G_TYPE_UINT, g_value_set_uint, total);
-      }
+      /* Every item done until now: later ones make a record of their own. */
+      g_atomic_int_set (&record->progress->pending, 0);
+      ARG (G_TYPE_UINT, g_value_set_uint, (guint) g_atomic_int_get (&record->progress->done));
+      ARG (G_TYPE_UINT, g_value_set_uint, record->progress->total);
       break;
     case DVT_EVENT_FAILED:
     case DVT_EVENT_CANCELLED:
@@ -443,32 +412,66 @@ emit_on (DvtEventArgs *args,
   g_value_unset (&args->values[0]);
 }
 
-/* The scopes of @queue that match the task of @record, each held. A task
- * accepted while nobody watched the runtime has events for its own
- * signals and for scopes of its id only. */
-static GPtrArray *
+static gboolean
+filter_matches (const DvtEventFilter *filter,
+                const DvtEventRecord *record)
+{
+  if (filter->task_id != 0)
+    return record->id == filter->task_id;
+  if (filter->name != NULL && record->name != filter->name)
+    return FALSE;
+
+  return filter->function == NULL || record->function == filter->function;
+}
+
+/* A scope that matches a record: held while its handlers run, which keeps
+ * its filter too. */
+typedef struct
+{
+  GObject              *scope;
+  const DvtEventFilter *filter;
+} DvtScopeMatch;
+
+static void
+scope_match_clear (gpointer data)
+{
+  g_object_unref (((DvtScopeMatch *) data)->scope);
+}
+
+/* The scopes of @queue that match the task of @record. A task accepted
+ * while nobody watched the runtime has events for its own signals and for
+ * scopes of its id only. A scope whose last reference is being dropped is
+ * left out: its weak reference no longer gives it, where a strong
+ * reference taken then would bring it back to life in the middle of its
+ * disposal, which GObject does not do safely across threads. */
+static GArray *
 matching_scopes (DvtEventQueue  *queue,
                  DvtEventRecord *record)
 {
-  GPtrArray *found = NULL;
+  GArray *found = NULL;
 
-  if (g_atomic_int_get (&queue->n_scopes) == 0)
+  if (g_atomic_int_get (&queue->n_filters) == 0)
     return NULL;
 
   g_mutex_lock (&queue->lock);
-  for (guint i = 0; i < queue->scopes->len; i++)
+  for (guint i = 0; i < queue->filters->len; i++)
     {
-      gpointer scope = g_ptr_array_index (queue->scopes, i);
+      DvtEventFilter *filter = g_ptr_array_index (queue->filters, i);
+      DvtScopeMatch match;
 
-      if (!dvt_event_scope_matches (scope, record->task) ||
-          (!record->watched && dvt_event_scope_get_task_id (scope) == 0))
+      if (!filter_matches (filter, record) ||
+          (record->runtime == NULL && filter->task_id == 0))
         continue;
-      scope = dvt_event_scope_hold (scope);
-      if (scope == NULL)
-        continue;  /* being dropped */
+      match.scope = g_weak_ref_get (&filter->object);
+      if (match.scope == NULL)
+        continue;
+      match.filter = filter;
       if (found == NULL)
-        found = g_ptr_array_new_with_free_func (g_object_unref);
-      g_ptr_array_add (found, scope);
+        {
+          found = g_array_new (FALSE, FALSE, sizeof (DvtScopeMatch));
+          g_array_set_clear_func (found, scope_match_clear);
+        }
+      g_array_append_val (found, match);
     }
   g_mutex_unlock (&queue->lock);
 
@@ -478,20 +481,18 @@ matching_scopes (DvtEventQueue  *queue,
 /* A scope's handlers, unless the event comes from a chain of their own
  * calls as deep as the scope allows. */
 static void
-emit_on_scope (DvtEventArgs   *args,
-               DvtEventRecord *record,
-               gpointer        scope,
-               GQuark          detail)
+emit_on_scope (DvtEventArgs        *args,
+               DvtEventRecord      *record,
+               const DvtScopeMatch *match,
+               GQuark               detail)
 {
-  guint64 serial = dvt_event_scope_get_serial (scope);
-  DvtTask *task = record->task;
   DvtCause saved = current_cause;
+  const DvtEventFilter *filter = match->filter;
 
-  current_cause.scope = serial;
-  current_cause.depth = DVT_TASK_EXTRA (task, cause_scope, 0) == serial
-                        ? task->extra->cause_depth : 0;
-  if (current_cause.depth < dvt_event_scope_get_max_depth (scope))
-    emit_on (args, scope, scope_signals[record->kind], detail);
+  current_cause.scope = filter->serial;
+  current_cause.depth = record->cause_scope == filter->serial ? record->cause_depth : 0;
+  if (current_cause.depth < (guint) g_atomic_int_get (&filter->max_depth))
+    emit_on (args, match->scope, event_signals[DVT_EVENT_SIGNALS_SCOPE][record->kind], detail);
   current_cause = saved;
 }
 
@@ -499,19 +500,19 @@ static void
 emit_record (DvtEventQueue  *queue,
              DvtEventRecord *record)
 {
-  DvtTask *task = record->task;
-  const char *name = dvt_task_get_name (task);
-  GQuark detail = name != NULL ? g_quark_try_string (name) : 0;
-  g_autoptr(GPtrArray) scopes = matching_scopes (queue, record);
+  GQuark detail = record->name != NULL ? g_quark_try_string (record->name) : 0;
+  g_autoptr(GArray) scopes = matching_scopes (queue, record);
   DvtEventArgs args;
 
   args_init (&args, record);
 
-  if (record->watched)
-    emit_on (&args, task->runtime, runtime_signals[record->kind], detail);
-  g_signal_emitv (&args.values[1], task_signals[record->kind], 0, NULL);
+  if (record->runtime != NULL)
+    emit_on (&args, record->runtime,
+             event_signals[DVT_EVENT_SIGNALS_RUNTIME][record->kind], detail);
+  g_signal_emitv (&args.values[1], event_signals[DVT_EVENT_SIGNALS_TASK][record->kind],
+                  0, NULL);
   for (guint i = 0; scopes != NULL && i < scopes->len; i++)
-    emit_on_scope (&args, record, g_ptr_array_index (scopes, i), detail);
+    emit_on_scope (&args, record, &g_array_index (scopes, DvtScopeMatch, i), detail);
 
   args_clear (&args);
 }
@@ -520,13 +521,12 @@ static void
 deliver_events (DvtMail *mail)
 {
   DvtEventQueue *queue = G_STRUCT_MEMBER_P (mail, -G_STRUCT_OFFSET (DvtEventQueue, mail));
-  DvtCore *core = core_of_queue (queue);
   DvtEventRecord *records;
   /* Signal emissions call the application from inside GLib. */
   DvtGate gate = dvt_fork_gate_enter (DVT_GATE_CALLOUT);
 
-  /* Handlers may drop the last reference to the runtime. */
-  dvt_core_ref (core);
+  /* Handlers may drop the last reference to the queue's owner. */
+  queue->hold (queue->owner);
 
   g_mutex_lock (&queue->lock);
   records = g_steal_pointer (&queue->head);
@@ -545,31 +545,31 @@ deliver_events (DvtMail *mail)
       records = next;
     }
 
-  dvt_core_unref (core);
+  queue->release (queue->owner);
   dvt_fork_gate_leave (gate);
 }
 
 /* ---- scopes -------------------------------------------------------------- */
 
 void
-dvt_events_add_scope (DvtEventQueue *queue,
-                      gpointer       scope)
+dvt_events_add_filter (DvtEventQueue  *queue,
+                       DvtEventFilter *filter)
 {
   g_mutex_lock (&queue->lock);
-  g_ptr_array_add (queue->scopes, scope);
-  g_atomic_int_set (&queue->n_scopes, (int) queue->scopes->len);
+  g_ptr_array_add (queue->filters, filter);
+  g_atomic_int_set (&queue->n_filters, (int) queue->filters->len);
   g_mutex_unlock (&queue->lock);
 }
 
-/* From the scope's dispose. Deliveries take it from the list through its
- * weak reference only (dvt_event_scope_hold()). */
+/* From the scope's dispose. Deliveries take the scope from the list
+ * through its weak reference only. */
 void
-dvt_events_remove_scope (DvtEventQueue *queue,
-                         gpointer       scope)
+dvt_events_remove_filter (DvtEventQueue  *queue,
+                          DvtEventFilter *filter)
 {
   g_mutex_lock (&queue->lock);
-  g_ptr_array_remove_fast (queue->scopes, scope);
-  g_atomic_int_set (&queue->n_scopes, (int) queue->scopes->len);
+  g_ptr_array_remove_fast (queue->filters, filter);
+  g_atomic_int_set (&queue->n_filters, (int) queue->filters->len);
   g_mutex_unlock (&queue->lock);
 }
 
@@ -739,14 +739,16 @@ dvt_events_remove_scope (DvtEventQueue *queue,
  * The task ended in success (see [signal@Runtime::finished]).
  */
 
-/* Adds the event signals to @type: DvtRuntime or DvtEventScope, whose
- * signals carry the task and take its name as detail, or DvtTask. */
+/* Adds the event signals to @type: the set @set, whose runtime's and
+ * scope's signals carry the task (of @task_type) and take its name as
+ * detail. */
 void
-dvt_events_add_signals (GType type)
+dvt_events_add_signals (GType           type,
+                        DvtEventSignals set,
+                        GType           task_type)
 {
-  gboolean with_task = type != DVT_TYPE_TASK;
-  guint *signals = type == DVT_TYPE_TASK ? task_signals
-                   : type == DVT_TYPE_RUNTIME ? runtime_signals : scope_signals;
+  gboolean with_task = set != DVT_EVENT_SIGNALS_TASK;
+  guint *signals = event_signals[set];
   GSignalFlags flags = G_SIGNAL_RUN_LAST | (with_task ? G_SIGNAL_DETAILED : 0);
   const struct
   {
@@ -769,7 +771,7 @@ dvt_events_add_signals (GType type)
       guint n = 0;
 
       if (with_task)
-        params[n++] = DVT_TYPE_TASK;
+        params[n++] = task_type;
       for (guint j = 0; j < shapes[i].n_params; j++)
         params[n++] = shapes[i].params[j];
 

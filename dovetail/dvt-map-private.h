@@ -19,9 +19,6 @@ DvtMailbox   *dvt_map_get_mailbox     (DvtMap    *map);
 void          dvt_map_item_released   (DvtMap    *map);
 DvtMap       *dvt_map_ref             (DvtMap    *map);
 DvtTask      *dvt_map_get_batch       (DvtMap    *map);
-void          dvt_map_take_progress   (DvtMap    *map,
-                                       guint     *done,
-                                       guint     *total);
 void          dvt_map_item_finalized  (DvtMap    *map,
                                        DvtTask   *item);
 

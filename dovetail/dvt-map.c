@@ -52,8 +52,7 @@ struct _DvtMap
   DvtPolicy      *item_policy;
   gboolean        item_tasks; /* each item is dispatched as a task */
   int             n_item_tasks; /* atomic: item tasks that may still call func */
-  int             n_done;    /* atomic: items ended, counted when watched */
-  int             progress_pending; /* atomic: a progress event waits */
+  DvtProgress    *progress;  /* items ended, counted when watched */
 
   GArray         *results;   /* GValue slots */
   GDestroyNotify *destroys;  /* per slot, for pointer results; lazy */
@@ -121,6 +120,7 @@ dvt_map_unref (DvtMap *map)
     }
   g_free (map->runners);
   g_clear_pointer (&map->item_policy, dvt_policy_unref);
+  dvt_progress_unref (map->progress);
   g_clear_object (&map->batch);
   g_clear_object (&map->runtime);
   g_free (map);
@@ -141,17 +141,6 @@ GCancellable *
 dvt_map_get_cancellable (DvtMap *map)
 {
   return dvt_task_get_cancellable (map->batch);
-}
-
-/* For a progress event being delivered: the items ended so far. */
-void
-dvt_map_take_progress (DvtMap *map,
-                       guint  *done,
-                       guint  *total)
-{
-  g_atomic_int_set (&map->progress_pending, 0);
-  *done = (guint) g_atomic_int_get (&map->n_done);
-  *total = map->n_items;
 }
 
 /* The task of the whole map. */
@@ -276,13 +265,9 @@ dvt_map_item_done (DvtMap    *map,
   /* Only progress events read the count, and whether the batch records
    * events was settled when it was accepted (or when a scope asked for its
    * id): unwatched, the runners do not share a counter per item. */
-  if (dvt_task_has_flag (map->batch, DVT_TASK_FLAG_WATCHED | DVT_TASK_FLAG_SCOPED))
-    {
-      g_atomic_int_inc (&map->n_done);
-      if (g_atomic_int_get (&map->progress_pending) == 0 &&
-          g_atomic_int_compare_and_exchange (&map->progress_pending, 0, 1))
-        dvt_events_emit_progress (map->batch, map);
-    }
+  if (dvt_task_has_flag (map->batch, DVT_TASK_FLAG_WATCHED | DVT_TASK_FLAG_SCOPED) &&
+      dvt_progress_add (map->progress))
+    dvt_task_emit_progress (map->batch, map->progress);
 
   if (map->pumped)
     {
@@ -505,6 +490,7 @@ map_start (DvtRuntime          *self,
   if (func_data_destroy != NULL && DVT_TASK_EXTRA (batch, callback_mailbox, NULL) != NULL)
     map->destroy_mailbox = dvt_core_acquire_mailbox (core, batch->extra->callback_mailbox->context);
   map->n_items = n_items;
+  map->progress = dvt_progress_new (n_items);
   if (options != NULL)
     {
       map->return_errors = dvt_options_get_return_errors (options);

@@ -311,7 +311,7 @@ dvt_task_schedule_retry (DvtTask *task)
   gint64 delay = retry_delay (task->extra->policy, task->attempt);
 
   dvt_task_unset_flag (task, DVT_TASK_FLAG_RETRY_PENDING);
-  dvt_events_emit (task, DVT_EVENT_RETRY, task->extra->last_error,
+  dvt_task_emit (task, DVT_EVENT_RETRY, task->extra->last_error,
                    (double) delay / G_USEC_PER_SEC);
   arm_timer (task, &task->extra->wait_source, delay, on_retry_due);
 }
@@ -389,6 +389,6 @@ dvt_task_throttle (DvtTask *task,
 {
   DVT_COUNTER_ADD (&dvt_task_core (task)->n_throttled, 1);
   dvt_task_extra (task);
-  dvt_events_emit (task, DVT_EVENT_THROTTLED, NULL, (double) wait / G_USEC_PER_SEC);
+  dvt_task_emit (task, DVT_EVENT_THROTTLED, NULL, (double) wait / G_USEC_PER_SEC);
   arm_timer (task, &task->extra->wait_source, wait, on_throttle_done);
 }

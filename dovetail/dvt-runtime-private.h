@@ -106,12 +106,6 @@ dvt_task_core (DvtTask *task)
   return task->runtime->core;
 }
 gboolean    dvt_core_is_loop_thread       (DvtCore       *core);
-void        dvt_context_thread_stop       (GThread       *thread,
-                                           int           *quit,
-                                           GMainContext  *context,
-                                           gboolean       join);
-char       *dvt_thread_name               (const char    *name,
-                                           const char    *suffix);
 DvtMailbox *dvt_core_acquire_mailbox      (DvtCore       *core,
                                            GMainContext  *context);
 void        dvt_core_release_mailbox      (DvtCore       *core,

@@ -207,25 +207,6 @@ spin_poll (GPollFD *fds,
   return g_poll (fds, nfds, timeout);
 }
 
-/* "<name>-<suffix>" as a thread's name. Linux keeps 15 bytes of one, and
- * GLib 2.74 sets none at all if it is longer: cut it ourselves, on a
- * character boundary. */
-char *
-dvt_thread_name (const char *name,
-                 const char *suffix)
-{
-  char *thread_name = g_strdup_printf ("%s-%s", name != NULL ? name : "dvt", suffix);
-
-  if (strlen (thread_name) > 15)
-    {
-      const char *end = g_utf8_find_prev_char (thread_name, thread_name + 16);
-
-      thread_name[end != NULL ? end - thread_name : 15] = '\0';
-    }
-
-  return thread_name;
-}
-
 static DvtCore *
 core_new (const char *name,
           guint       max_workers)
@@ -243,7 +224,7 @@ core_new (const char *name,
   core->context = g_main_context_new ();
   g_main_context_set_poll_func (core->context, spin_poll);
   core->loop_mailbox = dvt_mailbox_new (core->context, "[dovetail] loop");
-  dvt_events_init (&core->events, events_name);
+  dvt_events_init (&core->events, events_name, core, core_hold, core_release);
   core->mailboxes = g_hash_table_new (NULL, NULL);
   dvt_pool_init (&core->pool, max_workers, core, core_hold, core_release);
 
@@ -251,22 +232,6 @@ core_new (const char *name,
   core->loop_thread = g_thread_new (thread_name, loop_thread_func, core);
 
   return core;
-}
-
-/* Stops a thread that iterates @context until @quit is set (the loop
- * thread, the events thread): with @join, waits until it has returned. */
-void
-dvt_context_thread_stop (GThread      *thread,
-                         int          *quit,
-                         GMainContext *context,
-                         gboolean      join)
-{
-  g_atomic_int_set (quit, 1);
-  g_main_context_wakeup (context);
-  if (join)
-    g_thread_join (thread);
-  else
-    g_thread_unref (thread);
 }
 
 /* Stops the loop thread and the workers. With @wait, returns once they
@@ -416,7 +381,7 @@ dvt_core_accept (DvtCore  *core,
   /* Watched before it is live: a shutdown may end it at once, and its
    * end must then be recorded too. */
   task->accepted_at = g_get_monotonic_time ();
-  dvt_events_watch (task);
+  dvt_task_watch_events (task);
 
   g_mutex_lock (&core->lock);
   if (g_atomic_int_get (&core->closed))
@@ -431,7 +396,7 @@ dvt_core_accept (DvtCore  *core,
   /* Recorded before the task is live, so before any other event of it
    * (nobody can have connected to the task itself yet). */
   if (dvt_task_has_flag (task, DVT_TASK_FLAG_WATCHED))
-    dvt_events_emit (task, DVT_EVENT_QUEUED, NULL, 0);
+    dvt_task_emit (task, DVT_EVENT_QUEUED, NULL, 0);
 
   dvt_task_set_flag (task, DVT_TASK_FLAG_LIVE | DVT_TASK_FLAG_ACCEPTED);
   task->live_prev = NULL;
@@ -948,7 +913,7 @@ dvt_runtime_class_init (DvtRuntimeClass *klass)
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
-  dvt_events_add_signals (DVT_TYPE_RUNTIME);
+  dvt_events_add_signals (DVT_TYPE_RUNTIME, DVT_EVENT_SIGNALS_RUNTIME, DVT_TYPE_TASK);
   dvt_fault_init ();
 
   bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);

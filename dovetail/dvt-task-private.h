@@ -5,6 +5,7 @@
 
 #pragma once
 
+#include "dvt-events-private.h"
 #include "dvt-mailbox-private.h"
 #include "dvt-pool-private.h"
 #include "dvt-task.h"
@@ -206,6 +207,14 @@ gboolean  dvt_task_is_tagged         (DvtTask             *task,
                                       DvtRuntime          *runtime,
                                       gpointer             source_tag);
 void      dvt_task_mark_started      (DvtTask             *task);
+gboolean  dvt_task_watch_events      (DvtTask             *task);
+void      dvt_task_emit              (DvtTask             *task,
+                                      DvtEventKind         kind,
+                                      const GError        *error,
+                                      double               value);
+void      dvt_task_emit_progress     (DvtTask             *batch,
+                                      DvtProgress         *progress);
+void      dvt_task_emit_end          (DvtTask             *task);
 
 void      dvt_result_clear           (DvtResult           *result);
 

@@ -158,7 +158,7 @@ dvt_task_class_init (DvtTaskClass *klass)
 
   object_class->finalize = dvt_task_finalize;
 
-  dvt_events_add_signals (DVT_TYPE_TASK);
+  dvt_events_add_signals (DVT_TYPE_TASK, DVT_EVENT_SIGNALS_TASK, DVT_TYPE_TASK);
 
   /* The class makes its signals: static types keep theirs for good. */
   g_type_class_unref (g_type_class_ref (G_TYPE_CANCELLABLE));
@@ -453,6 +453,119 @@ dvt_task_set_run_context (DvtTask      *task,
   extra->run_mailbox = dvt_core_acquire_mailbox (dvt_task_core (task), context);
 }
 
+/* ---- events ------------------------------------------------------------- */
+
+/* Called once the task is accepted: whether its events are recorded for
+ * the runtime's signals and scopes. A task accepted by a scope's handler
+ * is part of that scope's chain. */
+gboolean
+dvt_task_watch_events (DvtTask *task)
+{
+  guint64 scope;
+  guint depth;
+
+  if (!dvt_events_listening (&dvt_task_core (task)->events, task->runtime))
+    return FALSE;
+
+  dvt_events_get_cause (&scope, &depth);
+  if (G_UNLIKELY (scope != 0))
+    {
+      DvtTaskExtra *extra = dvt_task_extra (task);
+
+      extra->cause_scope = scope;
+      extra->cause_depth = depth + 1;
+    }
+
+  dvt_task_set_flag (task, DVT_TASK_FLAG_WATCHED);
+  return TRUE;
+}
+
+/* Whether anyone can see @task's events: the runtime's signals or a scope
+ * (settled when it was accepted), or, for a future, its own signals. */
+static gboolean
+events_wanted (DvtTask *task)
+{
+  if (dvt_task_has_flag (task, DVT_TASK_FLAG_WATCHED | DVT_TASK_FLAG_SCOPED))
+    return TRUE;
+
+  return dvt_task_has_flag (task, DVT_TASK_FLAG_FUTURE) &&
+         g_signal_handler_find (task, G_SIGNAL_MATCH_UNBLOCKED,
+                                0, 0, NULL, NULL, NULL) != 0;
+}
+
+static void
+record_event (DvtTask      *task,
+              DvtEventKind  kind,
+              const GError *error,
+              double        value,
+              DvtProgress  *progress)
+{
+  DvtEventSource source = {
+    .task = G_OBJECT (task),
+    .runtime = G_OBJECT (task->runtime),
+    .id = task->id,
+    .name = dvt_task_get_name (task),
+    .function = DVT_TASK_EXTRA (task, function, NULL),
+    .cause_scope = DVT_TASK_EXTRA (task, cause_scope, 0),
+    .cause_depth = DVT_TASK_EXTRA (task, cause_depth, 0),
+    .attempt = task->attempt,
+    .watched = dvt_task_has_flag (task, DVT_TASK_FLAG_WATCHED),
+    .flags = &task->flags,
+    .end_flag = DVT_TASK_FLAG_END_EVENT,
+  };
+
+  if (source.function == NULL)
+    source.function = task->func;
+  dvt_events_record (&dvt_task_core (task)->events, &source, kind, error, value, progress);
+}
+
+/* Records an event of @task, if anyone can see it. @value is the elapsed
+ * time, the back-off delay or the throttle wait, in seconds, depending on
+ * @kind. */
+void
+dvt_task_emit (DvtTask      *task,
+               DvtEventKind  kind,
+               const GError *error,
+               double        value)
+{
+  if (G_LIKELY (!events_wanted (task)))
+    return;
+
+  record_event (task, kind, error, value, NULL);
+}
+
+/* Progress of the map whose task is @batch: one record stands for every
+ * item done until it is delivered. */
+void
+dvt_task_emit_progress (DvtTask     *batch,
+                        DvtProgress *progress)
+{
+  record_event (batch, DVT_EVENT_PROGRESS, NULL, 0, progress);
+}
+
+static double
+seconds_since (gint64 since)
+{
+  return since > 0 ? (double) (g_get_monotonic_time () - since) / G_USEC_PER_SEC : 0;
+}
+
+/* The one terminal event of a task that has just ended. */
+void
+dvt_task_emit_end (DvtTask *task)
+{
+  const GError *error = task->result.error;
+  DvtEventKind kind;
+
+  if (error == NULL)
+    kind = DVT_EVENT_FINISHED;
+  else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    kind = DVT_EVENT_CANCELLED;
+  else
+    kind = DVT_EVENT_FAILED;
+
+  dvt_task_emit (task, kind, error, seconds_since (task->accepted_at));
+}
+
 /* Counts an attempt that has started: the caller moved the task to
  * DVT_TASK_RUNNING. If the task ends meanwhile, its end already took it
  * off the running count, which is then briefly low, never left high. */
@@ -471,7 +584,7 @@ dvt_task_mark_started (DvtTask *task)
       __atomic_store_n (&task->started_at, now, __ATOMIC_RELAXED);
       dvt_histogram_add (&core->queue_wait, now - task->accepted_at);
     }
-  dvt_events_emit (task, DVT_EVENT_STARTED, NULL,
+  dvt_task_emit (task, DVT_EVENT_STARTED, NULL,
                    (double) (now - task->accepted_at) / G_USEC_PER_SEC);
 }
 
@@ -1192,7 +1305,7 @@ finish_in_gate (DvtTask      *task,
                                                  __ATOMIC_SEQ_CST);
   count_end (task, previous);
   if (dvt_task_has_flag (task, DVT_TASK_FLAG_ACCEPTED))
-    dvt_events_emit_end (task);
+    dvt_task_emit_end (task);
 
   if (cancel_first != NULL)
     {

@@ -9,6 +9,13 @@
 
 G_BEGIN_DECLS
 
+char    *dvt_thread_name          (const char   *name,
+                                   const char   *suffix);
+void     dvt_context_thread_stop  (GThread      *thread,
+                                   int          *quit,
+                                   GMainContext *context,
+                                   gboolean      join);
+
 /* ---- the fork gate ------------------------------------------------------
  *
  * GLib keeps global locks (GObject's signal and notify locks, the

@@ -4,8 +4,48 @@
  */
 
 #include <sched.h>
+#include <string.h>
 
 #include "dvt-thread-private.h"
+
+/* ---- thread helpers ------------------------------------------------------ */
+
+/* "<name>-<suffix>" as a thread's name. Linux keeps 15 bytes of one, and
+ * GLib 2.74 sets none at all if it is longer: cut it ourselves, on a
+ * character boundary. */
+char *
+dvt_thread_name (const char *name,
+                 const char *suffix)
+{
+  char *thread_name = g_strdup_printf ("%s-%s", name != NULL ? name : "dvt", suffix);
+
+  if (strlen (thread_name) > 15)
+    {
+      const char *end = g_utf8_find_prev_char (thread_name, thread_name + 16);
+
+      thread_name[end != NULL ? end - thread_name : 15] = '\0';
+    }
+
+  return thread_name;
+}
+
+/* Stops a thread that iterates @context until @quit is set (the loop
+ * thread, the events thread): with @join, waits until it has returned. */
+void
+dvt_context_thread_stop (GThread      *thread,
+                         int          *quit,
+                         GMainContext *context,
+                         gboolean      join)
+{
+  g_atomic_int_set (quit, 1);
+  g_main_context_wakeup (context);
+  if (join)
+    g_thread_join (thread);
+  else
+    g_thread_unref (thread);
+}
+
+/* ---- the fork gate -------------------------------------------------------- */
 
 /* How long a fork waits for threads inside sections: PURE ones end within
  * microseconds unless their thread is preempted; CALLOUT ones may wait for
