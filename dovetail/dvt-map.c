@@ -497,9 +497,9 @@ map_start (DvtRuntime          *self,
       map->async_items = dvt_options_get_async_items (options);
     }
   concurrency = resolve_concurrency (options, n_items);
-  map->item_policy = dvt_policy_resolve (self, options);
+  map->item_policy = dvt_policy_resolve (&self->defaults, options);
   map->item_tasks = map->item_policy != NULL ||
-                    __atomic_load_n (&core->rate_interval, __ATOMIC_RELAXED) != 0;
+                    dvt_rate_bucket_is_set (&core->rate);
   map->pumped = map->async_items || map->item_tasks;
 
   /* The deadline is the whole map's; the timeout each item's. */

@@ -61,12 +61,7 @@ struct _DvtCore
   GMutex        counters_lock;
   GHashTable   *counters;      /* the application's: name → gint64 */
 
-  /* The rate limit on task starts: a GCRA token bucket, under rate_lock.
-   * rate_interval is 0 (atomic read) when there is no limit. */
-  GMutex        rate_lock;
-  gint64        rate_interval;   /* µs between starts */
-  gint64        rate_tolerance;  /* µs: (burst - 1) intervals */
-  gint64        rate_tat;        /* theoretical arrival time */
+  DvtRateBucket rate;          /* the rate limit on task starts */
 };
 
 #define DVT_COUNTER_ADD(p, v) ((void) __atomic_fetch_add ((p), (v), __ATOMIC_RELAXED))
@@ -82,11 +77,7 @@ struct _DvtRuntime
   guint    max_workers;
 
   /* Defaults for calls whose options leave them unset. */
-  double   timeout;
-  guint    retries;
-  double   retry_backoff;
-  double   retry_max_delay;
-  double   retry_jitter;
+  DvtPolicyDefaults defaults;
   double   rate_limit;
   guint    rate_limit_burst;
 
@@ -127,9 +118,5 @@ void        dvt_core_ref                  (DvtCore       *core);
 void        dvt_core_unref                (DvtCore       *core);
 gboolean    dvt_core_check_blocking       (DvtCore       *core,
                                            GError       **error);
-gint64      dvt_core_reserve_start        (DvtCore       *core);
-void        dvt_core_set_rate             (DvtCore       *core,
-                                           double         rate,
-                                           guint          burst);
 
 G_END_DECLS

@@ -116,7 +116,7 @@ core_free (DvtCore *core)
   g_main_context_unref (core->context);
   g_mutex_clear (&core->lock);
   g_mutex_clear (&core->mailboxes_lock);
-  g_mutex_clear (&core->rate_lock);
+  dvt_rate_bucket_clear (&core->rate);
   g_mutex_clear (&core->counters_lock);
   g_clear_pointer (&core->counters, g_hash_table_unref);
   g_cond_clear (&core->idle_cond);
@@ -218,7 +218,7 @@ core_new (const char *name,
   core->ref_count = 1;
   g_mutex_init (&core->lock);
   g_mutex_init (&core->mailboxes_lock);
-  g_mutex_init (&core->rate_lock);
+  dvt_rate_bucket_init (&core->rate);
   g_mutex_init (&core->counters_lock);
   g_cond_init (&core->idle_cond);
   core->context = g_main_context_new ();
@@ -503,7 +503,7 @@ dvt_runtime_constructed (GObject *object)
     self->max_workers = g_get_num_processors ();
 
   self->core = core_new (self->name, self->max_workers);
-  dvt_core_set_rate (self->core, self->rate_limit, self->rate_limit_burst);
+  dvt_rate_bucket_set (&self->core->rate, self->rate_limit, self->rate_limit_burst);
   if (self->event_context != NULL)
     dvt_events_set_context (&self->core->events,
                             dvt_core_acquire_mailbox (self->core, self->event_context));
@@ -567,23 +567,23 @@ dvt_runtime_get_property (GObject    *object,
       break;
 
     case PROP_TIMEOUT:
-      g_value_set_double (value, self->timeout);
+      g_value_set_double (value, self->defaults.timeout);
       break;
 
     case PROP_RETRIES:
-      g_value_set_uint (value, self->retries);
+      g_value_set_uint (value, self->defaults.retries);
       break;
 
     case PROP_RETRY_BACKOFF:
-      g_value_set_double (value, self->retry_backoff);
+      g_value_set_double (value, self->defaults.retry_backoff);
       break;
 
     case PROP_RETRY_MAX_DELAY:
-      g_value_set_double (value, self->retry_max_delay);
+      g_value_set_double (value, self->defaults.retry_max_delay);
       break;
 
     case PROP_RETRY_JITTER:
-      g_value_set_double (value, self->retry_jitter);
+      g_value_set_double (value, self->defaults.retry_jitter);
       break;
 
     case PROP_RATE_LIMIT:
@@ -636,35 +636,35 @@ dvt_runtime_set_property (GObject      *object,
       break;
 
     case PROP_TIMEOUT:
-      self->timeout = g_value_get_double (value);
+      self->defaults.timeout = g_value_get_double (value);
       break;
 
     case PROP_RETRIES:
-      self->retries = g_value_get_uint (value);
+      self->defaults.retries = g_value_get_uint (value);
       break;
 
     case PROP_RETRY_BACKOFF:
-      self->retry_backoff = g_value_get_double (value);
+      self->defaults.retry_backoff = g_value_get_double (value);
       break;
 
     case PROP_RETRY_MAX_DELAY:
-      self->retry_max_delay = g_value_get_double (value);
+      self->defaults.retry_max_delay = g_value_get_double (value);
       break;
 
     case PROP_RETRY_JITTER:
-      self->retry_jitter = g_value_get_double (value);
+      self->defaults.retry_jitter = g_value_get_double (value);
       break;
 
     case PROP_RATE_LIMIT:
       self->rate_limit = g_value_get_double (value);
       if (self->core != NULL)
-        dvt_core_set_rate (self->core, self->rate_limit, self->rate_limit_burst);
+        dvt_rate_bucket_set (&self->core->rate, self->rate_limit, self->rate_limit_burst);
       break;
 
     case PROP_RATE_LIMIT_BURST:
       self->rate_limit_burst = g_value_get_uint (value);
       if (self->core != NULL)
-        dvt_core_set_rate (self->core, self->rate_limit, self->rate_limit_burst);
+        dvt_rate_bucket_set (&self->core->rate, self->rate_limit, self->rate_limit_burst);
       break;
 
     case PROP_EVENT_CONTEXT:
@@ -926,8 +926,8 @@ dvt_runtime_init (DvtRuntime *self)
   self->entry = dvt_registry_entry_new ();
   /* The defaults stand even when g_object_new() refuses an out-of-range
    * value for a construct property (it then sets nothing). */
-  self->retry_backoff = 0.1;
-  self->retry_max_delay = 30;
+  self->defaults.retry_backoff = 0.1;
+  self->defaults.retry_max_delay = 30;
 }
 
 /**
@@ -1007,7 +1007,7 @@ new_work_task (DvtRuntime     *self,
 {
   DvtTask *task = dvt_task_new (self, kind, options, cancellable);
 
-  DvtPolicy *policy = dvt_policy_resolve (self, options);
+  DvtPolicy *policy = dvt_policy_resolve (&self->defaults, options);
 
   task->func = func;
   task->func_data = func_data;
@@ -1344,10 +1344,10 @@ dvt_runtime_has_task_policy (DvtRuntime *self,
   g_return_val_if_fail (DVT_IS_RUNTIME (self), FALSE);
   g_return_val_if_fail (options == NULL || DVT_IS_OPTIONS (options), FALSE);
 
-  if (__atomic_load_n (&self->core->rate_interval, __ATOMIC_RELAXED) != 0)
+  if (dvt_rate_bucket_is_set (&self->core->rate))
     return TRUE;
 
-  policy = dvt_policy_resolve (self, options);
+  policy = dvt_policy_resolve (&self->defaults, options);
   if (policy == NULL)
     return FALSE;
   dvt_policy_unref (policy);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "dvt-events-private.h"
+#include "dvt-policy-private.h"
 #include "dvt-mailbox-private.h"
 #include "dvt-pool-private.h"
 #include "dvt-task.h"
@@ -75,20 +76,6 @@ enum
   DVT_TASK_FLAG_LENT_CANCELLABLE = 1 << 15, /* see take_back_cancellable() */
   DVT_TASK_FLAG_HOLDS_IDLE       = 1 << 16, /* see dvt_task_hold_idle() */
 };
-
-/* What a call asked for beyond the plain hand-off: resolved from the
- * options and the runtime's defaults when the call is made, shared by the
- * items of a map. NULL when none of it applies. */
-typedef struct
-{
-  int                     ref_count;
-  gint64                  timeout;     /* µs; 0: none */
-  guint                   retries;
-  gint64                  backoff;     /* µs */
-  gint64                  max_delay;   /* µs */
-  double                  jitter;
-  struct _DvtRetryFilterClosure *filter;
-} DvtPolicy;
 
 /* What few tasks need: allocated on first use, freed with the task. */
 typedef struct
@@ -218,11 +205,6 @@ void      dvt_task_emit_end          (DvtTask             *task);
 
 void      dvt_result_clear           (DvtResult           *result);
 
-DvtPolicy *dvt_policy_resolve        (DvtRuntime          *runtime,
-                                      DvtOptions          *options);
-DvtPolicy *dvt_policy_new_deadline   (double               deadline);
-DvtPolicy *dvt_policy_ref            (DvtPolicy           *policy);
-void      dvt_policy_unref           (DvtPolicy           *policy);
 void      dvt_task_set_policy        (DvtTask             *task,
                                       DvtPolicy           *policy);
 void      dvt_task_arm_timeout       (DvtTask             *task,

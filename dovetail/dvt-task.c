@@ -9,6 +9,7 @@
 #include "dvt-fault-private.h"
 #include "dvt-map-private.h"
 #include "dvt-options.h"
+#include "dvt-policy-private.h"
 #include "dvt-runtime-private.h"
 #include "dvt-task-private.h"
 #include "dvt-thread-private.h"
@@ -899,7 +900,11 @@ dvt_task_dispatch (DvtTask *task)
 void
 dvt_task_start_attempt (DvtTask *task)
 {
-  gint64 wait = dvt_core_reserve_start (dvt_task_core (task));
+  DvtRateBucket *rate = &dvt_task_core (task)->rate;
+  gint64 wait = 0;
+
+  if (G_UNLIKELY (dvt_rate_bucket_is_set (rate)))
+    wait = dvt_rate_bucket_reserve (rate, g_get_monotonic_time ());
 
   if (G_UNLIKELY (wait > 0))
     dvt_task_throttle (task, wait);
@@ -927,6 +932,222 @@ dvt_task_push_attempt (DvtTask *task)
       dvt_mailbox_post (mailbox != NULL ? mailbox : dvt_task_core (task)->loop_mailbox,
                         &task->extra->mail);
     }
+}
+
+/* ---- timeouts, retries and throttling ---------------------------------------
+ *
+ * Every wait here is a timer on the runtime's loop thread: no thread
+ * sleeps. A task's timers are stored in its extra under its lock and
+ * destroyed when it ends, so that none outlives its task (a timer holds a
+ * reference, and a forgotten one would keep the runtime alive). What to
+ * wait and whether to retry is dvt-policy.c's decision. */
+
+void
+dvt_task_set_policy (DvtTask   *task,
+                     DvtPolicy *policy)
+{
+  DvtTaskExtra *extra = dvt_task_extra (task);
+
+  g_assert (extra->policy == NULL);
+  extra->policy = dvt_policy_ref (policy);
+  /* A timeout cancels the work's cancellable: the work needs one. */
+  if (policy->timeout > 0)
+    dvt_task_set_flag (task, DVT_TASK_FLAG_WANTS_CANCELLABLE);
+}
+
+/* ---- timers ------------------------------------------------------------ */
+
+/* A timer's hold on its task, dropped by GLib after the timer. */
+static void
+timer_unref_task (gpointer task)
+{
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+
+  dvt_task_unref_gated (task);
+  dvt_fork_gate_leave (gate);
+}
+
+/* Attaches a timer that calls @func (@task) on the loop thread after
+ * @delay µs and stores it in *@slot, unless the task has ended. */
+static void
+arm_timer (DvtTask      *task,
+           GSource     **slot,
+           gint64        delay,
+           GSourceFunc   func)
+{
+  GSource *source;
+  guint ms = (guint) MIN ((MAX (delay, 0) + 999) / 1000, G_MAXUINT);
+
+  source = g_timeout_source_new (ms);
+  g_source_set_callback (source, func, g_object_ref (task), timer_unref_task);
+  g_source_set_static_name (source, "[dovetail] task timer");
+
+  /* Before the state is read: see dvt_task_stop_timers(). */
+  dvt_task_set_flag (task, DVT_TASK_FLAG_TIMED);
+  g_mutex_lock (dvt_event_lock (task));
+  if (dvt_task_get_state (task) == DVT_TASK_COMPLETED)
+    {
+      g_mutex_unlock (dvt_event_lock (task));
+      g_source_unref (source);
+      return;
+    }
+  g_assert (*slot == NULL);
+  *slot = source;
+  g_source_attach (source, dvt_task_core (task)->context);
+  g_mutex_unlock (dvt_event_lock (task));
+}
+
+/* In a timer's callback: forgets the stored timer. */
+static void
+disarm_timer (DvtTask  *task,
+              GSource **slot)
+{
+  GSource *source;
+
+  g_mutex_lock (dvt_event_lock (task));
+  source = g_steal_pointer (slot);
+  g_mutex_unlock (dvt_event_lock (task));
+
+  if (source != NULL)
+    g_source_unref (source);
+}
+
+/* Once the task has ended: no timer of it fires any more. */
+void
+dvt_task_stop_timers (DvtTask *task)
+{
+  GSource *sources[2];
+
+  /* The task has ended: a timer armed after this reads the flag unset
+   * would have seen it ended, and armed nothing. */
+  if (!dvt_task_has_flag (task, DVT_TASK_FLAG_TIMED))
+    return;
+
+  g_mutex_lock (dvt_event_lock (task));
+  sources[0] = g_steal_pointer (&task->extra->timeout_source);
+  sources[1] = g_steal_pointer (&task->extra->wait_source);
+  g_mutex_unlock (dvt_event_lock (task));
+
+  for (guint i = 0; i < G_N_ELEMENTS (sources); i++)
+    if (sources[i] != NULL)
+      {
+        g_source_destroy (sources[i]);
+        g_source_unref (sources[i]);
+      }
+}
+
+/* Ends @task as timed out after @timeout µs, unless it has ended. */
+void
+dvt_task_expire (DvtTask *task,
+                 gint64   timeout)
+{
+  dvt_task_set_flag (task, DVT_TASK_FLAG_EXPIRED);
+  dvt_task_end_by_runtime (task,
+                           g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                        task->kind == DVT_TASK_KIND_BATCH
+                                          ? _("The call did not finish within its deadline of %g seconds")
+                                          : _("The task timed out after %g seconds"),
+                                        (double) timeout / G_USEC_PER_SEC));
+}
+
+static gboolean
+on_timeout (gpointer data)
+{
+  DvtTask *task = data;
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+
+  disarm_timer (task, &task->extra->timeout_source);
+  dvt_task_expire (task, task->extra->policy->timeout);
+  dvt_fork_gate_leave (gate);
+
+  return G_SOURCE_REMOVE;
+}
+
+/* Starts the clock of a task that has a timeout: from now to its end. */
+void
+dvt_task_arm_timeout (DvtTask *task,
+                      gint64   timeout)
+{
+  if (timeout <= 0)
+    return;
+
+  /* The timer holds the task: a function that has not completed its task
+   * when it returns is then not the only other holder. */
+  if (task->internal_refs != 0)
+    task->internal_refs++;
+  arm_timer (task, &task->extra->timeout_source, timeout, on_timeout);
+}
+
+static gboolean
+on_retry_due (gpointer data)
+{
+  DvtTask *task = data;
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+
+  disarm_timer (task, &task->extra->wait_source);
+
+  /* The function runs again: its data must not be freed meanwhile. */
+  dvt_task_unset_flag (task, DVT_TASK_FLAG_FUNC_DONE);
+  if (!g_atomic_int_compare_and_exchange (&task->state, DVT_TASK_RETRYING, DVT_TASK_QUEUED))
+    {
+      dvt_task_set_flag (task, DVT_TASK_FLAG_FUNC_DONE);
+      dvt_task_release_item (task);
+      dvt_fork_gate_leave (gate);
+      return G_SOURCE_REMOVE;  /* it ended during the back-off */
+    }
+
+  task->attempt++;
+  dvt_task_start_attempt (task);
+  dvt_fork_gate_leave (gate);
+
+  return G_SOURCE_REMOVE;
+}
+
+/* Once the failed attempt's function has returned: waits out the
+ * back-off on a timer, then starts the next attempt. */
+void
+dvt_task_schedule_retry (DvtTask *task)
+{
+  gint64 delay = dvt_policy_retry_delay (task->extra->policy, task->attempt);
+
+  dvt_task_unset_flag (task, DVT_TASK_FLAG_RETRY_PENDING);
+  dvt_task_emit (task, DVT_EVENT_RETRY, task->extra->last_error,
+                   (double) delay / G_USEC_PER_SEC);
+  arm_timer (task, &task->extra->wait_source, delay, on_retry_due);
+}
+
+static gboolean
+on_throttle_done (gpointer data)
+{
+  DvtTask *task = data;
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+
+  disarm_timer (task, &task->extra->wait_source);
+  if (dvt_task_get_state (task) == DVT_TASK_QUEUED)
+    dvt_task_push_attempt (task);
+  dvt_fork_gate_leave (gate);
+
+  return G_SOURCE_REMOVE;
+}
+
+/* Holds a queued attempt back for @wait µs. */
+void
+dvt_task_throttle (DvtTask *task,
+                   gint64   wait)
+{
+  DVT_COUNTER_ADD (&dvt_task_core (task)->n_throttled, 1);
+  dvt_task_extra (task);
+  dvt_task_emit (task, DVT_EVENT_THROTTLED, NULL, (double) wait / G_USEC_PER_SEC);
+  arm_timer (task, &task->extra->wait_source, wait, on_throttle_done);
+}
+
+/* Whether a failed attempt of @task is tried again. */
+gboolean
+dvt_task_should_retry (DvtTask      *task,
+                       const GError *error)
+{
+  return dvt_policy_should_retry (DVT_TASK_EXTRA (task, policy, NULL), task->attempt,
+                                  task, error);
 }
 
 /* ---- releasing tasks after their callback ---------------------------------
