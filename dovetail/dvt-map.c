@@ -74,8 +74,8 @@ struct _DvtMap
   DvtMail         start_mail;
 };
 
-DvtMap *
-dvt_map_ref (DvtMap *map)
+static DvtMap *
+map_ref (DvtMap *map)
 {
   g_atomic_int_inc (&map->ref_count);
   return map;
@@ -101,8 +101,8 @@ free_slots (GArray         *results,
   g_array_unref (results);
 }
 
-void
-dvt_map_unref (DvtMap *map)
+static void
+map_unref (DvtMap *map)
 {
   if (!g_atomic_int_dec_and_test (&map->ref_count))
     return;
@@ -137,48 +137,66 @@ new_results (guint n_items)
   return results;
 }
 
-GCancellable *
-dvt_map_get_cancellable (DvtMap *map)
+/* ---- a map as its items' parent (see DvtTaskParentClass) ---------------- */
+
+/* The items of a map share the map's cancellable. */
+static GCancellable *
+map_get_cancellable (gpointer parent)
 {
-  return dvt_task_get_cancellable (map->batch);
+  return dvt_task_get_cancellable (((DvtMap *) parent)->batch);
 }
 
 /* The task of the whole map. */
-DvtTask *
-dvt_map_get_batch (DvtMap *map)
+static DvtTask *
+map_get_batch (gpointer parent)
 {
-  return map->batch;
+  return ((DvtMap *) parent)->batch;
 }
 
-DvtMailbox *
-dvt_map_get_mailbox (DvtMap *map)
+static DvtMailbox *
+map_get_mailbox (gpointer parent)
 {
-  return map->mailbox;
+  return ((DvtMap *) parent)->mailbox;
 }
 
-/* An item task of @map will not call the map's function again. */
-void
-dvt_map_item_released (DvtMap *map)
+/* An item task of the map will not call the map's function again. */
+static void
+map_item_released (gpointer parent)
 {
-  g_atomic_int_add (&map->n_item_tasks, -1);
+  g_atomic_int_add (&((DvtMap *) parent)->n_item_tasks, -1);
 }
 
-/* An item task of @map is being finalized. */
-void
-dvt_map_item_finalized (DvtMap  *map,
-                        DvtTask *item)
+/* An item task of the map is being finalized. */
+static void
+map_item_finalized (gpointer  parent,
+                    DvtTask  *item)
 {
   if (item->kind != DVT_TASK_KIND_ITEM &&
       !dvt_task_has_flag (item, DVT_TASK_FLAG_ITEM_RELEASED))
-    dvt_map_item_released (map);
-  dvt_map_unref (map);
+    map_item_released (parent);
+  map_unref (parent);
 }
 
-void
-dvt_map_cancel (DvtMap *map)
+/* Cancelling an item cancels its map. */
+static void
+map_cancel (gpointer parent)
 {
-  dvt_task_cancel (map->batch);
+  dvt_task_cancel (((DvtMap *) parent)->batch);
 }
+
+static void map_item_done (gpointer   parent,
+                           DvtTask   *item,
+                           DvtResult *result);
+
+static const DvtTaskParentClass map_parent_class = {
+  .done = map_item_done,
+  .released = map_item_released,
+  .finalized = map_item_finalized,
+  .get_cancellable = map_get_cancellable,
+  .cancel = map_cancel,
+  .get_mailbox = map_get_mailbox,
+  .get_task = map_get_batch,
+};
 
 static gboolean
 map_should_stop (DvtMap *map)
@@ -212,21 +230,22 @@ static void
 item_posted_back (DvtMail *mail)
 {
   DvtTask *item = DVT_TASK_OF_MAIL (mail);
-  DvtMap *map = dvt_map_ref (item->extra->map);
+  DvtMap *map = map_ref (item->extra->parent);
   DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
 
   map->in_flight--;
   dvt_task_unref_gated (item);
   map_pump (map);
-  dvt_map_unref (map);
+  map_unref (map);
   dvt_fork_gate_leave (gate);
 }
 
-void
-dvt_map_item_done (DvtMap    *map,
-                   DvtTask   *item,
-                   DvtResult *result)
+static void
+map_item_done (gpointer   parent,
+               DvtTask   *item,
+               DvtResult *result)
 {
+  DvtMap *map = parent;
   guint index = item->extra->index;
   GValue *slot = &g_array_index (map->results, GValue, index);
 
@@ -282,7 +301,7 @@ new_item (DvtMap *map)
 {
   DvtTask *item = dvt_task_new (map->runtime, DVT_TASK_KIND_ITEM, NULL, NULL);
 
-  dvt_task_extra (item)->map = dvt_map_ref (map);
+  dvt_task_set_parent (item, &map_parent_class, map_ref (map), 0);
 
   return item;
 }
@@ -329,7 +348,7 @@ run_items (DvtJob *job)
 
   if (g_atomic_int_dec_and_test (&map->n_runners))
     map_complete (map);
-  dvt_map_unref (map);
+  map_unref (map);
   dvt_fork_gate_leave (gate);
 }
 
@@ -343,11 +362,8 @@ start_item_task (DvtMap *map,
                                 map->async_items ? DVT_TASK_KIND_ASYNC
                                                  : DVT_TASK_KIND_THREAD,
                                 NULL, map->batch->cancellable);
-  DvtTaskExtra *extra = dvt_task_extra (item);
-
   g_atomic_int_inc (&map->n_item_tasks);
-  extra->map = dvt_map_ref (map);
-  extra->index = index;
+  dvt_task_set_parent (item, &map_parent_class, map_ref (map), index);
   item->func = map->func;
   item->func_data = map->func_data;
   /* The start's reference; see dvt_task_check_returned(). */
@@ -410,7 +426,7 @@ start_pump (DvtMail *mail)
   if (g_atomic_int_compare_and_exchange (&map->batch->state, DVT_TASK_NEW, DVT_TASK_RUNNING))
     dvt_task_mark_started (map->batch);
   map_pump (map);
-  dvt_map_unref (map);
+  map_unref (map);
   dvt_fork_gate_leave (gate);
 }
 
@@ -522,12 +538,12 @@ map_start (DvtRuntime          *self,
     map->results = new_results (n_items);
 
   if (out_map != NULL)
-    *out_map = dvt_map_ref (map);
+    *out_map = map_ref (map);
 
   if (n_items == 0)
     {
       map_complete (map);
-      dvt_map_unref (map);
+      map_unref (map);
       return batch;
     }
 
@@ -550,7 +566,7 @@ map_start (DvtRuntime          *self,
       if (!map->async_items)
         map->max_in_flight = MIN (map->max_in_flight, dvt_runtime_get_max_workers (self));
       map->start_mail.deliver = start_pump;
-      dvt_mailbox_post (map->mailbox, &dvt_map_ref (map)->start_mail);
+      dvt_mailbox_post (map->mailbox, &map_ref (map)->start_mail);
     }
   else
     {
@@ -564,13 +580,13 @@ map_start (DvtRuntime          *self,
         dvt_task_mark_started (batch);
       for (guint i = 0; i < n_runners; i++)
         {
-          map->runners[i].map = dvt_map_ref (map);
+          map->runners[i].map = map_ref (map);
           map->runners[i].job.run = run_items;
           dvt_pool_push (&core->pool, &map->runners[i].job);
         }
     }
 
-  dvt_map_unref (map);
+  map_unref (map);
 
   return batch;
 }
@@ -699,7 +715,7 @@ dvt_runtime_map_blocking (DvtRuntime    *self,
     results = dvt_task_propagate_pointer (batch, error);
   dvt_fork_gate_set (DVT_GATE_CALLOUT);
   map_release_func_data (map);
-  dvt_map_unref (map);
+  map_unref (map);
   g_object_unref (batch);
   dvt_fork_gate_leave (gate);
 

@@ -15,7 +15,6 @@
 G_BEGIN_DECLS
 
 typedef struct _DvtCore DvtCore;
-typedef struct _DvtMap  DvtMap;
 
 typedef enum
 {
@@ -53,6 +52,29 @@ typedef struct
 typedef void (*DvtTaskHook) (DvtTask  *task,
                              gpointer  data);
 
+/* A larger call that a task belongs to (a map, whose items it runs): the
+ * task tells it what happens and asks it what it shares through these,
+ * and knows nothing else of it, as a libdex future propagates to whatever
+ * awaits it. The task holds its parent from dvt_task_set_parent() until it
+ * is finalized (finalized() lets go). */
+typedef struct
+{
+  /* The task's result (whose contents the parent takes). */
+  void          (*done)            (gpointer   parent,
+                                    DvtTask   *task,
+                                    DvtResult *result);
+  /* The task's work function will not run again. */
+  void          (*released)        (gpointer   parent);
+  void          (*finalized)       (gpointer   parent,
+                                    DvtTask   *task);
+  GCancellable *(*get_cancellable) (gpointer   parent);
+  void          (*cancel)          (gpointer   parent);
+  /* Where the task's async work starts, or NULL. */
+  DvtMailbox   *(*get_mailbox)     (gpointer   parent);
+  /* The parent's own task: its work cannot wait for it. */
+  DvtTask      *(*get_task)        (gpointer   parent);
+} DvtTaskParentClass;
+
 typedef struct _DvtTaskHookNode DvtTaskHookNode;
 
 /* Bits of DvtTask.flags, set and read atomically. */
@@ -85,7 +107,8 @@ typedef struct
   guint64              cause_scope;   /* a DvtEventScope whose handler */
   guint                cause_depth;   /* accepted it, and its chain */
   guint                index;         /* for map items */
-  DvtMap              *map;           /* for map items */
+  gpointer             parent;        /* see DvtTaskParentClass */
+  const DvtTaskParentClass *parent_class;
 
   gulong               cancellable_handler;
   GCancellable        *caller_cancellable;
@@ -162,6 +185,10 @@ void      dvt_task_set_run_context   (DvtTask             *task,
                                       GMainContext        *context);
 void      dvt_task_dispatch          (DvtTask             *task);
 void      dvt_task_hold_idle         (DvtTask             *task);
+void      dvt_task_set_parent        (DvtTask             *task,
+                                      const DvtTaskParentClass *parent_class,
+                                      gpointer             parent,
+                                      guint                index);
 void      dvt_task_unref_gated       (DvtTask             *task);
 DvtTask  *dvt_task_enter_work        (DvtTask             *task);
 void      dvt_task_leave_work        (DvtTask             *outer);

@@ -7,7 +7,6 @@
 
 #include "dvt-error-private.h"
 #include "dvt-fault-private.h"
-#include "dvt-map-private.h"
 #include "dvt-options.h"
 #include "dvt-policy-private.h"
 #include "dvt-runtime-private.h"
@@ -143,8 +142,8 @@ dvt_task_finalize (GObject *object)
       if (extra->run_mailbox != NULL)
         dvt_core_release_mailbox (dvt_task_core (task), extra->run_mailbox);
       g_clear_pointer (&extra->run_context, g_main_context_unref);
-      if (extra->map != NULL)
-        dvt_map_item_finalized (extra->map, task);
+      if (extra->parent != NULL)
+        extra->parent_class->finalized (extra->parent, task);
       g_free (extra);
     }
   g_clear_object (&task->runtime);
@@ -666,7 +665,7 @@ dvt_task_release_item (DvtTask *task)
 {
   DvtTaskExtra *extra = task->extra;
 
-  if (extra == NULL || extra->map == NULL || task->kind == DVT_TASK_KIND_ITEM ||
+  if (extra == NULL || extra->parent == NULL || task->kind == DVT_TASK_KIND_ITEM ||
       dvt_task_get_state (task) != DVT_TASK_COMPLETED ||
       !dvt_task_has_flag (task, DVT_TASK_FLAG_FUNC_DONE))
     return;
@@ -675,7 +674,7 @@ dvt_task_release_item (DvtTask *task)
       DVT_TASK_FLAG_ITEM_RELEASED)
     return;
 
-  dvt_map_item_released (extra->map);
+  extra->parent_class->released (extra->parent);
 }
 
 /* Whether anything but the task can hold or observe @cancellable: a
@@ -750,15 +749,16 @@ dvt_task_leave_work (DvtTask *outer)
 static gboolean
 waits_for_itself (DvtTask *task)
 {
-  DvtMap *map;
+  DvtTaskExtra *extra;
 
   if (G_LIKELY (running_task == NULL))
     return FALSE;
   if (running_task == task)
     return TRUE;
 
-  map = DVT_TASK_EXTRA (running_task, map, NULL);
-  return map != NULL && dvt_map_get_batch (map) == task;
+  extra = running_task->extra;
+  return extra != NULL && extra->parent != NULL &&
+         extra->parent_class->get_task (extra->parent) == task;
 }
 
 gboolean
@@ -926,8 +926,8 @@ dvt_task_push_attempt (DvtTask *task)
     {
       DvtMailbox *mailbox = DVT_TASK_EXTRA (task, run_mailbox, NULL);
 
-      if (mailbox == NULL && DVT_TASK_EXTRA (task, map, NULL) != NULL)
-        mailbox = dvt_map_get_mailbox (task->extra->map);
+      if (mailbox == NULL && DVT_TASK_EXTRA (task, parent, NULL) != NULL)
+        mailbox = task->extra->parent_class->get_mailbox (task->extra->parent);
       dvt_task_extra (task)->mail.deliver = start_async_mail;
       dvt_mailbox_post (mailbox != NULL ? mailbox : dvt_task_core (task)->loop_mailbox,
                         &task->extra->mail);
@@ -1199,7 +1199,7 @@ release_is_plain (DvtTask *task)
                                extra->caller_cancellable == NULL &&
                                extra->destroy_mailbox == NULL &&
                                extra->run_context == NULL &&
-                               extra->map == NULL &&
+                               extra->parent == NULL &&
                                result_is_plain (&task->result) &&
                                !g_atomic_int_get (&dvt_task_core (task)->closed));
 }
@@ -1220,7 +1220,7 @@ dvt_task_unref_gated (DvtTask *task)
       result_is_plain (&task->result) &&
       (extra == NULL ||
        (extra->caller_cancellable == NULL && extra->destroy_mailbox == NULL &&
-        extra->map == NULL &&
+        extra->parent == NULL &&
         (extra->policy == NULL || extra->policy->filter == NULL))))
     g_object_unref (task);
   else
@@ -1356,10 +1356,10 @@ publish_extra (DvtTask      *task,
    * its own: its result goes to its slot, once its function has returned
    * (unless the runtime ended it), so that the map never returns while
    * one of its functions still runs. */
-  if (extra->map != NULL)
+  if (extra->parent != NULL)
     {
       dvt_task_release_item (task);
-      dvt_map_item_done (extra->map, task, &task->result);
+      extra->parent_class->done (extra->parent, task, &task->result);
       return;
     }
 
@@ -1428,6 +1428,22 @@ publish (DvtTask *task)
     dvt_core_release_idle (core);
   if (dvt_task_has_flag (task, DVT_TASK_FLAG_HOLDS_IDLE))
     dvt_core_release_idle (core);
+}
+
+/* Makes @task part of @parent, as its item @index, holding it (the
+ * caller gives its reference). Before the task is dispatched. */
+void
+dvt_task_set_parent (DvtTask                  *task,
+                     const DvtTaskParentClass *parent_class,
+                     gpointer                  parent,
+                     guint                     index)
+{
+  DvtTaskExtra *extra = dvt_task_extra (task);
+
+  g_assert (extra->parent == NULL);
+  extra->parent = parent;
+  extra->parent_class = parent_class;
+  extra->index = index;
 }
 
 /* For a task that is not on the live list (an item of a map that runs as
@@ -1514,7 +1530,7 @@ finish_in_gate (DvtTask      *task,
 
   if (task->kind == DVT_TASK_KIND_ITEM)
     {
-      dvt_map_item_done (task->extra->map, task, result);
+      task->extra->parent_class->done (task->extra->parent, task, result);
       g_object_unref (task);
       return;
     }
@@ -1775,7 +1791,7 @@ dvt_task_get_cancellable (DvtTask *task)
   g_return_val_if_fail (DVT_IS_TASK (task), NULL);
 
   if (task->kind == DVT_TASK_KIND_ITEM)
-    return dvt_map_get_cancellable (task->extra->map);
+    return task->extra->parent_class->get_cancellable (task->extra->parent);
 
   gate = dvt_fork_gate_enter (DVT_GATE_PURE);
   g_mutex_lock (dvt_event_lock (task));
@@ -1818,9 +1834,9 @@ dvt_task_cancel (DvtTask *task)
 {
   g_return_if_fail (DVT_IS_TASK (task));
 
-  if (task->kind == DVT_TASK_KIND_ITEM || DVT_TASK_EXTRA (task, map, NULL) != NULL)
+  if (task->kind == DVT_TASK_KIND_ITEM || DVT_TASK_EXTRA (task, parent, NULL) != NULL)
     {
-      dvt_map_cancel (task->extra->map);
+      task->extra->parent_class->cancel (task->extra->parent);
       return;
     }
 
