@@ -146,7 +146,7 @@ dvt_event_scope_initable_init (GInitable     *initable,
   /* Its next events are recorded, even if nobody watched it so far. */
   if (self->filter.task_id != 0)
     {
-      g_autoptr(DvtTask) task = dvt_core_find_live (core, self->filter.task_id);
+      g_autoptr(DvtTask) task = dvt_task_find_live (core, self->filter.task_id);
 
       if (task != NULL)
         dvt_task_set_flag (task, DVT_TASK_FLAG_SCOPED);

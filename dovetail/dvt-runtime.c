@@ -76,412 +76,6 @@ static GParamSpec *properties[N_PROPS];
 
 G_DEFINE_FINAL_TYPE (DvtRuntime, dvt_runtime, G_TYPE_OBJECT)
 
-static _Thread_local DvtCore *current_loop_core;
-
-/* ---- the core ---------------------------------------------------------- */
-
-void
-dvt_core_ref (DvtCore *core)
-{
-  g_atomic_int_inc (&core->ref_count);
-}
-
-static void
-core_hold (gpointer core)
-{
-  dvt_core_ref (core);
-}
-
-static void
-core_free (DvtCore *core)
-{
-  GHashTableIter iter;
-  gpointer mailbox;
-
-  g_assert (core->n_live == 0);
-
-  /* An event-context's mailbox; the events' own thread has stopped. */
-  if (core->events.thread_context == NULL && core->events.mailbox != NULL)
-    dvt_core_release_mailbox (core, core->events.mailbox);
-
-  dvt_pool_clear (&core->pool);
-
-  g_hash_table_iter_init (&iter, core->mailboxes);
-  while (g_hash_table_iter_next (&iter, NULL, &mailbox))
-    dvt_mailbox_destroy (mailbox);
-  g_hash_table_unref (core->mailboxes);
-
-  dvt_events_clear (&core->events);
-  dvt_mailbox_destroy (core->loop_mailbox);
-  g_main_context_unref (core->context);
-  g_mutex_clear (&core->lock);
-  g_mutex_clear (&core->mailboxes_lock);
-  dvt_rate_bucket_clear (&core->rate);
-  g_mutex_clear (&core->counters_lock);
-  g_clear_pointer (&core->counters, g_hash_table_unref);
-  g_cond_clear (&core->idle_cond);
-  g_free (core);
-}
-
-void
-dvt_core_unref (DvtCore *core)
-{
-  if (g_atomic_int_dec_and_test (&core->ref_count))
-    core_free (core);
-}
-
-static void
-core_release (gpointer core)
-{
-  dvt_core_unref (core);
-}
-
-static gpointer
-loop_thread_func (gpointer data)
-{
-  DvtCore *core = data;
-
-  current_loop_core = core;
-  g_main_context_push_thread_default (core->context);
-
-  while (!g_atomic_int_get (&core->loop_quit))
-    g_main_context_iteration (core->context, TRUE);
-
-  /* The loop stops for good: mail posted until now is delivered here,
-   * later mail by whoever posts it (a waiting shutdown has seen every
-   * task's end published, so only late frees of data remain). Mail holds
-   * its task and so the runtime: none may stay behind. */
-  dvt_mail_deliver_all (dvt_mailbox_close (core->loop_mailbox));
-  dvt_task_flush_released ();
-
-  g_main_context_pop_thread_default (core->context);
-  current_loop_core = NULL;
-
-  dvt_core_unref (core);
-
-  return NULL;
-}
-
-/* The loop thread's poll: before it sleeps, it spins for a few
- * microseconds watching its mailbox itself, so that work posted right
- * after an iteration (a caller in a run_blocking loop) is picked up
- * without a wake-up through the context's file descriptor. Other sources'
- * descriptors are polled now and then meanwhile. */
-static gint
-spin_poll (GPollFD *fds,
-           guint    nfds,
-           gint     timeout)
-{
-  DvtMailbox *mailbox = current_loop_core != NULL ? current_loop_core->loop_mailbox : NULL;
-  DvtSpin spin = DVT_SPIN_INIT;
-  gboolean mail;
-  gint ready = 0;
-
-  if (timeout == 0 || mailbox == NULL)
-    return g_poll (fds, nfds, timeout);
-
-  mail = dvt_mailbox_watch (mailbox, TRUE);
-  for (guint i = 0; !mail; i++)
-    {
-      if ((i & 63) == 0 && (ready = g_poll (fds, nfds, 0)) != 0)
-        break;
-      if (!dvt_spin_step (&spin) ||
-          (timeout > 0 && spin.now - spin.start >= (gint64) timeout * 1000))
-        break;
-      mail = dvt_mailbox_has_mail (mailbox);
-    }
-  /* Mail posted until the flag is cleared woke nothing: look once more. */
-  mail = dvt_mailbox_watch (mailbox, FALSE) || mail;
-  dvt_spin_done (&spin, !mail && ready == 0);
-
-  if (ready != 0 || mail)
-    return ready;
-
-  if (timeout > 0)
-    {
-      timeout -= (gint) ((spin.now - spin.start) / 1000);
-      if (timeout <= 0)
-        return 0;
-    }
-
-  return g_poll (fds, nfds, timeout);
-}
-
-static DvtCore *
-core_new (const char *name,
-          guint       max_workers)
-{
-  DvtCore *core = g_new0 (DvtCore, 1);
-  g_autofree char *thread_name = dvt_thread_name (name, "loop");
-  g_autofree char *events_name = dvt_thread_name (name, "events");
-
-  core->ref_count = 1;
-  g_mutex_init (&core->lock);
-  g_mutex_init (&core->mailboxes_lock);
-  dvt_rate_bucket_init (&core->rate);
-  g_mutex_init (&core->counters_lock);
-  g_cond_init (&core->idle_cond);
-  core->context = g_main_context_new ();
-  g_main_context_set_poll_func (core->context, spin_poll);
-  core->loop_mailbox = dvt_mailbox_new (core->context, "[dovetail] loop");
-  dvt_events_init (&core->events, events_name, core, core_hold, core_release);
-  core->mailboxes = g_hash_table_new (NULL, NULL);
-  dvt_pool_init (&core->pool, max_workers, core, core_hold, core_release);
-
-  dvt_core_ref (core);
-  core->loop_thread = g_thread_new (thread_name, loop_thread_func, core);
-
-  return core;
-}
-
-/* Stops the loop thread and the workers. With @wait, returns once they
- * have stopped, except for the calling thread if it is one of them. */
-static void
-core_stop (DvtCore  *core,
-           gboolean  wait)
-{
-  GThread *thread;
-
-  g_mutex_lock (&core->lock);
-  thread = g_steal_pointer (&core->loop_thread);
-  g_mutex_unlock (&core->lock);
-
-  if (thread != NULL)
-    dvt_context_thread_stop (thread, &core->loop_quit, core->context,
-                             wait && current_loop_core != core);
-
-  dvt_pool_close (&core->pool, wait);
-
-  /* Last, to deliver the terminal events of tasks the stop ended. */
-  dvt_events_stop (&core->events, wait);
-}
-
-gboolean
-dvt_core_is_loop_thread (DvtCore *core)
-{
-  return current_loop_core == core;
-}
-
-gboolean
-dvt_core_check_blocking (DvtCore  *core,
-                         GError  **error)
-{
-  if (G_LIKELY (current_loop_core != core))
-    return TRUE;
-
-  g_set_error_literal (error, DVT_ERROR, DVT_ERROR_WOULD_DEADLOCK,
-                       _("A blocking call was made on the runtime’s own loop "
-                         "thread, which the work needs in order to run; use "
-                         "an asynchronous call there instead"));
-  return FALSE;
-}
-
-DvtMailbox *
-dvt_core_acquire_mailbox (DvtCore      *core,
-                          GMainContext *context)
-{
-  DvtMailbox *mailbox;
-
-  if (context == core->context)
-    return core->loop_mailbox;
-
-  g_mutex_lock (&core->mailboxes_lock);
-  mailbox = g_hash_table_lookup (core->mailboxes, context);
-  if (mailbox == NULL)
-    {
-      mailbox = dvt_mailbox_new (context, "[dovetail] callbacks");
-      g_hash_table_insert (core->mailboxes, context, mailbox);
-    }
-  mailbox->users++;
-  g_mutex_unlock (&core->mailboxes_lock);
-
-  return mailbox;
-}
-
-void
-dvt_core_release_mailbox (DvtCore    *core,
-                          DvtMailbox *mailbox)
-{
-  gboolean destroy = FALSE;
-
-  if (mailbox == core->loop_mailbox)
-    return;
-
-  g_mutex_lock (&core->mailboxes_lock);
-  if (--mailbox->users == 0)
-    {
-      g_hash_table_remove (core->mailboxes, mailbox->context);
-      destroy = TRUE;
-    }
-  g_mutex_unlock (&core->mailboxes_lock);
-
-  if (destroy)
-    dvt_mailbox_destroy (mailbox);
-}
-
-typedef struct
-{
-  DvtMail         mail;
-  DvtCore        *core;
-  DvtMailbox     *mailbox;
-  GDestroyNotify  destroy;
-  gpointer        data;
-} DestroyMail;
-
-static void
-deliver_destroy (DvtMail *mail)
-{
-  DestroyMail *dm = (DestroyMail *) mail;
-  DvtGate gate;
-
-  DVT_APP_CALL (dm->destroy (dm->data));
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
-  dvt_core_release_mailbox (dm->core, dm->mailbox);
-  dvt_core_unref (dm->core);
-  dvt_fork_gate_leave (gate);
-  g_free (dm);
-}
-
-/* Calls @destroy (@data) on the thread that iterates the context of
- * @mailbox: at once if that is this thread, else through the mailbox.
- * Language bindings free their closures this way on their own thread.
- * Consumes one user of @mailbox. */
-void
-dvt_core_destroy_on (DvtCore        *core,
-                     DvtMailbox     *mailbox,
-                     GDestroyNotify  destroy,
-                     gpointer        data)
-{
-  DestroyMail *dm;
-
-  if (g_main_context_is_owner (mailbox->context))
-    {
-      DVT_APP_CALL (destroy (data));
-      dvt_core_release_mailbox (core, mailbox);
-      return;
-    }
-
-  dm = g_new0 (DestroyMail, 1);
-  dm->mail.deliver = deliver_destroy;
-  dvt_core_ref (core);
-  dm->core = core;
-  dm->mailbox = mailbox;
-  dm->destroy = destroy;
-  dm->data = data;
-  dvt_mailbox_post (mailbox, &dm->mail);
-}
-
-/* Registers @task as live, unless the runtime is closed. A live task is
- * held by the runtime until it ends. */
-gboolean
-dvt_core_accept (DvtCore  *core,
-                 DvtTask  *task,
-                 GError  **error)
-{
-  /* Watched before it is live: a shutdown may end it at once, and its
-   * end must then be recorded too. */
-  task->accepted_at = g_get_monotonic_time ();
-  dvt_task_watch_events (task);
-
-  g_mutex_lock (&core->lock);
-  if (g_atomic_int_get (&core->closed))
-    {
-      g_mutex_unlock (&core->lock);
-      g_set_error_literal (error, DVT_ERROR, DVT_ERROR_CLOSED,
-                           _("The runtime has been shut down and accepts no "
-                             "more work"));
-      return FALSE;
-    }
-
-  /* Recorded before the task is live, so before any other event of it
-   * (nobody can have connected to the task itself yet). */
-  if (dvt_task_has_flag (task, DVT_TASK_FLAG_WATCHED))
-    dvt_task_emit (task, DVT_EVENT_QUEUED, NULL, 0);
-
-  dvt_task_set_flag (task, DVT_TASK_FLAG_LIVE | DVT_TASK_FLAG_ACCEPTED);
-  task->live_prev = NULL;
-  task->live_next = core->live;
-  if (core->live != NULL)
-    core->live->live_prev = task;
-  core->live = g_object_ref (task);
-  core->n_live++;
-  g_mutex_unlock (&core->lock);
-
-  DVT_COUNTER_ADD (&core->n_queued, 1);
-
-  return TRUE;
-}
-
-/* The live task of id @id, held, or NULL. */
-DvtTask *
-dvt_core_find_live (DvtCore *core,
-                    guint64  id)
-{
-  DvtTask *found = NULL;
-
-  g_mutex_lock (&core->lock);
-  for (DvtTask *t = core->live; t != NULL && found == NULL; t = t->live_next)
-    if (t->id == id)
-      found = g_object_ref (t);
-  g_mutex_unlock (&core->lock);
-
-  return found;
-}
-
-void
-dvt_core_retire (DvtCore *core,
-                 DvtTask *task)
-{
-  g_mutex_lock (&core->lock);
-  g_assert (dvt_task_has_flag (task, DVT_TASK_FLAG_LIVE));
-  if (task->live_prev != NULL)
-    task->live_prev->live_next = task->live_next;
-  else
-    core->live = task->live_next;
-  if (task->live_next != NULL)
-    task->live_next->live_prev = task->live_prev;
-  task->live_prev = task->live_next = NULL;
-  dvt_task_unset_flag (task, DVT_TASK_FLAG_LIVE);
-  /* GLib's broadcast is a system call even with nobody waiting: this
-   * runs once per task when tasks run one at a time. */
-  if (--core->n_live == 0 && core->n_idle_waiters > 0)
-    g_cond_broadcast (&core->idle_cond);
-  g_mutex_unlock (&core->lock);
-
-  g_object_unref (task);
-}
-
-/* Around what an ended task posts after it has left the live list: the
- * runtime is not idle until it has. */
-void
-dvt_core_hold_idle (DvtCore *core)
-{
-  g_atomic_int_inc (&core->n_publishing);
-}
-
-void
-dvt_core_release_idle (DvtCore *core)
-{
-  if (g_atomic_int_dec_and_test (&core->n_publishing) &&
-      g_atomic_int_get (&core->n_idle_waiters) > 0)
-    {
-      g_mutex_lock (&core->lock);
-      g_cond_broadcast (&core->idle_cond);
-      g_mutex_unlock (&core->lock);
-    }
-}
-
-/* With core->lock held: waits until no task is live and no ended task
- * still posts its mail. */
-static void
-core_wait_idle_locked (DvtCore *core)
-{
-  g_atomic_int_inc (&core->n_idle_waiters);
-  while (core->n_live > 0 || g_atomic_int_get (&core->n_publishing) > 0)
-    g_cond_wait (&core->idle_cond, &core->lock);
-  g_atomic_int_add (&core->n_idle_waiters, -1);
-}
-
 /* ---- the object -------------------------------------------------------- */
 
 static gboolean
@@ -502,7 +96,7 @@ dvt_runtime_constructed (GObject *object)
   if (self->max_workers == 0)
     self->max_workers = g_get_num_processors ();
 
-  self->core = core_new (self->name, self->max_workers);
+  self->core = dvt_core_new (self->name, self->max_workers);
   dvt_rate_bucket_set (&self->core->rate, self->rate_limit, self->rate_limit_burst);
   if (self->event_context != NULL)
     dvt_events_set_context (&self->core->events,
@@ -528,7 +122,7 @@ dvt_runtime_finalize (GObject *object)
       g_atomic_int_set (&self->core->closed, 1);
       /* Outside the fork gate: its threads may be waiting at the gate. */
       gate = dvt_fork_gate_suspend ();
-      core_stop (self->core, TRUE);
+      dvt_core_stop (self->core, TRUE);
       dvt_fork_gate_set (DVT_GATE_PURE);
       dvt_core_unref (self->core);
       dvt_fork_gate_leave (gate);
@@ -1005,7 +599,7 @@ new_work_task (DvtRuntime     *self,
                DvtOptions     *options,
                GCancellable   *cancellable)
 {
-  DvtTask *task = dvt_task_new (self, kind, options, cancellable);
+  DvtTask *task = dvt_task_new (self, self->core, kind, options, cancellable);
 
   DvtPolicy *policy = dvt_policy_resolve (&self->defaults, options);
 
@@ -1039,7 +633,7 @@ start_task (DvtRuntime  *self,
 {
   GError *local_error = NULL;
 
-  if (!dvt_core_accept (self->core, task, &local_error))
+  if (!dvt_task_accept (task, &local_error))
     {
       dvt_task_set_flag (task, DVT_TASK_FLAG_FUNC_DONE);
       if (error != NULL)
@@ -1582,15 +1176,11 @@ dvt_runtime_shutdown (DvtRuntime *self,
     }
   dvt_registry_note_shutdown (self);
 
-  g_mutex_lock (&core->lock);
+  /* Closed before the live tasks are listed: a task accepted meanwhile
+   * is in the list, and none is accepted after it. */
   g_atomic_int_set (&core->closed, 1);
-  if (cancel_pending && core->n_live > 0)
-    {
-      cancel = g_ptr_array_new_with_free_func (g_object_unref);
-      for (DvtTask *t = core->live; t != NULL; t = t->live_next)
-        g_ptr_array_add (cancel, g_object_ref (t));
-    }
-  g_mutex_unlock (&core->lock);
+  if (cancel_pending)
+    cancel = dvt_task_list_live (core);
 
   if (cancel != NULL)
     {
@@ -1610,16 +1200,13 @@ dvt_runtime_shutdown (DvtRuntime *self,
       dvt_fork_gate_leave (gate);
     }
 
-  if (wait && current_loop_core != core && dvt_pool_get_current () != &core->pool)
+  if (wait && !dvt_core_is_loop_thread (core) && dvt_pool_get_current () != &core->pool)
     {
       /* Outside the fork gate: its threads may be waiting at the gate. */
       DvtGate gate = dvt_fork_gate_suspend ();
 
-      g_mutex_lock (&core->lock);
-      core_wait_idle_locked (core);
-      g_mutex_unlock (&core->lock);
-
-      core_stop (core, TRUE);
+      dvt_core_wait_idle (core);
+      dvt_core_stop (core, TRUE);
       dvt_fork_gate_leave (gate);
     }
 }

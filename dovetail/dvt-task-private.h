@@ -5,6 +5,7 @@
 
 #pragma once
 
+#include "dvt-core-private.h"
 #include "dvt-events-private.h"
 #include "dvt-policy-private.h"
 #include "dvt-mailbox-private.h"
@@ -14,7 +15,6 @@
 
 G_BEGIN_DECLS
 
-typedef struct _DvtCore DvtCore;
 
 typedef enum
 {
@@ -142,7 +142,8 @@ struct _DvtTask
 {
   GObject              parent_instance;
 
-  DvtRuntime          *runtime;
+  DvtRuntime          *runtime;       /* held: the source object */
+  DvtCore             *core;          /* the runtime's */
   guint64              id;
   gint64               accepted_at;   /* monotonic µs */
   gint64               started_at;    /* of the first attempt; 0: none */
@@ -166,11 +167,11 @@ struct _DvtTask
   DvtEvent             done;
 
   DvtJob               job;
-  DvtTask             *live_prev;
-  DvtTask             *live_next;
+  DvtLiveNode          live;          /* on the core's live list */
 };
 
 DvtTask  *dvt_task_new               (DvtRuntime          *runtime,
+                                      DvtCore             *core,
                                       DvtTaskKind          kind,
                                       DvtOptions          *options,
                                       GCancellable        *cancellable);
@@ -185,6 +186,11 @@ void      dvt_task_set_run_context   (DvtTask             *task,
                                       GMainContext        *context);
 void      dvt_task_dispatch          (DvtTask             *task);
 void      dvt_task_hold_idle         (DvtTask             *task);
+gboolean  dvt_task_accept            (DvtTask             *task,
+                                      GError             **error);
+DvtTask  *dvt_task_find_live         (DvtCore             *core,
+                                      guint64              id);
+GPtrArray *dvt_task_list_live        (DvtCore             *core);
 void      dvt_task_set_parent        (DvtTask             *task,
                                       const DvtTaskParentClass *parent_class,
                                       gpointer             parent,
@@ -272,9 +278,19 @@ dvt_task_unset_flag (DvtTask *task,
 #define DVT_TASK_OF_MAIL(m) \
   (((DvtTaskExtra *) G_STRUCT_MEMBER_P ((m), -G_STRUCT_OFFSET (DvtTaskExtra, mail)))->task)
 
+/* The task whose live node is @node. */
+#define DVT_TASK_OF_LIVE(node) \
+  ((DvtTask *) G_STRUCT_MEMBER_P ((node), -G_STRUCT_OFFSET (DvtTask, live)))
+
 /* Reads without allocating. */
 #define DVT_TASK_EXTRA(task, field, fallback) \
   ((task)->extra != NULL ? (task)->extra->field : (fallback))
+
+static inline DvtCore *
+dvt_task_core (DvtTask *task)
+{
+  return task->core;
+}
 
 static inline DvtTaskState
 dvt_task_get_state (DvtTask *task)

@@ -9,7 +9,7 @@
 #include "dvt-fault-private.h"
 #include "dvt-options.h"
 #include "dvt-policy-private.h"
-#include "dvt-runtime-private.h"
+#include "dvt-runtime.h"
 #include "dvt-task-private.h"
 #include "dvt-thread-private.h"
 
@@ -360,6 +360,7 @@ dvt_task_recycle (DvtTask *task)
 
 DvtTask *
 dvt_task_new (DvtRuntime   *runtime,
+              DvtCore      *core,
               DvtTaskKind   kind,
               DvtOptions   *options,
               GCancellable *cancellable)
@@ -370,9 +371,9 @@ dvt_task_new (DvtRuntime   *runtime,
     g_private_set (&spare_task, NULL);
   else
     task = (DvtTask *) g_object_new_with_properties (DVT_TYPE_TASK, 0, NULL, NULL);
-  DvtCore *core = dvt_runtime_get_core (runtime);
 
   task->runtime = g_object_ref (runtime);
+  task->core = core;
   task->kind = kind;
   task->id = __atomic_add_fetch (&core->next_id, 1, __ATOMIC_RELAXED);
   if (options != NULL && dvt_options_get_name (options) != NULL)
@@ -724,6 +725,92 @@ void
 dvt_task_drop_spare_cancellable (void)
 {
   g_clear_object (&spare_cancellable);
+}
+
+/* ---- acceptance ------------------------------------------------------------ */
+
+/* Under the core's lock, as @task becomes live. */
+static void
+task_accepted (gpointer data)
+{
+  DvtTask *task = data;
+
+  /* Recorded before the task is live, so before any other event of it
+   * (nobody can have connected to the task itself yet). */
+  if (dvt_task_has_flag (task, DVT_TASK_FLAG_WATCHED))
+    dvt_task_emit (task, DVT_EVENT_QUEUED, NULL, 0);
+  dvt_task_set_flag (task, DVT_TASK_FLAG_LIVE | DVT_TASK_FLAG_ACCEPTED);
+}
+
+/* Makes @task live, unless the runtime is closed. A live task is held by
+ * the runtime until it ends. */
+gboolean
+dvt_task_accept (DvtTask  *task,
+                 GError  **error)
+{
+  /* Watched before it is live: a shutdown may end it at once, and its
+   * end must then be recorded too. */
+  task->accepted_at = g_get_monotonic_time ();
+  dvt_task_watch_events (task);
+
+  g_object_ref (task);
+  if (!dvt_core_accept (task->core, &task->live, task_accepted, task, error))
+    {
+      g_object_unref (task);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+typedef struct
+{
+  guint64  id;
+  DvtTask *found;
+} FindLive;
+
+static gboolean
+find_live_node (DvtLiveNode *node,
+                gpointer     data)
+{
+  FindLive *find = data;
+  DvtTask *task = DVT_TASK_OF_LIVE (node);
+
+  if (task->id != find->id)
+    return TRUE;
+  find->found = g_object_ref (task);
+  return FALSE;
+}
+
+/* The live task of id @id, held, or NULL. */
+DvtTask *
+dvt_task_find_live (DvtCore *core,
+                    guint64  id)
+{
+  FindLive find = { id, NULL };
+
+  dvt_core_foreach_live (core, find_live_node, &find);
+
+  return find.found;
+}
+
+static gboolean
+list_live_node (DvtLiveNode *node,
+                gpointer     data)
+{
+  g_ptr_array_add (data, g_object_ref (DVT_TASK_OF_LIVE (node)));
+  return TRUE;
+}
+
+/* The live tasks of @core, each held, in an array that drops them. */
+GPtrArray *
+dvt_task_list_live (DvtCore *core)
+{
+  GPtrArray *tasks = g_ptr_array_new_with_free_func (g_object_unref);
+
+  dvt_core_foreach_live (core, list_live_node, tasks);
+
+  return tasks;
 }
 
 /* Around a call of @task's work function on this thread: returns the
@@ -1164,7 +1251,7 @@ dvt_task_should_retry (DvtTask      *task,
 
 typedef struct
 {
-  DvtTask *head;   /* linked through live_next, unused once a task ended */
+  DvtTask *head;   /* linked through live.next, unused once a task ended */
   guint    length;
 } ReleaseBatch;
 
@@ -1232,7 +1319,7 @@ unref_batch (DvtTask *task)
 {
   while (task != NULL)
     {
-      DvtTask *next = task->live_next;
+      DvtTask *next = task->live.next != NULL ? DVT_TASK_OF_LIVE (task->live.next) : NULL;
 
       g_object_unref (task);
       task = next;
@@ -1290,7 +1377,7 @@ release_after_callback (DvtTask *task)
       release_batch.head->runtime != task->runtime)
     dvt_task_flush_released ();
 
-  task->live_next = release_batch.head;
+  task->live.next = release_batch.head != NULL ? &release_batch.head->live : NULL;
   release_batch.head = task;
   release_batch.length++;
 }
@@ -1414,7 +1501,11 @@ publish (DvtTask *task)
   /* Off the live list before waking anyone: a woken caller submits again
    * at once and would otherwise meet us on the runtime's lock. */
   if (live)
-    dvt_core_retire (core, task);
+    {
+      dvt_core_retire (core, &task->live);
+      dvt_task_unset_flag (task, DVT_TASK_FLAG_LIVE);
+      g_object_unref (task);
+    }
 
   dvt_fault_point ();
   dvt_event_set (&task->done);
