@@ -115,17 +115,20 @@ dvt_mailbox_post (DvtMailbox *mailbox,
   else
     g_atomic_pointer_set (&mailbox->head, mail);
   mailbox->tail = mail;
-  g_mutex_unlock (&mailbox->lock);
 
   /* Wakes the context if it may be blocked in poll(). The mail is
    * visible before we read the flag, and dvt_mailbox_watch() clears the
-   * flag before it looks for mail: one of the two sees the other. */
+   * flag before it looks for mail: one of the two sees the other. Still
+   * under the lock: until it is released, the mail cannot be delivered,
+   * so the mailbox (which a delivery may free) and its context are
+   * alive. */
   if (was_empty)
     {
       __atomic_thread_fence (__ATOMIC_SEQ_CST);
       if (!g_atomic_int_get (&mailbox->watched))
         g_main_context_wakeup (mailbox->context);
     }
+  g_mutex_unlock (&mailbox->lock);
 }
 
 /* Called by the thread that iterates the mailbox's context, around a

@@ -269,14 +269,21 @@ map_item_done (gpointer   parent,
         g_value_init (slot, G_TYPE_POINTER);
       if (result->destroy != NULL)
         {
-          if (g_atomic_pointer_get (&map->destroys) == NULL)
-            {
-              GDestroyNotify *destroys = g_new0 (GDestroyNotify, map->n_items);
+          GDestroyNotify *destroys = g_atomic_pointer_get (&map->destroys);
 
-              if (!g_atomic_pointer_compare_and_exchange (&map->destroys, NULL, destroys))
-                g_free (destroys);
+          if (destroys == NULL)
+            {
+              GDestroyNotify *made = g_new0 (GDestroyNotify, map->n_items);
+
+              if (g_atomic_pointer_compare_and_exchange (&map->destroys, NULL, made))
+                destroys = made;
+              else
+                {
+                  g_free (made);
+                  destroys = g_atomic_pointer_get (&map->destroys);
+                }
             }
-          map->destroys[index] = result->destroy;
+          destroys[index] = result->destroy;
         }
     }
   memset (result, 0, sizeof *result);

@@ -282,9 +282,20 @@ dvt_task_unset_flag (DvtTask *task,
 #define DVT_TASK_OF_LIVE(node) \
   ((DvtTask *) G_STRUCT_MEMBER_P ((node), -G_STRUCT_OFFSET (DvtTask, live)))
 
-/* Reads without allocating. */
-#define DVT_TASK_EXTRA(task, field, fallback) \
-  ((task)->extra != NULL ? (task)->extra->field : (fallback))
+/* Reads without allocating. The extra may be made by another thread at
+ * any time (dvt_task_extra()): read it atomically. */
+#define DVT_TASK_EXTRA(task, field, fallback)                                \
+  ({                                                                         \
+    DvtTaskExtra *_dvt_extra = g_atomic_pointer_get (&(task)->extra);        \
+    _dvt_extra != NULL ? _dvt_extra->field : (fallback);                     \
+  })
+
+/* The attempt, read from any thread. */
+static inline guint
+dvt_task_attempt (DvtTask *task)
+{
+  return __atomic_load_n (&task->attempt, __ATOMIC_RELAXED);
+}
 
 static inline DvtCore *
 dvt_task_core (DvtTask *task)

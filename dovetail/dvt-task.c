@@ -107,7 +107,7 @@ dvt_task_finalize (GObject *object)
 {
   DvtTask *task = DVT_TASK (object);
 
-  DvtTaskExtra *extra = task->extra;
+  DvtTaskExtra *extra = g_atomic_pointer_get (&task->extra);
 
   g_assert (!dvt_task_has_flag (task, DVT_TASK_FLAG_LIVE));
 
@@ -339,7 +339,7 @@ dvt_task_recycle (DvtTask *task)
   /* Reused, unlike a task freed elsewhere, it must carry nothing at all:
    * no data or weak reference (qdata), no extra block. */
   if (g_private_get (&spare_task) != NULL ||
-      !task_is_runtime_only (task, task->extra == NULL &&
+      !task_is_runtime_only (task, g_atomic_pointer_get (&task->extra) == NULL &&
                                    g_atomic_pointer_get (&G_OBJECT (task)->qdata) == NULL))
     return FALSE;
 
@@ -397,7 +397,7 @@ dvt_task_new (DvtRuntime   *runtime,
 void
 dvt_task_connect_caller_cancellable (DvtTask *task)
 {
-  DvtTaskExtra *extra = task->extra;
+  DvtTaskExtra *extra = g_atomic_pointer_get (&task->extra);
 
   if (extra == NULL || extra->caller_cancellable == NULL)
     return;
@@ -433,7 +433,7 @@ dvt_task_set_callback (DvtTask             *task,
 void
 dvt_task_destroy_data_on_caller_context (DvtTask *task)
 {
-  DvtTaskExtra *extra = task->extra;
+  DvtTaskExtra *extra = g_atomic_pointer_get (&task->extra);
 
   if (task->func_data_destroy == NULL || extra == NULL || extra->callback_mailbox == NULL)
     return;
@@ -509,7 +509,7 @@ record_event (DvtTask      *task,
     .function = DVT_TASK_EXTRA (task, function, NULL),
     .cause_scope = DVT_TASK_EXTRA (task, cause_scope, 0),
     .cause_depth = DVT_TASK_EXTRA (task, cause_depth, 0),
-    .attempt = task->attempt,
+    .attempt = dvt_task_attempt (task),
     .watched = dvt_task_has_flag (task, DVT_TASK_FLAG_WATCHED),
     .flags = &task->flags,
     .end_flag = DVT_TASK_FLAG_END_EVENT,
@@ -664,7 +664,7 @@ function_returned (DvtTask *task)
 void
 dvt_task_release_item (DvtTask *task)
 {
-  DvtTaskExtra *extra = task->extra;
+  DvtTaskExtra *extra = g_atomic_pointer_get (&task->extra);
 
   if (extra == NULL || extra->parent == NULL || task->kind == DVT_TASK_KIND_ITEM ||
       dvt_task_get_state (task) != DVT_TASK_COMPLETED ||
@@ -843,7 +843,7 @@ waits_for_itself (DvtTask *task)
   if (running_task == task)
     return TRUE;
 
-  extra = running_task->extra;
+  extra = g_atomic_pointer_get (&running_task->extra);
   return extra != NULL && extra->parent != NULL &&
          extra->parent_class->get_task (extra->parent) == task;
 }
@@ -977,7 +977,7 @@ dvt_task_dispatch (DvtTask *task)
   if (!g_atomic_int_compare_and_exchange (&task->state, DVT_TASK_NEW, DVT_TASK_QUEUED))
     return;  /* already ended (cancelled) */
 
-  if (task->extra != NULL && task->extra->policy != NULL)
+  if (DVT_TASK_EXTRA (task, policy, NULL) != NULL)
     dvt_task_arm_timeout (task, task->extra->policy->timeout);
 
   dvt_task_start_attempt (task);
@@ -1183,7 +1183,7 @@ on_retry_due (gpointer data)
       return G_SOURCE_REMOVE;  /* it ended during the back-off */
     }
 
-  task->attempt++;
+  __atomic_add_fetch (&task->attempt, 1, __ATOMIC_RELAXED);
   dvt_task_start_attempt (task);
   dvt_fork_gate_leave (gate);
 
@@ -1195,7 +1195,7 @@ on_retry_due (gpointer data)
 void
 dvt_task_schedule_retry (DvtTask *task)
 {
-  gint64 delay = dvt_policy_retry_delay (task->extra->policy, task->attempt);
+  gint64 delay = dvt_policy_retry_delay (task->extra->policy, dvt_task_attempt (task));
 
   dvt_task_unset_flag (task, DVT_TASK_FLAG_RETRY_PENDING);
   dvt_task_emit (task, DVT_EVENT_RETRY, task->extra->last_error,
@@ -1233,7 +1233,7 @@ gboolean
 dvt_task_should_retry (DvtTask      *task,
                        const GError *error)
 {
-  return dvt_policy_should_retry (DVT_TASK_EXTRA (task, policy, NULL), task->attempt,
+  return dvt_policy_should_retry (DVT_TASK_EXTRA (task, policy, NULL), dvt_task_attempt (task),
                                   task, error);
 }
 
@@ -1280,7 +1280,7 @@ result_is_plain (const DvtResult *result)
 static gboolean
 release_is_plain (DvtTask *task)
 {
-  DvtTaskExtra *extra = task->extra;
+  DvtTaskExtra *extra = g_atomic_pointer_get (&task->extra);
 
   return task_is_runtime_only (task,
                                extra->caller_cancellable == NULL &&
@@ -1299,7 +1299,7 @@ release_is_plain (DvtTask *task)
 void
 dvt_task_unref_gated (DvtTask *task)
 {
-  DvtTaskExtra *extra = task->extra;
+  DvtTaskExtra *extra = g_atomic_pointer_get (&task->extra);
 
   if (task->func_data_destroy == NULL &&
       task->cancellable == NULL &&
@@ -1490,7 +1490,7 @@ publish (DvtTask *task)
   /* Read under the lock: dvt_task_add_done_hook() may be making it right
    * now, having seen the task not yet completed. */
   g_mutex_lock (dvt_event_lock (task));
-  extra = task->extra;
+  extra = g_atomic_pointer_get (&task->extra);
   g_mutex_unlock (dvt_event_lock (task));
 
   gboolean hold = extra != NULL && live;
@@ -1595,8 +1595,8 @@ finish_in_gate (DvtTask      *task,
 {
   DvtTaskState previous;
 
-  if (!by_runtime && result->error != NULL && task->extra != NULL &&
-      task->extra->policy != NULL && begin_retry (task, result))
+  if (!by_runtime && result->error != NULL &&
+      DVT_TASK_EXTRA (task, policy, NULL) != NULL && begin_retry (task, result))
     return;
 
   /* Claim first, reference after: a cancellation handler may run while
@@ -1797,7 +1797,7 @@ dvt_task_get_name (DvtTask *task)
 {
   g_return_val_if_fail (DVT_IS_TASK (task), NULL);
 
-  if (task->extra == NULL)
+  if (g_atomic_pointer_get (&task->extra) == NULL)
     return NULL;
 
   return g_atomic_pointer_get (&task->extra->name);
@@ -1838,7 +1838,7 @@ dvt_task_get_attempt (DvtTask *task)
 {
   g_return_val_if_fail (DVT_IS_TASK (task), 0);
 
-  return task->attempt;
+  return dvt_task_attempt (task);
 }
 
 /**
