@@ -48,6 +48,23 @@ static double slow = 1.0;
     _ok;                                                                     \
   })
 
+/* g_object_add_weak_pointer() for a pointer that another thread polls
+ * with g_atomic_pointer_get(): GLib clears a weak pointer with a plain
+ * store, on whichever thread finalizes the object. */
+static inline void
+weak_pointer_clear_atomic (gpointer  data,
+                           GObject  *where_the_object_was)
+{
+  g_atomic_pointer_set ((gpointer *) data, NULL);
+}
+
+static inline void
+add_weak_pointer_atomic (GObject  *object,
+                         gpointer *weak_pointer)
+{
+  g_object_weak_ref (object, weak_pointer_clear_atomic, weak_pointer);
+}
+
 typedef struct
 {
   GMutex   lock;

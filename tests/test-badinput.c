@@ -2692,7 +2692,7 @@ test_late_after_timeout_entry (gconstpointer data)
   assert_message (c.error);
   g_assert_cmpint (elapsed, >=, 40000);
   g_assert_cmpint (elapsed, <, G_USEC_PER_SEC * slow);
-  g_assert_cmpint (c.calls, ==, 1);
+  g_assert_cmpint (g_atomic_int_get (&c.calls), ==, 1);
   g_assert_cmpint (c.finished, ==, 0);
 
   /* The late result is dropped quietly (an unexpected critical would
@@ -2750,7 +2750,7 @@ work_keep (DvtTask      *task,
 
   g_atomic_int_inc (&c->calls);
   g_assert_null (c->kept);
-  c->kept = g_object_ref (task);
+  g_atomic_pointer_set (&c->kept, g_object_ref (task));
 }
 
 static gpointer
@@ -2782,7 +2782,7 @@ test_never_completes_entry (gconstpointer data)
   g_assert_error (c.error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
   assert_message (c.error);
   g_assert_cmpint (g_get_monotonic_time () - start, <, G_USEC_PER_SEC * slow);
-  g_assert_nonnull (c.kept);
+  g_assert_true (POLL_UNTIL (g_atomic_pointer_get (&c.kept) != NULL, 20));
   g_assert_true (dvt_task_get_completed (c.kept) || entry->map);
   /* Completing it now is too late, and quiet. */
   dvt_task_return_int (c.kept, 3);
@@ -2799,6 +2799,7 @@ test_never_completes_entry (gconstpointer data)
   g_assert_error (c.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   assert_message (c.error);
   g_thread_join (canceller);
+  g_assert_true (POLL_UNTIL (g_atomic_pointer_get (&c.kept) != NULL, 20));
   g_clear_object (&c.kept);
   call_assert_destroyed_once (&c);
   call_clear (&c);

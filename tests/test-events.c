@@ -2679,10 +2679,10 @@ test_last_reference_in_delivery (void)
   g_signal_connect (rt, "finished", G_CALLBACK (on_finished_count), &finished);
   task = dvt_runtime_submit (rt, work_sleep, GUINT_TO_POINTER (50), NULL, NULL, NULL, NULL);
   g_object_unref (task);
-  g_object_add_weak_pointer (G_OBJECT (rt), (gpointer *) &rt);
+  add_weak_pointer_atomic (G_OBJECT (rt), (gpointer *) &rt);
   dvt_runtime_shutdown (rt, FALSE, FALSE);
   g_object_unref (rt);
-  g_assert_nonnull (rt);
+  g_assert_nonnull (g_atomic_pointer_get (&rt));
 
   g_assert_true (POLL_UNTIL (g_atomic_pointer_get (&rt) == NULL, 20));
   g_assert_cmpint (g_atomic_int_get (&finished), ==, 1);

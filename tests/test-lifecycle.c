@@ -673,7 +673,7 @@ test_unref_stops_threads (void)
       exercise_runtime (rt);
       /* The loop thread. */
       g_assert_true (POLL_UNTIL ((count_threads ("lc-unref", &n_named), n_named == 1), 20));
-      g_object_add_weak_pointer (G_OBJECT (rt), (gpointer *) &rt);
+      add_weak_pointer_atomic (G_OBJECT (rt), (gpointer *) &rt);
       /* Without waiting, the shutdown leaves the threads to the unref. */
       dvt_runtime_shutdown (rt, FALSE, FALSE);
       g_object_unref (rt);
@@ -783,7 +783,7 @@ test_unref_from_loop (void)
                                                      &error));
       task = dvt_runtime_schedule (rt, async_complete_soon, NULL, NULL, NULL, NULL, &error);
       g_assert_no_error (error);
-      g_object_add_weak_pointer (G_OBJECT (rt), (gpointer *) &rt);
+      add_weak_pointer_atomic (G_OBJECT (rt), (gpointer *) &rt);
       dvt_runtime_shutdown (rt, FALSE, FALSE);
       g_object_unref (task);
       g_object_unref (rt);

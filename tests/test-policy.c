@@ -442,7 +442,7 @@ work_flaky (DvtTask      *task,
   int n;
 
   g_mutex_lock (&f->lock);
-  n = f->calls++;
+  n = g_atomic_int_add (&f->calls, 1);  /* cancel_when() reads it unlocked */
   g_assert_cmpint (n, <, MAX_CALLS);
   f->attempts[n] = attempt;
   f->starts[n] = g_get_monotonic_time ();
