@@ -17,7 +17,6 @@
 
 #include "dvt-pool-private.h"
 #include "dvt-registry-private.h"
-#include "dvt-runtime-private.h"
 #include "dvt-thread-private.h"
 #include "dvt-wait-private.h"
 
@@ -31,7 +30,7 @@ struct _DvtRegistryEntry
   GWeakRef    ref;
   guint       generation;     /* the process it was made in: see fork */
 
-  DvtCore    *leaked_core;    /* of a runtime finalized in a forked child */
+  gpointer    leaked_core;    /* of a runtime finalized in a forked child */
   gboolean    auto_register;  /* construct-only */
   /* Under registry_lock once linked: */
   gboolean    linked;
@@ -47,8 +46,11 @@ static GQueue registry = G_QUEUE_INIT;   /* every runtime, oldest first */
 static GQueue inherited = G_QUEUE_INIT;  /* a forked child's: the parent's */
 static guint  generation;                /* bumped in each forked child */
 
+/* How the registry acts on runtimes: set once by the runtime's class. */
+static const DvtRegistryClass *runtime_class;
+
 G_LOCK_DEFINE_STATIC (default_runtime);
-static DvtRuntime *default_runtime;
+static GObject    *default_runtime;
 static GPtrArray  *retired_defaults;
 
 /* Exit handling, under registry_lock. Handlers for SIGINT and SIGTERM are
@@ -68,7 +70,7 @@ static struct
   gboolean         atexit_added;
   gboolean         exiting;                  /* the atexit handler began */
 
-  DvtShutdownHook  hook;
+  DvtRegistryHook  hook;
   gpointer         hook_data;
   GDestroyNotify   hook_destroy;
   gboolean         hook_ran;
@@ -119,24 +121,24 @@ dvt_registry_entry_new (void)
 }
 
 gboolean
-dvt_registry_get_auto_register (DvtRuntime *runtime)
+dvt_registry_get_auto_register (DvtRegistryEntry *entry)
 {
-  return runtime->entry->auto_register;
+  return entry->auto_register;
 }
 
 void
-dvt_registry_set_auto_register (DvtRuntime *runtime,
-                                gboolean    auto_register)
+dvt_registry_set_auto_register (DvtRegistryEntry *entry,
+                                gboolean          auto_register)
 {
-  runtime->entry->auto_register = auto_register;
+  entry->auto_register = auto_register;
 }
 
 /* A runtime of the parent, seen from the child of a fork(): its threads
  * stayed in the parent, and its locks may be held by them. */
 gboolean
-dvt_registry_is_inherited (DvtRuntime *runtime)
+dvt_registry_is_inherited (DvtRegistryEntry *entry)
 {
-  return runtime->entry->generation != generation;
+  return entry->generation != generation;
 }
 
 /* Brings entry->armed and n_armed up to date, installing or removing the
@@ -176,12 +178,12 @@ wait_for_watcher (gboolean must_wait)
 }
 
 gboolean
-dvt_registry_get_shutdown_on_exit (DvtRuntime *runtime)
+dvt_registry_get_shutdown_on_exit (DvtRegistryEntry *entry)
 {
   gboolean on_exit;
 
   g_mutex_lock (&registry_lock);
-  on_exit = runtime->entry->on_exit;
+  on_exit = entry->on_exit;
   g_mutex_unlock (&registry_lock);
 
   return on_exit;
@@ -189,14 +191,13 @@ dvt_registry_get_shutdown_on_exit (DvtRuntime *runtime)
 
 /* Returns whether the value changed. */
 gboolean
-dvt_registry_set_shutdown_on_exit (DvtRuntime *runtime,
-                                   gboolean    shutdown_on_exit)
+dvt_registry_set_shutdown_on_exit (DvtRegistryEntry *entry,
+                                   gboolean          shutdown_on_exit)
 {
-  DvtRegistryEntry *entry = runtime->entry;
   gboolean must_wait;
   gboolean changed;
 
-  if (dvt_registry_is_inherited (runtime))
+  if (dvt_registry_is_inherited (entry))
     return FALSE;
 
   g_mutex_lock (&registry_lock);
@@ -209,12 +210,11 @@ dvt_registry_set_shutdown_on_exit (DvtRuntime *runtime,
   return changed;
 }
 
-/* Called once the runtime is constructed. */
+/* Called once the runtime @runtime, whose entry @entry is, is constructed. */
 void
-dvt_registry_add (DvtRuntime *runtime)
+dvt_registry_add (DvtRegistryEntry *entry,
+                  GObject          *runtime)
 {
-  DvtRegistryEntry *entry = runtime->entry;
-
   g_weak_ref_init (&entry->ref, runtime);
 
   g_mutex_lock (&registry_lock);
@@ -225,12 +225,11 @@ dvt_registry_add (DvtRuntime *runtime)
 }
 
 void
-dvt_registry_note_shutdown (DvtRuntime *runtime)
+dvt_registry_note_shutdown (DvtRegistryEntry *entry)
 {
-  DvtRegistryEntry *entry = runtime->entry;
   gboolean must_wait;
 
-  if (dvt_registry_is_inherited (runtime))
+  if (dvt_registry_is_inherited (entry))
     return;
 
   g_mutex_lock (&registry_lock);
@@ -240,20 +239,25 @@ dvt_registry_note_shutdown (DvtRuntime *runtime)
   wait_for_watcher (must_wait);
 }
 
-/* Called from finalize. Returns FALSE for a runtime inherited through
- * fork(), which must be leaked: its threads and locks are not ours. */
+/* Called from the finalize of @runtime (named @name, for the warning),
+ * whose entry is *@entry; frees the entry. Returns FALSE for a runtime
+ * inherited through fork(), which must be leaked (its threads and locks
+ * are not ours): @leak is kept reachable then, and the entry kept. */
 gboolean
-dvt_registry_remove (DvtRuntime *runtime)
+dvt_registry_remove (DvtRegistryEntry **entry_p,
+                     gpointer           runtime,
+                     const char        *name,
+                     gpointer           leak)
 {
-  DvtRegistryEntry *entry = runtime->entry;
+  DvtRegistryEntry *entry = *entry_p;
   gboolean must_wait = FALSE;
   gboolean shut_down;
 
-  if (dvt_registry_is_inherited (runtime))
+  if (dvt_registry_is_inherited (entry))
     {
       /* Deliberately leaked, and kept reachable (the entry stays in
        * `inherited`) so that leak checkers do not report it. */
-      entry->leaked_core = runtime->core;
+      entry->leaked_core = leak;
       return FALSE;
     }
 
@@ -270,8 +274,8 @@ dvt_registry_remove (DvtRuntime *runtime)
 
   if (!shut_down)
     {
-      g_autofree char *label = runtime->name != NULL
-        ? g_strdup_printf ("“%s” (%p)", runtime->name, runtime)
+      g_autofree char *label = name != NULL
+        ? g_strdup_printf ("“%s” (%p)", name, runtime)
         : g_strdup_printf ("%p", runtime);
 
       g_warning ("Runtime %s finalized without dvt_runtime_shutdown(): shut "
@@ -280,7 +284,7 @@ dvt_registry_remove (DvtRuntime *runtime)
     }
 
   g_weak_ref_clear (&entry->ref);
-  g_clear_pointer (&runtime->entry, g_free);
+  g_clear_pointer (entry_p, g_free);
 
   return TRUE;
 }
@@ -289,8 +293,8 @@ dvt_registry_remove (DvtRuntime *runtime)
  * (auto-register), or the armed ones (shutdown-on-exit). Take it without
  * registry_lock, and drop it the same way: the last reference may
  * finalize a runtime, which takes the lock. */
-static GPtrArray *
-registry_snapshot (gboolean armed_only)
+GPtrArray *
+dvt_registry_snapshot (gboolean armed_only)
 {
   GPtrArray *runtimes = g_ptr_array_new_with_free_func (g_object_unref);
   DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
@@ -299,7 +303,7 @@ registry_snapshot (gboolean armed_only)
   for (GList *l = registry.head; l != NULL; l = l->next)
     {
       DvtRegistryEntry *entry = l->data;
-      DvtRuntime *runtime;
+      GObject *runtime;
 
       if (armed_only ? !entry->armed : !entry->auto_register)
         continue;
@@ -313,119 +317,19 @@ registry_snapshot (gboolean armed_only)
   return runtimes;
 }
 
-/* ---- the registry's API ---------------------------------------------------- */
+/* ---- what the runtime's class asks of the registry -------------------------- */
 
-/**
- * dvt_runtime_list_active:
- *
- * Lists the registered runtimes that are alive and not shut down, in the
- * order they were created.
- *
- * Every runtime registers itself when it is constructed, unless
- * [property@Runtime:auto-register] is %FALSE. The registry holds weak
- * references: it never keeps a runtime alive, and a runtime leaves it when
- * it is finalized.
- *
- * Returns: (transfer full) (element-type DvtRuntime): the runtimes, each
- *   with a reference the caller must drop (`g_list_free_full (list,
- *   g_object_unref)`)
- */
-GList *
-dvt_runtime_list_active (void)
-{
-  g_autoptr(GPtrArray) runtimes = registry_snapshot (FALSE);
-  GList *list = NULL;
-
-  for (guint i = runtimes->len; i > 0; i--)
-    {
-      DvtRuntime *runtime = g_ptr_array_index (runtimes, i - 1);
-
-      if (!dvt_runtime_is_shutdown (runtime))
-        list = g_list_prepend (list, g_object_ref (runtime));
-    }
-
-  return list;
-}
-
-/**
- * dvt_runtime_shutdown_all:
- * @wait: whether to wait, as [method@Runtime.shutdown] does
- * @cancel_pending: whether to cancel the work in flight, as
- *   [method@Runtime.shutdown] does
- *
- * Shuts down every registered runtime that is still alive.
- *
- * All of them are first shut down without waiting (so that, with
- * @cancel_pending, all their work is cancelled at once), then, with @wait,
- * each in turn is waited for. The call goes on past a runtime that cannot
- * be shut down or waited for: one finalized meanwhile is skipped, and one
- * whose thread this is (the calling thread is its loop thread or one of its
- * workers) is shut down without waiting, as [method@Runtime.shutdown]
- * does there. Runtimes already shut down are waited for too, with @wait,
- * but are not counted.
- *
- * Runtimes constructed with [property@Runtime:auto-register] set to
- * %FALSE are left alone. The shutdown hook
- * ([func@Runtime.set_shutdown_hook]) plays no part here.
- *
- * Returns: how many runtimes this call shut down: those that were still
- *   accepting work when it reached them
- */
-guint
-dvt_runtime_shutdown_all (gboolean wait,
-                          gboolean cancel_pending)
-{
-  g_autoptr(GPtrArray) runtimes = registry_snapshot (FALSE);
-  guint n_shut_down = 0;
-
-  for (guint i = 0; i < runtimes->len; i++)
-    {
-      DvtRuntime *runtime = g_ptr_array_index (runtimes, i);
-
-      if (!dvt_runtime_is_shutdown (runtime))
-        n_shut_down++;
-      dvt_runtime_shutdown (runtime, FALSE, cancel_pending);
-    }
-
-  if (wait)
-    for (guint i = 0; i < runtimes->len; i++)
-      dvt_runtime_shutdown (g_ptr_array_index (runtimes, i), TRUE, cancel_pending);
-
-  return n_shut_down;
-}
-
-/**
- * dvt_runtime_set_shutdown_hook:
- * @hook: (nullable) (scope notified) (closure user_data) (destroy destroy):
- *   the function to run at exit or on SIGINT/SIGTERM, or %NULL to remove
- *   the one set
- * @user_data: data for @hook
- * @destroy: (nullable): frees @user_data once @hook has run or has been
- *   replaced
- *
- * Sets the function that Dovetail runs, instead of its own shutdown, when
- * the process exits or receives SIGINT or SIGTERM while at least one live
- * runtime has [property@Runtime:shutdown-on-exit] set.
- *
- * The hook runs exactly once: the first of those events takes it (and
- * calls @destroy afterwards), and from then on Dovetail's own shutdown of
- * the runtimes with [property@Runtime:shutdown-on-exit] never runs in this
- * process, neither for that event nor for a later one (a process that
- * survives a signal and then exits, for example): the application has
- * taken charge of it. The hook is then on its own to shut the runtimes
- * down, with [func@Runtime.shutdown_all] or [method@Runtime.shutdown].
- * Setting another hook afterwards makes that one run once in turn.
- *
- * On a signal, the hook runs on Dovetail's signal-watcher thread, and the
- * signal goes on to its previous disposition once the hook returns; at
- * exit it runs in the exiting thread, from an atexit() handler.
- *
- * Replacing or removing a hook calls the @destroy of the previous one.
- */
 void
-dvt_runtime_set_shutdown_hook (DvtShutdownHook hook,
-                               gpointer        user_data,
-                               GDestroyNotify  destroy)
+dvt_registry_set_class (const DvtRegistryClass *klass)
+{
+  runtime_class = klass;
+}
+
+/* See dvt_runtime_set_shutdown_hook(). */
+void
+dvt_registry_set_hook (DvtRegistryHook hook,
+                       gpointer        user_data,
+                       GDestroyNotify  destroy)
 {
   gpointer old_data;
   GDestroyNotify old_destroy;
@@ -439,31 +343,18 @@ dvt_runtime_set_shutdown_hook (DvtShutdownHook hook,
   g_mutex_unlock (&registry_lock);
 
   if (old_destroy != NULL)
-    old_destroy (old_data);
+    DVT_APP_CALL (old_destroy (old_data));
   /* No hook keeps no data: free it at once, as GLib does. */
   if (hook == NULL && destroy != NULL)
-    destroy (user_data);
+    DVT_APP_CALL (destroy (user_data));
 }
 
-/**
- * dvt_runtime_get_default:
- *
- * Gets the process-wide runtime, creating it on first use. Once it has
- * been shut down, the next call creates a new one. Like any runtime, it
- * registers itself (see [func@Runtime.list_active]).
- *
- * A runtime returned here stays valid for the life of the process, even
- * after it has been shut down and replaced.
- *
- * In the child of a fork(), the parent's default runtime is forgotten
- * (its threads did not follow), and this creates a new one.
- *
- * Returns: (transfer none): the default runtime
- */
-DvtRuntime *
-dvt_runtime_get_default (void)
+/* The default runtime, made by the runtime's class on first use and again
+ * once it has been shut down; see dvt_runtime_get_default(). */
+GObject *
+dvt_registry_get_default (void)
 {
-  DvtRuntime *runtime;
+  GObject *runtime;
   DvtGate gate;
 
   registry_init ();
@@ -471,7 +362,7 @@ dvt_runtime_get_default (void)
   /* Before the lock, which the fork handler takes after the gate. */
   gate = dvt_fork_gate_enter (DVT_GATE_PURE);
   G_LOCK (default_runtime);
-  if (default_runtime != NULL && dvt_runtime_is_shutdown (default_runtime))
+  if (default_runtime != NULL && runtime_class->is_shutdown (default_runtime))
     {
       /* Callers may still hold the old one (transfer none): keep it. */
       if (retired_defaults == NULL)
@@ -479,7 +370,7 @@ dvt_runtime_get_default (void)
       g_ptr_array_add (retired_defaults, g_steal_pointer (&default_runtime));
     }
   if (default_runtime == NULL)
-    default_runtime = g_object_new (DVT_TYPE_RUNTIME, "name", "dvt-default", NULL);
+    default_runtime = runtime_class->create_default ();
   runtime = default_runtime;
   G_UNLOCK (default_runtime);
   dvt_fork_gate_leave (gate);
@@ -487,22 +378,13 @@ dvt_runtime_get_default (void)
   return runtime;
 }
 
-/**
- * dvt_runtime_default_is_alive:
- *
- * Tells whether the default runtime exists and has not been shut down,
- * without creating it.
- *
- * Returns: %TRUE if [func@Runtime.get_default] would return an existing
- *   runtime that accepts work
- */
 gboolean
-dvt_runtime_default_is_alive (void)
+dvt_registry_default_is_alive (void)
 {
   gboolean alive;
 
   G_LOCK (default_runtime);
-  alive = default_runtime != NULL && !dvt_runtime_is_shutdown (default_runtime);
+  alive = default_runtime != NULL && !runtime_class->is_shutdown (default_runtime);
   G_UNLOCK (default_runtime);
 
   return alive;
@@ -755,7 +637,7 @@ exit_wait_thread (gpointer data)
   ExitWait *ew = data;
 
   for (guint i = 0; i < ew->runtimes->len; i++)
-    dvt_runtime_shutdown (g_ptr_array_index (ew->runtimes, i), TRUE, TRUE);
+    runtime_class->shutdown (g_ptr_array_index (ew->runtimes, i), TRUE, TRUE);
 
   g_mutex_lock (&ew->lock);
   ew->done = TRUE;
@@ -777,7 +659,7 @@ shutdown_for_exit (GPtrArray *runtimes)
   gint64 deadline;
 
   for (guint i = 0; i < runtimes->len; i++)
-    dvt_runtime_shutdown (g_ptr_array_index (runtimes, i), FALSE, TRUE);
+    runtime_class->shutdown (g_ptr_array_index (runtimes, i), FALSE, TRUE);
 
   ew = g_atomic_rc_box_new0 (ExitWait);
   g_mutex_init (&ew->lock);
@@ -807,7 +689,7 @@ shutdown_for_exit (GPtrArray *runtimes)
 static void
 run_exit_action (void)
 {
-  DvtShutdownHook hook;
+  DvtRegistryHook hook;
   gpointer hook_data;
   GDestroyNotify hook_destroy;
   gboolean fallback;
@@ -829,13 +711,13 @@ run_exit_action (void)
 
   if (hook != NULL)
     {
-      hook (hook_data);
+      DVT_APP_CALL (hook (hook_data));
       if (hook_destroy != NULL)
-        hook_destroy (hook_data);
+        DVT_APP_CALL (hook_destroy (hook_data));
     }
   else if (fallback)
     {
-      g_autoptr(GPtrArray) runtimes = registry_snapshot (TRUE);
+      g_autoptr(GPtrArray) runtimes = dvt_registry_snapshot (TRUE);
 
       shutdown_for_exit (runtimes);
     }
@@ -862,25 +744,9 @@ exit_handler (void)
     run_exit_action ();
 }
 
-/**
- * dvt_runtime_run_exit_handler:
- *
- * Does now what Dovetail does when the process exits: puts back the
- * dispositions of SIGINT and SIGTERM that it replaced, stops its signal
- * watcher and, if at least one live runtime has
- * [property@Runtime:shutdown-on-exit] set, runs the shutdown hook or else
- * shuts those runtimes down (cancelling their work, waiting at most two
- * seconds). From then on Dovetail no longer handles the signals, and the
- * exit itself does nothing more.
- *
- * Language bindings whose interpreter is torn down before the C atexit()
- * handlers run call this from their own exit hook, so that a hook or work
- * written in that language still runs while it can: the Python overrides
- * register it with Python's `atexit` module. Applications need not call
- * it.
- */
+/* See dvt_runtime_run_exit_handler(). */
 void
-dvt_runtime_run_exit_handler (void)
+dvt_registry_run_exit_handler (void)
 {
   exit_handler ();
 }

@@ -74,6 +74,8 @@ enum {
 
 static GParamSpec *properties[N_PROPS];
 
+static const DvtRegistryClass registry_class;
+
 G_DEFINE_FINAL_TYPE (DvtRuntime, dvt_runtime, G_TYPE_OBJECT)
 
 /* ---- the object -------------------------------------------------------- */
@@ -102,7 +104,7 @@ dvt_runtime_constructed (GObject *object)
     dvt_events_set_context (&self->core->events,
                             dvt_core_acquire_mailbox (self->core, self->event_context));
   g_atomic_int_set (&self->core->events.trace, self->trace || trace_from_environment ());
-  dvt_registry_add (self);
+  dvt_registry_add (self->entry, object);
   dvt_fork_gate_leave (gate);
 }
 
@@ -115,7 +117,7 @@ dvt_runtime_finalize (GObject *object)
 
   /* Every task holds its runtime, so nothing is live any more. A runtime
    * inherited through fork() is leaked: its threads are not ours. */
-  if (dvt_registry_remove (self))
+  if (dvt_registry_remove (&self->entry, self, self->name, self->core))
     {
       DvtGate gate;
 
@@ -145,11 +147,11 @@ dvt_runtime_get_property (GObject    *object,
   switch (prop_id)
     {
     case PROP_AUTO_REGISTER:
-      g_value_set_boolean (value, dvt_registry_get_auto_register (self));
+      g_value_set_boolean (value, dvt_registry_get_auto_register (self->entry));
       break;
 
     case PROP_SHUTDOWN_ON_EXIT:
-      g_value_set_boolean (value, dvt_registry_get_shutdown_on_exit (self));
+      g_value_set_boolean (value, dvt_registry_get_shutdown_on_exit (self->entry));
       break;
 
     case PROP_MAX_WORKERS:
@@ -212,11 +214,11 @@ dvt_runtime_set_property (GObject      *object,
   switch (prop_id)
     {
     case PROP_AUTO_REGISTER:
-      dvt_registry_set_auto_register (self, g_value_get_boolean (value));
+      dvt_registry_set_auto_register (self->entry, g_value_get_boolean (value));
       break;
 
     case PROP_SHUTDOWN_ON_EXIT:
-      if (dvt_registry_set_shutdown_on_exit (self, g_value_get_boolean (value)))
+      if (dvt_registry_set_shutdown_on_exit (self->entry, g_value_get_boolean (value)))
         g_object_notify_by_pspec (object, pspec);
       break;
 
@@ -508,6 +510,7 @@ dvt_runtime_class_init (DvtRuntimeClass *klass)
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
   dvt_events_add_signals (DVT_TYPE_RUNTIME, DVT_EVENT_SIGNALS_RUNTIME, DVT_TYPE_TASK);
+  dvt_registry_set_class (&registry_class);
   dvt_fault_init ();
 
   bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
@@ -1169,12 +1172,12 @@ dvt_runtime_shutdown (DvtRuntime *self,
   core = self->core;
 
   /* In a forked child, a runtime of the parent has no threads to stop. */
-  if (dvt_registry_is_inherited (self))
+  if (dvt_registry_is_inherited (self->entry))
     {
       g_atomic_int_set (&core->closed, 1);
       return;
     }
-  dvt_registry_note_shutdown (self);
+  dvt_registry_note_shutdown (self->entry);
 
   /* Closed before the live tasks are listed: a task accepted meanwhile
    * is in the list, and none is accepted after it. */
@@ -1385,4 +1388,211 @@ dvt_runtime_inc_stat (DvtRuntime *self,
   if (__builtin_add_overflow (*value, delta, value))
     *value = delta > 0 ? G_MAXINT64 : G_MININT64;
   g_mutex_unlock (&core->counters_lock);
+}
+
+/* ---- the registry ------------------------------------------------------- */
+
+static void
+registry_shutdown (gpointer runtime,
+                   gboolean wait,
+                   gboolean cancel_pending)
+{
+  dvt_runtime_shutdown (runtime, wait, cancel_pending);
+}
+
+static gboolean
+registry_is_shutdown (gpointer runtime)
+{
+  return dvt_runtime_is_shutdown (runtime);
+}
+
+static GObject *
+registry_create_default (void)
+{
+  return g_object_new (DVT_TYPE_RUNTIME, "name", "dvt-default", NULL);
+}
+
+static const DvtRegistryClass registry_class = {
+  .shutdown = registry_shutdown,
+  .is_shutdown = registry_is_shutdown,
+  .create_default = registry_create_default,
+};
+
+/**
+ * dvt_runtime_list_active:
+ *
+ * Lists the registered runtimes that are alive and not shut down, in the
+ * order they were created.
+ *
+ * Every runtime registers itself when it is constructed, unless
+ * [property@Runtime:auto-register] is %FALSE. The registry holds weak
+ * references: it never keeps a runtime alive, and a runtime leaves it when
+ * it is finalized.
+ *
+ * Returns: (transfer full) (element-type DvtRuntime): the runtimes, each
+ *   with a reference the caller must drop (`g_list_free_full (list,
+ *   g_object_unref)`)
+ */
+GList *
+dvt_runtime_list_active (void)
+{
+  g_autoptr(GPtrArray) runtimes = dvt_registry_snapshot (FALSE);
+  GList *list = NULL;
+
+  for (guint i = runtimes->len; i > 0; i--)
+    {
+      DvtRuntime *runtime = g_ptr_array_index (runtimes, i - 1);
+
+      if (!dvt_runtime_is_shutdown (runtime))
+        list = g_list_prepend (list, g_object_ref (runtime));
+    }
+
+  return list;
+}
+
+/**
+ * dvt_runtime_shutdown_all:
+ * @wait: whether to wait, as [method@Runtime.shutdown] does
+ * @cancel_pending: whether to cancel the work in flight, as
+ *   [method@Runtime.shutdown] does
+ *
+ * Shuts down every registered runtime that is still alive.
+ *
+ * All of them are first shut down without waiting (so that, with
+ * @cancel_pending, all their work is cancelled at once), then, with @wait,
+ * each in turn is waited for. The call goes on past a runtime that cannot
+ * be shut down or waited for: one finalized meanwhile is skipped, and one
+ * whose thread this is (the calling thread is its loop thread or one of its
+ * workers) is shut down without waiting, as [method@Runtime.shutdown]
+ * does there. Runtimes already shut down are waited for too, with @wait,
+ * but are not counted.
+ *
+ * Runtimes constructed with [property@Runtime:auto-register] set to
+ * %FALSE are left alone. The shutdown hook
+ * ([func@Runtime.set_shutdown_hook]) plays no part here.
+ *
+ * Returns: how many runtimes this call shut down: those that were still
+ *   accepting work when it reached them
+ */
+guint
+dvt_runtime_shutdown_all (gboolean wait,
+                          gboolean cancel_pending)
+{
+  g_autoptr(GPtrArray) runtimes = dvt_registry_snapshot (FALSE);
+  guint n_shut_down = 0;
+
+  for (guint i = 0; i < runtimes->len; i++)
+    {
+      DvtRuntime *runtime = g_ptr_array_index (runtimes, i);
+
+      if (!dvt_runtime_is_shutdown (runtime))
+        n_shut_down++;
+      dvt_runtime_shutdown (runtime, FALSE, cancel_pending);
+    }
+
+  if (wait)
+    for (guint i = 0; i < runtimes->len; i++)
+      dvt_runtime_shutdown (g_ptr_array_index (runtimes, i), TRUE, cancel_pending);
+
+  return n_shut_down;
+}
+
+/**
+ * dvt_runtime_set_shutdown_hook:
+ * @hook: (nullable) (scope notified) (closure user_data) (destroy destroy):
+ *   the function to run at exit or on SIGINT/SIGTERM, or %NULL to remove
+ *   the one set
+ * @user_data: data for @hook
+ * @destroy: (nullable): frees @user_data once @hook has run or has been
+ *   replaced
+ *
+ * Sets the function that Dovetail runs, instead of its own shutdown, when
+ * the process exits or receives SIGINT or SIGTERM while at least one live
+ * runtime has [property@Runtime:shutdown-on-exit] set.
+ *
+ * The hook runs exactly once: the first of those events takes it (and
+ * calls @destroy afterwards), and from then on Dovetail's own shutdown of
+ * the runtimes with [property@Runtime:shutdown-on-exit] never runs in this
+ * process, neither for that event nor for a later one (a process that
+ * survives a signal and then exits, for example): the application has
+ * taken charge of it. The hook is then on its own to shut the runtimes
+ * down, with [func@Runtime.shutdown_all] or [method@Runtime.shutdown].
+ * Setting another hook afterwards makes that one run once in turn.
+ *
+ * On a signal, the hook runs on Dovetail's signal-watcher thread, and the
+ * signal goes on to its previous disposition once the hook returns; at
+ * exit it runs in the exiting thread, from an atexit() handler.
+ *
+ * Replacing or removing a hook calls the @destroy of the previous one.
+ */
+void
+dvt_runtime_set_shutdown_hook (DvtShutdownHook hook,
+                               gpointer        user_data,
+                               GDestroyNotify  destroy)
+{
+  dvt_registry_set_hook (hook, user_data, destroy);
+}
+
+/**
+ * dvt_runtime_get_default:
+ *
+ * Gets the process-wide runtime, creating it on first use. Once it has
+ * been shut down, the next call creates a new one. Like any runtime, it
+ * registers itself (see [func@Runtime.list_active]).
+ *
+ * A runtime returned here stays valid for the life of the process, even
+ * after it has been shut down and replaced.
+ *
+ * In the child of a fork(), the parent's default runtime is forgotten
+ * (its threads did not follow), and this creates a new one.
+ *
+ * Returns: (transfer none): the default runtime
+ */
+DvtRuntime *
+dvt_runtime_get_default (void)
+{
+  /* The class gives the registry its functions. */
+  g_type_class_unref (g_type_class_ref (DVT_TYPE_RUNTIME));
+
+  return DVT_RUNTIME (dvt_registry_get_default ());
+}
+
+/**
+ * dvt_runtime_default_is_alive:
+ *
+ * Tells whether the default runtime exists and has not been shut down,
+ * without creating it.
+ *
+ * Returns: %TRUE if [func@Runtime.get_default] would return an existing
+ *   runtime that accepts work
+ */
+gboolean
+dvt_runtime_default_is_alive (void)
+{
+  g_type_class_unref (g_type_class_ref (DVT_TYPE_RUNTIME));
+
+  return dvt_registry_default_is_alive ();
+}
+
+/**
+ * dvt_runtime_run_exit_handler:
+ *
+ * Does now what Dovetail does when the process exits: puts back the
+ * dispositions of SIGINT and SIGTERM that it replaced, stops its signal
+ * watcher and, if at least one live runtime has
+ * [property@Runtime:shutdown-on-exit] set, runs the shutdown hook or else
+ * shuts those runtimes down (cancelling their work, waiting at most two
+ * seconds). From then on Dovetail no longer handles the signals, and the
+ * exit itself does nothing more.
+ *
+ * Language bindings whose interpreter is torn down before the C atexit()
+ * handlers run call this from their own exit hook, so that a hook or work
+ * written in that language still runs while it can: the Python overrides
+ * register it with Python's `atexit` module. Applications need not call
+ * it.
+ */
+void
+dvt_runtime_run_exit_handler (void)
+{
+  dvt_registry_run_exit_handler ();
 }

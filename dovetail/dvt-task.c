@@ -1282,6 +1282,10 @@ release_is_plain (DvtTask *task)
 {
   DvtTaskExtra *extra = g_atomic_pointer_get (&task->extra);
 
+  /* Only the sole holder may read the rest: nobody else writes it then. */
+  if (g_atomic_int_get (&G_OBJECT (task)->ref_count) != 1)
+    return FALSE;
+
   return task_is_runtime_only (task,
                                extra->caller_cancellable == NULL &&
                                extra->destroy_mailbox == NULL &&
@@ -1294,14 +1298,17 @@ release_is_plain (DvtTask *task)
 /* Drops a reference to @task inside a section of the fork gate (see
  * dvt-thread-private.h). Freeing a task may call the application (its
  * data's destroy notify, a result's, weak references, a binding's
- * wrapper): unless none of that can happen, the drop is a CALLOUT
- * stretch. */
+ * wrapper): unless this is the last reference and none of that can
+ * happen, the drop is a CALLOUT stretch. Only the sole holder may look:
+ * while others hold the task, they may be changing what it holds (and
+ * one of them may drop its own reference first, making this one last). */
 void
 dvt_task_unref_gated (DvtTask *task)
 {
   DvtTaskExtra *extra = g_atomic_pointer_get (&task->extra);
 
-  if (task->func_data_destroy == NULL &&
+  if (g_atomic_int_get (&G_OBJECT (task)->ref_count) == 1 &&
+      task->func_data_destroy == NULL &&
       task->cancellable == NULL &&
       g_atomic_pointer_get (&G_OBJECT (task)->qdata) == NULL &&
       result_is_plain (&task->result) &&
