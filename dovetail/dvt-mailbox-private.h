@@ -44,6 +44,7 @@ void        dvt_mailbox_post    (DvtMailbox   *mailbox,
 void        dvt_mailbox_destroy (DvtMailbox   *mailbox);
 DvtMail    *dvt_mailbox_close   (DvtMailbox   *mailbox);
 void        dvt_mail_deliver_all (DvtMail     *mail);
+void        dvt_mail_set_after_delivery (void (*func) (void));
 gboolean    dvt_mailbox_watch   (DvtMailbox   *mailbox,
                                  gboolean      watched);
 

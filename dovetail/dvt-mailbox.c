@@ -5,7 +5,10 @@
 
 #include "dvt-fault-private.h"
 #include "dvt-mailbox-private.h"
-#include "dvt-task-private.h"
+
+/* Run once a list of mail has been delivered (the task layer frees the
+ * tasks it collected meanwhile in one go). */
+static void (*after_delivery) (void);
 
 /* Ready whenever mail is waiting: a post that lands after dispatch took
  * the list makes the next iteration dispatch again. */
@@ -39,9 +42,16 @@ mailbox_dispatch (GSource     *source,
   g_mutex_unlock (&mailbox->lock);
 
   dvt_mail_deliver_all (mail);
-  dvt_task_flush_released ();
 
   return G_SOURCE_CONTINUE;
+}
+
+/* Sets what runs after each delivery of a list of mail. Once, before any
+ * mailbox exists. */
+void
+dvt_mail_set_after_delivery (void (*func) (void))
+{
+  after_delivery = func;
 }
 
 /* Delivers a list of mail in order. */
@@ -57,6 +67,8 @@ dvt_mail_deliver_all (DvtMail *mail)
       mail->deliver (mail);
       mail = next;
     }
+  if (after_delivery != NULL)
+    after_delivery ();
 }
 
 /* The context's reference is dropped by dvt_mailbox_destroy(), not here:

@@ -159,6 +159,7 @@ dvt_task_class_init (DvtTaskClass *klass)
   object_class->finalize = dvt_task_finalize;
 
   dvt_events_add_signals (DVT_TYPE_TASK, DVT_EVENT_SIGNALS_TASK, DVT_TYPE_TASK);
+  dvt_mail_set_after_delivery (dvt_task_flush_released);
 
   /* The class makes its signals: static types keep theirs for good. */
   g_type_class_unref (g_type_class_ref (G_TYPE_CANCELLABLE));
