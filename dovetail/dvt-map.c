@@ -694,11 +694,8 @@ dvt_runtime_map_blocking (DvtRuntime    *self,
   GArray *results = NULL;
   DvtGate gate;
 
-  dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), NULL, error);
-  dvt_return_val_if_fail_error (func != NULL, NULL, error);
-  dvt_return_val_if_fail_error (options == NULL || DVT_IS_OPTIONS (options), NULL, error);
-  dvt_return_val_if_fail_error (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL, error);
-  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+  if (!dvt_runtime_check_call (G_STRFUNC, self, func, options, cancellable, NULL, error))
+    return NULL;
 
   if (!check_map_args (n_items, options, error) ||
       !dvt_core_check_blocking (dvt_runtime_get_core (self), error))
@@ -767,10 +764,8 @@ dvt_runtime_map_async (DvtRuntime          *self,
   GError *error = NULL;
   DvtGate gate;
 
-  g_return_if_fail (DVT_IS_RUNTIME (self));
-  g_return_if_fail (func != NULL);
-  g_return_if_fail (options == NULL || DVT_IS_OPTIONS (options));
-  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+  if (!dvt_runtime_check_call (G_STRFUNC, self, func, options, cancellable, NULL, NULL))
+    return;
 
   if (!check_map_args (n_items, options, &error))
     {
@@ -806,11 +801,8 @@ dvt_runtime_map_finish (DvtRuntime    *self,
                         GAsyncResult  *result,
                         GError       **error)
 {
-  dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), NULL, error);
-  dvt_return_val_if_fail_error (DVT_IS_TASK (result), NULL, error);
-  dvt_return_val_if_fail_error (dvt_task_is_tagged (DVT_TASK (result), self,
-                                            dvt_runtime_map_async), NULL, error);
-  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+  if (!dvt_runtime_check_finish (G_STRFUNC, self, result, dvt_runtime_map_async, NULL, error))
+    return NULL;
 
   return dvt_task_propagate_pointer (DVT_TASK (result), error);
 }

@@ -37,4 +37,18 @@ dvt_runtime_get_core (DvtRuntime *runtime)
   return runtime->core;
 }
 
+gboolean dvt_runtime_check_call   (const char    *function,
+                                  DvtRuntime    *self,
+                                  gconstpointer  func,
+                                  DvtOptions    *options,
+                                  GCancellable  *cancellable,
+                                  GValue        *value,
+                                  GError       **error);
+gboolean dvt_runtime_check_finish (const char    *function,
+                                  DvtRuntime    *self,
+                                  GAsyncResult  *result,
+                                  gpointer       source_tag,
+                                  GValue        *value,
+                                  GError       **error);
+
 G_END_DECLS

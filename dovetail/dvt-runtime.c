@@ -591,6 +591,71 @@ dvt_runtime_get_name (DvtRuntime *self)
   return self->name;
 }
 
+/* ---- argument checks --------------------------------------------------- */
+
+#define CHECK_ARG(expr)                                                      \
+  G_STMT_START {                                                             \
+    if (G_UNLIKELY (!(expr)))                                                \
+      {                                                                      \
+        g_return_if_fail_warning (G_LOG_DOMAIN, function, #expr);            \
+        dvt_error_set_bad_argument (error, function, #expr);                 \
+        return FALSE;                                                        \
+      }                                                                      \
+  } G_STMT_END
+
+/* What every call that takes work checks, in one place: a runtime, a work
+ * function, options, a cancellable, an unset out value (if @value_arg)
+ * and an error not set yet. A bad one is the programmer's mistake:
+ * reported as g_return_val_if_fail() does for @function, and in @error
+ * (for a call that has one) so that language bindings raise. */
+gboolean
+dvt_runtime_check_call (const char    *function,
+                        DvtRuntime    *self,
+                        gconstpointer  func,
+                        DvtOptions    *options,
+                        GCancellable  *cancellable,
+                        GValue        *value,
+                        GError       **error)
+{
+  CHECK_ARG (DVT_IS_RUNTIME (self));
+  CHECK_ARG (func != NULL);
+  CHECK_ARG (options == NULL || DVT_IS_OPTIONS (options));
+  CHECK_ARG (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+  CHECK_ARG (value == NULL || !G_IS_VALUE (value));
+  if (G_UNLIKELY (error != NULL && *error != NULL))
+    {
+      g_return_if_fail_warning (G_LOG_DOMAIN, function, "error == NULL || *error == NULL");
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+/* What every _finish() checks: its runtime, a result of its own _async()
+ * (@source_tag), an unset out value and an error not set yet. */
+gboolean
+dvt_runtime_check_finish (const char    *function,
+                          DvtRuntime    *self,
+                          GAsyncResult  *result,
+                          gpointer       source_tag,
+                          GValue        *value,
+                          GError       **error)
+{
+  CHECK_ARG (DVT_IS_RUNTIME (self));
+  CHECK_ARG (DVT_IS_TASK (result));
+  CHECK_ARG (dvt_task_is_tagged (DVT_TASK (result), self, source_tag));
+  CHECK_ARG (value == NULL || !G_IS_VALUE (value));
+  if (G_UNLIKELY (error != NULL && *error != NULL))
+    {
+      g_return_if_fail_warning (G_LOG_DOMAIN, function, "error == NULL || *error == NULL");
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+#undef CHECK_ARG
+
 /* ---- submission -------------------------------------------------------- */
 
 static DvtTask *
@@ -722,12 +787,8 @@ dvt_runtime_run_blocking (DvtRuntime    *self,
   DvtGate gate;
   gboolean ok;
 
-  dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), FALSE, error);
-  dvt_return_val_if_fail_error (func != NULL, FALSE, error);
-  dvt_return_val_if_fail_error (options == NULL || DVT_IS_OPTIONS (options), FALSE, error);
-  dvt_return_val_if_fail_error (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE, error);
-  dvt_return_val_if_fail_error (value == NULL || !G_IS_VALUE (value), FALSE, error);
-  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  if (!dvt_runtime_check_call (G_STRFUNC, self, func, options, cancellable, value, error))
+    return FALSE;
 
   if (!dvt_core_check_blocking (self->core, error))
     {
@@ -788,12 +849,8 @@ dvt_runtime_to_thread_blocking (DvtRuntime    *self,
   DvtGate gate;
   gboolean ok;
 
-  dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), FALSE, error);
-  dvt_return_val_if_fail_error (func != NULL, FALSE, error);
-  dvt_return_val_if_fail_error (options == NULL || DVT_IS_OPTIONS (options), FALSE, error);
-  dvt_return_val_if_fail_error (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE, error);
-  dvt_return_val_if_fail_error (value == NULL || !G_IS_VALUE (value), FALSE, error);
-  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  if (!dvt_runtime_check_call (G_STRFUNC, self, func, options, cancellable, value, error))
+    return FALSE;
 
   if (!dvt_core_check_blocking (self->core, error))
     {
@@ -890,11 +947,8 @@ dvt_runtime_invoke_blocking (DvtRuntime     *self,
   DvtGate gate;
   gboolean ok;
 
-  dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), FALSE, error);
-  dvt_return_val_if_fail_error (func != NULL, FALSE, error);
-  dvt_return_val_if_fail_error (options == NULL || DVT_IS_OPTIONS (options), FALSE, error);
-  dvt_return_val_if_fail_error (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE, error);
-  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  if (!dvt_runtime_check_call (G_STRFUNC, self, func, options, cancellable, NULL, error))
+    return FALSE;
 
   if (!dvt_core_check_blocking (self->core, error))
     {
@@ -987,10 +1041,8 @@ dvt_runtime_to_thread_async (DvtRuntime          *self,
   DvtTask *task;
   DvtGate gate;
 
-  g_return_if_fail (DVT_IS_RUNTIME (self));
-  g_return_if_fail (func != NULL);
-  g_return_if_fail (options == NULL || DVT_IS_OPTIONS (options));
-  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+  if (!dvt_runtime_check_call (G_STRFUNC, self, func, options, cancellable, NULL, NULL))
+    return;
 
   gate = dvt_fork_gate_enter (DVT_GATE_PURE);
   task = new_work_task (self, DVT_TASK_KIND_THREAD, func, func_data,
@@ -1020,10 +1072,9 @@ dvt_runtime_to_thread_finish (DvtRuntime    *self,
                               GValue        *value,
                               GError       **error)
 {
-  dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), FALSE, error);
-  dvt_return_val_if_fail_error (DVT_IS_TASK (result), FALSE, error);
-  dvt_return_val_if_fail_error (dvt_task_is_tagged (DVT_TASK (result), self,
-                                            dvt_runtime_to_thread_async), FALSE, error);
+  if (!dvt_runtime_check_finish (G_STRFUNC, self, result, dvt_runtime_to_thread_async,
+                                 value, error))
+    return FALSE;
 
   return dvt_task_propagate_value (DVT_TASK (result), value, error);
 }
@@ -1088,11 +1139,8 @@ dvt_runtime_schedule (DvtRuntime      *self,
                       GCancellable    *cancellable,
                       GError         **error)
 {
-  dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), NULL, error);
-  dvt_return_val_if_fail_error (func != NULL, NULL, error);
-  dvt_return_val_if_fail_error (options == NULL || DVT_IS_OPTIONS (options), NULL, error);
-  dvt_return_val_if_fail_error (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL, error);
-  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+  if (!dvt_runtime_check_call (G_STRFUNC, self, func, options, cancellable, NULL, error))
+    return NULL;
 
   return start_future (self, DVT_TASK_KIND_ASYNC, func, func_data,
                        func_data_destroy, options, cancellable, error);
@@ -1125,11 +1173,8 @@ dvt_runtime_submit (DvtRuntime      *self,
                     GCancellable    *cancellable,
                     GError         **error)
 {
-  dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), NULL, error);
-  dvt_return_val_if_fail_error (func != NULL, NULL, error);
-  dvt_return_val_if_fail_error (options == NULL || DVT_IS_OPTIONS (options), NULL, error);
-  dvt_return_val_if_fail_error (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL, error);
-  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+  if (!dvt_runtime_check_call (G_STRFUNC, self, func, options, cancellable, NULL, error))
+    return NULL;
 
   return start_future (self, DVT_TASK_KIND_THREAD, func, func_data,
                        func_data_destroy, options, cancellable, error);
