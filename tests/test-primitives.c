@@ -1,0 +1,392 @@
+/* test-primitives.c: the bottom layers, tested through the static library
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "dvt-test-util.h"
+
+#include "dvt-events-private.h"
+#include "dvt-mailbox-private.h"
+#include "dvt-policy-private.h"
+#include "dvt-thread-private.h"
+
+/* ---- the rate bucket ------------------------------------------------------ */
+
+/* A burst goes at once, then one start per interval; waits are measured
+ * from the time given, so the arithmetic is tested without a clock. */
+static void
+test_rate_bucket_arithmetic (void)
+{
+  DvtRateBucket bucket;
+  gint64 now = 1000000;
+
+  dvt_rate_bucket_init (&bucket);
+  g_assert_false (dvt_rate_bucket_is_set (&bucket));
+  g_assert_cmpint (dvt_rate_bucket_reserve (&bucket, now), ==, 0);
+
+  /* 10 starts per second, burst 3: three free, then 100 ms apart. */
+  dvt_rate_bucket_set (&bucket, 10, 3);
+  g_assert_true (dvt_rate_bucket_is_set (&bucket));
+  g_assert_cmpint (dvt_rate_bucket_reserve (&bucket, now), ==, 0);
+  g_assert_cmpint (dvt_rate_bucket_reserve (&bucket, now), ==, 0);
+  g_assert_cmpint (dvt_rate_bucket_reserve (&bucket, now), ==, 0);
+  g_assert_cmpint (dvt_rate_bucket_reserve (&bucket, now), ==, 100000);
+  g_assert_cmpint (dvt_rate_bucket_reserve (&bucket, now), ==, 200000);
+
+  /* Time passing earns starts back, never more than the burst. */
+  now += 10 * G_USEC_PER_SEC;
+  for (int i = 0; i < 3; i++)
+    g_assert_cmpint (dvt_rate_bucket_reserve (&bucket, now), ==, 0);
+  g_assert_cmpint (dvt_rate_bucket_reserve (&bucket, now), ==, 100000);
+
+  /* Burst 0 means max (1, rate); rate below 1 still allows one. */
+  dvt_rate_bucket_set (&bucket, 0.5, 0);
+  g_assert_cmpint (dvt_rate_bucket_reserve (&bucket, now), ==, 0);
+  g_assert_cmpint (dvt_rate_bucket_reserve (&bucket, now), ==, 2 * G_USEC_PER_SEC);
+
+  /* Extremes neither overflow nor go negative. */
+  dvt_rate_bucket_set (&bucket, 1e-12, G_MAXINT32);
+  g_assert_cmpint (dvt_rate_bucket_reserve (&bucket, G_MAXINT64 / 4), >=, 0);
+  dvt_rate_bucket_set (&bucket, 1e9, 1);
+  g_assert_cmpint (dvt_rate_bucket_reserve (&bucket, now), ==, 0);
+  g_assert_cmpint (dvt_rate_bucket_reserve (&bucket, now), ==, 1);
+
+  /* Cleared: no limit. */
+  dvt_rate_bucket_set (&bucket, 0, 0);
+  g_assert_false (dvt_rate_bucket_is_set (&bucket));
+  g_assert_cmpint (dvt_rate_bucket_reserve (&bucket, now), ==, 0);
+  dvt_rate_bucket_clear (&bucket);
+}
+
+/* ---- policy decisions ------------------------------------------------------ */
+
+static void
+test_policy_decisions (void)
+{
+  DvtPolicyDefaults defaults = { 0, 0, 0.1, 30, 0 };
+  g_autoptr(DvtOptions) options = dvt_options_new ();
+  g_autoptr(GError) failed = g_error_new_literal (TEST_ERROR, 1, "failed");
+  g_autoptr(GError) cancelled = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED, "c");
+  g_autoptr(GError) timed_out = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "t");
+  g_autoptr(GError) closed = g_error_new_literal (DVT_ERROR, DVT_ERROR_CLOSED, "closed");
+  DvtPolicy *policy;
+
+  /* Nothing asked: no policy. */
+  g_assert_null (dvt_policy_resolve (&defaults, NULL));
+  g_assert_null (dvt_policy_resolve (&defaults, options));
+  g_assert_null (dvt_policy_new_deadline (0));
+
+  /* Options win over the defaults; -1 means the default's. */
+  defaults.timeout = 5;
+  dvt_options_set_retries (options, 3);
+  dvt_options_set_retry_backoff (options, 0.5);
+  policy = dvt_policy_resolve (&defaults, options);
+  g_assert_nonnull (policy);
+  g_assert_cmpint (policy->timeout, ==, 5 * G_USEC_PER_SEC);
+  g_assert_cmpuint (policy->retries, ==, 3);
+
+  /* Back-off doubles, capped at the maximum. */
+  g_assert_cmpint (dvt_policy_retry_delay (policy, 1), ==, 500000);
+  g_assert_cmpint (dvt_policy_retry_delay (policy, 2), ==, 1000000);
+  g_assert_cmpint (dvt_policy_retry_delay (policy, 3), ==, 2000000);
+  g_assert_cmpint (dvt_policy_retry_delay (policy, 200), ==, 30 * G_USEC_PER_SEC);
+
+  /* At most retries + 1 attempts; cancellations, timeouts and a closed
+   * runtime are never retried by default. */
+  g_assert_true (dvt_policy_should_retry (policy, 1, NULL, failed));
+  g_assert_true (dvt_policy_should_retry (policy, 3, NULL, failed));
+  g_assert_false (dvt_policy_should_retry (policy, 4, NULL, failed));
+  g_assert_false (dvt_policy_should_retry (policy, 1, NULL, cancelled));
+  g_assert_false (dvt_policy_should_retry (policy, 1, NULL, timed_out));
+  g_assert_false (dvt_policy_should_retry (policy, 1, NULL, closed));
+  g_assert_false (dvt_policy_should_retry (NULL, 1, NULL, failed));
+  dvt_policy_unref (policy);
+
+  /* Jitter stays within its factor. */
+  dvt_options_set_retry_jitter (options, 0.5);
+  policy = dvt_policy_resolve (&defaults, options);
+  for (int i = 0; i < 100; i++)
+    {
+      gint64 delay = dvt_policy_retry_delay (policy, 1);
+
+      g_assert_cmpint (delay, >=, 250000);
+      g_assert_cmpint (delay, <=, 750000);
+    }
+  dvt_policy_unref (policy);
+
+  policy = dvt_policy_new_deadline (0.25);
+  g_assert_cmpint (policy->timeout, ==, 250000);
+  g_assert_cmpuint (policy->retries, ==, 0);
+  dvt_policy_unref (policy);
+}
+
+/* ---- mailboxes ------------------------------------------------------------- */
+
+typedef struct
+{
+  DvtMail  mail;
+  int      n;
+  GArray  *order;
+} TestMail;
+
+static void
+deliver_test_mail (DvtMail *mail)
+{
+  TestMail *tm = (TestMail *) mail;
+
+  g_array_append_val (tm->order, tm->n);
+}
+
+static int n_after_delivery;
+
+static void
+count_after_delivery (void)
+{
+  n_after_delivery++;
+}
+
+/* Mail is delivered in order by one dispatch on the mailbox's context;
+ * once closed, what was left comes back to the closer and later posts are
+ * delivered at once by their poster. */
+static void
+test_mailbox_order_and_close (void)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GArray) order = g_array_new (FALSE, FALSE, sizeof (int));
+  DvtMailbox *mailbox = dvt_mailbox_new (context, "test");
+  TestMail mails[6];
+  DvtMail *left;
+
+  dvt_mail_set_after_delivery (count_after_delivery);
+  for (int i = 0; i < 6; i++)
+    {
+      mails[i].mail.deliver = deliver_test_mail;
+      mails[i].n = i;
+      mails[i].order = order;
+    }
+
+  g_assert_false (dvt_mailbox_has_mail (mailbox));
+  for (int i = 0; i < 3; i++)
+    dvt_mailbox_post (mailbox, &mails[i].mail);
+  g_assert_true (dvt_mailbox_has_mail (mailbox));
+  g_assert_true (g_main_context_iteration (context, FALSE));
+  g_assert_cmpuint (order->len, ==, 3);
+  for (int i = 0; i < 3; i++)
+    g_assert_cmpint (g_array_index (order, int, i), ==, i);
+  g_assert_cmpint (n_after_delivery, ==, 1);
+
+  /* Closed with one left: handed back, in order. */
+  dvt_mailbox_post (mailbox, &mails[3].mail);
+  dvt_mailbox_post (mailbox, &mails[4].mail);
+  left = dvt_mailbox_close (mailbox);
+  g_assert_false (dvt_mailbox_has_mail (mailbox));
+  dvt_mail_deliver_all (left);
+  g_assert_cmpuint (order->len, ==, 5);
+  g_assert_cmpint (g_array_index (order, int, 3), ==, 3);
+  g_assert_cmpint (g_array_index (order, int, 4), ==, 4);
+
+  /* After the close, a post delivers at once. */
+  dvt_mailbox_post (mailbox, &mails[5].mail);
+  g_assert_cmpuint (order->len, ==, 6);
+  g_assert_cmpint (g_array_index (order, int, 5), ==, 5);
+
+  dvt_mailbox_destroy (mailbox);
+  dvt_mail_set_after_delivery (NULL);
+}
+
+typedef struct
+{
+  DvtMailbox *mailbox;
+  TestMail   *mails;
+  int         n;
+} Poster;
+
+static gpointer
+poster_thread (gpointer data)
+{
+  Poster *p = data;
+
+  for (int i = 0; i < p->n; i++)
+    dvt_mailbox_post (p->mailbox, &p->mails[i].mail);
+
+  return NULL;
+}
+
+/* Posts from other threads wake the context's thread, and none is lost. */
+static void
+test_mailbox_wakes (void)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GArray) order = g_array_new (FALSE, FALSE, sizeof (int));
+  DvtMailbox *mailbox = dvt_mailbox_new (context, "test");
+  int n = is_valgrind () ? 500 : 20000;
+  TestMail *mails = g_new0 (TestMail, n);
+  Poster p = { mailbox, mails, n };
+  GThread *thread;
+
+  for (int i = 0; i < n; i++)
+    {
+      mails[i].mail.deliver = deliver_test_mail;
+      mails[i].n = i;
+      mails[i].order = order;
+    }
+
+  thread = g_thread_new ("poster", poster_thread, &p);
+  while (order->len < (guint) n)
+    g_main_context_iteration (context, TRUE);  /* blocks: posts must wake it */
+  g_thread_join (thread);
+  for (int i = 0; i < n; i++)
+    g_assert_cmpint (g_array_index (order, int, i), ==, i);
+
+  dvt_mailbox_destroy (mailbox);
+  g_free (mails);
+}
+
+/* ---- thread helpers and the fork gate -------------------------------------- */
+
+static void
+test_thread_names (void)
+{
+  g_autofree char *plain = dvt_thread_name ("name", "loop");
+  g_autofree char *fallback = dvt_thread_name (NULL, "events");
+  g_autofree char *cut = dvt_thread_name ("a-very-long-runtime", "loop");
+  /* 14 bytes, then a 2-byte character across the 15th and 16th. */
+  g_autofree char *utf8 = dvt_thread_name ("abcdefghijkl\xc3\xa9", "loop");
+
+  g_assert_cmpstr (plain, ==, "name-loop");
+  g_assert_cmpstr (fallback, ==, "dvt-events");
+  g_assert_cmpstr (cut, ==, "a-very-long-run");
+  g_assert_cmpuint (strlen (utf8), <=, 15);
+  g_assert_true (g_utf8_validate (utf8, -1, NULL));
+}
+
+/* Sections nest and restore exactly; the kinds order as documented. */
+static void
+test_fork_gate_sections (void)
+{
+  DvtGate outer, inner, suspended;
+
+  outer = dvt_fork_gate_enter (DVT_GATE_PURE);
+  g_assert_cmpint (outer, ==, DVT_GATE_OUT);
+  inner = dvt_fork_gate_enter (DVT_GATE_CALLOUT);
+  g_assert_cmpint (inner, ==, DVT_GATE_PURE);   /* weaker: no change */
+  inner = dvt_fork_gate_enter (DVT_GATE_PURE);
+  g_assert_cmpint (inner, ==, DVT_GATE_PURE);
+  suspended = dvt_fork_gate_suspend ();
+  g_assert_cmpint (suspended, ==, DVT_GATE_PURE);
+  g_assert_cmpint (dvt_fork_gate_set (DVT_GATE_CALLOUT), ==, DVT_GATE_OUT);
+  g_assert_cmpint (dvt_fork_gate_set (suspended), ==, DVT_GATE_CALLOUT);
+  dvt_fork_gate_leave (outer);
+  g_assert_cmpint (dvt_fork_gate_enter (DVT_GATE_CALLOUT), ==, DVT_GATE_OUT);
+  dvt_fork_gate_leave (DVT_GATE_OUT);
+}
+
+typedef struct
+{
+  int entered;
+  int leave;
+} GateUser;
+
+static gpointer
+gate_user_thread (gpointer data)
+{
+  GateUser *u = data;
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+
+  g_atomic_int_set (&u->entered, 1);
+  while (!g_atomic_int_get (&u->leave))
+    g_usleep (1000);
+  dvt_fork_gate_leave (gate);
+
+  return NULL;
+}
+
+static gpointer
+gate_late_thread (gpointer data)
+{
+  GateUser *u = data;
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+
+  g_atomic_int_set (&u->entered, 1);
+  dvt_fork_gate_leave (gate);
+
+  return NULL;
+}
+
+static gpointer
+open_later (gpointer data)
+{
+  GateUser *u = data;
+
+  g_usleep (50000);
+  g_atomic_int_set (&u->leave, 1);
+
+  return NULL;
+}
+
+/* Closing the gate waits for a thread inside a section, and holds back a
+ * thread that wants to enter until it opens again. */
+static void
+test_fork_gate_close_waits (void)
+{
+  GateUser inside = { 0, 0 }, late = { 0, 0 };
+  GThread *user, *opener, *late_user;
+  gint64 start;
+
+  user = g_thread_new ("inside", gate_user_thread, &inside);
+  g_assert_true (POLL_UNTIL (g_atomic_int_get (&inside.entered), 10));
+
+  opener = g_thread_new ("opener", open_later, &inside);
+  start = g_get_monotonic_time ();
+  dvt_fork_gate_close ();
+  /* Returned only once the section was left. */
+  g_assert_true (g_atomic_int_get (&inside.leave));
+  g_assert_cmpint (g_get_monotonic_time () - start, >=, 40000);
+
+  late_user = g_thread_new ("late", gate_late_thread, &late);
+  g_usleep (50000);
+  g_assert_false (g_atomic_int_get (&late.entered));
+  dvt_fork_gate_open ();
+  g_thread_join (late_user);
+  g_assert_true (g_atomic_int_get (&late.entered));
+
+  g_thread_join (user);
+  g_thread_join (opener);
+}
+
+/* ---- progress counters ------------------------------------------------------ */
+
+static void
+test_progress (void)
+{
+  DvtProgress *progress = dvt_progress_new (10);
+
+  g_assert_true (dvt_progress_add (progress));    /* a record is due */
+  g_assert_false (dvt_progress_add (progress));   /* one waits already */
+  g_assert_cmpint (g_atomic_int_get (&progress->done), ==, 2);
+  g_atomic_int_set (&progress->pending, 0);       /* as delivery does */
+  g_assert_true (dvt_progress_add (progress));
+  g_assert_cmpuint (progress->total, ==, 10);
+  dvt_progress_unref (dvt_progress_ref (progress));
+  dvt_progress_unref (progress);
+}
+
+int
+main (int argc, char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+
+  if (is_valgrind ())
+    slow = 10.0;
+
+  g_test_add_func ("/primitives/rate-bucket", test_rate_bucket_arithmetic);
+  g_test_add_func ("/primitives/policy", test_policy_decisions);
+  g_test_add_func ("/primitives/mailbox/order-and-close", test_mailbox_order_and_close);
+  g_test_add_func ("/primitives/mailbox/wakes", test_mailbox_wakes);
+  g_test_add_func ("/primitives/thread-names", test_thread_names);
+  g_test_add_func ("/primitives/fork-gate/sections", test_fork_gate_sections);
+  g_test_add_func ("/primitives/fork-gate/close-waits", test_fork_gate_close_waits);
+  g_test_add_func ("/primitives/progress", test_progress);
+
+  return g_test_run ();
+}
