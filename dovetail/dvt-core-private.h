@@ -40,6 +40,7 @@ struct _DvtCore
                                  * waiting on idle_cond */
   int           n_publishing;  /* atomic: ended tasks whose mail is still
                                 * being posted (see dvt_core_hold_idle()) */
+  struct _IdleWatch *idle_watches; /* see dvt_core_when_idle() */
   int           closed;        /* atomic */
   guint         n_live;
   DvtLiveNode  *live;          /* accepted, not yet ended (their owners
@@ -114,5 +115,11 @@ void        dvt_core_retire               (DvtCore       *core,
 void        dvt_core_hold_idle            (DvtCore       *core);
 void        dvt_core_release_idle         (DvtCore       *core);
 void        dvt_core_wait_idle            (DvtCore       *core);
+gboolean    dvt_core_wait_idle_until      (DvtCore       *core,
+                                           gint64         deadline,
+                                           GCancellable  *cancellable);
+void        dvt_core_when_idle            (DvtCore       *core,
+                                           void         (*func) (gpointer data),
+                                           gpointer       data);
 
 G_END_DECLS

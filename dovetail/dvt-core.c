@@ -357,11 +357,63 @@ dvt_core_foreach_live (DvtCore  *core,
   g_mutex_unlock (&core->lock);
 }
 
+/* ---- idleness ------------------------------------------------------------- */
+
+/* The runtime is idle when no task is live and no ended task still posts
+ * its mail. Blocking waiters wait on idle_cond; asynchronous ones are
+ * called back by whoever makes the runtime idle. Both count in
+ * n_idle_waiters, so that a task's end costs nothing more while nobody
+ * waits. */
+typedef struct _IdleWatch IdleWatch;
+
+struct _IdleWatch
+{
+  IdleWatch  *next;
+  void      (*func) (gpointer data);
+  gpointer    data;
+};
+
+static gboolean
+core_is_idle_locked (DvtCore *core)
+{
+  return core->n_live == 0 && g_atomic_int_get (&core->n_publishing) == 0;
+}
+
+/* With the lock held, the runtime having become idle: wakes the blocking
+ * waiters and takes the asynchronous ones, for the caller to call once it
+ * has released the lock. */
+static IdleWatch *
+core_became_idle_locked (DvtCore *core)
+{
+  IdleWatch *watches = g_steal_pointer (&core->idle_watches);
+
+  g_cond_broadcast (&core->idle_cond);
+  for (IdleWatch *w = watches; w != NULL; w = w->next)
+    g_atomic_int_add (&core->n_idle_waiters, -1);
+
+  return watches;
+}
+
+static void
+call_idle_watches (IdleWatch *watches)
+{
+  while (watches != NULL)
+    {
+      IdleWatch *next = watches->next;
+
+      watches->func (watches->data);
+      g_free (watches);
+      watches = next;
+    }
+}
+
 /* Unlinks @node, which ended. */
 void
 dvt_core_retire (DvtCore     *core,
                  DvtLiveNode *node)
 {
+  IdleWatch *watches = NULL;
+
   g_mutex_lock (&core->lock);
   if (node->prev != NULL)
     node->prev->next = node->next;
@@ -373,8 +425,15 @@ dvt_core_retire (DvtCore     *core,
   /* GLib's broadcast is a system call even with nobody waiting: this
    * runs once per task when tasks run one at a time. */
   if (--core->n_live == 0 && core->n_idle_waiters > 0)
-    g_cond_broadcast (&core->idle_cond);
+    {
+      if (g_atomic_int_get (&core->n_publishing) == 0)
+        watches = core_became_idle_locked (core);
+      else
+        g_cond_broadcast (&core->idle_cond);
+    }
   g_mutex_unlock (&core->lock);
+
+  call_idle_watches (watches);
 }
 
 /* Around what an ended task posts after it has left the live list: the
@@ -388,24 +447,94 @@ dvt_core_hold_idle (DvtCore *core)
 void
 dvt_core_release_idle (DvtCore *core)
 {
-  if (g_atomic_int_dec_and_test (&core->n_publishing) &&
-      g_atomic_int_get (&core->n_idle_waiters) > 0)
+  IdleWatch *watches = NULL;
+
+  if (!g_atomic_int_dec_and_test (&core->n_publishing) ||
+      g_atomic_int_get (&core->n_idle_waiters) == 0)
+    return;
+
+  g_mutex_lock (&core->lock);
+  if (core_is_idle_locked (core))
+    watches = core_became_idle_locked (core);
+  g_mutex_unlock (&core->lock);
+
+  call_idle_watches (watches);
+}
+
+static void
+wake_idle_waiters (GCancellable *cancellable,
+                   DvtCore      *core)
+{
+  g_mutex_lock (&core->lock);
+  g_cond_broadcast (&core->idle_cond);
+  g_mutex_unlock (&core->lock);
+}
+
+/* Waits until the runtime is idle, the monotonic time @deadline (-1:
+ * none) passes, or @cancellable is cancelled. Returns whether it is
+ * idle. */
+gboolean
+dvt_core_wait_idle_until (DvtCore      *core,
+                          gint64        deadline,
+                          GCancellable *cancellable)
+{
+  gulong handler = 0;
+  gboolean idle;
+
+  if (cancellable != NULL)
+    handler = g_cancellable_connect (cancellable, G_CALLBACK (wake_idle_waiters), core, NULL);
+
+  g_mutex_lock (&core->lock);
+  g_atomic_int_inc (&core->n_idle_waiters);
+  while (!(idle = core_is_idle_locked (core)) &&
+         !g_cancellable_is_cancelled (cancellable))
     {
-      g_mutex_lock (&core->lock);
-      g_cond_broadcast (&core->idle_cond);
-      g_mutex_unlock (&core->lock);
+      if (deadline < 0)
+        g_cond_wait (&core->idle_cond, &core->lock);
+      else if (!g_cond_wait_until (&core->idle_cond, &core->lock, deadline) &&
+               g_get_monotonic_time () >= deadline)
+        {
+          idle = core_is_idle_locked (core);
+          break;
+        }
     }
+  g_atomic_int_add (&core->n_idle_waiters, -1);
+  g_mutex_unlock (&core->lock);
+
+  if (handler != 0)
+    g_cancellable_disconnect (cancellable, handler);
+
+  return idle;
 }
 
 /* Waits until no task is live and no ended task still posts its mail. */
 void
 dvt_core_wait_idle (DvtCore *core)
 {
-  g_mutex_lock (&core->lock);
-  g_atomic_int_inc (&core->n_idle_waiters);
-  while (core->n_live > 0 || g_atomic_int_get (&core->n_publishing) > 0)
-    g_cond_wait (&core->idle_cond, &core->lock);
-  g_atomic_int_add (&core->n_idle_waiters, -1);
-  g_mutex_unlock (&core->lock);
+  dvt_core_wait_idle_until (core, -1, NULL);
 }
 
+/* Calls @func (@data) once the runtime is idle: at once (on this thread)
+ * if it is now, else on the thread that makes it idle. */
+void
+dvt_core_when_idle (DvtCore  *core,
+                    void    (*func) (gpointer data),
+                    gpointer  data)
+{
+  IdleWatch *watch;
+
+  g_mutex_lock (&core->lock);
+  if (core_is_idle_locked (core))
+    {
+      g_mutex_unlock (&core->lock);
+      func (data);
+      return;
+    }
+  watch = g_new (IdleWatch, 1);
+  watch->func = func;
+  watch->data = data;
+  watch->next = core->idle_watches;
+  core->idle_watches = watch;
+  g_atomic_int_inc (&core->n_idle_waiters);
+  g_mutex_unlock (&core->lock);
+}

@@ -879,6 +879,30 @@ gather_cancel (DvtTask * const *tasks,
     }
 }
 
+/* The results of ended @tasks, in order: each value, or each error as a
+ * G_TYPE_ERROR value. */
+static GArray *
+gather_results (DvtTask * const *tasks,
+                guint            n_tasks)
+{
+  GArray *results = new_results (n_tasks);
+
+  for (guint i = 0; i < n_tasks; i++)
+    {
+      GValue *slot = &g_array_index (results, GValue, i);
+      GError *task_error = NULL;
+
+      if (!dvt_task_propagate_value (tasks[i], slot, &task_error))
+        {
+          g_value_unset (slot);
+          g_value_init (slot, G_TYPE_ERROR);
+          g_value_take_boxed (slot, task_error);
+        }
+    }
+
+  return results;
+}
+
 /* Waits until the gather is done or the monotonic time @until (-1: no
  * limit), iterating @iterate if given. Returns whether it is done. */
 static gboolean
@@ -1041,24 +1065,310 @@ dvt_runtime_gather_blocking (DvtRuntime      *self,
       g_propagate_error (error, g_error_copy (gather->first_failed->result.error));
     }
   else
-    {
-      results = new_results (n_tasks);
-      for (guint i = 0; i < n_tasks; i++)
-        {
-          GValue *slot = &g_array_index (results, GValue, i);
-          GError *task_error = NULL;
-
-          if (!dvt_task_propagate_value (tasks[i], slot, &task_error))
-            {
-              g_value_unset (slot);
-              g_value_init (slot, G_TYPE_ERROR);
-              g_value_take_boxed (slot, task_error);
-            }
-        }
-    }
+    results = gather_results (tasks, n_tasks);
 
   gather_unref (gather);
   dvt_fork_gate_leave (gate);
 
   return results;
+}
+
+/* ---- gather from a main loop ------------------------------------------------ */
+
+/* One dvt_runtime_gather_async(). Whatever ends it first claims it: the
+ * last task's end, a failure, the deadline, the cancellable. */
+typedef struct
+{
+  int            ref_count;
+  int            claimed;      /* atomic */
+  int            remaining;    /* atomic */
+  GTask         *gtask;        /* until claimed */
+  DvtTask      **tasks;        /* held */
+  guint          n_tasks;
+  gboolean       return_errors;
+  gint64         start;
+  double         timeout;      /* each task's, from the start */
+  double         deadline;     /* the whole call's */
+  GMainContext  *timer_context;
+  GSource       *item_timer;   /* under timer_lock */
+  GSource       *deadline_timer;
+  GMutex         timer_lock;
+  GCancellable  *cancellable;
+  gulong         handler;
+} GatherOp;
+
+static GatherOp *
+gather_op_ref (GatherOp *op)
+{
+  g_atomic_int_inc (&op->ref_count);
+  return op;
+}
+
+static void
+gather_op_unref (gpointer data)
+{
+  GatherOp *op = data;
+
+  if (!g_atomic_int_dec_and_test (&op->ref_count))
+    return;
+
+  g_assert (op->gtask == NULL && op->item_timer == NULL && op->deadline_timer == NULL);
+  for (guint i = 0; i < op->n_tasks; i++)
+    g_object_unref (op->tasks[i]);
+  g_free (op->tasks);
+  g_clear_pointer (&op->timer_context, g_main_context_unref);
+  g_clear_object (&op->cancellable);
+  g_mutex_clear (&op->timer_lock);
+  g_free (op);
+}
+
+static void
+gather_op_stop_timers (GatherOp *op)
+{
+  GSource *timers[2];
+
+  g_mutex_lock (&op->timer_lock);
+  timers[0] = g_steal_pointer (&op->item_timer);
+  timers[1] = g_steal_pointer (&op->deadline_timer);
+  g_mutex_unlock (&op->timer_lock);
+
+  for (guint i = 0; i < G_N_ELEMENTS (timers); i++)
+    if (timers[i] != NULL)
+      {
+        g_source_destroy (timers[i]);
+        g_source_unref (timers[i]);
+      }
+}
+
+/* Claims the gather: returns its GTask (the caller completes it) or NULL
+ * if something else ended it. @in_handler: called from the cancellable's
+ * handler, which must not disconnect itself. */
+static GTask *
+gather_op_claim (GatherOp *op,
+                 gboolean  in_handler)
+{
+  GTask *gtask;
+  gulong handler;
+
+  if (!g_atomic_int_compare_and_exchange (&op->claimed, 0, 1))
+    return NULL;
+
+  gtask = g_steal_pointer (&op->gtask);
+  gather_op_stop_timers (op);
+  handler = op->handler;
+  op->handler = 0;
+  if (handler != 0 && !in_handler)
+    g_cancellable_disconnect (op->cancellable, handler);
+
+  return gtask;
+}
+
+/* Ends the gather with @error (owned), cancelling its unfinished tasks:
+ * those not started first, as the blocking call does. */
+static void
+gather_op_fail (GatherOp *op,
+                GError   *error,
+                gboolean  in_handler,
+                gboolean  cancel_running)
+{
+  g_autoptr(GTask) gtask = gather_op_claim (op, in_handler);
+
+  if (gtask == NULL)
+    {
+      g_error_free (error);
+      return;
+    }
+
+  gather_cancel (op->tasks, op->n_tasks, TRUE);
+  if (cancel_running)
+    gather_cancel (op->tasks, op->n_tasks, FALSE);
+  g_task_return_error (gtask, error);
+}
+
+static void
+gather_op_task_done (DvtTask  *task,
+                     gpointer  data)
+{
+  GatherOp *op = data;
+
+  if (task->result.error != NULL && !op->return_errors)
+    gather_op_fail (op, g_error_copy (task->result.error), FALSE, FALSE);
+
+  if (g_atomic_int_dec_and_test (&op->remaining))
+    {
+      g_autoptr(GTask) gtask = gather_op_claim (op, FALSE);
+
+      if (gtask != NULL)
+        g_task_return_pointer (gtask, gather_results (op->tasks, op->n_tasks),
+                               (GDestroyNotify) g_array_unref);
+    }
+
+  gather_op_unref (op);
+}
+
+static void
+gather_op_cancelled (GCancellable *cancellable,
+                     GatherOp     *op)
+{
+  gather_op_fail (op, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                           _("The gather was cancelled")),
+                  TRUE, TRUE);
+}
+
+static gboolean
+gather_op_deadline (gpointer data)
+{
+  GatherOp *op = data;
+
+  gather_op_fail (op, g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                   _("The gather did not finish within its deadline "
+                                     "of %g seconds"), op->deadline),
+                  FALSE, TRUE);
+
+  return G_SOURCE_REMOVE;
+}
+
+/* Each task's timeout, counted from the gather's start: the tasks still
+ * running time out (and, without return-errors, fail the gather). */
+static gboolean
+gather_op_item_timeout (gpointer data)
+{
+  GatherOp *op = data;
+  gint64 timeout = (gint64) (op->timeout * G_USEC_PER_SEC);
+
+  for (guint i = 0; i < op->n_tasks; i++)
+    dvt_task_expire (op->tasks[i], timeout);
+
+  return G_SOURCE_REMOVE;
+}
+
+static GSource *
+gather_op_timer (GatherOp    *op,
+                 double       seconds,
+                 GSourceFunc  func)
+{
+  GSource *source = g_timeout_source_new ((guint) MIN (seconds * 1000 + 0.999, (double) G_MAXUINT));
+
+  g_source_set_callback (source, func, gather_op_ref (op), gather_op_unref);
+  g_source_set_static_name (source, "[dovetail] gather timer");
+  g_source_attach (source, op->timer_context);
+
+  return source;
+}
+
+/**
+ * dvt_runtime_gather_async:
+ * @self: a runtime
+ * @tasks: (array length=n_tasks): the tasks to wait for, from any runtime
+ * @n_tasks: the number of tasks
+ * @options: (nullable): [property@Options:return-errors],
+ *   [property@Options:timeout] and [property@Options:deadline] apply
+ * @cancellable: (nullable): cancelling it cancels the tasks that have not
+ *   ended and fails the call with %G_IO_ERROR_CANCELLED
+ * @callback: (scope async) (closure user_data): called on the
+ *   thread-default main context of the calling thread once the gather has
+ *   ended
+ * @user_data: data for @callback
+ *
+ * The main-loop twin of [method@Runtime.gather_blocking], with the same
+ * results, errors and cancellations; call [method@Runtime.gather_finish]
+ * in @callback.
+ *
+ * Since: 0.2
+ */
+void
+dvt_runtime_gather_async (DvtRuntime          *self,
+                          DvtTask * const     *tasks,
+                          guint                n_tasks,
+                          DvtOptions          *options,
+                          GCancellable        *cancellable,
+                          GAsyncReadyCallback  callback,
+                          gpointer             user_data)
+{
+  GatherOp *op;
+  GTask *gtask;
+  DvtGate gate;
+
+  g_return_if_fail (DVT_IS_RUNTIME (self));
+  g_return_if_fail (tasks != NULL || n_tasks == 0);
+  g_return_if_fail (options == NULL || DVT_IS_OPTIONS (options));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+  for (guint i = 0; i < n_tasks; i++)
+    g_return_if_fail (DVT_IS_TASK (tasks[i]) && tasks[i]->kind != DVT_TASK_KIND_ITEM);
+
+  gtask = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (gtask, dvt_runtime_gather_async);
+  g_task_set_name (gtask, "[dovetail] dvt_runtime_gather_async");
+  g_task_set_check_cancellable (gtask, FALSE);
+  if (n_tasks == 0)
+    {
+      g_task_return_pointer (gtask, new_results (0), (GDestroyNotify) g_array_unref);
+      g_object_unref (gtask);
+      return;
+    }
+
+  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  op = g_new0 (GatherOp, 1);
+  op->ref_count = 1;
+  op->gtask = gtask;
+  op->remaining = (int) n_tasks;
+  op->n_tasks = n_tasks;
+  op->tasks = g_new (DvtTask *, n_tasks);
+  for (guint i = 0; i < n_tasks; i++)
+    op->tasks[i] = g_object_ref (tasks[i]);
+  op->return_errors = options != NULL && dvt_options_get_return_errors (options);
+  op->start = g_get_monotonic_time ();
+  op->timeout = options != NULL ? dvt_options_get_timeout (options) : -1;
+  op->deadline = options != NULL ? dvt_options_get_deadline (options) : -1;
+  op->timer_context = g_main_context_ref (dvt_runtime_get_context (self));
+  g_mutex_init (&op->timer_lock);
+
+  /* The timers first: a task may end the gather as soon as it is hooked. */
+  g_mutex_lock (&op->timer_lock);
+  if (op->timeout > 0 && (op->deadline <= 0 || op->timeout < op->deadline))
+    op->item_timer = gather_op_timer (op, op->timeout, gather_op_item_timeout);
+  if (op->deadline > 0)
+    op->deadline_timer = gather_op_timer (op, op->deadline, gather_op_deadline);
+  g_mutex_unlock (&op->timer_lock);
+
+  if (cancellable != NULL)
+    {
+      op->cancellable = g_object_ref (cancellable);
+      /* Runs at once if it is cancelled already. */
+      op->handler = g_cancellable_connect (cancellable, G_CALLBACK (gather_op_cancelled),
+                                           gather_op_ref (op), gather_op_unref);
+    }
+
+  for (guint i = 0; i < n_tasks; i++)
+    dvt_task_add_done_hook (op->tasks[i], gather_op_task_done, gather_op_ref (op));
+
+  gather_op_unref (op);
+  dvt_fork_gate_leave (gate);
+}
+
+/**
+ * dvt_runtime_gather_finish:
+ * @self: a runtime
+ * @result: the result given to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Runtime.gather_async].
+ *
+ * Returns: (transfer full) (element-type GValue): the results in the
+ *   order of the tasks, or %NULL with @error set
+ *
+ * Since: 0.2
+ */
+GArray *
+dvt_runtime_gather_finish (DvtRuntime    *self,
+                           GAsyncResult  *result,
+                           GError       **error)
+{
+  dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), NULL, error);
+  dvt_return_val_if_fail_error (g_task_is_valid (result, self), NULL, error);
+  dvt_return_val_if_fail_error (g_task_get_source_tag (G_TASK (result)) ==
+                                dvt_runtime_gather_async, NULL, error);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
 }

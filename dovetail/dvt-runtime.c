@@ -1006,6 +1006,30 @@ dvt_runtime_has_task_policy (DvtRuntime *self,
   return TRUE;
 }
 
+/* Starts a task whose end @callback reports on the caller's context. */
+static void
+start_with_callback (DvtRuntime          *self,
+                     DvtTaskKind          kind,
+                     gpointer             func,
+                     gpointer             func_data,
+                     GDestroyNotify       func_data_destroy,
+                     DvtOptions          *options,
+                     GCancellable        *cancellable,
+                     GAsyncReadyCallback  callback,
+                     gpointer             user_data,
+                     gpointer             source_tag)
+{
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtTask *task = new_work_task (self, kind, func, func_data, func_data_destroy,
+                                 options, cancellable);
+
+  dvt_task_set_callback (task, callback, user_data, source_tag);
+  dvt_task_destroy_data_on_caller_context (task);
+  start_task (self, task, NULL);
+  g_object_unref (task);
+  dvt_fork_gate_leave (gate);
+}
+
 /**
  * dvt_runtime_to_thread_async:
  * @self: a runtime
@@ -1038,20 +1062,81 @@ dvt_runtime_to_thread_async (DvtRuntime          *self,
                              GAsyncReadyCallback  callback,
                              gpointer             user_data)
 {
-  DvtTask *task;
-  DvtGate gate;
-
   if (!dvt_runtime_check_call (G_STRFUNC, self, func, options, cancellable, NULL, NULL))
     return;
 
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
-  task = new_work_task (self, DVT_TASK_KIND_THREAD, func, func_data,
-                        func_data_destroy, options, cancellable);
-  dvt_task_set_callback (task, callback, user_data, dvt_runtime_to_thread_async);
-  dvt_task_destroy_data_on_caller_context (task);
-  start_task (self, task, NULL);
-  g_object_unref (task);
-  dvt_fork_gate_leave (gate);
+  start_with_callback (self, DVT_TASK_KIND_THREAD, func, func_data, func_data_destroy,
+                       options, cancellable, callback, user_data,
+                       dvt_runtime_to_thread_async);
+}
+
+/**
+ * dvt_runtime_run_async:
+ * @self: a runtime
+ * @func: (scope notified) (closure func_data) (destroy func_data_destroy):
+ *   starts the work
+ * @func_data: data for @func
+ * @func_data_destroy: (nullable): frees @func_data when the task is done
+ *   with it, on the same context as @callback
+ * @options: (nullable): options for this call
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async) (closure user_data): called on the
+ *   thread-default main context of the calling thread once the task has
+ *   ended
+ * @user_data: data for @callback
+ *
+ * The main-loop twin of [method@Runtime.run_blocking]: starts an async
+ * function on the runtime's loop thread (or, with
+ * [property@Options:use-caller-context], on this thread's thread-default
+ * context) and returns at once. @callback runs on the caller's
+ * thread-default context; call [method@Runtime.run_finish] there.
+ *
+ * Timeouts, retries, the rate limit, events and cancellation apply as for
+ * the blocking call.
+ *
+ * Since: 0.2
+ */
+void
+dvt_runtime_run_async (DvtRuntime          *self,
+                       DvtAsyncFunc         func,
+                       gpointer             func_data,
+                       GDestroyNotify       func_data_destroy,
+                       DvtOptions          *options,
+                       GCancellable        *cancellable,
+                       GAsyncReadyCallback  callback,
+                       gpointer             user_data)
+{
+  if (!dvt_runtime_check_call (G_STRFUNC, self, func, options, cancellable, NULL, NULL))
+    return;
+
+  start_with_callback (self, DVT_TASK_KIND_ASYNC, func, func_data, func_data_destroy,
+                       options, cancellable, callback, user_data, dvt_runtime_run_async);
+}
+
+/**
+ * dvt_runtime_run_finish:
+ * @self: a runtime
+ * @result: the result given to the callback
+ * @value: (out caller-allocates) (optional): an unset #GValue to receive
+ *   the result
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Runtime.run_async].
+ *
+ * Returns: (skip): %TRUE on success
+ *
+ * Since: 0.2
+ */
+gboolean
+dvt_runtime_run_finish (DvtRuntime    *self,
+                        GAsyncResult  *result,
+                        GValue        *value,
+                        GError       **error)
+{
+  if (!dvt_runtime_check_finish (G_STRFUNC, self, result, dvt_runtime_run_async, value, error))
+    return FALSE;
+
+  return dvt_task_propagate_value (DVT_TASK (result), value, error);
 }
 
 /**
@@ -1273,6 +1358,340 @@ dvt_runtime_is_shutdown (DvtRuntime *self)
   g_return_val_if_fail (DVT_IS_RUNTIME (self), TRUE);
 
   return g_atomic_int_get (&self->core->closed) != 0;
+}
+
+static void
+shutdown_thread (GTask        *gtask,
+                 gpointer      source,
+                 gpointer      task_data,
+                 GCancellable *cancellable)
+{
+  dvt_runtime_shutdown (source, TRUE, FALSE);
+  g_task_return_boolean (gtask, TRUE);
+}
+
+/**
+ * dvt_runtime_shutdown_async:
+ * @self: a runtime
+ * @cancel_pending: whether to cancel the work in flight instead of letting
+ *   it finish
+ * @cancellable: (nullable): cancels the wait, not the shutdown
+ * @callback: (scope async) (closure user_data): called on the
+ *   thread-default main context of the calling thread once the work has
+ *   ended and the runtime's threads have stopped
+ * @user_data: data for @callback
+ *
+ * The main-loop twin of a waiting [method@Runtime.shutdown]: stops
+ * accepting work at once (later calls fail with %DVT_ERROR_CLOSED), cancels
+ * the work in flight if asked, and reports to @callback once everything
+ * has ended, without blocking the caller: a GTK application can drain its
+ * work when its window closes while its main loop goes on. Call
+ * [method@Runtime.shutdown_finish] in @callback.
+ *
+ * It may be called more than once, from any thread: every call's callback
+ * runs. Cancelling @cancellable ends that wait at once with
+ * %G_IO_ERROR_CANCELLED; the shutdown itself goes on.
+ *
+ * Since: 0.2
+ */
+void
+dvt_runtime_shutdown_async (DvtRuntime          *self,
+                            gboolean             cancel_pending,
+                            GCancellable        *cancellable,
+                            GAsyncReadyCallback  callback,
+                            gpointer             user_data)
+{
+  g_autoptr(GTask) gtask = NULL;
+
+  g_return_if_fail (DVT_IS_RUNTIME (self));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  gtask = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (gtask, dvt_runtime_shutdown_async);
+  g_task_set_name (gtask, "[dovetail] dvt_runtime_shutdown_async");
+
+  /* Closes and cancels now: neither waits. */
+  dvt_runtime_shutdown (self, FALSE, cancel_pending);
+
+  /* The wait for the work and the threads' stop, on a thread of GLib's
+   * (never one of the runtime's own, which could not wait for itself). */
+  g_task_set_return_on_cancel (gtask, TRUE);
+  g_task_run_in_thread (gtask, shutdown_thread);
+}
+
+/**
+ * dvt_runtime_shutdown_finish:
+ * @self: a runtime
+ * @result: the result given to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Runtime.shutdown_async].
+ *
+ * Returns: %TRUE once the runtime has stopped; %FALSE with
+ *   %G_IO_ERROR_CANCELLED if the wait was cancelled first
+ *
+ * Since: 0.2
+ */
+gboolean
+dvt_runtime_shutdown_finish (DvtRuntime    *self,
+                             GAsyncResult  *result,
+                             GError       **error)
+{
+  dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), FALSE, error);
+  dvt_return_val_if_fail_error (g_task_is_valid (result, self), FALSE, error);
+  dvt_return_val_if_fail_error (g_task_get_source_tag (G_TASK (result)) ==
+                                dvt_runtime_shutdown_async, FALSE, error);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/* A wait for the runtime's work to end, as a blocking call can make it:
+ * not on the loop thread, not from a work function of the runtime (whose
+ * own task is part of that work). */
+static gboolean
+check_wait_idle (DvtRuntime  *self,
+                 GError     **error)
+{
+  if (!dvt_core_check_blocking (self->core, error))
+    return FALSE;
+
+  if (dvt_task_running_in (self->core))
+    {
+      g_set_error_literal (error, DVT_ERROR, DVT_ERROR_WOULD_DEADLOCK,
+                           _("A work function waited for its runtime to be "
+                             "idle, which it cannot be while the function "
+                             "runs"));
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+/**
+ * dvt_runtime_wait_idle:
+ * @self: a runtime
+ * @timeout: the longest time to wait, in seconds; 0 or less waits as long
+ *   as it takes
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Blocks until the runtime is idle: no task is queued or running, and
+ * every task that ended has delivered its callback to its context's queue.
+ * The runtime stays open, unlike with [method@Runtime.shutdown]; work
+ * submitted meanwhile is waited for too.
+ *
+ * Fails at once with %DVT_ERROR_WOULD_DEADLOCK on the runtime's loop
+ * thread or in one of its work functions.
+ *
+ * Returns: %TRUE once idle; %FALSE with %G_IO_ERROR_TIMED_OUT or
+ *   %G_IO_ERROR_CANCELLED
+ *
+ * Since: 0.2
+ */
+gboolean
+dvt_runtime_wait_idle (DvtRuntime    *self,
+                       double         timeout,
+                       GCancellable  *cancellable,
+                       GError       **error)
+{
+  gint64 deadline = -1;
+  DvtGate gate;
+  gboolean idle;
+
+  dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), FALSE, error);
+  dvt_return_val_if_fail_error (cancellable == NULL || G_IS_CANCELLABLE (cancellable),
+                                FALSE, error);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!check_wait_idle (self, error) ||
+      g_cancellable_set_error_if_cancelled (cancellable, error))
+    return FALSE;
+
+  if (timeout > 0 && timeout < (double) (G_MAXINT64 / 4) / G_USEC_PER_SEC)
+    deadline = g_get_monotonic_time () + (gint64) (timeout * G_USEC_PER_SEC);
+
+  gate = dvt_fork_gate_suspend ();
+  idle = dvt_core_wait_idle_until (self->core, deadline, cancellable);
+  dvt_fork_gate_leave (gate);
+
+  if (idle)
+    return TRUE;
+  if (!g_cancellable_set_error_if_cancelled (cancellable, error))
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                 _("The runtime was still busy after %g seconds"), timeout);
+
+  return FALSE;
+}
+
+typedef struct
+{
+  int           claimed;      /* atomic */
+  GCancellable *cancellable;
+  gulong        handler;
+} IdleOp;
+
+static void
+idle_op_free (gpointer data)
+{
+  IdleOp *op = data;
+
+  g_clear_object (&op->cancellable);
+  g_free (op);
+}
+
+static gboolean
+idle_op_claim (GTask *gtask)
+{
+  IdleOp *op = g_task_get_task_data (gtask);
+
+  return g_atomic_int_compare_and_exchange (&op->claimed, 0, 1);
+}
+
+/* Never from inside the cancellable's handler (see dvt_task_wait_async()). */
+static void
+idle_op_disconnect (GTask *gtask)
+{
+  IdleOp *op = g_task_get_task_data (gtask);
+  gulong handler = op->handler;
+
+  op->handler = 0;
+  if (handler != 0)
+    g_cancellable_disconnect (op->cancellable, handler);
+}
+
+static void
+idle_op_reached (gpointer data)
+{
+  GTask *gtask = data;
+
+  if (idle_op_claim (gtask))
+    {
+      idle_op_disconnect (gtask);
+      g_task_return_boolean (gtask, TRUE);
+    }
+  g_object_unref (gtask);
+}
+
+static void
+idle_op_cancelled (GCancellable *cancellable,
+                   GTask        *gtask)
+{
+  if (idle_op_claim (gtask))
+    g_task_return_new_error (gtask, G_IO_ERROR, G_IO_ERROR_CANCELLED, "%s",
+                             _("The wait for the runtime to be idle was cancelled"));
+}
+
+/**
+ * dvt_runtime_wait_idle_async:
+ * @self: a runtime
+ * @cancellable: (nullable): cancels the wait
+ * @callback: (scope async) (closure user_data): called on the
+ *   thread-default main context of the calling thread once the runtime is
+ *   idle
+ * @user_data: data for @callback
+ *
+ * The main-loop twin of [method@Runtime.wait_idle]. @callback runs on the
+ * caller's thread-default context, after this call has returned; call
+ * [method@Runtime.wait_idle_finish] there.
+ *
+ * Since: 0.2
+ */
+void
+dvt_runtime_wait_idle_async (DvtRuntime          *self,
+                             GCancellable        *cancellable,
+                             GAsyncReadyCallback  callback,
+                             gpointer             user_data)
+{
+  GTask *gtask;
+  IdleOp *op;
+
+  g_return_if_fail (DVT_IS_RUNTIME (self));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  gtask = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (gtask, dvt_runtime_wait_idle_async);
+  g_task_set_name (gtask, "[dovetail] dvt_runtime_wait_idle_async");
+  g_task_set_check_cancellable (gtask, FALSE);
+  op = g_new0 (IdleOp, 1);
+  g_task_set_task_data (gtask, op, idle_op_free);
+
+  if (cancellable != NULL)
+    {
+      op->cancellable = g_object_ref (cancellable);
+      op->handler = g_cancellable_connect (cancellable, G_CALLBACK (idle_op_cancelled),
+                                           g_object_ref (gtask), g_object_unref);
+    }
+
+  /* At once if idle now: GTask delivers it in a later iteration. */
+  dvt_core_when_idle (self->core, idle_op_reached, gtask);
+}
+
+/**
+ * dvt_runtime_wait_idle_finish:
+ * @self: a runtime
+ * @result: the result given to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Runtime.wait_idle_async].
+ *
+ * Returns: %TRUE once the runtime was idle; %FALSE with
+ *   %G_IO_ERROR_CANCELLED if the wait was cancelled first
+ *
+ * Since: 0.2
+ */
+gboolean
+dvt_runtime_wait_idle_finish (DvtRuntime    *self,
+                              GAsyncResult  *result,
+                              GError       **error)
+{
+  dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), FALSE, error);
+  dvt_return_val_if_fail_error (g_task_is_valid (result, self), FALSE, error);
+  dvt_return_val_if_fail_error (g_task_get_source_tag (G_TASK (result)) ==
+                                dvt_runtime_wait_idle_async, FALSE, error);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  idle_op_disconnect (G_TASK (result));
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/**
+ * dvt_runtime_cancel_all:
+ * @self: a runtime
+ *
+ * Cancels every task of the runtime that has not ended, as
+ * [method@Task.cancel] does for one, and keeps the runtime open: unlike a
+ * shutdown, work submitted afterwards runs as usual. Work submitted by
+ * another thread while this runs may be cancelled or not.
+ *
+ * Returns: how many tasks this call cancelled
+ *
+ * Since: 0.2
+ */
+guint
+dvt_runtime_cancel_all (DvtRuntime *self)
+{
+  g_autoptr(GPtrArray) live = NULL;
+  DvtGate gate;
+  guint n = 0;
+
+  g_return_val_if_fail (DVT_IS_RUNTIME (self), 0);
+
+  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  live = dvt_task_list_live (self->core);
+  /* Cancellations run the cancellables' handlers: the application's. */
+  dvt_fork_gate_set (DVT_GATE_CALLOUT);
+  for (guint i = 0; i < live->len; i++)
+    if (dvt_task_end_by_runtime (g_ptr_array_index (live, i),
+                                 g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                                      _("The task was cancelled with "
+                                                        "all the runtime’s work"))))
+      n++;
+  g_clear_pointer (&live, g_ptr_array_unref);
+  dvt_fork_gate_leave (gate);
+
+  return n;
 }
 
 /**

@@ -94,6 +94,20 @@ void          dvt_runtime_to_thread_async    (DvtRuntime          *self,
                                               GAsyncReadyCallback  callback,
                                               gpointer             user_data);
 DVT_AVAILABLE_IN_ALL
+void          dvt_runtime_run_async          (DvtRuntime          *self,
+                                              DvtAsyncFunc         func,
+                                              gpointer             func_data,
+                                              GDestroyNotify       func_data_destroy,
+                                              DvtOptions          *options,
+                                              GCancellable        *cancellable,
+                                              GAsyncReadyCallback  callback,
+                                              gpointer             user_data);
+DVT_AVAILABLE_IN_ALL
+gboolean      dvt_runtime_run_finish         (DvtRuntime          *self,
+                                              GAsyncResult        *result,
+                                              GValue              *value,
+                                              GError             **error);
+DVT_AVAILABLE_IN_ALL
 gboolean      dvt_runtime_to_thread_finish   (DvtRuntime          *self,
                                               GAsyncResult        *result,
                                               GValue              *value,
@@ -144,6 +158,18 @@ GArray       *dvt_runtime_gather_blocking    (DvtRuntime          *self,
                                               DvtOptions          *options,
                                               GCancellable        *cancellable,
                                               GError             **error);
+DVT_AVAILABLE_IN_ALL
+void          dvt_runtime_gather_async       (DvtRuntime          *self,
+                                              DvtTask * const     *tasks,
+                                              guint                n_tasks,
+                                              DvtOptions          *options,
+                                              GCancellable        *cancellable,
+                                              GAsyncReadyCallback  callback,
+                                              gpointer             user_data);
+DVT_AVAILABLE_IN_ALL
+GArray       *dvt_runtime_gather_finish      (DvtRuntime          *self,
+                                              GAsyncResult        *result,
+                                              GError             **error);
 
 DVT_AVAILABLE_IN_ALL
 void          dvt_runtime_shutdown           (DvtRuntime          *self,
@@ -151,6 +177,32 @@ void          dvt_runtime_shutdown           (DvtRuntime          *self,
                                               gboolean             cancel_pending);
 DVT_AVAILABLE_IN_ALL
 gboolean      dvt_runtime_is_shutdown        (DvtRuntime          *self);
+DVT_AVAILABLE_IN_ALL
+void          dvt_runtime_shutdown_async     (DvtRuntime          *self,
+                                              gboolean             cancel_pending,
+                                              GCancellable        *cancellable,
+                                              GAsyncReadyCallback  callback,
+                                              gpointer             user_data);
+DVT_AVAILABLE_IN_ALL
+gboolean      dvt_runtime_shutdown_finish    (DvtRuntime          *self,
+                                              GAsyncResult        *result,
+                                              GError             **error);
+DVT_AVAILABLE_IN_ALL
+gboolean      dvt_runtime_wait_idle          (DvtRuntime          *self,
+                                              double               timeout,
+                                              GCancellable        *cancellable,
+                                              GError             **error);
+DVT_AVAILABLE_IN_ALL
+void          dvt_runtime_wait_idle_async    (DvtRuntime          *self,
+                                              GCancellable        *cancellable,
+                                              GAsyncReadyCallback  callback,
+                                              gpointer             user_data);
+DVT_AVAILABLE_IN_ALL
+gboolean      dvt_runtime_wait_idle_finish   (DvtRuntime          *self,
+                                              GAsyncResult        *result,
+                                              GError             **error);
+DVT_AVAILABLE_IN_ALL
+guint         dvt_runtime_cancel_all         (DvtRuntime          *self);
 DVT_AVAILABLE_IN_ALL
 DvtStats     *dvt_runtime_get_stats          (DvtRuntime          *self);
 DVT_AVAILABLE_IN_ALL

@@ -186,6 +186,7 @@ void      dvt_task_set_run_context   (DvtTask             *task,
                                       GMainContext        *context);
 void      dvt_task_dispatch          (DvtTask             *task);
 void      dvt_task_hold_idle         (DvtTask             *task);
+gboolean  dvt_task_running_in        (DvtCore             *core);
 gboolean  dvt_task_accept            (DvtTask             *task,
                                       GError             **error);
 DvtTask  *dvt_task_find_live         (DvtCore             *core,
@@ -202,7 +203,7 @@ gboolean  dvt_task_check_wait        (DvtTask             *task,
                                       GError             **error);
 void      dvt_task_start_attempt     (DvtTask             *task);
 void      dvt_task_push_attempt      (DvtTask             *task);
-void      dvt_task_end_by_runtime    (DvtTask             *task,
+gboolean  dvt_task_end_by_runtime    (DvtTask             *task,
                                       GError              *error);
 void      dvt_task_release_func_data (DvtTask             *task);
 void      dvt_task_release_item      (DvtTask             *task);

@@ -1595,7 +1595,7 @@ begin_retry (DvtTask   *task,
  * (cancellation, shutdown, a missing result) from one of the work. If the
  * result wins and @cancel_first is given, it is cancelled after the result
  * is recorded and before anyone is released: see dvt_task_end_by_runtime(). */
-static void
+static gboolean
 finish_in_gate (DvtTask      *task,
                 DvtResult    *result,
                 gboolean      by_runtime,
@@ -1605,7 +1605,7 @@ finish_in_gate (DvtTask      *task,
 
   if (!by_runtime && result->error != NULL &&
       DVT_TASK_EXTRA (task, policy, NULL) != NULL && begin_retry (task, result))
-    return;
+    return FALSE;
 
   /* Claim first, reference after: a cancellation handler may run while
    * another thread drops the last reference to a task that has ended (its
@@ -1622,7 +1622,7 @@ finish_in_gate (DvtTask      *task,
         g_critical ("Task %" G_GUINT64_FORMAT " was completed twice; "
                     "the second result is dropped", task->id);
       dvt_result_clear (result);
-      return;
+      return FALSE;
     }
 
   g_object_ref (task);
@@ -1631,7 +1631,7 @@ finish_in_gate (DvtTask      *task,
     {
       task->extra->parent_class->done (task->extra->parent, task, result);
       g_object_unref (task);
-      return;
+      return FALSE;
     }
 
   task->result = *result;
@@ -1655,14 +1655,16 @@ finish_in_gate (DvtTask      *task,
     {
       dvt_task_set_flag (task, DVT_TASK_FLAG_PUBLISH_PENDING);
       dvt_task_unref_gated (task);
-      return;
+      return TRUE;
     }
 
   publish (task);
   dvt_task_unref_gated (task);
+
+  return TRUE;
 }
 
-static void
+static gboolean
 finish_full (DvtTask      *task,
              DvtResult    *result,
              gboolean      by_runtime,
@@ -1670,9 +1672,11 @@ finish_full (DvtTask      *task,
 {
   /* Work functions and GIO callbacks complete tasks from outside. */
   DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gboolean won = finish_in_gate (task, result, by_runtime, cancel_first);
 
-  finish_in_gate (task, result, by_runtime, cancel_first);
   dvt_fork_gate_leave (gate);
+
+  return won;
 }
 
 void
@@ -1950,19 +1954,21 @@ dvt_task_cancel (DvtTask *task)
  * and whatever watches it, such as the items of a map, learn that the
  * task has ended), and only then are waiters released and the callback
  * posted. A caller released by a cancellation can therefore rely on the
- * work having been told. */
-void
+ * work having been told. Returns whether this ended the task (FALSE if
+ * it had ended, or another result won). */
+gboolean
 dvt_task_end_by_runtime (DvtTask *task,
                          GError  *error)
 {
   DvtResult result = { G_VALUE_INIT, NULL, error };
   GCancellable *cancellable = NULL;
   DvtTask *outer = cancelling_task;
+  gboolean won;
 
   if (dvt_task_get_state (task) == DVT_TASK_COMPLETED)
     {
       g_error_free (error);
-      return;
+      return FALSE;
     }
 
   g_mutex_lock (dvt_event_lock (task));
@@ -1973,13 +1979,22 @@ dvt_task_end_by_runtime (DvtTask *task,
 
   /* The task may be finalized inside: see cancelling_task. */
   cancelling_task = task;
-  finish_full (task, &result, TRUE, cancellable);
+  won = finish_full (task, &result, TRUE, cancellable);
   cancelling_task = outer;
 
   /* Lost to another result (the work's): still tell the work to stop. */
   if (cancellable != NULL)
     DVT_CALLOUT (g_cancellable_cancel (cancellable);
                  g_object_unref (cancellable));
+
+  return won;
+}
+
+/* Whether this thread runs a work function of @core's runtime. */
+gboolean
+dvt_task_running_in (DvtCore *core)
+{
+  return running_task != NULL && running_task->core == core;
 }
 
 /**
@@ -2074,6 +2089,198 @@ dvt_task_wait (DvtTask  *task,
     }
 
   return dvt_task_wait_internal (task, deadline, error);
+}
+
+/* ---- waiting from a main loop ---------------------------------------------- */
+
+/* One dvt_task_wait_async(): the task's end and the wait's cancellable
+ * race to complete it; the first wins, once. */
+typedef struct
+{
+  int           claimed;      /* atomic */
+  GCancellable *cancellable;  /* the wait's */
+  gulong        handler;
+} WaitOp;
+
+static void
+wait_op_free (gpointer data)
+{
+  WaitOp *op = data;
+
+  g_clear_object (&op->cancellable);
+  g_free (op);
+}
+
+/* The cancellable's handler holds the GTask until it is disconnected: by
+ * the task's end, by wait_finish(), or by the cancellable's own
+ * finalization (a wait cancelled and never finished). Never from inside
+ * the handler, where g_cancellable_disconnect() would deadlock. */
+static void
+wait_op_disconnect (GTask *gtask)
+{
+  WaitOp *op = g_task_get_task_data (gtask);
+  gulong handler = op->handler;
+
+  op->handler = 0;
+  if (handler != 0)
+    g_cancellable_disconnect (op->cancellable, handler);
+}
+
+static gboolean
+wait_op_claim (GTask *gtask)
+{
+  WaitOp *op = g_task_get_task_data (gtask);
+
+  return g_atomic_int_compare_and_exchange (&op->claimed, 0, 1);
+}
+
+/* Reports the end of the task the wait is for: its success, or its error. */
+static void
+wait_op_return (GTask   *gtask,
+                DvtTask *task)
+{
+  GError *error = NULL;
+
+  if (task->kind == DVT_TASK_KIND_ITEM || task->result.error == NULL)
+    g_task_return_boolean (gtask, TRUE);
+  else
+    {
+      error = g_error_copy (task->result.error);
+      g_task_return_error (gtask, error);
+    }
+}
+
+/* From the task's end, on whichever thread ends it. */
+static void
+wait_op_task_done (DvtTask  *task,
+                   gpointer  data)
+{
+  GTask *gtask = data;
+
+  if (wait_op_claim (gtask))
+    {
+      wait_op_disconnect (gtask);
+      wait_op_return (gtask, task);
+    }
+  g_object_unref (gtask);
+}
+
+/* From the wait's cancellable: the wait ends, the task goes on. */
+static void
+wait_op_cancelled (GCancellable *cancellable,
+                   GTask        *gtask)
+{
+  if (wait_op_claim (gtask))
+    g_task_return_new_error (gtask, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                             "%s", _("The wait for the task was cancelled"));
+}
+
+/**
+ * dvt_task_wait_async:
+ * @task: a task
+ * @cancellable: (nullable): cancels the wait, not the task
+ * @callback: (scope async) (closure user_data): called on the thread-default
+ *   main context of the calling thread once @task has ended
+ * @user_data: data for @callback
+ *
+ * Waits for @task to end without blocking: the main-loop twin of
+ * [method@Task.wait], for the futures that [method@Runtime.submit] and
+ * [method@Runtime.schedule] return. @callback runs on the caller's
+ * thread-default context, always after this call has returned, even if
+ * the task had ended before it; call [method@Task.wait_finish] there.
+ *
+ * Cancelling @cancellable ends the wait with %G_IO_ERROR_CANCELLED and
+ * leaves the task alone: cancel the task with [method@Task.cancel].
+ *
+ * Since: 0.2
+ */
+void
+dvt_task_wait_async (DvtTask             *task,
+                     GCancellable        *cancellable,
+                     GAsyncReadyCallback  callback,
+                     gpointer             user_data)
+{
+  GTask *gtask;
+  WaitOp *op;
+  DvtGate gate;
+
+  g_return_if_fail (DVT_IS_TASK (task));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gtask = g_task_new (task, cancellable, callback, user_data);
+  g_task_set_source_tag (gtask, dvt_task_wait_async);
+  g_task_set_name (gtask, "[dovetail] dvt_task_wait_async");
+  /* The wait's cancellable is handled here: a cancellation must complete
+   * the wait with that error, not a result that arrives meanwhile. */
+  g_task_set_check_cancellable (gtask, FALSE);
+  op = g_new0 (WaitOp, 1);
+  g_task_set_task_data (gtask, op, wait_op_free);
+
+  if (cancellable != NULL)
+    {
+      op->cancellable = g_object_ref (cancellable);
+      /* Runs at once if it is cancelled already. */
+      op->handler = g_cancellable_connect (cancellable, G_CALLBACK (wait_op_cancelled),
+                                           g_object_ref (gtask), g_object_unref);
+    }
+
+  /* A map item of the bulk path has no end of its own to hook. */
+  if (task->kind == DVT_TASK_KIND_ITEM)
+    {
+      if (wait_op_claim (gtask))
+        {
+          if (dvt_task_is_claimed (task))
+            g_task_return_boolean (gtask, TRUE);
+          else
+            g_task_return_new_error (gtask, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT, "%s",
+                                     _("An item of a map cannot be waited for on its "
+                                       "own: wait for the map"));
+        }
+    }
+  else
+    /* Runs at once if the task has ended already: GTask then delivers the
+     * callback in a later iteration of the caller's context. */
+    dvt_task_add_done_hook (task, wait_op_task_done, g_object_ref (gtask));
+
+  dvt_fork_gate_leave (gate);
+  g_object_unref (gtask);
+}
+
+/**
+ * dvt_task_wait_finish:
+ * @task: the task waited for
+ * @result: the result given to the callback of [method@Task.wait_async]
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Task.wait_async]: reports how the task ended, as
+ * g_subprocess_wait_check_finish() does for a process. Read the task's
+ * value with `dvt_task_propagate_*()`.
+ *
+ * Returns: %TRUE if the task ended in success; %FALSE with its error
+ *   (unchanged: %G_IO_ERROR_CANCELLED if it was cancelled, %DVT_ERROR_CLOSED
+ *   if its runtime had shut down...), or with %G_IO_ERROR_CANCELLED if the
+ *   wait was cancelled first
+ *
+ * Since: 0.2
+ */
+gboolean
+dvt_task_wait_finish (DvtTask       *task,
+                      GAsyncResult  *result,
+                      GError       **error)
+{
+  GTask *gtask;
+
+  dvt_return_val_if_fail_error (DVT_IS_TASK (task), FALSE, error);
+  dvt_return_val_if_fail_error (g_task_is_valid (result, task), FALSE, error);
+  dvt_return_val_if_fail_error (g_task_get_source_tag (G_TASK (result)) == dvt_task_wait_async,
+                                FALSE, error);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  gtask = G_TASK (result);
+  wait_op_disconnect (gtask);
+
+  return g_task_propagate_boolean (gtask, error);
 }
 
 static void

@@ -44,6 +44,15 @@ DVT_AVAILABLE_IN_ALL
 gboolean      dvt_task_wait               (DvtTask        *task,
                                            double          timeout,
                                            GError        **error);
+DVT_AVAILABLE_IN_ALL
+void          dvt_task_wait_async         (DvtTask             *task,
+                                           GCancellable        *cancellable,
+                                           GAsyncReadyCallback  callback,
+                                           gpointer             user_data);
+DVT_AVAILABLE_IN_ALL
+gboolean      dvt_task_wait_finish        (DvtTask        *task,
+                                           GAsyncResult   *result,
+                                           GError        **error);
 
 DVT_AVAILABLE_IN_ALL
 void          dvt_task_return_value       (DvtTask        *task,
