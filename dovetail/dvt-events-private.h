@@ -137,6 +137,12 @@ void     dvt_events_record     (DvtEventQueue        *queue,
                                 const GError         *error,
                                 double                value,
                                 DvtProgress          *progress);
+void     dvt_events_set_delivery_hooks
+                               (void (*record_delivered) (GObject      *task,
+                                                          DvtEventKind  kind,
+                                                          guint         attempt),
+                                void (*batch_delivered)  (GObject      *runtime,
+                                                          GMainContext *context));
 void     dvt_events_add_signals (GType           type,
                                  DvtEventSignals set,
                                  GType           task_type);

@@ -48,9 +48,31 @@ typedef struct
 } DvtCause;
 
 static _Thread_local DvtCause current_cause;
+
+/* What the layers above do once a record's signals have been emitted
+ * (property notifications of the task), and once a batch has been
+ * delivered (those of the runtime, coalesced), on the event thread. */
+static void (*record_hook) (GObject *task, DvtEventKind kind, guint attempt);
+static void (*batch_hook)  (GObject *runtime, GMainContext *context);
 static _Thread_local DvtEventQueue *current_event_queue;
 
 static void deliver_events (DvtMail *mail);
+
+/* Sets the hooks run on the event thread after each record and after each
+ * batch (with the runtime of its records, if any was watched, and the
+ * context the events are delivered on). */
+void
+dvt_events_set_delivery_hooks (void (*record_delivered) (GObject      *task,
+                                                         DvtEventKind  kind,
+                                                         guint         attempt),
+                               void (*batch_delivered)  (GObject      *runtime,
+                                                         GMainContext *context))
+{
+  if (record_delivered != NULL)
+    record_hook = record_delivered;
+  if (batch_delivered != NULL)
+    batch_hook = batch_delivered;
+}
 
 /* ---- progress ------------------------------------------------------------ */
 
@@ -522,6 +544,7 @@ deliver_events (DvtMail *mail)
 {
   DvtEventQueue *queue = G_STRUCT_MEMBER_P (mail, -G_STRUCT_OFFSET (DvtEventQueue, mail));
   DvtEventRecord *records;
+  GObject *runtime = NULL;
   /* Signal emissions call the application from inside GLib. */
   DvtGate gate = dvt_fork_gate_enter (DVT_GATE_CALLOUT);
 
@@ -541,8 +564,19 @@ deliver_events (DvtMail *mail)
       if (g_atomic_int_get (&queue->trace))
         trace_record (records);
       emit_record (queue, records);
+      if (record_hook != NULL)
+        record_hook (records->task, records->kind, records->attempt);
+      if (records->runtime != NULL && runtime == NULL)
+        runtime = g_object_ref (records->runtime);
       record_free (records);
       records = next;
+    }
+
+  if (runtime != NULL)
+    {
+      if (batch_hook != NULL)
+        batch_hook (runtime, queue->mailbox->context);
+      g_object_unref (runtime);
     }
 
   queue->release (queue->owner);

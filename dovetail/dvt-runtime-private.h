@@ -29,6 +29,12 @@ struct _DvtRuntime
 
   GMainContext *event_context;
   gboolean      trace;
+
+  /* The counts last notified, and when, on the event thread. */
+  guint64       notified_running;
+  guint64       notified_pending;
+  gint64        counts_notified_at;
+  gboolean      counts_pending;   /* a notification is due on a timer */
 };
 
 static inline DvtCore *

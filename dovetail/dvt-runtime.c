@@ -69,12 +69,17 @@ enum {
   PROP_RATE_LIMIT_BURST,
   PROP_EVENT_CONTEXT,
   PROP_TRACE,
+  PROP_RUNNING,
+  PROP_PENDING,
   N_PROPS
 };
 
 static GParamSpec *properties[N_PROPS];
 
 static const DvtRegistryClass registry_class;
+
+static guint64 runtime_count_running (DvtRuntime *self);
+static guint64 runtime_count_pending (DvtRuntime *self);
 
 G_DEFINE_FINAL_TYPE (DvtRuntime, dvt_runtime, G_TYPE_OBJECT)
 
@@ -198,6 +203,14 @@ dvt_runtime_get_property (GObject    *object,
       g_value_set_boolean (value, self->core != NULL && g_atomic_int_get (&self->core->events.trace));
       break;
 
+    case PROP_RUNNING:
+      g_value_set_uint64 (value, runtime_count_running (self));
+      break;
+
+    case PROP_PENDING:
+      g_value_set_uint64 (value, runtime_count_pending (self));
+      break;
+
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -277,6 +290,104 @@ dvt_runtime_set_property (GObject      *object,
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
+}
+
+static guint64
+runtime_count_running (DvtRuntime *self)
+{
+  gint64 running = DVT_COUNTER_GET (&self->core->n_running);
+
+  return (guint64) MAX (running, 0);
+}
+
+static guint64
+runtime_count_pending (DvtRuntime *self)
+{
+  DvtCore *core = self->core;
+  guint64 queued = DVT_COUNTER_GET (&core->n_queued);
+  guint64 ended = DVT_COUNTER_GET (&core->n_done) + DVT_COUNTER_GET (&core->n_error) +
+                  DVT_COUNTER_GET (&core->n_cancelled);
+
+  return queued > ended ? queued - ended : 0;
+}
+
+/* The counts' notifications come at most this often: enough for a
+ * progress display, few enough for a million tasks. */
+#define COUNTS_NOTIFY_INTERVAL_USEC (50 * 1000)
+
+static void
+runtime_notify_counts (DvtRuntime *self)
+{
+  GObject *object = G_OBJECT (self);
+  guint64 running = runtime_count_running (self);
+  guint64 pending = runtime_count_pending (self);
+
+  self->counts_notified_at = g_get_monotonic_time ();
+  g_object_freeze_notify (object);
+  if (running != self->notified_running)
+    {
+      self->notified_running = running;
+      g_object_notify_by_pspec (object, properties[PROP_RUNNING]);
+    }
+  if (pending != self->notified_pending)
+    {
+      self->notified_pending = pending;
+      g_object_notify_by_pspec (object, properties[PROP_PENDING]);
+    }
+  g_object_thaw_notify (object);
+}
+
+static gboolean
+on_counts_due (gpointer data)
+{
+  g_autoptr(DvtRuntime) self = g_weak_ref_get (data);
+
+  if (self != NULL)
+    {
+      self->counts_pending = FALSE;
+      runtime_notify_counts (self);
+    }
+
+  return G_SOURCE_REMOVE;
+}
+
+static void
+weak_ref_free (gpointer data)
+{
+  g_weak_ref_clear (data);
+  g_free (data);
+}
+
+/* On the event thread, after a batch of events of watched tasks: the
+ * counts, notified if they changed, at most once per interval; the values
+ * of a batch within the interval are notified once it has passed (through
+ * a weak reference: the runtime may go meanwhile). */
+static void
+runtime_batch_delivered (GObject      *object,
+                         GMainContext *context)
+{
+  DvtRuntime *self = DVT_RUNTIME (object);
+  gint64 since = g_get_monotonic_time () - self->counts_notified_at;
+  GWeakRef *weak;
+  GSource *source;
+
+  if (self->counts_pending)
+    return;
+
+  if (since >= COUNTS_NOTIFY_INTERVAL_USEC)
+    {
+      runtime_notify_counts (self);
+      return;
+    }
+
+  self->counts_pending = TRUE;
+  weak = g_new0 (GWeakRef, 1);
+  g_weak_ref_init (weak, self);
+  source = g_timeout_source_new ((guint) ((COUNTS_NOTIFY_INTERVAL_USEC - since + 999) / 1000));
+  g_source_set_callback (source, on_counts_due, weak, weak_ref_free);
+  g_source_set_static_name (source, "[dovetail] counts notification");
+  g_source_attach (source, context);
+  g_source_unref (source);
 }
 
 static void
@@ -507,9 +618,41 @@ dvt_runtime_class_init (DvtRuntimeClass *klass)
     g_param_spec_boolean ("trace", NULL, NULL, FALSE,
                           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
 
+  /**
+   * DvtRuntime:running:
+   *
+   * How many attempts of tasks are running now. Its notifications are
+   * coalesced, at most one every 50 ms (the last value always comes), and
+   * come on
+   * the runtime's [property@Runtime:event-context] (by default its events
+   * thread), for tasks accepted while a handler is connected to the
+   * runtime: a GTK application that binds a spinner to it sets the
+   * event-context to its main context, and connects before it submits.
+   *
+   * Since: 0.2
+   */
+  properties[PROP_RUNNING] =
+    g_param_spec_uint64 ("running", NULL, NULL, 0, G_MAXUINT64, 0,
+                         G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY |
+                         G_PARAM_STATIC_STRINGS);
+
+  /**
+   * DvtRuntime:pending:
+   *
+   * How many accepted tasks have not ended yet, queued or running (a map
+   * counts once). Notified as [property@Runtime:running] is.
+   *
+   * Since: 0.2
+   */
+  properties[PROP_PENDING] =
+    g_param_spec_uint64 ("pending", NULL, NULL, 0, G_MAXUINT64, 0,
+                         G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY |
+                         G_PARAM_STATIC_STRINGS);
+
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
   dvt_events_add_signals (DVT_TYPE_RUNTIME, DVT_EVENT_SIGNALS_RUNTIME, DVT_TYPE_TASK);
+  dvt_events_set_delivery_hooks (NULL, runtime_batch_delivered);
   dvt_registry_set_class (&registry_class);
   dvt_fault_init ();
 
@@ -1707,7 +1850,6 @@ dvt_runtime_get_stats (DvtRuntime *self)
 {
   DvtCore *core;
   DvtStats *stats;
-  gint64 running;
 
   g_return_val_if_fail (DVT_IS_RUNTIME (self), NULL);
 
@@ -1721,8 +1863,7 @@ dvt_runtime_get_stats (DvtRuntime *self)
   stats->retries = DVT_COUNTER_GET (&core->n_retries);
   stats->throttled = DVT_COUNTER_GET (&core->n_throttled);
   stats->timed_out = DVT_COUNTER_GET (&core->n_timed_out);
-  running = DVT_COUNTER_GET (&core->n_running);
-  stats->running = (guint64) MAX (running, 0);
+  stats->running = runtime_count_running (self);
   {
     guint64 ended = stats->done + stats->error + stats->cancelled;
 

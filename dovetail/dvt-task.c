@@ -66,6 +66,17 @@ static _Thread_local GCancellable *spare_cancellable;
 static guint cancelled_signal_id;
 static guint notify_signal_id;
 
+enum {
+  PROP_0,
+  PROP_ID,
+  PROP_NAME,
+  PROP_ATTEMPT,
+  PROP_COMPLETED,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
 static void dvt_task_async_result_iface_init (GAsyncResultIface *iface);
 static void publish                          (DvtTask           *task);
 
@@ -152,14 +163,137 @@ dvt_task_finalize (GObject *object)
 }
 
 static void
+dvt_task_get_property (GObject    *object,
+                       guint       prop_id,
+                       GValue     *value,
+                       GParamSpec *pspec)
+{
+  DvtTask *task = DVT_TASK (object);
+
+  switch (prop_id)
+    {
+    case PROP_ID:
+      g_value_set_uint64 (value, task->id);
+      break;
+
+    case PROP_NAME:
+      g_value_set_string (value, dvt_task_get_name (task));
+      break;
+
+    case PROP_ATTEMPT:
+      g_value_set_uint (value, dvt_task_attempt (task));
+      break;
+
+    case PROP_COMPLETED:
+      g_value_set_boolean (value, dvt_task_get_completed (task));
+      break;
+
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+dvt_task_set_property (GObject      *object,
+                       guint         prop_id,
+                       const GValue *value,
+                       GParamSpec   *pspec)
+{
+  switch (prop_id)
+    {
+    case PROP_NAME:
+      dvt_task_set_name (DVT_TASK (object), g_value_get_string (value));
+      break;
+
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+/* On the event thread, once a record's signals have been emitted: the
+ * properties it changed. Only tasks whose events are recorded (someone
+ * connected to the runtime, a scope, or the task itself, "notify"
+ * included) get here. */
+static void
+task_record_delivered (GObject      *object,
+                       DvtEventKind  kind,
+                       guint         attempt)
+{
+  if (kind >= DVT_EVENT_FAILED)
+    g_object_notify_by_pspec (object, properties[PROP_COMPLETED]);
+  else if (kind == DVT_EVENT_STARTED && attempt > 1)
+    g_object_notify_by_pspec (object, properties[PROP_ATTEMPT]);
+}
+
+static void
 dvt_task_class_init (DvtTaskClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
 
   object_class->finalize = dvt_task_finalize;
+  object_class->get_property = dvt_task_get_property;
+  object_class->set_property = dvt_task_set_property;
+
+  /**
+   * DvtTask:id:
+   *
+   * The execution id: see [method@Task.get_id].
+   *
+   * Since: 0.2
+   */
+  properties[PROP_ID] =
+    g_param_spec_uint64 ("id", NULL, NULL, 0, G_MAXUINT64, 0,
+                         G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * DvtTask:name:
+   *
+   * The target name: see [method@Task.get_name]. Setting it notifies on
+   * the thread that sets it.
+   *
+   * Since: 0.2
+   */
+  properties[PROP_NAME] =
+    g_param_spec_string ("name", NULL, NULL, NULL,
+                         G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY |
+                         G_PARAM_STATIC_STRINGS);
+
+  /**
+   * DvtTask:attempt:
+   *
+   * The current attempt, from 1: see [method@Task.get_attempt]. Notified
+   * when a retry starts, as the task's signals are: on the runtime's
+   * [property@Runtime:event-context] (by default its events thread).
+   *
+   * Since: 0.2
+   */
+  properties[PROP_ATTEMPT] =
+    g_param_spec_uint ("attempt", NULL, NULL, 1, G_MAXUINT16, 1,
+                       G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY |
+                       G_PARAM_STATIC_STRINGS);
+
+  /**
+   * DvtTask:completed:
+   *
+   * Whether the task has ended: see [method@Task.get_completed]. Its
+   * notification comes as the task's signals do, on the runtime's
+   * [property@Runtime:event-context] (by default its events thread), after
+   * the task's terminal signal. A future bound to a widget's property
+   * this way (g_object_bind_property()) should use an event-context of
+   * the widget's main context.
+   *
+   * Since: 0.2
+   */
+  properties[PROP_COMPLETED] =
+    g_param_spec_boolean ("completed", NULL, NULL, FALSE,
+                          G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY |
+                          G_PARAM_STATIC_STRINGS);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
 
   dvt_events_add_signals (DVT_TYPE_TASK, DVT_EVENT_SIGNALS_TASK, DVT_TYPE_TASK);
   dvt_mail_set_after_delivery (dvt_task_flush_released);
+  dvt_events_set_delivery_hooks (task_record_delivered, NULL);
 
   /* The class makes its signals: static types keep theirs for good. */
   g_type_class_unref (g_type_class_ref (G_TYPE_CANCELLABLE));
@@ -1831,8 +1965,12 @@ dvt_task_set_name (DvtTask    *task,
   g_return_if_fail (DVT_IS_TASK (task));
 
   DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  const char *interned = g_intern_string (name);
+  const char *old = g_atomic_pointer_exchange (&dvt_task_extra (task)->name, interned);
 
-  g_atomic_pointer_set (&dvt_task_extra (task)->name, g_intern_string (name));
+  dvt_fork_gate_set (DVT_GATE_CALLOUT);
+  if (old != interned)
+    g_object_notify_by_pspec (G_OBJECT (task), properties[PROP_NAME]);
   dvt_fork_gate_leave (gate);
 }
 

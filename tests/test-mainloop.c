@@ -566,6 +566,130 @@ test_wait_idle_self (void)
   g_assert_error (error, DVT_ERROR, DVT_ERROR_WOULD_DEADLOCK);
 }
 
+/* ---- properties to bind to ---------------------------------------------------- */
+
+static void
+count_notify (GObject    *object,
+              GParamSpec *pspec,
+              gpointer    user_data)
+{
+  g_atomic_int_inc ((int *) user_data);
+}
+
+/* A future's completed and attempt notify on the event context, as its
+ * signals do; its id and name read as properties. */
+static void
+test_task_properties (void)
+{
+  g_autoptr(GMainContext) context = g_main_context_ref_thread_default ();
+  DvtRuntime *rt = g_object_new (DVT_TYPE_RUNTIME, "max-workers", 2, "event-context",
+                                 context, NULL);
+  g_autoptr(DvtOptions) options = dvt_options_new ();
+  g_autoptr(DvtTask) task = NULL;
+  g_autofree char *name = NULL;
+  gboolean completed = TRUE;
+  guint64 id = 0;
+  guint attempt = 0;
+  int n_completed = 0, n_attempt = 0, n_name = 0;
+
+  dvt_options_set_retries (options, 2);
+  dvt_options_set_retry_backoff (options, 0.001);
+  task = dvt_runtime_submit (rt, work_fail, NULL, NULL, options, NULL, NULL);
+  g_signal_connect (task, "notify::completed", G_CALLBACK (count_notify), &n_completed);
+  g_signal_connect (task, "notify::attempt", G_CALLBACK (count_notify), &n_attempt);
+  g_signal_connect (task, "notify::name", G_CALLBACK (count_notify), &n_name);
+  g_assert_true (dvt_task_wait (task, 0, NULL));
+  g_assert_true (ITERATE_UNTIL (NULL, n_completed == 1, 30));
+
+  g_object_get (task, "completed", &completed, "id", &id, "attempt", &attempt, NULL);
+  g_assert_true (completed);
+  g_assert_cmpuint (id, ==, dvt_task_get_id (task));
+  g_assert_cmpuint (attempt, ==, 3);
+  /* Attempts 2 and 3 started, if they started after the handler was
+   * connected (the first retry may have come before). */
+  g_assert_cmpint (n_attempt, >=, 1);
+  g_assert_cmpint (n_attempt, <=, 2);
+
+  g_object_set (task, "name", "renamed", NULL);
+  g_object_get (task, "name", &name, NULL);
+  g_assert_cmpstr (name, ==, "renamed");
+  g_assert_cmpint (n_name, ==, 1);
+  dvt_task_set_name (task, "renamed");  /* unchanged: no notify */
+  g_assert_cmpint (n_name, ==, 1);
+
+  dvt_runtime_shutdown (rt, TRUE, FALSE);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_object_unref (rt);
+}
+
+typedef struct
+{
+  DvtRuntime *rt;
+  int         n_running;
+  int         n_pending;
+  guint64     last_pending;
+  guint64     max_running;
+} Counts;
+
+static void
+on_counts (GObject    *object,
+           GParamSpec *pspec,
+           gpointer    user_data)
+{
+  Counts *c = user_data;
+  guint64 running, pending;
+
+  g_object_get (object, "running", &running, "pending", &pending, NULL);
+  if (g_str_equal (pspec->name, "running"))
+    c->n_running++;
+  else
+    c->n_pending++;
+  c->last_pending = pending;
+  c->max_running = MAX (c->max_running, running);
+}
+
+/* The runtime's running and pending counts notify on the event context,
+ * coalesced (one batch of events, one notification at most: far fewer
+ * than tasks), with the values at delivery; the last one seen is 0. */
+static void
+test_runtime_counts (void)
+{
+  g_autoptr(GMainContext) context = g_main_context_ref_thread_default ();
+  DvtRuntime *rt = g_object_new (DVT_TYPE_RUNTIME, "max-workers", 2, "event-context",
+                                 context, NULL);
+  guint n = is_valgrind () ? 50 : 500;
+  Counts c = { rt, 0, 0, G_MAXUINT64, 0 };
+
+  g_signal_connect (rt, "notify::running", G_CALLBACK (on_counts), &c);
+  g_signal_connect (rt, "notify::pending", G_CALLBACK (on_counts), &c);
+  for (guint i = 0; i < n; i++)
+    dvt_runtime_to_thread_async (rt, work_sleep, GUINT_TO_POINTER (500), NULL, NULL, NULL,
+                                 NULL, NULL);
+  /* The events are delivered here while the tasks run. */
+  g_assert_true (ITERATE_UNTIL (NULL, c.last_pending == 0, 60));
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+
+  g_test_message ("%u tasks: %d running and %d pending notifications, at most %"
+                  G_GUINT64_FORMAT " running", n, c.n_running, c.n_pending, c.max_running);
+  g_assert_cmpint (c.n_pending, >=, 1);
+  g_assert_cmpint (c.n_pending, <, (int) n);
+  g_assert_cmpuint (c.max_running, <=, 2);
+  {
+    guint64 running = 1, pending = 1;
+
+    g_object_get (rt, "running", &running, "pending", &pending, NULL);
+    g_assert_cmpuint (running, ==, 0);
+    g_assert_cmpuint (pending, ==, 0);
+  }
+
+  dvt_runtime_shutdown (rt, TRUE, FALSE);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_object_unref (rt);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -586,6 +710,8 @@ main (int argc, char *argv[])
   g_test_add_func ("/mainloop/shutdown-async/cancels", test_shutdown_async_cancels);
   g_test_add_func ("/mainloop/wait-idle", test_wait_idle);
   g_test_add_func ("/mainloop/wait-idle/self", test_wait_idle_self);
+  g_test_add_func ("/mainloop/properties/task", test_task_properties);
+  g_test_add_func ("/mainloop/properties/runtime-counts", test_runtime_counts);
 
   return g_test_run ();
 }
