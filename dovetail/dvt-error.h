@@ -32,6 +32,10 @@ G_BEGIN_DECLS
  * @DVT_ERROR_NOT_COMPLETED: a work function returned, or dropped its task,
  *   without completing it
  * @DVT_ERROR_INVALID_ARGUMENT: an argument or option is out of range
+ * @DVT_ERROR_FULL: a call that must not wait found no room (a full queue).
+ *   Since: 0.2
+ * @DVT_ERROR_EMPTY: a call that must not wait found nothing to take (an
+ *   empty queue). Since: 0.2
  *
  * Error codes of the %DVT_ERROR domain.
  */
@@ -42,6 +46,8 @@ typedef enum
   DVT_ERROR_WOULD_DEADLOCK,
   DVT_ERROR_NOT_COMPLETED,
   DVT_ERROR_INVALID_ARGUMENT,
+  DVT_ERROR_FULL,
+  DVT_ERROR_EMPTY,
 } DvtError;
 
 DVT_AVAILABLE_IN_ALL
