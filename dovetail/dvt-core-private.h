@@ -33,6 +33,7 @@ struct _DvtLiveNode
 struct _DvtCore
 {
   int           ref_count;
+  char         *name;          /* the runtime's, for log lines; may be NULL */
 
   GMutex        lock;
   GCond         idle_cond;     /* n_live or n_publishing fell to 0 */

@@ -55,6 +55,7 @@ core_free (DvtCore *core)
   g_mutex_clear (&core->counters_lock);
   g_clear_pointer (&core->counters, g_hash_table_unref);
   g_cond_clear (&core->idle_cond);
+  g_free (core->name);
   g_free (core);
 }
 
@@ -150,6 +151,7 @@ dvt_core_new (const char *name,
   g_autofree char *events_name = dvt_thread_name (name, "events");
 
   core->ref_count = 1;
+  core->name = g_strdup (name);
   g_mutex_init (&core->lock);
   g_mutex_init (&core->mailboxes_lock);
   dvt_rate_bucket_init (&core->rate);

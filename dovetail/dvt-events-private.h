@@ -43,6 +43,7 @@ typedef struct
 {
   GObject       *task;         /* its own signals are emitted on it */
   GObject       *runtime;      /* and the runtime's on this, if watched */
+  const char    *runtime_name; /* for log lines; lives as long as the task */
   guint64        id;
   const char    *name;         /* interned, or NULL */
   gconstpointer  function;     /* its identity for scopes */

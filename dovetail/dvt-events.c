@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dvt-events-private.h"
+#include "dvt-log-private.h"
 #include "dvt-thread-private.h"
 
 /* An event is recorded where it happens (any thread), if the task layer
@@ -19,6 +20,7 @@ struct _DvtEventRecord
   DvtEventRecord *next;
   GObject        *task;
   GObject        *runtime;     /* if watched */
+  const char     *runtime_name;
   guint64         id;
   const char     *name;
   gconstpointer   function;
@@ -306,6 +308,7 @@ dvt_events_record (DvtEventQueue        *queue,
   record->task = g_object_ref (source->task);
   if (source->watched)
     record->runtime = g_object_ref (source->runtime);
+  record->runtime_name = source->runtime_name;
   record->id = source->id;
   record->name = source->name;
   record->function = source->function;
@@ -347,13 +350,15 @@ trace_record (DvtEventRecord *record)
 {
   const char *name = record->name;
 
-  g_debug ("task %" G_GUINT64_FORMAT "%s%s%s %s: attempt %u%s%s, %g s",
-           record->id,
-           name != NULL ? " “" : "", name != NULL ? name : "", name != NULL ? "”" : "",
-           event_names[record->kind], record->attempt,
-           record->error != NULL ? ", " : "",
-           record->error != NULL ? record->error->message : "",
-           record->value);
+  dvt_log_task (G_LOG_LEVEL_DEBUG, record->runtime_name, record->id, name,
+                event_names[record->kind],
+                "task %" G_GUINT64_FORMAT "%s%s%s %s: attempt %u%s%s, %g s",
+                record->id,
+                name != NULL ? " “" : "", name != NULL ? name : "", name != NULL ? "”" : "",
+                event_names[record->kind], record->attempt,
+                record->error != NULL ? ", " : "",
+                record->error != NULL ? record->error->message : "",
+                record->value);
 }
 
 /* The arguments of an event's signals: [0] the runtime or scope, [1] the

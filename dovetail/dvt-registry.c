@@ -15,6 +15,7 @@
 #include <glib-unix.h>
 #include <glib/gi18n-lib.h>
 
+#include "dvt-log-private.h"
 #include "dvt-pool-private.h"
 #include "dvt-registry-private.h"
 #include "dvt-thread-private.h"
@@ -278,7 +279,8 @@ dvt_registry_remove (DvtRegistryEntry **entry_p,
         ? g_strdup_printf ("“%s” (%p)", name, runtime)
         : g_strdup_printf ("%p", runtime);
 
-      g_warning ("Runtime %s finalized without dvt_runtime_shutdown(): shut "
+      dvt_log_runtime (G_LOG_LEVEL_WARNING, name,
+                       "Runtime %s finalized without dvt_runtime_shutdown(): shut "
                  "a runtime down before dropping its last reference, so that "
                  "its work ends when you decide", label);
     }

@@ -7,6 +7,7 @@
 
 #include "dvt-error-private.h"
 #include "dvt-fault-private.h"
+#include "dvt-log-private.h"
 #include "dvt-options.h"
 #include "dvt-policy-private.h"
 #include "dvt-runtime.h"
@@ -639,6 +640,7 @@ record_event (DvtTask      *task,
   DvtEventSource source = {
     .task = G_OBJECT (task),
     .runtime = G_OBJECT (task->runtime),
+    .runtime_name = task->core->name,
     .id = task->id,
     .name = dvt_task_get_name (task),
     .function = DVT_TASK_EXTRA (task, function, NULL),
@@ -739,7 +741,9 @@ dvt_task_check_returned (DvtTask *task,
       if (dvt_task_is_claimed (task) || retrying)
         {
           if (retrying || g_atomic_int_get (&task->completing) == DVT_CLAIMED_BY_WORK)
-            g_critical ("A work function completed task %" G_GUINT64_FORMAT
+            dvt_log_task (G_LOG_LEVEL_CRITICAL, task->core->name, task->id,
+                        dvt_task_get_name (task), NULL,
+                        "A work function completed task %" G_GUINT64_FORMAT
                         " and also failed with “%s”; the error is dropped",
                         task->id, error->message);
           g_error_free (error);
@@ -1753,7 +1757,9 @@ finish_in_gate (DvtTask      *task,
     {
       if (!by_runtime &&
           g_atomic_int_get (&task->completing) == DVT_CLAIMED_BY_WORK)
-        g_critical ("Task %" G_GUINT64_FORMAT " was completed twice; "
+        dvt_log_task (G_LOG_LEVEL_CRITICAL, task->core->name, task->id,
+                    dvt_task_get_name (task), NULL,
+                    "Task %" G_GUINT64_FORMAT " was completed twice; "
                     "the second result is dropped", task->id);
       dvt_result_clear (result);
       return FALSE;
@@ -2586,7 +2592,9 @@ check_result (DvtTask  *task,
 
   if (dvt_task_get_state (task) != DVT_TASK_COMPLETED)
     {
-      g_critical ("The result of task %" G_GUINT64_FORMAT " was read before "
+      dvt_log_task (G_LOG_LEVEL_CRITICAL, task->core->name, task->id,
+                  dvt_task_get_name (task), NULL,
+                  "The result of task %" G_GUINT64_FORMAT " was read before "
                   "it completed; wait for it first", task->id);
       g_set_error_literal (error, DVT_ERROR, DVT_ERROR_FAILED,
                            _("The task has not completed yet"));
@@ -2630,7 +2638,9 @@ take_value (DvtTask *task,
           task->result.destroy = NULL;
         }
       else
-        g_critical ("The pointer result of task %" G_GUINT64_FORMAT
+        dvt_log_task (G_LOG_LEVEL_CRITICAL, task->core->name, task->id,
+                    dvt_task_get_name (task), NULL,
+                    "The pointer result of task %" G_GUINT64_FORMAT
                     " was already taken", task->id);
       g_mutex_unlock (dvt_event_lock (task));
     }
