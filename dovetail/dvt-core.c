@@ -12,7 +12,14 @@
 #include "dvt-thread-private.h"
 #include "dvt-wait-private.h"
 
-static _Thread_local DvtCore *current_loop_core;
+/* The core whose loop this thread runs: its state's loop_core. */
+static inline DvtCore *
+current_loop_core (void)
+{
+  DvtThreadState *state = dvt_thread_state_peek ();
+
+  return state != NULL ? state->loop_core : NULL;
+}
 
 
 void
@@ -77,7 +84,7 @@ loop_thread_func (gpointer data)
 {
   DvtCore *core = data;
 
-  current_loop_core = core;
+  dvt_thread_state ()->loop_core = core;
   g_main_context_push_thread_default (core->context);
 
   while (!g_atomic_int_get (&core->loop_quit))
@@ -90,7 +97,7 @@ loop_thread_func (gpointer data)
   dvt_mail_deliver_all (dvt_mailbox_close (core->loop_mailbox));
 
   g_main_context_pop_thread_default (core->context);
-  current_loop_core = NULL;
+  dvt_thread_state ()->loop_core = NULL;
 
   dvt_core_unref (core);
 
@@ -107,7 +114,7 @@ spin_poll (GPollFD *fds,
            guint    nfds,
            gint     timeout)
 {
-  DvtMailbox *mailbox = current_loop_core != NULL ? current_loop_core->loop_mailbox : NULL;
+  DvtMailbox *mailbox = current_loop_core () != NULL ? current_loop_core ()->loop_mailbox : NULL;
   DvtSpin spin = DVT_SPIN_INIT;
   gboolean mail;
   gint ready = 0;
@@ -184,7 +191,7 @@ dvt_core_stop (DvtCore  *core,
 
   if (thread != NULL)
     dvt_context_thread_stop (thread, &core->loop_quit, core->context,
-                             wait && current_loop_core != core);
+                             wait && current_loop_core () != core);
 
   dvt_pool_close (&core->pool, wait);
 
@@ -195,14 +202,14 @@ dvt_core_stop (DvtCore  *core,
 gboolean
 dvt_core_is_loop_thread (DvtCore *core)
 {
-  return current_loop_core == core;
+  return current_loop_core () == core;
 }
 
 gboolean
 dvt_core_check_blocking (DvtCore  *core,
                          GError  **error)
 {
-  if (G_LIKELY (current_loop_core != core))
+  if (G_LIKELY (current_loop_core () != core))
     return TRUE;
 
   g_set_error_literal (error, DVT_ERROR, DVT_ERROR_WOULD_DEADLOCK,

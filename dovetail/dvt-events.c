@@ -40,25 +40,27 @@ static const char * const event_names[DVT_N_EVENTS] = {
 
 static guint event_signals[DVT_EVENT_N_SIGNAL_SETS][DVT_N_EVENTS];
 
-/* On an events thread, while a scope's handlers run: the scope and how
- * deep in a chain of its own calls the event is (0: not caused by it).
- * Tasks accepted meanwhile are caused by it, one level deeper. */
-typedef struct
-{
-  guint64 scope;
-  guint   depth;
-} DvtCause;
-
-static _Thread_local DvtCause current_cause;
+/* On an events thread, while a scope's handlers run, the thread's state
+ * has the scope (cause_scope) and how deep in a chain of its own calls the
+ * event is (cause_depth; 0: not caused by it). Tasks accepted meanwhile
+ * are caused by it, one level deeper. Its event_queue is the queue whose
+ * events the thread delivers. */
 
 /* What the layers above do once a record's signals have been emitted
  * (property notifications of the task), and once a batch has been
  * delivered (those of the runtime, coalesced), on the event thread. */
 static void (*record_hook) (GObject *task, DvtEventKind kind, guint attempt);
 static void (*batch_hook)  (GObject *runtime, GMainContext *context);
-static _Thread_local DvtEventQueue *current_event_queue;
 
 static void deliver_events (DvtMail *mail);
+
+static gboolean
+on_event_thread (DvtEventQueue *queue)
+{
+  DvtThreadState *state = dvt_thread_state_peek ();
+
+  return state != NULL && state->event_queue == queue;
+}
 
 /* Sets the hooks run on the event thread after each record and after each
  * batch (with the runtime of its records, if any was watched, and the
@@ -191,8 +193,10 @@ void
 dvt_events_get_cause (guint64 *scope,
                       guint   *depth)
 {
-  *scope = current_cause.scope;
-  *depth = current_cause.depth;
+  DvtThreadState *state = dvt_thread_state_peek ();
+
+  *scope = state != NULL ? state->cause_scope : 0;
+  *depth = state != NULL ? state->cause_depth : 0;
 }
 
 /* ---- the events' own thread ---------------------------------------------- */
@@ -226,7 +230,7 @@ events_thread_func (gpointer data)
   DvtEventQueue *queue = data;
   GMainContext *context = queue->thread_context;
 
-  current_event_queue = queue;
+  dvt_thread_state ()->event_queue = queue;
   g_main_context_push_thread_default (context);
 
   while (!g_atomic_int_get (&queue->thread_quit))
@@ -234,7 +238,7 @@ events_thread_func (gpointer data)
   drain (queue, context);
 
   g_main_context_pop_thread_default (context);
-  current_event_queue = NULL;
+  dvt_thread_state ()->event_queue = NULL;
 
   queue->release (queue->owner);
 
@@ -277,14 +281,14 @@ dvt_events_stop (DvtEventQueue *queue,
     return;
 
   dvt_context_thread_stop (thread, &queue->thread_quit, queue->thread_context,
-                           wait && current_event_queue != queue);
+                           wait && !on_event_thread (queue));
 }
 
 /* Whether this is the thread where @queue's events are delivered. */
 gboolean
 dvt_events_is_event_thread (DvtEventQueue *queue)
 {
-  return current_event_queue == queue ||
+  return on_event_thread (queue) ||
          (queue->mailbox != NULL && g_main_context_is_owner (queue->mailbox->context));
 }
 
@@ -513,14 +517,17 @@ emit_on_scope (DvtEventArgs        *args,
                const DvtScopeMatch *match,
                GQuark               detail)
 {
-  DvtCause saved = current_cause;
+  DvtThreadState *state = dvt_thread_state ();
+  guint64 saved_scope = state->cause_scope;
+  guint saved_depth = state->cause_depth;
   const DvtEventFilter *filter = match->filter;
 
-  current_cause.scope = filter->serial;
-  current_cause.depth = record->cause_scope == filter->serial ? record->cause_depth : 0;
-  if (current_cause.depth < (guint) g_atomic_int_get (&filter->max_depth))
+  state->cause_scope = filter->serial;
+  state->cause_depth = record->cause_scope == filter->serial ? record->cause_depth : 0;
+  if (state->cause_depth < (guint) g_atomic_int_get (&filter->max_depth))
     emit_on (args, match->scope, event_signals[DVT_EVENT_SIGNALS_SCOPE][record->kind], detail);
-  current_cause = saved;
+  state->cause_scope = saved_scope;
+  state->cause_depth = saved_depth;
 }
 
 static void

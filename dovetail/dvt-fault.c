@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "dvt-fault-private.h"
+#include "dvt-thread-private.h"
 
 #define DVT_FAULT_DEFAULT_USEC 50
 
@@ -35,15 +36,15 @@ dvt_fault_init (void)
 void
 dvt_fault_inject (void)
 {
-  static _Thread_local guint32 state;
-  guint32 x = state;
+  DvtThreadState *state = dvt_thread_state ();
+  guint32 x = state->fault_rng;
 
   if (x == 0)
-    x = (guint32) (GPOINTER_TO_SIZE (&state) ^ (gsize) g_get_monotonic_time ()) | 1;
+    x = (guint32) (GPOINTER_TO_SIZE (state) ^ (gsize) g_get_monotonic_time ()) | 1;
   x ^= x << 13;
   x ^= x >> 17;
   x ^= x << 5;
-  state = x;
+  state->fault_rng = x;
 
   switch (x % 3)
     {

@@ -83,8 +83,8 @@ static int signal_pipe[2] = { -1, -1 };
 
 /* Serialises the exit actions (hook or fallback). */
 static GMutex action_lock;
-static _Thread_local gboolean in_exit_action;
-static _Thread_local gboolean on_watcher;
+/* This thread's state says whether it runs the exit action
+ * (in_exit_action) and whether it is the signal watcher (on_watcher). */
 
 static sigset_t fork_saved_mask;
 
@@ -496,7 +496,7 @@ handle_signal (int sig)
 static gpointer
 watcher_main (gpointer data)
 {
-  on_watcher = TRUE;
+  dvt_thread_state ()->on_watcher = TRUE;
 
   for (;;)
     {
@@ -604,7 +604,7 @@ uninstall_locked (void)
   restore_signals_locked ();
   g_debug ("No longer handling SIGINT and SIGTERM");
 
-  if (on_watcher)
+  if (dvt_thread_state ()->on_watcher)
     return FALSE;
 
   /* The pipe is nearly empty: the watcher is reading it. */
@@ -697,9 +697,9 @@ run_exit_action (void)
   gboolean fallback;
 
   /* exit() called from the hook, or from the work it waits for. */
-  if (in_exit_action)
+  if (dvt_thread_state ()->in_exit_action)
     return;
-  in_exit_action = TRUE;
+  dvt_thread_state ()->in_exit_action = TRUE;
   g_mutex_lock (&action_lock);
 
   g_mutex_lock (&registry_lock);
@@ -725,7 +725,7 @@ run_exit_action (void)
     }
 
   g_mutex_unlock (&action_lock);
-  in_exit_action = FALSE;
+  dvt_thread_state ()->in_exit_action = FALSE;
 }
 
 static void
@@ -817,7 +817,7 @@ atfork_child (void)
     }
   /* Unless this thread is running the exit action (a hook that forks),
    * whoever held the lock is gone. */
-  if (!in_exit_action)
+  if (!dvt_thread_state ()->in_exit_action)
     g_mutex_init (&action_lock);
 
   g_mutex_init (&registry_lock);

@@ -48,21 +48,37 @@ struct _DvtTaskHookNode
   gpointer         data;
 };
 
-/* The task whose cancellation handler is running on this thread, if any:
- * such a task may be finalized inside the handler, where
- * g_cancellable_disconnect() would deadlock. */
-static _Thread_local DvtTask *cancelling_task;
+/* What this layer keeps per thread, in the thread's DvtThreadState:
+ *
+ * - cancelling_task: the task whose cancellation handler is running on
+ *   this thread, if any: such a task may be finalized inside the handler,
+ *   where g_cancellable_disconnect() would deadlock;
+ * - running_task: the task whose work function runs on this thread,
+ *   innermost first. A thread or async function's own completion is
+ *   published when the function returns (see finish_full()), and the
+ *   function cannot wait for its own task (see waits_for_itself());
+ * - spare_cancellable: the cancellable this worker lends to the thread
+ *   functions of futures: making and freeing a GCancellable per task costs
+ *   more than the rest of the hand-off, and most are never looked at. See
+ *   take_back_cancellable();
+ * - spare_task: see dvt_task_recycle();
+ * - release_head, release_length: see release_after_callback(). */
 
-/* The task whose work function runs on this thread, innermost first. A
- * thread or async function's own completion is published when the
- * function returns (see finish_full()), and the function cannot wait for
- * its own task (see waits_for_itself()). */
-static _Thread_local DvtTask *running_task;
+static inline DvtTask *
+running_task (void)
+{
+  DvtThreadState *state = dvt_thread_state_peek ();
 
-/* The cancellable this worker lends to the thread functions of futures:
- * making and freeing a GCancellable per task costs more than the rest of
- * the hand-off, and most are never looked at. See take_back_cancellable(). */
-static _Thread_local GCancellable *spare_cancellable;
+  return state != NULL ? state->running_task : NULL;
+}
+
+static inline DvtTask *
+cancelling_task (void)
+{
+  DvtThreadState *state = dvt_thread_state_peek ();
+
+  return state != NULL ? state->cancelling_task : NULL;
+}
 
 static guint cancelled_signal_id;
 static guint notify_signal_id;
@@ -108,7 +124,7 @@ disconnect_cancellable (GCancellable *cancellable,
 {
   if (handler == 0)
     return;
-  if (cancelling_task == task)
+  if (cancelling_task () == task)
     g_signal_handler_disconnect (cancellable, handler);
   else
     g_cancellable_disconnect (cancellable, handler);
@@ -360,28 +376,30 @@ static void
 on_own_cancelled (GCancellable *cancellable,
                   DvtTask      *task)
 {
-  DvtTask *outer = cancelling_task;
+  DvtThreadState *state = dvt_thread_state ();
+  DvtTask *outer = state->cancelling_task;
 
-  cancelling_task = task;
+  state->cancelling_task = task;
   dvt_task_fail (task,
                  g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
                                       _("The task was cancelled")),
                  TRUE);
-  cancelling_task = outer;
+  state->cancelling_task = outer;
 }
 
 static void
 on_caller_cancelled (GCancellable *cancellable,
                      DvtTask      *task)
 {
-  DvtTask *outer = cancelling_task;
+  DvtThreadState *state = dvt_thread_state ();
+  DvtTask *outer = state->cancelling_task;
 
   /* Not dvt_task_cancel (): an item of a map ends alone here. */
-  cancelling_task = task;
+  state->cancelling_task = task;
   dvt_task_end_by_runtime (task,
                            g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
                                                 _("The task was cancelled")));
-  cancelling_task = outer;
+  state->cancelling_task = outer;
 }
 
 /* With dvt_event_lock (task) held. The task's own cancellable is made
@@ -398,8 +416,10 @@ ensure_cancellable_locked (DvtTask  *task,
 
   if (task->cancellable == NULL)
     {
-      if (task->kind == DVT_TASK_KIND_THREAD && spare_cancellable != NULL && !watch)
-        task->cancellable = g_steal_pointer (&spare_cancellable);
+      DvtThreadState *state = dvt_thread_state ();
+
+      if (task->kind == DVT_TASK_KIND_THREAD && state->spare_cancellable != NULL && !watch)
+        task->cancellable = (GCancellable *) g_steal_pointer (&state->spare_cancellable);
       else
         task->cancellable = g_cancellable_new ();
       if (task->kind == DVT_TASK_KIND_THREAD && !watch)
@@ -446,14 +466,6 @@ dvt_task_ensure_cancellable (DvtTask *task)
  * other reference, no data, weak reference or binding wrapper on it (its
  * qdata is empty), no handler, no extra block. */
 
-static void
-spare_task_free (gpointer data)
-{
-  g_object_unref (data);
-}
-
-static GPrivate spare_task = G_PRIVATE_INIT (spare_task_free);
-
 /* Whether the caller's reference is the only thing left that ties @task
  * to anyone: no other reference, no function data still to free, no
  * cancellable of its own, no signal handler. @extra_is_plain is checked
@@ -474,7 +486,9 @@ dvt_task_recycle (DvtTask *task)
 {
   /* Reused, unlike a task freed elsewhere, it must carry nothing at all:
    * no data or weak reference (qdata), no extra block. */
-  if (g_private_get (&spare_task) != NULL ||
+  DvtThreadState *state = dvt_thread_state ();
+
+  if (state->spare_task != NULL ||
       !task_is_runtime_only (task, g_atomic_pointer_get (&task->extra) == NULL &&
                                    g_atomic_pointer_get (&G_OBJECT (task)->qdata) == NULL))
     return FALSE;
@@ -489,7 +503,7 @@ dvt_task_recycle (DvtTask *task)
   memset (G_STRUCT_MEMBER_P (task, G_STRUCT_OFFSET (DvtTask, runtime)), 0,
           sizeof (DvtTask) - G_STRUCT_OFFSET (DvtTask, runtime));
   dvt_task_init (task);
-  g_private_set (&spare_task, task);
+  state->spare_task = G_OBJECT (task);
 
   return TRUE;
 }
@@ -501,11 +515,10 @@ dvt_task_new (DvtRuntime   *runtime,
               DvtOptions   *options,
               GCancellable *cancellable)
 {
-  DvtTask *task = g_private_get (&spare_task);
+  DvtThreadState *state = dvt_thread_state ();
+  DvtTask *task = (DvtTask *) g_steal_pointer (&state->spare_task);
 
-  if (task != NULL)
-    g_private_set (&spare_task, NULL);
-  else
+  if (task == NULL)
     task = (DvtTask *) g_object_new_with_properties (DVT_TYPE_TASK, 0, NULL, NULL);
 
   task->runtime = g_object_ref (runtime);
@@ -843,7 +856,9 @@ cancellable_is_private (GCancellable *cancellable)
 static void
 take_back_cancellable (DvtTask *task)
 {
-  if (spare_cancellable != NULL ||
+  DvtThreadState *state = dvt_thread_state ();
+
+  if (state->spare_cancellable != NULL ||
       !dvt_task_has_flag (task, DVT_TASK_FLAG_LENT_CANCELLABLE))
     return;
 
@@ -853,7 +868,7 @@ take_back_cancellable (DvtTask *task)
       DVT_TASK_EXTRA (task, cancellable_handler, 0) == 0 &&
       cancellable_is_private (task->cancellable))
     {
-      spare_cancellable = g_steal_pointer (&task->cancellable);
+      state->spare_cancellable = G_OBJECT (g_steal_pointer (&task->cancellable));
       dvt_task_unset_flag (task, DVT_TASK_FLAG_LENT_CANCELLABLE);
     }
   g_mutex_unlock (dvt_event_lock (task));
@@ -863,7 +878,10 @@ take_back_cancellable (DvtTask *task)
 void
 dvt_task_drop_spare_cancellable (void)
 {
-  g_clear_object (&spare_cancellable);
+  DvtThreadState *state = dvt_thread_state_peek ();
+
+  if (state != NULL)
+    g_clear_object (&state->spare_cancellable);
 }
 
 /* ---- acceptance ------------------------------------------------------------ */
@@ -957,16 +975,17 @@ dvt_task_list_live (DvtCore *core)
 DvtTask *
 dvt_task_enter_work (DvtTask *task)
 {
-  DvtTask *outer = running_task;
+  DvtThreadState *state = dvt_thread_state ();
+  DvtTask *outer = state->running_task;
 
-  running_task = task;
+  state->running_task = task;
   return outer;
 }
 
 void
 dvt_task_leave_work (DvtTask *outer)
 {
-  running_task = outer;
+  dvt_thread_state ()->running_task = outer;
 }
 
 /* Whether waiting for @task here could never end: a work function waiting
@@ -975,14 +994,15 @@ dvt_task_leave_work (DvtTask *outer)
 static gboolean
 waits_for_itself (DvtTask *task)
 {
+  DvtTask *running = running_task ();
   DvtTaskExtra *extra;
 
-  if (G_LIKELY (running_task == NULL))
+  if (G_LIKELY (running == NULL))
     return FALSE;
-  if (running_task == task)
+  if (running == task)
     return TRUE;
 
-  extra = g_atomic_pointer_get (&running_task->extra);
+  extra = g_atomic_pointer_get (&running->extra);
   return extra != NULL && extra->parent != NULL &&
          extra->parent_class->get_task (extra->parent) == task;
 }
@@ -1388,13 +1408,8 @@ dvt_task_should_retry (DvtTask      *task,
 
 #define RELEASE_BATCH_MIN 8
 
-typedef struct
-{
-  DvtTask *head;   /* linked through live.next, unused once a task ended */
-  guint    length;
-} ReleaseBatch;
-
-static _Thread_local ReleaseBatch release_batch;
+/* The batch is the thread state's release_head (tasks linked through
+ * live.next, unused once a task ended) and release_length. */
 
 static gboolean
 result_is_plain (const DvtResult *result)
@@ -1486,15 +1501,16 @@ release_job_run (DvtJob *job)
 void
 dvt_task_flush_released (void)
 {
-  DvtTask *task = release_batch.head;
-  guint length = release_batch.length;
+  DvtThreadState *state = dvt_thread_state_peek ();
+  DvtTask *task = state != NULL ? state->release_head : NULL;
+  guint length = state != NULL ? state->release_length : 0;
   DvtGate gate;
 
   if (task == NULL)
     return;
 
-  release_batch.head = NULL;
-  release_batch.length = 0;
+  state->release_head = NULL;
+  state->release_length = 0;
 
   /* Their freeing calls nothing of the application's. */
   gate = dvt_fork_gate_enter (DVT_GATE_PURE);
@@ -1519,13 +1535,18 @@ release_after_callback (DvtTask *task)
     }
 
   /* One batch per runtime: a nested loop may deliver another's. */
-  if (release_batch.head != NULL &&
-      release_batch.head->runtime != task->runtime)
-    dvt_task_flush_released ();
+  DvtThreadState *state = dvt_thread_state ();
+  DvtTask *head = state->release_head;
 
-  task->live.next = release_batch.head != NULL ? &release_batch.head->live : NULL;
-  release_batch.head = task;
-  release_batch.length++;
+  if (head != NULL && head->runtime != task->runtime)
+    {
+      dvt_task_flush_released ();
+      head = NULL;
+    }
+
+  task->live.next = head != NULL ? &head->live : NULL;
+  state->release_head = task;
+  state->release_length++;
 }
 
 static void
@@ -1791,7 +1812,7 @@ finish_in_gate (DvtTask      *task,
 
   /* A worker completing the task it runs publishes once its function has
    * returned, as GTask does: the waiter then finds that worker free. */
-  if (running_task == task)
+  if (running_task () == task)
     {
       dvt_task_set_flag (task, DVT_TASK_FLAG_PUBLISH_PENDING);
       dvt_task_unref_gated (task);
@@ -2106,7 +2127,8 @@ dvt_task_end_by_runtime (DvtTask *task,
 {
   DvtResult result = { G_VALUE_INIT, NULL, error };
   GCancellable *cancellable = NULL;
-  DvtTask *outer = cancelling_task;
+  DvtThreadState *state = dvt_thread_state ();
+  DvtTask *outer = state->cancelling_task;
   gboolean won;
 
   if (dvt_task_get_state (task) == DVT_TASK_COMPLETED)
@@ -2122,9 +2144,9 @@ dvt_task_end_by_runtime (DvtTask *task,
   g_mutex_unlock (dvt_event_lock (task));
 
   /* The task may be finalized inside: see cancelling_task. */
-  cancelling_task = task;
+  state->cancelling_task = task;
   won = finish_full (task, &result, TRUE, cancellable);
-  cancelling_task = outer;
+  state->cancelling_task = outer;
 
   /* Lost to another result (the work's): still tell the work to stop. */
   if (cancellable != NULL)
@@ -2138,7 +2160,9 @@ dvt_task_end_by_runtime (DvtTask *task,
 gboolean
 dvt_task_running_in (DvtCore *core)
 {
-  return running_task != NULL && running_task->core == core;
+  DvtTask *running = running_task ();
+
+  return running != NULL && running->core == core;
 }
 
 /**

@@ -5,9 +5,69 @@
 
 #pragma once
 
-#include <glib.h>
+#include <glib-object.h>
 
 G_BEGIN_DECLS
+
+/* ---- what a thread carries ---------------------------------------------------
+ *
+ * Everything Dovetail keeps per thread, in one place: each layer owns its
+ * fields (those of layers above are opaque here) and nothing else keeps a
+ * thread-local of its own. Made on a thread's first use, freed when it
+ * ends (after its spares are dropped). */
+
+typedef struct _DvtThreadState DvtThreadState;
+
+struct _DvtThreadState
+{
+  /* dvt-thread.c: the fork gate */
+  DvtThreadState *prev;
+  DvtThreadState *next;
+  int             gate;            /* DvtGate, atomic: read by the forking thread */
+
+  /* dvt-fault.c */
+  guint32         fault_rng;
+
+  /* dvt-events.c: a scope's handlers run here (see DvtCause) */
+  guint64         cause_scope;
+  guint           cause_depth;
+  gpointer        event_queue;     /* the queue this thread delivers */
+
+  /* dvt-core.c */
+  gpointer        loop_core;       /* the core whose loop this thread runs */
+
+  /* dvt-task.c */
+  gpointer        running_task;    /* whose work function runs here */
+  gpointer        cancelling_task; /* whose cancellation handler runs here */
+  GObject        *spare_task;      /* owned: see dvt_task_recycle() */
+  GObject        *spare_cancellable; /* owned: lent to thread functions */
+  gpointer        release_head;    /* tasks to free in one go */
+  guint           release_length;
+
+  /* dvt-registry.c */
+  gboolean        in_exit_action;
+  gboolean        on_watcher;
+};
+
+G_GNUC_INTERNAL extern _Thread_local DvtThreadState *dvt_thread_state_current;
+
+DvtThreadState *dvt_thread_state_new (void);
+
+/* This thread's state, made on first use. */
+static inline DvtThreadState *
+dvt_thread_state (void)
+{
+  DvtThreadState *state = dvt_thread_state_current;
+
+  return G_LIKELY (state != NULL) ? state : dvt_thread_state_new ();
+}
+
+/* This thread's state if it has one: for reads that need none. */
+static inline DvtThreadState *
+dvt_thread_state_peek (void)
+{
+  return dvt_thread_state_current;
+}
 
 char    *dvt_thread_name          (const char   *name,
                                    const char   *suffix);

@@ -53,15 +53,6 @@ dvt_context_thread_stop (GThread      *thread,
 #define GATE_PURE_WAIT_USEC    (2 * G_USEC_PER_SEC)
 #define GATE_CALLOUT_WAIT_USEC (20 * 1000)
 
-typedef struct _DvtThreadState DvtThreadState;
-
-struct _DvtThreadState
-{
-  DvtThreadState *prev;
-  DvtThreadState *next;
-  int             gate;     /* DvtGate, atomic: read by the forking thread */
-};
-
 /* Every thread that has entered a section, under states_lock; in a
  * forked child, those of the parent's other threads, which are gone but
  * whose memory stays reachable. */
@@ -74,12 +65,16 @@ static int    fork_pending;
 static GMutex gate_lock;
 static GCond  gate_cond;
 
-static _Thread_local DvtThreadState *current_state;
+_Thread_local DvtThreadState *dvt_thread_state_current;
 
 static void
 state_free (gpointer data)
 {
   DvtThreadState *state = data;
+
+  /* First what it holds, whose freeing may use the state itself. */
+  g_clear_object (&state->spare_task);
+  g_clear_object (&state->spare_cancellable);
 
   g_mutex_lock (&states_lock);
   if (state->prev != NULL)
@@ -90,21 +85,17 @@ state_free (gpointer data)
     state->next->prev = state->prev;
   g_mutex_unlock (&states_lock);
 
-  current_state = NULL;
+  dvt_thread_state_current = NULL;
   g_free (state);
 }
 
 static GPrivate state_key = G_PRIVATE_INIT (state_free);
 
-static DvtThreadState *
-thread_state (void)
+DvtThreadState *
+dvt_thread_state_new (void)
 {
-  DvtThreadState *state = current_state;
+  DvtThreadState *state = g_new0 (DvtThreadState, 1);
 
-  if (G_LIKELY (state != NULL))
-    return state;
-
-  state = g_new0 (DvtThreadState, 1);
   g_mutex_lock (&states_lock);
   state->next = states;
   if (states != NULL)
@@ -112,7 +103,7 @@ thread_state (void)
   states = state;
   g_mutex_unlock (&states_lock);
   g_private_set (&state_key, state);
-  current_state = state;
+  dvt_thread_state_current = state;
 
   return state;
 }
@@ -123,7 +114,7 @@ thread_state (void)
 DvtGate
 dvt_fork_gate_set (DvtGate kind)
 {
-  DvtThreadState *state = thread_state ();
+  DvtThreadState *state = dvt_thread_state ();
   DvtGate previous = (DvtGate) state->gate;
 
   if (kind <= previous)
@@ -157,7 +148,7 @@ dvt_fork_gate_set (DvtGate kind)
 DvtGate
 dvt_fork_gate_enter (DvtGate kind)
 {
-  DvtThreadState *state = thread_state ();
+  DvtThreadState *state = dvt_thread_state ();
 
   if ((DvtGate) state->gate >= kind)
     return (DvtGate) state->gate;
@@ -170,7 +161,7 @@ dvt_fork_gate_enter (DvtGate kind)
 void
 dvt_fork_gate_close (void)
 {
-  DvtThreadState *self = current_state;
+  DvtThreadState *self = dvt_thread_state_current;
   gint64 start = g_get_monotonic_time ();
 
   g_mutex_lock (&gate_lock);
@@ -215,7 +206,7 @@ dvt_fork_gate_open (void)
 void
 dvt_fork_gate_reset_child (void)
 {
-  DvtThreadState *self = current_state;
+  DvtThreadState *self = dvt_thread_state_current;
 
   /* Unlinked from the parent's list, which the other states stay in. */
   if (self != NULL)
