@@ -12,6 +12,9 @@
 // context, with the runtime's ordering and bounded concurrency. (A
 // JavaScript function handed to a worker thread is refused by GJS, and its
 // task ends with an error instead of hanging.)
+//
+// This script uses the legacy imports.gi. simple.mjs beside it is the
+// ES-module form (gjs -m examples/simple.mjs), with await on the _async calls.
 
 const {Dvt, Gio, GLib} = imports.gi;
 

@@ -7,6 +7,24 @@
  *   valac --pkg dovetail-1 --pkg gio-2.0 examples/simple.vala
  */
 
+/* From main-loop code nothing blocks: an async method yields on a future
+ * and then on the shutdown, while the main loop runs. */
+async void sum_then_stop (Dvt.Runtime runtime, MainLoop loop) {
+    try {
+        var future = runtime.submit ((task, cancellable) => {
+            task.return_int (6 * 7);
+        }, null, null);
+        yield future.wait_async (null);   /* raises the work's error, if any */
+        print ("6 * 7 = %s (completed: %s)\n",
+               future.propagate_int ().to_string (), future.completed.to_string ());
+        yield runtime.shutdown_async (false, null);
+        print ("shut down\n");
+    } catch (Error e) {
+        printerr ("%s\n", e.message);
+    }
+    loop.quit ();
+}
+
 int main (string[] args) {
     var runtime = new Dvt.Runtime (0);
     var path = args.length > 1 ? args[1] : "/etc/os-release";
@@ -50,6 +68,10 @@ int main (string[] args) {
         for (uint i = 0; i < squares.length; i++)
             line.append_printf (" %s", squares.index (i).get_int64 ().to_string ());
         print ("%s\n", line.str);
+
+        var loop = new MainLoop ();
+        sum_then_stop.begin (runtime, loop);
+        loop.run ();
     } catch (Error e) {
         printerr ("%s\n", e.message);
         return 1;

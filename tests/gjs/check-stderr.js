@@ -2,13 +2,14 @@
 //
 // SPDX-License-Identifier: LGPL-2.1-or-later
 //
-//   gjs check-stderr.js [--allow REGEX]... [--require REGEX]... -- GJS SCRIPT [ARGS...]
+//   gjs check-stderr.js [--allow REGEX]... [--require REGEX]... -- GJS [-m] SCRIPT [ARGS...]
 //
-// Runs SCRIPT with the GJS interpreter GJS, relays its output, and fails
-// (exit 1) when the script fails, when it writes a critical or a warning
-// to stderr that no --allow pattern matches (such as GJS reporting an
-// object finalized behind its back), when a --require pattern never shows
-// up on stderr, or when it does not end within 100 s.
+// Runs SCRIPT with the GJS interpreter GJS (with -m, as an ES module),
+// relays its output, and fails (exit 1) when the script fails, when it
+// writes a critical or a warning to stderr that no --allow pattern
+// matches (such as GJS reporting an object finalized behind its back),
+// when a --require pattern never shows up on stderr, or when it does not
+// end within 100 s.
 
 const {GLib, Gio} = imports.gi;
 const System = imports.system;
@@ -29,9 +30,11 @@ for (let i = 0; i < ARGV.length; i++) {
     }
 }
 if (!command || command.length < 2) {
-    printerr('usage: check-stderr.js [--allow RE]... [--require RE]... -- GJS SCRIPT [ARGS...]');
+    printerr('usage: check-stderr.js [--allow RE]... [--require RE]... -- GJS [-m] SCRIPT [ARGS...]');
     System.exit(2);
 }
+// The script's name, for the messages: the first argument not an option.
+const script = command.slice(1).find(a => !a.startsWith('-')) ?? command[1];
 
 const problems = [];
 const loop = new GLib.MainLoop(null, false);
@@ -39,7 +42,7 @@ const proc = Gio.Subprocess.new(command,
     Gio.SubprocessFlags.STDOUT_PIPE | Gio.SubprocessFlags.STDERR_PIPE);
 
 const watchdog = GLib.timeout_add_seconds(GLib.PRIORITY_DEFAULT, 100, () => {
-    problems.push(`${command[1]} did not end within 100 s: killed`);
+    problems.push(`${script} did not end within 100 s: killed`);
     proc.force_exit();
     return GLib.SOURCE_REMOVE;
 });
@@ -49,7 +52,7 @@ proc.communicate_utf8_async(null, null, (p, res) => {
     try {
         [, stdout, stderr] = p.communicate_utf8_finish(res);
     } catch (e) {
-        problems.push(`could not read the output of ${command[1]}: ${e.message}`);
+        problems.push(`could not read the output of ${script}: ${e.message}`);
     }
     loop.quit();
 });
@@ -61,9 +64,9 @@ if (stderr)
     printerr(stderr);
 
 if (proc.get_if_signaled())
-    problems.push(`${command[1]} was killed by signal ${proc.get_term_sig()}`);
+    problems.push(`${script} was killed by signal ${proc.get_term_sig()}`);
 else if (proc.get_exit_status() !== 0)
-    problems.push(`${command[1]} exited with status ${proc.get_exit_status()}`);
+    problems.push(`${script} exited with status ${proc.get_exit_status()}`);
 
 const reported = new Map();
 for (const line of (stderr ?? '').split('\n')) {
@@ -85,7 +88,7 @@ for (const re of require) {
 }
 
 if (problems.length > 0) {
-    printerr(`\ncheck-stderr.js: ${command[1]} FAILED:`);
+    printerr(`\ncheck-stderr.js: ${script} FAILED:`);
     for (const p of problems)
         printerr(`  - ${p}`);
     System.exit(1);

@@ -236,6 +236,260 @@ static void test_to_thread_async (Dvt.Runtime rt) {
     ctx.pop_thread_default ();
 }
 
+/* The main-loop twins as Vala async methods, on a runtime of their own
+ * (so that the main runtime's counters stay as test_stats expects) whose
+ * events come on this thread's context. Each yield resumes on that
+ * context, which test_mainloop_twins runs with a MainLoop. */
+
+/* Resumes after @ms, from the thread-default context's main loop. */
+static async void nap (uint ms) {
+    var source = new TimeoutSource (ms);
+    source.set_callback (nap.callback);
+    source.attach (MainContext.get_thread_default ());
+    yield;
+}
+
+/* Cancels @cancellable after a short while, from the main loop. */
+static void cancel_soon (Cancellable cancellable) {
+    var source = new TimeoutSource (10);
+    source.set_callback (() => {
+        cancellable.cancel ();
+        return Source.REMOVE;
+    });
+    source.attach (MainContext.get_thread_default ());
+}
+
+static async void twins_run (Dvt.Runtime rt, MainLoop loop) {
+    unowned Thread<void*> caller = Thread.self<void*> ();
+    var here = new Dvt.Options ();
+    here.use_caller_context = true;
+
+    /* run_async: the work starts on the runtime's loop thread and
+     * completes its task from a timeout there; the yield resumes here. */
+    try {
+        bool on_loop_thread = false;
+        Value v;
+        yield rt.run_async ((task, cancellable) => {
+            on_loop_thread = Thread.self<void*> () != caller;
+            var source = new TimeoutSource (5);
+            source.set_callback (() => {
+                task.return_int (17);
+                return Source.REMOVE;
+            });
+            source.attach (MainContext.get_thread_default ());
+        }, null, null, out v);
+        check (value_int (v) == 17, "run_async: yield gives the value (%s)".printf (v.strdup_contents ()));
+        check (on_loop_thread, "run_async: the work ran on the runtime's loop thread");
+        check (Thread.self<void*> () == caller, "run_async: resumed on the caller's thread");
+    } catch (GLib.Error e) {
+        unexpected (e, "run_async");
+    }
+
+    /* run_async with use_caller_context: the work runs here too. */
+    try {
+        bool on_caller = false;
+        Value v;
+        yield rt.run_async ((task, cancellable) => {
+            on_caller = Thread.self<void*> () == caller;
+            Value s = Value (typeof (string));
+            s.set_string ("here");
+            task.return_value (s);
+        }, here, null, out v);
+        check (v.holds (typeof (string)) && v.get_string () == "here" && on_caller,
+               "run_async (use_caller_context): ran on this thread, gives a string");
+    } catch (GLib.Error e) {
+        unexpected (e, "run_async (use_caller_context)");
+    }
+
+    /* A failing run_async: the error comes back unchanged. */
+    try {
+        Value v;
+        yield rt.run_async ((task, cancellable) => {
+            throw new IOError.PERMISSION_DENIED ("no access to %s", "the vault");
+        }, here, null, out v);
+        check (false, "run_async: a thrown error is raised by the yield");
+    } catch (GLib.Error e) {
+        check (e.domain == IOError.quark () && e.code == IOError.PERMISSION_DENIED &&
+               e.message == "no access to the vault",
+               "run_async: the work's error arrives unchanged (%s %d: %s)".printf (e.domain.to_string (), e.code, e.message));
+    }
+
+    /* wait_async on a future, read through properties. */
+    try {
+        var task = rt.submit ((task, cancellable) => {
+            Thread.usleep (2000);
+            task.return_int (7);
+        }, null, null);
+        bool ok = yield task.wait_async (null);
+        check (ok && task.completed, "wait_async: true, and task.completed reads true");
+        check (task.propagate_int () == 7, "wait_async: the future's value is 7");
+    } catch (GLib.Error e) {
+        unexpected (e, "wait_async");
+    }
+
+    /* wait_async on a failing future: its error, unchanged. */
+    try {
+        var task = rt.submit ((task, cancellable) => {
+            task.return_error (new ConvertError.ILLEGAL_SEQUENCE ("bad byte at %d", 3));
+        }, null, null);
+        yield task.wait_async (null);
+        check (false, "wait_async: a failed future raises its error");
+    } catch (GLib.Error e) {
+        check (e.domain == ConvertError.quark () && e.code == ConvertError.ILLEGAL_SEQUENCE &&
+               e.message == "bad byte at 3",
+               "wait_async: a failed future's error arrives unchanged (%s %d: %s)".printf (e.domain.to_string (), e.code, e.message));
+    }
+
+    /* A cancelled wait ends the wait only; the task goes on. The work
+     * (run here, use_caller_context) keeps its task in held. */
+    Dvt.Task? held = null;
+    try {
+        var task = rt.schedule ((task, cancellable) => { held = task; }, here, null);
+        var cancellable = new Cancellable ();
+        cancel_soon (cancellable);
+        try {
+            yield task.wait_async (cancellable);
+            check (false, "wait_async: a cancelled wait raises");
+        } catch (IOError.CANCELLED e) {
+            check (!task.completed && !task.get_cancellable ().is_cancelled (),
+                   "wait_async: a cancelled wait raises IOError.CANCELLED and leaves the task running");
+        }
+        check (rt.pending == 1, "runtime.pending reads 1 while the held task runs (got %llu)".printf (rt.pending));
+        held.return_int (5);
+        held = null;
+        check ((yield task.wait_async (null)) && task.propagate_int () == 5,
+               "wait_async: a new wait sees the task end with its value");
+    } catch (GLib.Error e) {
+        unexpected (e, "wait_async (cancelled)");
+    }
+
+    /* gather_async: results in the order of the futures. */
+    try {
+        Dvt.Task[] tasks = {};
+        for (int i = 0; i < 4; i++) {
+            int n = i;
+            tasks += rt.submit ((task, cancellable) => {
+                Thread.usleep ((4 - n) * 1000);
+                task.return_int (n * 10);
+            }, null, null);
+        }
+        var results = yield rt.gather_async (tasks, null, null);
+        /* Array<Value?> in the VAPI, GValue structs in C: see the README. */
+        unowned GLib.Array<GLib.Value> slots = (GLib.Array<GLib.Value>) results;
+        bool ok = slots.length == 4;
+        for (uint i = 0; ok && i < slots.length; i++)
+            ok = value_int (slots.index (i)) == i * 10;
+        check (ok, "gather_async: results in the order of the tasks");
+    } catch (GLib.Error e) {
+        unexpected (e, "gather_async");
+    }
+
+    try {
+        Dvt.Task[] tasks = {};
+        tasks += rt.submit ((task, cancellable) => { task.return_int (1); }, null, null);
+        tasks += rt.submit ((task, cancellable) => {
+            throw new IOError.NOT_FOUND ("gone");
+        }, null, null);
+        yield rt.gather_async (tasks, null, null);
+        check (false, "gather_async: a failing task fails the gather");
+    } catch (IOError.NOT_FOUND e) {
+        check (e.message == "gone", "gather_async: the failing task's IOError arrives unchanged");
+    } catch (GLib.Error e) {
+        unexpected (e, "gather_async (error)");
+    }
+
+    /* wait_idle_async: every task has ended afterwards. */
+    try {
+        Dvt.Task[] tasks = {};
+        for (int i = 0; i < 6; i++) {
+            tasks += rt.submit ((task, cancellable) => {
+                Thread.usleep (1000);
+                task.return_boolean (true);
+            }, null, null);
+        }
+        bool idle = yield rt.wait_idle_async (null);
+        bool all_completed = true;
+        foreach (var task in tasks)
+            all_completed &= task.completed;
+        check (idle && all_completed && rt.pending == 0 && rt.running == 0,
+               "wait_idle_async: every task completed, pending and running read 0 (%llu, %llu)".printf (rt.pending, rt.running));
+    } catch (GLib.Error e) {
+        unexpected (e, "wait_idle_async");
+    }
+
+    /* notify::completed on this context (the runtime's event_context). */
+    try {
+        int notes = 0;
+        bool notes_here = true;
+        var task = rt.schedule ((task, cancellable) => { held = task; }, here, null);
+        task.notify["completed"].connect (() => {
+            notes++;
+            notes_here &= Thread.self<void*> () == caller;
+        });
+        while (held == null)
+            yield nap (1);
+        held.return_int (1);
+        held = null;
+        yield task.wait_async (null);
+        for (int i = 0; i < 1000 && notes == 0; i++)
+            yield nap (2);
+        yield nap (20);
+        check (notes == 1 && notes_here, "notify::completed: once, on this thread (%d)".printf (notes));
+    } catch (GLib.Error e) {
+        unexpected (e, "notify::completed");
+    }
+
+    /* cancel_all on two held tasks, then shutdown_async twice: both
+     * complete. */
+    try {
+        var kept = new GenericArray<Dvt.Task> ();
+        Dvt.Task[] tasks = {};
+        for (int i = 0; i < 2; i++)
+            tasks += rt.schedule ((task, cancellable) => { kept.add (task); }, here, null);
+        while (kept.length < 2)
+            yield nap (1);
+        check (rt.cancel_all () == 2, "cancel_all: cancels the two running tasks");
+        try {
+            yield tasks[1].wait_async (null);
+            check (false, "cancel_all: a cancelled task's wait raises");
+        } catch (IOError.CANCELLED e) {
+            check (tasks[0].completed, "cancel_all: the tasks end with IOError.CANCELLED");
+        }
+    } catch (GLib.Error e) {
+        unexpected (e, "cancel_all");
+    }
+
+    int first_done = 0;
+    rt.shutdown_async.begin (false, null, (obj, res) => {
+        try {
+            if (rt.shutdown_async.end (res))
+                first_done = 1;
+        } catch (GLib.Error e) {
+            unexpected (e, "shutdown_async (first)");
+        }
+    });
+    try {
+        bool second = yield rt.shutdown_async (false, null);
+        while (first_done == 0)
+            yield nap (1);
+        check (second && first_done == 1 && rt.is_shutdown (), "shutdown_async: two calls, both complete");
+    } catch (GLib.Error e) {
+        unexpected (e, "shutdown_async (second)");
+    }
+
+    loop.quit ();
+}
+
+static void test_mainloop_twins () {
+    var ctx = new MainContext ();
+    ctx.push_thread_default ();
+    var rt = (Dvt.Runtime) Object.new (typeof (Dvt.Runtime), "max-workers", 2, "event-context", ctx);
+    var loop = new MainLoop (ctx, false);
+    twins_run.begin (rt, loop);
+    loop.run ();
+    ctx.pop_thread_default ();
+}
+
 /* schedule: an async function that completes its task later, from a
  * timeout on the context it started on (the runtime's loop thread). The
  * closure keeps the task alive by capturing it. */
@@ -508,6 +762,7 @@ public static int main (string[] args) {
     test_policy ();
     test_event_scope ();
     test_invoke_blocking ();
+    test_mainloop_twins ();
     /* queued: to_thread_blocking x2, map, submit (4); errors: 4 calls (8);
      * to_thread_async x2 (10); schedule (11); 4 submits (15); submit (16).
      * A gather waits for tasks already counted and adds none. The 5 that
