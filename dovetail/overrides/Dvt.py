@@ -99,7 +99,7 @@ import threading
 import traceback
 import weakref
 
-from gi.repository import GLib, GObject
+from gi.repository import Gio, GLib, GObject
 
 from ..module import get_introspection_module
 from ..overrides import override
@@ -141,16 +141,24 @@ class _Scope:
 
     def hold_work(self, *objects):
         """A holder of the work function (and its data) of this call, for
-        its wrapper: emptied once an error of the call has been read (the
-        call has then ended), so that the C library, which keeps the
-        wrapper as long as the task lives, no longer keeps them. The
+        its wrapper, emptied by end(). Work starts only from a holder that
+        is not empty (see _held()), so no work of the call starts once it
+        has ended. The emptied holder also lets the C library, which keeps
+        the wrapper as long as the task lives, no longer keep them: the
         exception that the caller re-raises refers to the caller's frames,
-        which may refer to the task: without this, a work function that
-        refers to its own exception would make a cycle through C."""
+        which may refer to the task, and a work function that refers to
+        its own exception would otherwise make a cycle through C."""
         holder = list(objects)
         with _lock:
             self._work.append(holder)
         return holder
+
+    def end(self):
+        """The call has returned, raised or delivered its result: no work
+        of it starts any more, whatever the order in which the runtime
+        released its caller and cancelled the work still queued."""
+        for holder in list(self._work):
+            holder.clear()
 
     def store(self, exc, tb):
         """Keeps @exc, raised with traceback @tb; returns its key, or 0 if
@@ -168,6 +176,8 @@ class _Scope:
             return key
 
     def close(self):
+        """The blocking call has returned or raised."""
+        self.end()
         with _lock:
             self._closed = True
             for key in self._entries:
@@ -179,8 +189,7 @@ class _Scope:
         """The (exception, traceback) of @key; the call has ended."""
         entry = self._entries.get(key)
         if entry is not None:
-            for holder in self._work:
-                holder.clear()
+            self.end()
         return entry
 
 
@@ -446,6 +455,17 @@ def _pick_data(func_data, user_data):
 _UNSET = object()
 
 
+def _held(holder):
+    """What a holder of _Scope.hold_work() holds, taken in one step (the
+    caller's thread may empty it meanwhile); raises once the call has
+    ended, so that the work fails instead of starting."""
+    held = tuple(holder)
+    if not held:
+        raise GLib.Error.new_literal(Gio.io_error_quark(), 'The call has ended',
+                                     Gio.IOErrorEnum.CANCELLED)
+    return held
+
+
 def _work(scope, func, func_data):
     """Wraps a DvtThreadFunc, DvtAsyncFunc or DvtMapFunc."""
     scope_ref = weakref.ref(scope)
@@ -453,9 +473,7 @@ def _work(scope, func, func_data):
 
     def run(task, cancellable, *_ignored):
         _keep_thread_state()
-        if not holder:
-            return  # the call has ended
-        func, func_data = holder
+        func, func_data = _held(holder)
         scope = scope_ref()
         if scope is not None:
             _remember(task, scope)
@@ -473,9 +491,7 @@ def _call_work(scope, fn, args, kwargs):
 
     def run(task, cancellable, *_ignored):
         _keep_thread_state()
-        if not holder:
-            return
-        fn, args, kwargs = holder
+        fn, args, kwargs = _held(holder)
         ok, value = _guard(scope_ref(), fn, *args, **kwargs)
         del fn, args, kwargs
         if not ok:
@@ -516,9 +532,7 @@ def _item_work(scope, fn, items):
 
     def run(task, cancellable, *_ignored):
         _keep_thread_state()
-        if not holder:
-            return
-        fn, items = holder
+        fn, items = _held(holder)
         ok, value = _guard(scope_ref(), fn, items[task.get_index()])
         del fn, items
         if not ok:
@@ -539,70 +553,68 @@ class _Chunks:
 
     Item by item, the map keeps its meaning: results in input order; in
     return-errors mode each failure in its slot; otherwise the first
-    failure stops every runner before its next item and fails the map;
-    cancelling the map stops them too."""
+    failure stops every runner before its next item and fails the map.
+    Each item is let in only while the map's holder (_Scope.hold_work) is
+    not empty, and the call empties it before it returns or raises,
+    however the map ends: no item starts after that. Cancelling the map's
+    cancellable empties it too, so that a cancellation stops the runners
+    before their next item even before the caller is released (the
+    runtime may cancel it before or after it releases the caller)."""
 
-    __slots__ = ('scope', 'fn', 'items', 'results', 'return_errors',
-                 'n_runners', 'next', 'stop', 'failed', 'watched', 'lock')
+    __slots__ = ('scope', 'held', 'results', 'return_errors', 'n_runners',
+                 'next', 'failed', 'lock')
 
     def __init__(self, scope, fn, items, n_runners, return_errors):
         self.scope = scope
-        self.fn = fn
-        self.items = items
+        self.held = scope.hold_work(fn, items)
         self.results = [None] * len(items)
         self.return_errors = return_errors
         self.n_runners = n_runners
         self.next = 0
-        self.stop = False
         self.failed = False  # a slot holds a failure
-        self.watched = None
         self.lock = threading.Lock()
 
-    def _claim(self):
-        """The next run of items, as a range (empty at the end)."""
-        n = len(self.items)
+    def _claim(self, n):
+        """The next run of items, as a range: empty at the end, and once
+        the map has ended."""
         with self.lock:
+            if not self.held:
+                return range(0)
             start = self.next
             self.next = end = min(n, start + max(1, (n - start) // (2 * self.n_runners)))
         return range(start, end)
 
-    def _watch(self, cancellable):
-        """Sets self.stop when the map's cancellable is cancelled."""
-        with self.lock:
-            if self.watched is not None or cancellable is None:
-                return
-            self.watched = cancellable
-        handler = cancellable.connect(self._cancelled)
-        with self.lock:
-            self.watched = (cancellable, handler)
-
     def _cancelled(self, *_ignored):
-        self.stop = True
-
-    def unwatch(self):
-        with self.lock:
-            watched, self.watched = self.watched, None
-        if isinstance(watched, tuple) and watched[1]:
-            watched[0].disconnect(watched[1])
+        self.held.clear()
 
     def run(self, task, cancellable, *_ignored):
         _keep_thread_state()
-        self._watch(cancellable)
-        scope, fn, items, results = self.scope, self.fn, self.items, self.results
-        run = self._claim()
-        while run and not self.stop:
+        if cancellable is not None:
+            # The map's own cancellable, which ends with the map: the
+            # handler is not disconnected.
+            cancellable.connect(self._cancelled)
+        scope, results, held = self.scope, self.results, self.held
+        # Empty when another runner failed, or the map has ended: this
+        # runner has nothing to do, and must not fail the map itself.
+        fn, items = tuple(held) or (None, ())
+        n = len(items)
+        run = self._claim(n)
+        while run:
             for i in run:
-                if self.stop:
+                # Each item is let in by this test, one step under the
+                # interpreter lock: once the caller has emptied the
+                # holder, no runner starts another item.
+                if not held:
                     break
                 ok, value = _guard(scope, fn, items[i])
                 if not ok:
                     if not self.return_errors:
-                        self.stop = True
+                        held.clear()  # the others stop before their next item
                         del task, cancellable, _ignored, scope, fn, items, results
                         raise value
                     self.failed = True
                 results[i] = value
-            run = self._claim()
+            run = self._claim(n)
         Dvt.Task.return_boolean(task, True)
 
     def take_results(self):
@@ -612,8 +624,10 @@ class _Chunks:
 
 def _done(scope, callback, user_data):
     """Wraps a GAsyncReadyCallback: holds the call's scope until the
-    result exists, then the result holds it."""
+    result exists, then the result holds it. The call has ended: none of
+    its work starts after this."""
     def done(source, result, *_ignored):
+        scope.end()
         _keep(result, scope)
         callback(source, result, user_data)
     return done
@@ -821,7 +835,6 @@ class Runtime(_EventsMixin, Dvt.Runtime):
                        None, options, cancellable)
             return chunks.take_results()
         finally:
-            chunks.unwatch()
             scope.close()
 
     def _map_runners(self, n_items, options):
