@@ -22,6 +22,8 @@ Optional arguments
 
     A work function is called as ``func(task, cancellable, func_data)``:
     always exactly one user-data argument, ``None`` when none was given.
+    Work (or a ``callback``) that is not callable raises ``TypeError`` at
+    the call, before anything is queued.
 
 Python exceptions
     Any exception a work function raises (or passes to
@@ -444,6 +446,14 @@ def _keep_thread_state():
 
 # ---- work-function wrappers --------------------------------------------------
 
+def _need_callable(call, argument, fn):
+    """Refuses a work function (or callback) that cannot be called, before
+    anything is queued: it would otherwise fail only once it runs."""
+    if not callable(fn):
+        raise TypeError('%s(%s) needs a callable, not %r'
+                        % (call, argument, type(fn).__name__))
+
+
 def _pick_data(func_data, user_data):
     if user_data is _UNSET:
         return func_data
@@ -622,10 +632,12 @@ class _Chunks:
         return _unwrap_list(results) if self.failed else results
 
 
-def _done(scope, callback, user_data):
+def _done(call, scope, callback, user_data):
     """Wraps a GAsyncReadyCallback: holds the call's scope until the
     result exists, then the result holds it. The call has ended: none of
     its work starts after this."""
+    _need_callable(call, 'callback=', callback)
+
     def done(source, result, *_ignored):
         scope.end()
         _keep(result, scope)
@@ -710,6 +722,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
                      *, user_data=_UNSET):
         """Runs ``func(task, cancellable, func_data)`` on the loop thread
         and blocks until it has completed its task; returns the value."""
+        _need_callable('run_blocking', 'func', func)
         func_data = _pick_data(func_data, user_data)
         scope = _Scope()
         try:
@@ -723,6 +736,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
                            cancellable=None, *, user_data=_UNSET):
         """Runs ``func(task, cancellable, func_data)`` on a worker and
         blocks for the value it completes its task with."""
+        _need_callable('to_thread_blocking', 'func', func)
         func_data = _pick_data(func_data, user_data)
         scope = _Scope()
         try:
@@ -738,6 +752,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         (or raises its exception). ``dvt_options`` (a ``Dvt.Options``:
         timeout, retries...) and ``dvt_cancellable`` apply to the call and
         are not passed to ``fn``."""
+        _need_callable('call_blocking', 'fn', fn)
         scope = _Scope()
         call = _Call(scope, fn, args, kwargs)
         try:
@@ -753,9 +768,10 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         ``callback(runtime, result, user_data)`` runs on the caller's
         thread-default context, where ``to_thread_finish(result)`` reads
         the value."""
+        _need_callable('to_thread_async', 'func', func)
         scope = _Scope()
         if callback is not None:
-            callback = _done(scope, callback, user_data)
+            callback = _done('to_thread_async', scope, callback, user_data)
         # func_data is given as a tuple: PyGObject 3.42 expects one for a
         # callback's data in a call whose last argument is variable user data.
         Dvt.Runtime.to_thread_async(self, _work(scope, func, func_data), (),
@@ -769,6 +785,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
                *, user_data=_UNSET):
         """Queues ``func(task, cancellable, func_data)`` for a worker and
         returns its task, a future."""
+        _need_callable('submit', 'func', func)
         func_data = _pick_data(func_data, user_data)
         scope = _Scope()
         task = Dvt.Runtime.submit(self, _work(scope, func, func_data), None,
@@ -782,6 +799,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         a future: ``task.result()`` gives what ``fn`` returned.
         ``dvt_options`` and ``dvt_cancellable`` apply to the call, as for
         ``call_blocking``."""
+        _need_callable('submit_call', 'fn', fn)
         scope = _Scope()
         task = Dvt.Runtime.submit(self, _call_work(scope, fn, args, kwargs),
                                   None, _identify(fn, dvt_options),
@@ -793,6 +811,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
                  *, user_data=_UNSET):
         """Starts ``func(task, cancellable, func_data)`` on the loop thread
         and returns its task, a future."""
+        _need_callable('schedule', 'func', func)
         func_data = _pick_data(func_data, user_data)
         scope = _Scope()
         task = Dvt.Runtime.schedule(self, _work(scope, func, func_data), None,
@@ -815,12 +834,14 @@ class Runtime(_EventsMixin, Dvt.Runtime):
 
     def _map_blocking_raw(self, n_items, func, func_data=None, options=None,
                           cancellable=None, *, user_data=_UNSET):
+        _need_callable('map_blocking', 'func', func)
         func_data = _pick_data(func_data, user_data)
         scope = _Scope()
         return self._map_blocking(n_items, _work(scope, func, func_data),
                                   scope, _identify(func, options), cancellable)
 
     def _map_blocking_items(self, fn, items, options=None, cancellable=None):
+        _need_callable('map_blocking', 'fn', fn)
         items = list(items)
         scope = _Scope()
         options = _identify(fn, options)
@@ -875,6 +896,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
 
     def _map_async_raw(self, n_items, func, func_data=None, options=None,
                        cancellable=None, callback=None, user_data=None):
+        _need_callable('map_async', 'func', func)
         scope = _Scope()
         self._map_async(n_items, _work(scope, func, func_data), scope,
                         _identify(func, options), cancellable, callback,
@@ -882,6 +904,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
 
     def _map_async_items(self, fn, items, options=None, cancellable=None,
                          callback=None, user_data=None):
+        _need_callable('map_async', 'fn', fn)
         items = list(items)
         scope = _Scope()
         self._map_async(len(items), _item_work(scope, fn, items), scope,
@@ -891,7 +914,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
     def _map_async(self, n_items, func, scope, options, cancellable,
                    callback, user_data):
         if callback is not None:
-            callback = _done(scope, callback, user_data)
+            callback = _done('map_async', scope, callback, user_data)
         # func_data as a tuple: see to_thread_async.
         Dvt.Runtime.map_async(self, n_items, func, (), options, cancellable,
                               callback, None)
@@ -907,9 +930,8 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         one @task (a ``Dvt.Task`` or its id). @max_depth bounds chains of
         its handlers that cause their own events again (1: no re-entry).
         Keep it for as long as its handlers should run."""
-        if function is not None and not callable(function):
-            raise TypeError('scope_events(function=) needs a callable, not %r'
-                            % type(function).__name__)
+        if function is not None:
+            _need_callable('scope_events', 'function=', function)
         if isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 1:
             raise ValueError('max_depth must be an int of at least 1, not %r'
                              % (max_depth,))
