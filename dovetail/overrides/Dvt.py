@@ -950,9 +950,15 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         return scope
 
     def gather_blocking(self, tasks, options=None, cancellable=None):
-        """Waits for every task of @tasks; their values in the same order."""
+        """Waits for every task of @tasks; their values in the same order.
+        Raises TypeError for an element that is not a ``Dvt.Task``."""
+        tasks = list(tasks)
+        for index, task in enumerate(tasks):
+            if not isinstance(task, Dvt.Task):
+                raise TypeError('gather_blocking() needs Dvt.Task elements; '
+                                'element %d is %r' % (index, type(task).__name__))
         return _unwrap_list(_reraising(Dvt.Runtime.gather_blocking, self,
-                                       list(tasks), options, cancellable))
+                                       tasks, options, cancellable))
 
 
 Runtime = override(Runtime)

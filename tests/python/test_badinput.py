@@ -52,3 +52,20 @@ def test_work_that_is_not_callable_is_refused_before_it_is_queued(rt, call, bad)
     assert type(bad).__name__ in str(info.value)
     assert rt.get_stats().queued == 0
 
+
+@pytest.mark.parametrize('elements, index', [
+    (lambda task: [None], 0),
+    (lambda task: [task, 7, task], 1),
+    (lambda task: [task, Dvt.Options()], 1),
+], ids=['None', 'int', 'Options'])
+def test_gather_of_something_else_than_tasks_is_refused(rt, elements, index):
+    task = rt.submit_call(abs, -3)
+    elements = elements(task)
+    with pytest.raises(TypeError) as info:
+        rt.gather_blocking(elements)
+    message = str(info.value)
+    assert 'element %d' % index in message
+    assert type(elements[index]).__name__ in message
+    # The tasks given are left alone.
+    assert task.result(60) == 3
+    assert rt.gather_blocking([task]) == [3]
