@@ -71,13 +71,31 @@ Runtime as a context manager
     waiting for the work in flight. A runtime dropped without a shutdown
     logs a warning (``Dovetail-WARNING``) on stderr.
 
+Ctrl-C
+    On the main thread, SIGINT during a blocking call (``call_blocking``,
+    ``to_thread_blocking``, ``run_blocking``, ``map_blocking`` in both
+    forms, ``gather_blocking``, ``Task.result()``) cancels the call's
+    task and raises ``KeyboardInterrupt`` from the call at once, while
+    SIGINT's Python handler is the default one; the runtime stays usable.
+    Work that does not watch its cancellable (a plain function, for one)
+    runs on to its end in its worker, and its result is dropped. While
+    such a call waits, Python's wakeup fd (``signal.set_wakeup_fd``)
+    points to a watcher thread of Dovetail's and is put back afterwards;
+    a call made while another one is set (a ``GLib.MainLoop`` or an
+    asyncio loop running on the main thread) is left alone. Calls from
+    other threads are not affected.
+
 Exit and signals
     Dovetail's exit handling (``shutdown_on_exit=True``, the hook of
     ``Dvt.Runtime.set_shutdown_hook(fn)``) runs from Python's ``atexit``,
     while the interpreter can still run a Python hook and Python work:
     the C ``atexit()`` handlers run after the interpreter has been torn
-    down. On SIGINT, the runtimes are shut down first, then Python's own
-    handler runs and raises ``KeyboardInterrupt`` as usual.
+    down. On SIGINT, the runtimes are shut down first (waiting up to 2 s
+    for the work they cancelled), then Python's own handler runs and
+    raises ``KeyboardInterrupt`` as usual. A blocking call of the main
+    thread released by that shutdown raises that ``KeyboardInterrupt``
+    (not the shutdown's ``GLib.Error``): later than without
+    ``shutdown_on_exit`` when the work ignores its cancellable.
 
 Notes
     The functions given to the calls are kept by the library until it is
@@ -96,8 +114,11 @@ Notes
 import atexit
 import itertools
 import os
+import signal
+import socket
 import sys
 import threading
+import time
 import traceback
 import weakref
 
@@ -335,6 +356,191 @@ def _guard(scope, fn, *args, **kwargs):
         del tb
     del scope, fn, args, kwargs
     return False, failure
+
+
+# ---- Ctrl-C on the main thread ---------------------------------------------------
+
+# While the main thread is blocked in the C library, Python cannot raise
+# KeyboardInterrupt: its signal handler only notes the signal, and the
+# interpreter raises it once the thread runs Python code again. So, on the
+# main thread only, a blocking call runs with a cancellable of its own (and
+# Task.result() with its task) that a watcher thread cancels on SIGINT,
+# woken through Python's wakeup fd (signal.set_wakeup_fd), while the Python
+# handler of SIGINT is the default one, which raises KeyboardInterrupt. The
+# call then raises the KeyboardInterrupt, its task cancelled. Other threads
+# pay nothing; neither does a call made while another wakeup fd is set (a
+# GLib.MainLoop or an asyncio loop running on the main thread, which handle
+# signals their own way).
+#
+# PyGObject 3.42 turns the GError of a call that fails into a GLib.Error by
+# running Python code, where a pending KeyboardInterrupt is raised: it then
+# prints it through sys.excepthook and raises RuntimeError instead. The
+# watcher therefore wraps sys.excepthook before it cancels, so that the
+# interrupt of a call is not printed but raised by the call.
+
+# A runtime with shutdown-on-exit gets SIGINT before Python does: it shuts
+# down, cancelling its calls, waits up to this long for their work, and
+# then hands the signal on to Python's handler (DVT_EXIT_GRACE_USEC).
+_EXIT_GRACE = 2.0
+
+
+class _Interrupts:
+    __slots__ = ('main', 'waits', 'cancellable', 'write_fd', 'sockets',
+                 'interrupted', 'excepthook')
+
+    def __init__(self):
+        self.main = threading.main_thread().ident
+        self.waits = []          # what Ctrl-C cancels: the main thread's calls
+        self.cancellable = None  # the main thread's, until it is cancelled
+        self.write_fd = None     # of the watcher's socket pair, once used
+        self.sockets = None
+        self.interrupted = False
+        self.excepthook = None   # the one wrapped while interrupting
+
+    def forget(self):
+        """In a forked child: the watcher is the parent's, and so are the
+        sockets, which Python's wakeup fd may still point to."""
+        if self.sockets is not None:
+            previous = signal.set_wakeup_fd(-1)
+            if previous not in (-1, self.write_fd):
+                signal.set_wakeup_fd(previous)
+            for sock in self.sockets:
+                sock.close()
+        self.__init__()
+
+    def _start(self):
+        read, write = socket.socketpair()
+        write.setblocking(False)
+        threading.Thread(target=self._watch, args=(read,), daemon=True,
+                         name='dvt-sigint').start()
+        self.sockets = (read, write)
+        self.write_fd = write.fileno()
+        return self.write_fd
+
+    def _watch(self, read):
+        while True:
+            try:
+                data = read.recv(64)
+            except InterruptedError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            waits = list(self.waits)
+            if (signal.SIGINT in data and waits and
+                    signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+                self.interrupted = True
+                self.cancellable = None
+                if self.excepthook is None:
+                    self.excepthook = sys.excepthook
+                    sys.excepthook = self._hook
+                for wait in waits:
+                    wait.cancel()
+
+    def _hook(self, exc_type, value, tb):
+        """sys.excepthook while a call is being interrupted: see above."""
+        if not (self.waits and issubclass(exc_type, KeyboardInterrupt)):
+            (self.excepthook or sys.__excepthook__)(exc_type, value, tb)
+
+    def _settle(self):
+        """The main thread's outermost call has ended."""
+        self.interrupted = False
+        if self.excepthook is not None:
+            if sys.excepthook == self._hook:
+                sys.excepthook = self.excepthook
+            self.excepthook = None
+
+    def call(self, target, fn, *args):
+        """``fn(*args)`` on the main thread, ended by Ctrl-C through
+        ``target.cancel()``."""
+        ours = self.write_fd or self._start()
+        previous = signal.set_wakeup_fd(ours, warn_on_full_buffer=False)
+        if previous != -1 and previous != ours:
+            signal.set_wakeup_fd(previous)
+            return fn(*args)
+        waits = self.waits
+        waits.append(target)
+        try:
+            return fn(*args)
+        except BaseException:
+            if not self.interrupted:
+                raise
+        finally:
+            waits.pop()  # calls nest: the last one ends first
+            if not waits and (self.interrupted or self.excepthook is not None):
+                self._settle()
+            if previous == -1:
+                signal.set_wakeup_fd(-1)
+        # Interrupted: a KeyboardInterrupt still pending is raised here;
+        # one that PyGObject caught while it converted the error is not.
+        _check_signals()
+        raise KeyboardInterrupt
+
+    def run(self, fn, args):
+        """``fn(*args)``, a blocking call whose last argument is its
+        cancellable, on the main thread."""
+        caller = args[-1]
+        if caller is not None:
+            return self._run_linked(fn, args, caller)
+        own = self.cancellable
+        if own is None:
+            own = self.cancellable = Gio.Cancellable()
+        try:
+            return self.call(own, _reraising, fn, *args[:-1], own)
+        except GLib.Error as error:
+            _after_shutdown(args[0], error)
+            raise
+
+    def _run_linked(self, fn, args, caller):
+        # Cancelling the caller's cancellable cancels the call's own.
+        own = Gio.Cancellable()
+        link = caller.connect(lambda *_ignored: own.cancel())
+        try:
+            return self.call(own, _reraising, fn, *args[:-1], own)
+        except GLib.Error as error:
+            _after_shutdown(args[0], error)
+            raise
+        finally:
+            caller.disconnect(link)
+
+
+_interrupts = _Interrupts()
+os.register_at_fork(after_in_child=_interrupts.forget)
+_get_ident = threading.get_ident
+
+
+def _check_signals():
+    """Entering a Python function runs the Python handlers of the signals
+    that arrived: the default SIGINT handler raises KeyboardInterrupt."""
+
+
+def _after_shutdown(runtime, error):
+    """A call of the main thread was released because @runtime was shut
+    down while it waited. If the runtime has shutdown-on-exit and no
+    Python call shut it down, SIGINT may be what did: the runtime hands the
+    signal on to Python once its shutdown is over, and the
+    KeyboardInterrupt is then raised here, from the call, rather than at
+    whatever line runs by then."""
+    if (not error.matches(Gio.io_error_quark(), Gio.IOErrorEnum.CANCELLED) or
+            getattr(runtime, '_dvt_shut_down', False) or not runtime.is_shutdown() or
+            not runtime.get_property('shutdown-on-exit')):
+        return
+    end = time.monotonic() + _EXIT_GRACE + 0.5
+    try:
+        while time.monotonic() < end:
+            time.sleep(0.05)
+    except KeyboardInterrupt as interrupt:
+        interrupt.__suppress_context__ = True
+        raise
+
+
+def _blocking(fn, *args):
+    """_reraising() for a blocking call whose last argument is its
+    cancellable; on the main thread, Ctrl-C ends it (see above)."""
+    if _get_ident() == _interrupts.main:
+        return _interrupts.run(fn, args)
+    return _reraising(fn, *args)
 
 
 # ---- values ------------------------------------------------------------------
@@ -718,6 +924,19 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         self.shutdown(True, False)
         return False
 
+    def shutdown(self, wait, cancel_pending):
+        """Stops accepting work; waits for the work in flight if @wait,
+        cancels the work not yet ended if @cancel_pending."""
+        self._dvt_shut_down = True  # see _after_shutdown()
+        Dvt.Runtime.shutdown(self, wait, cancel_pending)
+
+    @staticmethod
+    def shutdown_all(wait, cancel_pending):
+        """Shuts down every registered runtime; returns how many."""
+        for runtime in Dvt.Runtime.list_active():
+            runtime._dvt_shut_down = True
+        return Dvt.Runtime.shutdown_all(wait, cancel_pending)
+
     def run_blocking(self, func, func_data=None, options=None, cancellable=None,
                      *, user_data=_UNSET):
         """Runs ``func(task, cancellable, func_data)`` on the loop thread
@@ -726,9 +945,9 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         func_data = _pick_data(func_data, user_data)
         scope = _Scope()
         try:
-            return _reraising(Dvt.Runtime.run_blocking, self,
-                              _work(scope, func, func_data), None,
-                              _identify(func, options), cancellable)
+            return _blocking(Dvt.Runtime.run_blocking, self,
+                             _work(scope, func, func_data), None,
+                             _identify(func, options), cancellable)
         finally:
             scope.close()
 
@@ -740,9 +959,9 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         func_data = _pick_data(func_data, user_data)
         scope = _Scope()
         try:
-            return _reraising(Dvt.Runtime.to_thread_blocking, self,
-                              _work(scope, func, func_data), None,
-                              _identify(func, options), cancellable)
+            return _blocking(Dvt.Runtime.to_thread_blocking, self,
+                             _work(scope, func, func_data), None,
+                             _identify(func, options), cancellable)
         finally:
             scope.close()
 
@@ -756,8 +975,8 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         scope = _Scope()
         call = _Call(scope, fn, args, kwargs)
         try:
-            _reraising(Dvt.Runtime.invoke_blocking, self, call.run, None,
-                       _identify(fn, dvt_options), dvt_cancellable)
+            _blocking(Dvt.Runtime.invoke_blocking, self, call.run, None,
+                      _identify(fn, dvt_options), dvt_cancellable)
             return call.value
         finally:
             scope.close()
@@ -852,8 +1071,8 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         chunks = _Chunks(scope, fn, items, n_runners,
                          options is not None and options.get_return_errors())
         try:
-            _reraising(Dvt.Runtime.map_blocking, self, n_runners, chunks.run,
-                       None, options, cancellable)
+            _blocking(Dvt.Runtime.map_blocking, self, n_runners, chunks.run,
+                      None, options, cancellable)
             return chunks.take_results()
         finally:
             scope.close()
@@ -878,7 +1097,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
 
     def _map_blocking(self, n_items, func, scope, options, cancellable):
         try:
-            return _unwrap_list(_reraising(
+            return _unwrap_list(_blocking(
                 Dvt.Runtime.map_blocking, self, n_items, func, None, options,
                 cancellable))
         finally:
@@ -957,8 +1176,8 @@ class Runtime(_EventsMixin, Dvt.Runtime):
             if not isinstance(task, Dvt.Task):
                 raise TypeError('gather_blocking() needs Dvt.Task elements; '
                                 'element %d is %r' % (index, type(task).__name__))
-        return _unwrap_list(_reraising(Dvt.Runtime.gather_blocking, self,
-                                       tasks, options, cancellable))
+        return _unwrap_list(_blocking(Dvt.Runtime.gather_blocking, self,
+                                      tasks, options, cancellable))
 
 
 Runtime = override(Runtime)
@@ -1024,9 +1243,17 @@ class Task(_EventsMixin, Dvt.Task):
         """Waits until the task has ended (at most @timeout seconds; 0 or
         less: as long as it takes) and returns its value or raises its
         error. Raises GLib.Error G_IO_ERROR_TIMED_OUT if the time runs
-        out first."""
-        self.wait(timeout)
-        return self.propagate_value()
+        out first. On the main thread, Ctrl-C cancels the task and raises
+        KeyboardInterrupt."""
+        if _get_ident() != _interrupts.main:
+            self.wait(timeout)
+            return self.propagate_value()
+        _interrupts.call(self, self.wait, timeout)
+        try:
+            return self.propagate_value()
+        except GLib.Error as error:
+            _after_shutdown(self.get_runtime(), error)
+            raise
 
 
 Task = override(Task)
