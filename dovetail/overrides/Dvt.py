@@ -22,6 +22,8 @@ Optional arguments
 
     A work function is called as ``func(task, cancellable, func_data)``:
     always exactly one user-data argument, ``None`` when none was given.
+    Work (or a ``callback``) that is not callable raises ``TypeError`` at
+    the call, before anything is queued.
 
 Python exceptions
     Any exception a work function raises (or passes to
@@ -69,13 +71,31 @@ Runtime as a context manager
     waiting for the work in flight. A runtime dropped without a shutdown
     logs a warning (``Dovetail-WARNING``) on stderr.
 
+Ctrl-C
+    On the main thread, SIGINT during a blocking call (``call_blocking``,
+    ``to_thread_blocking``, ``run_blocking``, ``map_blocking`` in both
+    forms, ``gather_blocking``, ``Task.result()``) cancels the call's
+    task and raises ``KeyboardInterrupt`` from the call at once, while
+    SIGINT's Python handler is the default one; the runtime stays usable.
+    Work that does not watch its cancellable (a plain function, for one)
+    runs on to its end in its worker, and its result is dropped. While
+    such a call waits, Python's wakeup fd (``signal.set_wakeup_fd``)
+    points to a watcher thread of Dovetail's and is put back afterwards;
+    a call made while another one is set (a ``GLib.MainLoop`` or an
+    asyncio loop running on the main thread) is left alone. Calls from
+    other threads are not affected.
+
 Exit and signals
     Dovetail's exit handling (``shutdown_on_exit=True``, the hook of
     ``Dvt.Runtime.set_shutdown_hook(fn)``) runs from Python's ``atexit``,
     while the interpreter can still run a Python hook and Python work:
     the C ``atexit()`` handlers run after the interpreter has been torn
-    down. On SIGINT, the runtimes are shut down first, then Python's own
-    handler runs and raises ``KeyboardInterrupt`` as usual.
+    down. On SIGINT, the runtimes are shut down first (waiting up to 2 s
+    for the work they cancelled), then Python's own handler runs and
+    raises ``KeyboardInterrupt`` as usual. A blocking call of the main
+    thread released by that shutdown raises that ``KeyboardInterrupt``
+    (not the shutdown's ``GLib.Error``): later than without
+    ``shutdown_on_exit`` when the work ignores its cancellable.
 
 Notes
     The functions given to the calls are kept by the library until it is
@@ -94,12 +114,15 @@ Notes
 import atexit
 import itertools
 import os
+import signal
+import socket
 import sys
 import threading
+import time
 import traceback
 import weakref
 
-from gi.repository import GLib, GObject
+from gi.repository import Gio, GLib, GObject
 
 from ..module import get_introspection_module
 from ..overrides import override
@@ -141,16 +164,24 @@ class _Scope:
 
     def hold_work(self, *objects):
         """A holder of the work function (and its data) of this call, for
-        its wrapper: emptied once an error of the call has been read (the
-        call has then ended), so that the C library, which keeps the
-        wrapper as long as the task lives, no longer keeps them. The
+        its wrapper, emptied by end(). Work starts only from a holder that
+        is not empty (see _held()), so no work of the call starts once it
+        has ended. The emptied holder also lets the C library, which keeps
+        the wrapper as long as the task lives, no longer keep them: the
         exception that the caller re-raises refers to the caller's frames,
-        which may refer to the task: without this, a work function that
-        refers to its own exception would make a cycle through C."""
+        which may refer to the task, and a work function that refers to
+        its own exception would otherwise make a cycle through C."""
         holder = list(objects)
         with _lock:
             self._work.append(holder)
         return holder
+
+    def end(self):
+        """The call has returned, raised or delivered its result: no work
+        of it starts any more, whatever the order in which the runtime
+        released its caller and cancelled the work still queued."""
+        for holder in list(self._work):
+            holder.clear()
 
     def store(self, exc, tb):
         """Keeps @exc, raised with traceback @tb; returns its key, or 0 if
@@ -168,6 +199,8 @@ class _Scope:
             return key
 
     def close(self):
+        """The blocking call has returned or raised."""
+        self.end()
         with _lock:
             self._closed = True
             for key in self._entries:
@@ -179,8 +212,7 @@ class _Scope:
         """The (exception, traceback) of @key; the call has ended."""
         entry = self._entries.get(key)
         if entry is not None:
-            for holder in self._work:
-                holder.clear()
+            self.end()
         return entry
 
 
@@ -326,6 +358,191 @@ def _guard(scope, fn, *args, **kwargs):
     return False, failure
 
 
+# ---- Ctrl-C on the main thread ---------------------------------------------------
+
+# While the main thread is blocked in the C library, Python cannot raise
+# KeyboardInterrupt: its signal handler only notes the signal, and the
+# interpreter raises it once the thread runs Python code again. So, on the
+# main thread only, a blocking call runs with a cancellable of its own (and
+# Task.result() with its task) that a watcher thread cancels on SIGINT,
+# woken through Python's wakeup fd (signal.set_wakeup_fd), while the Python
+# handler of SIGINT is the default one, which raises KeyboardInterrupt. The
+# call then raises the KeyboardInterrupt, its task cancelled. Other threads
+# pay nothing; neither does a call made while another wakeup fd is set (a
+# GLib.MainLoop or an asyncio loop running on the main thread, which handle
+# signals their own way).
+#
+# PyGObject 3.42 turns the GError of a call that fails into a GLib.Error by
+# running Python code, where a pending KeyboardInterrupt is raised: it then
+# prints it through sys.excepthook and raises RuntimeError instead. The
+# watcher therefore wraps sys.excepthook before it cancels, so that the
+# interrupt of a call is not printed but raised by the call.
+
+# A runtime with shutdown-on-exit gets SIGINT before Python does: it shuts
+# down, cancelling its calls, waits up to this long for their work, and
+# then hands the signal on to Python's handler (DVT_EXIT_GRACE_USEC).
+_EXIT_GRACE = 2.0
+
+
+class _Interrupts:
+    __slots__ = ('main', 'waits', 'cancellable', 'write_fd', 'sockets',
+                 'interrupted', 'excepthook')
+
+    def __init__(self):
+        self.main = threading.main_thread().ident
+        self.waits = []          # what Ctrl-C cancels: the main thread's calls
+        self.cancellable = None  # the main thread's, until it is cancelled
+        self.write_fd = None     # of the watcher's socket pair, once used
+        self.sockets = None
+        self.interrupted = False
+        self.excepthook = None   # the one wrapped while interrupting
+
+    def forget(self):
+        """In a forked child: the watcher is the parent's, and so are the
+        sockets, which Python's wakeup fd may still point to."""
+        if self.sockets is not None:
+            previous = signal.set_wakeup_fd(-1)
+            if previous not in (-1, self.write_fd):
+                signal.set_wakeup_fd(previous)
+            for sock in self.sockets:
+                sock.close()
+        self.__init__()
+
+    def _start(self):
+        read, write = socket.socketpair()
+        write.setblocking(False)
+        threading.Thread(target=self._watch, args=(read,), daemon=True,
+                         name='dvt-sigint').start()
+        self.sockets = (read, write)
+        self.write_fd = write.fileno()
+        return self.write_fd
+
+    def _watch(self, read):
+        while True:
+            try:
+                data = read.recv(64)
+            except InterruptedError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            waits = list(self.waits)
+            if (signal.SIGINT in data and waits and
+                    signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+                self.interrupted = True
+                self.cancellable = None
+                if self.excepthook is None:
+                    self.excepthook = sys.excepthook
+                    sys.excepthook = self._hook
+                for wait in waits:
+                    wait.cancel()
+
+    def _hook(self, exc_type, value, tb):
+        """sys.excepthook while a call is being interrupted: see above."""
+        if not (self.waits and issubclass(exc_type, KeyboardInterrupt)):
+            (self.excepthook or sys.__excepthook__)(exc_type, value, tb)
+
+    def _settle(self):
+        """The main thread's outermost call has ended."""
+        self.interrupted = False
+        if self.excepthook is not None:
+            if sys.excepthook == self._hook:
+                sys.excepthook = self.excepthook
+            self.excepthook = None
+
+    def call(self, target, fn, *args):
+        """``fn(*args)`` on the main thread, ended by Ctrl-C through
+        ``target.cancel()``."""
+        ours = self.write_fd or self._start()
+        previous = signal.set_wakeup_fd(ours, warn_on_full_buffer=False)
+        if previous != -1 and previous != ours:
+            signal.set_wakeup_fd(previous)
+            return fn(*args)
+        waits = self.waits
+        waits.append(target)
+        try:
+            return fn(*args)
+        except BaseException:
+            if not self.interrupted:
+                raise
+        finally:
+            waits.pop()  # calls nest: the last one ends first
+            if not waits and (self.interrupted or self.excepthook is not None):
+                self._settle()
+            if previous == -1:
+                signal.set_wakeup_fd(-1)
+        # Interrupted: a KeyboardInterrupt still pending is raised here;
+        # one that PyGObject caught while it converted the error is not.
+        _check_signals()
+        raise KeyboardInterrupt
+
+    def run(self, fn, args):
+        """``fn(*args)``, a blocking call whose last argument is its
+        cancellable, on the main thread."""
+        caller = args[-1]
+        if caller is not None:
+            return self._run_linked(fn, args, caller)
+        own = self.cancellable
+        if own is None:
+            own = self.cancellable = Gio.Cancellable()
+        try:
+            return self.call(own, _reraising, fn, *args[:-1], own)
+        except GLib.Error as error:
+            _after_shutdown(args[0], error)
+            raise
+
+    def _run_linked(self, fn, args, caller):
+        # Cancelling the caller's cancellable cancels the call's own.
+        own = Gio.Cancellable()
+        link = caller.connect(lambda *_ignored: own.cancel())
+        try:
+            return self.call(own, _reraising, fn, *args[:-1], own)
+        except GLib.Error as error:
+            _after_shutdown(args[0], error)
+            raise
+        finally:
+            caller.disconnect(link)
+
+
+_interrupts = _Interrupts()
+os.register_at_fork(after_in_child=_interrupts.forget)
+_get_ident = threading.get_ident
+
+
+def _check_signals():
+    """Entering a Python function runs the Python handlers of the signals
+    that arrived: the default SIGINT handler raises KeyboardInterrupt."""
+
+
+def _after_shutdown(runtime, error):
+    """A call of the main thread was released because @runtime was shut
+    down while it waited. If the runtime has shutdown-on-exit and no
+    Python call shut it down, SIGINT may be what did: the runtime hands the
+    signal on to Python once its shutdown is over, and the
+    KeyboardInterrupt is then raised here, from the call, rather than at
+    whatever line runs by then."""
+    if (not error.matches(Gio.io_error_quark(), Gio.IOErrorEnum.CANCELLED) or
+            getattr(runtime, '_dvt_shut_down', False) or not runtime.is_shutdown() or
+            not runtime.get_property('shutdown-on-exit')):
+        return
+    end = time.monotonic() + _EXIT_GRACE + 0.5
+    try:
+        while time.monotonic() < end:
+            time.sleep(0.05)
+    except KeyboardInterrupt as interrupt:
+        interrupt.__suppress_context__ = True
+        raise
+
+
+def _blocking(fn, *args):
+    """_reraising() for a blocking call whose last argument is its
+    cancellable; on the main thread, Ctrl-C ends it (see above)."""
+    if _get_ident() == _interrupts.main:
+        return _interrupts.run(fn, args)
+    return _reraising(fn, *args)
+
+
 # ---- values ------------------------------------------------------------------
 
 _INT_MIN, _INT_MAX = -2 ** 31, 2 ** 31 - 1
@@ -435,6 +652,14 @@ def _keep_thread_state():
 
 # ---- work-function wrappers --------------------------------------------------
 
+def _need_callable(call, argument, fn):
+    """Refuses a work function (or callback) that cannot be called, before
+    anything is queued: it would otherwise fail only once it runs."""
+    if not callable(fn):
+        raise TypeError('%s(%s) needs a callable, not %r'
+                        % (call, argument, type(fn).__name__))
+
+
 def _pick_data(func_data, user_data):
     if user_data is _UNSET:
         return func_data
@@ -446,6 +671,17 @@ def _pick_data(func_data, user_data):
 _UNSET = object()
 
 
+def _held(holder):
+    """What a holder of _Scope.hold_work() holds, taken in one step (the
+    caller's thread may empty it meanwhile); raises once the call has
+    ended, so that the work fails instead of starting."""
+    held = tuple(holder)
+    if not held:
+        raise GLib.Error.new_literal(Gio.io_error_quark(), 'The call has ended',
+                                     Gio.IOErrorEnum.CANCELLED)
+    return held
+
+
 def _work(scope, func, func_data):
     """Wraps a DvtThreadFunc, DvtAsyncFunc or DvtMapFunc."""
     scope_ref = weakref.ref(scope)
@@ -453,9 +689,7 @@ def _work(scope, func, func_data):
 
     def run(task, cancellable, *_ignored):
         _keep_thread_state()
-        if not holder:
-            return  # the call has ended
-        func, func_data = holder
+        func, func_data = _held(holder)
         scope = scope_ref()
         if scope is not None:
             _remember(task, scope)
@@ -473,9 +707,7 @@ def _call_work(scope, fn, args, kwargs):
 
     def run(task, cancellable, *_ignored):
         _keep_thread_state()
-        if not holder:
-            return
-        fn, args, kwargs = holder
+        fn, args, kwargs = _held(holder)
         ok, value = _guard(scope_ref(), fn, *args, **kwargs)
         del fn, args, kwargs
         if not ok:
@@ -516,9 +748,7 @@ def _item_work(scope, fn, items):
 
     def run(task, cancellable, *_ignored):
         _keep_thread_state()
-        if not holder:
-            return
-        fn, items = holder
+        fn, items = _held(holder)
         ok, value = _guard(scope_ref(), fn, items[task.get_index()])
         del fn, items
         if not ok:
@@ -539,70 +769,68 @@ class _Chunks:
 
     Item by item, the map keeps its meaning: results in input order; in
     return-errors mode each failure in its slot; otherwise the first
-    failure stops every runner before its next item and fails the map;
-    cancelling the map stops them too."""
+    failure stops every runner before its next item and fails the map.
+    Each item is let in only while the map's holder (_Scope.hold_work) is
+    not empty, and the call empties it before it returns or raises,
+    however the map ends: no item starts after that. Cancelling the map's
+    cancellable empties it too, so that a cancellation stops the runners
+    before their next item even before the caller is released (the
+    runtime may cancel it before or after it releases the caller)."""
 
-    __slots__ = ('scope', 'fn', 'items', 'results', 'return_errors',
-                 'n_runners', 'next', 'stop', 'failed', 'watched', 'lock')
+    __slots__ = ('scope', 'held', 'results', 'return_errors', 'n_runners',
+                 'next', 'failed', 'lock')
 
     def __init__(self, scope, fn, items, n_runners, return_errors):
         self.scope = scope
-        self.fn = fn
-        self.items = items
+        self.held = scope.hold_work(fn, items)
         self.results = [None] * len(items)
         self.return_errors = return_errors
         self.n_runners = n_runners
         self.next = 0
-        self.stop = False
         self.failed = False  # a slot holds a failure
-        self.watched = None
         self.lock = threading.Lock()
 
-    def _claim(self):
-        """The next run of items, as a range (empty at the end)."""
-        n = len(self.items)
+    def _claim(self, n):
+        """The next run of items, as a range: empty at the end, and once
+        the map has ended."""
         with self.lock:
+            if not self.held:
+                return range(0)
             start = self.next
             self.next = end = min(n, start + max(1, (n - start) // (2 * self.n_runners)))
         return range(start, end)
 
-    def _watch(self, cancellable):
-        """Sets self.stop when the map's cancellable is cancelled."""
-        with self.lock:
-            if self.watched is not None or cancellable is None:
-                return
-            self.watched = cancellable
-        handler = cancellable.connect(self._cancelled)
-        with self.lock:
-            self.watched = (cancellable, handler)
-
     def _cancelled(self, *_ignored):
-        self.stop = True
-
-    def unwatch(self):
-        with self.lock:
-            watched, self.watched = self.watched, None
-        if isinstance(watched, tuple) and watched[1]:
-            watched[0].disconnect(watched[1])
+        self.held.clear()
 
     def run(self, task, cancellable, *_ignored):
         _keep_thread_state()
-        self._watch(cancellable)
-        scope, fn, items, results = self.scope, self.fn, self.items, self.results
-        run = self._claim()
-        while run and not self.stop:
+        if cancellable is not None:
+            # The map's own cancellable, which ends with the map: the
+            # handler is not disconnected.
+            cancellable.connect(self._cancelled)
+        scope, results, held = self.scope, self.results, self.held
+        # Empty when another runner failed, or the map has ended: this
+        # runner has nothing to do, and must not fail the map itself.
+        fn, items = tuple(held) or (None, ())
+        n = len(items)
+        run = self._claim(n)
+        while run:
             for i in run:
-                if self.stop:
+                # Each item is let in by this test, one step under the
+                # interpreter lock: once the caller has emptied the
+                # holder, no runner starts another item.
+                if not held:
                     break
                 ok, value = _guard(scope, fn, items[i])
                 if not ok:
                     if not self.return_errors:
-                        self.stop = True
+                        held.clear()  # the others stop before their next item
                         del task, cancellable, _ignored, scope, fn, items, results
                         raise value
                     self.failed = True
                 results[i] = value
-            run = self._claim()
+            run = self._claim(n)
         Dvt.Task.return_boolean(task, True)
 
     def take_results(self):
@@ -610,10 +838,14 @@ class _Chunks:
         return _unwrap_list(results) if self.failed else results
 
 
-def _done(scope, callback, user_data):
+def _done(call, scope, callback, user_data):
     """Wraps a GAsyncReadyCallback: holds the call's scope until the
-    result exists, then the result holds it."""
+    result exists, then the result holds it. The call has ended: none of
+    its work starts after this."""
+    _need_callable(call, 'callback=', callback)
+
     def done(source, result, *_ignored):
+        scope.end()
         _keep(result, scope)
         callback(source, result, user_data)
     return done
@@ -692,16 +924,30 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         self.shutdown(True, False)
         return False
 
+    def shutdown(self, wait, cancel_pending):
+        """Stops accepting work; waits for the work in flight if @wait,
+        cancels the work not yet ended if @cancel_pending."""
+        self._dvt_shut_down = True  # see _after_shutdown()
+        Dvt.Runtime.shutdown(self, wait, cancel_pending)
+
+    @staticmethod
+    def shutdown_all(wait, cancel_pending):
+        """Shuts down every registered runtime; returns how many."""
+        for runtime in Dvt.Runtime.list_active():
+            runtime._dvt_shut_down = True
+        return Dvt.Runtime.shutdown_all(wait, cancel_pending)
+
     def run_blocking(self, func, func_data=None, options=None, cancellable=None,
                      *, user_data=_UNSET):
         """Runs ``func(task, cancellable, func_data)`` on the loop thread
         and blocks until it has completed its task; returns the value."""
+        _need_callable('run_blocking', 'func', func)
         func_data = _pick_data(func_data, user_data)
         scope = _Scope()
         try:
-            return _reraising(Dvt.Runtime.run_blocking, self,
-                              _work(scope, func, func_data), None,
-                              _identify(func, options), cancellable)
+            return _blocking(Dvt.Runtime.run_blocking, self,
+                             _work(scope, func, func_data), None,
+                             _identify(func, options), cancellable)
         finally:
             scope.close()
 
@@ -709,12 +955,13 @@ class Runtime(_EventsMixin, Dvt.Runtime):
                            cancellable=None, *, user_data=_UNSET):
         """Runs ``func(task, cancellable, func_data)`` on a worker and
         blocks for the value it completes its task with."""
+        _need_callable('to_thread_blocking', 'func', func)
         func_data = _pick_data(func_data, user_data)
         scope = _Scope()
         try:
-            return _reraising(Dvt.Runtime.to_thread_blocking, self,
-                              _work(scope, func, func_data), None,
-                              _identify(func, options), cancellable)
+            return _blocking(Dvt.Runtime.to_thread_blocking, self,
+                             _work(scope, func, func_data), None,
+                             _identify(func, options), cancellable)
         finally:
             scope.close()
 
@@ -724,11 +971,12 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         (or raises its exception). ``dvt_options`` (a ``Dvt.Options``:
         timeout, retries...) and ``dvt_cancellable`` apply to the call and
         are not passed to ``fn``."""
+        _need_callable('call_blocking', 'fn', fn)
         scope = _Scope()
         call = _Call(scope, fn, args, kwargs)
         try:
-            _reraising(Dvt.Runtime.invoke_blocking, self, call.run, None,
-                       _identify(fn, dvt_options), dvt_cancellable)
+            _blocking(Dvt.Runtime.invoke_blocking, self, call.run, None,
+                      _identify(fn, dvt_options), dvt_cancellable)
             return call.value
         finally:
             scope.close()
@@ -739,9 +987,10 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         ``callback(runtime, result, user_data)`` runs on the caller's
         thread-default context, where ``to_thread_finish(result)`` reads
         the value."""
+        _need_callable('to_thread_async', 'func', func)
         scope = _Scope()
         if callback is not None:
-            callback = _done(scope, callback, user_data)
+            callback = _done('to_thread_async', scope, callback, user_data)
         # func_data is given as a tuple: PyGObject 3.42 expects one for a
         # callback's data in a call whose last argument is variable user data.
         Dvt.Runtime.to_thread_async(self, _work(scope, func, func_data), (),
@@ -755,6 +1004,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
                *, user_data=_UNSET):
         """Queues ``func(task, cancellable, func_data)`` for a worker and
         returns its task, a future."""
+        _need_callable('submit', 'func', func)
         func_data = _pick_data(func_data, user_data)
         scope = _Scope()
         task = Dvt.Runtime.submit(self, _work(scope, func, func_data), None,
@@ -768,6 +1018,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         a future: ``task.result()`` gives what ``fn`` returned.
         ``dvt_options`` and ``dvt_cancellable`` apply to the call, as for
         ``call_blocking``."""
+        _need_callable('submit_call', 'fn', fn)
         scope = _Scope()
         task = Dvt.Runtime.submit(self, _call_work(scope, fn, args, kwargs),
                                   None, _identify(fn, dvt_options),
@@ -779,6 +1030,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
                  *, user_data=_UNSET):
         """Starts ``func(task, cancellable, func_data)`` on the loop thread
         and returns its task, a future."""
+        _need_callable('schedule', 'func', func)
         func_data = _pick_data(func_data, user_data)
         scope = _Scope()
         task = Dvt.Runtime.schedule(self, _work(scope, func, func_data), None,
@@ -801,12 +1053,14 @@ class Runtime(_EventsMixin, Dvt.Runtime):
 
     def _map_blocking_raw(self, n_items, func, func_data=None, options=None,
                           cancellable=None, *, user_data=_UNSET):
+        _need_callable('map_blocking', 'func', func)
         func_data = _pick_data(func_data, user_data)
         scope = _Scope()
         return self._map_blocking(n_items, _work(scope, func, func_data),
                                   scope, _identify(func, options), cancellable)
 
     def _map_blocking_items(self, fn, items, options=None, cancellable=None):
+        _need_callable('map_blocking', 'fn', fn)
         items = list(items)
         scope = _Scope()
         options = _identify(fn, options)
@@ -817,11 +1071,10 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         chunks = _Chunks(scope, fn, items, n_runners,
                          options is not None and options.get_return_errors())
         try:
-            _reraising(Dvt.Runtime.map_blocking, self, n_runners, chunks.run,
-                       None, options, cancellable)
+            _blocking(Dvt.Runtime.map_blocking, self, n_runners, chunks.run,
+                      None, options, cancellable)
             return chunks.take_results()
         finally:
-            chunks.unwatch()
             scope.close()
 
     def _map_runners(self, n_items, options):
@@ -844,7 +1097,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
 
     def _map_blocking(self, n_items, func, scope, options, cancellable):
         try:
-            return _unwrap_list(_reraising(
+            return _unwrap_list(_blocking(
                 Dvt.Runtime.map_blocking, self, n_items, func, None, options,
                 cancellable))
         finally:
@@ -862,6 +1115,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
 
     def _map_async_raw(self, n_items, func, func_data=None, options=None,
                        cancellable=None, callback=None, user_data=None):
+        _need_callable('map_async', 'func', func)
         scope = _Scope()
         self._map_async(n_items, _work(scope, func, func_data), scope,
                         _identify(func, options), cancellable, callback,
@@ -869,6 +1123,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
 
     def _map_async_items(self, fn, items, options=None, cancellable=None,
                          callback=None, user_data=None):
+        _need_callable('map_async', 'fn', fn)
         items = list(items)
         scope = _Scope()
         self._map_async(len(items), _item_work(scope, fn, items), scope,
@@ -878,7 +1133,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
     def _map_async(self, n_items, func, scope, options, cancellable,
                    callback, user_data):
         if callback is not None:
-            callback = _done(scope, callback, user_data)
+            callback = _done('map_async', scope, callback, user_data)
         # func_data as a tuple: see to_thread_async.
         Dvt.Runtime.map_async(self, n_items, func, (), options, cancellable,
                               callback, None)
@@ -894,9 +1149,8 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         one @task (a ``Dvt.Task`` or its id). @max_depth bounds chains of
         its handlers that cause their own events again (1: no re-entry).
         Keep it for as long as its handlers should run."""
-        if function is not None and not callable(function):
-            raise TypeError('scope_events(function=) needs a callable, not %r'
-                            % type(function).__name__)
+        if function is not None:
+            _need_callable('scope_events', 'function=', function)
         if isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 1:
             raise ValueError('max_depth must be an int of at least 1, not %r'
                              % (max_depth,))
@@ -915,9 +1169,15 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         return scope
 
     def gather_blocking(self, tasks, options=None, cancellable=None):
-        """Waits for every task of @tasks; their values in the same order."""
-        return _unwrap_list(_reraising(Dvt.Runtime.gather_blocking, self,
-                                       list(tasks), options, cancellable))
+        """Waits for every task of @tasks; their values in the same order.
+        Raises TypeError for an element that is not a ``Dvt.Task``."""
+        tasks = list(tasks)
+        for index, task in enumerate(tasks):
+            if not isinstance(task, Dvt.Task):
+                raise TypeError('gather_blocking() needs Dvt.Task elements; '
+                                'element %d is %r' % (index, type(task).__name__))
+        return _unwrap_list(_blocking(Dvt.Runtime.gather_blocking, self,
+                                      tasks, options, cancellable))
 
 
 Runtime = override(Runtime)
@@ -983,9 +1243,17 @@ class Task(_EventsMixin, Dvt.Task):
         """Waits until the task has ended (at most @timeout seconds; 0 or
         less: as long as it takes) and returns its value or raises its
         error. Raises GLib.Error G_IO_ERROR_TIMED_OUT if the time runs
-        out first."""
-        self.wait(timeout)
-        return self.propagate_value()
+        out first. On the main thread, Ctrl-C cancels the task and raises
+        KeyboardInterrupt."""
+        if _get_ident() != _interrupts.main:
+            self.wait(timeout)
+            return self.propagate_value()
+        _interrupts.call(self, self.wait, timeout)
+        try:
+            return self.propagate_value()
+        except GLib.Error as error:
+            _after_shutdown(self.get_runtime(), error)
+            raise
 
 
 Task = override(Task)

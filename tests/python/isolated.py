@@ -7,13 +7,15 @@
 #
 # Usage: isolated.py SCENARIO [API]
 #   API is "raw" (the introspected methods, without the overrides) or
-#   "override" (the default). Prints "ok" and exits 0 on success; exits 3
+#   "override" (the default); for "ctrl-c", the call and "on-exit" or not. Prints "ok" and exits 0 on success; exits 3
 #   with a diagnosis when a wait runs out of time.
 
 import os
+import signal
 import sys
 import threading
 import time
+import traceback
 
 import gi
 
@@ -126,6 +128,65 @@ def cancel_while_running(Runtime, call):
     runtime.shutdown(True, False)
 
 
+# ---- Ctrl-C during a blocking call of the main thread ----------------------------
+
+# Work that takes 5 s and ignores its cancellable; run_blocking's completes
+# its task from a timeout on the loop thread.
+def sleeping(task, cancellable, user_data):
+    time.sleep(5)
+    task.return_value(1)
+
+
+def sleeping_async(task, cancellable, user_data):
+    source = GLib.timeout_source_new(5000)
+    source.set_callback(lambda *args: task.return_value(1) or GLib.SOURCE_REMOVE)
+    source.attach(GLib.MainContext.ref_thread_default())
+
+
+CTRL_C_CALLS = {
+    'call_blocking': lambda rt: rt.call_blocking(time.sleep, 5),
+    'to_thread_blocking': lambda rt: rt.to_thread_blocking(sleeping),
+    'run_blocking': lambda rt: rt.run_blocking(sleeping_async),
+    'map_blocking_items': lambda rt: rt.map_blocking(time.sleep, [5, 5, 5]),
+    'map_blocking_raw': lambda rt: rt.map_blocking(3, sleeping),
+    'result': lambda rt: rt.submit_call(time.sleep, 5).result(),
+}
+
+
+def ctrl_c(call, on_exit):
+    """SIGINT 0.3 s into a 5 s blocking call of the main thread: the call
+    raises KeyboardInterrupt. Prints how long after the signal, and
+    whether it came from the call's line, its task was cancelled and the
+    runtime still works."""
+    runtime = Dvt.Runtime(max_workers=2, shutdown_on_exit=on_exit)
+    sent = []
+
+    def interrupt():
+        sent.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Timer(0.3, interrupt).start()
+    line = sys._getframe().f_lineno + 2
+    try:
+        CTRL_C_CALLS[call](runtime)
+    except KeyboardInterrupt as interrupted:
+        elapsed = time.monotonic() - sent[0]
+        where = traceback.extract_tb(interrupted.__traceback__)[0]
+    else:
+        raise AssertionError('no KeyboardInterrupt')
+    from_call = where.filename == __file__ and where.lineno == line
+    if on_exit:
+        works = runtime.is_shutdown()
+    else:
+        works = runtime.call_blocking(abs, -4) == 4
+        runtime.shutdown(False, True)
+    print('elapsed %.3f from_call %s cancelled %d works %s'
+          % (elapsed, from_call, runtime.get_stats().cancelled, works), flush=True)
+    # The work still sleeps in its worker: do not wait for it.
+    print('ok', flush=True)
+    os._exit(0)
+
+
 def main():
     scenario = sys.argv[1]
     which = sys.argv[2] if len(sys.argv) > 2 else 'override'
@@ -137,6 +198,8 @@ def main():
         cancel_while_running(api(which), 'to_thread_blocking')
     elif scenario == 'map-blocking-cancel':
         cancel_while_running(api(which), 'map_blocking')
+    elif scenario == 'ctrl-c':
+        ctrl_c(which, sys.argv[3] == 'on-exit')
     else:
         raise SystemExit('unknown scenario ' + scenario)
     print('ok', flush=True)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from dvthelpers import Dvt, GLib, Peak, override_module
+from dvthelpers import DEADLINE, Dvt, GLib, Peak, main_loop_run, override_module
 
 from gi.repository import Gio
 
@@ -225,3 +225,106 @@ def test_progress_counts_items(rt, runner_calls):
 
 def test_empty_items(rt, runner_calls):
     assert rt.map_blocking(abs, []) == []
+
+
+# ---- no item starts once the call has ended -----------------------------------
+#
+# However a map ends (cancelled from another thread, past its deadline, or
+# by a shutdown that cancels pending work), once map_blocking() has raised
+# no further item of it may start. The runtime ends the map's task and
+# cancels its cancellable, in either order; the items must not depend on
+# which comes first.
+
+class Admissions:
+    """fn(item) for the maps below: counts the items it is entered for.
+    Once told to abort it fails every item, so that runners left going by
+    a bug stop soon instead of running 100 000 items."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.count = 0
+        self.abort = False
+
+    def fn(self, x):
+        with self.lock:
+            self.count += 1
+        if self.abort:
+            raise RuntimeError('aborted by the test')
+        time.sleep(0.001)
+        return x
+
+
+def end_map(how, runtime, cancellable):
+    """Starts a thread that ends the map running on @runtime in a moment."""
+    def end():
+        time.sleep(0.02)
+        if how == 'cancel':
+            cancellable.cancel()
+        elif how == 'shutdown-wait':
+            runtime.shutdown(True, True)
+        elif how == 'shutdown-nowait':
+            runtime.shutdown(False, True)
+    thread = threading.Thread(target=end)
+    thread.start()
+    return thread
+
+
+# 'runs': the runners of map_blocking(fn, items); 'tasks': one task per
+# item (retries make each item a task of its own).
+@pytest.mark.parametrize('path', ['runs', 'tasks'])
+@pytest.mark.parametrize('how', ['cancel', 'deadline', 'shutdown-wait', 'shutdown-nowait'])
+def test_no_item_starts_after_the_call_has_raised(how, path):
+    # A race: the runtime may release the caller before the runners learn
+    # that the map has ended. Tried several times.
+    for _ in range(8):
+        runtime = Dvt.Runtime.new(2)
+        admissions = Admissions()
+        cancellable = Gio.Cancellable()
+        options = Dvt.Options(deadline=0.05 if how == 'deadline' else 0,
+                              retries=1 if path == 'tasks' else 0)
+        ender = end_map(how, runtime, cancellable)
+        try:
+            with pytest.raises(GLib.Error):
+                runtime.map_blocking(admissions.fn, range(100000), options=options,
+                                     cancellable=cancellable)
+            at_end = admissions.count
+            time.sleep(0.1)
+            late = admissions.count - at_end
+        finally:
+            admissions.abort = True
+            ender.join(DEADLINE)
+            runtime.shutdown(True, True)
+        # Each of the (at most max-workers) runners or item tasks may have
+        # been let in to its item just before the map ended, and have
+        # counted it just after we read the count: at most one each.
+        assert late <= runtime.get_max_workers(), (
+            '%d items started after map_blocking() raised' % late)
+
+
+def test_no_item_starts_after_map_async_has_failed(rt):
+    cancellable = Gio.Cancellable()
+    admissions = Admissions()
+    seen = {}
+
+    def done(runtime, result, user_data):
+        try:
+            runtime.map_finish(result)
+        except GLib.Error as error:
+            seen['error'] = error
+        seen['count'] = admissions.count
+        seen['loop'].quit()
+
+    def start(loop):
+        seen['loop'] = loop
+        rt.map_async(admissions.fn, range(100000), cancellable=cancellable,
+                     callback=done)
+        threading.Timer(0.02, cancellable.cancel).start()
+
+    try:
+        main_loop_run(start)
+        time.sleep(0.1)
+        late = admissions.count - seen['count']
+    finally:
+        admissions.abort = True
+    assert seen['error'].matches(Gio.io_error_quark(), Gio.IOErrorEnum.CANCELLED)
+    assert late <= rt.get_max_workers()

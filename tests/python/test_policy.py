@@ -26,8 +26,9 @@ TOL = 0.003
 
 
 def eventually(predicate, timeout=DEADLINE):
-    """A task ends before its cancellable is cancelled (waiters first):
-    the cancellation follows shortly after the caller is released."""
+    """The runtime cancels the cancellable of a task it ends before or
+    after it releases the task's waiters: a released caller waits for
+    the cancellation with this."""
     end = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > end:
@@ -104,10 +105,13 @@ def test_timeout_to_thread_blocking(rt, hang):
     assert is_timed_out(info.value)
     assert SHORT - TOL <= elapsed_since(start) < SHORT + DEADLINE / 4
     # Released while the work still runs; it was given a cancellable, and
-    # the timeout cancelled it.
+    # the timeout cancelled it: before or after releasing the caller, so
+    # the work looks once it is cancelled.
     assert not hang.finished.is_set()
+    assert hang.running.wait(DEADLINE)
+    cancellable, = hang.cancellables
+    assert cancellable is not None and eventually(cancellable.is_cancelled)
     hang.finish()
-    assert hang.cancellables[0] is not None
     assert hang.saw_cancelled == [True]
     assert rt.get_stats().timed_out == 1
     assert rt.get_stats().error == 1
