@@ -1287,13 +1287,29 @@ void
 dvt_task_expire (DvtTask *task,
                  gint64   timeout)
 {
+  const char *name = dvt_task_get_name (task);
+  double seconds = (double) timeout / G_USEC_PER_SEC;
+  GError *error;
+
+  /* The message names the task when it has a name: the error may be read
+   * far from where the task was made. */
+  if (task->kind == DVT_TASK_KIND_BATCH)
+    error = name != NULL
+      ? g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                     _("The call “%s” did not finish within its deadline of %g seconds"),
+                     name, seconds)
+      : g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                     _("The call did not finish within its deadline of %g seconds"),
+                     seconds);
+  else
+    error = name != NULL
+      ? g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                     _("The task “%s” timed out after %g seconds"), name, seconds)
+      : g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                     _("The task timed out after %g seconds"), seconds);
+
   dvt_task_set_flag (task, DVT_TASK_FLAG_EXPIRED);
-  dvt_task_end_by_runtime (task,
-                           g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                                        task->kind == DVT_TASK_KIND_BATCH
-                                          ? _("The call did not finish within its deadline of %g seconds")
-                                          : _("The task timed out after %g seconds"),
-                                        (double) timeout / G_USEC_PER_SEC));
+  dvt_task_end_by_runtime (task, error);
 }
 
 static gboolean

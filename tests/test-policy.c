@@ -3226,6 +3226,33 @@ test_gather_deadline_queued_never_start (void)
   check_gather_queued_never_start (TRUE);
 }
 
+/* A timeout's message names the task when it has a name, and the call
+ * when a map with a name runs out of its deadline. */
+static void
+test_timeout_message_names_task (void)
+{
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtOptions) options = dvt_options_new ();
+  g_autoptr(GError) error = NULL;
+  Coop c = { 0 };
+
+  dvt_options_set_name (options, "fetch-url");
+  dvt_options_set_timeout (options, 0.05);
+  g_assert_false (dvt_runtime_to_thread_blocking (rt, work_coop, &c, NULL, options, NULL,
+                                                  NULL, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+  g_assert_cmpstr (error->message, ==, "The task “fetch-url” timed out after 0.05 seconds");
+  g_clear_error (&error);
+
+  dvt_options_set_timeout (options, 0);
+  dvt_options_set_deadline (options, 0.05);
+  g_assert_null (dvt_runtime_map_blocking (rt, 4, work_coop, &c, NULL, options, NULL, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+  g_assert_cmpstr (error->message, ==,
+                   "The call “fetch-url” did not finish within its deadline of 0.05 seconds");
+  dvt_runtime_shutdown (rt, TRUE, FALSE);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -3240,6 +3267,7 @@ main (int argc, char *argv[])
                    test_timeout_to_thread_blocking_cancellable);
   g_test_add_func ("/policy/timeout/to-thread-async", test_timeout_to_thread_async);
   g_test_add_func ("/policy/timeout/submit", test_timeout_submit);
+  g_test_add_func ("/policy/timeout/message-names-task", test_timeout_message_names_task);
   g_test_add_func ("/policy/timeout/submit/late-pointer", test_timeout_submit_late_pointer);
   g_test_add_func ("/policy/timeout/schedule", test_timeout_schedule);
   g_test_add_func ("/policy/timeout/runtime-default-and-override",
