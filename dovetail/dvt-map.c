@@ -320,6 +320,7 @@ run_items (DvtJob *job)
   DvtTask *item = NULL;
   GCancellable *cancellable = map->batch->cancellable;
   DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gpointer context = dvt_context_enter (dvt_task_get_context (map->batch));
 
   while (!map_should_stop (map))
     {
@@ -352,6 +353,7 @@ run_items (DvtJob *job)
     }
 
   g_clear_pointer (&item, dvt_task_unref_gated);
+  dvt_context_leave (context);
 
   if (g_atomic_int_dec_and_test (&map->n_runners))
     map_complete (map);
@@ -388,6 +390,7 @@ static void
 map_pump (DvtMap *map)
 {
   GCancellable *cancellable = map->batch->cancellable;
+  gpointer context = dvt_context_enter (dvt_task_get_context (map->batch));
 
   while (!map_should_stop (map) &&
          map->in_flight < map->max_in_flight &&
@@ -414,6 +417,7 @@ map_pump (DvtMap *map)
       dvt_task_check_returned (item, error);
       dvt_task_unref_gated (item);
     }
+  dvt_context_leave (context);
 
   if (!map->ended && map->in_flight == 0 &&
       (map->next_start >= map->n_items || map_should_stop (map)))

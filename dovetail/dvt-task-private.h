@@ -5,6 +5,7 @@
 
 #pragma once
 
+#include "dvt-context-private.h"
 #include "dvt-core-private.h"
 #include "dvt-events-private.h"
 #include "dvt-policy-private.h"
@@ -106,6 +107,7 @@ typedef struct
   gconstpointer        function;      /* identity, when not func */
   guint64              cause_scope;   /* a DvtEventScope whose handler */
   guint                cause_depth;   /* accepted it, and its chain */
+  DvtContext          *context;       /* held: its submitter's, or NULL */
   guint                index;         /* for map items */
   gpointer             parent;        /* see DvtTaskParentClass */
   const DvtTaskParentClass *parent_class;
@@ -197,6 +199,8 @@ void      dvt_task_set_parent        (DvtTask             *task,
                                       gpointer             parent,
                                       guint                index);
 void      dvt_task_unref_gated       (DvtTask             *task);
+/* The request context @task's work runs in, or NULL. */
+DvtContext *dvt_task_get_context    (DvtTask             *task);
 DvtTask  *dvt_task_enter_work        (DvtTask             *task);
 void      dvt_task_leave_work        (DvtTask             *outer);
 gboolean  dvt_task_check_wait        (DvtTask             *task,

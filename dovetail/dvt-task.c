@@ -147,6 +147,7 @@ dvt_task_finalize (GObject *object)
       g_clear_object (&extra->caller_cancellable);
       g_assert (extra->timeout_source == NULL && extra->wait_source == NULL);
       g_clear_pointer (&extra->policy, dvt_policy_unref);
+      g_clear_pointer (&extra->context, dvt_context_unref);
       g_clear_error (&extra->last_error);
     }
   g_clear_object (&task->cancellable);
@@ -907,8 +908,14 @@ dvt_task_accept (DvtTask  *task,
 {
   /* Watched before it is live: a shutdown may end it at once, and its
    * end must then be recorded too. */
+  DvtContext *context = dvt_context_get_current ();
+
   task->accepted_at = g_get_monotonic_time ();
   dvt_task_watch_events (task);
+  /* Its work and its callback run in the request context of its
+   * submitter (see DvtContext). */
+  if (G_UNLIKELY (context != NULL))
+    dvt_task_extra (task)->context = dvt_context_ref (context);
 
   g_object_ref (task);
   if (!dvt_core_accept (task->core, &task->live, task_accepted, task, error))
@@ -1021,12 +1028,30 @@ dvt_task_check_wait (DvtTask  *task,
   return FALSE;
 }
 
+/* The request context @task's work runs in: its own, or its parent's
+ * (a map item runs in its map's). */
+DvtContext *
+dvt_task_get_context (DvtTask *task)
+{
+  DvtTaskExtra *extra = g_atomic_pointer_get (&task->extra);
+  DvtTask *parent_task;
+
+  if (G_LIKELY (extra == NULL))
+    return NULL;
+  if (extra->context != NULL || extra->parent == NULL)
+    return extra->context;
+
+  parent_task = extra->parent_class->get_task (extra->parent);
+  return parent_task != NULL ? DVT_TASK_EXTRA (parent_task, context, NULL) : NULL;
+}
+
 static void
 run_thread_job (DvtJob *job)
 {
   DvtTask *task = G_STRUCT_MEMBER_P (job, -G_STRUCT_OFFSET (DvtTask, job));
   GError *error = NULL;
   DvtTask *outer;
+  gpointer context;
   gboolean switched;
   DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
 
@@ -1039,12 +1064,14 @@ run_thread_job (DvtJob *job)
       dvt_task_mark_started (task);
       if (dvt_task_has_flag (task, DVT_TASK_FLAG_WANTS_CANCELLABLE))
         dvt_task_ensure_cancellable (task);
+      context = dvt_context_enter (dvt_task_get_context (task));
       outer = dvt_task_enter_work (task);
       DVT_APP_CALL (((DvtThreadFunc) task->func) (task, task->cancellable,
                                                   task->func_data, &error));
       take_back_cancellable (task);
       dvt_task_check_returned (task, error);
       dvt_task_leave_work (outer);
+      dvt_context_leave (context);
       if (function_returned (task))
         {
           /* This worker looks for work next: a caller that submits again
@@ -1073,6 +1100,7 @@ start_async_mail (DvtMail *mail)
   DvtTask *task = DVT_TASK_OF_MAIL (mail);
   GError *error = NULL;
   DvtTask *outer;
+  gpointer context;
   gboolean switched;
   DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
 
@@ -1088,11 +1116,13 @@ start_async_mail (DvtMail *mail)
       /* A task completed before its function returns is published after
        * it returns, as for thread functions: a blocking caller that wakes
        * may free the function at once. */
+      context = dvt_context_enter (dvt_task_get_context (task));
       outer = dvt_task_enter_work (task);
       DVT_APP_CALL (((DvtAsyncFunc) task->func) (task, task->cancellable,
                                                  task->func_data, &error));
       dvt_task_check_returned (task, error);
       dvt_task_leave_work (outer);
+      dvt_context_leave (context);
       if (function_returned (task))
         publish (task);
     }
@@ -1572,10 +1602,13 @@ deliver_callback (DvtMail *mail)
   DvtCore *core = dvt_task_core (task);
   DvtMailbox *mailbox = g_steal_pointer (&task->extra->callback_mailbox);
   DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gpointer context;
 
   dvt_core_ref (core);
+  context = dvt_context_enter (dvt_task_get_context (task));
   DVT_APP_CALL (task->extra->callback (G_OBJECT (task->runtime), G_ASYNC_RESULT (task),
                                        task->extra->callback_data));
+  dvt_context_leave (context);
   release_after_callback (task);
   dvt_core_release_mailbox (core, mailbox);
   dvt_core_unref (core);

@@ -44,6 +44,11 @@ struct _DvtThreadState
   gpointer        release_head;    /* tasks to free in one go */
   guint           release_length;
 
+  /* dvt-context.c */
+  gpointer        context;         /* held: the current DvtContext */
+  GSList         *context_stack;   /* held: those pushed before it */
+  GDestroyNotify  context_unref;   /* set with the first push */
+
   /* dvt-registry.c */
   gboolean        in_exit_action;
   gboolean        on_watcher;

@@ -75,6 +75,12 @@ state_free (gpointer data)
   /* First what it holds, whose freeing may use the state itself. */
   g_clear_object (&state->spare_task);
   g_clear_object (&state->spare_cancellable);
+  /* Contexts a thread pushed and never popped. */
+  if (state->context_unref != NULL)
+    {
+      g_clear_pointer (&state->context, state->context_unref);
+      g_slist_free_full (g_steal_pointer (&state->context_stack), state->context_unref);
+    }
 
   g_mutex_lock (&states_lock);
   if (state->prev != NULL)

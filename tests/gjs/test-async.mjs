@@ -305,6 +305,18 @@ async function testNotify() {
     await rt.shutdown_async(false, null);
 }
 
+// A request context pushed around a call is current in its work and its
+// completion, and not after.
+async function testContext(rt) {
+    const current = () => Dvt.Context.get_current()?.get_string('request-id') ?? null;
+    const ctx = Dvt.Context.new().with_string('request-id', 'js-request');
+    ctx.push();
+    const promise = rt.run_async(task => later(5, current())(task), here, null);
+    ctx.pop();
+    H.checkEqual(current(), null, 'Context: popped, none is current');
+    H.checkEqual(runValue(await promise), 'js-request', 'Context: the work sees the context of its submitter');
+}
+
 async function testShutdown(rt) {
     const slow = rt.schedule(later(20, 'drained'), here, null);
     const first = rt.shutdown_async(false, null);
@@ -337,6 +349,7 @@ H.run('test-async.mjs', async () => {
     await testWaitIdle(rt);
     await testCancelAll(rt);
     await testNotify();
+    await testContext(rt);
     await rt.wait_idle_async(null);
     const s = rt.get_stats();
     H.check(s.pending === 0 && s.queued === s.done + s.error + s.cancelled,

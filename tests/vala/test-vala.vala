@@ -739,6 +739,27 @@ static void test_invoke_blocking () {
     rt.shutdown (true, false);
 }
 
+/* A request context pushed around a call is current in its work */
+static void test_context () {
+    var rt = new Dvt.Runtime (2);
+    var ctx = new Dvt.Context ().with_string ("request-id", "vala-request");
+    ctx.push ();
+    try {
+        Value result;
+        rt.to_thread_blocking ((task, cancellable) => {
+            var v = Value (typeof (string));
+            v.set_string (Dvt.Context.get_current ().get_string ("request-id"));
+            task.return_value (v);
+        }, null, null, out result);
+        check (result.get_string () == "vala-request", "Context: the work sees the submitter's context");
+    } catch (GLib.Error e) {
+        unexpected (e, "context");
+    }
+    ctx.pop ();
+    check (Dvt.Context.get_current () == null, "Context: popped, none is current");
+    rt.shutdown (true, false);
+}
+
 static void* watchdog () {
     Thread.usleep (60 * 1000000);
     printerr ("test-vala: watchdog: no result after 60 s, giving up\n");
@@ -762,6 +783,7 @@ public static int main (string[] args) {
     test_policy ();
     test_event_scope ();
     test_invoke_blocking ();
+    test_context ();
     test_mainloop_twins ();
     /* queued: to_thread_blocking x2, map, submit (4); errors: 4 calls (8);
      * to_thread_async x2 (10); schedule (11); 4 submits (15); submit (16).
