@@ -92,7 +92,6 @@ test_trace_fields (void)
 {
   DvtRuntime *rt = g_object_new (DVT_TYPE_RUNTIME, "name", "logged", "trace", TRUE, NULL);
   g_autoptr(DvtOptions) options = dvt_options_new ();
-  g_auto(GValue) value = G_VALUE_INIT;
   g_autoptr(GError) error = NULL;
   g_autoptr(DvtTask) task = NULL;
   g_autofree char *id = NULL;

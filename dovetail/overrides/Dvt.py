@@ -1270,3 +1270,50 @@ class EventScope(_EventsMixin, Dvt.EventScope):
 
 EventScope = override(EventScope)
 __all__.append('EventScope')
+
+
+# ---- Callable -----------------------------------------------------------------
+
+def _callable_work(func):
+    """Wraps a DvtCallableFunc: an exception it raises fails the call."""
+    def run(task, args, cancellable, user_data):
+        _keep_thread_state()
+        ok, failure = _guard(_scope_of(task), func, task, args, cancellable,
+                             user_data)
+        if not ok:
+            del task, args, cancellable, user_data
+            raise failure
+    return run
+
+
+class Callable(Dvt.Callable):
+    """A function bound to a runtime and options, called many times:
+    ``func(task, args, cancellable, user_data)`` completes @task."""
+
+    @classmethod
+    def new(cls, runtime, func, user_data=None, options=None):
+        _need_callable('Callable.new', 'func', func)
+        return Dvt.Callable.new(runtime, _callable_work(func), user_data,
+                                options)
+
+    @classmethod
+    def new_async(cls, runtime, func, user_data=None, options=None):
+        _need_callable('Callable.new_async', 'func', func)
+        return Dvt.Callable.new_async(runtime, _callable_work(func), user_data,
+                                      options)
+
+    def call_blocking(self, args=None, cancellable=None):
+        """Calls the function with @args (a GLib.Variant or None) and
+        returns the value it completes its task with."""
+        # Through the task, which keeps the Python exception of the call
+        # for its reader (see _scope_of()); Task.result() also turns
+        # Ctrl-C on the main thread into KeyboardInterrupt.
+        task = _reraising(Dvt.Callable.submit, self, args, cancellable)
+        return task.result()
+
+    def call_finish(self, result):
+        return _reraising(Dvt.Callable.call_finish, self, result)
+
+
+Callable = override(Callable)
+__all__.append('Callable')

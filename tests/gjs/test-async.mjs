@@ -29,6 +29,7 @@ Gio._promisify(Dvt.Runtime.prototype, 'gather_async', 'gather_finish');
 Gio._promisify(Dvt.Runtime.prototype, 'wait_idle_async', 'wait_idle_finish');
 Gio._promisify(Dvt.Runtime.prototype, 'shutdown_async', 'shutdown_finish');
 Gio._promisify(Dvt.Task.prototype, 'wait_async', 'wait_finish');
+Gio._promisify(Dvt.Callable.prototype, 'call_async', 'call_finish');
 Gio._promisify(Gio.File.prototype, 'load_contents_async', 'load_contents_finish');
 
 const IO = Gio.IOErrorEnum;
@@ -317,6 +318,20 @@ async function testContext(rt) {
     H.checkEqual(runValue(await promise), 'js-request', 'Context: the work sees the context of its submitter');
 }
 
+async function testCallable(rt) {
+    // JavaScript runs on the GJS main thread only: a callable of
+    // JavaScript work is async work run on the caller's context.
+    const options = new Dvt.Options({use_caller_context: true});
+    options.set_name('double');
+    const double = Dvt.Callable.new_async(rt, (task, args) => task.return_value(2 * args.unpack()), options);
+    H.checkEqual(double.dup_options().get_name(), 'double', 'Callable: keeps a copy of its options');
+    const values = await Promise.all([1, 2, 3].map(n => double.call_async(new GLib.Variant('i', n), null)));
+    H.checkEqual(values.map(runValue), [2, 4, 6], 'Callable: call_async resolves to each call\'s value');
+    const task = double.submit(new GLib.Variant('i', 21), null);
+    await task.wait_async(null);
+    H.checkEqual(H.outValue(task.propagate_value()), 42, 'Callable: submit returns a future');
+}
+
 async function testShutdown(rt) {
     const slow = rt.schedule(later(20, 'drained'), here, null);
     const first = rt.shutdown_async(false, null);
@@ -350,6 +365,7 @@ H.run('test-async.mjs', async () => {
     await testCancelAll(rt);
     await testNotify();
     await testContext(rt);
+    await testCallable(rt);
     await rt.wait_idle_async(null);
     const s = rt.get_stats();
     H.check(s.pending === 0 && s.queued === s.done + s.error + s.cancelled,

@@ -760,6 +760,28 @@ static void test_context () {
     rt.shutdown (true, false);
 }
 
+/* A callable: one function bound to a runtime and options, called twice */
+static void test_callable () {
+    var rt = new Dvt.Runtime (2);
+    var options = new Dvt.Options ();
+    options.set_name ("double");
+    var double = new Dvt.Callable (rt, (task, args, cancellable) => {
+        task.return_value (2 * args.get_int32 ());
+    }, options);
+    check (double.dup_options ().get_name () == "double", "Callable: keeps its options");
+    try {
+        Value result;
+        double.call_blocking (new Variant.int32 (21), null, out result);
+        check (result.get_int () == 42, "Callable: call_blocking returns the value");
+        var task = double.submit (new Variant.int32 (2), null);
+        task.wait (0);
+        check (task.propagate_int () == 4, "Callable: submit returns a future");
+    } catch (GLib.Error e) {
+        unexpected (e, "callable");
+    }
+    rt.shutdown (true, false);
+}
+
 static void* watchdog () {
     Thread.usleep (60 * 1000000);
     printerr ("test-vala: watchdog: no result after 60 s, giving up\n");
@@ -784,6 +806,7 @@ public static int main (string[] args) {
     test_event_scope ();
     test_invoke_blocking ();
     test_context ();
+    test_callable ();
     test_mainloop_twins ();
     /* queued: to_thread_blocking x2, map, submit (4); errors: 4 calls (8);
      * to_thread_async x2 (10); schedule (11); 4 submits (15); submit (16).
