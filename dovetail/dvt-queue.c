@@ -8,6 +8,7 @@
 #include "dvt-enums.h"
 #include "dvt-error-private.h"
 #include "dvt-fault-private.h"
+#include "dvt-pool-private.h"
 #include "dvt-queue.h"
 #include "dvt-thread-private.h"
 #include "dvt-wait-private.h"
@@ -54,13 +55,22 @@
 
 /* ---- items ------------------------------------------------------------------ */
 
+/* A value item has @value set; a pointer item leaves it unset (no GValue
+ * machinery on the C face's hot path) and has @data. */
 typedef struct
 {
-  GValue         value;     /* a pointer item: a G_TYPE_POINTER value */
+  GValue         value;
+  gpointer       data;
   GDestroyNotify destroy;   /* a pointer item's destroy function, or NULL */
   int            priority;
   guint64        seq;       /* DVT_QUEUE_ORDER_PRIORITY: FIFO among equals */
 } Item;
+
+static inline gboolean
+item_is_pointer (const Item *item)
+{
+  return G_VALUE_TYPE (&item->value) == G_TYPE_INVALID;
+}
 
 /* Frees what @item holds. The application's code may run (a destroy
  * function, a boxed free, a binding's reference drop): outside the gate. */
@@ -69,13 +79,14 @@ item_clear (Item *item)
 {
   if (item->destroy != NULL)
     {
-      gpointer data = g_value_get_pointer (&item->value);
+      gpointer data = item->data;
       GDestroyNotify destroy = item->destroy;
 
       item->destroy = NULL;
       DVT_APP_CALL (destroy (data));
     }
-  if (G_IS_VALUE (&item->value))
+  item->data = NULL;
+  if (!item_is_pointer (item))
     DVT_APP_CALL (g_value_unset (&item->value));
 }
 
@@ -88,14 +99,20 @@ item_disown (Item *item)
   item_clear (item);
 }
 
-/* Moves @item's contents into the unset @value. */
+/* Moves @item's contents into the unset @value: a pointer item becomes a
+ * G_TYPE_POINTER value. */
 static void
 item_move_to_value (Item   *item,
                     GValue *value)
 {
-  *value = item->value;
-  memset (&item->value, 0, sizeof item->value);
-  item->destroy = NULL;
+  if (item_is_pointer (item))
+    {
+      g_value_init (value, G_TYPE_POINTER);
+      g_value_set_pointer (value, item->data);
+    }
+  else
+    *value = item->value;
+  memset (item, 0, sizeof *item);
 }
 
 /* The pointer face of a pop: a pointer item's pointer, or else a newly
@@ -106,11 +123,10 @@ item_move_to_pointer (Item *item)
   GValue *value;
   gpointer data;
 
-  if (G_VALUE_HOLDS_POINTER (&item->value))
+  if (item_is_pointer (item) || G_VALUE_HOLDS_POINTER (&item->value))
     {
-      data = g_value_get_pointer (&item->value);
-      g_value_unset (&item->value);
-      item->destroy = NULL;
+      data = item_is_pointer (item) ? item->data : g_value_get_pointer (&item->value);
+      memset (item, 0, sizeof *item);
       return data;
     }
 
@@ -157,7 +173,12 @@ struct _Waiter
   gboolean  closed;    /* DONE by a close, not a hand-off */
   Item      item;      /* a pusher's item; the item a popper receives */
   AsyncOp  *op;        /* NULL for a blocking waiter */
-  DvtEvent  latch;     /* a blocking waiter's */
+
+  /* A blocking waiter's latch. */
+  GMutex   *lock;      /* the queue's */
+  int       published; /* atomic: the outcome is in place */
+  gboolean  parked;    /* under the lock */
+  GCond     cond;
 };
 
 typedef struct _WaitList
@@ -178,36 +199,108 @@ struct _AsyncOp
   gulong          handler;     /* atomic */
 };
 
-/* A blocking waiter parks on a DvtEvent: a spin-then-park one-shot latch
- * of two words, which a worker of a runtime parks on as any other wait of
- * Dovetail (letting its pool start a compensating thread). These helpers
- * are the only code that knows its name. */
+/* A blocking waiter's latch: it spins (DvtSpin, which adapts to a busy
+ * machine by yielding, then parking early), then parks on a condition of
+ * its own with the queue's mutex, letting a runtime's pool start a
+ * compensating thread if it is one of its workers. The waking side
+ * publishes under that mutex, as its last touch of the waiter: a waiter
+ * that was spinning returns as soon as it sees the flag, with no lock to
+ * take, and one that parked cannot return before the waking side has
+ * released the mutex. (A DvtEvent reads itself once more after
+ * raising its flag, so a waiter on the stack would have to take the
+ * queue's lock after every wake to know the waker was done with it.) */
 static inline void
-latch_init (Waiter *waiter)
+latch_init (Waiter *waiter,
+            GMutex *lock)
 {
-  dvt_event_init (&waiter->latch);
+  waiter->lock = lock;
+  g_cond_init (&waiter->cond);
 }
 
 static inline void
 latch_clear (Waiter *waiter)
 {
-  dvt_event_clear (&waiter->latch);
-}
-
-/* Called with the queue's lock held (by the queue's side), or by the
- * waiter's cancellation handler: the waiter takes the lock, or
- * disconnects that handler, before its latch goes away. */
-static inline void
-latch_set (Waiter *waiter)
-{
-  dvt_event_set (&waiter->latch);
+  g_cond_clear (&waiter->cond);
 }
 
 static inline gboolean
+latch_is_set (Waiter *waiter)
+{
+  return g_atomic_int_get (&waiter->published) != 0;
+}
+
+/* With the queue's lock held. */
+static inline void
+latch_set_locked (Waiter *waiter)
+{
+  if (waiter->parked)
+    g_cond_signal (&waiter->cond);
+  g_atomic_int_set (&waiter->published, 1);
+}
+
+/* Without the lock: waits until the latch is set, or the monotonic time
+ * @deadline (-1: none) passes (FALSE). */
+static gboolean
 latch_wait (Waiter *waiter,
             gint64  deadline)
 {
-  return dvt_event_wait (&waiter->latch, deadline);
+  GMutex *lock = waiter->lock;
+  DvtSpin spin = DVT_SPIN_INIT;
+  gboolean set;
+  DvtPool *pool;
+
+  for (;;)
+    {
+      if (latch_is_set (waiter))
+        {
+          dvt_spin_done (&spin, FALSE);
+          return TRUE;
+        }
+      if (!dvt_spin_step (&spin))
+        break;
+      if (deadline >= 0 && spin.now >= deadline)
+        {
+          dvt_spin_done (&spin, TRUE);
+          return latch_is_set (waiter);
+        }
+    }
+  dvt_spin_done (&spin, TRUE);
+
+  pool = dvt_pool_enter_blocking ();
+  g_mutex_lock (lock);
+  waiter->parked = TRUE;
+  while (!latch_is_set (waiter))
+    {
+      if (deadline < 0)
+        g_cond_wait (&waiter->cond, lock);
+      else if (!g_cond_wait_until (&waiter->cond, lock, deadline))
+        break;
+    }
+  waiter->parked = FALSE;
+  set = latch_is_set (waiter);
+  g_mutex_unlock (lock);
+  dvt_pool_leave_blocking (pool);
+
+  return set;
+}
+
+/* Takes a queue's mutex, after a short spin if another thread holds it: a
+ * GMutex sleeps in the kernel at the first contention, and the queue's
+ * critical sections are a few dozen instructions long. */
+static inline void
+queue_lock (GMutex *lock)
+{
+  if (G_LIKELY (g_mutex_trylock (lock)))
+    return;
+
+  for (guint i = 0; i < 32; i++)
+    {
+      for (guint k = 0; k < 16; k++)
+        dvt_cpu_relax ();
+      if (g_mutex_trylock (lock))
+        return;
+    }
+  g_mutex_lock (lock);
 }
 
 static inline gboolean
@@ -223,6 +316,15 @@ waiter_get_state (Waiter *waiter)
   return (WaiterState) g_atomic_int_get (&waiter->state);
 }
 
+/* A count written under the lock and read without it, as a snapshot: a
+ * relaxed store, which costs a plain one. */
+static inline void
+counter_set (guint *counter,
+             guint  value)
+{
+  __atomic_store_n (counter, value, __ATOMIC_RELAXED);
+}
+
 static void
 wait_list_append (WaitList *list,
                   Waiter   *waiter)
@@ -235,7 +337,7 @@ wait_list_append (WaitList *list,
     list->head = waiter;
   list->tail = waiter;
   waiter->list = list;
-  g_atomic_int_set (&list->length, list->length + 1);
+  counter_set (&list->length, list->length + 1);
 }
 
 static void
@@ -252,7 +354,7 @@ wait_list_remove (WaitList *list,
     list->tail = waiter->prev;
   waiter->prev = waiter->next = NULL;
   waiter->list = NULL;
-  g_atomic_int_set (&list->length, list->length - 1);
+  counter_set (&list->length, list->length - 1);
 }
 
 /* ---- the queue ---------------------------------------------------------------- */
@@ -342,7 +444,7 @@ storage_add (DvtQueue *self,
   else
     self->items[(self->head + n) & (self->capacity - 1)] = *item;
 
-  g_atomic_int_set (&self->n_items, n + 1);
+  counter_set (&self->n_items, n + 1);
 }
 
 /* Moves the next item into @out. The queue has one. */
@@ -389,13 +491,13 @@ storage_take (DvtQueue *self,
       break;
     }
 
-  g_atomic_int_set (&self->n_items, n);
+  counter_set (&self->n_items, n);
 
-  /* A burst's memory goes once the queue is empty again. */
+  /* The memory of a large burst goes once the queue is empty again. */
   if (n == 0)
     {
       self->head = 0;
-      if (self->capacity > 1024)
+      if (self->capacity > 65536)
         {
           g_clear_pointer (&self->items, g_free);
           self->capacity = 0;
@@ -427,14 +529,14 @@ claim_first (WaitList *list)
 }
 
 /* A claimed waiter's outcome is in place: a blocking waiter is woken now
- * (it takes the lock before it returns, so its latch outlives this call);
- * an async one is completed once the lock is released, from @completions. */
+ * (the last touch of it); an async one is completed once the lock is
+ * released, from @completions. */
 static void
 wake_locked (Waiter  *waiter,
              Waiter **completions)
 {
   if (waiter->op == NULL)
-    latch_set (waiter);
+    latch_set_locked (waiter);
   else
     {
       waiter->next = *completions;
@@ -553,6 +655,12 @@ op_release (gpointer data)
 static void
 complete_async (Waiter *completions)
 {
+  DvtGate gate;
+
+  if (completions == NULL)
+    return;
+
+  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
   while (completions != NULL)
     {
       Waiter *waiter = completions;
@@ -571,6 +679,7 @@ complete_async (Waiter *completions)
                                                           : _("The queue is closed and empty")));
       DVT_CALLOUT (g_object_unref (task));
     }
+  dvt_fork_gate_leave (gate);
 }
 
 /* ---- the GObject ---------------------------------------------------------------- */
@@ -965,11 +1074,15 @@ on_blocking_cancelled (GCancellable *cancellable,
   Waiter *waiter = data;
 
   /* The waiter disconnects this handler (which waits for it to return)
-   * before its latch goes away. */
+   * before it goes away. */
   if (waiter_claim (waiter, WAITER_ABANDONED))
     {
       dvt_fault_point ();
-      latch_set (waiter);
+      g_mutex_lock (waiter->lock);
+      if (waiter->list != NULL)
+        wait_list_remove (waiter->list, waiter);
+      latch_set_locked (waiter);
+      g_mutex_unlock (waiter->lock);
     }
 }
 
@@ -997,22 +1110,25 @@ wait_blocking (DvtQueue      *queue,
       dvt_fork_gate_leave (gate);
     }
 
-  if (!latch_wait (waiter, deadline) && waiter_claim (waiter, WAITER_ABANDONED))
-    timed_out = TRUE;
-  dvt_fault_point ();
+  if (!latch_wait (waiter, deadline))
+    {
+      /* Timed out, unless another side claimed the waiter meanwhile: then
+       * it finishes with it under the lock, which this thread takes. */
+      timed_out = waiter_claim (waiter, WAITER_ABANDONED);
+      dvt_fault_point ();
+      g_mutex_lock (&queue->lock);
+      if (waiter->list != NULL)
+        wait_list_remove (waiter->list, waiter);
+      g_mutex_unlock (&queue->lock);
+    }
 
-  /* Whoever ended the wait is done with the waiter once this thread has
-   * taken the lock (the queue's side sets the latch under it) and
-   * disconnected the handler (which waits for a handler running in
-   * another thread). */
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
-  g_mutex_lock (&queue->lock);
-  if (waiter->list != NULL)
-    wait_list_remove (waiter->list, waiter);
-  g_mutex_unlock (&queue->lock);
+  /* A handler running in another thread is waited for. */
   if (handler != 0)
-    DVT_CALLOUT (g_cancellable_disconnect (cancellable, handler));
-  dvt_fork_gate_leave (gate);
+    {
+      gate = dvt_fork_gate_enter (DVT_GATE_CALLOUT);
+      g_cancellable_disconnect (cancellable, handler);
+      dvt_fork_gate_leave (gate);
+    }
   latch_clear (waiter);
 
   if (waiter_get_state (waiter) == WAITER_DONE)
@@ -1045,8 +1161,7 @@ item_init_pointer (Item           *item,
                    int             priority)
 {
   memset (item, 0, sizeof *item);
-  g_value_init (&item->value, G_TYPE_POINTER);
-  g_value_set_pointer (&item->value, data);
+  item->data = data;
   item->destroy = destroy;
   item->priority = priority;
 }
@@ -1065,22 +1180,19 @@ push_item (DvtQueue      *queue,
   gint64 deadline = deadline_from_timeout (timeout);
   Waiter waiter;
   gboolean pushed;
-  DvtGate gate;
 
-  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+  if (cancellable != NULL && g_cancellable_set_error_if_cancelled (cancellable, error))
     {
       item_disown (item);
       return FALSE;
     }
 
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
-  g_mutex_lock (&queue->lock);
+  queue_lock (&queue->lock);
   if (can_push_locked (queue))
     {
       pushed = push_locked (queue, item, &completions);
       g_mutex_unlock (&queue->lock);
       complete_async (completions);
-      dvt_fork_gate_leave (gate);
 
       if (!pushed)
         {
@@ -1093,7 +1205,6 @@ push_item (DvtQueue      *queue,
   if (!wait)
     {
       g_mutex_unlock (&queue->lock);
-      dvt_fork_gate_leave (gate);
       item_disown (item);
       g_set_error_literal (error, DVT_ERROR, DVT_ERROR_FULL, _("The queue is full"));
       return FALSE;
@@ -1101,10 +1212,9 @@ push_item (DvtQueue      *queue,
 
   memset (&waiter, 0, sizeof waiter);
   waiter.item = *item;
-  latch_init (&waiter);
+  latch_init (&waiter, &queue->lock);
   wait_list_append (&queue->pushers, &waiter);
   g_mutex_unlock (&queue->lock);
-  dvt_fork_gate_leave (gate);
 
   if (!wait_blocking (queue, &waiter, deadline, cancellable, error))
     {
@@ -1134,20 +1244,17 @@ pop_item (DvtQueue      *queue,
   gint64 deadline = deadline_from_timeout (timeout);
   Waiter waiter;
   gboolean popped;
-  DvtGate gate;
 
   memset (out, 0, sizeof *out);
-  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+  if (cancellable != NULL && g_cancellable_set_error_if_cancelled (cancellable, error))
     return FALSE;
 
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
-  g_mutex_lock (&queue->lock);
+  queue_lock (&queue->lock);
   if (can_pop_locked (queue))
     {
       popped = pop_locked (queue, out, &completions);
       g_mutex_unlock (&queue->lock);
       complete_async (completions);
-      dvt_fork_gate_leave (gate);
 
       if (!popped)
         set_closed_error (error, FALSE);
@@ -1157,16 +1264,14 @@ pop_item (DvtQueue      *queue,
   if (!wait)
     {
       g_mutex_unlock (&queue->lock);
-      dvt_fork_gate_leave (gate);
       g_set_error_literal (error, DVT_ERROR, DVT_ERROR_EMPTY, _("The queue is empty"));
       return FALSE;
     }
 
   memset (&waiter, 0, sizeof waiter);
-  latch_init (&waiter);
+  latch_init (&waiter, &queue->lock);
   wait_list_append (&queue->poppers, &waiter);
   g_mutex_unlock (&queue->lock);
-  dvt_fork_gate_leave (gate);
 
   if (!wait_blocking (queue, &waiter, deadline, cancellable, error))
     return FALSE;
@@ -1549,8 +1654,6 @@ start_async (DvtQueue            *queue,
   gate = dvt_fork_gate_enter (DVT_GATE_PURE);
   task = g_task_new (queue, cancellable, callback, user_data);
   g_task_set_source_tag (task, source_tag);
-  g_task_set_name (task, item != NULL ? "[dovetail] dvt_queue_push_async"
-                                      : "[dovetail] dvt_queue_pop_async");
   /* The waiter's claim decides whether a cancellation ends the call: a
    * pop that was handed its item returns it even if the cancellable
    * fires meanwhile, so the item is never dropped. */
