@@ -708,6 +708,7 @@ context_thread_main (gpointer data)
 {
   ContextCase *c = data;
 
+  c->thread = g_thread_self ();
   g_main_context_push_thread_default (c->context);
   /* An item is there already: the callback still comes later. */
   dvt_queue_pop_async (c->queue, NULL, on_context_pop, c);
@@ -726,14 +727,15 @@ test_async_context (void)
 {
   g_autoptr(DvtQueue) queue = dvt_queue_new (DVT_QUEUE_ORDER_FIFO, 0);
   ContextCase c = { queue, g_main_context_new (), NULL, 0, 0, FALSE };
+  GThread *thread;
 
   push_uint (queue, 1, 0);
-  c.thread = g_thread_new ("context", context_thread_main, &c);
+  thread = g_thread_new ("context", context_thread_main, &c);
   g_assert_true (POLL_UNTIL (dvt_queue_get_n_waiting_poppers (queue) == 1, 30));
   /* Nothing ran on this thread's context. */
   g_assert_false (g_main_context_pending (NULL));
   push_uint (queue, 2, 0);
-  g_thread_join (c.thread);
+  g_thread_join (thread);
   g_assert_false (c.sync_callback);
   g_assert_cmpuint (c.sum, ==, 3);
   g_main_context_unref (c.context);
