@@ -16,6 +16,7 @@
 # include "dvt-error.h"
 # include "dvt-event-scope.h"
 # include "dvt-options.h"
+# include "dvt-queue.h"
 # include "dvt-stats.h"
 # include "dvt-task.h"
 # include "dvt-runtime.h"

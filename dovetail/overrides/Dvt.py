@@ -1317,3 +1317,103 @@ class Callable(Dvt.Callable):
 
 Callable = override(Callable)
 __all__.append('Callable')
+# ---- Queue --------------------------------------------------------------------
+
+class Queue(Dvt.Queue):
+    """A queue shared by threads and main loops, with the conveniences of
+    Python's ``queue.Queue``::
+
+        q = Dvt.Queue(max_size=64)          # or order=Dvt.QueueOrder.PRIORITY
+        q.put(item)                         # waits while full; put(item, priority=-1)
+        item = q.get(timeout=2.5)           # waits while empty; None: no limit
+        q.put_nowait(item); q.get_nowait()  # Dvt.Error.FULL / EMPTY
+        for item in q: ...                  # until the queue is closed and drained
+        with q: ...                         # closes the queue on exit
+
+    Any Python object is an item (``None`` and integers beyond 32 bits
+    included) and comes out as itself; the raw calls (``push_blocking``,
+    ``try_push``, ``push_async``) take any object too. Failures are
+    ``GLib.Error``: ``Dvt.Error.CLOSED``, ``FULL``, ``EMPTY``, and
+    ``Gio.IOErrorEnum.TIMED_OUT`` or ``CANCELLED``. From a GLib main loop,
+    use ``pop_async``/``pop_finish`` and ``push_async``/``push_finish``."""
+
+    def __init__(self, order=Dvt.QueueOrder.FIFO, max_size=0, **kwargs):
+        Dvt.Queue.__init__(self, order=order, max_size=max_size, **kwargs)
+
+    def push_blocking(self, value, priority=0, timeout=0, cancellable=None):
+        return Dvt.Queue.push_blocking(self, _to_value(value), priority, timeout, cancellable)
+
+    def try_push(self, value, priority=0):
+        return Dvt.Queue.try_push(self, _to_value(value), priority)
+
+    def push_async(self, value, *args, **kwargs):
+        return Dvt.Queue.push_async(self, _to_value(value), *args, **kwargs)
+
+    def pop_blocking(self, timeout=0, cancellable=None):
+        return Dvt.Queue.pop_blocking(self, timeout, cancellable)
+
+    @staticmethod
+    def _timeout(block, timeout):
+        """0 for "no limit", or None for "do not wait"."""
+        if not block or timeout == 0:
+            return None
+        if timeout is None:
+            return 0
+        if timeout < 0:
+            raise ValueError("'timeout' must be a non-negative number")
+        return timeout
+
+    def put(self, item, block=True, timeout=None, priority=0, cancellable=None):
+        """Pushes @item, waiting at most @timeout seconds (None: as long as
+        it takes) while the queue is full; ``block=False`` or a timeout of
+        0 does not wait."""
+        limit = self._timeout(block, timeout)
+        if limit is None:
+            self.try_push(item, priority)
+        else:
+            self.push_blocking(item, priority, limit, cancellable)
+
+    def get(self, block=True, timeout=None, cancellable=None):
+        """Takes the next item, waiting at most @timeout seconds (None: as
+        long as it takes) while the queue is empty; ``block=False`` or a
+        timeout of 0 does not wait."""
+        limit = self._timeout(block, timeout)
+        if limit is None:
+            return self.try_pop()
+        return self.pop_blocking(limit, cancellable)
+
+    def put_nowait(self, item, priority=0):
+        self.try_push(item, priority)
+
+    def get_nowait(self):
+        return self.try_pop()
+
+    def qsize(self):
+        return self.get_n_items()
+
+    def empty(self):
+        return self.get_n_items() == 0
+
+    def full(self):
+        return 0 < self.get_max_size() <= self.get_n_items()
+
+    def __iter__(self):
+        """Takes items until the queue is closed and empty."""
+        while True:
+            try:
+                yield self.pop_blocking()
+            except GLib.Error as error:
+                if error.matches(Dvt.error_quark(), Dvt.Error.CLOSED):
+                    return
+                raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+        return False
+
+
+Queue = override(Queue)
+__all__.append('Queue')
