@@ -8,6 +8,7 @@
 #include "dvt-error-private.h"
 #include "dvt-event-scope.h"
 #include "dvt-events-private.h"
+#include "dvt-i18n-private.h"
 #include "dvt-runtime-private.h"
 #include "dvt-task-private.h"
 
@@ -133,6 +134,7 @@ dvt_event_scope_initable_init (GInitable     *initable,
       g_autofree char *id = g_strdup_printf ("%" G_GUINT64_FORMAT, self->filter.task_id);
 
       g_set_error (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %s is a task id, a number. */
                    _("The runtime has no task with id %s"), id);
       return FALSE;
     }
@@ -324,6 +326,8 @@ static void
 dvt_event_scope_class_init (DvtEventScopeClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  dvt_i18n_init ();
 
   object_class->dispose = dvt_event_scope_dispose;
   object_class->finalize = dvt_event_scope_finalize;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "dvt-error-private.h"
+#include "dvt-i18n-private.h"
 #include "dvt-map-private.h"
 #include "dvt-options.h"
 #include "dvt-runtime-private.h"
@@ -638,6 +639,7 @@ check_map_args (guint       n_items,
       g_autofree char *size = g_format_size (bytes);
 
       g_set_error (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %u: items (many millions); %s: a size. */
                    _("A map of %u items needs %s for its results, more than "
                      "half of this machine’s memory; split it into smaller maps"),
                    n_items, size);
@@ -1041,11 +1043,18 @@ dvt_runtime_gather_blocking (DvtRuntime      *self,
 
   if (expired)
     {
+      double seconds = dvt_options_get_deadline (options);
+
       gather_cancel (tasks, n_tasks, TRUE);
       gather_cancel (tasks, n_tasks, FALSE);
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                   _("The gather did not finish within its deadline of %g seconds"),
-                   dvt_options_get_deadline (options));
+                   g_dngettext (GETTEXT_PACKAGE,
+                                "The gather did not finish"
+                                " within its deadline of %g second",
+                                "The gather did not finish"
+                                " within its deadline of %g seconds",
+                                dvt_i18n_plural_count (seconds)),
+                   seconds);
     }
   else if (g_atomic_int_get (&gather->cancelled) && g_atomic_int_get (&gather->remaining) > 0)
     {
@@ -1225,8 +1234,13 @@ gather_op_deadline (gpointer data)
   GatherOp *op = data;
 
   gather_op_fail (op, g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                                   _("The gather did not finish within its deadline "
-                                     "of %g seconds"), op->deadline),
+                                   g_dngettext (GETTEXT_PACKAGE,
+                                                "The gather did not finish"
+                                                " within its deadline of %g second",
+                                                "The gather did not finish"
+                                                " within its deadline of %g seconds",
+                                                dvt_i18n_plural_count (op->deadline)),
+                                   op->deadline),
                   FALSE, TRUE);
 
   return G_SOURCE_REMOVE;

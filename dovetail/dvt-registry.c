@@ -524,6 +524,7 @@ static void exit_handler (void);
 static void
 warn_not_handled (GError *error)
 {
+  /* Translators: keep “shutdown-on-exit” (a property name); %s says why. */
   g_warning (_("Cannot handle SIGINT and SIGTERM for the runtimes with "
                "shutdown-on-exit: %s"), error->message);
   g_error_free (error);

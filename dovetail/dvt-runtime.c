@@ -7,6 +7,7 @@
 
 #include "dvt-error-private.h"
 #include "dvt-fault-private.h"
+#include "dvt-i18n-private.h"
 #include "dvt-options.h"
 #include "dvt-runtime-private.h"
 #include "dvt-task-private.h"
@@ -656,8 +657,7 @@ dvt_runtime_class_init (DvtRuntimeClass *klass)
   dvt_registry_set_class (&registry_class);
   dvt_fault_init ();
 
-  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
-  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+  dvt_i18n_init ();
 }
 
 static void
@@ -1662,7 +1662,11 @@ dvt_runtime_wait_idle (DvtRuntime    *self,
     return TRUE;
   if (!g_cancellable_set_error_if_cancelled (cancellable, error))
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                 _("The runtime was still busy after %g seconds"), timeout);
+                 g_dngettext (GETTEXT_PACKAGE,
+                              "The runtime was still busy after %g second",
+                              "The runtime was still busy after %g seconds",
+                              dvt_i18n_plural_count (timeout)),
+                 timeout);
 
   return FALSE;
 }
@@ -1928,6 +1932,7 @@ dvt_runtime_set_rate_limit (DvtRuntime  *self,
   if (!(rate > 0) || rate > 1e9 || burst > G_MAXINT32)
     {
       g_set_error (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %g: the rate asked for; %u: the burst. */
                    _("A rate limit must be more than 0 and at most 1e9 task "
                      "starts per second (got %g, burst %u); to remove the "
                      "limit, clear it"),

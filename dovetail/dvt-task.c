@@ -7,6 +7,7 @@
 
 #include "dvt-error-private.h"
 #include "dvt-fault-private.h"
+#include "dvt-i18n-private.h"
 #include "dvt-log-private.h"
 #include "dvt-options.h"
 #include "dvt-policy-private.h"
@@ -779,6 +780,7 @@ dvt_task_check_returned (DvtTask *task,
 
       dvt_task_fail (task,
                      g_error_new (DVT_ERROR, DVT_ERROR_NOT_COMPLETED,
+                                  /* Translators: %s: a task id. */
                                   _("The work function of task %s returned "
                                     "without completing it (it must call a "
                                     "dvt_task_return function, set an error, or "
@@ -1319,6 +1321,7 @@ dvt_task_expire (DvtTask *task,
 {
   const char *name = dvt_task_get_name (task);
   double seconds = (double) timeout / G_USEC_PER_SEC;
+  gulong plural = dvt_i18n_plural_count (seconds);
   GError *error;
 
   /* The message names the task when it has a name: the error may be read
@@ -1326,17 +1329,37 @@ dvt_task_expire (DvtTask *task,
   if (task->kind == DVT_TASK_KIND_BATCH)
     error = name != NULL
       ? g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                     _("The call “%s” did not finish within its deadline of %g seconds"),
+                     /* Translators: %s is the call’s name; %g, seconds. */
+                     g_dngettext (GETTEXT_PACKAGE,
+                                  "The call “%s” did not finish"
+                                  " within its deadline of %g second",
+                                  "The call “%s” did not finish"
+                                  " within its deadline of %g seconds",
+                                  plural),
                      name, seconds)
       : g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                     _("The call did not finish within its deadline of %g seconds"),
+                     g_dngettext (GETTEXT_PACKAGE,
+                                  "The call did not finish"
+                                  " within its deadline of %g second",
+                                  "The call did not finish"
+                                  " within its deadline of %g seconds",
+                                  plural),
                      seconds);
   else
     error = name != NULL
       ? g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                     _("The task “%s” timed out after %g seconds"), name, seconds)
+                     /* Translators: %s is the task’s name; %g, seconds. */
+                     g_dngettext (GETTEXT_PACKAGE,
+                                  "The task “%s” timed out after %g second",
+                                  "The task “%s” timed out after %g seconds",
+                                  plural),
+                     name, seconds)
       : g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                     _("The task timed out after %g seconds"), seconds);
+                     g_dngettext (GETTEXT_PACKAGE,
+                                  "The task timed out after %g second",
+                                  "The task timed out after %g seconds",
+                                  plural),
+                     seconds);
 
   dvt_task_set_flag (task, DVT_TASK_FLAG_EXPIRED);
   dvt_task_end_by_runtime (task, error);
@@ -2657,7 +2680,8 @@ check_result (DvtTask  *task,
   if (task->kind == DVT_TASK_KIND_ITEM && dvt_task_is_claimed (task))
     {
       g_set_error (error, DVT_ERROR, DVT_ERROR_FAILED,
-                   _("The result of item %u of a map went to the map's "
+                   /* Translators: %u is the index of the item. */
+                   _("The result of item %u of a map went to the map’s "
                      "results; read it there"),
                    task->extra->index);
       return FALSE;
