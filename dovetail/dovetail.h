@@ -11,6 +11,7 @@
 # include "dvt-version-macros.h"
 # include "dvt-types.h"
 # include "dvt-enums.h"
+# include "dvt-cache.h"
 # include "dvt-context.h"
 # include "dvt-error.h"
 # include "dvt-event-scope.h"
