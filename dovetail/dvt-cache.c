@@ -4,6 +4,7 @@
  */
 
 #include <math.h>
+#include <string.h>
 
 #include <glib/gi18n-lib.h>
 
@@ -98,11 +99,24 @@ typedef struct
   GError         *error;
 } CacheResult;
 
+/* A key, in normal form, and its bytes: equal values have equal bytes.
+ * Hashing and comparing them here reads each value's bytes once, where
+ * g_variant_hash() and g_variant_equal() take the values' locks five
+ * times per lookup. */
+typedef struct
+{
+  GVariant     *value;   /* held */
+  const char   *type;
+  const guchar *data;
+  gsize         size;
+  guint         hash;
+} Key;
+
 /* A stored result. */
 typedef struct _Entry Entry;
 struct _Entry
 {
-  GVariant    *key;
+  Key          key;
   CacheResult *result;
   gint64       stored_at;   /* monotonic µs */
   GList        lru_link;    /* in lru: the least recently used first */
@@ -115,7 +129,7 @@ typedef struct
 {
   gatomicrefcount ref_count;
   DvtCache   *cache;       /* held */
-  GVariant   *key;
+  Key         key;
   /* Under the cache's lock: */
   DvtTask    *run;         /* held, from its start to its end */
   GPtrArray  *waiters;     /* the callers' tasks, held; NULL once ended */
@@ -283,40 +297,49 @@ result_propagate (CacheResult  *result,
 static guint
 key_hash (gconstpointer data)
 {
-  GVariant *key = (GVariant *) data;
-  const guchar *bytes;
-  gsize size;
-  guint hash;
-
-  if (g_variant_type_is_basic (g_variant_get_type (key)))
-    return g_variant_hash (key);
-
-  /* A container, in normal form (see take_key()): equal values have
-   * equal bytes. */
-  hash = g_str_hash (g_variant_get_type_string (key));
-  size = g_variant_get_size (key);
-  bytes = g_variant_get_data (key);
-  for (gsize i = 0; i < size; i++)
-    hash = hash * 31 + bytes[i];
-
-  return hash;
+  return ((const Key *) data)->hash;
 }
 
 static gboolean
 key_equal (gconstpointer a,
            gconstpointer b)
 {
-  return g_variant_equal (a, b);
+  const Key *x = a, *y = b;
+
+  return x->hash == y->hash && x->size == y->size &&
+         (x->type == y->type || strcmp (x->type, y->type) == 0) &&
+         (x->size == 0 || memcmp (x->data, y->data, x->size) == 0);
 }
 
-/* The key to use for @key (which it sinks if floating), held; or %NULL
- * with @error set if the cache takes keys of another type. */
-static GVariant *
+static void
+key_clear (Key *key)
+{
+  g_clear_pointer (&key->value, g_variant_unref);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Key, key_clear)
+
+static void
+key_copy (Key       *dest,
+          const Key *src)
+{
+  *dest = *src;
+  g_variant_ref (dest->value);
+}
+
+/* Fills @key for @value (which it sinks if floating) and returns TRUE; or
+ * FALSE with @error set if the cache takes keys of another type. */
+static gboolean
 take_key (DvtCache  *self,
-          GVariant  *key,
+          GVariant  *value,
+          Key       *key,
           GError   **error)
 {
-  g_autoptr(GVariant) held = g_variant_ref_sink (key);
+  /* g_variant_ref_sink() takes the value's lock even when it is not
+   * floating: a plain reference is cheaper on the hit path. */
+  g_autoptr(GVariant) held = g_variant_is_floating (value) ? g_variant_ref_sink (value)
+                                                           : g_variant_ref (value);
+  guint hash;
 
   if (self->key_type != NULL && !g_variant_is_of_type (held, self->key_type))
     {
@@ -327,17 +350,29 @@ take_key (DvtCache  *self,
                    _("The key %s is of type “%s”, but this cache takes keys "
                      "of type “%s”"),
                    text, g_variant_get_type_string (held), wanted);
-      return NULL;
+      return FALSE;
     }
 
-  /* Containers are hashed by their bytes: in normal form, equal values
-   * have equal bytes (a value made by g_variant_new() is, and the check
-   * is remembered). */
-  if (!g_variant_type_is_basic (g_variant_get_type (held)) &&
-      !g_variant_is_normal_form (held))
-    return g_variant_get_normal_form (held);
+  /* A value made by g_variant_new() is in normal form, and a check is
+   * remembered: only values from untrusted bytes are copied. */
+  if (!g_variant_is_normal_form (held))
+    {
+      GVariant *normal = g_variant_get_normal_form (held);
 
-  return g_steal_pointer (&held);
+      g_variant_unref (held);
+      held = normal;
+    }
+
+  key->type = g_variant_get_type_string (held);
+  key->size = g_variant_get_size (held);
+  key->data = g_variant_get_data (held);
+  hash = g_str_hash (key->type);
+  for (gsize i = 0; i < key->size; i++)
+    hash = (hash << 5) + hash + key->data[i];
+  key->hash = hash;
+  key->value = g_steal_pointer (&held);
+
+  return TRUE;
 }
 
 /* Whether the `get` calls can answer: the cache was made with a function
@@ -380,7 +415,7 @@ free_entries (Entry *garbage)
     {
       Entry *next = garbage->next_free;
 
-      g_variant_unref (garbage->key);
+      key_clear (&garbage->key);
       result_unref (garbage->result);
       g_free (garbage);
       garbage = next;
@@ -392,7 +427,7 @@ remove_entry_locked (DvtCache  *self,
                      Entry     *entry,
                      Entry    **garbage)
 {
-  g_hash_table_remove (self->entries, entry->key);
+  g_hash_table_remove (self->entries, &entry->key);
   g_queue_unlink (&self->lru, &entry->lru_link);
   g_queue_unlink (&self->by_age, &entry->age_link);
   entry->next_free = *garbage;
@@ -447,7 +482,7 @@ evict_locked (DvtCache  *self,
  * removed). A hit makes its entry the most recently used. */
 static CacheResult *
 lookup_locked (DvtCache  *self,
-               GVariant  *key,
+               const Key *key,
                Entry    **garbage)
 {
   Entry *entry = g_hash_table_lookup (self->entries, key);
@@ -489,7 +524,7 @@ is_kept_locked (DvtCache    *self,
 
 static void
 store_locked (DvtCache     *self,
-              GVariant     *key,
+              const Key    *key,
               CacheResult  *result,
               Entry       **garbage)
 {
@@ -499,12 +534,12 @@ store_locked (DvtCache     *self,
     remove_entry_locked (self, entry, garbage);
 
   entry = g_new0 (Entry, 1);
-  entry->key = g_variant_ref (key);
+  key_copy (&entry->key, key);
   entry->result = result_ref (result);
   entry->stored_at = g_get_monotonic_time ();
   entry->lru_link.data = entry;
   entry->age_link.data = entry;
-  g_hash_table_insert (self->entries, entry->key, entry);
+  g_hash_table_insert (self->entries, &entry->key, entry);
   g_queue_push_tail_link (&self->lru, &entry->lru_link);
   g_queue_push_tail_link (&self->by_age, &entry->age_link);
 
@@ -570,14 +605,14 @@ weak_ref_free (gpointer data)
  * runtime's calls they make enter it themselves. */
 
 static Flight *
-flight_new (DvtCache *self,
-            GVariant *key)
+flight_new (DvtCache  *self,
+            const Key *key)
 {
   Flight *flight = g_new0 (Flight, 1);
 
   g_atomic_ref_count_init (&flight->ref_count);
   flight->cache = g_object_ref (self);
-  flight->key = g_variant_ref (key);
+  key_copy (&flight->key, key);
   flight->waiters = g_ptr_array_new ();
 
   return flight;
@@ -602,7 +637,7 @@ flight_unref (gpointer data)
   g_assert (flight->run == NULL);
   g_assert (flight->waiters == NULL || flight->waiters->len == 0);
   g_clear_pointer (&flight->waiters, g_ptr_array_unref);
-  g_variant_unref (flight->key);
+  key_clear (&flight->key);
   g_object_unref (flight->cache);
   g_free (flight);
 }
@@ -619,7 +654,7 @@ detach_locked (DvtCache *self,
     return NULL;
 
   flight->attached = FALSE;
-  g_hash_table_steal (self->flights, flight->key);
+  g_hash_table_steal (self->flights, &flight->key);
 
   return flight;
 }
@@ -639,7 +674,7 @@ flight_finish (Flight      *flight,
   waiters = g_steal_pointer (&flight->waiters);
   detached = detach_locked (self, flight);
   if (detached != NULL && is_kept_locked (self, result))
-    store_locked (self, flight->key, result, &garbage);
+    store_locked (self, &flight->key, result, &garbage);
   g_mutex_unlock (&self->lock);
 
   /* Each waiter's done hook finds the flight ended and does nothing. */
@@ -663,7 +698,7 @@ run_flight (DvtTask       *task,
   Flight *flight = data;
   DvtCache *self = flight->cache;
 
-  self->func (task, flight->key, cancellable, self->func_data, error);
+  self->func (task, flight->key.value, cancellable, self->func_data, error);
 }
 
 /* The done hook of a run. */
@@ -777,7 +812,7 @@ on_waiter_done (DvtTask  *task,
  * result, or waiting for the key's flight, joined or started. */
 static DvtTask *
 get_task (DvtCache      *self,
-          GVariant      *key,
+          const Key     *key,
           GCancellable  *cancellable,
           GError       **error)
 {
@@ -811,7 +846,7 @@ get_task (DvtCache      *self,
         {
           flight = flight_new (self, key);
           flight->attached = TRUE;
-          g_hash_table_insert (self->flights, flight->key, flight);
+          g_hash_table_insert (self->flights, &flight->key, flight);
           self->runs++;
           started = flight_ref (flight);
         }
@@ -1642,8 +1677,8 @@ dvt_cache_get_runs (DvtCache *self)
 /* Reads a fresh stored result for get_blocking() and get_async(),
  * counting a hit; a miss is counted by get_task(). */
 static CacheResult *
-find_hit (DvtCache *self,
-          GVariant *key)
+find_hit (DvtCache  *self,
+          const Key *key)
 {
   CacheResult *result;
   Entry *garbage = NULL;
@@ -1689,18 +1724,17 @@ dvt_cache_get (DvtCache      *self,
                GCancellable  *cancellable,
                GError       **error)
 {
-  g_autoptr(GVariant) checked = NULL;
+  g_auto(Key) checked = { NULL };
 
   dvt_return_val_if_fail_error (DVT_IS_CACHE (self), NULL, error);
   dvt_return_val_if_fail_error (key != NULL, NULL, error);
   dvt_return_val_if_fail_error (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL, error);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  checked = take_key (self, key, error);
-  if (checked == NULL || !check_open (self, error))
+  if (!take_key (self, key, &checked, error) || !check_open (self, error))
     return NULL;
 
-  return get_task (self, checked, cancellable, error);
+  return get_task (self, &checked, cancellable, error);
 }
 
 /**
@@ -1739,7 +1773,7 @@ dvt_cache_get_blocking (DvtCache      *self,
                         GValue        *value,
                         GError       **error)
 {
-  g_autoptr(GVariant) checked = NULL;
+  g_auto(Key) checked = { NULL };
   g_autoptr(DvtTask) task = NULL;
   CacheResult *result;
   gboolean ok;
@@ -1750,11 +1784,10 @@ dvt_cache_get_blocking (DvtCache      *self,
   dvt_return_val_if_fail_error (value == NULL || !G_IS_VALUE (value), FALSE, error);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  checked = take_key (self, key, error);
-  if (checked == NULL || !check_open (self, error))
+  if (!take_key (self, key, &checked, error) || !check_open (self, error))
     goto failed;
 
-  result = find_hit (self, checked);
+  result = find_hit (self, &checked);
   if (result != NULL)
     {
       ok = result_propagate (result, value, error);
@@ -1762,7 +1795,7 @@ dvt_cache_get_blocking (DvtCache      *self,
       return ok;
     }
 
-  task = get_task (self, checked, cancellable, error);
+  task = get_task (self, &checked, cancellable, error);
   if (task == NULL)
     goto failed;
 
@@ -1828,7 +1861,7 @@ dvt_cache_get_async (DvtCache            *self,
                      gpointer             user_data)
 {
   g_autoptr(GTask) gtask = NULL;
-  g_autoptr(GVariant) checked = NULL;
+  g_auto(Key) checked = { NULL };
   CacheResult *result;
   DvtTask *task;
   GError *error = NULL;
@@ -1841,14 +1874,13 @@ dvt_cache_get_async (DvtCache            *self,
   g_task_set_source_tag (gtask, dvt_cache_get_async);
   g_task_set_name (gtask, "[dovetail] dvt_cache_get_async");
 
-  checked = take_key (self, key, &error);
-  if (checked == NULL || !check_open (self, &error))
+  if (!take_key (self, key, &checked, &error) || !check_open (self, &error))
     {
       g_task_return_error (gtask, error);
       return;
     }
 
-  result = find_hit (self, checked);
+  result = find_hit (self, &checked);
   if (result != NULL)
     {
       if (result->error != NULL)
@@ -1859,7 +1891,7 @@ dvt_cache_get_async (DvtCache            *self,
       return;
     }
 
-  task = get_task (self, checked, cancellable, &error);
+  task = get_task (self, &checked, cancellable, &error);
   if (task == NULL)
     {
       g_task_return_error (gtask, error);
@@ -1939,7 +1971,7 @@ dvt_cache_lookup (DvtCache *self,
                   GVariant *key,
                   GValue   *value)
 {
-  g_autoptr(GVariant) checked = NULL;
+  g_auto(Key) checked = { NULL };
   CacheResult *result;
   Entry *garbage = NULL;
   gboolean found;
@@ -1948,10 +1980,10 @@ dvt_cache_lookup (DvtCache *self,
   g_return_val_if_fail (key != NULL, FALSE);
   g_return_val_if_fail (value == NULL || !G_IS_VALUE (value), FALSE);
 
-  checked = take_key (self, key, NULL);
+  found = take_key (self, key, &checked, NULL);
 
   g_mutex_lock (&self->lock);
-  result = checked != NULL ? lookup_locked (self, checked, &garbage) : NULL;
+  result = found ? lookup_locked (self, &checked, &garbage) : NULL;
   found = result != NULL && result->error == NULL;
   if (found)
     self->hits++;
@@ -1994,7 +2026,7 @@ gboolean
 dvt_cache_invalidate (DvtCache *self,
                       GVariant *key)
 {
-  g_autoptr(GVariant) checked = NULL;
+  g_auto(Key) checked = { NULL };
   Entry *garbage = NULL;
   Flight *detached = NULL;
   Entry *entry;
@@ -2003,15 +2035,14 @@ dvt_cache_invalidate (DvtCache *self,
   g_return_val_if_fail (DVT_IS_CACHE (self), FALSE);
   g_return_val_if_fail (key != NULL, FALSE);
 
-  checked = take_key (self, key, NULL);
-  if (checked == NULL)
+  if (!take_key (self, key, &checked, NULL))
     return FALSE;
 
   g_mutex_lock (&self->lock);
-  entry = g_hash_table_lookup (self->entries, checked);
+  entry = g_hash_table_lookup (self->entries, &checked);
   if (entry != NULL)
     remove_entry_locked (self, entry, &garbage);
-  flight = g_hash_table_lookup (self->flights, checked);
+  flight = g_hash_table_lookup (self->flights, &checked);
   if (flight != NULL)
     detached = detach_locked (self, flight);
   g_mutex_unlock (&self->lock);

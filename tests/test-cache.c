@@ -225,6 +225,11 @@ test_keys (void)
   g_assert_cmpint (w.n_calls, ==, 5);
   g_assert_cmpuint (dvt_cache_get_n_entries (cache), ==, 5);
 
+  /* A value of no bytes at all. */
+  g_assert_true (dvt_cache_get_blocking (cache, g_variant_new ("()"), 0, NULL, NULL, NULL));
+  g_assert_true (dvt_cache_get_blocking (cache, g_variant_new ("()"), 0, NULL, NULL, NULL));
+  g_assert_cmpint (w.n_calls, ==, 6);
+
   drop_cache (&cache);
 }
 
