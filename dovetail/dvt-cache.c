@@ -94,8 +94,8 @@
 /* What a run ended with, shared by its waiters and the stored entry. */
 typedef struct
 {
-  gatomicrefcount ref_count;
-  GValue          value;   /* a %NULL pointer value: none */
+  int             ref_count;  /* atomic; g_atomic_ref_count_*() are calls */
+  GValue          value;      /* a %NULL pointer value: none */
   GError         *error;
 } CacheResult;
 
@@ -198,7 +198,7 @@ result_new (void)
 {
   CacheResult *result = g_new0 (CacheResult, 1);
 
-  g_atomic_ref_count_init (&result->ref_count);
+  result->ref_count = 1;
 
   return result;
 }
@@ -216,7 +216,7 @@ result_new_error (GError *error)
 static CacheResult *
 result_ref (CacheResult *result)
 {
-  g_atomic_ref_count_inc (&result->ref_count);
+  g_atomic_int_inc (&result->ref_count);
 
   return result;
 }
@@ -224,7 +224,7 @@ result_ref (CacheResult *result)
 static void
 result_unref (CacheResult *result)
 {
-  if (!g_atomic_ref_count_dec (&result->ref_count))
+  if (!g_atomic_int_dec_and_test (&result->ref_count))
     return;
 
   if (G_IS_VALUE (&result->value))
