@@ -54,7 +54,7 @@
  * context. Values are copied for each caller. Expired values leave on a
  * timer on the runtime's loop thread: no thread sleeps.
  *
- * Keys are compared by value ([func@GLib.Variant.equal]); a cache made
+ * Keys are compared by value ([method@GLib.Variant.equal]); a cache made
  * with a [property@Cache:key-type] refuses keys of any other type with
  * %DVT_ERROR_INVALID_ARGUMENT.
  *
