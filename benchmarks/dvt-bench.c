@@ -13,6 +13,8 @@
 #include <unistd.h>
 #include <sys/resource.h>
 
+#include "bench-util.h"
+
 #define REPS 5
 
 static gboolean opt_json;
@@ -21,23 +23,6 @@ static char *opt_only;
 static gboolean opt_scaling;
 
 /* ---- helpers ----------------------------------------------------------- */
-
-static int
-cmp_double (gconstpointer a,
-            gconstpointer b)
-{
-  double x = *(const double *) a, y = *(const double *) b;
-
-  return (x > y) - (x < y);
-}
-
-static double
-median (double *v,
-        guint   n)
-{
-  qsort (v, n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static guint
 scaled (guint n)

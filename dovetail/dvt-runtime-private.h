@@ -56,5 +56,9 @@ gboolean dvt_runtime_check_finish (const char    *function,
                                   gpointer       source_tag,
                                   GValue        *value,
                                   GError       **error);
+DvtTask *dvt_runtime_new_future   (DvtRuntime    *self,
+                                   GMainContext  *wait_context,
+                                   GCancellable  *cancellable,
+                                   GError       **error);
 
 G_END_DECLS

@@ -835,12 +835,11 @@ new_work_task (DvtRuntime     *self,
   return task;
 }
 
-/* Accepts and dispatches @task; on refusal, ends it with the error so that
- * its callback, if any, still runs. */
+/* Accepts @task; on refusal, ends it with the error so that its callback,
+ * if any, still runs. */
 static gboolean
-start_task (DvtRuntime  *self,
-            DvtTask     *task,
-            GError     **error)
+accept_task (DvtTask  *task,
+             GError  **error)
 {
   GError *local_error = NULL;
 
@@ -852,6 +851,18 @@ start_task (DvtRuntime  *self,
       dvt_task_fail (task, local_error, TRUE);
       return FALSE;
     }
+
+  return TRUE;
+}
+
+/* Accepts and dispatches @task (see accept_task()). */
+static gboolean
+start_task (DvtRuntime  *self,
+            DvtTask     *task,
+            GError     **error)
+{
+  if (!accept_task (task, error))
+    return FALSE;
 
   dvt_task_dispatch (task);
 
@@ -1328,6 +1339,45 @@ start_future (DvtRuntime      *self,
   dvt_task_set_flag (task, DVT_TASK_FLAG_WANTS_CANCELLABLE | DVT_TASK_FLAG_FUTURE);
 
   if (!start_task (self, task, error))
+    {
+      dvt_fork_gate_set (DVT_GATE_CALLOUT);
+      g_clear_object (&task);
+    }
+  dvt_fork_gate_leave (gate);
+
+  return task;
+}
+
+/* A future that no work function completes: accepted like the tasks of
+ * submit() and schedule() (live, counted as queued, cancelled by
+ * dvt_task_cancel(), by @cancellable and by a shutdown that cancels
+ * pending work), but never dispatched, so that it takes no worker, no
+ * start and no token of the rate limit. Whoever made it completes it with
+ * a dvt_task_return function. A blocking wait for it iterates
+ * @wait_context meanwhile when it can acquire it (the context where the
+ * work it stands for starts). Objects built on the runtime hand these to
+ * their callers (DvtCache: one per caller of a shared run). */
+DvtTask *
+dvt_runtime_new_future (DvtRuntime    *self,
+                        GMainContext  *wait_context,
+                        GCancellable  *cancellable,
+                        GError       **error)
+{
+  DvtTask *task;
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+
+  task = dvt_task_new (self, self->core, DVT_TASK_KIND_ASYNC, NULL, cancellable);
+  dvt_task_set_flag (task, DVT_TASK_FLAG_FUTURE | DVT_TASK_FLAG_FUNC_DONE);
+  if (wait_context != NULL)
+    dvt_task_set_run_context (task, wait_context);
+
+  if (accept_task (task, error))
+    {
+      /* It waits as a queued task does, until completed or cancelled. */
+      dvt_task_connect_caller_cancellable (task);
+      g_atomic_int_compare_and_exchange (&task->state, DVT_TASK_NEW, DVT_TASK_QUEUED);
+    }
+  else
     {
       dvt_fork_gate_set (DVT_GATE_CALLOUT);
       g_clear_object (&task);

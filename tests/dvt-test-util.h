@@ -48,6 +48,54 @@ static double slow = 1.0;
     _ok;                                                                     \
   })
 
+/* One callback of an _async call, expected on the thread that made it:
+ * ready_init(), the call with on_ready() and the Ready, ready_wait(). */
+typedef struct
+{
+  GThread      *thread;   /* where callbacks must run */
+  int           n;        /* callbacks so far */
+  GAsyncResult *result;
+} Ready;
+
+static inline void
+on_ready (GObject      *source,
+          GAsyncResult *result,
+          gpointer      user_data)
+{
+  Ready *r = user_data;
+
+  g_assert_true (g_thread_self () == r->thread);
+  r->n++;
+  g_clear_object (&r->result);
+  r->result = g_object_ref (result);
+}
+
+static inline void
+ready_init (Ready *r)
+{
+  r->thread = g_thread_self ();
+  r->n = 0;
+  r->result = NULL;
+}
+
+static inline void
+ready_clear (Ready *r)
+{
+  g_clear_object (&r->result);
+  r->n = 0;
+}
+
+/* Iterates this thread's default context until @r has had a callback,
+ * then a little longer: a second one would be a bug. */
+static inline void
+ready_wait (Ready *r)
+{
+  g_assert_true (ITERATE_UNTIL (NULL, r->n > 0, 30));
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_cmpint (r->n, ==, 1);
+}
+
 /* g_object_add_weak_pointer() for a pointer that another thread polls
  * with g_atomic_pointer_get(): GLib clears a weak pointer with a plain
  * store, on whichever thread finalizes the object. */

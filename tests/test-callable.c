@@ -185,24 +185,6 @@ later (DvtTask       *task,
   g_source_unref (source);
 }
 
-typedef struct
-{
-  GThread      *thread;
-  GAsyncResult *result;
-} Ready;
-
-static void
-on_ready (GObject      *source,
-          GAsyncResult *result,
-          gpointer      user_data)
-{
-  Ready *r = user_data;
-
-  g_assert_true (DVT_IS_CALLABLE (source));
-  g_assert_true (g_thread_self () == r->thread);
-  r->result = g_object_ref (result);
-}
-
 static void
 test_async (void)
 {
@@ -211,22 +193,24 @@ test_async (void)
   g_autoptr(DvtCallable) on_worker = dvt_callable_new (rt, double_it, NULL, NULL, NULL);
   g_auto(GValue) value = G_VALUE_INIT;
   g_autoptr(GError) error = NULL;
-  Ready r = { g_thread_self (), NULL };
+  Ready r;
 
   g_assert_true (dvt_callable_get_is_async (on_loop));
   g_assert_true (dvt_callable_call_blocking (on_loop, NULL, NULL, &value, &error));
   g_assert_cmpint (g_value_get_int64 (&value), ==, 7);
   g_value_unset (&value);
 
+  ready_init (&r);
   dvt_callable_call_async (on_loop, NULL, NULL, on_ready, &r);
-  g_assert_true (ITERATE_UNTIL (NULL, r.result != NULL, 30));
+  ready_wait (&r);
   g_assert_true (dvt_callable_call_finish (on_loop, r.result, &value, &error));
   g_assert_cmpint (g_value_get_int64 (&value), ==, 7);
   g_value_unset (&value);
   g_clear_object (&r.result);
 
+  ready_init (&r);
   dvt_callable_call_async (on_worker, g_variant_new_int32 (-1), NULL, on_ready, &r);
-  g_assert_true (ITERATE_UNTIL (NULL, r.result != NULL, 30));
+  ready_wait (&r);
   g_assert_false (dvt_callable_call_finish (on_worker, r.result, &value, &error));
   g_assert_error (error, TEST_ERROR, 1);
   assert_null_value (&value);
@@ -253,12 +237,13 @@ test_cancel (void)
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(DvtTask) task = NULL;
   g_autoptr(GError) error = NULL;
-  Ready r = { g_thread_self (), NULL };
+  Ready r;
 
   task = dvt_callable_submit (callable, NULL, NULL, &error);
+  ready_init (&r);
   dvt_callable_call_async (callable, NULL, cancellable, on_ready, &r);
   g_cancellable_cancel (cancellable);
-  g_assert_true (ITERATE_UNTIL (NULL, r.result != NULL, 30));
+  ready_wait (&r);
   g_assert_false (dvt_callable_call_finish (callable, r.result, NULL, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_clear_error (&error);

@@ -36,45 +36,6 @@ work_until_cancelled (DvtTask      *task,
   g_cancellable_set_error_if_cancelled (cancellable, error);
 }
 
-typedef struct
-{
-  GThread      *thread;   /* where callbacks must run */
-  int           n;        /* callbacks so far */
-  GAsyncResult *result;
-} Ready;
-
-static void
-on_ready (GObject      *source,
-          GAsyncResult *result,
-          gpointer      user_data)
-{
-  Ready *r = user_data;
-
-  g_assert_true (g_thread_self () == r->thread);
-  r->n++;
-  g_clear_object (&r->result);
-  r->result = g_object_ref (result);
-}
-
-static void
-ready_init (Ready *r)
-{
-  r->thread = g_thread_self ();
-  r->n = 0;
-  r->result = NULL;
-}
-
-/* Iterates this thread's default context until @r has had a callback,
- * then a little longer: a second one would be a bug. */
-static void
-ready_wait (Ready *r)
-{
-  g_assert_true (ITERATE_UNTIL (NULL, r->n > 0, 30));
-  while (g_main_context_iteration (NULL, FALSE))
-    ;
-  g_assert_cmpint (r->n, ==, 1);
-}
-
 /* ---- dvt_task_wait_async -------------------------------------------------- */
 
 static void

@@ -782,6 +782,98 @@ static void test_callable () {
     rt.shutdown (true, false);
 }
 
+/* A Dvt.Cache with a Vala closure on a worker: get_async twice at once
+ * (one run), a stored value by get_blocking, a caller's own task, a
+ * cancelled get_async that leaves the run to the other caller, and a key
+ * of the wrong type. */
+static async void cache_run (Dvt.Cache cache, MainLoop loop) {
+    try {
+        string? first = null;
+        cache.get_async.begin (new Variant.string ("x"), null, (obj, res) => {
+            try {
+                Value a;
+                cache.get_async.end (res, out a);
+                first = a.get_string ();
+            } catch (GLib.Error e) {
+                unexpected (e, "cache: first get_async");
+            }
+        });
+        Value b;
+        yield cache.get_async (new Variant.string ("x"), null, out b);
+        while (first == null)
+            yield nap (5);
+        check (b.get_string () == "X#1" && first == "X#1",
+               "cache: two get_async at once yield the value (%s)".printf (b.strdup_contents ()));
+        check (cache.get_runs () == 1, "cache: two concurrent get_async share one run");
+
+        Value c;
+        cache.get_blocking (new Variant.string ("x"), 0, null, out c);
+        check (c.get_string () == "X#1" && cache.get_hits () == 1, "cache: get_blocking gives the stored value");
+
+        var task = cache.get (new Variant.string ("y"), null);
+        check (task.wait (30.0) && task.propagate_value (out c) && c.get_string () == "Y#2",
+               "cache: get returns the caller's own task");
+    } catch (GLib.Error e) {
+        unexpected (e, "cache");
+    }
+
+    /* A cancelled wait; the other caller still gets the value. */
+    var cancellable = new Cancellable ();
+    Value d = Value (typeof (string));
+    bool other_done = false;
+    cache.get_async.begin (new Variant.string ("slow"), null, (obj, res) => {
+        try {
+            cache.get_async.end (res, out d);
+        } catch (GLib.Error e) {
+            unexpected (e, "cache: the other caller");
+        }
+        other_done = true;
+    });
+    try {
+        Value v;
+        cancel_soon (cancellable);
+        yield cache.get_async (new Variant.string ("slow"), cancellable, out v);
+        check (false, "cache: a cancelled get_async fails");
+    } catch (IOError.CANCELLED e) {
+        check (true, "cache: a cancelled get_async fails with IOError.CANCELLED");
+    } catch (GLib.Error e) {
+        unexpected (e, "cache: cancelled get_async");
+    }
+    while (!other_done)
+        yield nap (5);
+    check (d.get_string () == "SLOW#3", "cache: the other caller gets the run's value (%s)".printf (d.strdup_contents ()));
+
+    try {
+        Value v;
+        yield cache.get_async (new Variant.int32 (1), null, out v);
+        check (false, "cache: a key of the wrong type is refused");
+    } catch (Dvt.Error.INVALID_ARGUMENT e) {
+        check (true, "cache: a key of the wrong type fails with Dvt.Error.INVALID_ARGUMENT");
+    } catch (GLib.Error e) {
+        unexpected (e, "cache: wrong key");
+    }
+    loop.quit ();
+}
+
+static void test_cache () {
+    var ctx = new MainContext ();
+    ctx.push_thread_default ();
+    var rt = new Dvt.Runtime (2);
+    int runs = 0;
+    var cache = new Dvt.Cache.full (rt, VariantType.STRING, Dvt.CacheFlags.NONE, (task, key, cancellable) => {
+        int n = AtomicInt.add (ref runs, 1) + 1;
+        Thread.usleep (key.get_string () == "slow" ? 100000 : 10000);
+        Value v = Value (typeof (string));
+        v.set_string ("%s#%d".printf (key.get_string ().up (), n));
+        task.return_value (v);
+    });
+    var loop = new MainLoop (ctx, false);
+    cache_run.begin (cache, loop);
+    loop.run ();
+    rt.shutdown (true, false);
+    ctx.pop_thread_default ();
+}
+
 static void* watchdog () {
     Thread.usleep (60 * 1000000);
     printerr ("test-vala: watchdog: no result after 60 s, giving up\n");
@@ -808,6 +900,7 @@ public static int main (string[] args) {
     test_context ();
     test_callable ();
     test_mainloop_twins ();
+    test_cache ();
     /* queued: to_thread_blocking x2, map, submit (4); errors: 4 calls (8);
      * to_thread_async x2 (10); schedule (11); 4 submits (15); submit (16).
      * A gather waits for tasks already counted and adds none. The 5 that
