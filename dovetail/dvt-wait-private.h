@@ -9,6 +9,18 @@
 
 G_BEGIN_DECLS
 
+/* Parked threads sleep on a futex where there is one (Linux with a 64-bit
+ * time_t), on GLib condition variables elsewhere. */
+#if defined(__linux__) && GLIB_SIZEOF_LONG == 8 && !defined(DVT_NO_FUTEX)
+#define DVT_HAVE_FUTEX 1
+
+void dvt_futex_wait (int    *word,
+                     int     expected,
+                     gint64  deadline);
+void dvt_futex_wake (int    *word,
+                     int     n_threads);
+#endif
+
 /* How long a waiter, an idle worker or the idle loop thread spins before
  * it parks: short enough that an idle runtime costs nothing, long enough
  * to cover a typical hand-off between two running cores. */
@@ -55,8 +67,9 @@ dvt_spin_step (DvtSpin *spin)
   return dvt_spin_check (spin);
 }
 
-/* A one-shot event: two words. Threads that park wait on one of a fixed
- * set of shared mutex/condition pairs chosen by the event's address, so an
+/* A one-shot event: two words. On Linux a thread that parks waits on the
+ * flag itself (a futex); elsewhere on one of a fixed set of shared
+ * mutex/condition pairs chosen by the event's address. Either way an
  * event costs no lock of its own. */
 typedef struct
 {

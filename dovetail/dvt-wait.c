@@ -8,6 +8,12 @@
 #include "dvt-wait-private.h"
 #include "dvt-pool-private.h"
 
+#ifdef DVT_HAVE_FUTEX
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 /* ---- spinning ---------------------------------------------------------- */
 
 /* A spin is worth it only while the thread that will end it runs on
@@ -130,6 +136,36 @@ dvt_event_clear (DvtEvent *event)
   g_assert (g_atomic_int_get (&event->n_parked) == 0);
 }
 
+#ifdef DVT_HAVE_FUTEX
+/* Sleeps while *@word is @expected, until the monotonic time @deadline
+ * (-1: none). Returns early on a wake-up, a signal or a spurious wake:
+ * callers look again at what they wait for. */
+void
+dvt_futex_wait (int    *word,
+                int     expected,
+                gint64  deadline)
+{
+  if (deadline < 0)
+    syscall (SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+  else
+    {
+      /* An absolute CLOCK_MONOTONIC time, the clock of g_get_monotonic_time(). */
+      struct timespec ts = { deadline / G_USEC_PER_SEC, (deadline % G_USEC_PER_SEC) * 1000 };
+
+      syscall (SYS_futex, word, FUTEX_WAIT_BITSET_PRIVATE, expected, &ts, NULL,
+               FUTEX_BITSET_MATCH_ANY);
+    }
+}
+
+/* Wakes up to @n_threads threads sleeping on @word. */
+void
+dvt_futex_wake (int *word,
+                int  n_threads)
+{
+  syscall (SYS_futex, word, FUTEX_WAKE_PRIVATE, n_threads, NULL, NULL, 0);
+}
+#endif
+
 /* The caller must keep the memory of @event alive for the whole call: a
  * waiter may return (and free it) as soon as the flag is visible. */
 void
@@ -140,13 +176,62 @@ dvt_event_set (DvtEvent *event)
   g_atomic_int_set (&event->set, 1);
   if (g_atomic_int_get (&event->n_parked) > 0)
     {
+#ifdef DVT_HAVE_FUTEX
+      dvt_futex_wake (&event->set, G_MAXINT);
+#else
       guint i = stripe_of (event);
 
       /* Other events of the stripe wake too and go back to sleep. */
       g_mutex_lock (&stripes[i].lock);
       g_cond_broadcast (&stripes[i].cond);
       g_mutex_unlock (&stripes[i].lock);
+#endif
     }
+}
+
+/* Parks until @event is set or the monotonic time @deadline (-1: none)
+ * passes. Returns %FALSE on timeout. */
+static gboolean
+event_park (DvtEvent *event,
+            gint64    deadline)
+{
+  gboolean timed_out = FALSE;
+
+  g_atomic_int_inc (&event->n_parked);
+#ifdef DVT_HAVE_FUTEX
+  /* The kernel sleeps only while the flag is still 0: a set that comes
+   * between our look and the sleep is not missed. */
+  while (!dvt_event_is_set (event))
+    {
+      if (deadline >= 0 && g_get_monotonic_time () >= deadline)
+        {
+          timed_out = !dvt_event_is_set (event);
+          break;
+        }
+      dvt_futex_wait (&event->set, 0, deadline);
+    }
+#else
+  {
+    guint stripe = stripe_of (event);
+
+    g_mutex_lock (&stripes[stripe].lock);
+    while (!dvt_event_is_set (event))
+      {
+        if (deadline < 0)
+          g_cond_wait (&stripes[stripe].cond, &stripes[stripe].lock);
+        else if (!g_cond_wait_until (&stripes[stripe].cond, &stripes[stripe].lock, deadline) &&
+                 g_get_monotonic_time () >= deadline)
+          {
+            timed_out = !dvt_event_is_set (event);
+            break;
+          }
+      }
+    g_mutex_unlock (&stripes[stripe].lock);
+  }
+#endif
+  g_atomic_int_add (&event->n_parked, -1);
+
+  return !timed_out;
 }
 
 /* Waits until @event is set or the monotonic time @deadline (-1: none)
@@ -157,9 +242,8 @@ dvt_event_wait (DvtEvent *event,
                 gint64    deadline)
 {
   DvtSpin spin = DVT_SPIN_INIT;
-  gboolean timed_out = FALSE;
+  gboolean completed;
   DvtPool *pool;
-  guint stripe;
 
   for (;;)
     {
@@ -179,27 +263,10 @@ dvt_event_wait (DvtEvent *event,
   dvt_spin_done (&spin, TRUE);
 
   pool = dvt_pool_enter_blocking ();
-
-  stripe = stripe_of (event);
-  g_atomic_int_inc (&event->n_parked);
-  g_mutex_lock (&stripes[stripe].lock);
-  while (!dvt_event_is_set (event))
-    {
-      if (deadline < 0)
-        g_cond_wait (&stripes[stripe].cond, &stripes[stripe].lock);
-      else if (!g_cond_wait_until (&stripes[stripe].cond, &stripes[stripe].lock, deadline) &&
-               g_get_monotonic_time () >= deadline)
-        {
-          timed_out = !dvt_event_is_set (event);
-          break;
-        }
-    }
-  g_mutex_unlock (&stripes[stripe].lock);
-  g_atomic_int_add (&event->n_parked, -1);
-
+  completed = event_park (event, deadline);
   dvt_pool_leave_blocking (pool);
 
-  return !timed_out;
+  return completed;
 }
 
 static gboolean
