@@ -21,9 +21,10 @@ void dvt_futex_wake (int    *word,
                      int     n_threads);
 #endif
 
-/* How long a waiter, an idle worker or the idle loop thread spins before
- * it parks: short enough that an idle runtime costs nothing, long enough
- * to cover a typical hand-off between two running cores. */
+/* The longest a waiter, an idle worker or the idle loop thread spins
+ * before it parks: short enough that an idle runtime costs nothing, long
+ * enough to cover a typical hand-off between two running cores. How long
+ * a spin really lasts is decided at its start (see dvt-wait.c). */
 #define DVT_SPIN_USEC 30
 
 static inline void
@@ -39,26 +40,29 @@ dvt_cpu_relax (void)
 }
 
 /* One spin, from its first step until the thread finds what it waits for
- * or parks. See dvt-wait.c for how it adapts to a busy machine. */
+ * or parks. See dvt-wait.c for how long it lasts. */
 typedef struct
 {
-  gint64   start;      /* monotonic µs at the first look at the clock */
-  gint64   now;        /* at the last look; 0 before the first */
+  gint64   start;     /* monotonic µs at the first look at the clock */
+  gint64   now;       /* at the last look; 0 before the first */
+  gint64   budget;    /* how long it may last, set at the first look */
   guint    i;
-  gboolean contended;  /* a yield let another thread run on this CPU */
+  gboolean busy;      /* the machine looked oversubscribed: no spinning */
+  gboolean preempted; /* the clock jumped between two looks */
 } DvtSpin;
 
-#define DVT_SPIN_INIT { 0, 0, 0, FALSE }
+#define DVT_SPIN_INIT { 0, 0, 0, 0, FALSE, FALSE }
 
 gboolean dvt_spin_check (DvtSpin *spin);
 void     dvt_spin_done  (DvtSpin *spin,
                          gboolean parked);
 
-/* One step of a spin: FALSE once it is time to park. */
+/* One step of a spin: FALSE once it is time to park. The first step
+ * looks at the clock, so a spin that should not happen ends at once. */
 static inline gboolean
 dvt_spin_step (DvtSpin *spin)
 {
-  if (G_LIKELY ((++spin->i & 15) != 0))
+  if (G_LIKELY ((spin->i++ & 15) != 0))
     {
       dvt_cpu_relax ();
       return TRUE;

@@ -3,7 +3,9 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
-#include <sched.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "dvt-wait-private.h"
 #include "dvt-pool-private.h"
@@ -11,51 +13,196 @@
 #ifdef DVT_HAVE_FUTEX
 #include <linux/futex.h>
 #include <sys/syscall.h>
-#include <unistd.h>
 #endif
 
 /* ---- spinning ---------------------------------------------------------- */
 
 /* A spin is worth it only while the thread that will end it runs on
- * another CPU. When the machine is oversubscribed, the partner may be
+ * another CPU. When the machine is oversubscribed, that thread may be
  * waiting for this very CPU, and every microsecond spent spinning delays
- * it. So a spin first spins on the CPU for at most pure_spin_usec, then
- * yields it at each step (sched_yield() returns at once when nothing else
- * wants the CPU), and parks once DVT_SPIN_USEC have passed.
+ * it; a yield is no better, as it lets any other process run a whole time
+ * slice before this thread gets its CPU back. So a spin never yields: it
+ * spins with pause instructions for a budget decided at its start, then
+ * the thread parks, and a wake-up through the kernel gives the CPU back
+ * at once. The budget comes from what waits observe:
  *
- * pure_spin_usec adapts per thread: a yield that took long means another
- * thread ran meanwhile, so the CPU is contended, and a spin that ends in a
- * park found nothing worth spinning for: both halve it. A spin that ends
- * without either grows it to twice the wait it covered, so on a quiet
- * machine hand-offs are caught while spinning, as before. */
-#define DVT_PURE_SPIN_MAX_USEC DVT_SPIN_USEC
-#define DVT_YIELD_SLOW_USEC    3
+ * - The run queue: now and then (at most every DVT_SAMPLE_USEC, by
+ *   whichever thread starts a spin then) a thread reads how many threads
+ *   of the whole system are runnable. More than there are CPUs means that
+ *   some runnable thread has no CPU, perhaps the one being waited for;
+ *   twice in a row, the machine is busy (once may be a short-lived
+ *   thread of the system). Fewer than there are CPUs means a CPU is idle:
+ *   the machine is not busy.
+ * - Preemption: a spin looks at the clock every few hundred nanoseconds;
+ *   a gap of more than DVT_PREEMPTED_USEC between two looks means the
+ *   thread lost its CPU meanwhile. The spin ends at once and the machine
+ *   counts as busy.
+ *
+ * While the machine is busy (for DVT_BUSY_HOLD_USEC after the last such
+ * evidence) every spin ends at its first look and the thread parks at
+ * once, and its budget drops to 0. Otherwise each thread keeps a budget of
+ * its own: a spin that ran out halves it, a spin that found what it
+ * waited for grows it to twice that wait, up to DVT_SPIN_USEC. A budget
+ * of 0 grows back through probes: every DVT_PROBE_EVERY-th wait that
+ * would not spin spins for DVT_SPIN_USEC. A park never grows a budget:
+ * a partner that answers soon after this thread parks may well have been
+ * waiting for its CPU. */
+#define DVT_PREEMPTED_USEC 50
+#define DVT_SAMPLE_USEC    (2 * 1000)
+#define DVT_BUSY_HOLD_USEC (50 * 1000)
+#define DVT_PROBE_EVERY    64
 
-static _Thread_local gint64 pure_spin_usec = DVT_PURE_SPIN_MAX_USEC;
+/* Per thread: how long its next spin may last, and how many waits went
+ * without spinning since its last probe. */
+static _Thread_local struct
+{
+  gint64 usec;
+  guint  unspun;
+} budget = { DVT_SPIN_USEC, 0 };
 
-/* Looks at the clock: FALSE once the spin has lasted DVT_SPIN_USEC. Past
- * this thread's pure spin, yields the CPU first. */
+static struct
+{
+  gint64 busy_until;  /* atomic: the machine counts as busy until then */
+  gint64 next_sample; /* atomic: when the run queue may be read again */
+  int    n_over;      /* atomic: samples in a row with more runnable threads than CPUs */
+  int    loadavg;     /* /proc/loadavg, or -1 */
+  long   n_cpus;      /* online in the whole system */
+  gboolean one_cpu;   /* this process may run on one CPU only */
+} machine;
+
+static void
+machine_init (void)
+{
+  static gsize initialized = 0;
+
+  if (!g_once_init_enter (&initialized))
+    return;
+
+  machine.n_cpus = sysconf (_SC_NPROCESSORS_ONLN);
+  machine.one_cpu = g_get_num_processors () <= 1 || machine.n_cpus <= 1;
+  machine.loadavg = open ("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+  g_once_init_leave (&initialized, 1);
+}
+
+static void
+machine_set_busy (gint64 now)
+{
+  __atomic_store_n (&machine.busy_until, now + DVT_BUSY_HOLD_USEC, __ATOMIC_RELAXED);
+}
+
+/* Runnable threads in the whole system (this one included), or -1. The
+ * fourth field of /proc/loadavg is "runnable/total". */
+static long
+machine_runnable (void)
+{
+  char buf[128];
+  ssize_t n;
+  const char *p = buf;
+
+  if (machine.loadavg < 0)
+    return -1;
+
+  n = pread (machine.loadavg, buf, sizeof buf - 1, 0);
+  if (n <= 0)
+    return -1;
+  buf[n] = '\0';
+
+  for (guint fields = 0; fields < 3; fields++)
+    {
+      p = strchr (p, ' ');
+      if (p == NULL)
+        return -1;
+      p++;
+    }
+
+  return strtol (p, NULL, 10);
+}
+
+/* Reads the run queue if it is time to; one thread at a time does. */
+static void
+machine_sample (gint64 now)
+{
+  gint64 due = __atomic_load_n (&machine.next_sample, __ATOMIC_RELAXED);
+  long runnable;
+
+  if (now < due ||
+      !__atomic_compare_exchange_n (&machine.next_sample, &due, now + DVT_SAMPLE_USEC,
+                                    FALSE, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+    return;
+
+  runnable = machine_runnable ();
+  if (runnable < 0)
+    return;
+
+  if (runnable > machine.n_cpus)
+    {
+      if (__atomic_add_fetch (&machine.n_over, 1, __ATOMIC_RELAXED) >= 2)
+        machine_set_busy (now);
+    }
+  else if (runnable < machine.n_cpus)
+    {
+      __atomic_store_n (&machine.n_over, 0, __ATOMIC_RELAXED);
+      __atomic_store_n (&machine.busy_until, 0, __ATOMIC_RELAXED);
+    }
+}
+
+static gboolean
+machine_is_busy (gint64 now)
+{
+  machine_init ();
+  machine_sample (now);
+
+  return machine.one_cpu ||
+         now < __atomic_load_n (&machine.busy_until, __ATOMIC_RELAXED);
+}
+
+/* This thread's budget for a spin starting now. */
+static gint64
+spin_budget (DvtSpin *spin,
+             gint64   now)
+{
+  spin->busy = machine_is_busy (now);
+  if (spin->busy)
+    {
+      budget.usec = 0;
+      return 0;
+    }
+
+  if (budget.usec > 0)
+    return budget.usec;
+
+  if (++budget.unspun < DVT_PROBE_EVERY)
+    return 0;
+
+  budget.unspun = 0;
+  return DVT_SPIN_USEC;
+}
+
+/* Looks at the clock: FALSE once the spin should end. */
 gboolean
 dvt_spin_check (DvtSpin *spin)
 {
   gint64 now = g_get_monotonic_time ();
 
-  if (spin->start == 0)
-    spin->start = now;
-  spin->now = now;
-
-  if (now - spin->start >= DVT_SPIN_USEC)
-    return FALSE;
-
-  if (now - spin->start >= pure_spin_usec)
+  if (spin->now == 0)
     {
-      sched_yield ();
-      spin->now = g_get_monotonic_time ();
-      if (spin->now - now >= DVT_YIELD_SLOW_USEC)
-        spin->contended = TRUE;
+      spin->start = spin->now = now;
+      spin->budget = spin_budget (spin, now);
+
+      return spin->budget > 0;
     }
 
-  return TRUE;
+  if (now - spin->now > DVT_PREEMPTED_USEC)
+    {
+      spin->now = now;
+      spin->preempted = TRUE;
+
+      return FALSE;
+    }
+
+  spin->now = now;
+
+  return now - spin->start < spin->budget;
 }
 
 /* Called when a spin is over: @parked tells that it ran out. */
@@ -63,12 +210,19 @@ void
 dvt_spin_done (DvtSpin  *spin,
                gboolean  parked)
 {
-  gint64 waited = spin->now > 0 ? spin->now - spin->start : 0;
+  gint64 waited = spin->now - spin->start;
 
-  if (parked || spin->contended)
-    pure_spin_usec /= 2;
+  if (spin->preempted)
+    {
+      machine_set_busy (spin->now);
+      budget.usec = 0;
+    }
+  else if (spin->busy || spin->now == 0)
+    return;
+  else if (parked)
+    budget.usec /= 2;
   else
-    pure_spin_usec = CLAMP (2 * waited, pure_spin_usec, DVT_PURE_SPIN_MAX_USEC);
+    budget.usec = CLAMP (2 * waited, budget.usec, DVT_SPIN_USEC);
 }
 
 #define N_STRIPES 64
@@ -255,12 +409,11 @@ dvt_event_wait (DvtEvent *event,
       if (!dvt_spin_step (&spin))
         break;
       if (deadline >= 0 && spin.now >= deadline)
-        {
-          dvt_spin_done (&spin, TRUE);
-          return dvt_event_is_set (event);
-        }
+        break;
     }
   dvt_spin_done (&spin, TRUE);
+  if (deadline >= 0 && spin.now >= deadline)
+    return dvt_event_is_set (event);
 
   pool = dvt_pool_enter_blocking ();
   completed = event_park (event, deadline);
