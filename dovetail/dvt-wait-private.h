@@ -47,7 +47,7 @@ typedef struct
   gint64   now;       /* at the last look; 0 before the first */
   gint64   budget;    /* how long it may last, set at the first look */
   guint    i;
-  gboolean busy;      /* the machine looked oversubscribed: no spinning */
+  gboolean busy;      /* busy machine, shared CPU: no spinning */
   gboolean preempted; /* the clock jumped between two looks */
 } DvtSpin;
 

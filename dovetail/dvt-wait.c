@@ -3,8 +3,12 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* RUSAGE_THREAD */
+#endif
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "dvt-wait-private.h"
@@ -37,28 +41,38 @@
  *   a gap of more than DVT_PREEMPTED_USEC between two looks means the
  *   thread lost its CPU meanwhile. The spin ends at once and the machine
  *   counts as busy.
+ * - The thread's own CPU: on a busy machine, a thread reads its count of
+ *   involuntary context switches (at most every DVT_RUSAGE_USEC). If it
+ *   has not grown, no other thread took its CPU lately: the CPU it spins
+ *   on would be idle otherwise, and its partner runs elsewhere.
  *
  * While the machine is busy (for DVT_BUSY_HOLD_USEC after the last such
- * evidence) every spin ends at its first look and the thread parks at
- * once, and its budget drops to 0. Otherwise each thread keeps a budget of
- * its own: a spin that ran out halves it, a spin that found what it
- * waited for grows it to twice that wait, up to DVT_SPIN_USEC. A budget
- * of 0 grows back through probes: every DVT_PROBE_EVERY-th wait that
- * would not spin spins for DVT_SPIN_USEC. A park never grows a budget:
- * a partner that answers soon after this thread parks may well have been
- * waiting for its CPU. */
+ * evidence), a thread whose CPU is shared does not spin: it parks at its
+ * first look at the clock, so that its wait costs one futex wake-up. A
+ * process that may run on one CPU only never spins. Otherwise each
+ * thread keeps a budget of its own: a spin that ran out halves it, a spin
+ * that found what it waited for grows it to twice that wait, up to
+ * DVT_SPIN_USEC, and a preempted spin zeroes it. A budget of 0 grows back
+ * through probes: every DVT_PROBE_EVERY-th wait that would not spin spins
+ * for DVT_SPIN_USEC. A park never grows a budget: a partner that answers
+ * soon after this thread parks may well have been waiting for its CPU. */
 #define DVT_PREEMPTED_USEC 50
 #define DVT_SAMPLE_USEC    (2 * 1000)
+#define DVT_RUSAGE_USEC    1000
 #define DVT_BUSY_HOLD_USEC (50 * 1000)
 #define DVT_PROBE_EVERY    64
 
-/* Per thread: how long its next spin may last, and how many waits went
- * without spinning since its last probe. */
+/* Per thread: how long its next spin may last, how many waits went
+ * without spinning since its last probe, and whether another thread took
+ * its CPU lately. */
 static _Thread_local struct
 {
-  gint64 usec;
-  guint  unspun;
-} budget = { DVT_SPIN_USEC, 0 };
+  gint64   usec;
+  guint    unspun;
+  gint64   rusage_at;  /* when nivcsw was read; 0: never */
+  long     nivcsw;     /* involuntary context switches then */
+  gboolean displaced;  /* they grew between the last two reads */
+} budget = { DVT_SPIN_USEC, 0, 0, 0, TRUE };
 
 static struct
 {
@@ -149,11 +163,33 @@ machine_sample (gint64 now)
 static gboolean
 machine_is_busy (gint64 now)
 {
-  machine_init ();
   machine_sample (now);
 
-  return machine.one_cpu ||
-         now < __atomic_load_n (&machine.busy_until, __ATOMIC_RELAXED);
+  return now < __atomic_load_n (&machine.busy_until, __ATOMIC_RELAXED);
+}
+
+/* Whether another thread took this thread's CPU lately (TRUE where the
+ * system does not tell). */
+static gboolean
+thread_displaced (gint64 now)
+{
+#ifdef RUSAGE_THREAD
+  struct rusage ru;
+
+  if (now - budget.rusage_at < DVT_RUSAGE_USEC)
+    return budget.displaced;
+
+  if (getrusage (RUSAGE_THREAD, &ru) == 0)
+    {
+      budget.displaced = budget.rusage_at == 0 || ru.ru_nivcsw != budget.nivcsw;
+      budget.nivcsw = ru.ru_nivcsw;
+    }
+  budget.rusage_at = now;
+
+  return budget.displaced;
+#else
+  return TRUE;
+#endif
 }
 
 /* This thread's budget for a spin starting now. */
@@ -161,12 +197,10 @@ static gint64
 spin_budget (DvtSpin *spin,
              gint64   now)
 {
-  spin->busy = machine_is_busy (now);
+  machine_init ();
+  spin->busy = machine.one_cpu || (machine_is_busy (now) && thread_displaced (now));
   if (spin->busy)
-    {
-      budget.usec = 0;
-      return 0;
-    }
+    return 0;
 
   if (budget.usec > 0)
     return budget.usec;
@@ -216,6 +250,7 @@ dvt_spin_done (DvtSpin  *spin,
     {
       machine_set_busy (spin->now);
       budget.usec = 0;
+      budget.displaced = TRUE;
     }
   else if (spin->busy || spin->now == 0)
     return;
