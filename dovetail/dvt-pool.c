@@ -184,6 +184,7 @@ pool_worker (gpointer data,
   for (;;)
     {
       DvtJob *job;
+      DvtSpin spin = DVT_SPIN_INIT;
       gboolean locked = FALSE;
 
       /* Compensating threads leave once the nested waits are over. */
@@ -217,22 +218,19 @@ pool_worker (gpointer data,
         g_atomic_int_inc (&pool->n_spinning);
       announced = FALSE;
       g_mutex_unlock (&pool->lock);
-      {
-        DvtSpin spin = DVT_SPIN_INIT;
 
-        /* Take the lock only when work shows up and nobody else holds it:
-         * idle spinners must not queue up on the lock the pusher needs. */
-        while (dvt_spin_step (&spin))
-          if (g_atomic_pointer_get (&pool->head) != NULL &&
-              g_mutex_trylock (&pool->lock))
-            {
-              locked = TRUE;
-              break;
-            }
-        dvt_spin_done (&spin, !locked);
-        if (!locked)
-          g_mutex_lock (&pool->lock);
-      }
+      /* Take the lock only when work shows up and nobody else holds it:
+       * idle spinners must not queue up on the lock the pusher needs. */
+      while (dvt_spin_step (&spin))
+        if (g_atomic_pointer_get (&pool->head) != NULL &&
+            g_mutex_trylock (&pool->lock))
+          {
+            locked = TRUE;
+            break;
+          }
+      dvt_spin_done (&spin, !locked);
+      if (!locked)
+        g_mutex_lock (&pool->lock);
       g_atomic_int_add (&pool->n_spinning, -1);
 
       if (pool->head != NULL)
@@ -248,6 +246,9 @@ pool_worker (gpointer data,
           break;
         }
       pool->n_parked--;
+      /* Work came soon after the spin gave up: the next spin may last. */
+      if (pool->head != NULL)
+        dvt_spin_woken (&spin);
     }
 
   /* GLib reuses this thread for other pools: settle what it announced. */

@@ -196,7 +196,12 @@ spin_poll (GPollFD *fds,
         return 0;
     }
 
-  return g_poll (fds, nfds, timeout);
+  ready = g_poll (fds, nfds, timeout);
+  /* Mail came soon after the spin gave up: the next spin may last. */
+  if (dvt_mailbox_has_mail (mailbox))
+    dvt_spin_woken (&spin);
+
+  return ready;
 }
 
 /* "<name>-<suffix>" as a thread's name. Linux keeps 15 bytes of one, and

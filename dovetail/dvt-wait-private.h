@@ -56,6 +56,7 @@ typedef struct
 gboolean dvt_spin_check (DvtSpin *spin);
 void     dvt_spin_done  (DvtSpin *spin,
                          gboolean parked);
+void     dvt_spin_woken (DvtSpin *spin);
 
 /* One step of a spin: FALSE once it is time to park. The first step
  * looks at the clock, so a spin that should not happen ends at once. */

@@ -50,29 +50,28 @@
  * evidence), a thread whose CPU is shared does not spin: it parks at its
  * first look at the clock, so that its wait costs one futex wake-up. A
  * process that may run on one CPU only never spins. Otherwise each
- * thread keeps a budget of its own: a spin that ran out halves it, a spin
- * that found what it waited for grows it to twice that wait, up to
- * DVT_SPIN_USEC, and a preempted spin zeroes it. A budget of 0 grows back
- * through probes: every DVT_PROBE_EVERY-th wait that would not spin spins
- * for DVT_SPIN_USEC. A park never grows a budget: a partner that answers
- * soon after this thread parks may well have been waiting for its CPU. */
+ * thread keeps a budget of its own, between DVT_SPIN_MIN_USEC (enough
+ * for a hand-off between two running threads) and DVT_SPIN_USEC: a spin
+ * that ran out halves it, a spin that found what it waited for grows it
+ * to twice that wait, and so does a park that was over less than
+ * DVT_SPIN_USEC after the spin began, unless the machine was busy: then
+ * the partner that answered soon after this thread parked may have been
+ * waiting for its CPU. */
 #define DVT_PREEMPTED_USEC 50
 #define DVT_SAMPLE_USEC    (2 * 1000)
 #define DVT_RUSAGE_USEC    1000
 #define DVT_BUSY_HOLD_USEC (50 * 1000)
-#define DVT_PROBE_EVERY    64
+#define DVT_SPIN_MIN_USEC  2
 
-/* Per thread: how long its next spin may last, how many waits went
- * without spinning since its last probe, and whether another thread took
- * its CPU lately. */
+/* Per thread: how long its next spin may last, and whether another
+ * thread took its CPU lately. */
 static _Thread_local struct
 {
   gint64   usec;
-  guint    unspun;
   gint64   rusage_at;  /* when nivcsw was read; 0: never */
   long     nivcsw;     /* involuntary context switches then */
   gboolean displaced;  /* they grew between the last two reads */
-} budget = { DVT_SPIN_USEC, 0, 0, 0, TRUE };
+} budget = { DVT_SPIN_USEC, 0, 0, TRUE };
 
 static struct
 {
@@ -199,17 +198,8 @@ spin_budget (DvtSpin *spin,
 {
   machine_init ();
   spin->busy = machine.one_cpu || (machine_is_busy (now) && thread_displaced (now));
-  if (spin->busy)
-    return 0;
 
-  if (budget.usec > 0)
-    return budget.usec;
-
-  if (++budget.unspun < DVT_PROBE_EVERY)
-    return 0;
-
-  budget.unspun = 0;
-  return DVT_SPIN_USEC;
+  return spin->busy ? 0 : budget.usec;
 }
 
 /* Looks at the clock: FALSE once the spin should end. */
@@ -249,15 +239,31 @@ dvt_spin_done (DvtSpin  *spin,
   if (spin->preempted)
     {
       machine_set_busy (spin->now);
-      budget.usec = 0;
+      budget.usec = DVT_SPIN_MIN_USEC;
       budget.displaced = TRUE;
     }
   else if (spin->busy || spin->now == 0)
     return;
   else if (parked)
-    budget.usec /= 2;
+    budget.usec = MAX (budget.usec / 2, DVT_SPIN_MIN_USEC);
   else
     budget.usec = CLAMP (2 * waited, budget.usec, DVT_SPIN_USEC);
+}
+
+/* Called when a park that followed a spin is over because what the
+ * thread waited for came: if it came soon, the next such wait spins long
+ * enough to catch it. */
+void
+dvt_spin_woken (DvtSpin *spin)
+{
+  gint64 waited;
+
+  if (spin->now == 0 || spin->busy || spin->preempted)
+    return;
+
+  waited = g_get_monotonic_time () - spin->start;
+  if (waited < DVT_SPIN_USEC && !machine_is_busy (spin->now))
+    budget.usec = MAX (budget.usec, MIN (2 * waited, DVT_SPIN_USEC));
 }
 
 #define N_STRIPES 64
@@ -452,6 +458,8 @@ dvt_event_wait (DvtEvent *event,
 
   pool = dvt_pool_enter_blocking ();
   completed = event_park (event, deadline);
+  if (completed)
+    dvt_spin_woken (&spin);
   dvt_pool_leave_blocking (pool);
 
   return completed;
