@@ -1,14 +1,22 @@
 #!/usr/bin/python3
 """Dovetail from Python against Python's own tools, in one process.
 
-Prints one JSON object per case with --json, otherwise a table. Every figure
-is the median of REPS repetitions, Dovetail and baseline taken alternately.
+Prints one JSON object per row with --json, otherwise a table. Every figure
+is the median of REPS repetitions, Dovetail, baseline and floor taken
+alternately. The default run measures the cases with nothing else running,
+then beside one and two CPU-burning processes that the benchmark starts
+before each case and kills after it (--busy=N: beside N only); beside
+burners every Dovetail row's target is its baseline (1x).
 """
 
 import asyncio
 import concurrent.futures
 import json
+import os
+import queue
+import signal
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -20,28 +28,105 @@ from gi.repository import Dvt  # noqa: E402
 
 REPS = 5
 SCALE = 1.0
+LEVELS = [0, 1, 2]
 for arg in sys.argv[1:]:
     if arg.startswith("--scale="):
         SCALE = float(arg.split("=", 1)[1])
+    if arg.startswith("--busy="):
+        LEVELS = [int(arg.split("=", 1)[1])]
 JSON = "--json" in sys.argv
+BUSY = 0
+
+# A burner keeps a CPU busy until it is killed or its parent goes away.
+BURNER = ("import os\n"
+          "parent = os.getppid()\n"
+          "while os.getppid() == parent:\n"
+          "    for _ in range(100000):\n"
+          "        pass\n")
+
+
+class Burners:
+    """N CPU-burning processes for the duration of a with-block."""
+
+    def __init__(self, n):
+        self.n = n
+        self.procs = []
+
+    def __enter__(self):
+        for _ in range(self.n):
+            self.procs.append(subprocess.Popen([sys.executable, "-c", BURNER]))
+        time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc):
+        for p in self.procs:
+            p.kill()
+        for p in self.procs:
+            p.wait()
+        self.procs = []
+        return False
 
 
 def scaled(n):
     return max(1, int(n * SCALE))
 
 
-def report(case, unit, higher_is_better, dovetail, baseline_name, baseline, target):
+def target(quiet):
+    return 1 if BUSY and quiet else quiet
+
+
+class Series:
+    """One side of a case: a figure and the CPU time per item, per repetition."""
+
+    def __init__(self):
+        self.values, self.cpu = [], []
+
+    def add(self, value, cpu):
+        self.values.append(value)
+        self.cpu.append(cpu)
+
+    @property
+    def median(self):
+        return statistics.median(self.values)
+
+    @property
+    def median_cpu(self):
+        return statistics.median(self.cpu)
+
+
+def report(case, unit, higher_is_better, d, baseline_name, b, quiet_target,
+           floor_name=None, f=None):
+    dovetail, baseline = d.median, b.median
     if higher_is_better:
         speedup = dovetail / baseline if baseline else 0
     else:
         speedup = baseline / dovetail if dovetail else 0
+    row = {"case": case, "busy": BUSY, "unit": unit, "dovetail": dovetail,
+           "baseline_name": baseline_name, "baseline": baseline,
+           "speedup": speedup, "target": target(quiet_target),
+           "cpu_us": d.median_cpu, "baseline_cpu_us": b.median_cpu}
+    if floor_name is not None:
+        floor = f.median
+        # What Dovetail costs in floors: 1 is the floor itself.
+        ratio = (floor / dovetail if dovetail else 0) if higher_is_better \
+            else (dovetail / floor if floor else 0)
+        row.update(floor_name=floor_name, floor=floor, floor_ratio=ratio)
     if JSON:
-        print(json.dumps({"case": case, "unit": unit, "dovetail": dovetail,
-                          "baseline_name": baseline_name, "baseline": baseline,
-                          "speedup": speedup, "target": target}))
+        print(json.dumps(row), flush=True)
     else:
-        print(f"{case:34} {dovetail:12.4g} {unit:10} {baseline_name:34} "
-              f"{baseline:12.4g}  {speedup:6.2f}x (target {target}x)")
+        ratio = f"{row['floor_ratio']:.1f}x {floor_name}" if floor_name else ""
+        goal = f"{row['target']:g}x" if row["target"] else "-"
+        print(f"{case:36} {BUSY:4} {dovetail:11.4g} {unit:8} {baseline_name:34} "
+              f"{baseline:11.4g} {speedup:7.2f}x {goal:>6} "
+              f"{d.median_cpu:6.3g}/{b.median_cpu:<6.3g} {ratio}", flush=True)
+
+
+def timed(fn, n, per_second):
+    """Runs fn(); returns (items per second or µs per item, CPU µs per item)."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    fn()
+    t, c = time.perf_counter() - t0, time.process_time() - c0
+    return (n / t if per_second else t / n * 1e6), c / n * 1e6
 
 
 def item(task, cancellable, *data):
@@ -58,26 +143,56 @@ def double(x):
 
 def bench_map(rt, pool):
     n = scaled(100000)
-    d, raw, b = [], [], []
-    for _ in range(REPS):
-        t0 = time.perf_counter()
+    d, raw, b, f = Series(), Series(), Series(), Series()
+
+    def dovetail():
         res = rt.map_blocking(double, range(n))
-        d.append(n / (time.perf_counter() - t0))
         assert len(res) == n and res[-1] == 2 * (n - 1)
 
-        t0 = time.perf_counter()
-        res = Dvt.Runtime.map_blocking(rt, n, item, None, None, None)
-        raw.append(n / (time.perf_counter() - t0))
-        assert len(res) == n
+    def dovetail_raw():
+        assert len(Dvt.Runtime.map_blocking(rt, n, item, None, None, None)) == n
 
-        t0 = time.perf_counter()
-        res = list(pool.map(double, range(n)))
-        b.append(n / (time.perf_counter() - t0))
-    report("python map_blocking(fn, items) 100k", "items/s", True, statistics.median(d),
-           "ThreadPoolExecutor.map", statistics.median(b), 3)
+    def baseline():
+        assert len(list(pool.map(double, range(n)))) == n
+
+    def floor():
+        assert len([double(x) for x in range(n)]) == n
+
+    for _ in range(REPS):
+        d.add(*timed(dovetail, n, True))
+        raw.add(*timed(dovetail_raw, n, True))
+        b.add(*timed(baseline, n, True))
+        f.add(*timed(floor, n, True))
+    report("python map_blocking(fn, items) 100k", "items/s", True, d,
+           "ThreadPoolExecutor.map", b, 3, "list comprehension", f)
     # Informational: one task per item, through the raw introspected call.
-    report("python map_blocking raw form 100k", "items/s", True, statistics.median(raw),
-           "ThreadPoolExecutor.map", statistics.median(b), 0)
+    report("python map_blocking raw form 100k", "items/s", True, raw,
+           "ThreadPoolExecutor.map", b, 0, "list comprehension", f)
+    # No target: the interpreter's own cost of calling fn per item.
+    report("floor: python list comprehension 100k", "items/s", True, f,
+           "ThreadPoolExecutor.map", b, 0)
+
+
+def queue_ping_pong(n):
+    """Round trips between two Python threads through queue.SimpleQueue."""
+    ping, pong = queue.SimpleQueue(), queue.SimpleQueue()
+
+    def echo():
+        while (x := ping.get()) is not None:
+            pong.put(x)
+
+    thread = threading.Thread(target=echo)
+    thread.start()
+
+    def run():
+        for i in range(n):
+            ping.put(i)
+            pong.get()
+
+    result = timed(run, n, False)
+    ping.put(None)
+    thread.join()
+    return result
 
 
 def bench_round_trip(rt, pool):
@@ -89,47 +204,63 @@ def bench_round_trip(rt, pool):
     async def coro():
         return 1
 
-    d, raw, tpe, aio = [], [], [], []
-    for _ in range(REPS):
-        t0 = time.perf_counter()
+    def dovetail():
         for _ in range(n):
             rt.call_blocking(int)
-        d.append((time.perf_counter() - t0) / n * 1e6)
 
-        t0 = time.perf_counter()
+    def dovetail_raw():
         for _ in range(n):
             Dvt.Runtime.to_thread_blocking(rt, nop, None, None, None)
-        raw.append((time.perf_counter() - t0) / n * 1e6)
 
-        t0 = time.perf_counter()
+    def executor():
         for _ in range(n):
             pool.submit(int).result()
-        tpe.append((time.perf_counter() - t0) / n * 1e6)
 
-        t0 = time.perf_counter()
+    def aio():
         for _ in range(n):
             asyncio.run_coroutine_threadsafe(coro(), loop).result()
-        aio.append((time.perf_counter() - t0) / n * 1e6)
+
+    d, raw, tpe, a, f = Series(), Series(), Series(), Series(), Series()
+    for _ in range(REPS):
+        d.add(*timed(dovetail, n, False))
+        raw.add(*timed(dovetail_raw, n, False))
+        tpe.add(*timed(executor, n, False))
+        a.add(*timed(aio, n, False))
+        f.add(*queue_ping_pong(n))
 
     loop.call_soon_threadsafe(loop.stop)
     thread.join()
     loop.close()
-    dm = statistics.median(d)
-    report("python call_blocking(int)", "us", False, dm,
-           "ThreadPoolExecutor.submit().result", statistics.median(tpe), 1)
-    report("python call_blocking(int)", "us", False, dm,
-           "run_coroutine_threadsafe().result", statistics.median(aio), 5)
+    floor = "SimpleQueue ping-pong"
+    report("python call_blocking(int)", "us", False, d,
+           "ThreadPoolExecutor.submit().result", tpe, 1, floor, f)
+    report("python call_blocking(int)", "us", False, d,
+           "run_coroutine_threadsafe().result", a, 5, floor, f)
     # Informational: a work function that completes its task itself.
-    report("python to_thread_blocking raw form", "us", False, statistics.median(raw),
-           "run_coroutine_threadsafe().result", statistics.median(aio), 0)
+    report("python to_thread_blocking raw form", "us", False, raw,
+           "run_coroutine_threadsafe().result", a, 0, floor, f)
+    # No target: a hand-off between two Python threads, nothing else.
+    report("floor: python SimpleQueue ping-pong", "us", False, f,
+           "ThreadPoolExecutor.submit().result", tpe, 0)
 
 
 def main():
-    rt = Dvt.Runtime.new(0)
-    with concurrent.futures.ThreadPoolExecutor() as pool:
-        bench_map(rt, pool)
-        bench_round_trip(rt, pool)
-    rt.shutdown(True, False)
+    global BUSY
+
+    # Burners are killed on the way out of every case, SIGTERM included.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    if not JSON:
+        print(f"{'case':36} {'busy':>4} {'dovetail':>11} {'unit':8} {'baseline':34} "
+              f"{'baseline':>11} {'speed-up':>8} {'target':>6} {'cpu us/item':13} x floor")
+    for level in LEVELS:
+        BUSY = level
+        rt = Dvt.Runtime.new(0)
+        with concurrent.futures.ThreadPoolExecutor() as pool:
+            with Burners(level):
+                bench_map(rt, pool)
+            with Burners(level):
+                bench_round_trip(rt, pool)
+        rt.shutdown(True, False)
 
 
 if __name__ == "__main__":

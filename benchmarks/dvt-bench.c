@@ -2,14 +2,26 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * Every case measures Dovetail and its baseline alternately, REPS times,
- * and reports the medians and their ratio. Output: a table, or with
- * --json one JSON object per case.
+ * Every case measures Dovetail, its plain-GLib baseline and its floor
+ * (the same hand-off or work with nothing in between) alternately, REPS
+ * times, and reports the medians, their ratios and the CPU time of the
+ * whole process per item. Output: a table, or with --json one JSON object
+ * per row: case, busy, unit, dovetail, baseline_name, baseline, speedup,
+ * target, and where measured cpu_us, baseline_cpu_us, floor_name, floor
+ * and floor_ratio (what Dovetail costs in floors: 1 is the floor itself).
+ *
+ * The default run measures the cases with nothing else running, then
+ * beside one and two CPU-burning processes that the benchmark starts
+ * before each case and kills after it (--busy N: beside N only). Beside
+ * burners every Dovetail row's target is its baseline (1x).
  */
 
 #include <dovetail.h>
 #include <malloc.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/resource.h>
 
@@ -21,6 +33,10 @@ static gboolean opt_json;
 static double opt_scale = 1.0;
 static char *opt_only;
 static gboolean opt_scaling;
+static int opt_busy = -1;
+
+/* How many burners run beside the current case. */
+static int busy;
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -30,38 +46,196 @@ scaled (guint n)
   return MAX (1, (guint) (n * opt_scale));
 }
 
+/* CPU time of the whole process (every thread), in µs. */
+static double
+cpu_usec (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+/* A measurement: wall and CPU time since it began. Every measuring
+ * function leaves the CPU time per item of its last run in last_cpu. */
+typedef struct
+{
+  gint64 wall;
+  double cpu;
+} Stamp;
+
+static double last_cpu;
+
+static Stamp
+stamp (void)
+{
+  return (Stamp) { g_get_monotonic_time (), cpu_usec () };
+}
+
+/* µs per item since @t0; sets last_cpu. */
+static double
+usec_per_item (Stamp t0,
+               guint n)
+{
+  Stamp t1 = stamp ();
+
+  last_cpu = (t1.cpu - t0.cpu) / n;
+  return (t1.wall - t0.wall) / (double) n;
+}
+
+/* Items per second since @t0; sets last_cpu. */
+static double
+per_second (Stamp t0,
+            guint n)
+{
+  return 1e6 / usec_per_item (t0, n);
+}
+
 typedef enum { LOWER_IS_BETTER, HIGHER_IS_BETTER } Direction;
 
-static void
-report (const char *name,
-        const char *unit,
-        Direction   direction,
-        double      dovetail,
-        const char *baseline_name,
-        double      baseline,
-        double      target)
+/* One row: Dovetail against its baseline, and against its floor (what
+ * the same hand-off or work costs with nothing in between; NULL: none). */
+typedef struct
 {
-  double speedup;
+  const char *name;
+  const char *unit;
+  Direction   direction;
+  double      dovetail;
+  double      dovetail_cpu;  /* µs of CPU per item, 0: not measured */
+  const char *baseline_name;
+  double      baseline;
+  double      baseline_cpu;
+  double      target;
+  const char *floor_name;
+  double      floor;
+} Row;
 
-  if (direction == LOWER_IS_BETTER)
-    speedup = dovetail > 0 ? baseline / dovetail : 0;
+static void
+report (const Row *row)
+{
+  double speedup, floor_ratio = 0;
+  const char *floor_name = row->floor_name != NULL ? row->floor_name : "";
+
+  if (row->direction == LOWER_IS_BETTER)
+    {
+      speedup = row->dovetail > 0 ? row->baseline / row->dovetail : 0;
+      if (row->floor > 0)
+        floor_ratio = row->dovetail / row->floor;
+    }
   else
-    speedup = baseline > 0 ? dovetail / baseline : 0;
+    {
+      speedup = row->baseline > 0 ? row->dovetail / row->baseline : 0;
+      if (row->dovetail > 0)
+        floor_ratio = row->floor / row->dovetail;
+    }
 
   if (opt_json)
-    g_print ("{\"case\": \"%s\", \"unit\": \"%s\", \"dovetail\": %.6g, "
-             "\"baseline_name\": \"%s\", \"baseline\": %.6g, "
-             "\"speedup\": %.4g, \"target\": %.4g}\n",
-             name, unit, dovetail, baseline_name, baseline, speedup, target);
+    {
+      g_print ("{\"case\": \"%s\", \"busy\": %d, \"unit\": \"%s\", \"dovetail\": %.6g, "
+               "\"baseline_name\": \"%s\", \"baseline\": %.6g, "
+               "\"speedup\": %.4g, \"target\": %.4g",
+               row->name, busy, row->unit, row->dovetail, row->baseline_name,
+               row->baseline, speedup, row->target);
+      if (row->dovetail_cpu > 0)
+        g_print (", \"cpu_us\": %.4g, \"baseline_cpu_us\": %.4g",
+                 row->dovetail_cpu, row->baseline_cpu);
+      if (row->floor_name != NULL)
+        g_print (", \"floor_name\": \"%s\", \"floor\": %.6g, \"floor_ratio\": %.4g",
+                 row->floor_name, row->floor, floor_ratio);
+      g_print ("}\n");
+    }
   else
-    g_print ("%-34s %12.4g %-10s %-34s %12.4g  %6.2fx (target %gx)\n",
-             name, dovetail, unit, baseline_name, baseline, speedup, target);
+    {
+      g_autofree char *target = row->target > 0 ? g_strdup_printf ("%gx", row->target) : g_strdup ("-");
+      g_autofree char *ratio = floor_ratio > 0 ? g_strdup_printf ("%.1fx %s", floor_ratio, floor_name) : g_strdup ("");
+      g_autofree char *cpu = row->dovetail_cpu > 0 ?
+        g_strdup_printf ("%.3g/%.3g", row->dovetail_cpu, row->baseline_cpu) : g_strdup ("");
+
+      g_print ("%-34s %4d %11.4g %-9s %-28s %11.4g %7.2fx %6s %13s  %s\n",
+               row->name, busy, row->dovetail, row->unit, row->baseline_name,
+               row->baseline, speedup, target, cpu, ratio);
+    }
+}
+
+/* What a Dovetail row must reach beside burners: its baseline. */
+static double
+target (double quiet)
+{
+  return busy > 0 && quiet > 0 ? 1 : quiet;
 }
 
 static gboolean
 want (const char *name)
 {
   return opt_only == NULL || strstr (name, opt_only) != NULL;
+}
+
+/* ---- CPU burners ------------------------------------------------------- */
+
+#define MAX_BURNERS 16
+
+static pid_t burners[MAX_BURNERS];
+static volatile sig_atomic_t n_burners;
+
+static void
+burners_kill (void)
+{
+  for (int i = 0; i < n_burners; i++)
+    kill (burners[i], SIGKILL);
+}
+
+/* Stops the burners, then waits for them. */
+static void
+burners_stop (void)
+{
+  burners_kill ();
+  for (int i = 0; i < n_burners; i++)
+    waitpid (burners[i], NULL, 0);
+  n_burners = 0;
+}
+
+static void
+on_fatal_signal (int signum)
+{
+  burners_kill ();
+  signal (signum, SIG_DFL);
+  raise (signum);
+}
+
+/* Starts @n processes that keep a CPU busy each, as other programs on a
+ * desktop would, until burners_stop(). They die with this thread. */
+static void
+burners_start (int n)
+{
+  pid_t parent = getpid ();
+
+  g_assert (n_burners == 0 && n <= MAX_BURNERS);
+  for (int i = 0; i < n; i++)
+    {
+      pid_t pid = fork ();
+
+      if (pid < 0)
+        g_error ("fork: %s", g_strerror (errno));
+      if (pid == 0)
+        {
+          volatile unsigned long spin = 0;
+
+          /* Only async-signal-safe calls here: the parent has threads.
+           * The burner stays in the benchmark's session, so Linux puts it
+           * in the same scheduling group (autogroup) as the benchmark's
+           * threads: a yield or a spin then hands it whole time slices,
+           * as a busy program started from the same terminal would. */
+          prctl (PR_SET_PDEATHSIG, SIGKILL);
+          if (getppid () != parent)
+            _exit (0);
+          for (;;)
+            spin++;
+        }
+      burners[i] = pid;
+      n_burners = i + 1;
+    }
+  /* Let the scheduler see them before the case starts. */
+  g_usleep (20000);
 }
 
 /* ---- work functions ---------------------------------------------------- */
@@ -176,6 +350,143 @@ dvt_async_nop (DvtTask      *task,
   dvt_task_return_int (task, 1);
 }
 
+/* ---- floors ------------------------------------------------------------ */
+
+/* The hardware floor of a hand-off: two threads spinning on one word. The
+ * ping thread stores 1, the pong thread answers with 0; 2 ends it. */
+typedef struct
+{
+  int word; /* atomic */
+} PingPong;
+
+static int
+ping_pong_await (PingPong *pp,
+                 int       a,
+                 int       b)
+{
+  int v;
+
+  while ((v = __atomic_load_n (&pp->word, __ATOMIC_ACQUIRE)) != a && v != b)
+    {
+#if defined(__x86_64__) || defined(__i386__)
+      __asm__ __volatile__ ("pause" ::: "memory");
+#endif
+    }
+
+  return v;
+}
+
+static gpointer
+pong_main (gpointer data)
+{
+  PingPong *pp = data;
+
+  while (ping_pong_await (pp, 1, 2) == 1)
+    __atomic_store_n (&pp->word, 0, __ATOMIC_RELEASE);
+
+  return NULL;
+}
+
+/* µs per round trip, over 0.1 s: beside burners a spinning thread loses
+ * its CPU for whole time slices, which a short run would not show. */
+static double
+spin_ping_pong (void)
+{
+  PingPong pp = { 0 };
+  GThread *pong = g_thread_new ("bench-pong", pong_main, &pp);
+  gint64 limit;
+  Stamp t0;
+  guint i;
+  double r;
+
+  /* One exchange first: the pong thread is running from then on. */
+  __atomic_store_n (&pp.word, 1, __ATOMIC_RELEASE);
+  ping_pong_await (&pp, 0, 0);
+
+  t0 = stamp ();
+  limit = t0.wall + G_USEC_PER_SEC / 10;
+  for (i = 1; ; i++)
+    {
+      __atomic_store_n (&pp.word, 1, __ATOMIC_RELEASE);
+      ping_pong_await (&pp, 0, 0);
+      if ((i & 63) == 0 && g_get_monotonic_time () > limit)
+        break;
+    }
+  r = usec_per_item (t0, i);
+
+  __atomic_store_n (&pp.word, 2, __ATOMIC_RELEASE);
+  g_thread_join (pong);
+
+  return r;
+}
+
+/* The floor of a parallel map: @threads threads claiming the same trivial
+ * items (each returns its index) one at a time with an atomic counter. */
+typedef struct
+{
+  guint  n;
+  guint  next; /* atomic */
+  gint  *results;
+} CounterLoop;
+
+static gpointer
+counter_loop_main (gpointer data)
+{
+  CounterLoop *loop = data;
+  guint i;
+
+  while ((i = __atomic_fetch_add (&loop->next, 1, __ATOMIC_RELAXED)) < loop->n)
+    loop->results[i] = (gint) i;
+
+  return NULL;
+}
+
+/* Items per second. */
+static double
+counter_loop_run (guint n,
+                  guint threads)
+{
+  CounterLoop loop = { n, 0, NULL };
+  GThread *t[64];
+  Stamp t0 = stamp ();
+  double rate;
+
+  threads = CLAMP (threads, 1, G_N_ELEMENTS (t));
+  loop.results = g_new (gint, n);
+  for (guint i = 0; i < threads; i++)
+    t[i] = g_thread_new ("bench-counter", counter_loop_main, &loop);
+  for (guint i = 0; i < threads; i++)
+    g_thread_join (t[i]);
+  rate = per_second (t0, n);
+  g_assert (loop.results[n - 1] == (gint) (n - 1));
+  g_free (loop.results);
+
+  return rate;
+}
+
+/* The floor under submit + wait: objects per second that one thread can
+ * make and then release, with nothing handed to any other thread. */
+static double
+gobject_floor (guint n)
+{
+  GObject **objects = g_new (GObject *, n);
+  Stamp t0 = stamp ();
+  double rate;
+
+  for (guint i = 0; i < n; i++)
+    objects[i] = g_object_new (G_TYPE_OBJECT, NULL);
+  for (guint i = 0; i < n; i++)
+    g_object_unref (objects[i]);
+  rate = per_second (t0, n);
+  g_free (objects);
+
+  return rate;
+}
+
+#define FLOOR_PING_PONG "spin ping-pong"
+#define FLOOR_COUNTER   "atomic-counter loop"
+#define FLOOR_GOBJECT   "GObject new+unref"
+
 /* ---- cases ------------------------------------------------------------- */
 
 /* One repetition of each side of a case: the time per item, in µs. */
@@ -186,7 +497,7 @@ blocking_round_trip (DvtRuntime *rt,
                      gboolean    on_loop,
                      guint       n)
 {
-  gint64 t0 = g_get_monotonic_time ();
+  Stamp t0 = stamp ();
 
   for (guint i = 0; i < n; i++)
     {
@@ -198,7 +509,7 @@ blocking_round_trip (DvtRuntime *rt,
         dvt_runtime_to_thread_blocking (rt, dvt_nop, NULL, NULL, NULL, NULL, &v, NULL);
     }
 
-  return (g_get_monotonic_time () - t0) / (double) n;
+  return usec_per_item (t0, n);
 }
 
 static double
@@ -218,7 +529,7 @@ run_blocking_dvt (DvtRuntime *rt,
 static double
 round_trip_gtask (guint n)
 {
-  gint64 t0 = g_get_monotonic_time ();
+  Stamp t0 = stamp ();
 
   for (guint i = 0; i < n; i++)
     {
@@ -229,70 +540,115 @@ round_trip_gtask (guint n)
       g_object_unref (task);
     }
 
-  return (g_get_monotonic_time () - t0) / (double) n;
+  return usec_per_item (t0, n);
 }
 
 static double
 invoke_round_trip (LoopThread *lt,
                    guint       n)
 {
-  gint64 t0 = g_get_monotonic_time ();
+  Stamp t0 = stamp ();
 
   for (guint i = 0; i < n; i++)
     invoke_and_wait (lt);
 
-  return (g_get_monotonic_time () - t0) / (double) n;
+  return usec_per_item (t0, n);
+}
+
+/* A repetition's figure and the CPU time per item it took. */
+typedef struct
+{
+  double v[REPS];
+  double cpu[REPS];
+} Series;
+
+#define MEASURE(series, rep, expr) \
+  G_STMT_START { (series).v[rep] = (expr); (series).cpu[rep] = last_cpu; } G_STMT_END
+
+static double
+series_median (Series *s)
+{
+  return median (s->v, REPS);
+}
+
+static double
+series_cpu (Series *s)
+{
+  return median (s->cpu, REPS);
+}
+
+/* Reports the medians of @d against those of @b and of the floor @f
+ * (NULL: none). @quiet_target is the target on a quiet machine. */
+static void
+report_series (const char *name,
+               const char *unit,
+               Direction   direction,
+               Series     *d,
+               const char *baseline_name,
+               Series     *b,
+               double      quiet_target,
+               const char *floor_name,
+               Series     *f)
+{
+  report (&(Row) { name, unit, direction, series_median (d), series_cpu (d),
+                   baseline_name, series_median (b), series_cpu (b),
+                   target (quiet_target), floor_name, f != NULL ? series_median (f) : 0 });
 }
 
 static void
 case_round_trip (DvtRuntime *rt)
 {
   guint n = scaled (20000);
-  double d[REPS], g[REPS], inv[REPS];
+  Series d, g, inv, f;
   LoopThread lt;
 
-  if (!want ("round-trip"))
+  if (!want ("round-trip") && !want ("round trip"))
     return;
 
   loop_thread_start (&lt);
+  burners_start (busy);
   for (guint rep = 0; rep < REPS; rep++)
     {
-      d[rep] = round_trip_dvt (rt, n);
-      g[rep] = round_trip_gtask (n);
-      inv[rep] = invoke_round_trip (&lt, n);
+      MEASURE (d, rep, round_trip_dvt (rt, n));
+      MEASURE (g, rep, round_trip_gtask (n));
+      MEASURE (inv, rep, invoke_round_trip (&lt, n));
+      MEASURE (f, rep, spin_ping_pong ());
     }
+  burners_stop ();
   loop_thread_stop (&lt);
 
-  {
-    double dm = median (d, REPS);
-
-    report ("to_thread_blocking round trip", "us", LOWER_IS_BETTER,
-            dm, "g_task_run_in_thread_sync", median (g, REPS), 5);
-    report ("to_thread_blocking round trip", "us", LOWER_IS_BETTER,
-            dm, "g_main_context_invoke+GCond", median (inv, REPS), 1);
-  }
+  report_series ("to_thread_blocking round trip", "us", LOWER_IS_BETTER,
+                 &d, "g_task_run_in_thread_sync", &g, 5, FLOOR_PING_PONG, &f);
+  report_series ("to_thread_blocking round trip", "us", LOWER_IS_BETTER,
+                 &d, "g_main_context_invoke+GCond", &inv, 1, FLOOR_PING_PONG, &f);
+  /* No target: what a hand-off costs with nothing in between. */
+  report_series ("floor: spin ping-pong round trip", "us", LOWER_IS_BETTER,
+                 &f, "g_main_context_invoke+GCond", &inv, 0, NULL, NULL);
 }
 
 static void
 case_run_blocking (DvtRuntime *rt)
 {
   guint n = scaled (20000);
-  double d[REPS], inv[REPS];
+  Series d, inv, f;
   LoopThread lt;
 
   if (!want ("run_blocking"))
     return;
 
   loop_thread_start (&lt);
+  burners_start (busy);
   for (guint rep = 0; rep < REPS; rep++)
     {
-      d[rep] = run_blocking_dvt (rt, n);
-      inv[rep] = invoke_round_trip (&lt, n);
+      MEASURE (d, rep, run_blocking_dvt (rt, n));
+      MEASURE (inv, rep, invoke_round_trip (&lt, n));
+      MEASURE (f, rep, spin_ping_pong ());
     }
+  burners_stop ();
   loop_thread_stop (&lt);
 
-  report ("run_blocking round trip", "us", LOWER_IS_BETTER,
-          median (d, REPS), "g_main_context_invoke+GCond", median (inv, REPS), 3);
+  report_series ("run_blocking round trip", "us", LOWER_IS_BETTER,
+                 &d, "g_main_context_invoke+GCond", &inv, 3, FLOOR_PING_PONG, &f);
 }
 
 typedef struct
@@ -325,27 +681,28 @@ thread_pool_run (guint n,
 {
   PoolBatch b = { 0 };
   GThreadPool *pool;
-  gint64 t0;
+  Stamp t0;
+  double rate;
 
   g_mutex_init (&b.lock);
   g_cond_init (&b.cond);
   b.remaining = (int) n;
   pool = g_thread_pool_new (pool_item, &b, (int) threads, FALSE, NULL);
 
-  t0 = g_get_monotonic_time ();
+  t0 = stamp ();
   for (guint i = 0; i < n; i++)
     g_thread_pool_push (pool, GUINT_TO_POINTER (i + 1), NULL);
   g_mutex_lock (&b.lock);
   while (g_atomic_int_get (&b.remaining) > 0)
     g_cond_wait (&b.cond, &b.lock);
   g_mutex_unlock (&b.lock);
-  t0 = g_get_monotonic_time () - t0;
+  rate = per_second (t0, n);
 
   g_thread_pool_free (pool, FALSE, TRUE);
   g_mutex_clear (&b.lock);
   g_cond_clear (&b.cond);
 
-  return n / (t0 / 1e6);
+  return rate;
 }
 
 typedef struct
@@ -372,10 +729,11 @@ gtask_per_item_run (guint n)
 {
   GMainContext *context = g_main_context_new ();
   Countdown c = { (int) n, g_main_loop_new (context, FALSE) };
-  gint64 t0;
+  Stamp t0;
+  double rate;
 
   g_main_context_push_thread_default (context);
-  t0 = g_get_monotonic_time ();
+  t0 = stamp ();
   for (guint i = 0; i < n; i++)
     {
       GTask *task = g_task_new (NULL, NULL, gtask_done, &c);
@@ -384,12 +742,12 @@ gtask_per_item_run (guint n)
       g_object_unref (task);
     }
   g_main_loop_run (c.loop);
-  t0 = g_get_monotonic_time () - t0;
+  rate = per_second (t0, n);
   g_main_context_pop_thread_default (context);
   g_main_loop_unref (c.loop);
   g_main_context_unref (context);
 
-  return n / (t0 / 1e6);
+  return rate;
 }
 
 /* Items (or tasks) per second. */
@@ -397,9 +755,9 @@ static double
 map_dvt (DvtRuntime *rt,
          guint       n)
 {
-  gint64 t0 = g_get_monotonic_time ();
+  Stamp t0 = stamp ();
   GArray *results = dvt_runtime_map_blocking (rt, n, dvt_item, NULL, NULL, NULL, NULL, NULL);
-  double rate = n / ((g_get_monotonic_time () - t0) / 1e6);
+  double rate = per_second (t0, n);
 
   g_assert (results != NULL && results->len == n);
   g_array_unref (results);
@@ -412,7 +770,7 @@ submit_dvt (DvtRuntime *rt,
             guint       n)
 {
   DvtTask **tasks = g_new (DvtTask *, n);
-  gint64 t0 = g_get_monotonic_time ();
+  Stamp t0 = stamp ();
   double rate;
 
   for (guint i = 0; i < n; i++)
@@ -422,7 +780,7 @@ submit_dvt (DvtRuntime *rt,
       dvt_task_wait (tasks[i], 0, NULL);
       g_object_unref (tasks[i]);
     }
-  rate = n / ((g_get_monotonic_time () - t0) / 1e6);
+  rate = per_second (t0, n);
   g_free (tasks);
 
   return rate;
@@ -433,65 +791,54 @@ case_map (DvtRuntime *rt)
 {
   guint n = scaled (1000000);
   guint n_gtask = scaled (100000);
-  double d[REPS], p[REPS], g[REPS];
+  Series d, p, g, f;
   guint workers = dvt_runtime_get_max_workers (rt);
 
   if (!want ("map"))
     return;
 
+  burners_start (busy);
   for (guint rep = 0; rep < REPS; rep++)
     {
-      d[rep] = map_dvt (rt, n);
-      p[rep] = thread_pool_run (n, workers);
-      g[rep] = gtask_per_item_run (n_gtask);
+      MEASURE (d, rep, map_dvt (rt, n));
+      MEASURE (p, rep, thread_pool_run (n, workers));
+      MEASURE (g, rep, gtask_per_item_run (n_gtask));
+      MEASURE (f, rep, counter_loop_run (n, workers));
     }
+  burners_stop ();
 
-  report ("map_blocking 1M trivial items", "items/s", HIGHER_IS_BETTER,
-          median (d, REPS), "GThreadPool push+wait", median (p, REPS), 5);
-  report ("map_blocking 1M trivial items", "items/s", HIGHER_IS_BETTER,
-          median (d, REPS), "one GTask per item", median (g, REPS), 5);
-}
-
-/* The floor under submit + wait: objects per second that one thread can
- * make and then release, with nothing handed to any other thread. */
-static double
-gobject_floor (guint n)
-{
-  GObject **objects = g_new (GObject *, n);
-  gint64 t0 = g_get_monotonic_time ();
-  double rate;
-
-  for (guint i = 0; i < n; i++)
-    objects[i] = g_object_new (G_TYPE_OBJECT, NULL);
-  for (guint i = 0; i < n; i++)
-    g_object_unref (objects[i]);
-  rate = n / ((g_get_monotonic_time () - t0) / 1e6);
-  g_free (objects);
-
-  return rate;
+  report_series ("map_blocking 1M trivial items", "items/s", HIGHER_IS_BETTER,
+                 &d, "GThreadPool push+wait", &p, 5, FLOOR_COUNTER, &f);
+  report_series ("map_blocking 1M trivial items", "items/s", HIGHER_IS_BETTER,
+                 &d, "one GTask per item", &g, 5, FLOOR_COUNTER, &f);
+  /* No target: the same items claimed one by one with nothing else. */
+  report_series ("floor: atomic-counter loop 1M", "items/s", HIGHER_IS_BETTER,
+                 &f, "GThreadPool push+wait", &p, 0, NULL, NULL);
 }
 
 static void
 case_submit (DvtRuntime *rt)
 {
   guint n = scaled (100000);
-  double d[REPS], p[REPS], f[REPS];
+  Series d, p, f;
 
   if (!want ("submit"))
     return;
 
+  burners_start (busy);
   for (guint rep = 0; rep < REPS; rep++)
     {
-      d[rep] = submit_dvt (rt, n);
-      p[rep] = thread_pool_run (n, dvt_runtime_get_max_workers (rt));
-      f[rep] = gobject_floor (n);
+      MEASURE (d, rep, submit_dvt (rt, n));
+      MEASURE (p, rep, thread_pool_run (n, dvt_runtime_get_max_workers (rt)));
+      MEASURE (f, rep, gobject_floor (n));
     }
+  burners_stop ();
 
-  report ("submit+wait 100k", "tasks/s", HIGHER_IS_BETTER,
-          median (d, REPS), "GThreadPool push+wait", median (p, REPS), 2);
+  report_series ("submit+wait 100k", "tasks/s", HIGHER_IS_BETTER,
+                 &d, "GThreadPool push+wait", &p, 2, FLOOR_GOBJECT, &f);
   /* No target: shows how far one GObject per future lets submit go. */
-  report ("floor: GObject new+unref 100k", "objects/s", HIGHER_IS_BETTER,
-          median (f, REPS), "GThreadPool push+wait", median (p, REPS), 0);
+  report_series ("floor: GObject new+unref 100k", "objects/s", HIGHER_IS_BETTER,
+                 &f, "GThreadPool push+wait", &p, 0, NULL, NULL);
 }
 
 static void
@@ -512,15 +859,15 @@ to_thread_async_dvt (DvtRuntime *rt,
 {
   GMainContext *context = g_main_context_new ();
   Countdown c = { (int) n, g_main_loop_new (context, FALSE) };
-  gint64 t0;
+  Stamp t0;
   double rate;
 
   g_main_context_push_thread_default (context);
-  t0 = g_get_monotonic_time ();
+  t0 = stamp ();
   for (guint i = 0; i < n; i++)
     dvt_runtime_to_thread_async (rt, dvt_nop, NULL, NULL, NULL, NULL, dvt_done, &c);
   g_main_loop_run (c.loop);
-  rate = n / ((g_get_monotonic_time () - t0) / 1e6);
+  rate = per_second (t0, n);
   g_main_context_pop_thread_default (context);
   g_main_loop_unref (c.loop);
   g_main_context_unref (context);
@@ -532,19 +879,22 @@ static void
 case_to_thread_async (DvtRuntime *rt)
 {
   guint n = scaled (100000);
-  double d[REPS], g[REPS];
+  Series d, g, f;
 
   if (!want ("to_thread_async"))
     return;
 
+  burners_start (busy);
   for (guint rep = 0; rep < REPS; rep++)
     {
-      d[rep] = to_thread_async_dvt (rt, n);
-      g[rep] = gtask_per_item_run (n);
+      MEASURE (d, rep, to_thread_async_dvt (rt, n));
+      MEASURE (g, rep, gtask_per_item_run (n));
+      MEASURE (f, rep, gobject_floor (n));
     }
+  burners_stop ();
 
-  report ("to_thread_async 100k from a loop", "tasks/s", HIGHER_IS_BETTER,
-          median (d, REPS), "g_task_run_in_thread", median (g, REPS), 2);
+  report_series ("to_thread_async 100k from a loop", "tasks/s", HIGHER_IS_BETTER,
+                 &d, "g_task_run_in_thread", &g, 2, FLOOR_GOBJECT, &f);
 }
 
 /* ---- how the cost per item scales --------------------------------------- */
@@ -818,8 +1168,9 @@ case_memory (void)
       g[rep] = in_child (gtask_bytes_per_queued, n);
     }
 
-  report ("memory per queued task", "bytes", LOWER_IS_BETTER,
-          median (d, REPS), "one queued GTask", median (g, REPS), 1);
+  report (&(Row) { "memory per queued task", "bytes", LOWER_IS_BETTER,
+                   median (d, REPS), 0, "one queued GTask", median (g, REPS), 0,
+                   1, NULL, 0 });
 }
 
 /* ---- idle CPU ---------------------------------------------------------- */
@@ -862,8 +1213,8 @@ case_idle (void)
   dvt_runtime_shutdown (rt, TRUE, FALSE);
   g_object_unref (rt);
 
-  report ("idle runtime CPU over 2 s", "% of a core", LOWER_IS_BETTER,
-          median (d, REPS), "1% limit", 1.0, 1);
+  report (&(Row) { "idle runtime CPU over 2 s", "% of a core", LOWER_IS_BETTER,
+                   median (d, REPS), 0, "1% limit", 1.0, 0, 1, NULL, 0 });
 }
 
 int
@@ -874,11 +1225,15 @@ main (int   argc,
     { "json", 0, 0, G_OPTION_ARG_NONE, &opt_json, "Print JSON, one object per line", NULL },
     { "scale", 0, 0, G_OPTION_ARG_DOUBLE, &opt_scale, "Scale the number of items (default 1)", "F" },
     { "only", 0, 0, G_OPTION_ARG_STRING, &opt_only, "Run only the cases whose name contains S", "S" },
+    { "busy", 0, 0, G_OPTION_ARG_INT, &opt_busy, "Run the cases beside N CPU-burning processes only (default: with none, then 1, then 2)", "N" },
     { "scaling", 0, 0, G_OPTION_ARG_NONE, &opt_scaling, "Print the cost per item of the per-item cases at 1k, 10k, 100k and 1M items", NULL },
     { NULL }
   };
   g_autoptr(GOptionContext) context = g_option_context_new ("- Dovetail benchmarks");
   g_autoptr(GError) error = NULL;
+  static const int default_levels[] = { 0, 1, 2 };
+  const int *levels = default_levels;
+  guint n_levels = G_N_ELEMENTS (default_levels);
   DvtRuntime *rt;
 
   g_option_context_add_main_entries (context, entries, NULL);
@@ -887,30 +1242,59 @@ main (int   argc,
       g_printerr ("%s\n", error->message);
       return 2;
     }
+  if (opt_busy > MAX_BURNERS)
+    {
+      g_printerr ("--busy: at most %d\n", MAX_BURNERS);
+      return 2;
+    }
+  if (opt_busy >= 0)
+    {
+      levels = &opt_busy;
+      n_levels = 1;
+    }
+
+  /* Burners never outlive the benchmark: they die with the thread that
+   * started them, and an interrupted run kills them first. */
+  signal (SIGINT, on_fatal_signal);
+  signal (SIGTERM, on_fatal_signal);
+  signal (SIGHUP, on_fatal_signal);
+  signal (SIGABRT, on_fatal_signal);
 
   if (opt_scaling)
     {
+      busy = MAX (opt_busy, 0);
       rt = dvt_runtime_new (0);
+      burners_start (busy);
       run_scaling (rt);
+      burners_stop ();
       dvt_runtime_shutdown (rt, TRUE, FALSE);
       g_object_unref (rt);
       return 0;
     }
 
   if (!opt_json)
-    g_print ("%-34s %12s %-10s %-34s %12s  %s\n", "case", "dovetail", "unit",
-             "baseline", "baseline", "speed-up");
+    g_print ("%-34s %4s %11s %-9s %-28s %11s %8s %6s %13s  %s\n", "case", "busy",
+             "dovetail", "unit", "baseline", "baseline", "speed-up", "target",
+             "cpu us/item", "x floor");
 
-  rt = dvt_runtime_new (0);
-  case_round_trip (rt);
-  case_run_blocking (rt);
-  case_map (rt);
-  case_submit (rt);
-  case_to_thread_async (rt);
-  dvt_runtime_shutdown (rt, TRUE, FALSE);
-  g_object_unref (rt);
-  case_memory ();
-  case_idle ();
+  for (guint l = 0; l < n_levels; l++)
+    {
+      busy = levels[l];
+      rt = dvt_runtime_new (0);
+      case_round_trip (rt);
+      case_run_blocking (rt);
+      case_map (rt);
+      case_submit (rt);
+      case_to_thread_async (rt);
+      dvt_runtime_shutdown (rt, TRUE, FALSE);
+      g_object_unref (rt);
+      /* What an idle runtime or a queue costs does not depend on load. */
+      if (busy == 0)
+        {
+          case_memory ();
+          case_idle ();
+        }
+    }
 
   return 0;
 }

@@ -108,7 +108,8 @@ loop_thread_func (gpointer data)
  * microseconds watching its mailbox itself, so that work posted right
  * after an iteration (a caller in a run_blocking loop) is picked up
  * without a wake-up through the context's file descriptor. Other sources'
- * descriptors are polled now and then meanwhile. */
+ * descriptors are polled now and then meanwhile. A spin that should not
+ * happen (see dvt-wait.c) ends at its first step, before any poll. */
 static gint
 spin_poll (GPollFD *fds,
            guint    nfds,
@@ -125,10 +126,10 @@ spin_poll (GPollFD *fds,
   mail = dvt_mailbox_watch (mailbox, TRUE);
   for (guint i = 0; !mail; i++)
     {
-      if ((i & 63) == 0 && (ready = g_poll (fds, nfds, 0)) != 0)
-        break;
       if (!dvt_spin_step (&spin) ||
           (timeout > 0 && spin.now - spin.start >= (gint64) timeout * 1000))
+        break;
+      if ((i & 63) == 0 && (ready = g_poll (fds, nfds, 0)) != 0)
         break;
       mail = dvt_mailbox_has_mail (mailbox);
     }
@@ -146,7 +147,12 @@ spin_poll (GPollFD *fds,
         return 0;
     }
 
-  return g_poll (fds, nfds, timeout);
+  ready = g_poll (fds, nfds, timeout);
+  /* Mail came soon after the spin gave up: the next spin may last. */
+  if (dvt_mailbox_has_mail (mailbox))
+    dvt_spin_woken (&spin);
+
+  return ready;
 }
 
 DvtCore *

@@ -28,7 +28,8 @@ typedef struct _DvtPool DvtPool;
 struct _DvtPool
 {
   GMutex       lock;
-  GCond        work_cond;  /* parked workers */
+  GCond        work_cond;  /* parked workers (without a futex) */
+  int          work_seq;   /* parked workers' futex: bumped to wake one */
   GCond        exit_cond;  /* n_threads reached 0 */
   DvtJob      *head;       /* read without the lock by spinning workers */
   DvtJob      *tail;

@@ -43,30 +43,92 @@ pool_pop_locked (DvtPool *pool)
   return job;
 }
 
+typedef enum
+{
+  KICK_NONE,
+  KICK_WAKE,  /* wake a parked worker */
+  KICK_START, /* start a thread */
+} DvtKick;
+
 /* With the lock held: does the queue need one more worker to wake up or
- * start? Returns TRUE if the caller must start a thread. */
-static gboolean
+ * start? The caller acts on the answer with pool_kick(). */
+static DvtKick
 pool_kick_locked (DvtPool *pool)
 {
   int n_spinning = g_atomic_int_get (&pool->n_spinning);
 
   g_assert (n_spinning >= 0);
   if (pool->n_queued <= (guint) n_spinning)
-    return FALSE;
+    return KICK_NONE;
 
   if (pool->n_parked > 0)
     {
+#ifdef DVT_HAVE_FUTEX
+      /* The wake-up itself waits until the lock is released: a worker
+       * woken now would find it held, sleep on it, and cost the pusher a
+       * second wake-up (on a busy machine, where the worker often takes
+       * the pusher's CPU at once, nearly always). The owner is held
+       * meanwhile, so that the pool outlives the call. */
+      g_atomic_int_inc (&pool->work_seq);
+      pool->hold (pool->owner);
+      return KICK_WAKE;
+#else
       g_cond_signal (&pool->work_cond);
-      return FALSE;
+      return KICK_NONE;
+#endif
     }
 
   if (pool->n_threads < pool->max_workers + pool->n_blocked)
     {
       pool->n_threads++;
-      return TRUE;
+      return KICK_START;
     }
 
-  return FALSE;
+  return KICK_NONE;
+}
+
+static void pool_start_thread (DvtPool *pool);
+
+/* Acts on what pool_kick_locked() answered, with the lock released. */
+static void
+pool_kick (DvtPool *pool,
+           DvtKick  kick)
+{
+  switch (kick)
+    {
+    case KICK_NONE:
+      break;
+    case KICK_WAKE:
+#ifdef DVT_HAVE_FUTEX
+      dvt_futex_wake (&pool->work_seq, 1);
+      pool->release (pool->owner);
+#endif
+      break;
+    case KICK_START:
+      pool_start_thread (pool);
+      break;
+    }
+}
+
+/* With the lock held, which it releases meanwhile: parks until woken or
+ * until @deadline. Returns FALSE once @deadline has passed. */
+static gboolean
+pool_park_locked (DvtPool *pool,
+                  gint64   deadline)
+{
+#ifdef DVT_HAVE_FUTEX
+  int seq = pool->work_seq;
+
+  /* A wake-up between the unlock and the sleep changed work_seq: the
+   * kernel then does not let this thread sleep. */
+  g_mutex_unlock (&pool->lock);
+  dvt_futex_wait (&pool->work_seq, seq, deadline);
+  g_mutex_lock (&pool->lock);
+
+  return g_get_monotonic_time () < deadline;
+#else
+  return g_cond_wait_until (&pool->work_cond, &pool->lock, deadline);
+#endif
 }
 
 static void pool_worker (gpointer data,
@@ -126,6 +188,7 @@ pool_worker (gpointer data,
   for (;;)
     {
       DvtJob *job;
+      DvtSpin spin = DVT_SPIN_INIT;
       gboolean locked = FALSE;
 
       /* Compensating threads leave once the nested waits are over. */
@@ -135,16 +198,16 @@ pool_worker (gpointer data,
       job = pool_pop_locked (pool);
       if (job != NULL)
         {
-          /* Start another worker if more work is waiting behind this one. */
-          gboolean start;
+          /* Wake or start another worker if more work is waiting behind
+           * this one. */
+          DvtKick kick;
 
           if (announced)
             g_atomic_int_add (&pool->n_spinning, -1);
           announced = FALSE;
-          start = pool_kick_locked (pool);
+          kick = pool_kick_locked (pool);
           g_mutex_unlock (&pool->lock);
-          if (start)
-            pool_start_thread (pool);
+          pool_kick (pool, kick);
           job->run (job);
           g_mutex_lock (&pool->lock);
           continue;
@@ -159,22 +222,19 @@ pool_worker (gpointer data,
         g_atomic_int_inc (&pool->n_spinning);
       announced = FALSE;
       g_mutex_unlock (&pool->lock);
-      {
-        DvtSpin spin = DVT_SPIN_INIT;
 
-        /* Take the lock only when work shows up and nobody else holds it:
-         * idle spinners must not queue up on the lock the pusher needs. */
-        while (dvt_spin_step (&spin))
-          if (g_atomic_pointer_get (&pool->head) != NULL &&
-              g_mutex_trylock (&pool->lock))
-            {
-              locked = TRUE;
-              break;
-            }
-        dvt_spin_done (&spin, !locked);
-        if (!locked)
-          g_mutex_lock (&pool->lock);
-      }
+      /* Take the lock only when work shows up and nobody else holds it:
+       * idle spinners must not queue up on the lock the pusher needs. */
+      while (dvt_spin_step (&spin))
+        if (g_atomic_pointer_get (&pool->head) != NULL &&
+            g_mutex_trylock (&pool->lock))
+          {
+            locked = TRUE;
+            break;
+          }
+      dvt_spin_done (&spin, !locked);
+      if (!locked)
+        g_mutex_lock (&pool->lock);
       g_atomic_int_add (&pool->n_spinning, -1);
 
       if (pool->head != NULL)
@@ -183,14 +243,16 @@ pool_worker (gpointer data,
         break;
 
       pool->n_parked++;
-      if (!g_cond_wait_until (&pool->work_cond, &pool->lock,
-                              g_get_monotonic_time () + DVT_WORKER_IDLE_USEC) &&
+      if (!pool_park_locked (pool, g_get_monotonic_time () + DVT_WORKER_IDLE_USEC) &&
           pool->head == NULL)
         {
           pool->n_parked--;
           break;
         }
       pool->n_parked--;
+      /* Work came soon after the spin gave up: the next spin may last. */
+      if (pool->head != NULL)
+        dvt_spin_woken (&spin);
     }
 
   /* GLib reuses this thread for other pools: settle what it announced. */
@@ -247,7 +309,7 @@ void
 dvt_pool_push (DvtPool *pool,
                DvtJob  *job)
 {
-  gboolean start;
+  DvtKick kick;
 
   job->next = NULL;
 
@@ -258,11 +320,10 @@ dvt_pool_push (DvtPool *pool,
     g_atomic_pointer_set (&pool->head, job);
   pool->tail = job;
   pool->n_queued++;
-  start = pool_kick_locked (pool);
+  kick = pool_kick_locked (pool);
   g_mutex_unlock (&pool->lock);
 
-  if (start)
-    pool_start_thread (pool);
+  pool_kick (pool, kick);
 }
 
 /* Called when the current worker completes the task its job is about,
@@ -286,7 +347,7 @@ DvtPool *
 dvt_pool_enter_blocking (void)
 {
   DvtPool *pool = current_pool;
-  gboolean start;
+  DvtKick kick;
 
   if (pool == NULL)
     return NULL;
@@ -298,11 +359,10 @@ dvt_pool_enter_blocking (void)
       g_atomic_int_add (&pool->n_spinning, -1);
     }
   pool->n_blocked++;
-  start = pool_kick_locked (pool);
+  kick = pool_kick_locked (pool);
   g_mutex_unlock (&pool->lock);
 
-  if (start)
-    pool_start_thread (pool);
+  pool_kick (pool, kick);
 
   return pool;
 }
@@ -326,7 +386,12 @@ dvt_pool_close (DvtPool  *pool,
 {
   g_mutex_lock (&pool->lock);
   pool->closing = TRUE;
+#ifdef DVT_HAVE_FUTEX
+  g_atomic_int_inc (&pool->work_seq);
+  dvt_futex_wake (&pool->work_seq, G_MAXINT);
+#else
   g_cond_broadcast (&pool->work_cond);
+#endif
   if (wait && current_pool != pool)
     while (pool->n_threads > 0)
       g_cond_wait (&pool->exit_cond, &pool->lock);

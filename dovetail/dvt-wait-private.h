@@ -9,9 +9,22 @@
 
 G_BEGIN_DECLS
 
-/* How long a waiter, an idle worker or the idle loop thread spins before
- * it parks: short enough that an idle runtime costs nothing, long enough
- * to cover a typical hand-off between two running cores. */
+/* Parked threads sleep on a futex where there is one (Linux with a 64-bit
+ * time_t), on GLib condition variables elsewhere. */
+#if defined(__linux__) && GLIB_SIZEOF_LONG == 8 && !defined(DVT_NO_FUTEX)
+#define DVT_HAVE_FUTEX 1
+
+void dvt_futex_wait (int    *word,
+                     int     expected,
+                     gint64  deadline);
+void dvt_futex_wake (int    *word,
+                     int     n_threads);
+#endif
+
+/* The longest a waiter, an idle worker or the idle loop thread spins
+ * before it parks: short enough that an idle runtime costs nothing, long
+ * enough to cover a typical hand-off between two running cores. How long
+ * a spin really lasts is decided at its start (see dvt-wait.c). */
 #define DVT_SPIN_USEC 30
 
 static inline void
@@ -27,26 +40,30 @@ dvt_cpu_relax (void)
 }
 
 /* One spin, from its first step until the thread finds what it waits for
- * or parks. See dvt-wait.c for how it adapts to a busy machine. */
+ * or parks. See dvt-wait.c for how long it lasts. */
 typedef struct
 {
-  gint64   start;      /* monotonic µs at the first look at the clock */
-  gint64   now;        /* at the last look; 0 before the first */
+  gint64   start;     /* monotonic µs at the first look at the clock */
+  gint64   now;       /* at the last look; 0 before the first */
+  gint64   budget;    /* how long it may last, set at the first look */
   guint    i;
-  gboolean contended;  /* a yield let another thread run on this CPU */
+  gboolean busy;      /* busy machine, shared CPU: no spinning */
+  gboolean preempted; /* the clock jumped between two looks */
 } DvtSpin;
 
-#define DVT_SPIN_INIT { 0, 0, 0, FALSE }
+#define DVT_SPIN_INIT { 0, 0, 0, 0, FALSE, FALSE }
 
 gboolean dvt_spin_check (DvtSpin *spin);
 void     dvt_spin_done  (DvtSpin *spin,
                          gboolean parked);
+void     dvt_spin_woken (DvtSpin *spin);
 
-/* One step of a spin: FALSE once it is time to park. */
+/* One step of a spin: FALSE once it is time to park. The first step
+ * looks at the clock, so a spin that should not happen ends at once. */
 static inline gboolean
 dvt_spin_step (DvtSpin *spin)
 {
-  if (G_LIKELY ((++spin->i & 15) != 0))
+  if (G_LIKELY ((spin->i++ & 15) != 0))
     {
       dvt_cpu_relax ();
       return TRUE;
@@ -55,8 +72,9 @@ dvt_spin_step (DvtSpin *spin)
   return dvt_spin_check (spin);
 }
 
-/* A one-shot event: two words. Threads that park wait on one of a fixed
- * set of shared mutex/condition pairs chosen by the event's address, so an
+/* A one-shot event: two words. On Linux a thread that parks waits on the
+ * flag itself (a futex); elsewhere on one of a fixed set of shared
+ * mutex/condition pairs chosen by the event's address. Either way an
  * event costs no lock of its own. */
 typedef struct
 {

@@ -1067,7 +1067,7 @@ static void
 count_closure_destroyed (gpointer  data,
                          GClosure *closure)
 {
-  (*(int *) data)++;
+  g_atomic_int_inc ((int *) data);
 }
 
 static void
@@ -1133,12 +1133,20 @@ test_recycle_blocking_calls (void)
        with_name = { 0 }, after_name = { 0 };
   int n_before;
 
-  /* The second call may reuse the first one's task (if the worker has let
-   * go of it in time: not promised), as a new task. */
-  call_seen (rt, &a, NULL);
-  call_seen (rt, &b, NULL);
-  g_test_message ("the second call %s the first one's task",
-                  b.task == a.task ? "reused" : "did not reuse");
+  /* The second call reuses the first one's task, as a new task, if the
+   * worker let go of it before the first call woke up. A caller woken from
+   * a park may take the worker's CPU first: on a busy machine it often
+   * does, under valgrind (whose threads take turns) always. */
+  for (guint i = 0; i < 100; i++)
+    {
+      a = b = (Sighting) { 0 };
+      call_seen (rt, &a, NULL);
+      call_seen (rt, &b, NULL);
+      if (b.task == a.task)
+        break;
+    }
+  if (b.task != a.task)
+    g_test_message ("no call reused its task: each woke before its worker let go");
   g_assert_cmpuint (b.id, >, a.id);
   g_assert_cmpuint (b.attempt, ==, 1);
   g_assert_null (b.name);
@@ -1149,7 +1157,9 @@ test_recycle_blocking_calls (void)
   g_assert_null (after_data.data_seen);
 
   call_seen (rt, &with_handler, NULL);
-  g_assert_cmpint (with_handler.handler_destroyed, ==, 1);
+  /* Freed where its last reference goes: its "finished" event may still
+   * hold it, waiting to be emitted, when the call returns. */
+  g_assert_true (POLL_UNTIL (g_atomic_int_get (&with_handler.handler_destroyed) == 1, 20));
   call_seen (rt, &after_handler, NULL);
   g_assert_cmpuint (after_handler.handler_seen, ==, 0);
 
@@ -1167,10 +1177,12 @@ test_recycle_blocking_calls (void)
   call_seen (rt, &after_name, NULL);
   g_assert_null (after_name.name);
 
-  /* A thread's spare goes when the thread ends. */
+  /* A thread's spare goes when the thread ends; a task that a worker
+   * still held when its call returned goes once the worker lets go (one of
+   * the calls above may still be counted in n_before). */
   n_before = g_type_get_instance_count (DVT_TYPE_TASK);
   g_thread_join (g_thread_new ("calls", calls_thread, rt));
-  g_assert_cmpint (g_type_get_instance_count (DVT_TYPE_TASK), ==, n_before);
+  g_assert_true (POLL_UNTIL (g_type_get_instance_count (DVT_TYPE_TASK) <= n_before, 20));
 }
 
 /* A work function that waits for its own task can never be released by
