@@ -888,6 +888,10 @@ run_to_end (DvtRuntime  *self,
     }
   dvt_fork_gate_set (DVT_GATE_CALLOUT);
   ok = ok && dvt_task_propagate_value (task, value, error);
+  /* Refused or its wait failed: bindings convert the out value even on
+   * failure, so give them one, as dvt_task_propagate_value() does. */
+  if (!ok && value != NULL && !G_IS_VALUE (value))
+    g_value_init (value, G_TYPE_POINTER);
   /* Free the function's data here, on the caller's thread, unless the call
    * was released while the function still runs: then where it returns. */
   dvt_task_release_func_data (task);
@@ -948,6 +952,8 @@ dvt_runtime_run_blocking (DvtRuntime    *self,
     {
       if (func_data_destroy != NULL)
         func_data_destroy (func_data);
+      if (value != NULL)
+        g_value_init (value, G_TYPE_POINTER);
       return FALSE;
     }
 
@@ -1010,6 +1016,8 @@ dvt_runtime_to_thread_blocking (DvtRuntime    *self,
     {
       if (func_data_destroy != NULL)
         func_data_destroy (func_data);
+      if (value != NULL)
+        g_value_init (value, G_TYPE_POINTER);
       return FALSE;
     }
 

@@ -283,6 +283,13 @@ async function testShutdown(rt) {
     const e2 = H.catchError(() => rt.schedule(t => t.return_value(1),
         new Dvt.Options({use_caller_context: true}), null), 'schedule after shutdown');
     H.checkGError(e2, Dvt.Error, Dvt.Error.CLOSED, null, 'shutdown: schedule then fails with Dvt.Error.CLOSED');
+
+    // A refused blocking call gives GJS an out value to convert (it once
+    // left it unset: GJS logged criticals and threw a conversion error).
+    const e3 = H.catchError(() => rt.run_blocking(t => t.return_value(1), null, null), 'run_blocking after shutdown');
+    H.checkGError(e3, Dvt.Error, Dvt.Error.CLOSED, null, 'shutdown: run_blocking then fails with Dvt.Error.CLOSED');
+    const e4 = H.catchError(() => rt.to_thread_blocking(t => t.return_value(1), null, null), 'to_thread_blocking after shutdown');
+    H.checkGError(e4, Dvt.Error, Dvt.Error.CLOSED, null, 'shutdown: to_thread_blocking then fails with Dvt.Error.CLOSED');
 }
 
 H.run('test-runtime.js', async () => {
