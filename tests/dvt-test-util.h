@@ -198,6 +198,18 @@ count_threads (const char *prefix,
   return n;
 }
 
+/* Whether this is an AddressSanitizer build. */
+#if defined(__SANITIZE_ADDRESS__)
+# define DVT_TEST_ASAN 1
+#elif defined(__has_feature)
+# if __has_feature(address_sanitizer)
+#  define DVT_TEST_ASAN 1
+# endif
+#endif
+#ifndef DVT_TEST_ASAN
+# define DVT_TEST_ASAN 0
+#endif
+
 static inline gboolean
 is_valgrind (void)
 {
