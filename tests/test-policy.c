@@ -1199,22 +1199,24 @@ test_map_item_timeout_fails_map (void)
 }
 
 /* The runtime's timeout applies to each item, never to the whole map:
- * many items, each well within it, together take much longer. */
+ * many items, each well within it, together take longer. Each item sleeps
+ * a hundredth of the timeout, so that a loaded machine (it once took a
+ * 40 ms item past a 0.25 s timeout) does not time one out. */
 static void
 test_map_runtime_timeout_per_item (void)
 {
-  double timeout = 0.25 * slow;
+  double timeout = 2.0 * slow;
   g_autoptr(DvtTestRuntime) rt = g_object_new (DVT_TYPE_RUNTIME, "max-workers", 2,
                                            "timeout", timeout, NULL);
   g_autoptr(DvtOptions) options = dvt_options_new ();
   g_autoptr(DvtOptions) item_timeout = timeout_options (timeout);
   g_autoptr(GError) error = NULL;
   MapWork mw;
-  guint n = 16;
+  guint n = 120;
 
   dvt_options_set_max_concurrency (options, 1);
   dvt_options_set_max_concurrency (item_timeout, 1);
-  map_work_init (&mw, 0, 40);
+  map_work_init (&mw, 0, (guint) (timeout * 1000 / 100));
 
   for (guint round = 0; round < 2; round++)
     {
@@ -1340,7 +1342,7 @@ item_async_timer (DvtTask      *task,
                   gpointer      user_data,
                   GError      **error)
 {
-  GSource *source = g_timeout_source_new ((guint) (40 * slow));
+  GSource *source = g_timeout_source_new ((guint) (20 * slow));
 
   g_source_set_callback (source, complete_item_later, g_object_ref (task), g_object_unref);
   g_source_attach (source, g_main_context_get_thread_default ());
@@ -1350,7 +1352,9 @@ item_async_timer (DvtTask      *task,
 static void
 test_map_async_items_runtime_timeout_per_item (void)
 {
-  double timeout = 0.2 * slow;
+  /* A hundred times an item's timer (see the test above). */
+  double timeout = 2.0 * slow;
+  guint n = 120;
   g_autoptr(DvtTestRuntime) rt = g_object_new (DVT_TYPE_RUNTIME, "max-workers", 2,
                                            "timeout", timeout, NULL);
   g_autoptr(DvtOptions) options = dvt_options_new ();
@@ -1360,10 +1364,10 @@ test_map_async_items_runtime_timeout_per_item (void)
 
   dvt_options_set_async_items (options, TRUE);
   dvt_options_set_max_concurrency (options, 1);
-  results = dvt_runtime_map_blocking (rt, 10, item_async_timer, NULL, NULL, options, NULL,
+  results = dvt_runtime_map_blocking (rt, n, item_async_timer, NULL, NULL, options, NULL,
                                       &error);
   g_assert_no_error (error);
-  for (guint i = 0; i < 10; i++)
+  for (guint i = 0; i < n; i++)
     g_assert_cmpint (g_value_get_int64 (&g_array_index (results, GValue, i)), ==, i * 10);
   g_assert_cmpfloat (seconds_since (start), >, timeout);
 }
