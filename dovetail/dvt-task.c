@@ -1099,7 +1099,7 @@ run_thread_job (DvtJob *job)
 static void
 start_async_mail (DvtMail *mail)
 {
-  DvtTask *task = DVT_TASK_OF_MAIL (mail);
+  DvtTask *task = DVT_TASK_OF_START_MAIL (mail);
   GError *error = NULL;
   DvtTask *outer;
   gpointer context;
@@ -1206,9 +1206,9 @@ dvt_task_push_attempt (DvtTask *task)
 
       if (mailbox == NULL && DVT_TASK_EXTRA (task, parent, NULL) != NULL)
         mailbox = task->extra->parent_class->get_mailbox (task->extra->parent);
-      dvt_task_extra (task)->mail.deliver = start_async_mail;
+      dvt_task_extra (task)->start_mail.deliver = start_async_mail;
       dvt_mailbox_post (mailbox != NULL ? mailbox : dvt_task_core (task)->loop_mailbox,
-                        &task->extra->mail);
+                        &task->extra->start_mail);
     }
 }
 
