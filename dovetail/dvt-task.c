@@ -575,6 +575,7 @@ dvt_task_set_callback (DvtTask             *task,
     {
       context = g_main_context_ref_thread_default ();
       extra->callback_mailbox = dvt_core_acquire_mailbox (dvt_task_core (task), context);
+      dvt_mailbox_expect (extra->callback_mailbox);
       g_main_context_unref (context);
     }
 }
@@ -1633,6 +1634,7 @@ deliver_callback (DvtMail *mail)
                                        task->extra->callback_data));
   dvt_context_leave (context);
   release_after_callback (task);
+  dvt_mailbox_expect_done (mailbox);
   dvt_core_release_mailbox (core, mailbox);
   dvt_core_unref (core);
   dvt_fork_gate_leave (gate);
@@ -2340,6 +2342,12 @@ typedef struct
   int           claimed;      /* atomic */
   GCancellable *cancellable;  /* the wait's */
   gulong        handler;
+  /* The task's end reaches the caller's context through its mailbox, as
+   * callbacks do (a spin there may catch it without a wake-up). */
+  DvtMail       mail;
+  DvtCore      *core;
+  DvtMailbox   *mailbox;
+  GTask        *gtask;        /* held while the mail is on its way */
 } WaitOp;
 
 static void
@@ -2348,6 +2356,12 @@ wait_op_free (gpointer data)
   WaitOp *op = data;
 
   g_clear_object (&op->cancellable);
+  if (op->mailbox != NULL)
+    {
+      dvt_mailbox_expect_done (op->mailbox);
+      dvt_core_release_mailbox (op->core, op->mailbox);
+    }
+  dvt_core_unref (op->core);
   g_free (op);
 }
 
@@ -2390,6 +2404,18 @@ wait_op_return (GTask   *gtask,
     }
 }
 
+/* On the caller's context: the GTask returns from its own thread, in a
+ * later iteration than the one that made it, so its callback runs now. */
+static void
+wait_op_deliver (DvtMail *mail)
+{
+  WaitOp *op = G_STRUCT_MEMBER_P (mail, -G_STRUCT_OFFSET (WaitOp, mail));
+  GTask *gtask = g_steal_pointer (&op->gtask);
+
+  wait_op_return (gtask, g_task_get_source_object (gtask));
+  g_object_unref (gtask);
+}
+
 /* From the task's end, on whichever thread ends it. */
 static void
 wait_op_task_done (DvtTask  *task,
@@ -2399,10 +2425,14 @@ wait_op_task_done (DvtTask  *task,
 
   if (wait_op_claim (gtask))
     {
+      WaitOp *op = g_task_get_task_data (gtask);
+
       wait_op_disconnect (gtask);
-      wait_op_return (gtask, task);
+      op->gtask = g_steal_pointer (&gtask);
+      op->mail.deliver = wait_op_deliver;
+      dvt_mailbox_post (op->mailbox, &op->mail);
     }
-  g_object_unref (gtask);
+  g_clear_object (&gtask);
 }
 
 /* From the wait's cancellable: the wait ends, the task goes on. */
@@ -2455,6 +2485,15 @@ dvt_task_wait_async (DvtTask             *task,
    * the wait with that error, not a result that arrives meanwhile. */
   g_task_set_check_cancellable (gtask, FALSE);
   op = g_new0 (WaitOp, 1);
+  op->core = dvt_task_core (task);
+  dvt_core_ref (op->core);
+  {
+    GMainContext *context = g_main_context_ref_thread_default ();
+
+    op->mailbox = dvt_core_acquire_mailbox (op->core, context);
+    dvt_mailbox_expect (op->mailbox);
+    g_main_context_unref (context);
+  }
   g_task_set_task_data (gtask, op, wait_op_free);
 
   if (cancellable != NULL)
