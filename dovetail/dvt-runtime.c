@@ -391,10 +391,37 @@ runtime_batch_delivered (GObject      *object,
   g_source_unref (source);
 }
 
+/* PyGObject loads gi.overrides.Dvt (Dvt.py) from the first gi/overrides
+ * directory on sys.path that has it, and silently gives the raw API when
+ * none has: an install whose overrides went where this Python does not
+ * look would then lose call_blocking, keyword arguments and exceptions
+ * without a word. Dvt.py registers the quark "dvt-python-overrides" before
+ * it touches any Dovetail type; PyGObject registers "PyGObject::wrapper"
+ * when it starts. Both are plain quark lookups, so a process without
+ * Python pays nothing and the library needs no libpython. */
+static void
+check_python_overrides (void)
+{
+  if (g_quark_try_string ("PyGObject::wrapper") == 0 ||
+      g_quark_try_string ("dvt-python-overrides") != 0)
+    return;
+
+  dvt_i18n_init ();
+  /* Translators: %s is a directory; keep “gi.overrides.Dvt”, “Dvt.py”,
+   * “sys.path”, “call_blocking” and “PYTHONPATH” as they are. */
+  g_warning (_("Dovetail’s Python overrides (gi.overrides.Dvt) are not "
+               "loaded: no gi/overrides directory on sys.path has Dvt.py, so "
+               "Dvt offers only the raw introspected API (no call_blocking, "
+               "no keyword arguments). Add the directory they were installed "
+               "under, %s, to PYTHONPATH."), DVT_PYTHON_SITE_DIR);
+}
+
 static void
 dvt_runtime_class_init (DvtRuntimeClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  check_python_overrides ();
 
   object_class->constructed = dvt_runtime_constructed;
   object_class->finalize = dvt_runtime_finalize;
