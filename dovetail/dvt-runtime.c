@@ -26,6 +26,49 @@
  * callback on its own thread-default context
  * ([method@Runtime.to_thread_async]).
  *
+ * From synchronous code, a blocking function on a worker and its result:
+ *
+ * ```c
+ * static void
+ * count_lines (DvtTask *task, GCancellable *cancellable, gpointer path, GError **error)
+ * {
+ *   g_autofree char *contents = NULL;
+ *   g_auto(GStrv) lines = NULL;
+ *
+ *   if (!g_file_get_contents (path, &contents, NULL, error))  // blocking: fine on a worker
+ *     return;                                                 // the task fails with *error
+ *   lines = g_strsplit (contents, "\n", -1);
+ *   dvt_task_return_int (task, g_strv_length (lines));
+ * }
+ *
+ * g_autoptr(DvtRuntime) runtime = dvt_runtime_new (0);      // 0: one worker per CPU
+ * g_auto(GValue) lines = G_VALUE_INIT;
+ * g_autoptr(GError) error = NULL;
+ *
+ * if (dvt_runtime_to_thread_blocking (runtime, count_lines, "/etc/passwd", NULL,
+ *                                     NULL, NULL, &lines, &error))
+ *   g_print ("%" G_GINT64_FORMAT " lines\n", g_value_get_int64 (&lines));
+ * dvt_runtime_shutdown (runtime, TRUE, FALSE);
+ * ```
+ *
+ * From a main loop (a GTK application, a service), the same work without
+ * blocking: the callback runs on the caller's thread-default context.
+ *
+ * ```c
+ * static void
+ * on_counted (GObject *source, GAsyncResult *result, gpointer user_data)
+ * {
+ *   g_auto(GValue) lines = G_VALUE_INIT;
+ *   g_autoptr(GError) error = NULL;
+ *
+ *   if (dvt_runtime_to_thread_finish (DVT_RUNTIME (source), result, &lines, &error))
+ *     g_print ("%" G_GINT64_FORMAT " lines\n", g_value_get_int64 (&lines));
+ * }
+ *
+ * dvt_runtime_to_thread_async (runtime, count_lines, "/etc/passwd", NULL,
+ *                              NULL, NULL, on_counted, NULL);
+ * ```
+ *
  * ## Threads
  *
  * - A [callback@AsyncFunc] starts on the loop thread, where the runtime's
