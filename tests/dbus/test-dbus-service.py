@@ -206,8 +206,11 @@ check('the service exits 0 (its calls and replies match)', service.returncode ==
       service.returncode)
 
 max_ping = max(pings) if pings else float('inf')
+p99 = sorted(pings)[int(len(pings) * 0.99)] if pings else 0
 print(f'{len(calls)} calls in {elapsed:.2f} s; {len(pings)} pings meanwhile: '
-      f'max {max_ping:.1f} ms, median {statistics.median(pings) if pings else 0:.1f} ms '
+      f'max {max_ping:.1f} ms, p99 {p99:.1f} ms, '
+      f'median {statistics.median(pings) if pings else 0:.1f} ms, '
+      f'{sum(1 for p in pings if p > 50)} over 50 ms '
       f'(bound {PING_BOUND_MS:g} ms, DVT_PING_BOUND_MS)')
 check('pings answered throughout', len(pings) >= 2, len(pings))
 check(f'every ping answered within {PING_BOUND_MS:g} ms', max_ping <= PING_BOUND_MS, max_ping)
