@@ -148,15 +148,14 @@ set_busy (App *app, gboolean busy)
 static void
 save_screenshot (App *app)
 {
-  /* The window's content (its child), as a paintable, rendered by the
-   * window's own renderer into a texture. */
-  GtkWidget *content = gtk_window_get_child (GTK_WINDOW (app->window));
-  g_autoptr(GdkPaintable) paintable = gtk_widget_paintable_new (content);
+  /* The window, as a paintable, rendered by its own renderer into a
+   * texture: what is on screen, without asking the X server. */
+  g_autoptr(GdkPaintable) paintable = gtk_widget_paintable_new (app->window);
   g_autoptr(GtkSnapshot) snapshot = gtk_snapshot_new ();
   g_autoptr(GskRenderNode) node = NULL;
   g_autoptr(GdkTexture) texture = NULL;
-  int width = gtk_widget_get_width (content);
-  int height = gtk_widget_get_height (content);
+  int width = gtk_widget_get_width (app->window);
+  int height = gtk_widget_get_height (app->window);
   GskRenderer *renderer = gtk_native_get_renderer (GTK_NATIVE (app->window));
 
   gdk_paintable_snapshot (paintable, GDK_SNAPSHOT (snapshot), width, height);
