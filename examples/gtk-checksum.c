@@ -57,6 +57,7 @@ typedef struct
   gboolean        shut_down;     /* ... and the runtime has shut down */
   gint64          started_at;
   guint           frames_after_end;
+  gboolean        summary_printed;
   int             exit_status;
 } App;
 
@@ -207,6 +208,7 @@ end_run (App *app, const char *status)
   if (app->automatic)
     {
       g_print ("gtk-checksum: %s\n", status);
+      app->summary_printed = TRUE;
       app->frames_after_end = 0;
       gtk_widget_add_tick_callback (app->window, finish_automatic, app, NULL);
     }
@@ -527,5 +529,10 @@ main (int argc, char **argv)
   g_clear_object (&app.runtime);
   g_free (app.directory);
   g_free (app.screenshot);
+  if (status == 0 && app.automatic && !app.summary_printed)
+    {
+      g_printerr ("gtk-checksum: --auto: the window closed before the run ended\n");
+      status = 1;
+    }
   return status != 0 ? status : app.exit_status;
 }

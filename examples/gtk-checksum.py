@@ -127,6 +127,7 @@ class Window(Gtk.ApplicationWindow):
                 self.destroy()
         elif self.args.auto:
             print(f'gtk-checksum.py: {status}', flush=True)
+            self.get_application().summary_printed = True
             self.close()
 
     def on_close_request(self, window):
@@ -161,8 +162,13 @@ def main():
         if args.auto:
             window.start()
 
+    app.summary_printed = False
     app.connect('activate', on_activate)
-    return app.run([sys.argv[0]])
+    status = app.run([sys.argv[0]])
+    if status == 0 and args.auto and not app.summary_printed:
+        print('gtk-checksum.py: --auto: the window closed before the run ended', file=sys.stderr)
+        status = 1
+    return status
 
 
 if __name__ == '__main__':
