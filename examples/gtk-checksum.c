@@ -21,10 +21,12 @@
  *     cancel_pending, keeps the window until its callback, then destroys
  *     it: the main loop runs all along.
  *
- *   gtk-checksum [--directory DIR] [--auto] [--screenshot FILE.png]
+ *   gtk-checksum [--directory DIR] [--auto [--close-early]] [--screenshot FILE.png]
  *
  * --auto starts the walk at once, prints a summary line when the map has
  * ended and closes the window (the test suite runs it so, under xvfb-run);
+ * with --close-early it closes the window as soon as the map has started,
+ * which shuts the runtime down with the map in flight;
  * --screenshot saves the window, as rendered at the end, to a PNG file.
  * DIR defaults to /usr/share/common-licenses, present on every Debian
  * system.
@@ -58,6 +60,7 @@ typedef struct
   gint64          started_at;
   guint           frames_after_end;
   gboolean        summary_printed;
+  gboolean        close_early;
   int             exit_status;
 } App;
 
@@ -199,6 +202,11 @@ end_run (App *app, const char *status)
   g_clear_pointer (&app->paths, g_ptr_array_unref);
   set_busy (app, FALSE);
 
+  if (app->automatic)
+    {
+      g_print ("gtk-checksum: %s\n", status);
+      app->summary_printed = TRUE;
+    }
   if (app->closing)
     {
       if (app->shut_down)
@@ -207,8 +215,6 @@ end_run (App *app, const char *status)
     }
   if (app->automatic)
     {
-      g_print ("gtk-checksum: %s\n", status);
-      app->summary_printed = TRUE;
       app->frames_after_end = 0;
       gtk_widget_add_tick_callback (app->window, finish_automatic, app, NULL);
     }
@@ -310,6 +316,10 @@ on_walked (GObject *source, GAsyncResult *result, gpointer user_data)
   dvt_runtime_map_async (app->runtime, app->paths->len, checksum_item,
                          g_ptr_array_ref (app->paths), (GDestroyNotify) g_ptr_array_unref,
                          options, app->cancellable, on_map_done, app);
+
+  /* --close-early: as if the user closed the window while the map runs. */
+  if (app->close_early)
+    gtk_window_close (GTK_WINDOW (app->window));
 }
 
 static void
@@ -504,6 +514,8 @@ main (int argc, char **argv)
       "The folder to checksum (default " DEFAULT_DIRECTORY ")", "DIR" },
     { "auto", 0, 0, G_OPTION_ARG_NONE, &app.automatic,
       "Start at once, print a summary and close when done", NULL },
+    { "close-early", 0, 0, G_OPTION_ARG_NONE, &app.close_early,
+      "With --auto, close the window while the checksums run", NULL },
     { "screenshot", 0, 0, G_OPTION_ARG_FILENAME, &screenshot,
       "With --auto, save the window to this PNG file at the end", "FILE" },
     { NULL }

@@ -7,7 +7,7 @@
 # cancels the map; closing the window shuts the runtime down without
 # blocking, and the window goes once that is done.
 #
-#   gtk-checksum.py [--directory DIR] [--auto]
+#   gtk-checksum.py [--directory DIR] [--auto [--close-early]]
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
@@ -102,6 +102,8 @@ class Window(Gtk.ApplicationWindow):
         options = Dvt.Options(name='checksum', max_concurrency=4, return_errors=True)
         runtime.map_async(sha256, self.paths, options=options,
                           cancellable=self.cancellable, callback=self.on_mapped)
+        if self.args.close_early:  # as if the user closed the window now
+            self.close()
 
     def on_progress(self, runtime, task, done, total):
         self.progress.set_fraction(done / total if total else 1.0)
@@ -122,12 +124,13 @@ class Window(Gtk.ApplicationWindow):
         self.status.set_text(status)
         self.cancellable = None
         self.set_busy(False)
+        if self.args.auto:
+            print(f'gtk-checksum.py: {status}', flush=True)
+            self.get_application().summary_printed = True
         if self.closing:
             if self.shut_down:
                 self.destroy()
         elif self.args.auto:
-            print(f'gtk-checksum.py: {status}', flush=True)
-            self.get_application().summary_printed = True
             self.close()
 
     def on_close_request(self, window):
@@ -151,6 +154,8 @@ def main():
     parser.add_argument('--directory', default='/usr/share/common-licenses')
     parser.add_argument('--auto', action='store_true',
                         help='start at once, print a summary and close when done')
+    parser.add_argument('--close-early', action='store_true',
+                        help='with --auto, close the window while the checksums run')
     args = parser.parse_args()
 
     app = Gtk.Application(application_id='org.dovetail.GtkChecksumPy',
