@@ -315,6 +315,13 @@ on_method_call (GDBusConnection       *connection,
       double *seconds = g_new (double, 1);
 
       g_variant_get (parameters, "(d)", seconds);
+      if (!(*seconds >= 0 && *seconds <= 3600))
+        {
+          g_dbus_method_invocation_return_error (invocation, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS,
+                                                 "Sleep takes 0 to 3600 seconds, not %g", *seconds);
+          g_free (seconds);
+          return;
+        }
       start_work (service, invocation, sleep_work, seconds, g_free);
     }
   else if (g_str_equal (method_name, "GetCounters"))

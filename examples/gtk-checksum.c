@@ -358,11 +358,12 @@ on_folder_chosen (GtkNativeDialog *dialog, int response, gpointer user_data)
   if (response == GTK_RESPONSE_ACCEPT)
     {
       g_autoptr(GFile) folder = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (dialog));
+      char *path = folder != NULL ? g_file_get_path (folder) : NULL;
 
-      if (folder != NULL && g_file_get_path (folder) != NULL)
+      if (path != NULL)
         {
           g_free (app->directory);
-          app->directory = g_file_get_path (folder);
+          app->directory = path;
           gtk_label_set_text (GTK_LABEL (app->directory_label), app->directory);
         }
     }
