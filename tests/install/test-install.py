@@ -126,9 +126,14 @@ with Dvt.Runtime.new(1) as rt:
           r.stdout + r.stderr)
 
     # Python without the overrides on sys.path: raw API, one warning that
-    # names the directory to add.
-    if os.path.exists(override):
-        skip('python: warning without the overrides', f'{override} exists on this machine')
+    # names the directory to add. `python3 -S` with PYTHONPATH naming only
+    # the directory of PyGObject keeps an install of Dovetail elsewhere on
+    # this machine (say in /usr/local) out of the way.
+    gi_dir = run(['/usr/bin/python3', '-c',
+                  'import gi, os; print(os.path.dirname(os.path.dirname(gi.__file__)))'],
+                 bare_env()).stdout.strip()
+    if os.path.exists(os.path.join(gi_dir, 'gi', 'overrides', 'Dvt.py')):
+        skip('python: warning without the overrides', f'Dvt.py installed next to gi in {gi_dir}')
     else:
         raw = '''
 import gi
@@ -140,7 +145,7 @@ print("raw:", not hasattr(rt, "call_blocking"))
 rt.shutdown(True, False)
 rt2.shutdown(True, False)
 '''
-        r = run(['/usr/bin/python3', '-c', raw], bare_env(**gi_env))
+        r = run(['/usr/bin/python3', '-S', '-c', raw], bare_env(PYTHONPATH=gi_dir, **gi_env))
         warnings = [line for line in r.stderr.splitlines() if 'Dovetail-WARNING' in line]
         check('python: without the overrides, one warning naming their directory',
               r.returncode == 0 and 'raw: True' in r.stdout and len(warnings) == 1
