@@ -36,6 +36,24 @@
  * Like [class@Gio.Task], a task keeps the thread-default main context of
  * the thread that submitted it, and its completion callback runs there.
  *
+ * A future: submit now, wait later (from any thread but the runtime's
+ * loop thread), with a limit on the wait.
+ *
+ * ```c
+ * static void
+ * compute (DvtTask *task, GCancellable *cancellable, gpointer user_data, GError **error)
+ * {
+ *   if (!g_cancellable_set_error_if_cancelled (cancellable, error))
+ *     dvt_task_return_int (task, 6 * 7);
+ * }
+ *
+ * g_autoptr(DvtTask) task = dvt_runtime_submit (runtime, compute, NULL, NULL,
+ *                                               NULL, NULL, &error);
+ * // ... other work ...
+ * if (task != NULL && dvt_task_wait (task, 5.0, &error))   // at most 5 s
+ *   g_print ("%" G_GINT64_FORMAT "\n", dvt_task_propagate_int (task, NULL));
+ * ```
+ *
  * The task a work function receives is valid while the function runs.
  * To use it afterwards, take a reference: the runtime may otherwise reuse
  * a blocking call's task for a later call of the same thread, and free
