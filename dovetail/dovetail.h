@@ -12,6 +12,7 @@
 # include "dvt-types.h"
 # include "dvt-enums.h"
 # include "dvt-callable.h"
+# include "dvt-channel.h"
 # include "dvt-cache.h"
 # include "dvt-context.h"
 # include "dvt-error.h"
