@@ -13,6 +13,7 @@
 # include "dvt-enums.h"
 # include "dvt-callable.h"
 # include "dvt-channel.h"
+# include "dvt-batcher.h"
 # include "dvt-cache.h"
 # include "dvt-context.h"
 # include "dvt-error.h"
