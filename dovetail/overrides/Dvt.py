@@ -1417,3 +1417,232 @@ class Queue(Dvt.Queue):
 
 Queue = override(Queue)
 __all__.append('Queue')
+
+
+# ---- Channel and Batcher ------------------------------------------------------
+#
+# Runtime.produce(gen_func, *args, capacity=1) runs a generator function on
+# a worker: each value it yields is sent to the channel (waiting while
+# `capacity` values are buffered), and an exception it raises reaches the
+# consumer, after the last value, as the same exception object (through
+# the _Scope of the channel's Python object). The consumer iterates the
+# channel from a thread; leaving the loop early closes the channel, which
+# makes the generator's pending yield raise GeneratorExit (its `finally`
+# clauses run) and ends the producer cleanly.
+
+import inspect as _inspect
+
+
+def _is_closed_error(error):
+    return (isinstance(error, GLib.Error) and
+            error.matches(Dvt.error_quark(), Dvt.Error.CLOSED))
+
+
+def _drive(channel, cancellable, iterable):
+    """Sends every value of @iterable; stops quietly once the consumer has
+    closed the channel (or the runtime was shut down)."""
+    iterator = iter(iterable)
+    try:
+        for item in iterator:
+            try:
+                Dvt.Channel.send(channel, _to_value(item), cancellable)
+            except GLib.Error as error:
+                if _is_closed_error(error):
+                    return
+                raise
+    finally:
+        close = getattr(iterator, 'close', None)
+        if close is not None:
+            close()
+
+
+def _producer_work(scope, fn, args, kwargs):
+    """Wraps ``fn(*args, **kwargs)``, an iterable's maker (a generator
+    function), or an iterable itself (fn None, args[0]), into a
+    DvtProduceFunc."""
+    scope_ref = weakref.ref(scope)
+    holder = scope.hold_work(fn, args, kwargs)
+
+    def run(channel, cancellable, *_ignored):
+        _keep_thread_state()
+        fn, args, kwargs = _held(holder)
+        iterable = args[0] if fn is None else _Lazy(fn, args, kwargs)
+        ok, failure = _guard(scope_ref(), _drive, channel, cancellable, iterable)
+        del fn, args, kwargs, iterable
+        if not ok:
+            del channel, cancellable, _ignored
+            raise failure
+    return run
+
+
+class _Lazy:
+    """``fn(*args, **kwargs)``, called on the worker when iterated."""
+
+    __slots__ = ('fn', 'args', 'kwargs')
+
+    def __init__(self, fn, args, kwargs):
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+
+    def __iter__(self):
+        return iter(self.fn(*self.args, **self.kwargs))
+
+
+class Channel(Dvt.Channel):
+    """The consumer's side of ``Runtime.produce()``::
+
+        for value in rt.produce(gen_func, arg, capacity=8):   # from a thread
+            ...
+
+    Iterating receives the values in order until the end of the stream;
+    an exception the producer raised is re-raised after its last value.
+    Leaving the loop early (``break``, an exception) closes the channel,
+    so that the producer stops. ``receive_blocking(timeout=0)`` returns
+    ``(True, value)``, or ``(False, None)`` at the end of the stream;
+    ``with channel:`` closes it on exit. From a GLib main loop, use
+    ``receive_async``/``receive_finish``."""
+
+    def send(self, value, cancellable=None):
+        return Dvt.Channel.send(self, _to_value(value), cancellable)
+
+    def receive_blocking(self, timeout=0, cancellable=None):
+        return _reraising(Dvt.Channel.receive_blocking, self, timeout, cancellable)
+
+    def try_receive(self):
+        return _reraising(Dvt.Channel.try_receive, self)
+
+    def receive_finish(self, result):
+        return _reraising(Dvt.Channel.receive_finish, self, result)
+
+    def close(self, reason=None):
+        Dvt.Channel.close(self, reason)
+
+    def __iter__(self):
+        try:
+            while True:
+                ok, value = self.receive_blocking(0, None)
+                if not ok:
+                    return
+                yield value
+        finally:
+            self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+        return False
+
+
+Channel = override(Channel)
+__all__.append('Channel')
+
+
+def _runtime_produce(self, func, *args, capacity=1, options=None,
+                     cancellable=None, **kwargs):
+    """Runs a producer on a worker and returns its :class:`Channel`.
+
+    ``rt.produce(gen_func, *args, capacity=1, options=None,
+    cancellable=None, **kwargs)``: ``gen_func(*args, **kwargs)`` (a
+    generator function, or any function returning an iterable) runs on a
+    worker; every value it yields is sent. ``rt.produce(iterable)`` sends
+    the values of an iterable. The raw form, with a function that sends
+    itself, is ``rt.produce(func, func_data, capacity, options,
+    cancellable)`` with ``func(channel, cancellable, func_data)``; it is
+    recognised by its function not being a generator function and its
+    third positional argument being the capacity."""
+    scope = _Scope()
+    if not callable(func) and hasattr(func, '__iter__') and not args and not kwargs:
+        work = _producer_work(scope, None, (func,), {})
+    elif (not _inspect.isgeneratorfunction(func) and len(args) >= 2 and
+          isinstance(args[1], int) and not kwargs):
+        # The raw form: func(channel, cancellable, func_data).
+        _need_callable('produce', 'func', func)
+        func_data, capacity, *rest = args
+        options = rest[0] if len(rest) > 0 else options
+        cancellable = rest[1] if len(rest) > 1 else cancellable
+        work = _work(scope, func, func_data)
+    else:
+        _need_callable('produce', 'func', func)
+        work = _producer_work(scope, func, args, kwargs)
+    channel = _reraising(Dvt.Runtime.produce, self, work, None, capacity,
+                         options, cancellable)
+    channel._dvt_scope = scope
+    return channel
+
+
+Runtime.produce = _runtime_produce
+
+
+def _batch_work(scope, fn):
+    """Wraps ``fn(items)`` (a list) into a DvtBatchFunc."""
+    scope_ref = weakref.ref(scope)
+    holder = scope.hold_work(fn)
+
+    def run(task, items, cancellable, *_ignored):
+        _keep_thread_state()
+        fn, = _held(holder)
+        ok, failure = _guard(scope_ref(), fn, list(items))
+        del fn, items
+        if not ok:
+            del task, cancellable, _ignored
+            raise failure
+    return run
+
+
+class Batcher(Dvt.Batcher):
+    """Items added from any thread, handed in batches to a function run on
+    a worker; made with ``Runtime.batcher()``::
+
+        with rt.batcher(store_rows, max_items=100, max_wait=0.5) as b:
+            b.add(row)            # any thread; never blocks
+        # leaving the block flushes and waits for every batch
+
+    ``fn(items)`` gets a list of the items, in the order they were added.
+    ``close(timeout=0)`` flushes, waits for every batch and re-raises the
+    first exception a batch raised; ``flush()`` dispatches the pending
+    items at once and returns the batch's :class:`Task` (or None)."""
+
+    def add(self, item):
+        return _reraising(Dvt.Batcher.add, self, _to_value(item))
+
+    def close_blocking(self, timeout=0, cancellable=None):
+        return _reraising(Dvt.Batcher.close_blocking, self, timeout, cancellable)
+
+    def close_finish(self, result):
+        return _reraising(Dvt.Batcher.close_finish, self, result)
+
+    def close(self, timeout=0, cancellable=None):
+        return self.close_blocking(timeout, cancellable)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc_info):
+        if exc_type is None:
+            self.close()
+        else:
+            try:
+                self.close()
+            except Exception:
+                pass   # the body's exception wins
+        return False
+
+
+Batcher = override(Batcher)
+__all__.append('Batcher')
+
+
+def _runtime_batcher(self, fn, max_items=100, max_wait=0, options=None):
+    """A :class:`Batcher` that calls ``fn(items)`` on a worker for each
+    batch of at most @max_items items, dispatched once full or @max_wait
+    seconds after its first item (0: no time limit)."""
+    _need_callable('batcher', 'fn', fn)
+    scope = _Scope()
+    batcher = _reraising(Dvt.Batcher.new, self, _batch_work(scope, fn), None,
+                         max_items, max_wait, options)
+    batcher._dvt_scope = scope
+    return batcher
+
+
+Runtime.batcher = _runtime_batcher
