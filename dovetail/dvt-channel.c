@@ -50,7 +50,7 @@
  * that value or leaves it for the next receive, never loses it.
  *
  * ```c
- * static void
+ * static gboolean
  * count (DvtChannel *channel, GCancellable *cancellable, gpointer data, GError **error)
  * {
  *   for (int i = 0; i < 1000; i++)
@@ -60,8 +60,9 @@
  *       g_value_init (&value, G_TYPE_INT);
  *       g_value_set_int (&value, i);
  *       if (!dvt_channel_send (channel, &value, cancellable, error))
- *         return;                       // closed by the consumer, or cancelled
+ *         return FALSE;                 // closed by the consumer, or cancelled
  *     }
+ *   return TRUE;
  * }
  *
  * g_autoptr(DvtChannel) channel = dvt_runtime_produce (runtime, count, NULL, NULL,
@@ -349,7 +350,11 @@ run_producer (DvtTask       *task,
   DvtChannel *self = producer->channel;
   GError *local = NULL;
 
-  producer->func (self, cancellable, producer->func_data, &local);
+  if (!producer->func (self, cancellable, producer->func_data, &local) && local == NULL)
+    local = g_error_new_literal (DVT_ERROR, DVT_ERROR_NOT_COMPLETED,
+                                 _("The producer returned FALSE without an error, "
+                                   "or a language binding refused to call it on a "
+                                   "worker thread"));
 
   /* A producer told to stop by the consumer (or a shutdown) stops
    * cleanly, whether or not it passes the send's error on. */

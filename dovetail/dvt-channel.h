@@ -32,16 +32,24 @@ G_DECLARE_FINAL_TYPE (DvtChannel, dvt_channel, DVT, CHANNEL, GObject)
  *
  * A producer: runs on a worker of the runtime and sends values with
  * dvt_channel_send(), which waits while the channel's buffer is full.
- * Returning ends the stream; setting @error ends it with that error, which
- * the consumer receives after the last value.
+ * Returning %TRUE ends the stream; returning %FALSE with @error set ends
+ * it with that error, which the consumer receives after the last value.
  *
  * When dvt_channel_send() fails with %DVT_ERROR_CLOSED the consumer has
  * closed the channel (or the runtime was shut down): the producer should
  * return, and may pass that error on; the stream then ends cleanly.
  *
+ * Returning %FALSE without setting @error ends the stream with
+ * %DVT_ERROR_NOT_COMPLETED: that is also what a binding that refuses to
+ * call the function on a worker thread returns (GJS does), so the
+ * consumer gets a clear error instead of an empty stream.
+ *
+ * Returns: %TRUE once every value is sent, %FALSE with @error set on
+ *   failure
+ *
  * Since: 0.2
  */
-typedef void (*DvtProduceFunc) (DvtChannel    *channel,
+typedef gboolean (*DvtProduceFunc) (DvtChannel    *channel,
                                 GCancellable  *cancellable,
                                 gpointer       user_data,
                                 GError       **error);

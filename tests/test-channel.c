@@ -29,7 +29,7 @@ object_gone (gpointer data,
   g_atomic_int_add ((int *) data, -1);
 }
 
-static void
+static gboolean
 produce_ints (DvtChannel    *channel,
               GCancellable  *cancellable,
               gpointer       data,
@@ -62,14 +62,27 @@ produce_ints (DvtChannel    *channel,
         {
           s->send_error = g_error_copy (*error);
           g_atomic_int_set (&s->done, 1);
-          return;
+          return FALSE;
         }
       g_atomic_int_inc (&s->sent);
     }
 
-  if (s->fail)
-    g_set_error_literal (error, TEST_ERROR, 7, "the producer broke");
   g_atomic_int_set (&s->done, 1);
+  if (s->fail)
+    {
+      g_set_error_literal (error, TEST_ERROR, 7, "the producer broke");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+produce_nothing (DvtChannel    *channel,
+                 GCancellable  *cancellable,
+                 gpointer       data,
+                 GError       **error)
+{
+  return FALSE;
 }
 
 static void
@@ -636,6 +649,18 @@ test_bad_input (void)
   g_assert_null (dvt_runtime_produce (rt, produce_ints, &s, NULL, -5, NULL, NULL, &error));
   g_assert_error (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
+
+  /* FALSE without an error: what a binding that refused to call the
+   * producer returns. */
+  {
+    g_autoptr(DvtChannel) refused = dvt_runtime_produce (rt, produce_nothing, NULL, NULL, 1,
+                                                         NULL, NULL, &error);
+    g_auto(GValue) value = G_VALUE_INIT;
+
+    g_assert_false (dvt_channel_receive_blocking (refused, 30 * slow, NULL, &value, &error));
+    g_assert_error (error, DVT_ERROR, DVT_ERROR_NOT_COMPLETED);
+    g_clear_error (&error);
+  }
 
   /* A blocking receive on the runtime's loop thread fails at once. */
   s.use_gate = TRUE;

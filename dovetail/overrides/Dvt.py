@@ -1472,6 +1472,27 @@ def _producer_work(scope, fn, args, kwargs):
         if not ok:
             del channel, cancellable, _ignored
             raise failure
+        return True
+    return run
+
+
+def _raw_producer_work(scope, func, func_data):
+    """Wraps ``func(channel, cancellable, func_data)``, which sends the
+    values itself, into a DvtProduceFunc."""
+    scope_ref = weakref.ref(scope)
+    holder = scope.hold_work(func, func_data)
+
+    def run(channel, cancellable, *_ignored):
+        _keep_thread_state()
+        func, func_data = _held(holder)
+        ok, failure = _guard(scope_ref(), func, channel, cancellable, func_data)
+        del func, func_data
+        if not ok:
+            if _is_closed_error(failure):
+                return True
+            del channel, cancellable, _ignored
+            raise failure
+        return True
     return run
 
 
@@ -1561,7 +1582,7 @@ def _runtime_produce(self, func, *args, capacity=1, options=None,
         func_data, capacity, *rest = args
         options = rest[0] if len(rest) > 0 else options
         cancellable = rest[1] if len(rest) > 1 else cancellable
-        work = _work(scope, func, func_data)
+        work = _raw_producer_work(scope, func, func_data)
     else:
         _need_callable('produce', 'func', func)
         work = _producer_work(scope, func, args, kwargs)
