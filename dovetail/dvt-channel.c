@@ -97,6 +97,9 @@ struct _DvtChannel
   DvtQueue         *queue;       /* the buffer */
   guint             capacity;
   DvtShutdownWatch *watch;
+  DvtProduceFunc    func;
+  gpointer          func_data;
+  GDestroyNotify    func_data_destroy;
 
   GMutex            lock;
   int               state;       /* ChannelState; atomic, changed under lock */
@@ -123,6 +126,8 @@ dvt_channel_finalize (GObject *object)
 
   if (self->runtime != NULL)
     dvt_runtime_unwatch_shutdown (self->runtime, self->watch);
+  if (self->func_data_destroy != NULL)
+    self->func_data_destroy (self->func_data);
   g_clear_object (&self->queue);
   g_clear_object (&self->runtime);
   g_clear_error (&self->end_error);
@@ -321,36 +326,16 @@ propagate_receive_error (DvtChannel  *self,
 
 /* ---- the producer ------------------------------------------------------------- */
 
-typedef struct
-{
-  DvtChannel     *channel;
-  DvtProduceFunc  func;
-  gpointer        func_data;
-  GDestroyNotify  func_data_destroy;
-} Producer;
-
-static void
-producer_free (gpointer data)
-{
-  Producer *producer = data;
-
-  if (producer->func_data_destroy != NULL)
-    producer->func_data_destroy (producer->func_data);
-  g_object_unref (producer->channel);
-  g_free (producer);
-}
-
 static void
 run_producer (DvtTask       *task,
               GCancellable  *cancellable,
               gpointer       data,
               GError       **error)
 {
-  Producer *producer = data;
-  DvtChannel *self = producer->channel;
+  DvtChannel *self = data;
   GError *local = NULL;
 
-  if (!producer->func (self, cancellable, producer->func_data, &local) && local == NULL)
+  if (!self->func (self, cancellable, self->func_data, &local) && local == NULL)
     local = g_error_new_literal (DVT_ERROR, DVT_ERROR_NOT_COMPLETED,
                                  _("The producer returned FALSE without an error, "
                                    "or a language binding refused to call it on a "
@@ -387,8 +372,8 @@ on_producer_done (DvtTask  *task,
  * @func: (scope notified) (closure func_data) (destroy func_data_destroy):
  *   the producer
  * @func_data: data for @func
- * @func_data_destroy: (nullable): frees @func_data once the producer's task
- *   is done with it
+ * @func_data_destroy: (nullable): frees @func_data when the channel is
+ *   finalized
  * @capacity: the most values buffered, at least 1: the producer is never
  *   more than that many values ahead of the consumer
  * @options: (nullable): options for the producer's task (a timeout, a name;
@@ -420,7 +405,6 @@ dvt_runtime_produce (DvtRuntime      *runtime,
 {
   g_autoptr(DvtChannel) self = NULL;
   g_autoptr(DvtTask) task = NULL;
-  Producer *producer;
 
   if (!dvt_runtime_check_call (G_STRFUNC, runtime, func, options, cancellable, NULL, error))
     return NULL;
@@ -449,13 +433,15 @@ dvt_runtime_produce (DvtRuntime      *runtime,
       return NULL;
     }
 
-  producer = g_new0 (Producer, 1);
-  producer->channel = g_object_ref (self);
-  producer->func = func;
-  producer->func_data = func_data;
-  producer->func_data_destroy = func_data_destroy;
+  /* The channel keeps the producer's data and frees it when it is
+   * finalized, normally where the consumer drops it: a language binding
+   * (GJS) can free its closures only on its own thread, and the task
+   * would free its data on the worker. */
+  self->func = func;
+  self->func_data = func_data;
+  self->func_data_destroy = func_data_destroy;
 
-  task = dvt_runtime_submit (runtime, run_producer, producer, producer_free,
+  task = dvt_runtime_submit (runtime, run_producer, g_object_ref (self), g_object_unref,
                              options, cancellable, error);
   if (task == NULL)
     return NULL;
