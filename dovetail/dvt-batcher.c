@@ -80,9 +80,9 @@ struct _DvtBatcher
 
   GMutex            lock;
   GCond             idle_cond;     /* n_running fell to 0 */
-  GPtrArray        *pending;       /* GValue *, owned; NULL when empty */
-  GSource          *timer;         /* armed for the pending batch */
-  guint64           generation;    /* of the pending batch */
+  GArray           *pending;       /* GValue, owned; NULL when empty */
+  GSource          *timer;         /* while armed; holds the batcher */
+  gint64            pending_since; /* when the pending batch's first item came */
   guint             n_running;     /* batches taken and not yet ended */
   int               closed;        /* atomic, set under lock */
   gboolean          shut_down;
@@ -104,12 +104,9 @@ static GParamSpec *properties[N_PROPS];
 G_DEFINE_FINAL_TYPE (DvtBatcher, dvt_batcher, G_TYPE_OBJECT)
 
 static void
-value_free (gpointer data)
+value_clear (gpointer data)
 {
-  GValue *value = data;
-
-  g_value_unset (value);
-  g_free (value);
+  g_value_unset (data);
 }
 
 static void
@@ -122,7 +119,7 @@ dvt_batcher_finalize (GObject *object)
 
   if (self->runtime != NULL)
     dvt_runtime_unwatch_shutdown (self->runtime, self->watch);
-  g_clear_pointer (&self->pending, g_ptr_array_unref);
+  g_clear_pointer (&self->pending, g_array_unref);
   if (self->func_data_destroy != NULL)
     self->func_data_destroy (self->func_data);
   g_clear_object (&self->options);
@@ -221,7 +218,8 @@ dvt_batcher_init (DvtBatcher *self)
 typedef struct
 {
   DvtBatcher *batcher;
-  GPtrArray  *items;
+  GArray     *values;   /* the items' storage */
+  GPtrArray  *items;    /* pointers into it, for the function */
 } Batch;
 
 static void
@@ -230,6 +228,7 @@ batch_free (gpointer data)
   Batch *batch = data;
 
   g_ptr_array_unref (batch->items);
+  g_array_unref (batch->values);
   g_object_unref (batch->batcher);
   g_free (batch);
 }
@@ -252,17 +251,17 @@ run_batch (DvtTask       *task,
     dvt_task_return_boolean (task, TRUE);
 }
 
-/* With the lock held: takes the pending batch (NULL if none) and its
- * timer, which the caller destroys once it has released the lock. The
- * batch counts as running from here. */
-static GPtrArray *
+/* With the lock held: takes the pending batch (NULL if none), which
+ * counts as running from here. With @timer, also the timer, which the
+ * caller destroys once it has released the lock. */
+static GArray *
 take_pending_locked (DvtBatcher  *self,
                      GSource    **timer)
 {
-  GPtrArray *items = g_steal_pointer (&self->pending);
+  GArray *items = g_steal_pointer (&self->pending);
 
-  *timer = g_steal_pointer (&self->timer);
-  self->generation++;
+  if (timer != NULL)
+    *timer = g_steal_pointer (&self->timer);
   if (items != NULL)
     self->n_running++;
 
@@ -323,10 +322,10 @@ on_batch_done (DvtTask  *task,
   g_object_unref (self);
 }
 
-/* Runs @items (taken, counted as running) as a task; returns the task. */
+/* Runs @values (taken, counted as running) as a task; returns the task. */
 static DvtTask *
 dispatch (DvtBatcher *self,
-          GPtrArray  *items)
+          GArray     *values)
 {
   GError *error = NULL;
   Batch *batch;
@@ -334,7 +333,10 @@ dispatch (DvtBatcher *self,
 
   batch = g_new0 (Batch, 1);
   batch->batcher = g_object_ref (self);
-  batch->items = items;
+  batch->values = values;
+  batch->items = g_ptr_array_sized_new (values->len);
+  for (guint i = 0; i < values->len; i++)
+    g_ptr_array_add (batch->items, &g_array_index (values, GValue, i));
 
   task = dvt_runtime_submit (self->runtime, run_batch, batch, batch_free,
                              self->options, NULL, &error);
@@ -348,35 +350,53 @@ dispatch (DvtBatcher *self,
   return task;
 }
 
-typedef struct
-{
-  DvtBatcher *batcher;
-  guint64     generation;
-} TimerData;
+/* The timer: armed by the first item of a batch when none is armed, it
+ * fires when the oldest pending batch is due, dispatches it if it still
+ * waits, and re-arms itself for the batch pending then, if any. A batch
+ * dispatched because it was full leaves the timer alone: with batches that
+ * fill up quickly the timer fires once per max-wait, not once per batch. */
 
-static void
-timer_data_free (gpointer data)
+static gint64
+wait_usec (DvtBatcher *self)
 {
-  TimerData *t = data;
-
-  g_object_unref (t->batcher);
-  g_free (t);
+  return (gint64) (self->max_wait * G_USEC_PER_SEC + 0.999);
 }
+
+static gboolean
+timer_dispatch (GSource     *source,
+                GSourceFunc  callback,
+                gpointer     data)
+{
+  return callback (data);
+}
+
+static GSourceFuncs timer_funcs = { NULL, NULL, timer_dispatch, NULL, NULL, NULL };
 
 static gboolean
 on_timer (gpointer data)
 {
-  TimerData *t = data;
-  DvtBatcher *self = t->batcher;
-  GPtrArray *items = NULL;
+  DvtBatcher *self = data;
+  GArray *items = NULL;
   GSource *timer = NULL;
+  gboolean keep = FALSE;
 
   g_mutex_lock (&self->lock);
-  if (t->generation == self->generation)
-    items = take_pending_locked (self, &timer);
+  if (self->timer != NULL)   /* else destroyed meanwhile */
+    {
+      if (self->pending != NULL &&
+          g_get_monotonic_time () >= self->pending_since + wait_usec (self))
+        items = take_pending_locked (self, NULL);
+      if (self->pending != NULL)
+        {
+          g_source_set_ready_time (self->timer, self->pending_since + wait_usec (self));
+          keep = TRUE;
+        }
+      else
+        timer = g_steal_pointer (&self->timer);
+    }
   g_mutex_unlock (&self->lock);
 
-  /* This is the timer: returning removes it. */
+  /* Returning FALSE destroys it. */
   g_clear_pointer (&timer, g_source_unref);
   if (items != NULL)
     {
@@ -385,26 +405,20 @@ on_timer (gpointer data)
       g_clear_object (&task);
     }
 
-  return G_SOURCE_REMOVE;
+  return keep;
 }
 
-/* With the lock held: the pending batch has its first item. */
+/* With the lock held: a batch has its first item. */
 static void
 arm_timer_locked (DvtBatcher *self)
 {
-  TimerData *t;
-  guint ms;
-
-  if (self->max_wait <= 0 || self->max_wait * 1000 >= G_MAXUINT)
+  if (self->timer != NULL || self->max_wait <= 0 || self->max_wait >= G_MAXINT64 / 4 / G_USEC_PER_SEC)
     return;
 
-  ms = (guint) ceil (self->max_wait * 1000);
-  t = g_new0 (TimerData, 1);
-  t->batcher = g_object_ref (self);
-  t->generation = self->generation;
-  self->timer = g_timeout_source_new (ms);
+  self->timer = g_source_new (&timer_funcs, sizeof (GSource));
   g_source_set_static_name (self->timer, "[dovetail] batcher max-wait");
-  g_source_set_callback (self->timer, on_timer, t, timer_data_free);
+  g_source_set_callback (self->timer, on_timer, g_object_ref (self), g_object_unref);
+  g_source_set_ready_time (self->timer, self->pending_since + wait_usec (self));
   g_source_attach (self->timer, dvt_runtime_get_context (self->runtime));
 }
 
@@ -412,7 +426,7 @@ static void
 on_runtime_shutdown (GObject *object)
 {
   DvtBatcher *self = DVT_BATCHER (object);
-  GPtrArray *items;
+  GArray *items;
   GSource *timer = NULL;
 
   g_mutex_lock (&self->lock);
@@ -431,7 +445,7 @@ on_runtime_shutdown (GObject *object)
   g_mutex_unlock (&self->lock);
 
   destroy_timer (timer);
-  g_clear_pointer (&items, g_ptr_array_unref);
+  g_clear_pointer (&items, g_array_unref);
 }
 
 /* ---- construction --------------------------------------------------------------- */
@@ -652,39 +666,41 @@ dvt_batcher_add (DvtBatcher    *batcher,
                  const GValue  *value,
                  GError       **error)
 {
-  GPtrArray *items = NULL;
-  GSource *timer = NULL;
-  GValue *copy;
+  GArray *items = NULL;
+  GValue copy = G_VALUE_INIT;
 
   check_batcher (batcher, NULL, error);
   dvt_return_val_if_fail_error (value != NULL && G_IS_VALUE (value), FALSE, error);
 
-  copy = g_new0 (GValue, 1);
-  g_value_init (copy, G_VALUE_TYPE (value));
-  g_value_copy (value, copy);
+  /* Copied outside the lock: a copy may run the application's code (a
+   * binding's boxed copy takes its interpreter lock). Then moved in. */
+  g_value_init (&copy, G_VALUE_TYPE (value));
+  g_value_copy (value, &copy);
 
   g_mutex_lock (&batcher->lock);
   if (batcher->closed)
     {
       set_closed_error_locked (batcher, error);
       g_mutex_unlock (&batcher->lock);
-      value_free (copy);
+      g_value_unset (&copy);
       return FALSE;
     }
   if (batcher->pending == NULL)
     {
-      batcher->pending = g_ptr_array_new_full (MIN (batcher->max_items, 1024), value_free);
-      g_ptr_array_add (batcher->pending, copy);
+      batcher->pending = g_array_sized_new (FALSE, FALSE, sizeof (GValue),
+                                            MIN (batcher->max_items, 1024));
+      g_array_set_clear_func (batcher->pending, value_clear);
+      g_array_append_val (batcher->pending, copy);
+      batcher->pending_since = g_get_monotonic_time ();
       if (batcher->max_items > 1)
         arm_timer_locked (batcher);
     }
   else
-    g_ptr_array_add (batcher->pending, copy);
+    g_array_append_val (batcher->pending, copy);
   if (batcher->pending->len >= batcher->max_items)
-    items = take_pending_locked (batcher, &timer);
+    items = take_pending_locked (batcher, NULL);
   g_mutex_unlock (&batcher->lock);
 
-  destroy_timer (timer);
   if (items != NULL)
     {
       DvtTask *task = dispatch (batcher, items);
@@ -710,16 +726,14 @@ dvt_batcher_add (DvtBatcher    *batcher,
 DvtTask *
 dvt_batcher_flush (DvtBatcher *batcher)
 {
-  GPtrArray *items;
-  GSource *timer = NULL;
+  GArray *items;
 
   g_return_val_if_fail (DVT_IS_BATCHER (batcher) && batcher->runtime != NULL, NULL);
 
   g_mutex_lock (&batcher->lock);
-  items = take_pending_locked (batcher, &timer);
+  items = take_pending_locked (batcher, NULL);
   g_mutex_unlock (&batcher->lock);
 
-  destroy_timer (timer);
   return items != NULL ? dispatch (batcher, items) : NULL;
 }
 
@@ -727,7 +741,7 @@ dvt_batcher_flush (DvtBatcher *batcher)
 static void
 close_and_flush (DvtBatcher *self)
 {
-  GPtrArray *items;
+  GArray *items;
   GSource *timer = NULL;
 
   g_mutex_lock (&self->lock);
