@@ -1559,6 +1559,23 @@ Channel = override(Channel)
 __all__.append('Channel')
 
 
+def _is_raw_produce(func, args, kwargs):
+    """Whether ``produce(func, *args, **kwargs)`` is the raw form."""
+    if kwargs or not 2 <= len(args) <= 4 or _inspect.isgeneratorfunction(func):
+        return False
+    if not isinstance(args[1], int) or isinstance(args[1], bool):
+        return False
+    try:
+        params = _inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return (len(positional) == 3 and
+            all(p.kind not in (p.VAR_POSITIONAL, p.KEYWORD_ONLY) or
+                p.default is not p.empty for p in params))
+
+
 def _runtime_produce(self, func, *args, capacity=1, options=None,
                      cancellable=None, **kwargs):
     """Runs a producer on a worker and returns its :class:`Channel`.
@@ -1570,13 +1587,13 @@ def _runtime_produce(self, func, *args, capacity=1, options=None,
     the values of an iterable. The raw form, with a function that sends
     itself, is ``rt.produce(func, func_data, capacity, options,
     cancellable)`` with ``func(channel, cancellable, func_data)``; it is
-    recognised by its function not being a generator function and its
-    third positional argument being the capacity."""
+    recognised by its function taking exactly three parameters (and not
+    being a generator function) and the argument after ``func_data``
+    being an ``int``, the capacity."""
     scope = _Scope()
     if not callable(func) and hasattr(func, '__iter__') and not args and not kwargs:
         work = _producer_work(scope, None, (func,), {})
-    elif (not _inspect.isgeneratorfunction(func) and len(args) >= 2 and
-          isinstance(args[1], int) and not kwargs):
+    elif _is_raw_produce(func, args, kwargs):
         # The raw form: func(channel, cancellable, func_data).
         _need_callable('produce', 'func', func)
         func_data, capacity, *rest = args

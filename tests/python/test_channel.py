@@ -275,3 +275,13 @@ def test_batcher_bad_sizes(rt):
         with pytest.raises(GLib.Error) as excinfo:
             rt.batcher(print, **kwargs)
         assert excinfo.value.matches(DVT_ERROR, Dvt.Error.INVALID_ARGUMENT)
+
+
+def test_function_returning_an_iterable(rt):
+    # Not the raw form, although the second argument is an int.
+    assert list(rt.produce(range, 0, 5)) == [0, 1, 2, 3, 4]
+
+    def make(prefix, n):
+        return ['%s%d' % (prefix, i) for i in range(n)]
+
+    assert list(rt.produce(make, 'x', 3)) == ['x0', 'x1', 'x2']
