@@ -620,6 +620,90 @@ test_stress (void)
   source_clear (&s);
 }
 
+/* Receives racing cancellations: a value handed to a receive cancelled
+ * at the same instant is returned or left for the next receive, never
+ * lost nor delivered twice. */
+typedef struct
+{
+  GMutex        lock;
+  GCancellable *current;   /* the consumer's, under lock */
+  int           stop;      /* atomic */
+} Canceller;
+
+static gpointer
+canceller_main (gpointer data)
+{
+  Canceller *k = data;
+
+  while (!g_atomic_int_get (&k->stop))
+    {
+      GCancellable *c;
+
+      g_mutex_lock (&k->lock);
+      c = k->current != NULL ? g_object_ref (k->current) : NULL;
+      g_mutex_unlock (&k->lock);
+      if (c != NULL)
+        {
+          g_cancellable_cancel (c);
+          g_object_unref (c);
+        }
+      g_usleep (g_random_int_range (0, 50));
+    }
+  return NULL;
+}
+
+static void
+test_cancel_race (void)
+{
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
+  int n = is_valgrind () ? 2000 : 30000;
+  g_autoptr(DvtChannel) channel = NULL;
+  Canceller k = { 0 };
+  GThread *thread;
+  gint64 sum = 0;
+  int received = 0, cancelled = 0;
+  Source s;
+
+  g_mutex_init (&k.lock);
+  source_init (&s, n);
+  channel = produce (rt, &s, 4, NULL, NULL);
+  thread = g_thread_new ("canceller", canceller_main, &k);
+
+  for (;;)
+    {
+      g_autoptr(GCancellable) c = g_cancellable_new ();
+      g_autoptr(GError) error = NULL;
+      g_auto(GValue) value = G_VALUE_INIT;
+
+      g_mutex_lock (&k.lock);
+      g_set_object (&k.current, c);
+      g_mutex_unlock (&k.lock);
+
+      if (dvt_channel_receive_blocking (channel, 30 * slow, c, &value, &error))
+        {
+          g_assert_cmpint (g_value_get_int (&value), ==, received);
+          sum += g_value_get_int (&value);
+          received++;
+        }
+      else if (error == NULL)
+        break;
+      else
+        {
+          g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+          cancelled++;
+        }
+    }
+
+  g_atomic_int_set (&k.stop, 1);
+  g_thread_join (thread);
+  g_clear_object (&k.current);
+  g_mutex_clear (&k.lock);
+  g_assert_cmpint (received, ==, n);
+  g_assert_cmpint (sum, ==, (gint64) n * (n - 1) / 2);
+  g_test_message ("%d receives cancelled", cancelled);
+  source_clear (&s);
+}
+
 static void
 loop_receive (DvtTask       *task,
               GCancellable  *cancellable,
@@ -692,6 +776,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/channel/shutdown", test_shutdown);
   g_test_add_func ("/channel/close-race", test_close_race);
   g_test_add_func ("/channel/stress", test_stress);
+  g_test_add_func ("/channel/cancel-race", test_cancel_race);
   g_test_add_func ("/channel/bad-input", test_bad_input);
 
   return g_test_run ();
