@@ -521,7 +521,9 @@ def _after_shutdown(runtime, error):
     Python call shut it down, SIGINT may be what did: the runtime hands the
     signal on to Python once its shutdown is over, and the
     KeyboardInterrupt is then raised here, from the call, rather than at
-    whatever line runs by then."""
+    whatever line runs by then. @runtime may be an object built on a
+    runtime (a channel, a batcher), which names it in _dvt_runtime."""
+    runtime = getattr(runtime, '_dvt_runtime', runtime)
     if (not error.matches(Gio.io_error_quark(), Gio.IOErrorEnum.CANCELLED) or
             getattr(runtime, '_dvt_shut_down', False) or not runtime.is_shutdown() or
             not runtime.get_property('shutdown-on-exit')):
@@ -1526,7 +1528,9 @@ class Channel(Dvt.Channel):
         return Dvt.Channel.send(self, _to_value(value), cancellable)
 
     def receive_blocking(self, timeout=0, cancellable=None):
-        return _reraising(Dvt.Channel.receive_blocking, self, timeout, cancellable)
+        """On the main thread, Ctrl-C ends the wait with KeyboardInterrupt
+        (the producer goes on until the channel is closed)."""
+        return _blocking(Dvt.Channel.receive_blocking, self, timeout, cancellable)
 
     def try_receive(self):
         return _reraising(Dvt.Channel.try_receive, self)
@@ -1538,9 +1542,16 @@ class Channel(Dvt.Channel):
         Dvt.Channel.close(self, reason)
 
     def __iter__(self):
+        raw = Dvt.Channel.receive_blocking
         try:
             while True:
-                ok, value = self.receive_blocking(0, None)
+                # A value already buffered is taken without the main
+                # thread's Ctrl-C set-up, which costs more than the
+                # receive itself.
+                if Dvt.Channel.get_n_items(self) > 0:
+                    ok, value = _reraising(raw, self, 0, None)
+                else:
+                    ok, value = self.receive_blocking(0, None)
                 if not ok:
                     return
                 yield value
@@ -1606,6 +1617,7 @@ def _runtime_produce(self, func, *args, capacity=1, options=None,
     channel = _reraising(Dvt.Runtime.produce, self, work, None, capacity,
                          options, cancellable)
     channel._dvt_scope = scope
+    channel._dvt_runtime = self
     return channel
 
 
@@ -1645,7 +1657,9 @@ class Batcher(Dvt.Batcher):
         return _reraising(Dvt.Batcher.add, self, _to_value(item))
 
     def close_blocking(self, timeout=0, cancellable=None):
-        return _reraising(Dvt.Batcher.close_blocking, self, timeout, cancellable)
+        """On the main thread, Ctrl-C ends the wait with KeyboardInterrupt
+        (the batches go on)."""
+        return _blocking(Dvt.Batcher.close_blocking, self, timeout, cancellable)
 
     def close_finish(self, result):
         return _reraising(Dvt.Batcher.close_finish, self, result)
@@ -1680,6 +1694,7 @@ def _runtime_batcher(self, fn, max_items=100, max_wait=0, options=None):
     batcher = _reraising(Dvt.Batcher.new, self, _batch_work(scope, fn), None,
                          max_items, max_wait, options)
     batcher._dvt_scope = scope
+    batcher._dvt_runtime = self
     return batcher
 
 
