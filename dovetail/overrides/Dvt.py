@@ -75,7 +75,8 @@ Ctrl-C
     On the main thread, SIGINT during a blocking call (``call_blocking``,
     ``to_thread_blocking``, ``run_blocking``, ``map_blocking`` in both
     forms, ``gather_blocking``, ``Task.result()``) cancels the call's
-    task and raises ``KeyboardInterrupt`` from the call at once, while
+    task and raises ``KeyboardInterrupt`` from the call at once (a wait
+    for a channel's next value or a batcher's close only ends), while
     SIGINT's Python handler is the default one; the runtime stays usable.
     Work that does not watch its cancellable (a plain function, for one)
     runs on to its end in its worker, and its result is dropped. While
