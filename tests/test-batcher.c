@@ -280,6 +280,39 @@ test_retries (void)
 }
 
 static void
+on_batch_finished (DvtRuntime *runtime,
+                   DvtTask    *task,
+                   double      elapsed,
+                   gpointer    user_data)
+{
+  g_atomic_int_inc ((int *) user_data);
+}
+
+static void
+test_signals (void)
+{
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtOptions) options = dvt_options_new ();
+  g_autoptr(DvtBatcher) b = NULL;
+  g_autoptr(GError) error = NULL;
+  int n_finished = 0;
+  Sink s;
+
+  /* Each batch is a task of the runtime, named by the options: the
+   * runtime's signals see it. */
+  sink_init (&s);
+  g_signal_connect (rt, "finished::store-batch", G_CALLBACK (on_batch_finished), &n_finished);
+  dvt_options_set_name (options, "store-batch");
+  b = new_batcher (rt, &s, 5, 0, options);
+  for (int i = 0; i < 12; i++)
+    add_int (b, i);
+  g_assert_true (dvt_batcher_close_blocking (b, 30 * slow, NULL, &error));
+  g_assert_true (POLL_UNTIL (g_atomic_int_get (&n_finished) == 3, 30));
+  g_signal_handlers_disconnect_by_data (rt, &n_finished);
+  sink_clear (&s);
+}
+
+static void
 test_timeout_option (void)
 {
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
@@ -585,6 +618,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/batcher/flush", test_flush);
   g_test_add_func ("/batcher/failure", test_failure);
   g_test_add_func ("/batcher/retries", test_retries);
+  g_test_add_func ("/batcher/signals", test_signals);
   g_test_add_func ("/batcher/timeout-option", test_timeout_option);
   g_test_add_func ("/batcher/close-async", test_close_async);
   g_test_add_func ("/batcher/shutdown", test_shutdown);
