@@ -564,6 +564,38 @@ test_close_race (void)
     }
 }
 
+/* A closer that is itself a worker of a one-worker runtime: its wait
+ * lets the runtime start another worker for the batches. */
+static void
+close_on_worker (DvtTask       *task,
+                 GCancellable  *cancellable,
+                 gpointer       data,
+                 GError       **error)
+{
+  DvtRuntime *rt = dvt_task_get_runtime (task);
+  g_autoptr(DvtBatcher) b = new_batcher (rt, data, 3, 0, NULL);
+
+  for (int i = 0; i < 10; i++)
+    add_int (b, i);
+  if (dvt_batcher_close_blocking (b, 30 * slow, NULL, error))
+    dvt_task_return_boolean (task, TRUE);
+}
+
+static void
+test_close_on_worker (void)
+{
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (1);
+  g_autoptr(GError) error = NULL;
+  Sink s;
+
+  sink_init (&s);
+  g_assert_true (dvt_runtime_to_thread_blocking (rt, close_on_worker, &s, NULL, NULL, NULL,
+                                                 NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (s.n, ==, 10);
+  sink_clear (&s);
+}
+
 static void
 loop_close (DvtTask       *task,
             GCancellable  *cancellable,
@@ -625,6 +657,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/batcher/shutdown-running", test_shutdown_running);
   g_test_add_func ("/batcher/stress", test_stress);
   g_test_add_func ("/batcher/close-race", test_close_race);
+  g_test_add_func ("/batcher/close-on-worker", test_close_on_worker);
   g_test_add_func ("/batcher/bad-input", test_bad_input);
 
   return g_test_run ();

@@ -704,6 +704,40 @@ test_cancel_race (void)
   source_clear (&s);
 }
 
+/* A consumer that is itself a worker of a one-worker runtime: its wait
+ * lets the runtime start another worker for the producer. */
+static void
+consume_on_worker (DvtTask       *task,
+                   GCancellable  *cancellable,
+                   gpointer       data,
+                   GError       **error)
+{
+  DvtRuntime *rt = data;
+  g_autoptr(DvtChannel) channel = NULL;
+  Source s;
+  int n;
+
+  source_init (&s, 100);
+  channel = produce (rt, &s, 2, NULL, NULL);
+  n = receive_all (channel, error);
+  source_clear (&s);
+  if (*error == NULL)
+    dvt_task_return_int (task, n);
+}
+
+static void
+test_consumer_on_worker (void)
+{
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (1);
+  g_auto(GValue) value = G_VALUE_INIT;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (dvt_runtime_to_thread_blocking (rt, consume_on_worker, rt, NULL, NULL, NULL,
+                                                 &value, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (g_value_get_int64 (&value), ==, 100);
+}
+
 static void
 loop_receive (DvtTask       *task,
               GCancellable  *cancellable,
@@ -777,6 +811,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/channel/close-race", test_close_race);
   g_test_add_func ("/channel/stress", test_stress);
   g_test_add_func ("/channel/cancel-race", test_cancel_race);
+  g_test_add_func ("/channel/consumer-on-worker", test_consumer_on_worker);
   g_test_add_func ("/channel/bad-input", test_bad_input);
 
   return g_test_run ();
