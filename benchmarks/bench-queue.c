@@ -1,4 +1,5 @@
-/* bench-queue.c: DvtQueue against GAsyncQueue, side by side in one process
+/* bench-queue.c: DvtQueue (and the DvtChannel and DvtBatcher built on a
+ * runtime) against GAsyncQueue, side by side in one process
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
@@ -402,6 +403,181 @@ gtask_floor (guint n)
   return n / (start / 1e6);
 }
 
+/* ---- a channel: a producer on a worker, a consumer thread ------------------------
+ *
+ * dvt_runtime_produce() with a bounded buffer of 256 values (ints, as
+ * GValues: copied in, moved out) against a GAsyncQueue (unbounded, bare
+ * pointers) between a producer thread and the consumer. */
+
+#define CHANNEL_CAPACITY 256
+
+static gboolean
+count_to (DvtChannel    *channel,
+          GCancellable  *cancellable,
+          gpointer       data,
+          GError       **error)
+{
+  guint n = GPOINTER_TO_UINT (data);
+  GValue value = G_VALUE_INIT;
+
+  g_value_init (&value, G_TYPE_UINT);
+  for (guint i = 1; i <= n; i++)
+    {
+      g_value_set_uint (&value, i);
+      if (!dvt_channel_send (channel, &value, cancellable, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* Items per second. */
+static double
+channel_dvt (guint n)
+{
+  DvtRuntime *runtime = dvt_runtime_new (2);
+  gint64 start = g_get_monotonic_time ();
+  DvtChannel *channel = dvt_runtime_produce (runtime, count_to, GUINT_TO_POINTER (n), NULL,
+                                             CHANNEL_CAPACITY, NULL, NULL, NULL);
+  GValue value = G_VALUE_INIT;
+  guint64 sum = 0;
+  double rate;
+
+  while (dvt_channel_receive_blocking (channel, 0, NULL, &value, NULL))
+    {
+      sum += g_value_get_uint (&value);
+      g_value_unset (&value);
+    }
+  rate = n / ((g_get_monotonic_time () - start) / 1e6);
+  check_sum (sum, n);
+  g_object_unref (channel);
+  dvt_runtime_shutdown (runtime, TRUE, FALSE);
+  g_object_unref (runtime);
+
+  return rate;
+}
+
+/* The same with a GAsyncQueue between two threads of our own. */
+static double
+channel_glib (guint n)
+{
+  return stream_glib (n);
+}
+
+/* ---- a batcher: items from one thread, run in batches of 100 ----------------------
+ *
+ * DvtBatcher (max-items 100, max-wait 10 ms; every batch a task on a
+ * worker of a two-worker runtime) against a GAsyncQueue feeding a batching
+ * thread of our own that collects 100 items (or what came within 10 ms)
+ * and runs each batch itself. */
+
+#define BATCH_ITEMS 100
+
+typedef struct
+{
+  guint64 sum;   /* atomic adds */
+} BatchSink;
+
+static void
+sum_batch (DvtTask       *task,
+           GPtrArray     *items,
+           GCancellable  *cancellable,
+           gpointer       data,
+           GError       **error)
+{
+  BatchSink *sink = data;
+  guint64 sum = 0;
+
+  for (guint i = 0; i < items->len; i++)
+    sum += g_value_get_uint (g_ptr_array_index (items, i));
+  __atomic_fetch_add (&sink->sum, sum, __ATOMIC_RELAXED);
+}
+
+static double
+batcher_dvt (guint n)
+{
+  DvtRuntime *runtime = dvt_runtime_new (2);
+  BatchSink sink = { 0 };
+  gint64 start = g_get_monotonic_time ();
+  DvtBatcher *batcher = dvt_batcher_new (runtime, sum_batch, &sink, NULL,
+                                         BATCH_ITEMS, 0.01, NULL, NULL);
+  GValue value = G_VALUE_INIT;
+  double rate;
+
+  g_value_init (&value, G_TYPE_UINT);
+  for (guint i = 1; i <= n; i++)
+    {
+      g_value_set_uint (&value, i);
+      dvt_batcher_add (batcher, &value, NULL);
+    }
+  if (!dvt_batcher_close_blocking (batcher, 0, NULL, NULL))
+    g_error ("a batch failed");
+  rate = n / ((g_get_monotonic_time () - start) / 1e6);
+  check_sum (sink.sum, n);
+  g_object_unref (batcher);
+  dvt_runtime_shutdown (runtime, TRUE, FALSE);
+  g_object_unref (runtime);
+
+  return rate;
+}
+
+#define END_OF_ITEMS GUINT_TO_POINTER (G_MAXUINT)
+
+static gpointer
+batching_thread (gpointer data)
+{
+  GAsyncQueue *queue = data;
+  gpointer batch[BATCH_ITEMS];
+  guint64 sum = 0;
+  guint len = 0;
+  gboolean end = FALSE;
+
+  while (!end)
+    {
+      gint64 deadline = g_get_monotonic_time () + 10000;
+
+      len = 0;
+      while (len < BATCH_ITEMS)
+        {
+          gint64 wait = deadline - g_get_monotonic_time ();
+          gpointer item = len == 0 ? g_async_queue_pop (queue)
+                                   : g_async_queue_timeout_pop (queue, MAX (wait, 0));
+
+          if (item == NULL)
+            break;
+          if (item == END_OF_ITEMS)
+            {
+              end = TRUE;
+              break;
+            }
+          batch[len++] = item;
+        }
+      for (guint i = 0; i < len; i++)
+        sum += GPOINTER_TO_UINT (batch[i]);
+    }
+
+  return GSIZE_TO_POINTER ((gsize) sum);
+}
+
+static double
+batcher_glib (guint n)
+{
+  GAsyncQueue *queue = g_async_queue_new ();
+  gint64 start = g_get_monotonic_time ();
+  GThread *thread = g_thread_new ("batching", batching_thread, queue);
+  guint64 sum;
+  double rate;
+
+  for (guint i = 1; i <= n; i++)
+    g_async_queue_push (queue, ITEM (i));
+  g_async_queue_push (queue, END_OF_ITEMS);
+  sum = (guint64) GPOINTER_TO_SIZE (g_thread_join (thread));
+  rate = n / ((g_get_monotonic_time () - start) / 1e6);
+  check_sum (sum, n);
+  g_async_queue_unref (queue);
+
+  return rate;
+}
+
 /* ---- cases ----------------------------------------------------------------------- */
 
 typedef struct
@@ -433,6 +609,12 @@ main (int   argc,
       ping_pong_dvt, "GAsyncQueue round trip", ping_pong_glib, 1 },
     { "queue pop_async on a loop 200k", "items/s", HIGHER_IS_BETTER, 200000,
       feed_dvt, "GAsyncQueue+g_idle_add per item", feed_glib, 2 },
+    /* No targets: what streaming through a channel and batching through a
+     * batcher cost against hand-made GAsyncQueue equivalents. */
+    { "channel from a worker 1M (cap 256)", "items/s", HIGHER_IS_BETTER, 1000000,
+      channel_dvt, "GAsyncQueue producer thread", channel_glib, 0 },
+    { "batcher 1M items, batches of 100", "items/s", HIGHER_IS_BETTER, 1000000,
+      batcher_dvt, "GAsyncQueue + batching thread", batcher_glib, 0 },
     /* No target: how far one GTask per pop lets a chain of pops go. */
     { "floor: GTask chain on a loop 200k", "items/s", HIGHER_IS_BETTER, 200000,
       gtask_floor, "GAsyncQueue+g_idle_add per item", feed_glib, 0 },

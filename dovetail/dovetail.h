@@ -12,6 +12,8 @@
 # include "dvt-types.h"
 # include "dvt-enums.h"
 # include "dvt-callable.h"
+# include "dvt-channel.h"
+# include "dvt-batcher.h"
 # include "dvt-cache.h"
 # include "dvt-context.h"
 # include "dvt-error.h"

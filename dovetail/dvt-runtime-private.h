@@ -35,7 +35,26 @@ struct _DvtRuntime
   guint64       notified_pending;
   gint64        counts_notified_at;
   gboolean      counts_pending;   /* a notification is due on a timer */
+
+  /* Objects built on the runtime (channels, batchers) told of its
+   * shutdown: see dvt_runtime_watch_shutdown(). */
+  GMutex        watch_lock;
+  GSList       *shutdown_watches; /* DvtShutdownWatch, under watch_lock */
+  gboolean      watches_fired;    /* under watch_lock */
 };
+
+/* An object that wants to know when its runtime is shut down: @func is
+ * called once, with a strong reference to @object, on the thread that
+ * calls dvt_runtime_shutdown() first, after the runtime has stopped
+ * accepting work and before it cancels or waits for anything. The runtime
+ * holds @object weakly. */
+typedef struct _DvtShutdownWatch DvtShutdownWatch;
+
+DvtShutdownWatch *dvt_runtime_watch_shutdown   (DvtRuntime        *self,
+                                                GObject           *object,
+                                                void             (*func) (GObject *object));
+void              dvt_runtime_unwatch_shutdown (DvtRuntime        *self,
+                                                DvtShutdownWatch  *watch);
 
 static inline DvtCore *
 dvt_runtime_get_core (DvtRuntime *runtime)

@@ -157,6 +157,95 @@ dvt_runtime_constructed (GObject *object)
   dvt_fork_gate_leave (gate);
 }
 
+/* ---- shutdown watches -------------------------------------------------------- */
+
+struct _DvtShutdownWatch
+{
+  GWeakRef   object;
+  void     (*func) (GObject *object);
+};
+
+static void
+shutdown_watch_free (gpointer data)
+{
+  DvtShutdownWatch *watch = data;
+
+  g_weak_ref_clear (&watch->object);
+  g_free (watch);
+}
+
+/* Returns the watch, to give back to dvt_runtime_unwatch_shutdown(), or
+ * NULL if the runtime has been shut down already. */
+DvtShutdownWatch *
+dvt_runtime_watch_shutdown (DvtRuntime *self,
+                            GObject    *object,
+                            void      (*func) (GObject *object))
+{
+  DvtShutdownWatch *watch = g_new0 (DvtShutdownWatch, 1);
+
+  g_weak_ref_init (&watch->object, object);
+  watch->func = func;
+
+  g_mutex_lock (&self->watch_lock);
+  if (!self->watches_fired && !dvt_runtime_is_shutdown (self))
+    {
+      self->shutdown_watches = g_slist_prepend (self->shutdown_watches, watch);
+      g_mutex_unlock (&self->watch_lock);
+      return watch;
+    }
+  g_mutex_unlock (&self->watch_lock);
+
+  shutdown_watch_free (watch);
+  return NULL;
+}
+
+/* Forgets @watch (NULL: none). A watch being called right now is not
+ * waited for: it holds its own reference to the object. */
+void
+dvt_runtime_unwatch_shutdown (DvtRuntime       *self,
+                              DvtShutdownWatch *watch)
+{
+  GSList *link;
+
+  if (watch == NULL)
+    return;
+
+  /* Once fired, the list is gone and the firing thread frees the watch:
+   * a watch is only ever compared here, never read. */
+  g_mutex_lock (&self->watch_lock);
+  link = g_slist_find (self->shutdown_watches, watch);
+  if (link != NULL)
+    self->shutdown_watches = g_slist_delete_link (self->shutdown_watches, link);
+  g_mutex_unlock (&self->watch_lock);
+
+  if (link != NULL)
+    shutdown_watch_free (watch);
+}
+
+static void
+fire_shutdown_watches (DvtRuntime *self)
+{
+  GSList *watches;
+
+  g_mutex_lock (&self->watch_lock);
+  watches = g_steal_pointer (&self->shutdown_watches);
+  self->watches_fired = TRUE;
+  g_mutex_unlock (&self->watch_lock);
+
+  for (GSList *l = watches; l != NULL; l = l->next)
+    {
+      DvtShutdownWatch *watch = l->data;
+      GObject *object = g_weak_ref_get (&watch->object);
+
+      if (object != NULL)
+        {
+          watch->func (object);
+          g_object_unref (object);
+        }
+    }
+  g_slist_free_full (watches, shutdown_watch_free);
+}
+
 static void
 dvt_runtime_finalize (GObject *object)
 {
@@ -180,6 +269,8 @@ dvt_runtime_finalize (GObject *object)
     }
   g_free (self->name);
   g_clear_pointer (&self->event_context, g_main_context_unref);
+  g_slist_free_full (g_steal_pointer (&self->shutdown_watches), shutdown_watch_free);
+  g_mutex_clear (&self->watch_lock);
   dvt_fork_gate_leave (outer);
 
   G_OBJECT_CLASS (dvt_runtime_parent_class)->finalize (object);
@@ -734,6 +825,7 @@ static void
 dvt_runtime_init (DvtRuntime *self)
 {
   self->entry = dvt_registry_entry_new ();
+  g_mutex_init (&self->watch_lock);
   /* The defaults stand even when g_object_new() refuses an out-of-range
    * value for a construct property (it then sets nothing). */
   self->defaults.retry_backoff = 0.1;
@@ -1583,6 +1675,7 @@ dvt_runtime_shutdown (DvtRuntime *self,
   /* Closed before the live tasks are listed: a task accepted meanwhile
    * is in the list, and none is accepted after it. */
   g_atomic_int_set (&core->closed, 1);
+  fire_shutdown_watches (self);
   if (cancel_pending)
     cancel = dvt_task_list_live (core);
 

@@ -75,7 +75,8 @@ Ctrl-C
     On the main thread, SIGINT during a blocking call (``call_blocking``,
     ``to_thread_blocking``, ``run_blocking``, ``map_blocking`` in both
     forms, ``gather_blocking``, ``Task.result()``) cancels the call's
-    task and raises ``KeyboardInterrupt`` from the call at once, while
+    task and raises ``KeyboardInterrupt`` from the call at once (a wait
+    for a channel's next value or a batcher's close only ends), while
     SIGINT's Python handler is the default one; the runtime stays usable.
     Work that does not watch its cancellable (a plain function, for one)
     runs on to its end in its worker, and its result is dropped. While
@@ -527,7 +528,9 @@ def _after_shutdown(runtime, error):
     Python call shut it down, SIGINT may be what did: the runtime hands the
     signal on to Python once its shutdown is over, and the
     KeyboardInterrupt is then raised here, from the call, rather than at
-    whatever line runs by then."""
+    whatever line runs by then. @runtime may be an object built on a
+    runtime (a channel, a batcher), which names it in _dvt_runtime."""
+    runtime = getattr(runtime, '_dvt_runtime', runtime)
     if (not error.matches(Gio.io_error_quark(), Gio.IOErrorEnum.CANCELLED) or
             getattr(runtime, '_dvt_shut_down', False) or not runtime.is_shutdown() or
             not runtime.get_property('shutdown-on-exit')):
@@ -1423,3 +1426,283 @@ class Queue(Dvt.Queue):
 
 Queue = override(Queue)
 __all__.append('Queue')
+
+
+# ---- Channel and Batcher ------------------------------------------------------
+#
+# Runtime.produce(gen_func, *args, capacity=1) runs a generator function on
+# a worker: each value it yields is sent to the channel (waiting while
+# `capacity` values are buffered), and an exception it raises reaches the
+# consumer, after the last value, as the same exception object (through
+# the _Scope of the channel's Python object). The consumer iterates the
+# channel from a thread; leaving the loop early closes the channel, which
+# makes the generator's pending yield raise GeneratorExit (its `finally`
+# clauses run) and ends the producer cleanly.
+
+import inspect as _inspect
+
+
+def _is_closed_error(error):
+    return (isinstance(error, GLib.Error) and
+            error.matches(Dvt.error_quark(), Dvt.Error.CLOSED))
+
+
+def _drive(channel, cancellable, iterable):
+    """Sends every value of @iterable; stops quietly once the consumer has
+    closed the channel (or the runtime was shut down)."""
+    iterator = iter(iterable)
+    try:
+        for item in iterator:
+            try:
+                Dvt.Channel.send(channel, _to_value(item), cancellable)
+            except GLib.Error as error:
+                if _is_closed_error(error):
+                    return
+                raise
+    finally:
+        close = getattr(iterator, 'close', None)
+        if close is not None:
+            close()
+
+
+def _producer_work(scope, fn, args, kwargs):
+    """Wraps ``fn(*args, **kwargs)``, an iterable's maker (a generator
+    function), or an iterable itself (fn None, args[0]), into a
+    DvtProduceFunc."""
+    scope_ref = weakref.ref(scope)
+    holder = scope.hold_work(fn, args, kwargs)
+
+    def run(channel, cancellable, *_ignored):
+        _keep_thread_state()
+        fn, args, kwargs = _held(holder)
+        iterable = args[0] if fn is None else _Lazy(fn, args, kwargs)
+        ok, failure = _guard(scope_ref(), _drive, channel, cancellable, iterable)
+        del fn, args, kwargs, iterable
+        if not ok:
+            del channel, cancellable, _ignored
+            raise failure
+        return True
+    return run
+
+
+def _raw_producer_work(scope, func, func_data):
+    """Wraps ``func(channel, cancellable, func_data)``, which sends the
+    values itself, into a DvtProduceFunc."""
+    scope_ref = weakref.ref(scope)
+    holder = scope.hold_work(func, func_data)
+
+    def run(channel, cancellable, *_ignored):
+        _keep_thread_state()
+        func, func_data = _held(holder)
+        ok, failure = _guard(scope_ref(), func, channel, cancellable, func_data)
+        del func, func_data
+        if not ok:
+            if _is_closed_error(failure):
+                return True
+            del channel, cancellable, _ignored
+            raise failure
+        return True
+    return run
+
+
+class _Lazy:
+    """``fn(*args, **kwargs)``, called on the worker when iterated."""
+
+    __slots__ = ('fn', 'args', 'kwargs')
+
+    def __init__(self, fn, args, kwargs):
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+
+    def __iter__(self):
+        return iter(self.fn(*self.args, **self.kwargs))
+
+
+class Channel(Dvt.Channel):
+    """The consumer's side of ``Runtime.produce()``::
+
+        for value in rt.produce(gen_func, arg, capacity=8):   # from a thread
+            ...
+
+    Iterating receives the values in order until the end of the stream;
+    an exception the producer raised is re-raised after its last value.
+    Leaving the loop early (``break``, an exception) closes the channel,
+    so that the producer stops. ``receive_blocking(timeout=0)`` returns
+    ``(True, value)``, or ``(False, None)`` at the end of the stream;
+    ``with channel:`` closes it on exit. From a GLib main loop, use
+    ``receive_async``/``receive_finish``."""
+
+    def send(self, value, cancellable=None):
+        return Dvt.Channel.send(self, _to_value(value), cancellable)
+
+    def receive_blocking(self, timeout=0, cancellable=None):
+        """On the main thread, Ctrl-C ends the wait with KeyboardInterrupt
+        (the producer goes on until the channel is closed)."""
+        return _blocking(Dvt.Channel.receive_blocking, self, timeout, cancellable)
+
+    def try_receive(self):
+        return _reraising(Dvt.Channel.try_receive, self)
+
+    def receive_finish(self, result):
+        return _reraising(Dvt.Channel.receive_finish, self, result)
+
+    def close(self, reason=None):
+        Dvt.Channel.close(self, reason)
+
+    def __iter__(self):
+        raw = Dvt.Channel.receive_blocking
+        try:
+            while True:
+                # A value already buffered is taken without the main
+                # thread's Ctrl-C set-up, which costs more than the
+                # receive itself.
+                if Dvt.Channel.get_n_items(self) > 0:
+                    ok, value = _reraising(raw, self, 0, None)
+                else:
+                    ok, value = self.receive_blocking(0, None)
+                if not ok:
+                    return
+                yield value
+        finally:
+            self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+        return False
+
+
+Channel = override(Channel)
+__all__.append('Channel')
+
+
+def _is_raw_produce(func, args, kwargs):
+    """Whether ``produce(func, *args, **kwargs)`` is the raw form."""
+    if kwargs or not 2 <= len(args) <= 4 or _inspect.isgeneratorfunction(func):
+        return False
+    if not isinstance(args[1], int) or isinstance(args[1], bool):
+        return False
+    try:
+        params = _inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return (len(positional) == 3 and
+            all(p.kind not in (p.VAR_POSITIONAL, p.KEYWORD_ONLY) or
+                p.default is not p.empty for p in params))
+
+
+def _runtime_produce(self, func, *args, capacity=1, options=None,
+                     cancellable=None, **kwargs):
+    """Runs a producer on a worker and returns its :class:`Channel`.
+
+    ``rt.produce(gen_func, *args, capacity=1, options=None,
+    cancellable=None, **kwargs)``: ``gen_func(*args, **kwargs)`` (a
+    generator function, or any function returning an iterable) runs on a
+    worker; every value it yields is sent. ``rt.produce(iterable)`` sends
+    the values of an iterable. The raw form, with a function that sends
+    itself, is ``rt.produce(func, func_data, capacity, options,
+    cancellable)`` with ``func(channel, cancellable, func_data)``; it is
+    recognised by its function taking exactly three parameters (and not
+    being a generator function) and the argument after ``func_data``
+    being an ``int``, the capacity."""
+    scope = _Scope()
+    if not callable(func) and hasattr(func, '__iter__') and not args and not kwargs:
+        work = _producer_work(scope, None, (func,), {})
+    elif _is_raw_produce(func, args, kwargs):
+        # The raw form: func(channel, cancellable, func_data).
+        _need_callable('produce', 'func', func)
+        func_data, capacity, *rest = args
+        options = rest[0] if len(rest) > 0 else options
+        cancellable = rest[1] if len(rest) > 1 else cancellable
+        work = _raw_producer_work(scope, func, func_data)
+    else:
+        _need_callable('produce', 'func', func)
+        work = _producer_work(scope, func, args, kwargs)
+    channel = _reraising(Dvt.Runtime.produce, self, work, None, capacity,
+                         options, cancellable)
+    channel._dvt_scope = scope
+    channel._dvt_runtime = self
+    return channel
+
+
+Runtime.produce = _runtime_produce
+
+
+def _batch_work(scope, fn):
+    """Wraps ``fn(items)`` (a list) into a DvtBatchFunc."""
+    scope_ref = weakref.ref(scope)
+    holder = scope.hold_work(fn)
+
+    def run(task, items, cancellable, *_ignored):
+        _keep_thread_state()
+        fn, = _held(holder)
+        ok, failure = _guard(scope_ref(), fn, list(items))
+        del fn, items
+        if not ok:
+            del task, cancellable, _ignored
+            raise failure
+    return run
+
+
+class Batcher(Dvt.Batcher):
+    """Items added from any thread, handed in batches to a function run on
+    a worker; made with ``Runtime.batcher()``::
+
+        with rt.batcher(store_rows, max_items=100, max_wait=0.5) as b:
+            b.add(row)            # any thread; never blocks
+        # leaving the block flushes and waits for every batch
+
+    ``fn(items)`` gets a list of the items, in the order they were added.
+    ``close(timeout=0)`` flushes, waits for every batch and re-raises the
+    first exception a batch raised; ``flush()`` dispatches the pending
+    items at once and returns the batch's :class:`Task` (or None)."""
+
+    def add(self, item):
+        return _reraising(Dvt.Batcher.add, self, _to_value(item))
+
+    def close_blocking(self, timeout=0, cancellable=None):
+        """On the main thread, Ctrl-C ends the wait with KeyboardInterrupt
+        (the batches go on)."""
+        return _blocking(Dvt.Batcher.close_blocking, self, timeout, cancellable)
+
+    def close_finish(self, result):
+        return _reraising(Dvt.Batcher.close_finish, self, result)
+
+    def close(self, timeout=0, cancellable=None):
+        return self.close_blocking(timeout, cancellable)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc_info):
+        if exc_type is None:
+            self.close()
+        else:
+            try:
+                self.close()
+            except Exception:
+                pass   # the body's exception wins
+        return False
+
+
+Batcher = override(Batcher)
+__all__.append('Batcher')
+
+
+def _runtime_batcher(self, fn, max_items=100, max_wait=0, options=None):
+    """A :class:`Batcher` that calls ``fn(items)`` on a worker for each
+    batch of at most @max_items items, dispatched once full or @max_wait
+    seconds after its first item (0: no time limit)."""
+    _need_callable('batcher', 'fn', fn)
+    scope = _Scope()
+    batcher = _reraising(Dvt.Batcher.new, self, _batch_work(scope, fn), None,
+                         max_items, max_wait, options)
+    batcher._dvt_scope = scope
+    batcher._dvt_runtime = self
+    return batcher
+
+
+Runtime.batcher = _runtime_batcher

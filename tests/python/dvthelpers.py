@@ -47,6 +47,15 @@ class Peak:
             self.now -= 1
 
 
+def wait_for(predicate, timeout=DEADLINE):
+    """Polls @predicate() from this thread until it is true; fails instead
+    of hanging."""
+    deadline = GLib.get_monotonic_time() + int(timeout * 1e6)
+    while not predicate():
+        assert GLib.get_monotonic_time() < deadline, 'condition not met in time'
+        threading.Event().wait(0.001)
+
+
 def run_loop_until(predicate, context=None, timeout=DEADLINE):
     """Iterates @context (the global default one if None) until
     @predicate() is true; fails instead of hanging."""

@@ -187,6 +187,42 @@ def ctrl_c(call, on_exit):
     os._exit(0)
 
 
+def slow_values():
+    time.sleep(5)   # ignores any cancellation
+    yield 1
+
+
+def ctrl_c_channel():
+    """SIGINT 0.3 s into `for x in runtime.produce(gen)` on the main thread,
+    whose generator sleeps 5 s: KeyboardInterrupt from the loop's line, at
+    once; leaving the loop closed the channel; the runtime still works."""
+    runtime = Dvt.Runtime(max_workers=2)
+    sent = []
+
+    def interrupt():
+        sent.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Timer(0.3, interrupt).start()
+    channel = runtime.produce(slow_values)
+    line = sys._getframe().f_lineno + 2
+    try:
+        for x in channel:
+            pass
+    except KeyboardInterrupt as interrupted:
+        elapsed = time.monotonic() - sent[0]
+        where = traceback.extract_tb(interrupted.__traceback__)[0]
+    else:
+        raise AssertionError('no KeyboardInterrupt')
+    from_loop = where.filename == __file__ and where.lineno == line
+    works = runtime.call_blocking(abs, -4) == 4
+    print('elapsed %.3f from_call %s closed %s works %s'
+          % (elapsed, from_loop, channel.is_closed(), works), flush=True)
+    runtime.shutdown(False, True)
+    print('ok', flush=True)
+    os._exit(0)
+
+
 def main():
     scenario = sys.argv[1]
     which = sys.argv[2] if len(sys.argv) > 2 else 'override'
@@ -198,6 +234,8 @@ def main():
         cancel_while_running(api(which), 'to_thread_blocking')
     elif scenario == 'map-blocking-cancel':
         cancel_while_running(api(which), 'map_blocking')
+    elif scenario == 'ctrl-c-channel':
+        ctrl_c_channel()
     elif scenario == 'ctrl-c':
         ctrl_c(which, sys.argv[3] == 'on-exit')
     else:

@@ -77,3 +77,15 @@ def test_ctrl_c_interrupts_a_blocking_call_of_the_main_thread(call, on_exit):
     assert report['works'] == 'True', out
     assert int(report['cancelled']) >= 1, out
     assert float(report['elapsed']) < (2.0 if on_exit == 'plain' else 2.0 + 2.0), out
+
+
+# Ctrl-C on the main thread while it iterates a channel whose producer
+# sleeps (ignoring cancellation): KeyboardInterrupt from the loop, at once;
+# leaving the loop closed the channel.
+def test_ctrl_c_interrupts_iterating_a_channel():
+    out = run_isolated('ctrl-c-channel').split()
+    report = dict(zip(out[0:-1:2], out[1::2]))
+    assert report['from_call'] == 'True', out
+    assert report['closed'] == 'True', out
+    assert report['works'] == 'True', out
+    assert float(report['elapsed']) < 2.0, out

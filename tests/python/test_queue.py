@@ -8,7 +8,7 @@ import weakref
 
 import pytest
 
-from dvthelpers import DEADLINE, Dvt, GLib, main_loop_run
+from dvthelpers import DEADLINE, Dvt, GLib, main_loop_run, wait_for
 from gi.repository import Gio, GObject
 
 
@@ -20,13 +20,6 @@ def assert_error(excinfo, domain, code):
 
 DVT_ERROR = Dvt.error_quark()
 IO_ERROR = Gio.io_error_quark()
-
-
-def wait_for(predicate, timeout=DEADLINE):
-    deadline = GLib.get_monotonic_time() + int(timeout * 1e6)
-    while not predicate():
-        assert GLib.get_monotonic_time() < deadline, 'condition not met in time'
-        threading.Event().wait(0.001)
 
 
 # ---- from plain threads ---------------------------------------------------------
