@@ -558,7 +558,7 @@ deliver_events (DvtMail *mail)
   DvtEventRecord *records;
   GObject *runtime = NULL;
   /* Signal emissions call the application from inside GLib. */
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_CALLOUT);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_CALLOUT);
 
   /* Handlers may drop the last reference to the queue's owner. */
   queue->hold (queue->owner);

@@ -1055,7 +1055,7 @@ run_thread_job (DvtJob *job)
   DvtTask *outer;
   gpointer context;
   gboolean switched;
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
   /* A cancel claims the task before it marks it completed: a claim seen
    * after the switch to running means the cancel came first. */
@@ -1104,7 +1104,7 @@ start_async_mail (DvtMail *mail)
   DvtTask *outer;
   gpointer context;
   gboolean switched;
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
   /* A cancel claims the task before it marks it completed: a claim seen
    * after the switch to running means the cancel came first. */
@@ -1239,7 +1239,7 @@ dvt_task_set_policy (DvtTask   *task,
 static void
 timer_unref_task (gpointer task)
 {
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
   dvt_task_unref_gated (task);
   dvt_fork_gate_leave (gate);
@@ -1369,7 +1369,7 @@ static gboolean
 on_timeout (gpointer data)
 {
   DvtTask *task = data;
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
   disarm_timer (task, &task->extra->timeout_source);
   dvt_task_expire (task, task->extra->policy->timeout);
@@ -1397,7 +1397,7 @@ static gboolean
 on_retry_due (gpointer data)
 {
   DvtTask *task = data;
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
   disarm_timer (task, &task->extra->wait_source);
 
@@ -1435,7 +1435,7 @@ static gboolean
 on_throttle_done (gpointer data)
 {
   DvtTask *task = data;
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
   disarm_timer (task, &task->extra->wait_source);
   if (dvt_task_get_state (task) == DVT_TASK_QUEUED)
@@ -1559,7 +1559,7 @@ unref_batch (DvtTask *task)
 static void
 release_job_run (DvtJob *job)
 {
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
   unref_batch (G_STRUCT_MEMBER_P (job, -G_STRUCT_OFFSET (DvtTask, job)));
   dvt_fork_gate_leave (gate);
@@ -1573,7 +1573,7 @@ dvt_task_flush_released (void)
   DvtThreadState *state = dvt_thread_state_peek ();
   DvtTask *task = state != NULL ? state->release_head : NULL;
   guint length = state != NULL ? state->release_length : 0;
-  DvtGate gate;
+  DvtForkGate gate;
 
   if (task == NULL)
     return;
@@ -1582,7 +1582,7 @@ dvt_task_flush_released (void)
   state->release_length = 0;
 
   /* Their freeing calls nothing of the application's. */
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   if (length >= RELEASE_BATCH_MIN &&
       !g_atomic_int_get (&dvt_task_core (task)->closed))
     {
@@ -1624,7 +1624,7 @@ deliver_callback (DvtMail *mail)
   DvtTask *task = DVT_TASK_OF_MAIL (mail);
   DvtCore *core = dvt_task_core (task);
   DvtMailbox *mailbox = g_steal_pointer (&task->extra->callback_mailbox);
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   gpointer context;
 
   dvt_core_ref (core);
@@ -1904,7 +1904,7 @@ finish_full (DvtTask      *task,
              GCancellable *cancel_first)
 {
   /* Work functions and GIO callbacks complete tasks from outside. */
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   gboolean won = finish_in_gate (task, result, by_runtime, cancel_first);
 
   dvt_fork_gate_leave (gate);
@@ -2063,11 +2063,11 @@ dvt_task_set_name (DvtTask    *task,
 {
   g_return_if_fail (DVT_IS_TASK (task));
 
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   const char *interned = g_intern_string (name);
   const char *old = g_atomic_pointer_exchange (&dvt_task_extra (task)->name, interned);
 
-  dvt_fork_gate_set (DVT_GATE_CALLOUT);
+  dvt_fork_gate_set (DVT_FORK_GATE_CALLOUT);
   if (old != interned)
     g_object_notify_by_pspec (G_OBJECT (task), properties[PROP_NAME]);
   dvt_fork_gate_leave (gate);
@@ -2126,14 +2126,14 @@ dvt_task_get_cancellable (DvtTask *task)
   GCancellable *cancellable;
   gboolean cancel;
   gboolean was_cancelled;
-  DvtGate gate;
+  DvtForkGate gate;
 
   g_return_val_if_fail (DVT_IS_TASK (task), NULL);
 
   if (task->kind == DVT_TASK_KIND_ITEM)
     return task->extra->parent_class->get_cancellable (task->extra->parent);
 
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   g_mutex_lock (dvt_event_lock (task));
   was_cancelled = ensure_cancellable_locked (task, TRUE);
   cancellable = task->cancellable;
@@ -2442,12 +2442,12 @@ dvt_task_wait_async (DvtTask             *task,
 {
   GTask *gtask;
   WaitOp *op;
-  DvtGate gate;
+  DvtForkGate gate;
 
   g_return_if_fail (DVT_IS_TASK (task));
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   gtask = g_task_new (task, cancellable, callback, user_data);
   g_task_set_source_tag (gtask, dvt_task_wait_async);
   g_task_set_name (gtask, "[dovetail] dvt_task_wait_async");
