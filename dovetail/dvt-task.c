@@ -146,6 +146,7 @@ dvt_task_finalize (GObject *object)
                               extra->caller_cancellable_handler, task);
       disconnect_cancellable (task->cancellable, extra->cancellable_handler, task);
       g_clear_object (&extra->caller_cancellable);
+      g_clear_object (&extra->gate_cancellable);
       g_assert (extra->timeout_source == NULL && extra->wait_source == NULL);
       g_clear_pointer (&extra->policy, dvt_policy_unref);
       g_clear_pointer (&extra->context, dvt_context_unref);
@@ -810,6 +811,7 @@ function_returned (DvtTask *task)
     return TRUE;
 
   dvt_task_release_item (task);
+  dvt_task_gates_check_over (task);
   return FALSE;
 }
 
@@ -1090,6 +1092,7 @@ run_thread_job (DvtJob *job)
         DVT_COUNTER_ADD (&dvt_task_core (task)->n_running, 1);
       dvt_task_set_flag (task, DVT_TASK_FLAG_FUNC_DONE);
       dvt_task_release_item (task);
+      dvt_task_gates_check_over (task);
     }
 
   dvt_task_unref_gated (task);
@@ -1136,6 +1139,7 @@ start_async_mail (DvtMail *mail)
         DVT_COUNTER_ADD (&dvt_task_core (task)->n_running, 1);
       dvt_task_set_flag (task, DVT_TASK_FLAG_FUNC_DONE);
       dvt_task_release_item (task);
+      dvt_task_gates_check_over (task);
     }
 
   dvt_task_unref_gated (task);
@@ -1174,9 +1178,20 @@ dvt_task_dispatch (DvtTask *task)
   dvt_task_start_attempt (task);
 }
 
-/* Starts a queued attempt, or holds it back under the rate limit. */
+/* Starts a queued attempt once it is inside its gates (see
+ * dvt-task-gates.c). */
 void
 dvt_task_start_attempt (DvtTask *task)
+{
+  if (G_UNLIKELY (dvt_task_has_gates (task)) && !dvt_task_enter_gates (task))
+    return;
+
+  dvt_task_start_admitted (task);
+}
+
+/* Starts a queued attempt, or holds it back under the rate limit. */
+void
+dvt_task_start_admitted (DvtTask *task)
 {
   DvtRateBucket *rate = &dvt_task_core (task)->rate;
   gint64 wait = 0;
@@ -1425,6 +1440,8 @@ dvt_task_schedule_retry (DvtTask *task)
 {
   gint64 delay = dvt_policy_retry_delay (task->extra->policy, dvt_task_attempt (task));
 
+  /* The attempt is over: its gates are left during the back-off. */
+  dvt_task_release_gates (task);
   dvt_task_unset_flag (task, DVT_TASK_FLAG_RETRY_PENDING);
   dvt_task_emit (task, DVT_EVENT_RETRY, task->extra->last_error,
                    (double) delay / G_USEC_PER_SEC);
@@ -1440,6 +1457,8 @@ on_throttle_done (gpointer data)
   disarm_timer (task, &task->extra->wait_source);
   if (dvt_task_get_state (task) == DVT_TASK_QUEUED)
     dvt_task_push_attempt (task);
+  else
+    dvt_task_release_gates (task);  /* ended during the wait */
   dvt_fork_gate_leave (gate);
 
   return G_SOURCE_REMOVE;
@@ -1749,6 +1768,9 @@ publish (DvtTask *task)
   dvt_fault_point ();
   dvt_event_set (&task->done);
   dvt_task_stop_timers (task);
+  if (G_UNLIKELY (dvt_task_has_flag (task, DVT_TASK_FLAG_GATE_WAIT |
+                                           DVT_TASK_FLAG_GATES_HELD)))
+    dvt_task_gates_ended (task);
 
   if (extra == NULL)
     return;

@@ -692,6 +692,269 @@ test_lockout_fifo_async (void)
   g_assert_cmpuint (dvt_lockout_get_n_waiting (lockout), ==, 0);
 }
 
+/* ---- gates on the tasks of a runtime -------------------------------------------- */
+
+typedef struct
+{
+  DvtSemaphore *sem;
+  int           inside;      /* atomic */
+  int           max_inside;  /* atomic */
+  int           fail_first;  /* atomic: attempts still to fail */
+  gboolean      check_held;  /* the attempt holds the only permit */
+} Work;
+
+static void
+gated_work (DvtTask       *task,
+            GCancellable  *cancellable,
+            gpointer       data,
+            GError       **error)
+{
+  Work *work = data;
+  int now = g_atomic_int_add (&work->inside, 1) + 1;
+  int max = g_atomic_int_get (&work->max_inside);
+
+  while (now > max && !g_atomic_int_compare_and_exchange_full (&work->max_inside, max, now, &max))
+    ;
+  if (work->check_held)
+    g_assert_cmpuint (dvt_semaphore_get_available (work->sem), ==, 0);
+  g_usleep (2000);
+  g_atomic_int_add (&work->inside, -1);
+
+  if (g_atomic_int_add (&work->fail_first, -1) > 0)
+    {
+      g_set_error_literal (error, TEST_ERROR, 1, "try again");
+      return;
+    }
+  dvt_task_return_int (task, 1);
+}
+
+static void
+on_throttled (DvtRuntime *runtime,
+              DvtTask    *task,
+              double      wait,
+              gpointer    user_data)
+{
+  g_assert_cmpfloat (wait, ==, 0);
+  g_atomic_int_inc ((int *) user_data);
+}
+
+static void
+test_options_semaphore (void)
+{
+  g_autoptr(DvtTestRuntime) runtime = dvt_runtime_new (4);
+  g_autoptr(DvtSemaphore) sem = dvt_semaphore_new (2);
+  g_autoptr(DvtOptions) options = dvt_options_new ();
+  Work work = { .sem = sem };
+  DvtTask *tasks[10];
+  int n_throttled = 0;
+
+  dvt_options_add_gate (options, DVT_GATE (sem));
+  g_assert_cmpuint (dvt_options_get_gates (options)->len, ==, 1);
+  g_assert_true (dvt_runtime_has_task_policy (runtime, options));
+  g_signal_connect (runtime, "throttled", G_CALLBACK (on_throttled), &n_throttled);
+
+  /* Both permits held: every task waits for one. */
+  g_assert_true (dvt_gate_try_enter (DVT_GATE (sem)));
+  g_assert_true (dvt_gate_try_enter (DVT_GATE (sem)));
+  for (guint i = 0; i < G_N_ELEMENTS (tasks); i++)
+    {
+      g_autoptr(GError) error = NULL;
+
+      tasks[i] = dvt_runtime_submit (runtime, gated_work, &work, NULL, options, NULL, &error);
+      g_assert_no_error (error);
+    }
+  g_assert_true (POLL_UNTIL (dvt_semaphore_get_n_waiting (sem) == G_N_ELEMENTS (tasks), 30));
+  dvt_gate_leave (DVT_GATE (sem));
+  dvt_gate_leave (DVT_GATE (sem));
+
+  for (guint i = 0; i < G_N_ELEMENTS (tasks); i++)
+    {
+      g_autoptr(GError) error = NULL;
+
+      g_assert_true (dvt_task_wait (tasks[i], 0, &error));
+      g_assert_cmpint (dvt_task_propagate_int (tasks[i], &error), ==, 1);
+      g_assert_no_error (error);
+      g_object_unref (tasks[i]);
+    }
+  g_assert_cmpint (work.max_inside, <=, 2);
+  g_assert_true (POLL_UNTIL (dvt_semaphore_get_available (sem) == 2, 30));
+  {
+    g_autoptr(DvtStats) stats = dvt_runtime_get_stats (runtime);
+
+    g_assert_cmpuint (stats->throttled, ==, G_N_ELEMENTS (tasks));
+  }
+  g_assert_true (POLL_UNTIL (g_atomic_int_get (&n_throttled) == G_N_ELEMENTS (tasks), 30));
+  g_signal_handlers_disconnect_by_data (runtime, &n_throttled);
+}
+
+/* A task waiting for a gate holds no worker: with one worker, another
+ * task runs meanwhile. */
+static void
+plain_work (DvtTask       *task,
+            GCancellable  *cancellable,
+            gpointer       data,
+            GError       **error)
+{
+  dvt_task_return_int (task, 7);
+}
+
+static void
+test_options_no_worker_held (void)
+{
+  g_autoptr(DvtTestRuntime) runtime = dvt_runtime_new (1);
+  g_autoptr(DvtSemaphore) sem = dvt_semaphore_new (1);
+  g_autoptr(DvtOptions) options = dvt_options_new ();
+  g_autoptr(GError) error = NULL;
+  Work work = { .sem = sem, .check_held = TRUE };
+  g_autoptr(DvtTask) gated = NULL;
+  g_autoptr(DvtTask) plain = NULL;
+
+  dvt_options_add_gate (options, DVT_GATE (sem));
+  g_assert_true (dvt_gate_try_enter (DVT_GATE (sem)));
+  gated = dvt_runtime_submit (runtime, gated_work, &work, NULL, options, NULL, &error);
+  g_assert_true (POLL_UNTIL (dvt_semaphore_get_n_waiting (sem) == 1, 30));
+  plain = dvt_runtime_submit (runtime, plain_work, NULL, NULL, NULL, NULL, &error);
+  g_assert_true (dvt_task_wait (plain, 0, &error));
+  g_assert_cmpint (dvt_task_propagate_int (plain, &error), ==, 7);
+  g_assert_false (dvt_task_get_completed (gated));
+
+  dvt_gate_leave (DVT_GATE (sem));
+  g_assert_true (dvt_task_wait (gated, 0, &error));
+  g_assert_cmpint (dvt_task_propagate_int (gated, &error), ==, 1);
+  g_assert_no_error (error);
+  g_assert_true (POLL_UNTIL (dvt_semaphore_get_available (sem) == 1, 30));
+}
+
+/* Cancelling a waiting task, and a shutdown that cancels pending work,
+ * end the gate waits; nothing stays entered. */
+static void
+test_options_cancel_and_shutdown (void)
+{
+  g_autoptr(DvtRuntime) runtime = dvt_runtime_new (2);
+  g_autoptr(DvtSemaphore) sem = dvt_semaphore_new (1);
+  g_autoptr(DvtLockout) lockout = dvt_lockout_new (TRUE);
+  g_autoptr(DvtOptions) options = dvt_options_new ();
+  g_autoptr(GError) error = NULL;
+  Work work = { .sem = sem };
+  DvtTask *tasks[4];
+
+  /* Entered in order: the lockout lets them through, the semaphore not. */
+  dvt_options_add_gate (options, DVT_GATE (lockout));
+  dvt_options_add_gate (options, DVT_GATE (sem));
+  g_assert_true (dvt_gate_try_enter (DVT_GATE (sem)));
+  for (guint i = 0; i < G_N_ELEMENTS (tasks); i++)
+    tasks[i] = dvt_runtime_submit (runtime, gated_work, &work, NULL, options, NULL, &error);
+  g_assert_true (POLL_UNTIL (dvt_semaphore_get_n_waiting (sem) == G_N_ELEMENTS (tasks), 30));
+
+  dvt_task_cancel (tasks[0]);
+  g_assert_true (dvt_task_wait (tasks[0], 0, &error));
+  dvt_task_propagate_int (tasks[0], &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+  g_assert_true (POLL_UNTIL (dvt_semaphore_get_n_waiting (sem) == G_N_ELEMENTS (tasks) - 1, 30));
+
+  /* A lockout holds the next ones back before the semaphore. */
+  g_assert_true (dvt_lockout_lock_for (lockout, 3600, &error));
+  g_clear_error (&error);
+  tasks[1] = (g_object_unref (tasks[1]),
+              dvt_runtime_submit (runtime, gated_work, &work, NULL, options, NULL, &error));
+  g_assert_true (POLL_UNTIL (dvt_lockout_get_n_waiting (lockout) == 1, 30));
+
+  dvt_runtime_shutdown (runtime, TRUE, TRUE);
+  for (guint i = 0; i < G_N_ELEMENTS (tasks); i++)
+    {
+      g_assert_true (dvt_task_get_completed (tasks[i]));
+      dvt_task_propagate_int (tasks[i], &error);
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+      g_clear_error (&error);
+      g_object_unref (tasks[i]);
+    }
+  g_assert_cmpuint (dvt_semaphore_get_n_waiting (sem), ==, 0);
+  g_assert_cmpuint (dvt_lockout_get_n_waiting (lockout), ==, 0);
+  g_assert_cmpint (work.max_inside, ==, 0);
+  dvt_gate_leave (DVT_GATE (sem));
+  g_assert_cmpuint (dvt_semaphore_get_available (sem), ==, 1);
+  /* The lockout was entered and left by each task that got through it. */
+  EXPECT_EXTRA_LEAVE (dvt_gate_leave (DVT_GATE (lockout)));
+}
+
+/* Every attempt enters: a retried task leaves during its back-off. */
+static void
+test_options_retry (void)
+{
+  g_autoptr(DvtTestRuntime) runtime = dvt_runtime_new (2);
+  g_autoptr(DvtSemaphore) sem = dvt_semaphore_new (1);
+  g_autoptr(DvtOptions) options = dvt_options_new ();
+  g_autoptr(GError) error = NULL;
+  Work work = { .sem = sem, .fail_first = 2, .check_held = TRUE };
+  g_autoptr(DvtTask) task = NULL;
+
+  dvt_options_add_gate (options, DVT_GATE (sem));
+  dvt_options_set_retries (options, 3);
+  dvt_options_set_retry_backoff (options, 0.001);
+  task = dvt_runtime_submit (runtime, gated_work, &work, NULL, options, NULL, &error);
+  g_assert_true (dvt_task_wait (task, 0, &error));
+  g_assert_cmpint (dvt_task_propagate_int (task, &error), ==, 1);
+  g_assert_no_error (error);
+  g_assert_cmpuint (dvt_task_get_attempt (task), ==, 3);
+  g_assert_true (POLL_UNTIL (dvt_semaphore_get_available (sem) == 1, 30));
+}
+
+/* The items of a map each enter; async work waits on the loop. */
+static void
+map_work (DvtTask       *task,
+          GCancellable  *cancellable,
+          gpointer       data,
+          GError       **error)
+{
+  gated_work (task, cancellable, data, error);
+}
+
+static void
+test_options_map (void)
+{
+  g_autoptr(DvtTestRuntime) runtime = dvt_runtime_new (4);
+  g_autoptr(DvtSemaphore) sem = dvt_semaphore_new (2);
+  g_autoptr(DvtOptions) options = dvt_options_new ();
+  g_autoptr(GError) error = NULL;
+  Work work = { .sem = sem };
+  g_autoptr(GArray) results = NULL;
+
+  dvt_options_add_gate (options, DVT_GATE (sem));
+  results = dvt_runtime_map_blocking (runtime, 40, map_work, &work, NULL, options, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (results->len, ==, 40);
+  g_assert_cmpint (work.max_inside, <=, 2);
+  g_assert_true (POLL_UNTIL (dvt_semaphore_get_available (sem) == 2, 30));
+}
+
+static void
+async_work (DvtTask       *task,
+            GCancellable  *cancellable,
+            gpointer       data,
+            GError       **error)
+{
+  dvt_task_return_int (task, g_get_monotonic_time ());
+}
+
+static void
+test_options_lockout_async (void)
+{
+  g_autoptr(DvtTestRuntime) runtime = dvt_runtime_new (1);
+  g_autoptr(DvtLockout) lockout = dvt_lockout_new (FALSE);
+  g_autoptr(DvtOptions) options = dvt_options_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(DvtTask) task = NULL;
+  gint64 start = g_get_monotonic_time ();
+
+  dvt_options_add_gate (options, DVT_GATE (lockout));
+  g_assert_true (dvt_lockout_lock_for (lockout, 0.1, &error));
+  task = dvt_runtime_schedule (runtime, async_work, NULL, NULL, options, NULL, &error);
+  g_assert_true (dvt_task_wait (task, 0, &error));
+  g_assert_cmpint (dvt_task_propagate_int (task, &error) - start, >=, 100000);
+  g_assert_no_error (error);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -712,6 +975,12 @@ main (int    argc,
   g_test_add_func ("/gates/limiter/window", test_limiter_window);
   g_test_add_func ("/gates/lockout/basic", test_lockout_basic);
   g_test_add_func ("/gates/lockout/fifo-async", test_lockout_fifo_async);
+  g_test_add_func ("/gates/options/semaphore", test_options_semaphore);
+  g_test_add_func ("/gates/options/no-worker-held", test_options_no_worker_held);
+  g_test_add_func ("/gates/options/cancel-and-shutdown", test_options_cancel_and_shutdown);
+  g_test_add_func ("/gates/options/retry", test_options_retry);
+  g_test_add_func ("/gates/options/map", test_options_map);
+  g_test_add_func ("/gates/options/lockout-async", test_options_lockout_async);
 
   return g_test_run ();
 }
