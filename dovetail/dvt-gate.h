@@ -111,6 +111,10 @@ void          dvt_semaphore_enter_with_priority_async    (DvtSemaphore        *s
                                                           GCancellable        *cancellable,
                                                           GAsyncReadyCallback  callback,
                                                           gpointer             user_data);
+DVT_AVAILABLE_IN_ALL
+gboolean      dvt_semaphore_enter_with_priority_finish   (DvtSemaphore        *semaphore,
+                                                          GAsyncResult        *result,
+                                                          GError             **error);
 
 /* ---- DvtRateLimiter -------------------------------------------------------- */
 

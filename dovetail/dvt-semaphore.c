@@ -452,7 +452,8 @@ dvt_semaphore_enter_with_priority_blocking (DvtSemaphore  *semaphore,
  *
  * As [method@Gate.enter_async], with a priority (see
  * [method@Semaphore.enter_with_priority_blocking]). Finish it with
- * [method@Gate.enter_finish].
+ * [method@Semaphore.enter_with_priority_finish] (or
+ * [method@Gate.enter_finish]).
  *
  * Since: 0.3
  */
@@ -468,4 +469,31 @@ dvt_semaphore_enter_with_priority_async (DvtSemaphore        *semaphore,
 
   dvt_gate_core_enter_async (&semaphore->core, priority, cancellable, callback, user_data,
                              dvt_semaphore_enter_with_priority_async);
+}
+
+/**
+ * dvt_semaphore_enter_with_priority_finish:
+ * @semaphore: a semaphore
+ * @result: the result given to the callback of
+ *   [method@Semaphore.enter_with_priority_async]
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Semaphore.enter_with_priority_async], as
+ * [method@Gate.enter_finish] does.
+ *
+ * Returns: %TRUE if entered (call [method@Gate.leave] later); %FALSE with
+ *   %G_IO_ERROR_CANCELLED
+ *
+ * Since: 0.3
+ */
+gboolean
+dvt_semaphore_enter_with_priority_finish (DvtSemaphore  *semaphore,
+                                          GAsyncResult  *result,
+                                          GError       **error)
+{
+  dvt_return_val_if_fail_error (DVT_IS_SEMAPHORE (semaphore), FALSE, error);
+  dvt_return_val_if_fail_error (G_IS_ASYNC_RESULT (result), FALSE, error);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  return semaphore_enter_finish (DVT_GATE (semaphore), result, error);
 }
