@@ -66,6 +66,8 @@ enum
 
 static GParamSpec *properties[N_PROPS];
 
+gpointer dvt_semaphore_class;
+
 static void dvt_semaphore_gate_iface_init (DvtGateInterface *iface);
 
 G_DEFINE_FINAL_TYPE_WITH_CODE (DvtSemaphore, dvt_semaphore, G_TYPE_OBJECT,
@@ -135,6 +137,12 @@ fast_enter (DvtSemaphore *self)
   return FALSE;
 }
 
+gboolean
+dvt_semaphore_fast_enter (gpointer semaphore)
+{
+  return fast_enter (semaphore);
+}
+
 static gboolean
 semaphore_try_enter (DvtGate *gate)
 {
@@ -172,10 +180,10 @@ semaphore_enter_finish (DvtGate       *gate,
                                      dvt_semaphore_enter_with_priority_async, error);
 }
 
-static void
-semaphore_leave (DvtGate *gate)
+void
+dvt_semaphore_leave_internal (gpointer semaphore)
 {
-  DvtSemaphore *self = DVT_SEMAPHORE (gate);
+  DvtSemaphore *self = semaphore;
   int word = g_atomic_int_get (&self->word);
   DvtGateWaiter *completions = NULL;
   DvtForkGate fork_gate;
@@ -211,6 +219,12 @@ too_many:
   g_critical ("dvt_gate_leave: the semaphore was left more times than it was "
               "entered (all %u permits are free); the extra leave is ignored",
               self->value);
+}
+
+static void
+semaphore_leave (DvtGate *gate)
+{
+  dvt_semaphore_leave_internal (gate);
 }
 
 static void
@@ -281,6 +295,7 @@ dvt_semaphore_class_init (DvtSemaphoreClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
 
+  dvt_semaphore_class = klass;
   object_class->finalize = dvt_semaphore_finalize;
   object_class->get_property = dvt_semaphore_get_property;
   object_class->set_property = dvt_semaphore_set_property;
