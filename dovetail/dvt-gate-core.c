@@ -209,31 +209,43 @@ arm_timer_locked (AsyncOp *op,
 }
 
 /* With the lock held: the head waiter learns when the clock alone may
- * admit it. */
+ * admit it, and so does the first blocking waiter behind an async head:
+ * the head's timer runs on its caller's context, and the threads that
+ * wait must not depend on that context being iterated. */
 static void
 arm_head_locked (DvtGateCore *core,
                  gint64       now)
 {
-  DvtGateWaiter *head = core->head;
+  DvtGateWaiter *waiter;
   gint64 at;
 
-  if (head == NULL || core->klass->next_time_locked == NULL)
+  if (core->head == NULL || core->klass->next_time_locked == NULL)
     return;
 
   if (now < 0)
     now = g_get_monotonic_time ();
   at = core->klass->next_time_locked (core, now);
-  if (at < 0 || at == head->wake_at)
+  if (at < 0)
     return;
 
-  head->wake_at = at;
-  if (head->op == NULL)
+  for (waiter = core->head; waiter != NULL; waiter = waiter->next)
     {
-      if (head->parked)
-        g_cond_signal (&head->cond);
+      if (waiter->op == NULL)
+        {
+          if (waiter->wake_at != at)
+            {
+              waiter->wake_at = at;
+              if (waiter->parked)
+                g_cond_signal (&waiter->cond);
+            }
+          break;
+        }
+      if (waiter == core->head && waiter->wake_at != at)
+        {
+          waiter->wake_at = at;
+          arm_timer_locked (waiter->op, at, now);
+        }
     }
-  else
-    arm_timer_locked (head->op, at, now);
 }
 
 /* ---- admission ------------------------------------------------------------------ */

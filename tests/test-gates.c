@@ -611,6 +611,31 @@ test_limiter_slides (void)
   EXPECT_EXTRA_LEAVE (dvt_gate_leave (DVT_GATE (limiter)));
 }
 
+/* A thread waiting behind an async waiter whose context nobody iterates
+ * yet is not held up by that context: the clock admits both. */
+static void
+test_limiter_async_head_idle_context (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(DvtRateLimiter) limiter = dvt_rate_limiter_new (1, 0.05, &error);
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  Entry entry = { 0 };
+
+  g_assert_true (dvt_gate_try_enter (DVT_GATE (limiter)));
+  dvt_gate_leave (DVT_GATE (limiter));
+  g_main_context_push_thread_default (context);
+  dvt_gate_enter_async (DVT_GATE (limiter), NULL, on_entered, &entry);
+  g_main_context_pop_thread_default (context);
+
+  g_assert_true (dvt_gate_enter_blocking (DVT_GATE (limiter), NULL, &error));
+  dvt_gate_leave (DVT_GATE (limiter));
+  g_assert_cmpint (entry.n, ==, 0);
+  g_assert_true (ITERATE_UNTIL (context, entry.n == 1, 30));
+  g_assert_true (entry.entered);
+  dvt_gate_leave (DVT_GATE (limiter));
+  g_assert_cmpuint (dvt_rate_limiter_get_n_waiting (limiter), ==, 0);
+}
+
 /* ---- the lockout ------------------------------------------------------------------ */
 
 static void
@@ -973,6 +998,7 @@ main (int    argc,
   g_test_add_func ("/gates/limiter/bad-args", test_limiter_bad_args);
   g_test_add_func ("/gates/limiter/slides", test_limiter_slides);
   g_test_add_func ("/gates/limiter/window", test_limiter_window);
+  g_test_add_func ("/gates/limiter/async-head-idle-context", test_limiter_async_head_idle_context);
   g_test_add_func ("/gates/lockout/basic", test_lockout_basic);
   g_test_add_func ("/gates/lockout/fifo-async", test_lockout_fifo_async);
   g_test_add_func ("/gates/options/semaphore", test_options_semaphore);
