@@ -1142,11 +1142,12 @@ dvt_runtime_invoke_blocking (DvtRuntime     *self,
  * @options: (nullable): the options of a call
  *
  * Tells whether each task started with @options (each item, for a map)
- * gets a policy of its own: a timeout, retries or the runtime's rate
- * limit. A binding that groups many small items into one task must not
- * do so then, or the items would share one timeout and one retry count.
+ * gets a policy of its own: a timeout, retries, gates
+ * ([method@Options.add_gate]) or the runtime's rate limit. A binding that
+ * groups many small items into one task must not do so then, or the items
+ * would share one timeout, one retry count and one entry of each gate.
  *
- * Returns: %TRUE if a timeout, retries or a rate limit apply
+ * Returns: %TRUE if a timeout, retries, gates or a rate limit apply
  */
 gboolean
 dvt_runtime_has_task_policy (DvtRuntime *self,

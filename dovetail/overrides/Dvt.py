@@ -1487,7 +1487,7 @@ class RateLimiter(Dvt.RateLimiter):
         if not (isinstance(limit, int) and 1 <= limit <= 1 << 24 and
                 isinstance(period, (int, float)) and 1e-6 <= period <= 3.1536e9):
             # The library's own error (and message).
-            Dvt.RateLimiter.new(max(0, min(int(limit), 1 << 32)), float(period))
+            Dvt.RateLimiter.new(max(0, min(int(limit), 0xffffffff)), float(period))
         Dvt.RateLimiter.__init__(self, limit=limit, period=period, **kwargs)
 
 
