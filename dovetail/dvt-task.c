@@ -1895,6 +1895,11 @@ finish_in_gate (DvtTask      *task,
   previous = (DvtTaskState) __atomic_exchange_n (&task->state, DVT_TASK_COMPLETED,
                                                  __ATOMIC_SEQ_CST);
   count_end (task, previous);
+  /* Ended while its attempt was queued (or held back by the rate limit)
+   * inside its gates: that attempt will never run, and leaves them now. */
+  if (G_UNLIKELY (previous == DVT_TASK_QUEUED) &&
+      dvt_task_has_flag (task, DVT_TASK_FLAG_GATES_HELD))
+    dvt_task_release_gates (task);
   if (dvt_task_has_flag (task, DVT_TASK_FLAG_ACCEPTED))
     dvt_task_emit_end (task);
 

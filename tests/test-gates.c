@@ -953,6 +953,36 @@ test_options_map (void)
   g_assert_true (POLL_UNTIL (dvt_semaphore_get_available (sem) == 2, 30));
 }
 
+/* A task ended while the rate limit holds its attempt back, inside its
+ * gates: the attempt will never run, and the gates are left. */
+static void
+test_options_rate_limited (void)
+{
+  g_autoptr(DvtTestRuntime) runtime = dvt_runtime_new (2);
+  g_autoptr(DvtSemaphore) sem = dvt_semaphore_new (1);
+  g_autoptr(DvtOptions) options = dvt_options_new ();
+  g_autoptr(GError) error = NULL;
+  Work work = { .sem = sem };
+  g_autoptr(DvtTask) first = NULL;
+  g_autoptr(DvtTask) second = NULL;
+
+  dvt_options_add_gate (options, DVT_GATE (sem));
+  g_assert_true (dvt_runtime_set_rate_limit (runtime, 0.1, 1, &error));
+  first = dvt_runtime_submit (runtime, gated_work, &work, NULL, options, NULL, &error);
+  g_assert_true (dvt_task_wait (first, 0, &error));
+  g_assert_true (POLL_UNTIL (dvt_semaphore_get_available (sem) == 1, 30));
+
+  /* Inside the semaphore, then ten seconds behind the rate limit. */
+  second = dvt_runtime_submit (runtime, gated_work, &work, NULL, options, NULL, &error);
+  g_assert_true (POLL_UNTIL (dvt_semaphore_get_available (sem) == 0, 30));
+  dvt_task_cancel (second);
+  g_assert_true (dvt_task_wait (second, 0, &error));
+  dvt_task_propagate_int (second, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_true (POLL_UNTIL (dvt_semaphore_get_available (sem) == 1, 30));
+  dvt_runtime_clear_rate_limit (runtime);
+}
+
 static void
 async_work (DvtTask       *task,
             GCancellable  *cancellable,
@@ -1006,6 +1036,7 @@ main (int    argc,
   g_test_add_func ("/gates/options/cancel-and-shutdown", test_options_cancel_and_shutdown);
   g_test_add_func ("/gates/options/retry", test_options_retry);
   g_test_add_func ("/gates/options/map", test_options_map);
+  g_test_add_func ("/gates/options/rate-limited", test_options_rate_limited);
   g_test_add_func ("/gates/options/lockout-async", test_options_lockout_async);
 
   return g_test_run ();
