@@ -38,6 +38,9 @@ struct _DvtGateCoreClass
   /* The list of waiters became non-empty (TRUE) or empty. May be NULL. */
   void     (*waiters_changed_locked) (DvtGateCore *core,
                                       gboolean     has_waiters);
+  /* Whether the core counts who is inside (n_inside, for
+   * dvt_gate_core_leave()); a semaphore counts its permits instead. */
+  gboolean   counts_inside;
 };
 
 struct _DvtGateCore
@@ -49,7 +52,7 @@ struct _DvtGateCore
   DvtGateWaiter  *tail;
   guint           n_waiting;   /* under the lock; read atomically */
   guint64         next_seq;
-  int             n_inside;    /* atomic: entered and not yet left */
+  int             n_inside;    /* atomic: entered and not yet left, if counted */
   gboolean        fifo;        /* a newcomer never passes a waiter */
 };
 

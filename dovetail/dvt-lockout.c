@@ -82,6 +82,7 @@ static const DvtGateCoreClass lockout_core_class = {
   .unadmit_locked = NULL,
   .next_time_locked = next_time_locked,
   .waiters_changed_locked = NULL,
+  .counts_inside = TRUE,
 };
 
 /* ---- the gate ------------------------------------------------------------------ */

@@ -136,6 +136,7 @@ static const DvtGateCoreClass limiter_core_class = {
   .unadmit_locked = unadmit_locked,
   .next_time_locked = next_time_locked,
   .waiters_changed_locked = NULL,
+  .counts_inside = TRUE,
 };
 
 void

@@ -119,6 +119,7 @@ static const DvtGateCoreClass semaphore_core_class = {
   .unadmit_locked = unadmit_locked,
   .next_time_locked = NULL,
   .waiters_changed_locked = waiters_changed_locked,
+  .counts_inside = FALSE,
 };
 
 /* ---- the gate ------------------------------------------------------------------ */
