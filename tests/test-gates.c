@@ -214,6 +214,19 @@ on_priority_entered (GObject      *source,
   log_admission (w);
 }
 
+static guint
+locked_len (GMutex *lock,
+            GArray *array)
+{
+  guint len;
+
+  g_mutex_lock (lock);
+  len = array->len;
+  g_mutex_unlock (lock);
+
+  return len;
+}
+
 static void
 test_semaphore_priority (void)
 {
@@ -246,7 +259,7 @@ test_semaphore_priority (void)
         }
 
       dvt_gate_leave (DVT_GATE (sem));
-      g_assert_true (ITERATE_UNTIL (NULL, log->len == 2 * n, 30));
+      g_assert_true (ITERATE_UNTIL (NULL, locked_len (&lock, log) == 2 * n, 30));
       for (guint i = 0; i < n; i++)
         if (threads[i] != NULL)
           g_thread_join (threads[i]);
