@@ -54,6 +54,13 @@ struct _DvtGateCore
   guint64         next_seq;
   int             n_inside;    /* atomic: entered and not yet left, if counted */
   gboolean        fifo;        /* a newcomer never passes a waiter */
+
+  /* For tests: called under the lock for each waiter admitted from the
+   * list, with whether it came before every waiter still waiting (lower
+   * priority, or equal and earlier). */
+  void          (*order_hook) (gboolean in_order,
+                               gpointer data);
+  gpointer        order_hook_data;
 };
 
 void     dvt_gate_core_init           (DvtGateCore            *core,
@@ -95,6 +102,12 @@ dvt_gate_core_get_n_waiting (DvtGateCore *core)
 extern gpointer dvt_semaphore_class;
 gboolean dvt_semaphore_fast_enter (gpointer semaphore);
 void     dvt_semaphore_leave_internal (gpointer semaphore);
+
+/* For tests (through the static library). */
+void     dvt_semaphore_set_order_hook (gpointer   semaphore,
+                                       void     (*hook) (gboolean in_order,
+                                                         gpointer data),
+                                       gpointer   data);
 
 /* For tests (through the static library): every admission time of a
  * rate limiter is appended (as a gint64) to @log, under its lock. */

@@ -250,6 +250,22 @@ arm_head_locked (DvtGateCore *core,
 
 /* ---- admission ------------------------------------------------------------------ */
 
+/* For tests: whether @admitted comes before every waiter still waiting. */
+static void
+check_order_locked (DvtGateCore   *core,
+                    DvtGateWaiter *admitted)
+{
+  gboolean in_order = TRUE;
+
+  for (DvtGateWaiter *w = core->head; w != NULL; w = w->next)
+    if (waiter_get_state (w) == WAITER_WAITING &&
+        (w->priority < admitted->priority ||
+         (w->priority == admitted->priority && w->seq < admitted->seq)))
+      in_order = FALSE;
+
+  core->order_hook (in_order, core->order_hook_data);
+}
+
 /* With the lock held: admits waiters from the head of the list while the
  * gate lets them in, then tells the head when to look again. Admitted
  * async waiters are added to @completions, for dvt_gate_core_complete()
@@ -286,6 +302,8 @@ dvt_gate_core_kick_locked (DvtGateCore    *core,
 
       dvt_fault_point ();
       list_remove_locked (core, waiter);
+      if (G_UNLIKELY (core->order_hook != NULL))
+        check_order_locked (core, waiter);
       if (core->klass->counts_inside)
         g_atomic_int_inc (&core->n_inside);
       wake_locked (waiter, completions);

@@ -513,3 +513,17 @@ dvt_semaphore_enter_with_priority_finish (DvtSemaphore  *semaphore,
 
   return semaphore_enter_finish (DVT_GATE (semaphore), result, error);
 }
+
+void
+dvt_semaphore_set_order_hook (gpointer   semaphore,
+                              void     (*hook) (gboolean in_order,
+                                                gpointer data),
+                              gpointer   data)
+{
+  DvtSemaphore *self = semaphore;
+
+  g_mutex_lock (&self->core.lock);
+  self->core.order_hook = hook;
+  self->core.order_hook_data = data;
+  g_mutex_unlock (&self->core.lock);
+}

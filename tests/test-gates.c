@@ -352,6 +352,8 @@ test_semaphore_cancel_race (void)
 typedef struct
 {
   DvtSemaphore *sem;
+  int           from_list;     /* under the semaphore's lock: admitted waiters */
+  int           out_of_order;  /* same: admitted before a waiter that came first */
   int           inside;        /* atomic */
   int           max_inside;    /* atomic */
   int           remaining;     /* atomic: acquisitions still to make */
@@ -463,13 +465,28 @@ stress_async_start (Stress *s)
                      g_object_unref);
 }
 
+/* Called by the semaphore, under its lock, for each waiter it admits:
+ * priority order among the waiters present at that instant. */
+static void
+on_admitted (gboolean in_order,
+             gpointer data)
+{
+  Stress *s = data;
+
+  s->from_list++;
+  if (!in_order)
+    s->out_of_order++;
+}
+
 static void
 test_semaphore_stress (void)
 {
   g_autoptr(DvtSemaphore) sem = dvt_semaphore_new (3);
-  Stress s = { sem, 0, 0, is_valgrind () ? 5000 : 200000, 0, 0, 0 };
+  Stress s = { .sem = sem, .remaining = is_valgrind () ? 5000 : 200000 };
   int total = s.remaining;
   GThread *threads[8];
+
+  dvt_semaphore_set_order_hook (sem, on_admitted, &s);
 
   for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
     threads[i] = g_thread_new ("stress", stress_thread, &s);
@@ -482,12 +499,15 @@ test_semaphore_stress (void)
   while (g_main_context_iteration (NULL, FALSE))
     ;
 
+  dvt_semaphore_set_order_hook (sem, NULL, NULL);
   g_assert_cmpint (s.acquired + s.cancelled, ==, total);
   g_assert_cmpint (s.max_inside, <=, 3);
+  g_assert_cmpint (s.out_of_order, ==, 0);
   g_assert_cmpuint (dvt_semaphore_get_available (sem), ==, 3);
   g_assert_cmpuint (dvt_semaphore_get_n_waiting (sem), ==, 0);
-  g_test_message ("%d acquisitions, %d cancelled or timed out, at most %d inside",
-                  s.acquired, s.cancelled, s.max_inside);
+  g_test_message ("%d acquisitions (%d of them waiters, all in priority order), "
+                  "%d cancelled or timed out, at most %d inside",
+                  s.acquired, s.from_list, s.cancelled, s.max_inside);
 }
 
 /* ---- the rate limiter ----------------------------------------------------------- */
