@@ -18,6 +18,7 @@
 # include "dvt-context.h"
 # include "dvt-error.h"
 # include "dvt-event-scope.h"
+# include "dvt-gate.h"
 # include "dvt-options.h"
 # include "dvt-queue.h"
 # include "dvt-stats.h"

@@ -707,7 +707,7 @@ on_run_done (DvtTask  *run,
              gpointer  data)
 {
   Flight *flight = data;
-  DvtGate gate = dvt_fork_gate_suspend ();
+  DvtForkGate gate = dvt_fork_gate_suspend ();
   CacheResult *result = result_new_from_run (run);
   DvtTask *held;
 
@@ -774,7 +774,7 @@ on_waiter_done (DvtTask  *task,
 {
   Flight *flight = data;
   DvtCache *self = flight->cache;
-  DvtGate gate = dvt_fork_gate_suspend ();
+  DvtForkGate gate = dvt_fork_gate_suspend ();
   DvtTask *cancel = NULL;
   Flight *detached = NULL;
   gboolean left = FALSE;

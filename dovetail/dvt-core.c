@@ -282,10 +282,10 @@ static void
 deliver_destroy (DvtMail *mail)
 {
   DestroyMail *dm = (DestroyMail *) mail;
-  DvtGate gate;
+  DvtForkGate gate;
 
   DVT_APP_CALL (dm->destroy (dm->data));
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   dvt_core_release_mailbox (dm->core, dm->mailbox);
   dvt_core_unref (dm->core);
   dvt_fork_gate_leave (gate);

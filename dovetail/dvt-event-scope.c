@@ -278,9 +278,11 @@ dvt_event_scope_set_property (GObject      *object,
  * DvtEventScope::throttled:
  * @self: the scope
  * @task: the task
- * @wait: how long the rate limit holds the start back, in seconds
+ * @wait: how long the rate limit holds the start back, in seconds; 0
+ *   for a gate
  *
- * The rate limit held an attempt back (see [signal@Runtime::throttled]).
+ * The rate limit, or a gate, held an attempt back (see
+ * [signal@Runtime::throttled]).
  */
 
 /**

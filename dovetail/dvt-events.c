@@ -558,7 +558,7 @@ deliver_events (DvtMail *mail)
   DvtEventRecord *records;
   GObject *runtime = NULL;
   /* Signal emissions call the application from inside GLib. */
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_CALLOUT);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_CALLOUT);
 
   /* Handlers may drop the last reference to the queue's owner. */
   queue->hold (queue->owner);
@@ -666,9 +666,11 @@ dvt_events_remove_filter (DvtEventQueue  *queue,
  * DvtRuntime::throttled:
  * @self: the runtime
  * @task: the task
- * @wait: how long the rate limit holds the start back, in seconds
+ * @wait: how long the rate limit holds the start back, in seconds; 0
+ *   for a gate (see [method@Options.add_gate]), whose wait is not known in
+ *   advance
  *
- * The rate limit held an attempt back.
+ * The rate limit, or a gate, held an attempt back.
  */
 
 /**
@@ -745,9 +747,11 @@ dvt_events_remove_filter (DvtEventQueue  *queue,
 /**
  * DvtTask::throttled:
  * @task: the task
- * @wait: how long the rate limit holds the start back, in seconds
+ * @wait: how long the rate limit holds the start back, in seconds; 0
+ *   for a gate
  *
- * The rate limit held an attempt back (see [signal@Runtime::throttled]).
+ * The rate limit, or a gate, held an attempt back (see
+ * [signal@Runtime::throttled]).
  */
 
 /**

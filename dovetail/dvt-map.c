@@ -232,7 +232,7 @@ item_posted_back (DvtMail *mail)
 {
   DvtTask *item = DVT_TASK_OF_MAIL (mail);
   DvtMap *map = map_ref (item->extra->parent);
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
   map->in_flight--;
   dvt_task_unref_gated (item);
@@ -320,7 +320,7 @@ run_items (DvtJob *job)
   DvtMap *map = ((DvtMapRunner *) job)->map;
   DvtTask *item = NULL;
   GCancellable *cancellable = map->batch->cancellable;
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   gpointer context = dvt_context_enter (dvt_task_get_context (map->batch));
 
   while (!map_should_stop (map))
@@ -432,7 +432,7 @@ static void
 start_pump (DvtMail *mail)
 {
   DvtMap *map = G_STRUCT_MEMBER_P (mail, -G_STRUCT_OFFSET (DvtMap, start_mail));
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
   /* Not started at all: still new. */
   if (g_atomic_int_compare_and_exchange (&map->batch->state, DVT_TASK_NEW, DVT_TASK_RUNNING))
@@ -718,7 +718,7 @@ dvt_runtime_map_blocking (DvtRuntime    *self,
   DvtTask *batch;
   DvtMap *map = NULL;
   GArray *results = NULL;
-  DvtGate gate;
+  DvtForkGate gate;
 
   if (!dvt_runtime_check_call (G_STRFUNC, self, func, options, cancellable, NULL, error))
     return NULL;
@@ -731,7 +731,7 @@ dvt_runtime_map_blocking (DvtRuntime    *self,
       return NULL;
     }
 
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   batch = map_start (self, n_items, func, func_data, func_data_destroy, options,
                      cancellable, NULL, NULL, &map, error);
   if (batch == NULL)
@@ -740,10 +740,10 @@ dvt_runtime_map_blocking (DvtRuntime    *self,
       return NULL;
     }
 
-  dvt_fork_gate_set (DVT_GATE_OUT);
+  dvt_fork_gate_set (DVT_FORK_GATE_OUT);
   if (dvt_task_wait_internal (batch, -1, error))
     results = dvt_task_propagate_pointer (batch, error);
-  dvt_fork_gate_set (DVT_GATE_CALLOUT);
+  dvt_fork_gate_set (DVT_FORK_GATE_CALLOUT);
   map_release_func_data (map);
   map_unref (map);
   g_object_unref (batch);
@@ -815,7 +815,7 @@ dvt_runtime_map_async (DvtRuntime          *self,
 {
   DvtTask *batch;
   GError *error = NULL;
-  DvtGate gate;
+  DvtForkGate gate;
 
   if (!dvt_runtime_check_call (G_STRFUNC, self, func, options, cancellable, NULL, NULL))
     return;
@@ -831,7 +831,7 @@ dvt_runtime_map_async (DvtRuntime          *self,
       return;
     }
 
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   batch = map_start (self, n_items, func, func_data, func_data_destroy,
                      options, cancellable, callback, user_data, NULL, NULL);
   g_clear_pointer (&batch, dvt_task_unref_gated);
@@ -1027,7 +1027,7 @@ dvt_runtime_gather_blocking (DvtRuntime      *self,
   gint64 start = g_get_monotonic_time ();
   gint64 item_end, deadline;
   gboolean expired;
-  DvtGate gate;
+  DvtForkGate gate;
 
   dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), NULL, error);
   dvt_return_val_if_fail_error (tasks != NULL || n_tasks == 0, NULL, error);
@@ -1049,7 +1049,7 @@ dvt_runtime_gather_blocking (DvtRuntime      *self,
          !dvt_task_check_wait (tasks[i], error)))
       return NULL;
 
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   gather = g_new0 (DvtGather, 1);
   gather->ref_count = 1 + (int) n_tasks;
   gather->remaining = (int) n_tasks;
@@ -1083,7 +1083,7 @@ dvt_runtime_gather_blocking (DvtRuntime      *self,
   deadline = options != NULL && dvt_options_get_deadline (options) > 0
              ? start + (gint64) (dvt_options_get_deadline (options) * G_USEC_PER_SEC) : -1;
 
-  dvt_fork_gate_set (DVT_GATE_OUT);
+  dvt_fork_gate_set (DVT_FORK_GATE_OUT);
   if (item_end >= 0 && (deadline < 0 || item_end < deadline))
     {
       if (!gather_wait (gather, iterate, item_end))
@@ -1096,7 +1096,7 @@ dvt_runtime_gather_blocking (DvtRuntime      *self,
     g_main_context_release (iterate);
 
   /* Cancellations and copies of the results may call the application. */
-  dvt_fork_gate_set (DVT_GATE_CALLOUT);
+  dvt_fork_gate_set (DVT_FORK_GATE_CALLOUT);
   if (handler != 0)
     g_cancellable_disconnect (cancellable, handler);
 
@@ -1364,7 +1364,7 @@ dvt_runtime_gather_async (DvtRuntime          *self,
 {
   GatherOp *op;
   GTask *gtask;
-  DvtGate gate;
+  DvtForkGate gate;
 
   g_return_if_fail (DVT_IS_RUNTIME (self));
   g_return_if_fail (tasks != NULL || n_tasks == 0);
@@ -1384,7 +1384,7 @@ dvt_runtime_gather_async (DvtRuntime          *self,
       return;
     }
 
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   op = g_new0 (GatherOp, 1);
   op->ref_count = 1;
   op->gtask = gtask;

@@ -49,6 +49,7 @@ struct _DvtOptions
   double    retry_jitter;
   DvtRetryFilterClosure *retry_filter;
   gconstpointer function;
+  GPtrArray *gates;           /* of DvtGate, held; NULL: none */
 };
 
 enum {
@@ -78,6 +79,7 @@ dvt_options_finalize (GObject *object)
 
   g_free (self->name);
   g_clear_pointer (&self->retry_filter, dvt_retry_filter_closure_unref);
+  g_clear_pointer (&self->gates, g_ptr_array_unref);
 
   G_OBJECT_CLASS (dvt_options_parent_class)->finalize (object);
 }
@@ -405,6 +407,8 @@ dvt_options_copy (DvtOptions *self)
   if (self->retry_filter != NULL)
     copy->retry_filter = dvt_retry_filter_closure_ref (self->retry_filter);
   copy->function = self->function;
+  for (guint i = 0; self->gates != NULL && i < self->gates->len; i++)
+    dvt_options_add_gate (copy, g_ptr_array_index (self->gates, i));
 
   return copy;
 }
@@ -837,4 +841,59 @@ dvt_retry_filter_closure_unref (DvtRetryFilterClosure *closure)
   if (closure->destroy != NULL)
     closure->destroy (closure->data);
   g_free (closure);
+}
+
+/**
+ * dvt_options_add_gate:
+ * @self: options
+ * @gate: a gate: a [class@Semaphore], a [class@RateLimiter], a
+ *   [class@Lockout] or any [iface@Gate]
+ *
+ * Makes every attempt of the tasks started with these options enter
+ * @gate before its work starts, and leave it when the attempt ends: when
+ * its work function has returned and the attempt has ended (its task
+ * completed, or the attempt failed and will be retried). A retry enters
+ * again. Gates added to one options object are entered in the order they
+ * were added, and left in the reverse order. The items of a map each
+ * enter on their own.
+ *
+ * A task that must wait for a gate waits on the runtime's loop thread
+ * (through [method@Gate.enter_async]), holding no worker; the wait counts
+ * in [struct@Stats].throttled and emits [signal@Runtime::throttled] with a
+ * wait of 0 (its length is not known in advance). The task's timeout
+ * counts the wait. A task that ends while it waits (cancelled, timed out,
+ * or cancelled by [method@Runtime.shutdown]) stops waiting and leaves the
+ * gates it had entered.
+ *
+ * A blocking function that ignores its cancellable keeps its gates until
+ * it returns, even after its task ended by a timeout: the gate counts
+ * work that really runs.
+ */
+void
+dvt_options_add_gate (DvtOptions *self,
+                      DvtGate    *gate)
+{
+  g_return_if_fail (DVT_IS_OPTIONS (self));
+  g_return_if_fail (DVT_IS_GATE (gate));
+
+  if (self->gates == NULL)
+    self->gates = g_ptr_array_new_with_free_func (g_object_unref);
+  g_ptr_array_add (self->gates, g_object_ref (gate));
+}
+
+/**
+ * dvt_options_get_gates:
+ * @self: options
+ *
+ * Gets the gates added with [method@Options.add_gate], in order.
+ *
+ * Returns: (transfer none) (nullable) (element-type DvtGate): the gates,
+ *   or %NULL if there are none
+ */
+GPtrArray *
+dvt_options_get_gates (DvtOptions *self)
+{
+  g_return_val_if_fail (DVT_IS_OPTIONS (self), NULL);
+
+  return self->gates;
 }

@@ -9,6 +9,7 @@
 # error "Only <dovetail.h> can be included directly."
 #endif
 
+#include "dvt-gate.h"
 #include "dvt-types.h"
 #include "dvt-version-macros.h"
 
@@ -88,5 +89,11 @@ void         dvt_options_set_retry_filter       (DvtOptions     *self,
                                                  DvtRetryFilter  filter,
                                                  gpointer        user_data,
                                                  GDestroyNotify  destroy);
+
+DVT_AVAILABLE_IN_ALL
+void         dvt_options_add_gate               (DvtOptions     *self,
+                                                 DvtGate        *gate);
+DVT_AVAILABLE_IN_ALL
+GPtrArray   *dvt_options_get_gates              (DvtOptions     *self);
 
 G_END_DECLS

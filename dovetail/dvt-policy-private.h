@@ -36,6 +36,7 @@ typedef struct
   gint64                 max_delay;   /* µs */
   double                 jitter;
   DvtRetryFilterClosure *filter;
+  GPtrArray             *gates;     /* of DvtGate, entered by every attempt; or NULL */
 } DvtPolicy;
 
 DvtPolicy *dvt_policy_resolve       (const DvtPolicyDefaults *defaults,

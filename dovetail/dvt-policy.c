@@ -25,6 +25,7 @@ dvt_policy_unref (DvtPolicy *policy)
     return;
 
   g_clear_pointer (&policy->filter, dvt_retry_filter_closure_unref);
+  g_clear_pointer (&policy->gates, g_ptr_array_unref);
   g_free (policy);
 }
 
@@ -35,6 +36,13 @@ pick (double from_options,
   return from_options >= 0 ? from_options : from_defaults;
 }
 
+static gpointer
+ref_object (gconstpointer object,
+            gpointer      data)
+{
+  return g_object_ref ((gpointer) object);
+}
+
 /* The timeout and retries of one call (for a map: of each item). */
 DvtPolicy *
 dvt_policy_resolve (const DvtPolicyDefaults *defaults,
@@ -43,15 +51,17 @@ dvt_policy_resolve (const DvtPolicyDefaults *defaults,
   DvtPolicy *policy;
   double timeout = defaults->timeout;
   int retries = (int) defaults->retries;
+  GPtrArray *gates = NULL;
 
   if (options != NULL)
     {
       timeout = pick (dvt_options_get_timeout (options), timeout);
       if (dvt_options_get_retries (options) >= 0)
         retries = dvt_options_get_retries (options);
+      gates = dvt_options_get_gates (options);
     }
 
-  if (timeout <= 0 && retries <= 0)
+  if (timeout <= 0 && retries <= 0 && gates == NULL)
     return NULL;
 
   policy = g_new0 (DvtPolicy, 1);
@@ -72,6 +82,12 @@ dvt_policy_resolve (const DvtPolicyDefaults *defaults,
       policy->jitter = pick (dvt_options_get_retry_jitter (options), defaults->retry_jitter);
       if (filter != NULL)
         policy->filter = dvt_retry_filter_closure_ref (filter);
+      /* A copy: the options may gain gates later, for later calls. */
+      if (gates != NULL)
+        {
+          policy->gates = g_ptr_array_copy (gates, ref_object, NULL);
+          g_ptr_array_set_free_func (policy->gates, g_object_unref);
+        }
     }
 
   return policy;

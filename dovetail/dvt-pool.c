@@ -147,7 +147,7 @@ pool_start_thread (DvtPool *pool)
 {
   GError *error = NULL;
   gboolean started;
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
   /* The new worker holds the owner from now on, not from when it starts:
    * the owner must outlive a thread that has been asked for. */
@@ -178,7 +178,7 @@ pool_worker (gpointer data,
 {
   DvtPool *pool = data;
   gpointer owner = pool->owner;
-  DvtGate gate;
+  DvtForkGate gate;
 
   current_pool = pool;
   announced = FALSE;
@@ -268,7 +268,7 @@ pool_worker (gpointer data,
 
   /* Entered with no lock held: the fork handler may hold this thread
    * back here. */
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   dvt_task_drop_spare_cancellable ();
 
   /* Last: this may free the pool (current_pool tells dvt_pool_clear()

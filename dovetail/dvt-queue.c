@@ -655,12 +655,12 @@ op_release (gpointer data)
 static void
 complete_async (Waiter *completions)
 {
-  DvtGate gate;
+  DvtForkGate gate;
 
   if (completions == NULL)
     return;
 
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   while (completions != NULL)
     {
       Waiter *waiter = completions;
@@ -1006,11 +1006,11 @@ dvt_queue_close (DvtQueue *queue)
   Waiter *completions = NULL;
   Waiter *waiter;
   gboolean had_pushers, had_poppers;
-  DvtGate gate;
+  DvtForkGate gate;
 
   g_return_if_fail (DVT_IS_QUEUE (queue));
 
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   g_mutex_lock (&queue->lock);
   if (queue->closed)
     {
@@ -1099,12 +1099,12 @@ wait_blocking (DvtQueue      *queue,
 {
   gboolean timed_out = FALSE;
   gulong handler = 0;
-  DvtGate gate;
+  DvtForkGate gate;
 
   if (cancellable != NULL)
     {
       /* Runs the handler at once if the cancellable is cancelled already. */
-      gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+      gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
       handler = g_cancellable_connect (cancellable, G_CALLBACK (on_blocking_cancelled),
                                        waiter, NULL);
       dvt_fork_gate_leave (gate);
@@ -1125,7 +1125,7 @@ wait_blocking (DvtQueue      *queue,
   /* A handler running in another thread is waited for. */
   if (handler != 0)
     {
-      gate = dvt_fork_gate_enter (DVT_GATE_CALLOUT);
+      gate = dvt_fork_gate_enter (DVT_FORK_GATE_CALLOUT);
       g_cancellable_disconnect (cancellable, handler);
       dvt_fork_gate_leave (gate);
     }
@@ -1593,13 +1593,13 @@ on_async_cancelled (GCancellable *cancellable,
   AsyncOp *op = data;
   DvtQueue *queue;
   GTask *task;
-  DvtGate gate;
+  DvtForkGate gate;
 
   if (!waiter_claim (&op->waiter, WAITER_ABANDONED))
     return;
   dvt_fault_point ();
 
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   task = g_steal_pointer (&op->task);
   queue = g_task_get_source_object (task);
   g_mutex_lock (&queue->lock);
@@ -1649,9 +1649,9 @@ start_async (DvtQueue            *queue,
   GTask *task;
   AsyncOp *op;
   gulong handler;
-  DvtGate gate;
+  DvtForkGate gate;
 
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   task = g_task_new (queue, cancellable, callback, user_data);
   g_task_set_source_tag (task, source_tag);
   /* The waiter's claim decides whether a cancellation ends the call: a

@@ -299,7 +299,7 @@ GPtrArray *
 dvt_registry_snapshot (gboolean armed_only)
 {
   GPtrArray *runtimes = g_ptr_array_new_with_free_func (g_object_unref);
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
   g_mutex_lock (&registry_lock);
   for (GList *l = registry.head; l != NULL; l = l->next)
@@ -357,12 +357,12 @@ GObject *
 dvt_registry_get_default (void)
 {
   GObject *runtime;
-  DvtGate gate;
+  DvtForkGate gate;
 
   registry_init ();
 
   /* Before the lock, which the fork handler takes after the gate. */
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   G_LOCK (default_runtime);
   if (default_runtime != NULL && runtime_class->is_shutdown (default_runtime))
     {

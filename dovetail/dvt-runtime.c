@@ -142,7 +142,7 @@ dvt_runtime_constructed (GObject *object)
 
   G_OBJECT_CLASS (dvt_runtime_parent_class)->constructed (object);
 
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
   if (self->max_workers == 0)
     self->max_workers = g_get_num_processors ();
@@ -251,19 +251,19 @@ dvt_runtime_finalize (GObject *object)
 {
   DvtRuntime *self = DVT_RUNTIME (object);
 
-  DvtGate outer = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate outer = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
   /* Every task holds its runtime, so nothing is live any more. A runtime
    * inherited through fork() is leaked: its threads are not ours. */
   if (dvt_registry_remove (&self->entry, self, self->name, self->core))
     {
-      DvtGate gate;
+      DvtForkGate gate;
 
       g_atomic_int_set (&self->core->closed, 1);
       /* Outside the fork gate: its threads may be waiting at the gate. */
       gate = dvt_fork_gate_suspend ();
       dvt_core_stop (self->core, TRUE);
-      dvt_fork_gate_set (DVT_GATE_PURE);
+      dvt_fork_gate_set (DVT_FORK_GATE_PURE);
       dvt_core_unref (self->core);
       dvt_fork_gate_leave (gate);
     }
@@ -1045,10 +1045,10 @@ run_to_end (DvtRuntime  *self,
   ok = start_task (self, task, error);
   if (ok)
     {
-      dvt_fork_gate_set (DVT_GATE_OUT);
+      dvt_fork_gate_set (DVT_FORK_GATE_OUT);
       ok = dvt_task_wait_internal (task, -1, error);
     }
-  dvt_fork_gate_set (DVT_GATE_CALLOUT);
+  dvt_fork_gate_set (DVT_FORK_GATE_CALLOUT);
   ok = ok && dvt_task_propagate_value (task, value, error);
   /* Refused or its wait failed: bindings convert the out value even on
    * failure, so give them one, as dvt_task_propagate_value() does. */
@@ -1104,7 +1104,7 @@ dvt_runtime_run_blocking (DvtRuntime    *self,
                           GError       **error)
 {
   DvtTask *task;
-  DvtGate gate;
+  DvtForkGate gate;
   gboolean ok;
 
   if (!dvt_runtime_check_call (G_STRFUNC, self, func, options, cancellable, value, error))
@@ -1119,7 +1119,7 @@ dvt_runtime_run_blocking (DvtRuntime    *self,
       return FALSE;
     }
 
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   task = new_work_task (self, DVT_TASK_KIND_ASYNC, func, func_data,
                         func_data_destroy, options, cancellable);
   /* This call's reference, the live one and the start's. */
@@ -1168,7 +1168,7 @@ dvt_runtime_to_thread_blocking (DvtRuntime    *self,
                                 GError       **error)
 {
   DvtTask *task;
-  DvtGate gate;
+  DvtForkGate gate;
   gboolean ok;
 
   if (!dvt_runtime_check_call (G_STRFUNC, self, func, options, cancellable, value, error))
@@ -1183,7 +1183,7 @@ dvt_runtime_to_thread_blocking (DvtRuntime    *self,
       return FALSE;
     }
 
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   task = new_work_task (self, DVT_TASK_KIND_THREAD, func, func_data,
                         func_data_destroy, options, cancellable);
 
@@ -1268,7 +1268,7 @@ dvt_runtime_invoke_blocking (DvtRuntime     *self,
 {
   DvtInvoke *invoke;
   DvtTask *task;
-  DvtGate gate;
+  DvtForkGate gate;
   gboolean ok;
 
   if (!dvt_runtime_check_call (G_STRFUNC, self, func, options, cancellable, NULL, error))
@@ -1285,7 +1285,7 @@ dvt_runtime_invoke_blocking (DvtRuntime     *self,
   invoke->func = func;
   invoke->func_data = func_data;
   invoke->func_data_destroy = func_data_destroy;
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   task = new_work_task (self, DVT_TASK_KIND_THREAD, invoke_thread, invoke,
                         invoke_free, options, cancellable);
   /* Its identity for event scopes is @func, not the trampoline. */
@@ -1304,11 +1304,12 @@ dvt_runtime_invoke_blocking (DvtRuntime     *self,
  * @options: (nullable): the options of a call
  *
  * Tells whether each task started with @options (each item, for a map)
- * gets a policy of its own: a timeout, retries or the runtime's rate
- * limit. A binding that groups many small items into one task must not
- * do so then, or the items would share one timeout and one retry count.
+ * gets a policy of its own: a timeout, retries, gates
+ * ([method@Options.add_gate]) or the runtime's rate limit. A binding that
+ * groups many small items into one task must not do so then, or the items
+ * would share one timeout, one retry count and one entry of each gate.
  *
- * Returns: %TRUE if a timeout, retries or a rate limit apply
+ * Returns: %TRUE if a timeout, retries, gates or a rate limit apply
  */
 gboolean
 dvt_runtime_has_task_policy (DvtRuntime *self,
@@ -1343,7 +1344,7 @@ start_with_callback (DvtRuntime          *self,
                      gpointer             user_data,
                      gpointer             source_tag)
 {
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   DvtTask *task = new_work_task (self, kind, func, func_data, func_data_destroy,
                                  options, cancellable);
 
@@ -1499,7 +1500,7 @@ start_future (DvtRuntime      *self,
               GError         **error)
 {
   DvtTask *task;
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
   task = new_work_task (self, kind, func, func_data, func_data_destroy,
                         options, cancellable);
@@ -1510,7 +1511,7 @@ start_future (DvtRuntime      *self,
 
   if (!start_task (self, task, error))
     {
-      dvt_fork_gate_set (DVT_GATE_CALLOUT);
+      dvt_fork_gate_set (DVT_FORK_GATE_CALLOUT);
       g_clear_object (&task);
     }
   dvt_fork_gate_leave (gate);
@@ -1534,7 +1535,7 @@ dvt_runtime_new_future (DvtRuntime    *self,
                         GError       **error)
 {
   DvtTask *task;
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
   task = dvt_task_new (self, self->core, DVT_TASK_KIND_ASYNC, NULL, cancellable);
   dvt_task_set_flag (task, DVT_TASK_FLAG_FUTURE | DVT_TASK_FLAG_FUNC_DONE);
@@ -1549,7 +1550,7 @@ dvt_runtime_new_future (DvtRuntime    *self,
     }
   else
     {
-      dvt_fork_gate_set (DVT_GATE_CALLOUT);
+      dvt_fork_gate_set (DVT_FORK_GATE_CALLOUT);
       g_clear_object (&task);
     }
   dvt_fork_gate_leave (gate);
@@ -1682,7 +1683,7 @@ dvt_runtime_shutdown (DvtRuntime *self,
   if (cancel != NULL)
     {
       /* Cancellations run the cancellables' handlers: the application's. */
-      DvtGate gate = dvt_fork_gate_enter (DVT_GATE_CALLOUT);
+      DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_CALLOUT);
 
       for (guint i = 0; i < cancel->len; i++)
         {
@@ -1700,7 +1701,7 @@ dvt_runtime_shutdown (DvtRuntime *self,
   if (wait && !dvt_core_is_loop_thread (core) && dvt_pool_get_current () != &core->pool)
     {
       /* Outside the fork gate: its threads may be waiting at the gate. */
-      DvtGate gate = dvt_fork_gate_suspend ();
+      DvtForkGate gate = dvt_fork_gate_suspend ();
 
       dvt_core_wait_idle (core);
       dvt_core_stop (core, TRUE);
@@ -1860,7 +1861,7 @@ dvt_runtime_wait_idle (DvtRuntime    *self,
                        GError       **error)
 {
   gint64 deadline = -1;
-  DvtGate gate;
+  DvtForkGate gate;
   gboolean idle;
 
   dvt_return_val_if_fail_error (DVT_IS_RUNTIME (self), FALSE, error);
@@ -2041,15 +2042,15 @@ guint
 dvt_runtime_cancel_all (DvtRuntime *self)
 {
   g_autoptr(GPtrArray) live = NULL;
-  DvtGate gate;
+  DvtForkGate gate;
   guint n = 0;
 
   g_return_val_if_fail (DVT_IS_RUNTIME (self), 0);
 
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   live = dvt_task_list_live (self->core);
   /* Cancellations run the cancellables' handlers: the application's. */
-  dvt_fork_gate_set (DVT_GATE_CALLOUT);
+  dvt_fork_gate_set (DVT_FORK_GATE_CALLOUT);
   for (guint i = 0; i < live->len; i++)
     if (dvt_task_end_by_runtime (g_ptr_array_index (live, i),
                                  g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,

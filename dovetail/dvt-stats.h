@@ -29,7 +29,7 @@ typedef struct _DvtStats DvtStats;
  * @cancelled: tasks that ended cancelled, including those cancelled by
  *   shutdown
  * @retries: attempts that failed and were tried again
- * @throttled: attempts the rate limit held back
+ * @throttled: attempts the rate limit or a gate held back
  * @timed_out: tasks that ended because their timeout passed, and maps
  *   past their deadline (also counted in @error)
  * @queue_wait_p50: median time, in seconds, from a task's acceptance to

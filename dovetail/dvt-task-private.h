@@ -98,6 +98,8 @@ enum
   DVT_TASK_FLAG_SCOPED           = 1 << 14, /* an event scope wants its id */
   DVT_TASK_FLAG_LENT_CANCELLABLE = 1 << 15, /* see take_back_cancellable() */
   DVT_TASK_FLAG_HOLDS_IDLE       = 1 << 16, /* see dvt_task_hold_idle() */
+  DVT_TASK_FLAG_GATE_WAIT        = 1 << 17, /* waits for a gate: see dvt-task-gates.c */
+  DVT_TASK_FLAG_GATES_HELD       = 1 << 18, /* the attempt is inside its gates */
 };
 
 /* What few tasks need: allocated on first use, freed with the task. */
@@ -126,6 +128,8 @@ typedef struct
   GSource             *timeout_source;  /* under dvt_event_lock () */
   GSource             *wait_source;     /* back-off or throttle; same lock */
   GError              *last_error;      /* of the last failed attempt */
+  guint                gates_entered;   /* see dvt-task-gates.c */
+  GCancellable        *gate_cancellable; /* a gate wait's; under dvt_event_lock () */
 
   GAsyncReadyCallback  callback;
   gpointer             callback_data;
@@ -259,6 +263,13 @@ gboolean  dvt_task_should_retry      (DvtTask             *task,
 void      dvt_task_schedule_retry    (DvtTask             *task);
 void      dvt_task_throttle          (DvtTask             *task,
                                       gint64               wait);
+void      dvt_task_start_admitted    (DvtTask             *task);
+
+/* dvt-task-gates.c: the gates of dvt_options_add_gate(). */
+gboolean  dvt_task_enter_gates       (DvtTask             *task);
+void      dvt_task_release_gates     (DvtTask             *task);
+void      dvt_task_gates_check_over  (DvtTask             *task);
+void      dvt_task_gates_ended       (DvtTask             *task);
 
 DvtTaskExtra *dvt_task_extra (DvtTask *task);
 
@@ -338,6 +349,14 @@ static inline guint
 dvt_task_ref_count (DvtTask *task)
 {
   return (guint) g_atomic_int_get ((int *) &G_OBJECT (task)->ref_count);
+}
+
+static inline gboolean
+dvt_task_has_gates (DvtTask *task)
+{
+  DvtPolicy *policy = DVT_TASK_EXTRA (task, policy, NULL);
+
+  return policy != NULL && policy->gates != NULL;
 }
 
 G_END_DECLS

@@ -164,6 +164,7 @@ dvt_task_finalize (GObject *object)
                               extra->caller_cancellable_handler, task);
       disconnect_cancellable (task->cancellable, extra->cancellable_handler, task);
       g_clear_object (&extra->caller_cancellable);
+      g_clear_object (&extra->gate_cancellable);
       g_assert (extra->timeout_source == NULL && extra->wait_source == NULL);
       g_clear_pointer (&extra->policy, dvt_policy_unref);
       g_clear_pointer (&extra->context, dvt_context_unref);
@@ -829,6 +830,7 @@ function_returned (DvtTask *task)
     return TRUE;
 
   dvt_task_release_item (task);
+  dvt_task_gates_check_over (task);
   return FALSE;
 }
 
@@ -1074,7 +1076,7 @@ run_thread_job (DvtJob *job)
   DvtTask *outer;
   gpointer context;
   gboolean switched;
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
   /* A cancel claims the task before it marks it completed: a claim seen
    * after the switch to running means the cancel came first. */
@@ -1109,6 +1111,7 @@ run_thread_job (DvtJob *job)
         DVT_COUNTER_ADD (&dvt_task_core (task)->n_running, 1);
       dvt_task_set_flag (task, DVT_TASK_FLAG_FUNC_DONE);
       dvt_task_release_item (task);
+      dvt_task_gates_check_over (task);
     }
 
   dvt_task_unref_gated (task);
@@ -1123,7 +1126,7 @@ start_async_mail (DvtMail *mail)
   DvtTask *outer;
   gpointer context;
   gboolean switched;
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
   /* A cancel claims the task before it marks it completed: a claim seen
    * after the switch to running means the cancel came first. */
@@ -1155,6 +1158,7 @@ start_async_mail (DvtMail *mail)
         DVT_COUNTER_ADD (&dvt_task_core (task)->n_running, 1);
       dvt_task_set_flag (task, DVT_TASK_FLAG_FUNC_DONE);
       dvt_task_release_item (task);
+      dvt_task_gates_check_over (task);
     }
 
   dvt_task_unref_gated (task);
@@ -1193,9 +1197,20 @@ dvt_task_dispatch (DvtTask *task)
   dvt_task_start_attempt (task);
 }
 
-/* Starts a queued attempt, or holds it back under the rate limit. */
+/* Starts a queued attempt once it is inside its gates (see
+ * dvt-task-gates.c). */
 void
 dvt_task_start_attempt (DvtTask *task)
+{
+  if (G_UNLIKELY (dvt_task_has_gates (task)) && !dvt_task_enter_gates (task))
+    return;
+
+  dvt_task_start_admitted (task);
+}
+
+/* Starts a queued attempt, or holds it back under the rate limit. */
+void
+dvt_task_start_admitted (DvtTask *task)
 {
   DvtRateBucket *rate = &dvt_task_core (task)->rate;
   gint64 wait = 0;
@@ -1258,7 +1273,7 @@ dvt_task_set_policy (DvtTask   *task,
 static void
 timer_unref_task (gpointer task)
 {
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
   dvt_task_unref_gated (task);
   dvt_fork_gate_leave (gate);
@@ -1388,7 +1403,7 @@ static gboolean
 on_timeout (gpointer data)
 {
   DvtTask *task = data;
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
   disarm_timer (task, &task->extra->timeout_source);
   dvt_task_expire (task, task->extra->policy->timeout);
@@ -1416,7 +1431,7 @@ static gboolean
 on_retry_due (gpointer data)
 {
   DvtTask *task = data;
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
   disarm_timer (task, &task->extra->wait_source);
 
@@ -1444,6 +1459,8 @@ dvt_task_schedule_retry (DvtTask *task)
 {
   gint64 delay = dvt_policy_retry_delay (task->extra->policy, dvt_task_attempt (task));
 
+  /* The attempt is over: its gates are left during the back-off. */
+  dvt_task_release_gates (task);
   dvt_task_unset_flag (task, DVT_TASK_FLAG_RETRY_PENDING);
   dvt_task_emit (task, DVT_EVENT_RETRY, task->extra->last_error,
                    (double) delay / G_USEC_PER_SEC);
@@ -1454,11 +1471,13 @@ static gboolean
 on_throttle_done (gpointer data)
 {
   DvtTask *task = data;
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
   disarm_timer (task, &task->extra->wait_source);
   if (dvt_task_get_state (task) == DVT_TASK_QUEUED)
     dvt_task_push_attempt (task);
+  else
+    dvt_task_release_gates (task);  /* ended during the wait */
   dvt_fork_gate_leave (gate);
 
   return G_SOURCE_REMOVE;
@@ -1578,7 +1597,7 @@ unref_batch (DvtTask *task)
 static void
 release_job_run (DvtJob *job)
 {
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
   unref_batch (G_STRUCT_MEMBER_P (job, -G_STRUCT_OFFSET (DvtTask, job)));
   dvt_fork_gate_leave (gate);
@@ -1592,7 +1611,7 @@ dvt_task_flush_released (void)
   DvtThreadState *state = dvt_thread_state_peek ();
   DvtTask *task = state != NULL ? state->release_head : NULL;
   guint length = state != NULL ? state->release_length : 0;
-  DvtGate gate;
+  DvtForkGate gate;
 
   if (task == NULL)
     return;
@@ -1601,7 +1620,7 @@ dvt_task_flush_released (void)
   state->release_length = 0;
 
   /* Their freeing calls nothing of the application's. */
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   if (length >= RELEASE_BATCH_MIN &&
       !g_atomic_int_get (&dvt_task_core (task)->closed))
     {
@@ -1643,7 +1662,7 @@ deliver_callback (DvtMail *mail)
   DvtTask *task = DVT_TASK_OF_MAIL (mail);
   DvtCore *core = dvt_task_core (task);
   DvtMailbox *mailbox = g_steal_pointer (&task->extra->callback_mailbox);
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   gpointer context;
 
   dvt_core_ref (core);
@@ -1769,6 +1788,9 @@ publish (DvtTask *task)
   dvt_fault_point ();
   dvt_event_set (&task->done);
   dvt_task_stop_timers (task);
+  if (G_UNLIKELY (dvt_task_has_flag (task, DVT_TASK_FLAG_GATE_WAIT |
+                                           DVT_TASK_FLAG_GATES_HELD)))
+    dvt_task_gates_ended (task);
 
   if (extra == NULL)
     return;
@@ -1893,6 +1915,11 @@ finish_in_gate (DvtTask      *task,
   previous = (DvtTaskState) __atomic_exchange_n (&task->state, DVT_TASK_COMPLETED,
                                                  __ATOMIC_SEQ_CST);
   count_end (task, previous);
+  /* Ended while its attempt was queued (or held back by the rate limit)
+   * inside its gates: that attempt will never run, and leaves them now. */
+  if (G_UNLIKELY (previous == DVT_TASK_QUEUED) &&
+      dvt_task_has_flag (task, DVT_TASK_FLAG_GATES_HELD))
+    dvt_task_release_gates (task);
   if (dvt_task_has_flag (task, DVT_TASK_FLAG_ACCEPTED))
     dvt_task_emit_end (task);
 
@@ -1924,7 +1951,7 @@ finish_full (DvtTask      *task,
              GCancellable *cancel_first)
 {
   /* Work functions and GIO callbacks complete tasks from outside. */
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   gboolean won = finish_in_gate (task, result, by_runtime, cancel_first);
 
   dvt_fork_gate_leave (gate);
@@ -2083,11 +2110,11 @@ dvt_task_set_name (DvtTask    *task,
 {
   g_return_if_fail (DVT_IS_TASK (task));
 
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   const char *interned = g_intern_string (name);
   const char *old = g_atomic_pointer_exchange (&dvt_task_extra (task)->name, interned);
 
-  dvt_fork_gate_set (DVT_GATE_CALLOUT);
+  dvt_fork_gate_set (DVT_FORK_GATE_CALLOUT);
   if (old != interned)
     g_object_notify_by_pspec (G_OBJECT (task), properties[PROP_NAME]);
   dvt_fork_gate_leave (gate);
@@ -2146,14 +2173,14 @@ dvt_task_get_cancellable (DvtTask *task)
   GCancellable *cancellable;
   gboolean cancel;
   gboolean was_cancelled;
-  DvtGate gate;
+  DvtForkGate gate;
 
   g_return_val_if_fail (DVT_IS_TASK (task), NULL);
 
   if (task->kind == DVT_TASK_KIND_ITEM)
     return task->extra->parent_class->get_cancellable (task->extra->parent);
 
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   g_mutex_lock (dvt_event_lock (task));
   was_cancelled = ensure_cancellable_locked (task, TRUE);
   cancellable = task->cancellable;
@@ -2490,12 +2517,12 @@ dvt_task_wait_async (DvtTask             *task,
 {
   GTask *gtask;
   WaitOp *op;
-  DvtGate gate;
+  DvtForkGate gate;
 
   g_return_if_fail (DVT_IS_TASK (task));
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
-  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   gtask = g_task_new (task, cancellable, callback, user_data);
   g_task_set_source_tag (gtask, dvt_task_wait_async);
   g_task_set_name (gtask, "[dovetail] dvt_task_wait_async");

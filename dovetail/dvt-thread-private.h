@@ -23,7 +23,7 @@ struct _DvtThreadState
   /* dvt-thread.c: the fork gate */
   DvtThreadState *prev;
   DvtThreadState *next;
-  int             gate;            /* DvtGate, atomic: read by the forking thread */
+  int             gate;            /* DvtForkGate, atomic: read by the forking thread */
 
   /* dvt-fault.c */
   guint32         fault_rng;
@@ -109,25 +109,25 @@ void     dvt_context_thread_stop  (GThread      *thread,
 
 typedef enum
 {
-  DVT_GATE_OUT     = 0,
-  DVT_GATE_CALLOUT = 1,  /* may call the application: waited for briefly */
-  DVT_GATE_PURE    = 2,  /* GLib and Dovetail only: waited for */
-} DvtGate;
+  DVT_FORK_GATE_OUT     = 0,
+  DVT_FORK_GATE_CALLOUT = 1,  /* may call the application: waited for briefly */
+  DVT_FORK_GATE_PURE    = 2,  /* GLib and Dovetail only: waited for */
+} DvtForkGate;
 
-DvtGate dvt_fork_gate_set   (DvtGate  kind);
-DvtGate dvt_fork_gate_enter (DvtGate  kind);
+DvtForkGate dvt_fork_gate_set   (DvtForkGate kind);
+DvtForkGate dvt_fork_gate_enter (DvtForkGate kind);
 
 /* Back to what dvt_fork_gate_enter() or _set() returned. */
 #define dvt_fork_gate_leave(previous) ((void) dvt_fork_gate_set (previous))
 
 /* Around a call into the application from inside a section: returns what
  * to restore with dvt_fork_gate_leave(). */
-#define dvt_fork_gate_suspend() dvt_fork_gate_set (DVT_GATE_OUT)
+#define dvt_fork_gate_suspend() dvt_fork_gate_set (DVT_FORK_GATE_OUT)
 
 /* @stmt calls into the application directly: outside the gate. */
 #define DVT_APP_CALL(stmt)                                                   \
   G_STMT_START {                                                             \
-    DvtGate _dvt_gate = dvt_fork_gate_suspend ();                            \
+    DvtForkGate _dvt_gate = dvt_fork_gate_suspend ();                        \
     stmt;                                                                    \
     dvt_fork_gate_leave (_dvt_gate);                                         \
   } G_STMT_END
@@ -135,7 +135,7 @@ DvtGate dvt_fork_gate_enter (DvtGate  kind);
 /* @stmt is a GLib call that may call into the application. */
 #define DVT_CALLOUT(stmt)                                                    \
   G_STMT_START {                                                             \
-    DvtGate _dvt_gate = dvt_fork_gate_set (DVT_GATE_CALLOUT);                \
+    DvtForkGate _dvt_gate = dvt_fork_gate_set (DVT_FORK_GATE_CALLOUT);       \
     stmt;                                                                    \
     dvt_fork_gate_leave (_dvt_gate);                                         \
   } G_STMT_END

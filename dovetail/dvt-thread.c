@@ -117,11 +117,11 @@ dvt_thread_state_new (void)
 /* Sets this thread's section to exactly @kind (see dvt-thread-private.h)
  * and returns what it was. Raising it to a stronger kind first waits out
  * a fork under way; lowering it never waits. */
-DvtGate
-dvt_fork_gate_set (DvtGate kind)
+DvtForkGate
+dvt_fork_gate_set (DvtForkGate kind)
 {
   DvtThreadState *state = dvt_thread_state ();
-  DvtGate previous = (DvtGate) state->gate;
+  DvtForkGate previous = (DvtForkGate) state->gate;
 
   if (kind <= previous)
     {
@@ -151,13 +151,13 @@ dvt_fork_gate_set (DvtGate kind)
 
 /* Enters a section of @kind, unless this thread is in one at least as
  * strong. Returns what to pass to dvt_fork_gate_leave(). */
-DvtGate
-dvt_fork_gate_enter (DvtGate kind)
+DvtForkGate
+dvt_fork_gate_enter (DvtForkGate kind)
 {
   DvtThreadState *state = dvt_thread_state ();
 
-  if ((DvtGate) state->gate >= kind)
-    return (DvtGate) state->gate;
+  if ((DvtForkGate) state->gate >= kind)
+    return (DvtForkGate) state->gate;
 
   return dvt_fork_gate_set (kind);
 }
@@ -181,12 +181,12 @@ dvt_fork_gate_close (void)
 
       if (state == self)
         continue;
-      while ((gate = __atomic_load_n (&state->gate, __ATOMIC_SEQ_CST)) != DVT_GATE_OUT)
+      while ((gate = __atomic_load_n (&state->gate, __ATOMIC_SEQ_CST)) != DVT_FORK_GATE_OUT)
         {
           gint64 waited = g_get_monotonic_time () - start;
 
           if (waited >= GATE_PURE_WAIT_USEC ||
-              (gate == DVT_GATE_CALLOUT && waited >= GATE_CALLOUT_WAIT_USEC))
+              (gate == DVT_FORK_GATE_CALLOUT && waited >= GATE_CALLOUT_WAIT_USEC))
             break;
           sched_yield ();
         }

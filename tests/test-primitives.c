@@ -264,21 +264,21 @@ test_thread_names (void)
 static void
 test_fork_gate_sections (void)
 {
-  DvtGate outer, inner, suspended;
+  DvtForkGate outer, inner, suspended;
 
-  outer = dvt_fork_gate_enter (DVT_GATE_PURE);
-  g_assert_cmpint (outer, ==, DVT_GATE_OUT);
-  inner = dvt_fork_gate_enter (DVT_GATE_CALLOUT);
-  g_assert_cmpint (inner, ==, DVT_GATE_PURE);   /* weaker: no change */
-  inner = dvt_fork_gate_enter (DVT_GATE_PURE);
-  g_assert_cmpint (inner, ==, DVT_GATE_PURE);
+  outer = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
+  g_assert_cmpint (outer, ==, DVT_FORK_GATE_OUT);
+  inner = dvt_fork_gate_enter (DVT_FORK_GATE_CALLOUT);
+  g_assert_cmpint (inner, ==, DVT_FORK_GATE_PURE);   /* weaker: no change */
+  inner = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
+  g_assert_cmpint (inner, ==, DVT_FORK_GATE_PURE);
   suspended = dvt_fork_gate_suspend ();
-  g_assert_cmpint (suspended, ==, DVT_GATE_PURE);
-  g_assert_cmpint (dvt_fork_gate_set (DVT_GATE_CALLOUT), ==, DVT_GATE_OUT);
-  g_assert_cmpint (dvt_fork_gate_set (suspended), ==, DVT_GATE_CALLOUT);
+  g_assert_cmpint (suspended, ==, DVT_FORK_GATE_PURE);
+  g_assert_cmpint (dvt_fork_gate_set (DVT_FORK_GATE_CALLOUT), ==, DVT_FORK_GATE_OUT);
+  g_assert_cmpint (dvt_fork_gate_set (suspended), ==, DVT_FORK_GATE_CALLOUT);
   dvt_fork_gate_leave (outer);
-  g_assert_cmpint (dvt_fork_gate_enter (DVT_GATE_CALLOUT), ==, DVT_GATE_OUT);
-  dvt_fork_gate_leave (DVT_GATE_OUT);
+  g_assert_cmpint (dvt_fork_gate_enter (DVT_FORK_GATE_CALLOUT), ==, DVT_FORK_GATE_OUT);
+  dvt_fork_gate_leave (DVT_FORK_GATE_OUT);
 }
 
 typedef struct
@@ -291,7 +291,7 @@ static gpointer
 gate_user_thread (gpointer data)
 {
   GateUser *u = data;
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
   g_atomic_int_set (&u->entered, 1);
   while (!g_atomic_int_get (&u->leave))
@@ -305,7 +305,7 @@ static gpointer
 gate_late_thread (gpointer data)
 {
   GateUser *u = data;
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
   g_atomic_int_set (&u->entered, 1);
   dvt_fork_gate_leave (gate);

@@ -1706,3 +1706,92 @@ def _runtime_batcher(self, fn, max_items=100, max_wait=0, options=None):
 
 
 Runtime.batcher = _runtime_batcher
+
+
+# ---- Gates --------------------------------------------------------------------
+
+class Gate(Dvt.Gate):
+    """Anything that admits entrants (Dvt.Semaphore, Dvt.RateLimiter,
+    Dvt.Lockout): ``with gate:`` enters (waiting as long as it takes; the
+    GIL is released meanwhile) and leaves on the way out, exceptions
+    included. ``options.add_gate(gate)`` makes every attempt of a task
+    enter it."""
+
+    def __enter__(self):
+        self.enter_blocking(None)
+        return self
+
+    def __exit__(self, *exc_info):
+        self.leave()
+        return False
+
+
+Gate = override(Gate)
+__all__.append('Gate')
+
+
+class Semaphore(Dvt.Semaphore):
+    """At most ``value`` entrants inside at once; waiters with a lower
+    priority number first::
+
+        sem = Dvt.Semaphore(3)
+        with sem: ...                       # priority 0
+        with sem.priority(-1): ...          # ahead of priority 0
+    """
+
+    def __init__(self, value=1, **kwargs):
+        Dvt.Semaphore.__init__(self, value=value, **kwargs)
+
+    def priority(self, priority, timeout=0, cancellable=None):
+        """A context manager that enters with @priority (lower first),
+        waiting at most @timeout seconds (0: as long as it takes)."""
+        return _GateEntry(self, priority, timeout, cancellable)
+
+
+Semaphore = override(Semaphore)
+__all__.append('Semaphore')
+
+
+class _GateEntry:
+    def __init__(self, semaphore, priority, timeout, cancellable):
+        self._semaphore = semaphore
+        self._args = (priority, timeout, cancellable)
+
+    def __enter__(self):
+        self._semaphore.enter_with_priority_blocking(*self._args)
+        return self._semaphore
+
+    def __exit__(self, *exc_info):
+        self._semaphore.leave()
+        return False
+
+
+class RateLimiter(Dvt.RateLimiter):
+    """At most ``limit`` entries in any window of ``period`` seconds:
+    ``Dvt.RateLimiter(5, 1.0)``; ``with limiter:`` waits for its turn.
+    A limit below 1 or a period not above 0 raises GLib.Error
+    (Dvt.Error.INVALID_ARGUMENT)."""
+
+    def __init__(self, limit=1, period=1.0, **kwargs):
+        if not (isinstance(limit, int) and 1 <= limit <= 1 << 24 and
+                isinstance(period, (int, float)) and 1e-6 <= period <= 3.1536e9):
+            # The library's own error (and message).
+            Dvt.RateLimiter.new(max(0, min(int(limit), 0xffffffff)), float(period))
+        Dvt.RateLimiter.__init__(self, limit=limit, period=period, **kwargs)
+
+
+RateLimiter = override(RateLimiter)
+__all__.append('RateLimiter')
+
+
+class Lockout(Dvt.Lockout):
+    """Holds new entrants off until a time has passed:
+    ``lockout.lock_for(seconds)`` after a "retry after" answer; ``with
+    lockout:`` waits until the latest lockout has passed."""
+
+    def __init__(self, fifo=False, **kwargs):
+        Dvt.Lockout.__init__(self, fifo=fifo, **kwargs)
+
+
+Lockout = override(Lockout)
+__all__.append('Lockout')
