@@ -361,6 +361,9 @@ def _guard(scope, fn, *args, **kwargs):
         # Hide this frame: the traceback starts in the work function.
         if tb is not None and tb.tb_next is not None:
             tb = tb.tb_next
+        while (tb is not None and tb.tb_next is not None and
+               tb.tb_frame.f_code is _in_caller_context_code):
+            tb = tb.tb_next
         failure = _exception_error(exc, _store(scope, exc, tb))
         del tb
     del scope, fn, args, kwargs
@@ -864,6 +867,21 @@ def _done(call, scope, callback, user_data):
     return done
 
 
+def _in_caller_context(fn):
+    """@fn, called in a copy of the caller's contextvars context (one copy
+    per call: items run at once cannot share one context)."""
+    context = contextvars.copy_context()
+
+    def run(item):
+        return context.copy().run(fn, item)
+    run.__func__ = getattr(fn, '__func__', fn)  # what event scopes match (_function_target)
+    return run
+
+
+# Hidden from stored tracebacks, as _guard() is.
+_in_caller_context_code = _in_caller_context(len).__code__
+
+
 def _is_raw_map(args, kwargs):
     if 'n_items' in kwargs:
         return True
@@ -1153,7 +1171,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         are not passed to ``fn``."""
         _need_callable('call_blocking', 'fn', fn)
         scope = _Scope()
-        call = _Call(scope, fn, args, kwargs)
+        call = _Call(scope, contextvars.copy_context().run, (fn,) + args, kwargs)
         try:
             _blocking(Dvt.Runtime.invoke_blocking, self, call.run, None,
                       _identify(fn, dvt_options), dvt_cancellable)
@@ -1200,7 +1218,8 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         ``call_blocking``."""
         _need_callable('submit_call', 'fn', fn)
         scope = _Scope()
-        task = Dvt.Runtime.submit(self, _call_work(scope, fn, args, kwargs),
+        task = Dvt.Runtime.submit(self, _call_work(scope, contextvars.copy_context().run,
+                                                   (fn,) + args, kwargs),
                                   None, _identify(fn, dvt_options),
                                   dvt_cancellable)
         _keep(task, scope)
@@ -1244,6 +1263,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         items = list(items)
         scope = _Scope()
         options = _identify(fn, options)
+        fn = _in_caller_context(fn)
         n_runners = self._map_runners(len(items), options)
         if n_runners == 0:
             return self._map_blocking(len(items), _item_work(scope, fn, items),
@@ -1306,8 +1326,8 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         _need_callable('map_async', 'fn', fn)
         items = list(items)
         scope = _Scope()
-        self._map_async(len(items), _item_work(scope, fn, items), scope,
-                        _identify(fn, options), cancellable, callback,
+        self._map_async(len(items), _item_work(scope, _in_caller_context(fn), items),
+                        scope, _identify(fn, options), cancellable, callback,
                         user_data)
 
     def _map_async(self, n_items, func, scope, options, cancellable,
@@ -1390,14 +1410,13 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         (awaited as ``await task``)."""
         _need_callable('call', 'fn', fn)
         loop = asyncio.get_running_loop()
-        context = contextvars.copy_context()
         if dvt_options is None and self._dvt_plain(None):
             future = loop.create_future()
             self._dvt_runners().add(_LoopCall(future, _aio._inbox(loop),
-                                              context, fn, args, kwargs))
+                                              contextvars.copy_context(), fn,
+                                              args, kwargs))
             return future
-        task = self.submit_call(context.run, fn, *args,
-                                dvt_options=dvt_options, **kwargs)
+        task = self.submit_call(fn, *args, dvt_options=dvt_options, **kwargs)
         return asyncio.ensure_future(task)
 
     def map(self, fn, items, options=None):
@@ -1407,14 +1426,12 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         context); the results in input order. Cancelling the awaiting task
         cancels the map."""
         _need_callable('map', 'fn', fn)
-        context = contextvars.copy_context()
         items = list(items)
-
-        def item(x):
-            return context.copy().run(fn, x)
+        # In the caller's context: map_async runs on the bridge thread.
+        fn = _in_caller_context(fn)
         return _aio.start(
             lambda cancellable, callback: self.map_async(
-                item, items, options=options, cancellable=cancellable,
+                fn, items, options=options, cancellable=cancellable,
                 callback=callback),
             self.map_finish)
 

@@ -124,8 +124,7 @@ def call_any(runtime, fn, args, kwargs):
         return run_coroutine(fn(*args, **kwargs))
     if loop is not None:
         return runtime.call(fn, *args, **kwargs)
-    context = contextvars.copy_context()
-    return runtime.call_blocking(context.run, fn, *args, **kwargs)
+    return runtime.call_blocking(fn, *args, **kwargs)
 
 
 # ---- @runtime.bridge --------------------------------------------------------------
@@ -168,9 +167,8 @@ class _Bridged:
         """Blocks for the result; from a thread (not a running loop)."""
         if self._is_coroutine:
             return run_coroutine(self._attempts(args, kwargs))
-        context = contextvars.copy_context()
         try:
-            return self._runtime.call_blocking(context.run, self._fn, *args,
+            return self._runtime.call_blocking(self._fn, *args,
                                                dvt_options=self._options, **kwargs)
         except GLib.Error as error:
             converted = _futures.from_error(error)

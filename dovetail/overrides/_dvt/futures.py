@@ -248,4 +248,6 @@ class Executor(cf.Executor):
             for future in pending:
                 future.cancel()
         if wait:
-            cf.wait(pending)
+            # Not the cancelled ones: concurrent.futures.wait() waits for a
+            # cancelled future until a runner notifies it.
+            cf.wait([f for f in pending if not f.cancelled()])
