@@ -668,7 +668,7 @@ def _need_callable(call, argument, fn):
     """Refuses a work function (or callback) that cannot be called, before
     anything is queued: it would otherwise fail only once it runs."""
     if not callable(fn):
-        raise TypeError('%s(%s) needs a callable, not %r'
+        raise TypeError(_('%s(%s) needs a callable, not %r')
                         % (call, argument, type(fn).__name__))
 
 
@@ -676,7 +676,7 @@ def _pick_data(func_data, user_data):
     if user_data is _UNSET:
         return func_data
     if func_data is not None:
-        raise TypeError('give func_data or user_data, not both')
+        raise TypeError(_('give func_data or user_data, not both'))
     return user_data
 
 
@@ -689,7 +689,7 @@ def _held(holder):
     ended, so that the work fails instead of starting."""
     held = tuple(holder)
     if not held:
-        raise GLib.Error.new_literal(Gio.io_error_quark(), 'The call has ended',
+        raise GLib.Error.new_literal(Gio.io_error_quark(), _('The call has ended'),
                                      Gio.IOErrorEnum.CANCELLED)
     return held
 
@@ -1352,7 +1352,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         if function is not None:
             _need_callable('scope_events', 'function=', function)
         if isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 1:
-            raise ValueError('max_depth must be an int of at least 1, not %r'
+            raise ValueError(_('max_depth must be an int of at least 1, not %r')
                              % (max_depth,))
         target = _function_target(function) if function is not None else None
         task_id = task.get_id() if isinstance(task, Dvt.Task) else (task or 0)
@@ -1374,8 +1374,8 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         tasks = list(tasks)
         for index, task in enumerate(tasks):
             if not isinstance(task, Dvt.Task):
-                raise TypeError('gather_blocking() needs Dvt.Task elements; '
-                                'element %d is %r' % (index, type(task).__name__))
+                raise TypeError(_('gather_blocking() needs Dvt.Task elements; '
+                                  'element %d is %r') % (index, type(task).__name__))
         return _unwrap_list(_blocking(Dvt.Runtime.gather_blocking, self,
                                       tasks, options, cancellable))
 
@@ -1550,7 +1550,7 @@ class Task(_EventsMixin, Dvt.Task):
         caller unchanged, or any exception, which reaches it as itself."""
         if not isinstance(error, GLib.Error):
             if not isinstance(error, BaseException):
-                raise TypeError('return_error() needs an exception, not %r'
+                raise TypeError(_('return_error() needs an exception, not %r')
                                 % type(error).__name__)
             error = _to_error(_scope_of(self), error, error.__traceback__)
         Dvt.Task.return_error(self, error)
@@ -1807,7 +1807,7 @@ class Queue(Dvt.Queue):
         if timeout is None:
             return 0
         if timeout < 0:
-            raise ValueError("'timeout' must be a non-negative number")
+            raise ValueError(_("'timeout' must be a non-negative number"))
         return timeout
 
     def put(self, item, block=True, timeout=None, priority=0, cancellable=None):
