@@ -45,8 +45,7 @@ Plain functions
     ``rt.call_blocking(fn, *args, **kwargs)`` runs ``fn(*args, **kwargs)``
     on a worker and returns what it returns.
     ``rt.submit_call(fn, *args, **kwargs)`` does the same without blocking
-    and returns the :class:`Task` future; read it with
-    ``task.result(timeout=0)``.
+    and returns the :class:`Task` future; read it with ``task.result()``.
     ``rt.map_blocking(fn, iterable, options=None, cancellable=None)`` calls
     ``fn(item)`` for every item, in parallel, and returns the results in
     input order (the raw form is told apart by its first argument being an
@@ -63,8 +62,50 @@ Plain functions
 Tasks
     ``task.return_value(obj)`` accepts any Python object (``None`` and
     integers beyond 32 bits included). ``task.return_error(exc)`` accepts a
-    ``GLib.Error`` or any exception. ``task.result(timeout=0)`` waits (0:
-    as long as it takes) and returns the value or raises the error.
+    ``GLib.Error`` or any exception.
+
+Tasks as futures (concurrent.futures)
+    A ``Dvt.Task`` has the methods of a ``concurrent.futures.Future``:
+    ``done()``, ``cancelled()``, ``running()``, ``cancel()`` (returns
+    whether the task is cancelled), ``result(timeout=None)`` and
+    ``exception(timeout=None)`` (None: wait as long as it takes; 0 or
+    less: do not wait), ``add_done_callback(fn)`` (called at once if the
+    task has ended, else on Dovetail's bridge thread). A wait that runs
+    out raises ``Dvt.TimeoutError``, which is both a ``TimeoutError`` and
+    the ``GLib.Error`` ``G_IO_ERROR_TIMED_OUT`` raised before; a
+    cancelled task raises ``Dvt.CancelledError``, both a
+    ``concurrent.futures.CancelledError`` and the ``GLib.Error``
+    ``G_IO_ERROR_CANCELLED``. ``concurrent.futures.wait`` and
+    ``as_completed`` read private fields of their futures, so Dovetail
+    provides ``Dvt.wait(fs, timeout=None, return_when=ALL_COMPLETED)`` and
+    ``Dvt.as_completed(fs, timeout=None)`` with the same contract, over
+    any mix of tasks and ``concurrent.futures`` futures.
+    ``runtime.executor(options=None)`` (or ``Dvt.Executor(runtime)``) is a
+    ``concurrent.futures.Executor`` whose futures are real
+    ``concurrent.futures.Future`` objects.
+
+asyncio
+    Nothing here iterates a GLib main context in the asyncio thread: the
+    ``_async`` calls are made on a private bridge thread (see the ``_dvt``
+    package beside this file) and their outcomes handed to the loop with
+    ``loop.call_soon_threadsafe``. ``await task``; ``await
+    runtime.call(fn, *args)`` (like ``asyncio.to_thread``);
+    ``await runtime.map(fn, items)``; ``await queue.aget()`` /
+    ``queue.aput(item)``; ``await cache.aget(key)``; ``await
+    callable.acall(args)``; ``await runtime.ashutdown()`` /
+    ``runtime.await_idle()``. Cancelling the awaiting asyncio task cancels
+    the Dovetail side.
+
+contextvars
+    Plain functions (``call_blocking``, ``submit_call``, ``map_blocking``
+    and ``map_async`` over items, ``call``, ``map``, the executor,
+    ``call_any``) run in a copy of the caller's ``contextvars`` context
+    taken when the call is made, as ``asyncio.to_thread`` does.
+
+Every direction
+    ``runtime.call_any(fn, *args)``, ``@runtime.bridge(timeout=,
+    retries=)`` (``f.sync()``, ``f.async_()``) and ``@Dvt.cached(runtime,
+    ttl=, max_size=, key=)``: see their docstrings.
 
 Runtime as a context manager
     ``with Dvt.Runtime.new(2) as rt: ...`` shuts the runtime down on exit,
@@ -976,10 +1017,10 @@ class _LoopCall:
             ok, value = True, self.context.run(self.fn, *self.args, **self.kwargs)
         except BaseException as exc:  # noqa: B902 (handed to the awaiting side)
             ok, value = False, exc
-        self.inbox.post(_aio._settle, (self.future, ok, value))
+        self.inbox.post(_aio.settle, (self.future, ok, value))
 
     def fail(self, error):
-        self.inbox.post(_aio._settle, (self.future, False, _futures.from_error(error)))
+        self.inbox.post(_aio.settle, (self.future, False, _futures.from_error(error)))
 
 
 class _FutureCall:
@@ -1412,7 +1453,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         loop = asyncio.get_running_loop()
         if dvt_options is None and self._dvt_plain(None):
             future = loop.create_future()
-            self._dvt_runners().add(_LoopCall(future, _aio._inbox(loop),
+            self._dvt_runners().add(_LoopCall(future, _aio.inbox(loop),
                                               contextvars.copy_context(), fn,
                                               args, kwargs))
             return future

@@ -46,6 +46,12 @@ Private API, for the other modules of the override:
     calls posted together share one wake-up of the loop. Returns False
     (and drops the call) if the loop is closed.
 
+``inbox(loop)``, ``settle(future, ok, value)``
+    ``inbox(loop).post(settle, (future, ok, value))`` completes the asyncio
+    @future of @loop from any thread (unless it is done by then), sharing
+    wake-ups as ``post`` does: for work that ends on a thread of its own
+    rather than through an ``_async`` call (``Runtime.call`` does).
+
 ``on_bridge(fn, *args)``
     Calls ``fn(*args)`` on the bridge thread, whose thread-default context
     is the bridge's: for ``_async`` calls made outside :func:`start`.
@@ -67,7 +73,7 @@ from gi.repository import Gio, GLib
 
 _RawGLib = get_introspection_module('GLib')
 
-__all__ = ['start', 'watch', 'post', 'on_bridge']
+__all__ = ['start', 'watch', 'post', 'inbox', 'settle', 'on_bridge']
 
 
 def _report(where):
@@ -201,6 +207,9 @@ def _inbox(loop):
     return inbox
 
 
+inbox = _inbox
+
+
 def post(loop, fn, *args):
     return _inbox(loop).post(fn, args)
 
@@ -212,6 +221,9 @@ def _settle(future, ok, value):
         future.set_result(value)
     else:
         future.set_exception(value)
+
+
+settle = _settle
 
 
 # ---- the adapter ------------------------------------------------------------
