@@ -997,34 +997,9 @@ def _set_future(future, ok, value):
         pass
 
 
-class _LoopCall:
-    """A plain call whose outcome goes to an asyncio future."""
-
-    __slots__ = ('future', 'inbox', 'context', 'fn', 'args', 'kwargs')
-
-    def __init__(self, future, inbox, context, fn, args, kwargs):
-        self.future = future
-        self.inbox = inbox
-        self.context = context
-        self.fn = fn
-        self.args = args
-        self.kwargs = kwargs
-
-    def run(self):
-        if self.future.done():  # cancelled before it started
-            return
-        try:
-            ok, value = True, self.context.run(self.fn, *self.args, **self.kwargs)
-        except BaseException as exc:  # noqa: B902 (handed to the awaiting side)
-            ok, value = False, exc
-        self.inbox.post(_aio.settle, (self.future, ok, value))
-
-    def fail(self, error):
-        self.inbox.post(_aio.settle, (self.future, False, _futures.from_error(error)))
-
-
-class _FutureCall:
-    """A plain call whose outcome goes to a concurrent.futures.Future."""
+class _PlainCall:
+    """``fn(*args, **kwargs)`` in @context, for a future: run() calls it,
+    fail() ends the future without it (see _Runners)."""
 
     __slots__ = ('future', 'context', 'fn', 'args', 'kwargs')
 
@@ -1035,14 +1010,42 @@ class _FutureCall:
         self.args = args
         self.kwargs = kwargs
 
+    def call(self):
+        """(True, the value) or (False, the exception)."""
+        try:
+            return True, self.context.run(self.fn, *self.args, **self.kwargs)
+        except BaseException as exc:  # noqa: B902 (handed to the future)
+            return False, exc
+
+
+class _LoopCall(_PlainCall):
+    """A plain call whose outcome goes to an asyncio future."""
+
+    __slots__ = ('inbox',)
+
+    def __init__(self, future, inbox, context, fn, args, kwargs):
+        super().__init__(future, context, fn, args, kwargs)
+        self.inbox = inbox
+
+    def run(self):
+        if self.future.done():  # cancelled before it started
+            return
+        ok, value = self.call()
+        self.inbox.post(_aio.settle, (self.future, ok, value))
+
+    def fail(self, error):
+        self.inbox.post(_aio.settle, (self.future, False, _futures.from_error(error)))
+
+
+class _FutureCall(_PlainCall):
+    """A plain call whose outcome goes to a concurrent.futures.Future."""
+
+    __slots__ = ()
+
     def run(self):
         if not self.future.set_running_or_notify_cancel():
             return
-        try:
-            ok, value = True, self.context.run(self.fn, *self.args, **self.kwargs)
-        except BaseException as exc:  # noqa: B902 (handed to the future)
-            ok, value = False, exc
-        _set_future(self.future, ok, value)
+        _set_future(self.future, *self.call())
 
     def fail(self, error):
         error = _futures.from_error(error)
@@ -1136,7 +1139,7 @@ class _Runner:
         Dvt.Task.return_boolean(task, True)
 
     def __del__(self):
-        if self.ran:
+        if self.ran or sys.is_finalizing():
             return
         runtime = self.runners.runtime()
         if runtime is not None and runtime.is_shutdown():

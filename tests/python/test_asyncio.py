@@ -301,3 +301,28 @@ def test_awaited_tasks_are_collected(rt):
             assert await rt.submit_call(pow, i, 2) == i * i
     run(main())
     gc.collect()
+
+
+def test_forked_child_makes_its_own_bridge(rt):
+    import os
+    import signal
+
+    async def use(runtime):
+        assert await runtime.submit_call(pow, 2, 3) == 8
+        assert await runtime.call(pow, 3, 2) == 9
+        queue = Dvt.Queue()
+        await queue.aput(1)
+        return await queue.aget()
+
+    assert run(use(rt)) == 1          # the parent's bridge thread exists now
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            signal.alarm(int(DEADLINE))
+            with Dvt.Runtime.new(1) as child:
+                status = 0 if asyncio.run(use(child)) == 1 else 2
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -240,3 +240,36 @@ def test_cached_coroutine_function(rt):
         return -x
 
     assert fetch(3) == -3 and fetch(3) == -3 and calls == [3]
+
+
+# ---- translations --------------------------------------------------------------------
+
+I18N_CHILD = r'''
+import ctypes, locale, sys
+locale.setlocale(locale.LC_ALL, '')
+import gi
+gi.require_version('Dvt', '1')
+from gi.repository import Dvt
+Dvt.Runtime.new(1).shutdown(True, False)   # the library binds its domain
+ctypes.CDLL(None).bindtextdomain(b'dovetail-1', sys.argv[1].encode())
+print(Dvt.TimeoutError().message)
+print(Dvt.CancelledError().message)
+'''
+
+
+@pytest.mark.parametrize('language, expected', [
+    ('de', ['Die Wartezeit ist abgelaufen', 'Die Aufgabe wurde abgebrochen']),
+    ('fr', ['Le délai d’attente a expiré', 'La tâche a été annulée']),
+])
+def test_messages_are_translated(language, expected):
+    import os
+    import subprocess
+    import sys
+    typelib_dirs = os.environ.get('GI_TYPELIB_PATH', '').split(os.pathsep)
+    localedir = os.path.join(os.path.dirname(os.path.abspath(typelib_dirs[0])), 'po')
+    if not os.path.exists(os.path.join(localedir, language, 'LC_MESSAGES', 'dovetail-1.mo')):
+        pytest.skip('no compiled catalogue in the build tree')
+    env = dict(os.environ, LANGUAGE=language, LC_ALL='C.UTF-8')
+    out = subprocess.run([sys.executable, '-c', I18N_CHILD, localedir], env=env,
+                         capture_output=True, text=True, timeout=DEADLINE, check=True)
+    assert out.stdout.splitlines() == expected

@@ -52,6 +52,10 @@ Private API, for the other modules of the override:
     wake-ups as ``post`` does: for work that ends on a thread of its own
     rather than through an ``_async`` call (``Runtime.call`` does).
 
+``PerProcess(factory)``
+    ``.get()`` returns one value per process, made by ``factory()`` on
+    first use and again in a forked child (the bridge thread is one).
+
 ``on_bridge(fn, *args)``
     Calls ``fn(*args)`` on the bridge thread, whose thread-default context
     is the bridge's: for ``_async`` calls made outside :func:`start`.
@@ -73,7 +77,7 @@ from gi.repository import Gio, GLib
 
 _RawGLib = get_introspection_module('GLib')
 
-__all__ = ['start', 'watch', 'post', 'inbox', 'settle', 'on_bridge']
+__all__ = ['start', 'watch', 'post', 'inbox', 'settle', 'on_bridge', 'PerProcess']
 
 
 def _report(where):
@@ -126,30 +130,32 @@ class _Bridge:
         return GLib.SOURCE_REMOVE
 
 
-_bridge = None
-_bridge_lock = threading.Lock()
+class PerProcess:
+    """One value per process: made by @factory() on first use (by one
+    thread), made again on first use in a forked child (where the parent's
+    threads do not exist)."""
+
+    def __init__(self, factory):
+        self._factory = factory
+        self._forget()
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self):
+        self._value = None
+        self._lock = threading.Lock()
+
+    def get(self):
+        value = self._value
+        if value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._factory()
+                value = self._value
+        return value
 
 
-def _get_bridge():
-    global _bridge
-    bridge = _bridge
-    if bridge is None:
-        with _bridge_lock:
-            if _bridge is None:
-                _bridge = _Bridge()
-            bridge = _bridge
-    return bridge
-
-
-def _forget_bridge():
-    """In a forked child: the bridge thread is the parent's."""
-    global _bridge, _bridge_lock
-    _bridge = None
-    _bridge_lock = threading.Lock()
-    _inboxes.clear()
-
-
-os.register_at_fork(after_in_child=_forget_bridge)
+_bridge = PerProcess(_Bridge)
+_get_bridge = _bridge.get
 
 
 def on_bridge(fn, *args):
@@ -195,6 +201,7 @@ class _Inbox:
 
 _inboxes = weakref.WeakKeyDictionary()
 _inboxes_lock = threading.Lock()
+os.register_at_fork(after_in_child=_inboxes.clear)
 
 
 def _inbox(loop):

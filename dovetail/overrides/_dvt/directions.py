@@ -30,12 +30,12 @@ import concurrent.futures as cf
 import contextvars
 import functools
 import inspect
-import os
 import pickle
 import threading
 
 from gi.repository import GLib
 
+from . import aio as _aio
 from . import futures as _futures
 from .i18n import _
 
@@ -56,28 +56,14 @@ def _is_coroutine_function(fn):
 
 # ---- the background loop -----------------------------------------------------
 
-_background = None
-_background_lock = threading.Lock()
+def _start_background_loop():
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name='dvt-asyncio',
+                     daemon=True).start()
+    return loop
 
 
-def _background_loop():
-    global _background
-    with _background_lock:
-        if _background is None:
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name='dvt-asyncio',
-                             daemon=True).start()
-            _background = loop
-        return _background
-
-
-def _forget_background():
-    global _background, _background_lock
-    _background = None
-    _background_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_background)
+_background_loop = _aio.PerProcess(_start_background_loop).get
 
 
 def run_coroutine(coro, timeout=None):
