@@ -1434,8 +1434,10 @@ class Runtime(_EventsMixin, Dvt.Runtime):
 
     def _dvt_plain(self, options):
         """Whether plain calls with @options can go to the runners: no
-        timeout, retries or rate limit applies to each of them."""
-        return not self.has_task_policy(options)
+        timeout, retries or rate limit applies to each of them, and no
+        event scope by function exists (a call must then be a task that
+        carries its function's identity)."""
+        return not _function_scopes and not self.has_task_policy(options)
 
     def call(self, fn, *args, dvt_options=None, **kwargs):
         """``await runtime.call(fn, *args, **kwargs)`` from a running asyncio
@@ -1450,8 +1452,9 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         or rate limit, calls are handed to a few runner tasks (at most
         ``max-workers``) that run them one after another, as
         ``map_blocking`` does with items: the runtime's events count
-        runners, not calls. With them, each call is a task of its own
-        (awaited as ``await task``)."""
+        runners, not calls. With them, or while an event scope by function
+        exists (``scope_events(function=...)``), each call is a task of its
+        own (awaited as ``await task``)."""
         _need_callable('call', 'fn', fn)
         loop = asyncio.get_running_loop()
         if dvt_options is None and self._dvt_plain(None):

@@ -326,3 +326,21 @@ def test_forked_child_makes_its_own_bridge(rt):
             os._exit(status)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_call_events_reach_a_function_scope(rt):
+    def work(x):
+        return x + 1
+
+    finished = []
+    scope = rt.scope_events(function=work)
+    scope.connect('finished', lambda *args: finished.append(args))
+
+    async def main():
+        return await asyncio.gather(*(rt.call(work, i) for i in range(3)))
+    assert run(main()) == [1, 2, 3]
+    deadline = time.monotonic() + DEADLINE
+    while len(finished) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(finished) == 3
+    del scope
