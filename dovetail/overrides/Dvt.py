@@ -1716,8 +1716,11 @@ class Task(_EventsMixin, Dvt.Task):
     # ---- asyncio ---------------------------------------------------------------
 
     def _dvt_finish_wait(self, result):
+        """The outcome of the task, once wait_async has called back with
+        @result (None: the task had ended before the await)."""
         try:
-            Dvt.Task.wait_finish(self, result)
+            if result is not None:
+                Dvt.Task.wait_finish(self, result)
         except GLib.Error:
             # The wait itself failed (cancelled), or reports the task's
             # error, which propagate_value() raises as the Python exception.
@@ -1735,6 +1738,14 @@ class Task(_EventsMixin, Dvt.Task):
         """``await task`` in a running asyncio loop: the task's value, or
         its error raised (``Dvt.CancelledError`` if it was cancelled).
         Cancelling the awaiting asyncio task cancels this task."""
+        if self.get_completed():
+            # Nothing to wait for: no trip through the bridge thread.
+            future = asyncio.get_running_loop().create_future()
+            try:
+                future.set_result(self._dvt_finish_wait(None))
+            except BaseException as exc:  # noqa: B902 (raised by the await)
+                future.set_exception(exc)
+            return future.__await__()
         return _aio.start(
             lambda cancellable, callback:
                 Dvt.Task.wait_async(self, cancellable, callback, None),

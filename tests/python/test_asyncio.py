@@ -55,6 +55,11 @@ def test_await_task(rt):
         task = rt.submit_call(str.upper, 'a')
         assert await task == 'A'
         assert await task == 'A'       # awaiting an ended task again
+        failed = rt.submit_call(boom)
+        failed.wait(DEADLINE)
+        for _ in range(2):             # ended before the await
+            with pytest.raises(Boom):
+                await failed
         return value
     assert run(main()) == 1024
 
