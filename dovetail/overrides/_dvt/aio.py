@@ -35,7 +35,16 @@ Private API, for the other modules of the override:
     operation completed before it saw the cancellation (a queue's item,
     say, that must not be lost).
 
-``watch(begin, finish, done)``
+    Example, an awaitable for a new type's pair (``Dvt`` is the
+    introspected module, so the raw ``_async`` and ``_finish`` are called)::
+
+        def aget(self, key):
+            return aio.start(
+                lambda cancellable, callback:
+                    Dvt.Cache.get_async(self, key, cancellable, callback, None),
+                lambda result: Dvt.Cache.get_finish(self, result))
+
+``watch(begin, finish, done, cancellable=None)``
     The same without asyncio: ``done(ok, value)`` is called on the bridge
     thread with ``(True, what finish returned)`` or ``(False, the
     exception it raised)``. Returns the ``Gio.Cancellable`` given to
