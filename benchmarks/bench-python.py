@@ -281,6 +281,34 @@ def bench_channel(rt):
         f.add(*timed(floor, n, True))
     report("python produce(gen) 20k from a thread", "items/s", True, d,
            "asyncio.to_thread(next, gen)", b, 0, "generator in one thread", f)
+def bench_asyncio(rt):
+    """await of 10 000 runtime.call() from asyncio, all at once (gathered)
+    and one after another, against asyncio.to_thread."""
+    n = scaled(10000)
+    n_seq = scaled(2000)
+    loop = asyncio.new_event_loop()
+
+    async def gathered(call):
+        values = await asyncio.gather(*(call(int, i) for i in range(n)))
+        assert values[-1] == n - 1
+
+    async def one_by_one(call):
+        for i in range(n_seq):
+            await call(int, i)
+
+    d, b, ds, bs = Series(), Series(), Series(), Series()
+    for _ in range(REPS):
+        d.add(*timed(lambda: loop.run_until_complete(gathered(rt.call)), n, False))
+        b.add(*timed(lambda: loop.run_until_complete(gathered(asyncio.to_thread)), n, False))
+        ds.add(*timed(lambda: loop.run_until_complete(one_by_one(rt.call)), n_seq, False))
+        bs.add(*timed(lambda: loop.run_until_complete(one_by_one(asyncio.to_thread)),
+                      n_seq, False))
+    loop.close()
+    report("python await rt.call(int) x10k gather", "us", False, d,
+           "await asyncio.to_thread(int)", b, 3)
+    # Informational: each call awaited before the next starts.
+    report("python await rt.call(int) one by one", "us", False, ds,
+           "await asyncio.to_thread(int)", bs, 0)
 
 
 def main():
@@ -301,6 +329,7 @@ def main():
                 bench_round_trip(rt, pool)
             with Burners(level):
                 bench_channel(rt)
+                bench_asyncio(rt)
         rt.shutdown(True, False)
 
 

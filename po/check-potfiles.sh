@@ -9,7 +9,7 @@ srcdir=${1:-$(dirname "$0")/..}
 cd "$srcdir"
 
 listed=$(grep -v '^[[:space:]]*\(#\|$\)' po/POTFILES.in | sort)
-marked=$(grep -l -E '(^|[^[:alnum:]_])(N_|C_|NC_|_|g_dngettext|g_dpgettext2)[[:space:]]*\(' dovetail/*.c | sort)
+marked=$(grep -l -E '(^|[^[:alnum:]_])(N_|C_|NC_|_|g_dngettext|g_dpgettext2)[[:space:]]*\(' dovetail/*.c dovetail/overrides/*.py dovetail/overrides/_dvt/*.py | sort)
 
 status=0
 for f in $marked; do

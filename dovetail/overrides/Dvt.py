@@ -45,8 +45,7 @@ Plain functions
     ``rt.call_blocking(fn, *args, **kwargs)`` runs ``fn(*args, **kwargs)``
     on a worker and returns what it returns.
     ``rt.submit_call(fn, *args, **kwargs)`` does the same without blocking
-    and returns the :class:`Task` future; read it with
-    ``task.result(timeout=0)``.
+    and returns the :class:`Task` future; read it with ``task.result()``.
     ``rt.map_blocking(fn, iterable, options=None, cancellable=None)`` calls
     ``fn(item)`` for every item, in parallel, and returns the results in
     input order (the raw form is told apart by its first argument being an
@@ -63,8 +62,50 @@ Plain functions
 Tasks
     ``task.return_value(obj)`` accepts any Python object (``None`` and
     integers beyond 32 bits included). ``task.return_error(exc)`` accepts a
-    ``GLib.Error`` or any exception. ``task.result(timeout=0)`` waits (0:
-    as long as it takes) and returns the value or raises the error.
+    ``GLib.Error`` or any exception.
+
+Tasks as futures (concurrent.futures)
+    A ``Dvt.Task`` has the methods of a ``concurrent.futures.Future``:
+    ``done()``, ``cancelled()``, ``running()``, ``cancel()`` (returns
+    whether the task is cancelled), ``result(timeout=None)`` and
+    ``exception(timeout=None)`` (None: wait as long as it takes; 0 or
+    less: do not wait), ``add_done_callback(fn)`` (called at once if the
+    task has ended, else on Dovetail's bridge thread). A wait that runs
+    out raises ``Dvt.TimeoutError``, which is both a ``TimeoutError`` and
+    the ``GLib.Error`` ``G_IO_ERROR_TIMED_OUT`` raised before; a
+    cancelled task raises ``Dvt.CancelledError``, both a
+    ``concurrent.futures.CancelledError`` and the ``GLib.Error``
+    ``G_IO_ERROR_CANCELLED``. ``concurrent.futures.wait`` and
+    ``as_completed`` read private fields of their futures, so Dovetail
+    provides ``Dvt.wait(fs, timeout=None, return_when=ALL_COMPLETED)`` and
+    ``Dvt.as_completed(fs, timeout=None)`` with the same contract, over
+    any mix of tasks and ``concurrent.futures`` futures.
+    ``runtime.executor(options=None)`` (or ``Dvt.Executor(runtime)``) is a
+    ``concurrent.futures.Executor`` whose futures are real
+    ``concurrent.futures.Future`` objects.
+
+asyncio
+    Nothing here iterates a GLib main context in the asyncio thread: the
+    ``_async`` calls are made on a private bridge thread (see the ``_dvt``
+    package beside this file) and their outcomes handed to the loop with
+    ``loop.call_soon_threadsafe``. ``await task``; ``await
+    runtime.call(fn, *args)`` (like ``asyncio.to_thread``);
+    ``await runtime.map(fn, items)``; ``await queue.aget()`` /
+    ``queue.aput(item)``; ``await cache.aget(key)``; ``await
+    callable.acall(args)``; ``await runtime.ashutdown()`` /
+    ``runtime.await_idle()``. Cancelling the awaiting asyncio task cancels
+    the Dovetail side.
+
+contextvars
+    Plain functions (``call_blocking``, ``submit_call``, ``map_blocking``
+    and ``map_async`` over items, ``call``, ``map``, the executor,
+    ``call_any``) run in a copy of the caller's ``contextvars`` context
+    taken when the call is made, as ``asyncio.to_thread`` does.
+
+Every direction
+    ``runtime.call_any(fn, *args)``, ``@runtime.bridge(timeout=,
+    retries=)`` (``f.sync()``, ``f.async_()``) and ``@Dvt.cached(runtime,
+    ttl=, max_size=, key=)``: see their docstrings.
 
 Runtime as a context manager
     ``with Dvt.Runtime.new(2) as rt: ...`` shuts the runtime down on exit,
@@ -112,7 +153,10 @@ Notes
     exception makes no cycle through C.
 """
 
+import asyncio
 import atexit
+import collections
+import contextvars
 import itertools
 import os
 import signal
@@ -122,6 +166,7 @@ import threading
 import time
 import traceback
 import weakref
+from concurrent.futures import InvalidStateError as cf_InvalidStateError
 
 from gi.repository import Gio, GLib, GObject
 
@@ -133,6 +178,10 @@ GLib.quark_from_string('dvt-python-overrides')
 
 from ..module import get_introspection_module
 from ..overrides import override
+from ._dvt import aio as _aio
+from ._dvt import directions as _directions
+from ._dvt import futures as _futures
+from ._dvt.i18n import _
 
 Dvt = get_introspection_module('Dvt')
 
@@ -162,12 +211,13 @@ class _Scope:
     work functions refer to it weakly, and stop storing once it is gone.
     """
 
-    __slots__ = ('_entries', '_closed', '_work', '__weakref__')
+    __slots__ = ('_entries', '_closed', '_work', 'started', '__weakref__')
 
     def __init__(self):
         self._entries = {}
         self._closed = False
         self._work = []
+        self.started = False  # some work of the call has started
 
     def hold_work(self, *objects):
         """A holder of the work function (and its data) of this call, for
@@ -358,6 +408,9 @@ def _guard(scope, fn, *args, **kwargs):
         tb = exc.__traceback__
         # Hide this frame: the traceback starts in the work function.
         if tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        while (tb is not None and tb.tb_next is not None and
+               tb.tb_frame.f_code is _in_caller_context_code):
             tb = tb.tb_next
         failure = _exception_error(exc, _store(scope, exc, tb))
         del tb
@@ -665,7 +718,7 @@ def _need_callable(call, argument, fn):
     """Refuses a work function (or callback) that cannot be called, before
     anything is queued: it would otherwise fail only once it runs."""
     if not callable(fn):
-        raise TypeError('%s(%s) needs a callable, not %r'
+        raise TypeError(_('%s(%s) needs a callable, not %r')
                         % (call, argument, type(fn).__name__))
 
 
@@ -673,7 +726,7 @@ def _pick_data(func_data, user_data):
     if user_data is _UNSET:
         return func_data
     if func_data is not None:
-        raise TypeError('give func_data or user_data, not both')
+        raise TypeError(_('give func_data or user_data, not both'))
     return user_data
 
 
@@ -686,7 +739,7 @@ def _held(holder):
     ended, so that the work fails instead of starting."""
     held = tuple(holder)
     if not held:
-        raise GLib.Error.new_literal(Gio.io_error_quark(), 'The call has ended',
+        raise GLib.Error.new_literal(Gio.io_error_quark(), _('The call has ended'),
                                      Gio.IOErrorEnum.CANCELLED)
     return held
 
@@ -701,6 +754,7 @@ def _work(scope, func, func_data):
         func, func_data = _held(holder)
         scope = scope_ref()
         if scope is not None:
+            scope.started = True
             _remember(task, scope)
         ok, failure = _guard(scope, func, task, cancellable, func_data)
         if not ok:
@@ -717,8 +771,11 @@ def _call_work(scope, fn, args, kwargs):
     def run(task, cancellable, *_ignored):
         _keep_thread_state()
         fn, args, kwargs = _held(holder)
-        ok, value = _guard(scope_ref(), fn, *args, **kwargs)
-        del fn, args, kwargs
+        scope = scope_ref()
+        if scope is not None:
+            scope.started = True
+        ok, value = _guard(scope, fn, *args, **kwargs)
+        del fn, args, kwargs, scope
         if not ok:
             del task, cancellable, _ignored
             raise value
@@ -860,6 +917,21 @@ def _done(call, scope, callback, user_data):
     return done
 
 
+def _in_caller_context(fn):
+    """@fn, called in a copy of the caller's contextvars context (one copy
+    per call: items run at once cannot share one context)."""
+    context = contextvars.copy_context()
+
+    def run(item):
+        return context.copy().run(fn, item)
+    run.__func__ = getattr(fn, '__func__', fn)  # what event scopes match (_function_target)
+    return run
+
+
+# Hidden from stored tracebacks, as _guard() is.
+_in_caller_context_code = _in_caller_context(len).__code__
+
+
 def _is_raw_map(args, kwargs):
     if 'n_items' in kwargs:
         return True
@@ -918,6 +990,176 @@ def _identify(fn, options):
     options = Dvt.Options() if options is None else Dvt.Options.copy(options)
     Dvt.Options.set_function(options, id(_function_target(fn)))
     return options
+
+
+
+# ---- plain calls on runner tasks (asyncio, Executor) ---------------------------
+
+def _set_future(future, ok, value):
+    """Completes a concurrent.futures.Future unless it is done already."""
+    try:
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+    except cf_InvalidStateError:
+        pass
+
+
+class _PlainCall:
+    """``fn(*args, **kwargs)`` in @context, for a future: run() calls it,
+    fail() ends the future without it (see _Runners)."""
+
+    __slots__ = ('future', 'context', 'fn', 'args', 'kwargs')
+
+    def __init__(self, future, context, fn, args, kwargs):
+        self.future = future
+        self.context = context
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+
+    def call(self):
+        """(True, the value) or (False, the exception)."""
+        try:
+            return True, self.context.run(self.fn, *self.args, **self.kwargs)
+        except BaseException as exc:  # noqa: B902 (handed to the future)
+            return False, exc
+
+
+class _LoopCall(_PlainCall):
+    """A plain call whose outcome goes to an asyncio future."""
+
+    __slots__ = ('inbox',)
+
+    def __init__(self, future, inbox, context, fn, args, kwargs):
+        super().__init__(future, context, fn, args, kwargs)
+        self.inbox = inbox
+
+    def run(self):
+        if self.future.done():  # cancelled before it started
+            return
+        ok, value = self.call()
+        self.inbox.post(_aio.settle, (self.future, ok, value))
+
+    def fail(self, error):
+        self.inbox.post(_aio.settle, (self.future, False, _futures.from_error(error)))
+
+
+class _FutureCall(_PlainCall):
+    """A plain call whose outcome goes to a concurrent.futures.Future."""
+
+    __slots__ = ()
+
+    def run(self):
+        if not self.future.set_running_or_notify_cancel():
+            return
+        _set_future(self.future, *self.call())
+
+    def fail(self, error):
+        error = _futures.from_error(error)
+        if isinstance(error, _futures.CancelledError) and self.future.cancel():
+            return
+        _set_future(self.future, False, error)
+
+
+# How long a runner with nothing to do waits for another call before its
+# task ends: calls awaited one after another then reuse one runner (woken
+# through a condition, as a ThreadPoolExecutor's idle thread is) instead of
+# starting a task each.
+_RUNNER_LINGER = 0.002
+
+
+class _Runners:
+    """Plain calls of one runtime, run by a few runner tasks (at most
+    max-workers) that each take calls from a shared queue until it stays
+    empty for a moment: one task per burst of calls rather than one per
+    call. A runner that never runs (cancelled before it started, by a
+    shutdown or cancel_all()) fails the calls nobody else will take."""
+
+    __slots__ = ('runtime', 'cond', 'calls', 'active', 'idle', 'waking')
+
+    def __init__(self, runtime):
+        self.runtime = weakref.ref(runtime)
+        self.cond = threading.Condition(threading.Lock())
+        self.calls = collections.deque()
+        self.active = 0
+        self.idle = 0     # runners waiting for a call
+        self.waking = 0   # of which told that one came
+
+    def add(self, call):
+        runtime = self.runtime()
+        with self.cond:
+            self.calls.append(call)
+            if self.idle > self.waking:
+                self.waking += 1
+                self.cond.notify()
+                return
+            if self.active >= max(1, runtime.get_max_workers()):
+                return
+            self.active += 1
+        runner = _Runner(self)
+        try:
+            Dvt.Runtime.submit(runtime, runner.run, None, None, None)
+        except GLib.Error as error:
+            runner.ran = True
+            self.stopped(error)
+
+    def stopped(self, error):
+        """A runner has ended without running: if it was the last, fail
+        the calls left."""
+        with self.cond:
+            self.active -= 1
+            if self.active > 0:
+                return
+            calls, self.calls = self.calls, collections.deque()
+        for call in calls:
+            call.fail(error)
+
+    def next(self):
+        with self.cond:
+            if not self.calls:
+                self.idle += 1
+                self.cond.wait(_RUNNER_LINGER)
+                self.idle -= 1
+                if self.waking:
+                    self.waking -= 1
+            if self.calls:
+                return self.calls.popleft()
+            self.active -= 1
+            return None
+
+
+class _Runner:
+    __slots__ = ('runners', 'ran')
+
+    def __init__(self, runners):
+        self.runners = runners
+        self.ran = False
+
+    def run(self, task, cancellable, *_ignored):
+        _keep_thread_state()
+        self.ran = True
+        runners = self.runners
+        call = runners.next()
+        while call is not None:
+            call.run()
+            call = runners.next()
+        Dvt.Task.return_boolean(task, True)
+
+    def __del__(self):
+        if self.ran or sys.is_finalizing():
+            return
+        runtime = self.runners.runtime()
+        if runtime is not None and runtime.is_shutdown():
+            error = GLib.Error.new_literal(Dvt.error_quark(),
+                                           _('The runtime is shut down'),
+                                           Dvt.Error.CLOSED)
+        else:
+            error = GLib.Error.new_literal(Gio.io_error_quark(),
+                                           _('The call was cancelled'),
+                                           Gio.IOErrorEnum.CANCELLED)
+        self.runners.stopped(error)
 
 
 # ---- Runtime ------------------------------------------------------------------
@@ -982,7 +1224,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         are not passed to ``fn``."""
         _need_callable('call_blocking', 'fn', fn)
         scope = _Scope()
-        call = _Call(scope, fn, args, kwargs)
+        call = _Call(scope, contextvars.copy_context().run, (fn,) + args, kwargs)
         try:
             _blocking(Dvt.Runtime.invoke_blocking, self, call.run, None,
                       _identify(fn, dvt_options), dvt_cancellable)
@@ -1029,7 +1271,8 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         ``call_blocking``."""
         _need_callable('submit_call', 'fn', fn)
         scope = _Scope()
-        task = Dvt.Runtime.submit(self, _call_work(scope, fn, args, kwargs),
+        task = Dvt.Runtime.submit(self, _call_work(scope, contextvars.copy_context().run,
+                                                   (fn,) + args, kwargs),
                                   None, _identify(fn, dvt_options),
                                   dvt_cancellable)
         _keep(task, scope)
@@ -1073,6 +1316,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         items = list(items)
         scope = _Scope()
         options = _identify(fn, options)
+        fn = _in_caller_context(fn)
         n_runners = self._map_runners(len(items), options)
         if n_runners == 0:
             return self._map_blocking(len(items), _item_work(scope, fn, items),
@@ -1135,8 +1379,8 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         _need_callable('map_async', 'fn', fn)
         items = list(items)
         scope = _Scope()
-        self._map_async(len(items), _item_work(scope, fn, items), scope,
-                        _identify(fn, options), cancellable, callback,
+        self._map_async(len(items), _item_work(scope, _in_caller_context(fn), items),
+                        scope, _identify(fn, options), cancellable, callback,
                         user_data)
 
     def _map_async(self, n_items, func, scope, options, cancellable,
@@ -1161,7 +1405,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         if function is not None:
             _need_callable('scope_events', 'function=', function)
         if isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 1:
-            raise ValueError('max_depth must be an int of at least 1, not %r'
+            raise ValueError(_('max_depth must be an int of at least 1, not %r')
                              % (max_depth,))
         target = _function_target(function) if function is not None else None
         task_id = task.get_id() if isinstance(task, Dvt.Task) else (task or 0)
@@ -1183,11 +1427,140 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         tasks = list(tasks)
         for index, task in enumerate(tasks):
             if not isinstance(task, Dvt.Task):
-                raise TypeError('gather_blocking() needs Dvt.Task elements; '
-                                'element %d is %r' % (index, type(task).__name__))
+                raise TypeError(_('gather_blocking() needs Dvt.Task elements; '
+                                  'element %d is %r') % (index, type(task).__name__))
         return _unwrap_list(_blocking(Dvt.Runtime.gather_blocking, self,
                                       tasks, options, cancellable))
 
+
+    # ---- asyncio and concurrent.futures --------------------------------------
+
+    def _dvt_runners(self):
+        runners = self.__dict__.get('_dvt_runners_')
+        if runners is None:
+            runners = self.__dict__.setdefault('_dvt_runners_', _Runners(self))
+        return runners
+
+    def _dvt_plain(self, options):
+        """Whether plain calls with @options can go to the runners: no
+        timeout, retries or rate limit applies to each of them, and no
+        event scope by function exists (a call must then be a task that
+        carries its function's identity)."""
+        return not _function_scopes and not self.has_task_policy(options)
+
+    def call(self, fn, *args, dvt_options=None, **kwargs):
+        """``await runtime.call(fn, *args, **kwargs)`` from a running asyncio
+        loop: ``fn(*args, **kwargs)`` runs on a worker, in a copy of the
+        caller's ``contextvars`` context, like ``asyncio.to_thread`` but
+        with the runtime's bounded concurrency. Returns an
+        ``asyncio.Future`` of the running loop (the work starts at once).
+        Cancelling it cancels the call if it has not started; a plain
+        function that has started runs to its end, its result dropped.
+
+        Without ``dvt_options`` and without a runtime-wide timeout, retries
+        or rate limit, calls are handed to a few runner tasks (at most
+        ``max-workers``) that run them one after another, as
+        ``map_blocking`` does with items: the runtime's events count
+        runners, not calls. With them, or while an event scope by function
+        exists (``scope_events(function=...)``), each call is a task of its
+        own (awaited as ``await task``)."""
+        _need_callable('call', 'fn', fn)
+        loop = asyncio.get_running_loop()
+        if dvt_options is None and self._dvt_plain(None):
+            future = loop.create_future()
+            self._dvt_runners().add(_LoopCall(future, _aio.inbox(loop),
+                                              contextvars.copy_context(), fn,
+                                              args, kwargs))
+            return future
+        task = self.submit_call(fn, *args, dvt_options=dvt_options, **kwargs)
+        return asyncio.ensure_future(task)
+
+    def map(self, fn, items, options=None):
+        """``await runtime.map(fn, items, options=None)`` from a running
+        asyncio loop: ``fn(item)`` for every item on the workers (as
+        ``map_async``, each item in a copy of the caller's ``contextvars``
+        context); the results in input order. Cancelling the awaiting task
+        cancels the map."""
+        _need_callable('map', 'fn', fn)
+        items = list(items)
+        # In the caller's context: map_async runs on the bridge thread.
+        fn = _in_caller_context(fn)
+        return _aio.start(
+            lambda cancellable, callback: self.map_async(
+                fn, items, options=options, cancellable=cancellable,
+                callback=callback),
+            self.map_finish)
+
+    def ashutdown(self, cancel_pending=False):
+        """``await runtime.ashutdown()``: shuts the runtime down, draining
+        (or with @cancel_pending, cancelling) its work, without blocking
+        the asyncio loop."""
+        self._dvt_shut_down = True
+        return _aio.start(
+            lambda cancellable, callback: Dvt.Runtime.shutdown_async(
+                self, cancel_pending, cancellable, callback, None),
+            lambda result: Dvt.Runtime.shutdown_finish(self, result))
+
+    def await_idle(self):
+        """``await runtime.await_idle()``: until no task of the runtime is
+        queued or running (the runtime stays open)."""
+        return _aio.start(
+            lambda cancellable, callback: Dvt.Runtime.wait_idle_async(
+                self, cancellable, callback, None),
+            lambda result: Dvt.Runtime.wait_idle_finish(self, result))
+
+    def executor(self, options=None):
+        """A ``concurrent.futures.Executor`` running its work on this
+        runtime: see ``Dvt.Executor``."""
+        return _futures.Executor(self, options)
+
+    def _dvt_submit_future(self, future, context, fn, args, kwargs, options):
+        """Runs ``fn(*args, **kwargs)`` in @context for the
+        concurrent.futures.Future @future (see Executor.submit)."""
+        if options is None and self._dvt_plain(None):
+            self._dvt_runners().add(_FutureCall(future, context, fn, args, kwargs))
+            return
+
+        def work():
+            if not future.running() and not future.set_running_or_notify_cancel():
+                raise _futures.CancelledError()
+            return context.run(fn, *args, **kwargs)
+
+        task = self.submit_call(work, dvt_options=options)
+
+        def settle(task):
+            if future.done():
+                return
+            try:
+                value = task.result(0)
+            except _futures.CancelledError:
+                if not future.cancel():
+                    _set_future(future, False, _futures.CancelledError())
+            except BaseException as exc:  # noqa: B902
+                _set_future(future, False, exc)
+            else:
+                _set_future(future, True, value)
+        future.add_done_callback(lambda f: f.cancelled() and task.cancel())
+        task.add_done_callback(settle)
+
+    def call_any(self, fn, *args, **kwargs):
+        """One call for every direction: see ``Dvt.Runtime.bridge``.
+        A plain function runs on a worker, a coroutine function on an
+        asyncio loop. From a thread with no running asyncio loop, returns
+        the result (a coroutine function runs on Dovetail's background
+        asyncio loop); from a running loop, returns an awaitable (a
+        coroutine function runs on that loop)."""
+        return _directions.call_any(self, fn, args, kwargs)
+
+    def bridge(self, fn=None, *, timeout=None, retries=0):
+        """Decorator: ``@runtime.bridge`` or ``@runtime.bridge(timeout=2,
+        retries=1)`` gives a plain or coroutine function the forms
+        ``f.sync(*args)`` (blocks for the result, from a thread) and
+        ``await f.async_(*args)`` (from a running asyncio loop); calling
+        ``f(*args)`` picks the form as ``call_any`` does. @timeout
+        (seconds) bounds each attempt, @retries failed attempts are tried
+        again."""
+        return _directions.bridge(self, fn, timeout=timeout, retries=retries)
 
 Runtime = override(Runtime)
 __all__.append('Runtime')
@@ -1233,7 +1606,7 @@ class Task(_EventsMixin, Dvt.Task):
         caller unchanged, or any exception, which reaches it as itself."""
         if not isinstance(error, GLib.Error):
             if not isinstance(error, BaseException):
-                raise TypeError('return_error() needs an exception, not %r'
+                raise TypeError(_('return_error() needs an exception, not %r')
                                 % type(error).__name__)
             error = _to_error(_scope_of(self), error, error.__traceback__)
         Dvt.Task.return_error(self, error)
@@ -1248,21 +1621,144 @@ class Task(_EventsMixin, Dvt.Task):
     def propagate_int(self):
         return _reraising(Dvt.Task.propagate_int, self)
 
-    def result(self, timeout=0):
-        """Waits until the task has ended (at most @timeout seconds; 0 or
-        less: as long as it takes) and returns its value or raises its
-        error. Raises GLib.Error G_IO_ERROR_TIMED_OUT if the time runs
-        out first. On the main thread, Ctrl-C cancels the task and raises
-        KeyboardInterrupt."""
-        if _get_ident() != _interrupts.main:
-            self.wait(timeout)
-            return self.propagate_value()
-        _interrupts.call(self, self.wait, timeout)
+    # ---- concurrent.futures.Future -------------------------------------------
+
+    def done(self):
+        """Whether the task has ended (succeeded, failed or was cancelled)."""
+        return self.get_completed()
+
+    def cancelled(self):
+        """Whether the task has ended cancelled (``G_IO_ERROR_CANCELLED``)."""
+        if not self.get_completed() or not self.had_error():
+            return False
+        try:
+            Dvt.Task.propagate_value(self)
+        except GLib.Error as error:
+            return error.matches(Gio.io_error_quark(), Gio.IOErrorEnum.CANCELLED)
+        return False
+
+    def running(self):
+        """Whether the task's Python work has started and the task has not
+        ended yet (False for a task whose work the override does not run:
+        a cache's, for one)."""
+        scope = getattr(self, '_dvt_scope', None)
+        return (scope is not None and scope.started and
+                not self.get_completed())
+
+    def cancel(self):
+        """Cancels the task (see ``dvt_task_cancel``: a running task ends at
+        once, its work is told through its cancellable). Returns whether
+        the task is cancelled now: False if it had already ended another
+        way."""
+        if not self.get_completed():
+            Dvt.Task.cancel(self)
+        return self.cancelled()
+
+    def _dvt_wait(self, timeout):
+        """Waits as concurrent.futures does: @timeout None is no limit, 0
+        or less does not wait; raises Dvt.TimeoutError if time runs out."""
+        if timeout is None:
+            limit = 0
+        elif timeout <= 0 or timeout != timeout:
+            if not self.get_completed():
+                raise _futures.TimeoutError()
+            return
+        else:
+            limit = timeout
+        try:
+            if _get_ident() != _interrupts.main:
+                self.wait(limit)
+            else:
+                _interrupts.call(self, self.wait, limit)
+        except GLib.Error as error:
+            raise _futures.from_error(error) from None
+
+    def result(self, timeout=None):
+        """Waits until the task has ended (at most @timeout seconds; None:
+        as long as it takes; 0: not at all) and returns its value or
+        raises its error. Raises ``Dvt.TimeoutError`` (a ``TimeoutError``
+        and a ``GLib.Error`` ``G_IO_ERROR_TIMED_OUT``) if the time runs out
+        first, ``Dvt.CancelledError`` (a
+        ``concurrent.futures.CancelledError`` and a ``GLib.Error``
+        ``G_IO_ERROR_CANCELLED``) if the task was cancelled. On the main
+        thread, Ctrl-C cancels the task and raises KeyboardInterrupt."""
+        self._dvt_wait(timeout)
         try:
             return self.propagate_value()
         except GLib.Error as error:
-            _after_shutdown(self.get_runtime(), error)
-            raise
+            if _get_ident() == _interrupts.main:
+                _after_shutdown(self.get_runtime(), error)
+            converted = _futures.from_error(error)
+            if converted is error:
+                raise
+        raise converted
+
+    def exception(self, timeout=None):
+        """The exception the task ended with, or None if it succeeded;
+        waits as :meth:`result` does. Raises ``Dvt.CancelledError`` if the
+        task was cancelled."""
+        self._dvt_wait(timeout)
+        try:
+            self.propagate_value()
+        except GLib.Error as error:
+            converted = _futures.from_error(error)
+            if isinstance(converted, _futures.CancelledError):
+                raise converted from None
+            return converted
+        except BaseException as exc:  # noqa: B902 (the work's own exception)
+            return exc
+        return None
+
+    def add_done_callback(self, fn):
+        """Calls ``fn(task)`` once the task has ended: at once (on this
+        thread) if it has, otherwise on Dovetail's asyncio bridge thread.
+        An exception ``fn`` raises is logged and dropped."""
+        _need_callable('add_done_callback', 'fn', fn)
+        if self.get_completed():
+            _futures.call_done_callback(fn, self)
+            return
+        _aio.watch(lambda cancellable, callback:
+                   Dvt.Task.wait_async(self, None, callback, None),
+                   lambda result: None,
+                   lambda ok, value: _futures.call_done_callback(fn, self))
+
+    # ---- asyncio ---------------------------------------------------------------
+
+    def _dvt_finish_wait(self, result):
+        """The outcome of the task, once wait_async has called back with
+        @result (None: the task had ended before the await)."""
+        try:
+            if result is not None:
+                Dvt.Task.wait_finish(self, result)
+        except GLib.Error:
+            # The wait itself failed (cancelled), or reports the task's
+            # error, which propagate_value() raises as the Python exception.
+            if not self.get_completed():
+                raise
+        try:
+            return self.propagate_value()
+        except GLib.Error as error:
+            converted = _futures.from_error(error)
+            if converted is error:
+                raise
+        raise converted
+
+    def __await__(self):
+        """``await task`` in a running asyncio loop: the task's value, or
+        its error raised (``Dvt.CancelledError`` if it was cancelled).
+        Cancelling the awaiting asyncio task cancels this task."""
+        if self.get_completed():
+            # Nothing to wait for: no trip through the bridge thread.
+            future = asyncio.get_running_loop().create_future()
+            try:
+                future.set_result(self._dvt_finish_wait(None))
+            except BaseException as exc:  # noqa: B902 (raised by the await)
+                future.set_exception(exc)
+            return future.__await__()
+        return _aio.start(
+            lambda cancellable, callback:
+                Dvt.Task.wait_async(self, cancellable, callback, None),
+            self._dvt_finish_wait, on_cancel=self.cancel).__await__()
 
 
 Task = override(Task)
@@ -1323,6 +1819,15 @@ class Callable(Dvt.Callable):
     def call_finish(self, result):
         return _reraising(Dvt.Callable.call_finish, self, result)
 
+    def acall(self, args=None):
+        """``await callable.acall(args)`` from a running asyncio loop: the
+        value the function completes its task with. Cancelling the
+        awaiting task cancels the call."""
+        return _aio.start(
+            lambda cancellable, callback:
+                Dvt.Callable.call_async(self, args, cancellable, callback, None),
+            self.call_finish)
+
 
 Callable = override(Callable)
 __all__.append('Callable')
@@ -1369,7 +1874,7 @@ class Queue(Dvt.Queue):
         if timeout is None:
             return 0
         if timeout < 0:
-            raise ValueError("'timeout' must be a non-negative number")
+            raise ValueError(_("'timeout' must be a non-negative number"))
         return timeout
 
     def put(self, item, block=True, timeout=None, priority=0, cancellable=None):
@@ -1393,6 +1898,40 @@ class Queue(Dvt.Queue):
 
     def put_nowait(self, item, priority=0):
         self.try_push(item, priority)
+
+    def aget(self):
+        """``await queue.aget()`` from a running asyncio loop: the next
+        item, once there is one. Cancelling the awaiting task withdraws
+        the wait and loses no item: one handed to this wait at the instant
+        it was cancelled is pushed again (at the back of a FIFO queue)."""
+        return _aio.start(
+            lambda cancellable, callback:
+                Dvt.Queue.pop_async(self, cancellable, callback, None),
+            lambda result: Dvt.Queue.pop_finish(self, result),
+            on_orphan=self._dvt_push_back)
+
+    def _dvt_push_back(self, item):
+        try:
+            self.try_push(item)
+        except GLib.Error:
+            # Full or closed: wait for room off the asyncio thread.
+            threading.Thread(target=self._dvt_push_later, args=(item,),
+                             daemon=True).start()
+
+    def _dvt_push_later(self, item):
+        try:
+            self.push_blocking(item)
+        except GLib.Error:
+            pass  # closed: the item goes with the queue
+
+    def aput(self, item, priority=0):
+        """``await queue.aput(item)`` from a running asyncio loop: pushes
+        @item once there is room."""
+        value = _to_value(item)
+        return _aio.start(
+            lambda cancellable, callback: Dvt.Queue.push_async(
+                self, value, priority, cancellable, callback, None),
+            lambda result: Dvt.Queue.push_finish(self, result))
 
     def get_nowait(self):
         return self.try_pop()
@@ -1795,3 +2334,59 @@ class Lockout(Dvt.Lockout):
 
 Lockout = override(Lockout)
 __all__.append('Lockout')
+
+
+# ---- Cache --------------------------------------------------------------------
+
+class Cache(Dvt.Cache):
+    """A single-flight cache (see ``Dvt.cached`` for a decorator)."""
+
+    def aget(self, key):
+        """``await cache.aget(key)`` from a running asyncio loop: the value
+        of @key (a ``GLib.Variant``), shared with the other callers of the
+        same run. Cancelling the awaiting task withdraws this caller only:
+        the run goes on while others wait."""
+        return _aio.start(
+            lambda cancellable, callback:
+                Dvt.Cache.get_async(self, key, cancellable, callback, None),
+            lambda result: _reraising(Dvt.Cache.get_finish, self, result))
+
+
+Cache = override(Cache)
+__all__.append('Cache')
+
+
+# ---- concurrent.futures, asyncio and decorators ----------------------------------
+
+TimeoutError = _futures.TimeoutError  # noqa: A001
+CancelledError = _futures.CancelledError
+FIRST_COMPLETED = _futures.FIRST_COMPLETED
+FIRST_EXCEPTION = _futures.FIRST_EXCEPTION
+ALL_COMPLETED = _futures.ALL_COMPLETED
+wait = _futures.wait
+as_completed = _futures.as_completed
+Executor = _futures.Executor
+
+
+def cached(runtime, ttl=None, max_size=0, key=None, evict_on_error=True,
+           options=None):
+    """Decorator: ``@Dvt.cached(runtime, ttl=60, max_size=100)`` memoises
+    a plain (or coroutine) function with a ``Dvt.Cache``: concurrent calls
+    with equal arguments share one run on a worker, in the first caller's
+    ``contextvars`` context; results are kept @ttl seconds (None: until
+    evicted; 0: single flight only) for at most @max_size keys (0: no
+    limit, else least recently used out first). The key is the pickled
+    arguments, or ``key(*args, **kwargs)``, a ``GLib.Variant`` (calls with
+    equal keys must then be interchangeable). A run that raises gives its
+    exception to every caller of that run; with @evict_on_error (the
+    default) it is not kept for later callers.
+
+    ``f(*args)`` blocks for the value; ``await f.aget(*args)`` from a
+    running asyncio loop; ``f.cache`` is the ``Dvt.Cache``."""
+    return _directions.cached(runtime, ttl=ttl, max_size=max_size, key=key,
+                              evict_on_error=evict_on_error, options=options)
+
+
+__all__ += ['TimeoutError', 'CancelledError', 'FIRST_COMPLETED',
+            'FIRST_EXCEPTION', 'ALL_COMPLETED', 'wait', 'as_completed',
+            'Executor', 'cached']

@@ -7,13 +7,10 @@
 # task with task.return_value() (any Python object) or
 # task.return_error(GLib.Error). Callers are plain threads, a GLib main
 # loop (get_async) and asyncio coroutines (each awaiting its own task of
-# the cache). The end of the file has the proposed @cached decorator,
-# tested here as a plain helper.
+# the cache). The @Dvt.cached decorator is tested in test_directions.py.
 
 import asyncio
 import collections
-import functools
-import pickle
 import threading
 import time
 
@@ -340,111 +337,4 @@ def test_asyncio_and_threads_together(cache, work):
     assert work.calls == {n: 1 for n in range(5)}
 
 
-# ---- the proposed decorator -------------------------------------------------------
-
-def cached(runtime, ttl=GLib.MAXDOUBLE, max_size=0, key=None, evict_on_error=True,
-           options=None):
-    """@cached(runtime, ttl=..., max_size=..., key=...): memoises a plain
-    function with a Dvt.Cache. Concurrent calls with equal arguments share
-    one run on a worker; results are kept for ttl seconds, for at most
-    max_size argument sets. By default the arguments themselves, pickled,
-    are the key; key(*args, **kwargs) may give a GLib.Variant instead
-    (calls with equal keys must then be interchangeable).
-
-    f(*args) blocks for the value; f.get(*args) returns the caller's own
-    Dvt.Task; f.cache is the Dvt.Cache (invalidate, clear, counters)."""
-    def decorate(fn):
-        lock = threading.Lock()
-        pending = {}    # printed key -> [args, kwargs, callers], for key=
-
-        def to_key(args, kwargs):
-            if key is None:
-                return GLib.Variant('ay', pickle.dumps((args, sorted(kwargs.items()))))
-            return key(*args, **kwargs)
-
-        def compute(task, k, cancellable, _data):
-            try:
-                if key is None:
-                    args, kwargs = pickle.loads(k.get_data_as_bytes().get_data())
-                    kwargs = dict(kwargs)
-                else:
-                    with lock:
-                        args, kwargs, _ = pending[k.print_(True)]
-                task.return_value(fn(*args, **kwargs))
-            except GLib.Error as error:
-                task.return_error(error)
-            except Exception as exc:  # noqa: BLE001 (carried as a GLib.Error)
-                task.return_error(GLib.Error.new_literal(
-                    Dvt.error_quark(), '%s: %s' % (type(exc).__name__, exc),
-                    Dvt.Error.FAILED))
-
-        cache = Dvt.Cache.new(runtime, compute, None)
-        cache.set_ttl(ttl)
-        cache.props.max_size = max_size
-        cache.props.evict_on_error = evict_on_error
-        if options is not None:
-            cache.set_options(options)
-
-        def call(method, args, kwargs, *more):
-            k = to_key(args, kwargs)
-            if key is None:
-                return method(k, *more)
-            printed = k.print_(True)
-            with lock:
-                entry = pending.setdefault(printed, [args, kwargs, 0])
-                entry[2] += 1
-            try:
-                return method(k, *more)
-            finally:
-                with lock:
-                    entry[2] -= 1
-                    if entry[2] == 0 and pending.get(printed) is entry:
-                        del pending[printed]
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            return call(cache.get_blocking, args, kwargs, 0, None)
-
-        wrapper.get = lambda *args, **kwargs: call(cache.get, args, kwargs, None)
-        wrapper.cache = cache
-        return wrapper
-    return decorate
-
-
-def test_cached_decorator(rt):
-    calls = collections.Counter()
-
-    @cached(rt, ttl=60, max_size=100)
-    def slow_square(x, scale=1):
-        calls[(x, scale)] += 1
-        time.sleep(0.005)
-        return x * x * scale
-
-    results = []
-    threads = [threading.Thread(target=lambda: results.extend(slow_square(i % 3) for i in range(30)))
-               for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(DEADLINE)
-    assert sorted(results) == sorted([i % 3 * (i % 3) for i in range(30)] * 4)
-    assert calls == {(0, 1): 1, (1, 1): 1, (2, 1): 1}
-    assert slow_square(2, scale=10) == 40
-    assert slow_square.get(2, scale=10).result(DEADLINE) == 40
-    assert calls[(2, 10)] == 1
-    assert slow_square.__name__ == 'slow_square'
-
-    @cached(rt, key=lambda path, **kw: GLib.Variant('s', path))
-    def read(path, verbose=False):
-        calls[path] += 1
-        if path == 'missing':
-            raise FileNotFoundError(path)
-        return path.upper()
-
-    assert read('a') == 'A' and read('a', verbose=True) == 'A'
-    assert calls['a'] == 1
-    with pytest.raises(GLib.Error) as info:
-        read('missing')
-    assert 'FileNotFoundError' in info.value.message
-    read.cache.invalidate(GLib.Variant('s', 'a'))
-    assert read('a') == 'A' and calls['a'] == 2
+# The decorator over Dvt.Cache, Dvt.cached, is tested in test_directions.py.

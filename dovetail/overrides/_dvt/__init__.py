@@ -1,0 +1,15 @@
+# _dvt: private helper modules of the Dvt PyGObject override
+#
+# SPDX-License-Identifier: LGPL-2.1-or-later
+
+"""Private machinery of ``gi.overrides.Dvt``, as PyGObject keeps its own
+in ``gi._*`` modules: nothing here is public API.
+
+- :mod:`.aio`: awaiting any GIO-style ``_async``/``_finish`` pair from a
+  running asyncio loop, through a bridge thread (see its docstring for the
+  API other modules build on).
+- :mod:`.futures`: ``concurrent.futures`` behaviour for ``Dvt.Task``,
+  ``wait``/``as_completed`` and the ``Executor``.
+- :mod:`.directions`: ``call_any``, the ``bridge`` decorator, ``cached``.
+- :mod:`.i18n`: gettext for the override's messages (``dovetail-1``).
+"""
