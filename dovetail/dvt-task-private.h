@@ -98,6 +98,7 @@ enum
   DVT_TASK_FLAG_SCOPED           = 1 << 14, /* an event scope wants its id */
   DVT_TASK_FLAG_LENT_CANCELLABLE = 1 << 15, /* see take_back_cancellable() */
   DVT_TASK_FLAG_HOLDS_IDLE       = 1 << 16, /* see dvt_task_hold_idle() */
+  DVT_TASK_FLAG_CALLER_CONNECTED = 1 << 17, /* see dvt_task_connect_caller_cancellable() */
 };
 
 /* What few tasks need: allocated on first use, freed with the task. */
