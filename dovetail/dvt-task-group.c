@@ -1278,7 +1278,8 @@ dvt_task_group_get_n_unfinished (DvtTaskGroup *group)
  * included: after a wait, read each one's outcome with
  * `dvt_task_propagate_*()`.
  *
- * Returns: (transfer full) (element-type DvtTask): the members
+ * Returns: (transfer container) (element-type DvtTask): the members, in
+ *   an array that holds a reference to each: unreffing the array drops them
  *
  * Since: 0.2
  */
