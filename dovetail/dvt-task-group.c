@@ -31,7 +31,8 @@
  *   members that join meanwhile included. A failing member does not cancel
  *   the others unless [property@TaskGroup:cancel-on-failure] is set; the
  *   wait then reports the first failure (an error other than
- *   %G_IO_ERROR_CANCELLED if there is one), or, with
+ *   %G_IO_ERROR_CANCELLED if there is one; a cancellation that the group
+ *   itself asked for is no failure), or, with
  *   [property@TaskGroup:return-errors], succeeds and leaves every member's
  *   outcome to be read from the member itself. The wait's timeout is an
  *   exit deadline: once it passes, the members that have not ended are
@@ -61,8 +62,12 @@
  *
  * dvt_task_group_set_max_concurrency (group, 4);
  * for (guint i = 0; i < n_urls; i++)
- *   g_clear_object (&(DvtTask *) { dvt_task_group_submit (group, fetch, urls[i], NULL,
- *                                                         NULL, NULL, NULL) });
+ *   {
+ *     g_autoptr(DvtTask) task = dvt_task_group_submit (group, fetch, urls[i], NULL,
+ *                                                      NULL, NULL, &error);
+ *     if (task == NULL)
+ *       break;                                  // closed, or shut down
+ *   }
  * if (!dvt_task_group_wait_blocking (group, 30, NULL, &error))
  *   g_printerr ("%s\n", error->message);   // the first failure, or the timeout
  * ```
@@ -86,6 +91,7 @@ typedef struct
   DvtTask      *task;     /* held */
   DvtTaskGroup *group;    /* held until the member has ended */
   MemberState   state;    /* under the lock */
+  gboolean      cancelled_by_group;  /* under the lock */
 } Member;
 
 /* One blocking call waiting in the group: woken (and unlinked) on every
@@ -437,21 +443,29 @@ on_op_cancelled (GCancellable *cancellable,
 
 /* ---- members' ends ------------------------------------------------------------ */
 
-/* The members that have not ended, held, those the group holds back
- * first (so that cancelling the running ones does not start them). */
+/* The members that have not ended, held, for the group to cancel: those
+ * it holds back first (so that cancelling the running ones does not start
+ * them). A cancellation the group asked for is not a failure of the
+ * group (see member_done()). */
 static GPtrArray *
 unfinished_locked (DvtTaskGroup *self)
 {
   GPtrArray *tasks = g_ptr_array_new_with_free_func (g_object_unref);
 
   for (GList *l = self->held.head; l != NULL; l = l->next)
-    g_ptr_array_add (tasks, g_object_ref (MEMBER_OF_LINK (l)->task));
+    {
+      MEMBER_OF_LINK (l)->cancelled_by_group = TRUE;
+      g_ptr_array_add (tasks, g_object_ref (MEMBER_OF_LINK (l)->task));
+    }
   for (guint i = 0; i < self->members->len; i++)
     {
       Member *member = g_ptr_array_index (self->members, i);
 
       if (member->state != MEMBER_ENDED && member->state != MEMBER_HELD)
-        g_ptr_array_add (tasks, g_object_ref (member->task));
+        {
+          member->cancelled_by_group = TRUE;
+          g_ptr_array_add (tasks, g_object_ref (member->task));
+        }
     }
 
   return tasks;
@@ -537,7 +551,9 @@ member_done (DvtTask  *task,
     }
   else if (is_cancellation (task))
     {
-      if (self->first_cancelled == NULL)
+      /* Cancelled by the group itself (cancel-on-failure, cancel_rest, the
+       * exit timeout, dvt_task_group_cancel()): not a failure. */
+      if (self->first_cancelled == NULL && !member->cancelled_by_group)
         self->first_cancelled = task;
     }
   else
@@ -1476,8 +1492,11 @@ waits_for_itself_locked (DvtTaskGroup *self)
  *
  * Returns: %TRUE once every member has ended, unless one failed and
  *   [property@TaskGroup:return-errors] is unset: %FALSE with the first
- *   failure (unchanged; the first cancellation if every failure was one);
- *   %FALSE with %G_IO_ERROR_TIMED_OUT or %G_IO_ERROR_CANCELLED
+ *   failure (unchanged; the first cancellation if every failure was one,
+ *   leaving out the members that the group cancelled itself:
+ *   [property@TaskGroup:cancel-on-failure], a first() with @cancel_rest,
+ *   [method@TaskGroup.cancel]); %FALSE with %G_IO_ERROR_TIMED_OUT or
+ *   %G_IO_ERROR_CANCELLED
  *
  * Since: 0.2
  */

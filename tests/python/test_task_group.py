@@ -221,3 +221,14 @@ def test_wait_from_many_threads(rt):
         t.join()
     assert errors == []
     assert g.get_n_unfinished() == 0
+
+
+def test_first_in_block_cancels_rest_without_failing(rt):
+    event = threading.Event()
+    with rt.task_group() as g:
+        slow = g.submit(block_until, event)
+        g.submit(lambda: 'fast')
+        assert g.first(cancel_rest=True).result() == 'fast'
+    # The group cancelled the rest itself: the exit wait does not fail.
+    assert slow.get_completed()
+    event.set()
