@@ -595,6 +595,7 @@ join (DvtTaskGroup  *self,
       GError       **error)
 {
   GMainContext *run_context = DVT_TASK_EXTRA (task, run_context, NULL);
+  gboolean cancel;
   Member *member;
 
   g_mutex_lock (&self->lock);
@@ -621,7 +622,15 @@ join (DvtTaskGroup  *self,
   member = g_new0 (Member, 1);
   member->task = g_object_ref (task);
   member->group = g_object_ref (self);
-  if (state == MEMBER_RUNNING && self->max_concurrency != 0 &&
+  /* Cancel-on-failure has tripped: a member joining now is cancelled too
+   * (before it starts), as it would have been a moment earlier. */
+  cancel = self->failure_cancelled;
+  member->cancelled_by_group = cancel;
+  if (cancel)
+    state = state == MEMBER_RUNNING ? MEMBER_HELD : state;
+  if (state == MEMBER_HELD)
+    g_queue_push_tail_link (&self->held, &member->link);
+  else if (state == MEMBER_RUNNING && self->max_concurrency != 0 &&
       (self->n_running >= self->max_concurrency || self->held.head != NULL))
     {
       state = MEMBER_HELD;
@@ -641,6 +650,8 @@ join (DvtTaskGroup  *self,
 
   /* At once if it has ended already. */
   dvt_task_add_done_hook (task, member_done, member);
+  if (cancel)
+    DVT_CALLOUT (dvt_task_cancel (task));
 
   return TRUE;
 }
@@ -781,8 +792,9 @@ dvt_task_group_class_init (DvtTaskGroupClass *klass)
    * DvtTaskGroup:cancel-on-failure:
    *
    * Whether the first member to fail (with an error other than
-   * %G_IO_ERROR_CANCELLED) cancels every member that has not ended at
-   * that moment. Off by default: a failure leaves the others alone.
+   * %G_IO_ERROR_CANCELLED) cancels every member that has not ended, and
+   * every member that joins later (before it starts). Off by default: a
+   * failure leaves the others alone.
    *
    * Since: 0.2
    */

@@ -199,6 +199,19 @@ test_cancel_on_failure (void)
       g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
       g_clear_error (&error);
     }
+
+  /* Once tripped, a member that joins later is cancelled before it starts. */
+  {
+    g_autoptr(DvtTask) late = dvt_task_group_submit (group, block_until_cancelled, NULL, NULL,
+                                                     NULL, NULL, &error);
+
+    g_assert_no_error (error);
+    g_assert_true (dvt_task_wait (late, 5 * slow, NULL));
+    g_assert_true (dvt_task_had_error (late));
+    g_assert_false (dvt_task_group_wait_blocking (group, -1, NULL, &error));
+    g_assert_error (error, TEST_ERROR, 3);
+    g_clear_error (&error);
+  }
 }
 
 /* Without cancel-on-failure, a cancellation alone is the failure reported. */
