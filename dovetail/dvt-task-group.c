@@ -931,6 +931,18 @@ dvt_task_group_set_max_concurrency (DvtTaskGroup *group,
   dvt_fork_gate_leave (gate);
 }
 
+/* Sets a boolean property read without the lock, and notifies a change. */
+static void
+set_boolean (DvtTaskGroup *self,
+             gboolean     *field,
+             gboolean      value,
+             guint         prop_id)
+{
+  value = !!value;
+  if (g_atomic_int_exchange (field, value) != value)
+    g_object_notify_by_pspec (G_OBJECT (self), properties[prop_id]);
+}
+
 /**
  * dvt_task_group_get_cancel_on_failure:
  * @group: a group
@@ -964,9 +976,7 @@ dvt_task_group_set_cancel_on_failure (DvtTaskGroup *group,
 {
   g_return_if_fail (DVT_IS_TASK_GROUP (group));
 
-  cancel_on_failure = !!cancel_on_failure;
-  if (g_atomic_int_exchange (&group->cancel_on_failure, cancel_on_failure) != cancel_on_failure)
-    g_object_notify_by_pspec (G_OBJECT (group), properties[PROP_CANCEL_ON_FAILURE]);
+  set_boolean (group, &group->cancel_on_failure, cancel_on_failure, PROP_CANCEL_ON_FAILURE);
 }
 
 /**
@@ -1002,9 +1012,7 @@ dvt_task_group_set_return_errors (DvtTaskGroup *group,
 {
   g_return_if_fail (DVT_IS_TASK_GROUP (group));
 
-  return_errors = !!return_errors;
-  if (g_atomic_int_exchange (&group->return_errors, return_errors) != return_errors)
-    g_object_notify_by_pspec (G_OBJECT (group), properties[PROP_RETURN_ERRORS]);
+  set_boolean (group, &group->return_errors, return_errors, PROP_RETURN_ERRORS);
 }
 
 /* ---- joining -------------------------------------------------------------------- */
