@@ -235,6 +235,7 @@ typedef struct
   int in_flight;  /* atomic */
   int peak;       /* atomic */
   int ran;        /* atomic */
+  int late;       /* atomic: ran on after their task was cancelled */
 } Flight;
 
 static void
@@ -252,6 +253,8 @@ count_flight (DvtTask      *task,
     ;
   g_usleep (g_random_int_range (0, 300));
   g_atomic_int_inc (&f->ran);
+  if (g_cancellable_is_cancelled (cancellable))
+    g_atomic_int_inc (&f->late);
   g_atomic_int_add (&f->in_flight, -1);
   dvt_task_return_boolean (task, TRUE);
 }
@@ -265,7 +268,7 @@ test_exit_timeout (void)
   g_autoptr(DvtTaskGroup) group = new_group (rt);
   g_autoptr(GPtrArray) tasks = NULL;
   g_autoptr(GError) error = NULL;
-  Flight f = { 0, 0, 0 };
+  Flight f = { 0, 0, 0, 0 };
 
   dvt_task_group_set_max_concurrency (group, 1);
   submit (group, return_index, GINT_TO_POINTER (1));
@@ -321,7 +324,7 @@ test_max_concurrency (void)
   g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (8);
   g_autoptr(DvtTaskGroup) group = new_group (rt);
   g_autoptr(GError) error = NULL;
-  Flight f = { 0, 0, 0 };
+  Flight f = { 0, 0, 0, 0 };
 
   dvt_task_group_set_max_concurrency (group, 3);
   g_assert_cmpuint (dvt_task_group_get_max_concurrency (group), ==, 3);
@@ -360,7 +363,7 @@ test_held_cancel (void)
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(GError) error = NULL;
   g_autoptr(DvtTask) held = NULL;
-  Flight f = { 0, 0, 0 };
+  Flight f = { 0, 0, 0, 0 };
   Gate gate;
 
   gate_init (&gate);
@@ -944,7 +947,7 @@ test_stress (void)
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) tasks = NULL;
   guint n = is_valgrind () ? 500 : 5000;
-  Flight f = { 0, 0, 0 };
+  Flight f = { 0, 0, 0, 0 };
   Consumer c = { group, 0, 0 };
   GThread *consumers[2];
   guint n_cancelled = 0, n_ok = 0;
@@ -972,7 +975,9 @@ test_stress (void)
     g_thread_join (consumers[k]);
 
   g_assert_cmpint (c.n_handed, ==, (int) n);
-  g_assert_cmpint (f.peak, <=, 3);
+  /* A member cancelled while its function runs gives up its place at
+   * once (documented): only those can take the count past the bound. */
+  g_assert_cmpint (f.peak, <=, 3 + f.late);
   tasks = dvt_task_group_get_tasks (group);
   for (guint i = 0; i < n; i++)
     {
@@ -983,7 +988,8 @@ test_stress (void)
       else
         n_ok++;
     }
-  g_assert_cmpuint (n_ok, ==, (guint) f.ran);
+  /* A function may run and still have its task cancelled meanwhile. */
+  g_assert_cmpuint (n_ok, <=, (guint) f.ran);
   g_assert_cmpuint (n_ok + n_cancelled, ==, n);
 }
 
