@@ -1454,19 +1454,26 @@ class TaskGroup(Dvt.TaskGroup):
     cancelled and ``GLib.Error`` ``Gio.IOErrorEnum.TIMED_OUT`` is raised.
     ``g.first(timeout=None, cancel_rest=False)`` returns the first member
     to succeed. The raw calls (``next_blocking``, ``wait_async``, ...) work
-    as in C; ``Dvt.TaskGroup.submit`` is the raw submit."""
+    as in C; ``Dvt.TaskGroup.submit`` is the raw submit. The exceptions of
+    the members the group started stay readable (from the wait, from
+    ``task.result()``) as long as the group object lives."""
 
     def __init__(self, runtime=None, **kwargs):
         if runtime is None:
             runtime = Dvt.Runtime.get_default()
         Dvt.TaskGroup.__init__(self, runtime=runtime, **kwargs)
-        # The Python tasks, so that their exceptions stay readable.
-        self._dvt_tasks = []
 
     def _track(self, task, scope):
-        _keep(task, scope)
+        """The exception @task's work may raise lives as long as the
+        group's Python object (a wait reports it even if the caller dropped
+        the task), in the group and not in the task: the C group holds its
+        tasks, so a task's Python object holding the exception (whose
+        traceback holds the caller's frame, and so the group) would make a
+        cycle that Python cannot collect. Also for groups made with
+        ``Dvt.TaskGroup.new()``, which does not call __init__."""
+        _remember(task, scope)
         with _lock:
-            self._dvt_tasks.append(task)
+            self.__dict__.setdefault('_dvt_scopes', []).append(scope)
         return task
 
     def submit(self, fn, *args, dvt_options=None, dvt_cancellable=None,
@@ -1505,8 +1512,6 @@ class TaskGroup(Dvt.TaskGroup):
     def add(self, task):
         """Makes @task, started elsewhere, a member (watched only)."""
         Dvt.TaskGroup.add(self, task)
-        with _lock:
-            self._dvt_tasks.append(task)
 
     def _call(self, fn, *args):
         if _get_ident() != _interrupts.main:

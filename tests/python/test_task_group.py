@@ -25,7 +25,7 @@ def block_until(event):
     return 'released'
 
 
-def test_context_manager_waits(rt):
+def test_context_manager_waits(rt, no_leaked_exceptions):
     results = []
     with rt.task_group() as g:
         tasks = [g.submit(pow, 2, i) for i in range(20)]
@@ -48,7 +48,7 @@ def test_submit_keywords_and_options(rt):
     assert task.result() == 6
 
 
-def test_first_failure_is_raised_others_run(rt):
+def test_first_failure_is_raised_others_run(rt, no_leaked_exceptions):
     done = []
 
     def fail():
@@ -144,7 +144,7 @@ def test_max_concurrency_from_threads(rt):
         rt4.shutdown(True, False)
 
 
-def test_first(rt):
+def test_first(rt, no_leaked_exceptions):
     event = threading.Event()
 
     def fail():
@@ -170,7 +170,7 @@ def test_first(rt):
     assert_error(excinfo, DVT_ERROR, Dvt.Error.EMPTY)
 
 
-def test_return_errors(rt):
+def test_return_errors(rt, no_leaked_exceptions):
     def fail(i):
         raise ValueError(i)
 
@@ -232,3 +232,16 @@ def test_first_in_block_cancels_rest_without_failing(rt):
     # The group cancelled the rest itself: the exit wait does not fail.
     assert slow.get_completed()
     event.set()
+
+
+def test_raw_constructor_and_dropped_tasks(rt, no_leaked_exceptions):
+    g = Dvt.TaskGroup.new(rt)
+
+    def fail():
+        raise LookupError('kept')
+
+    g.submit(fail)          # the task is dropped at once
+    import gc
+    gc.collect()
+    with pytest.raises(LookupError, match='kept'):
+        g.wait()
