@@ -575,6 +575,9 @@ member_done (DvtTask  *task,
     cancel = unfinished_locked (self);
   g_mutex_unlock (&self->lock);
 
+  /* The group keeps its members for good: their functions' data goes as
+   * soon as the functions will not run again, not with the tasks. */
+  dvt_task_release_func_data (task);
   cancel_tasks (cancel);
   dispatch_tasks (start);
   complete_ops (self, &done);
@@ -1120,6 +1123,11 @@ start_member (DvtTaskGroup   *self,
  * returns its task at once. While [property@TaskGroup:max-concurrency]
  * members run, it waits in the group first. Its timeout, if any, runs
  * from the moment the group starts it.
+ *
+ * The group keeps its members until it is finalized; @func_data is
+ * freed as soon as the member has ended and @func will not run again
+ * (for a member ended by a cancellation or a timeout while @func ran on,
+ * when the group lets go of the task).
  *
  * Returns: (transfer full): the task, or %NULL with %DVT_ERROR_CLOSED if
  *   the group is closed or its runtime shut down
