@@ -60,6 +60,13 @@ Plain functions
     the runtime.
     Values returned by plain functions cross unchanged (the same objects).
 
+Task groups
+    ``with rt.task_group(max_concurrency=4) as g:`` (a :class:`TaskGroup`)
+    waits for its members on exit and cancels them if the block raises;
+    ``g.submit(fn, *args, **kwargs)`` adds ``fn(*args, **kwargs)``;
+    ``for task in g.as_completed(timeout=None)`` yields them as they end;
+    ``g.wait(timeout=None)`` and ``g.first(cancel_rest=False)``.
+
 Tasks
     ``task.return_value(obj)`` accepts any Python object (``None`` and
     integers beyond 32 bits included). ``task.return_error(exc)`` accepts a
