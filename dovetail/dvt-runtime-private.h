@@ -61,6 +61,7 @@ DvtTask *dvt_runtime_accept_future (DvtRuntime     *self,
                                     gpointer        func,
                                     gpointer        func_data,
                                     GDestroyNotify  func_data_destroy,
+                                    gconstpointer   identity,
                                     DvtOptions     *options,
                                     GCancellable   *cancellable,
                                     GError        **error);

@@ -1329,7 +1329,8 @@ dvt_runtime_to_thread_finish (DvtRuntime    *self,
 /* Makes and accepts the task of a future (submit(), schedule()) without
  * dispatching it: its caller dispatches it with dvt_task_dispatch(), at
  * once or later (a DvtTaskGroup holds members back under its
- * max-concurrency). Until then it is live and queued: counted, cancelled
+ * max-concurrency). @identity, if not %NULL, is the function that event
+ * scopes see when the options name none (@func may wrap it). Until then it is live and queued: counted, cancelled
  * by dvt_task_cancel(), by @cancellable (connected here) and by a
  * shutdown that cancels pending work. Called in a PURE section of the
  * fork gate. */
@@ -1339,6 +1340,7 @@ dvt_runtime_accept_future (DvtRuntime      *self,
                            gpointer         func,
                            gpointer         func_data,
                            GDestroyNotify   func_data_destroy,
+                           gconstpointer    identity,
                            DvtOptions      *options,
                            GCancellable    *cancellable,
                            GError         **error)
@@ -1347,6 +1349,9 @@ dvt_runtime_accept_future (DvtRuntime      *self,
 
   task = new_work_task (self, kind, func, func_data, func_data_destroy,
                         options, cancellable);
+  /* @func wraps the caller's function: event scopes match that one. */
+  if (identity != NULL && DVT_TASK_EXTRA (task, function, NULL) == NULL)
+    dvt_task_extra (task)->function = identity;
   /* A future can be cancelled while it runs: its work gets a cancellable,
    * made when it starts so that a queued task costs none. Its own signals
    * may get handlers. */
@@ -1378,7 +1383,7 @@ start_future (DvtRuntime      *self,
   DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
 
   task = dvt_runtime_accept_future (self, kind, func, func_data, func_data_destroy,
-                                    options, cancellable, error);
+                                    NULL, options, cancellable, error);
   if (task != NULL)
     dvt_task_dispatch (task);
   dvt_fork_gate_leave (gate);

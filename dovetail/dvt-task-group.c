@@ -92,7 +92,35 @@ typedef struct
   DvtTaskGroup *group;    /* held until the member has ended */
   MemberState   state;    /* under the lock */
   gboolean      cancelled_by_group;  /* under the lock */
+  struct _Work *work;     /* a blocking member's, set as it joins */
 } Member;
+
+/* Where a blocking member's function stands (Work.state, atomic). */
+enum
+{
+  WORK_IDLE,          /* not running: not started, or between attempts */
+  WORK_RUNNING,
+  WORK_ENDED_RUNNING, /* the member ended while its function ran */
+  WORK_RELEASED,      /* the member ended; its place and the group let go */
+};
+
+/* The data of a blocking member's function: the group runs it through
+ * run_member(), so that a member ended by a cancellation or a timeout
+ * while its function runs on keeps its place until the function returns.
+ * One atomic state, no lock, decides who gives the place back: the
+ * member's end if the function is not running, else the function's
+ * return, which then also drops a reference to the group that the end
+ * took for it. The work holds no reference of its own (the group holds
+ * the task, which holds this): while it may run, the member, or that
+ * reference, keeps the group. */
+typedef struct _Work
+{
+  DvtThreadFunc  func;
+  gpointer       data;
+  GDestroyNotify destroy;
+  DvtTaskGroup  *group;
+  int            state;    /* atomic */
+} Work;
 
 /* One blocking call waiting in the group: woken (and unlinked) on every
  * change, it looks again at what it waits for under the lock. The waking
@@ -522,6 +550,26 @@ dispatch_tasks (GPtrArray *start)
   DVT_CALLOUT (g_ptr_array_unref (start));
 }
 
+/* The member's end, under the group's lock: TRUE if its function is not
+ * running (the place is free now, and the work released), FALSE if the
+ * function's return will give the place back. Always TRUE for a member
+ * whose function the group does not wrap. */
+static gboolean
+work_end (Work *work)
+{
+  if (work == NULL)
+    return TRUE;
+
+  for (;;)
+    {
+      if (g_atomic_int_compare_and_exchange (&work->state, WORK_IDLE, WORK_RELEASED))
+        return TRUE;
+      if (g_atomic_int_compare_and_exchange (&work->state, WORK_RUNNING, WORK_ENDED_RUNNING))
+        return FALSE;
+      /* The function returned in between: look again. */
+    }
+}
+
 /* A member's end, on whichever thread ends it (at once, from
  * dvt_task_add_done_hook(), if it had ended when it joined). */
 static void
@@ -539,6 +587,8 @@ member_done (DvtTask  *task,
   g_mutex_lock (&self->lock);
   if (member->state == MEMBER_HELD)
     g_queue_unlink (&self->held, &member->link);
+  else if (member->state == MEMBER_RUNNING && !work_end (member->work))
+    g_object_ref (self);   /* for run_member(), which gives the place back */
   else if (member->state == MEMBER_RUNNING)
     self->n_running--;
   member->state = MEMBER_ENDED;
@@ -594,6 +644,7 @@ static gboolean
 join (DvtTaskGroup  *self,
       DvtTask       *task,
       MemberState    state,
+      Work          *work,
       gboolean      *dispatch,
       GError       **error)
 {
@@ -644,6 +695,7 @@ join (DvtTaskGroup  *self,
   member->state = state;
   if (dispatch != NULL)
     *dispatch = state == MEMBER_RUNNING;
+  member->work = work;
   g_ptr_array_add (self->members, member);
   g_hash_table_insert (self->index, task, member);
   self->n_unfinished++;
@@ -780,9 +832,10 @@ dvt_task_group_class_init (DvtTaskGroupClass *klass)
    * [method@TaskGroup.schedule]) that run at once; 0 (the default) means
    * no limit. The others wait in the group, holding no worker, and start
    * in the order they were submitted. Members added with
-   * [method@TaskGroup.add] do not count. A member ended by a cancellation
-   * or a timeout gives up its place at once, even if its blocking
-   * function, ignoring its cancellable, still runs.
+   * [method@TaskGroup.add] do not count. A blocking member ended by a
+   * cancellation or a timeout keeps its place until its function has
+   * returned: the bound holds for the functions that really run. An async
+   * member gives up its place when its task ends.
    *
    * Since: 0.2
    */
@@ -1059,10 +1112,60 @@ dvt_task_group_add (DvtTaskGroup  *group,
     }
 
   gate = dvt_fork_gate_enter (DVT_GATE_PURE);
-  ok = join (group, task, MEMBER_FOREIGN, NULL, error);
+  ok = join (group, task, MEMBER_FOREIGN, NULL, NULL, error);
   dvt_fork_gate_leave (gate);
 
   return ok;
+}
+
+static void
+work_free (gpointer data)
+{
+  Work *work = data;
+
+  if (work->destroy != NULL)
+    work->destroy (work->data);
+  g_free (work);
+}
+
+/* A blocking member's function, on a worker: see Work. */
+static void
+run_member (DvtTask       *task,
+            GCancellable  *cancellable,
+            gpointer       data,
+            GError       **error)
+{
+  Work *work = data;
+  DvtTaskGroup *self;
+  GPtrArray *start;
+  GDestroyNotify destroy;
+
+  /* Released: the member ended before its function started. */
+  if (!g_atomic_int_compare_and_exchange (&work->state, WORK_IDLE, WORK_RUNNING))
+    return;
+
+  if (!dvt_task_get_completed (task))
+    work->func (task, cancellable, work->data, error);
+
+  if (g_atomic_int_compare_and_exchange (&work->state, WORK_RUNNING, WORK_IDLE))
+    return;
+
+  /* The member ended meanwhile: give its place back, and let go of the
+   * reference its end took for us. */
+  self = work->group;
+  g_atomic_int_set (&work->state, WORK_RELEASED);
+  g_mutex_lock (&self->lock);
+  self->n_running--;
+  start = take_places_locked (self);
+  g_mutex_unlock (&self->lock);
+
+  /* No attempt can come any more: the data can go now rather than with
+   * the task, which the group keeps. */
+  destroy = g_steal_pointer (&work->destroy);
+  if (destroy != NULL)
+    destroy (work->data);
+  dispatch_tasks (start);
+  g_object_unref (self);
 }
 
 static DvtTask *
@@ -1077,6 +1180,7 @@ start_member (DvtTaskGroup   *self,
 {
   GError *local_error = NULL;
   gboolean dispatch = FALSE;
+  Work *wrapped = NULL;
   DvtTask *task;
   DvtGate gate;
 
@@ -1090,9 +1194,22 @@ start_member (DvtTaskGroup   *self,
     }
 
   gate = dvt_fork_gate_enter (DVT_GATE_PURE);
-  task = dvt_runtime_accept_future (self->runtime, kind, func, func_data, func_data_destroy,
-                                    options, cancellable, error);
-  if (task != NULL && !join (self, task, MEMBER_RUNNING, &dispatch, &local_error))
+  if (kind == DVT_TASK_KIND_THREAD)
+    {
+      Work *work = g_new0 (Work, 1);
+
+      work->func = func;
+      work->data = func_data;
+      work->destroy = func_data_destroy;
+      work->group = self;
+      task = dvt_runtime_accept_future (self->runtime, kind, run_member, work, work_free,
+                                        func, options, cancellable, error);
+      wrapped = work;
+    }
+  else
+    task = dvt_runtime_accept_future (self->runtime, kind, func, func_data, func_data_destroy,
+                                      NULL, options, cancellable, error);
+  if (task != NULL && !join (self, task, MEMBER_RUNNING, wrapped, &dispatch, &local_error))
     {
       /* Closed meanwhile: the task never starts. */
       DVT_CALLOUT (dvt_task_end_by_runtime (task, g_error_copy (local_error));
@@ -1125,9 +1242,10 @@ start_member (DvtTaskGroup   *self,
  * from the moment the group starts it.
  *
  * The group keeps its members until it is finalized; @func_data is
- * freed as soon as the member has ended and @func will not run again
- * (for a member ended by a cancellation or a timeout while @func ran on,
- * when the group lets go of the task).
+ * freed as soon as the member has ended and @func will not run again.
+ * A member ended by a cancellation or a timeout while @func runs on
+ * keeps its place under [property@TaskGroup:max-concurrency] until @func
+ * returns.
  *
  * Returns: (transfer full): the task, or %NULL with %DVT_ERROR_CLOSED if
  *   the group is closed or its runtime shut down
