@@ -810,6 +810,43 @@ test_caller_context (void)
   g_main_context_pop_thread_default (context);
 }
 
+/* ---- events ---------------------------------------------------------------------- */
+
+static void
+on_scoped_finished (DvtEventScope *scope,
+                    DvtTask       *task,
+                    double         elapsed,
+                    gpointer       data)
+{
+  g_atomic_int_inc ((int *) data);
+}
+
+/* A member's events are scoped by the function given to the group (which
+ * runs it through a wrapper of its own). */
+static void
+test_event_scope (void)
+{
+  g_autoptr(DvtRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtTaskGroup) group = new_group (rt);
+  g_autoptr(DvtEventScope) scope = NULL;
+  g_autoptr(GError) error = NULL;
+  int n_finished = 0;
+
+  scope = dvt_event_scope_new (rt, NULL, return_index, 0, &error);
+  g_assert_no_error (error);
+  g_signal_connect (scope, "finished", G_CALLBACK (on_scoped_finished), &n_finished);
+
+  for (int i = 0; i < 3; i++)
+    submit (group, return_index, GINT_TO_POINTER (i));
+  submit (group, succeed_late, NULL);
+  g_assert_true (dvt_task_group_wait_blocking (group, -1, NULL, &error));
+  g_assert_no_error (error);
+
+  /* A waiting shutdown returns once every event has been delivered. */
+  dvt_runtime_shutdown (rt, TRUE, FALSE);
+  g_assert_cmpint (g_atomic_int_get (&n_finished), ==, 3);
+}
+
 /* ---- closing, shutdown, bad input --------------------------------------------------- */
 
 static int n_freed;
@@ -1137,6 +1174,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/task-group/cancel-wait", test_cancel_wait);
   g_test_add_func ("/task-group/async", test_async);
   g_test_add_func ("/task-group/caller-context", test_caller_context);
+  g_test_add_func ("/task-group/event-scope", test_event_scope);
   g_test_add_func ("/task-group/close", test_close);
   g_test_add_func ("/task-group/shutdown", test_shutdown);
   g_test_add_func ("/task-group/bad-input", test_bad_input);
