@@ -1460,8 +1460,9 @@ class TaskGroup(Dvt.TaskGroup):
     ``return_errors=True``; when @timeout passes, the members left are
     cancelled and ``GLib.Error`` ``Gio.IOErrorEnum.TIMED_OUT`` is raised.
     ``g.first(timeout=None, cancel_rest=False)`` returns the first member
-    to succeed. The raw calls (``next_blocking``, ``wait_async``, ...) work
-    as in C; ``Dvt.TaskGroup.submit`` is the raw submit. The exceptions of
+    to succeed. The other calls (``next_blocking``, ``wait_async``, ...) work
+    as in C; ``g.submit_func(func, func_data, options, cancellable)`` is C's
+    submit, with a work function. The exceptions of
     the members the group started stay readable (from the wait, from
     ``task.result()``) as long as the group object lives."""
 

@@ -263,3 +263,13 @@ def test_raw_constructor_and_dropped_tasks(rt, no_leaked_exceptions):
     gc.collect()
     with pytest.raises(LookupError, match='kept'):
         g.wait()
+
+
+def test_work_functions(rt):
+    g = rt.task_group()
+    on_worker = g.submit_func(lambda task, c, d: task.return_value(d * 2), 21)
+    on_loop = g.schedule(lambda task, c, d: task.return_value('loop'))
+    g.wait(timeout=DEADLINE)
+    assert on_worker.result() == 42
+    assert on_loop.result() == 'loop'
+    assert [t.result() for t in g.get_tasks()] == [42, 'loop']
