@@ -1139,6 +1139,7 @@ run_member (DvtTask       *task,
   DvtTaskGroup *self;
   GPtrArray *start;
   GDestroyNotify destroy;
+  DvtGate gate;
 
   /* Released: the member ended before its function started. */
   if (!g_atomic_int_compare_and_exchange (&work->state, WORK_IDLE, WORK_RUNNING))
@@ -1151,7 +1152,9 @@ run_member (DvtTask       *task,
     return;
 
   /* The member ended meanwhile: give its place back, and let go of the
-   * reference its end took for us. */
+   * reference its end took for us. (This runs as the application's
+   * function, outside the fork gate: Dovetail's own part enters it.) */
+  gate = dvt_fork_gate_enter (DVT_GATE_PURE);
   self = work->group;
   g_atomic_int_set (&work->state, WORK_RELEASED);
   g_mutex_lock (&self->lock);
@@ -1163,9 +1166,10 @@ run_member (DvtTask       *task,
    * the task, which the group keeps. */
   destroy = g_steal_pointer (&work->destroy);
   if (destroy != NULL)
-    destroy (work->data);
+    DVT_APP_CALL (destroy (work->data));
   dispatch_tasks (start);
-  g_object_unref (self);
+  DVT_CALLOUT (g_object_unref (self));
+  dvt_fork_gate_leave (gate);
 }
 
 static DvtTask *

@@ -677,6 +677,44 @@ test_async (void)
     ready_clear (&r);
   }
 
+  /* Members that join while a wait_async waits are waited for too. */
+  {
+    g_autoptr(DvtTaskGroup) group = new_group (rt);
+    g_autoptr(GPtrArray) tasks = NULL;
+    Gate gate;
+
+    gate_init (&gate);
+    submit (group, wait_gate, &gate);
+    dvt_task_group_wait_async (group, -1, NULL, on_ready, &r);
+    submit (group, succeed_late, NULL);
+    gate_open (&gate);
+    ready_wait (&r);
+    g_assert_true (dvt_task_group_wait_finish (group, r.result, &error));
+    g_assert_no_error (error);
+    ready_clear (&r);
+    tasks = dvt_task_group_get_tasks (group);
+    g_assert_true (dvt_task_get_completed (g_ptr_array_index (tasks, 1)));
+    gate_clear (&gate);
+  }
+
+  /* An empty group: next_async ends at once, first_async fails. */
+  {
+    g_autoptr(DvtTaskGroup) group = new_group (rt);
+
+    dvt_task_group_next_async (group, NULL, on_ready, &r);
+    ready_wait (&r);
+    g_assert_null (dvt_task_group_next_finish (group, r.result, &error));
+    g_assert_no_error (error);
+    ready_clear (&r);
+
+    dvt_task_group_first_async (group, FALSE, NULL, on_ready, &r);
+    ready_wait (&r);
+    g_assert_null (dvt_task_group_first_finish (group, r.result, &error));
+    g_assert_error (error, DVT_ERROR, DVT_ERROR_EMPTY);
+    g_clear_error (&error);
+    ready_clear (&r);
+  }
+
   /* next_async, to the end */
   {
     g_autoptr(DvtTaskGroup) group = new_group (rt);
