@@ -1034,11 +1034,11 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         return task
 
     def task_group(self, max_concurrency=0, cancel_on_failure=False,
-                   return_errors=False):
+                   return_errors=False, exit_timeout=None):
         """A new :class:`TaskGroup` of this runtime; see there."""
         return TaskGroup(runtime=self, max_concurrency=max_concurrency,
                          cancel_on_failure=cancel_on_failure,
-                         return_errors=return_errors)
+                         return_errors=return_errors, exit_timeout=exit_timeout)
 
     def schedule(self, func, func_data=None, options=None, cancellable=None,
                  *, user_data=_UNSET):
@@ -1453,7 +1453,9 @@ class TaskGroup(Dvt.TaskGroup):
             for task in g.as_completed(timeout=30):   # in the order they end
                 print(task.result())
         # on exit: waited for (the first failure raised), then closed;
-        # an exception in the block cancels the members first
+        # an exception in the block cancels the members first; with
+        # exit_timeout=S, what is left after S seconds is cancelled and
+        # GLib.Error Gio.IOErrorEnum.TIMED_OUT raised
 
     ``g.wait(timeout=None)`` waits until every member has ended and raises
     the first failure (the exception the work raised), unless
@@ -1466,10 +1468,12 @@ class TaskGroup(Dvt.TaskGroup):
     the members the group started stay readable (from the wait, from
     ``task.result()``) as long as the group object lives."""
 
-    def __init__(self, runtime=None, **kwargs):
+    def __init__(self, runtime=None, exit_timeout=None, **kwargs):
         if runtime is None:
             runtime = Dvt.Runtime.get_default()
         Dvt.TaskGroup.__init__(self, runtime=runtime, **kwargs)
+        _group_timeout(exit_timeout)  # checked here rather than at exit
+        self._dvt_exit_timeout = exit_timeout
 
     def _track(self, task, scope):
         """The exception @task's work may raise lives as long as the
@@ -1564,7 +1568,7 @@ class TaskGroup(Dvt.TaskGroup):
     def __exit__(self, exc_type, exc, tb):
         try:
             if exc_type is None:
-                self.wait()
+                self.wait(self.__dict__.get('_dvt_exit_timeout'))
                 return False
             self.cancel()
             try:

@@ -273,3 +273,16 @@ def test_work_functions(rt):
     assert on_worker.result() == 42
     assert on_loop.result() == 'loop'
     assert [t.result() for t in g.get_tasks()] == [42, 'loop']
+
+
+def test_exit_timeout_of_the_block(rt):
+    event = threading.Event()
+    with pytest.raises(GLib.Error) as excinfo:
+        with rt.task_group(exit_timeout=0.05) as g:
+            task = g.submit(block_until, event)
+    assert_error(excinfo, IO_ERROR, Gio.IOErrorEnum.TIMED_OUT)
+    assert task.get_completed()
+    assert g.is_closed()
+    event.set()
+    with pytest.raises(ValueError):
+        rt.task_group(exit_timeout=-1)
