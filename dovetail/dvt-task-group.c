@@ -1719,7 +1719,8 @@ dvt_task_group_wait_blocking (DvtTaskGroup  *group,
  * consumer on another thread than the code adding members should
  * therefore add them before the ones in flight have ended, or keep
  * asking. Any thread may call this, except the runtime's loop thread
- * (%DVT_ERROR_WOULD_DEADLOCK).
+ * (%DVT_ERROR_WOULD_DEADLOCK); the work of a member counts that member
+ * among those still running, so it should give a @timeout.
  *
  * Returns: (transfer full) (nullable): the member, or %NULL at the end or
  *   with @error set: %G_IO_ERROR_TIMED_OUT when @timeout passed first,
