@@ -23,5 +23,6 @@
 # include "dvt-queue.h"
 # include "dvt-stats.h"
 # include "dvt-task.h"
+# include "dvt-task-group.h"
 # include "dvt-runtime.h"
 #undef DVT_INSIDE

@@ -1489,6 +1489,49 @@ dvt_runtime_to_thread_finish (DvtRuntime    *self,
   return dvt_task_propagate_value (DVT_TASK (result), value, error);
 }
 
+/* Makes and accepts the task of a future (submit(), schedule()) without
+ * dispatching it: its caller dispatches it with dvt_task_dispatch(), at
+ * once or later (a DvtTaskGroup holds members back under its
+ * max-concurrency). @identity, if not %NULL, is the function that event
+ * scopes see when the options name none (@func may wrap it). Until then it is live and queued: counted, cancelled
+ * by dvt_task_cancel(), by @cancellable (connected here) and by a
+ * shutdown that cancels pending work. Called in a PURE section of the
+ * fork gate. */
+DvtTask *
+dvt_runtime_accept_future (DvtRuntime      *self,
+                           DvtTaskKind      kind,
+                           gpointer         func,
+                           gpointer         func_data,
+                           GDestroyNotify   func_data_destroy,
+                           gconstpointer    identity,
+                           DvtOptions      *options,
+                           GCancellable    *cancellable,
+                           GError         **error)
+{
+  DvtTask *task;
+
+  task = new_work_task (self, kind, func, func_data, func_data_destroy,
+                        options, cancellable);
+  /* @func wraps the caller's function: event scopes match that one. */
+  if (identity != NULL && DVT_TASK_EXTRA (task, function, NULL) == NULL)
+    dvt_task_extra (task)->function = identity;
+  /* A future can be cancelled while it runs: its work gets a cancellable,
+   * made when it starts so that a queued task costs none. Its own signals
+   * may get handlers. */
+  dvt_task_set_flag (task, DVT_TASK_FLAG_WANTS_CANCELLABLE | DVT_TASK_FLAG_FUTURE);
+
+  if (!accept_task (task, error))
+    {
+      dvt_fork_gate_set (DVT_FORK_GATE_CALLOUT);
+      g_clear_object (&task);
+      dvt_fork_gate_set (DVT_FORK_GATE_PURE);
+      return NULL;
+    }
+  dvt_task_connect_caller_cancellable (task);
+
+  return task;
+}
+
 static DvtTask *
 start_future (DvtRuntime      *self,
               DvtTaskKind      kind,
@@ -1502,18 +1545,10 @@ start_future (DvtRuntime      *self,
   DvtTask *task;
   DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
-  task = new_work_task (self, kind, func, func_data, func_data_destroy,
-                        options, cancellable);
-  /* A future can be cancelled while it runs: its work gets a cancellable,
-   * made when it starts so that a queued task costs none. Its own signals
-   * may get handlers. */
-  dvt_task_set_flag (task, DVT_TASK_FLAG_WANTS_CANCELLABLE | DVT_TASK_FLAG_FUTURE);
-
-  if (!start_task (self, task, error))
-    {
-      dvt_fork_gate_set (DVT_FORK_GATE_CALLOUT);
-      g_clear_object (&task);
-    }
+  task = dvt_runtime_accept_future (self, kind, func, func_data, func_data_destroy,
+                                    NULL, options, cancellable, error);
+  if (task != NULL)
+    dvt_task_dispatch (task);
   dvt_fork_gate_leave (gate);
 
   return task;

@@ -100,6 +100,7 @@ enum
   DVT_TASK_FLAG_HOLDS_IDLE       = 1 << 16, /* see dvt_task_hold_idle() */
   DVT_TASK_FLAG_GATE_WAIT        = 1 << 17, /* waits for a gate: see dvt-task-gates.c */
   DVT_TASK_FLAG_GATES_HELD       = 1 << 18, /* the attempt is inside its gates */
+  DVT_TASK_FLAG_CALLER_CONNECTED = 1 << 19, /* see dvt_task_connect_caller_cancellable() */
 };
 
 /* What few tasks need: allocated on first use, freed with the task. */

@@ -563,13 +563,18 @@ dvt_task_new (DvtRuntime   *runtime,
 }
 
 /* Called once the task is accepted: a cancellable that is already
- * cancelled ends the task at once. */
+ * cancelled ends the task at once. Only the first call connects: a future
+ * accepted and dispatched later (a member a DvtTaskGroup holds back) is
+ * connected at its acceptance, and again asked at its dispatch. */
 void
 dvt_task_connect_caller_cancellable (DvtTask *task)
 {
   DvtTaskExtra *extra = g_atomic_pointer_get (&task->extra);
 
   if (extra == NULL || extra->caller_cancellable == NULL)
+    return;
+  if ((g_atomic_int_or (&task->flags, (guint) DVT_TASK_FLAG_CALLER_CONNECTED) &
+       DVT_TASK_FLAG_CALLER_CONNECTED) != 0)
     return;
 
   extra->caller_cancellable_handler =

@@ -240,6 +240,7 @@ struct _Call
   Gate           gate;
   GThread       *late_thread;
   DvtTask       *kept;
+  DvtTaskGroup  *group;        /* the group-submit and group-schedule entries' */
 };
 
 static void
@@ -375,6 +376,35 @@ run_submit (Call *c)
   return wait_future (c);
 }
 
+/* A new group of the call's runtime; a bad runtime stands for a bad group. */
+static DvtTaskGroup *
+call_group (Call *c)
+{
+  if (c->bad_runtime != NULL)
+    return (DvtTaskGroup *) c->bad_runtime;
+  if (c->rt == NULL)
+    return NULL;
+  g_clear_object (&c->group);
+  c->group = dvt_task_group_new (c->rt);
+  return c->group;
+}
+
+static gboolean
+run_group_schedule (Call *c)
+{
+  c->task = dvt_task_group_schedule (call_group (c), c->func, c, call_data_destroy,
+                                     call_options (c), c->cancellable, &c->error);
+  return wait_future (c);
+}
+
+static gboolean
+run_group_submit (Call *c)
+{
+  c->task = dvt_task_group_submit (call_group (c), c->func, c, call_data_destroy,
+                                   call_options (c), c->cancellable, &c->error);
+  return wait_future (c);
+}
+
 static gboolean
 run_map_blocking (Call *c)
 {
@@ -406,6 +436,9 @@ static const Entry entries[] = {
   { "map-async",                          FALSE, TRUE,  FALSE, FALSE, TRUE,  FALSE, FALSE, FALSE, run_map_async },
   { "map-blocking-async-items",           TRUE,  TRUE,  TRUE,  FALSE, FALSE, TRUE,  FALSE, TRUE,  run_map_blocking },
   { "map-async-async-items",              TRUE,  TRUE,  TRUE,  FALSE, TRUE,  FALSE, FALSE, FALSE, run_map_async },
+  /* Last: tests name the entries above by their index. */
+  { "group-schedule",                     TRUE,  FALSE, FALSE, TRUE,  FALSE, FALSE, FALSE, TRUE,  run_group_schedule },
+  { "group-submit",                       FALSE, FALSE, FALSE, TRUE,  FALSE, FALSE, FALSE, TRUE,  run_group_submit },
 };
 
 static void
@@ -452,6 +485,9 @@ call_assert_destroyed_once (Call *c)
 
   g_clear_object (&c->task);
   g_clear_object (&c->result);
+  /* A group frees a member's data once its function will not run again,
+   * or else (a member ended while its function ran on) with the group. */
+  g_clear_object (&c->group);
   POLL_ITERATING (g_atomic_int_get (&c->destroyed) > 0, 20);
   /* Give a second destroy a chance to show. */
   g_usleep (2000);
@@ -470,6 +506,7 @@ call_clear (Call *c)
     g_thread_join (c->late_thread);
   g_clear_object (&c->kept);
   g_clear_object (&c->task);
+  g_clear_object (&c->group);
   g_clear_object (&c->result);
   drain_default_context ();
   g_assert_cmpint (g_atomic_int_get (&c->destroyed), <=, 1);

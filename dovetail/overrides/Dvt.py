@@ -59,6 +59,13 @@ Plain functions
     the runtime.
     Values returned by plain functions cross unchanged (the same objects).
 
+Task groups
+    ``with rt.task_group(max_concurrency=4) as g:`` (a :class:`TaskGroup`)
+    waits for its members on exit and cancels them if the block raises;
+    ``g.submit(fn, *args, **kwargs)`` adds ``fn(*args, **kwargs)``;
+    ``for task in g.as_completed(timeout=None)`` yields them as they end;
+    ``g.wait(timeout=None)`` and ``g.first(cancel_rest=False)``.
+
 Tasks
     ``task.return_value(obj)`` accepts any Python object (``None`` and
     integers beyond 32 bits included). ``task.return_error(exc)`` accepts a
@@ -1278,6 +1285,13 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         _keep(task, scope)
         return task
 
+    def task_group(self, max_concurrency=0, cancel_on_failure=False,
+                   return_errors=False, exit_timeout=None):
+        """A new :class:`TaskGroup` of this runtime; see there."""
+        return TaskGroup(runtime=self, max_concurrency=max_concurrency,
+                         cancel_on_failure=cancel_on_failure,
+                         return_errors=return_errors, exit_timeout=exit_timeout)
+
     def schedule(self, func, func_data=None, options=None, cancellable=None,
                  *, user_data=_UNSET):
         """Starts ``func(task, cancellable, func_data)`` on the loop thread
@@ -2390,3 +2404,154 @@ def cached(runtime, ttl=None, max_size=0, key=None, evict_on_error=True,
 __all__ += ['TimeoutError', 'CancelledError', 'FIRST_COMPLETED',
             'FIRST_EXCEPTION', 'ALL_COMPLETED', 'wait', 'as_completed',
             'Executor', 'cached']
+
+
+# ---- TaskGroup ------------------------------------------------------------------
+
+def _group_timeout(timeout):
+    """The C form of a group's timeout: None (no limit) is negative."""
+    if timeout is None:
+        return -1.0
+    if timeout < 0:
+        raise ValueError("'timeout' must be None or a non-negative number")
+    return float(timeout)
+
+
+class TaskGroup(Dvt.TaskGroup):
+    """An open group of tasks of one runtime, waited for together::
+
+        with rt.task_group(max_concurrency=4) as g:   # or Dvt.TaskGroup(runtime=rt)
+            for url in urls:
+                g.submit(fetch, url)                  # fn(*args, **kwargs) on a worker
+            for task in g.as_completed(timeout=30):   # in the order they end
+                print(task.result())
+        # on exit: waited for (the first failure raised), then closed;
+        # an exception in the block cancels the members first; with
+        # exit_timeout=S, what is left after S seconds is cancelled and
+        # GLib.Error Gio.IOErrorEnum.TIMED_OUT raised
+
+    ``g.wait(timeout=None)`` waits until every member has ended and raises
+    the first failure (the exception the work raised), unless
+    ``return_errors=True``; when @timeout passes, the members left are
+    cancelled and ``GLib.Error`` ``Gio.IOErrorEnum.TIMED_OUT`` is raised.
+    ``g.first(timeout=None, cancel_rest=False)`` returns the first member
+    to succeed. The other calls (``next_blocking``, ``wait_async``, ...) work
+    as in C; ``g.submit_func(func, func_data, options, cancellable)`` is C's
+    submit, with a work function. The exceptions of
+    the members the group started stay readable (from the wait, from
+    ``task.result()``) as long as the group object lives."""
+
+    def __init__(self, runtime=None, exit_timeout=None, **kwargs):
+        if runtime is None:
+            runtime = Dvt.Runtime.get_default()
+        Dvt.TaskGroup.__init__(self, runtime=runtime, **kwargs)
+        _group_timeout(exit_timeout)  # checked here rather than at exit
+        self._dvt_exit_timeout = exit_timeout
+
+    def _track(self, task, scope):
+        """The exception @task's work may raise lives as long as the
+        group's Python object (a wait reports it even if the caller dropped
+        the task), in the group and not in the task: the C group holds its
+        tasks, so a task's Python object holding the exception (whose
+        traceback holds the caller's frame, and so the group) would make a
+        cycle that Python cannot collect. Also for groups made with
+        ``Dvt.TaskGroup.new()``, which does not call __init__."""
+        _remember(task, scope)
+        with _lock:
+            self.__dict__.setdefault('_dvt_scopes', []).append(scope)
+        return task
+
+    def submit(self, fn, *args, dvt_options=None, dvt_cancellable=None,
+               **kwargs):
+        """Queues ``fn(*args, **kwargs)`` for a worker as a member of the
+        group and returns its task, a future (``task.result()``).
+        ``dvt_options`` and ``dvt_cancellable`` apply to the call, as for
+        ``Runtime.submit_call``."""
+        _need_callable('submit', 'fn', fn)
+        scope = _Scope()
+        task = _reraising(Dvt.TaskGroup.submit, self,
+                          _call_work(scope, fn, args, kwargs), None,
+                          _identify(fn, dvt_options), dvt_cancellable)
+        return self._track(task, scope)
+
+    def submit_func(self, func, func_data=None, options=None, cancellable=None):
+        """Queues ``func(task, cancellable, func_data)``, as
+        ``Runtime.submit``, as a member of the group."""
+        _need_callable('submit_func', 'func', func)
+        scope = _Scope()
+        task = _reraising(Dvt.TaskGroup.submit, self,
+                          _work(scope, func, func_data), None,
+                          _identify(func, options), cancellable)
+        return self._track(task, scope)
+
+    def schedule(self, func, func_data=None, options=None, cancellable=None):
+        """Starts ``func(task, cancellable, func_data)`` on the loop thread,
+        as ``Runtime.schedule``, as a member of the group."""
+        _need_callable('schedule', 'func', func)
+        scope = _Scope()
+        task = _reraising(Dvt.TaskGroup.schedule, self,
+                          _work(scope, func, func_data), None,
+                          _identify(func, options), cancellable)
+        return self._track(task, scope)
+
+    def add(self, task):
+        """Makes @task, started elsewhere, a member (watched only)."""
+        Dvt.TaskGroup.add(self, task)
+
+    def _call(self, fn, *args):
+        if _get_ident() != _interrupts.main:
+            return _reraising(fn, *args)
+        # Ctrl-C on the main thread cancels the members, which ends the wait.
+        return _interrupts.call(self, _reraising, fn, *args)
+
+    def wait(self, timeout=None, cancellable=None):
+        """Waits until every member has ended; see the class."""
+        self._call(Dvt.TaskGroup.wait_blocking, self, _group_timeout(timeout),
+                   cancellable)
+
+    def first(self, timeout=None, cancel_rest=False, cancellable=None):
+        """The first member to succeed; raises the first failure when every
+        member failed, ``GLib.Error`` ``Gio.IOErrorEnum.TIMED_OUT`` when
+        @timeout passes first (nothing is cancelled then)."""
+        return self._call(Dvt.TaskGroup.first_blocking, self,
+                          _group_timeout(timeout), cancel_rest, cancellable)
+
+    def as_completed(self, timeout=None, cancellable=None):
+        """Yields the members in the order they end, each once, until every
+        member has been yielded and none is left running (members added
+        meanwhile included). @timeout bounds the whole iteration:
+        ``GLib.Error`` ``Gio.IOErrorEnum.TIMED_OUT`` once it has passed."""
+        end = None if timeout is None else time.monotonic() + _group_timeout(timeout)
+        while True:
+            left = -1.0 if end is None else max(0.0, end - time.monotonic())
+            task = self._call(Dvt.TaskGroup.next_blocking, self, left, cancellable)
+            if task is None:
+                return
+            yield task
+
+    def __iter__(self):
+        return self.as_completed()
+
+    def __len__(self):
+        return self.get_n_tasks()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self.wait(self.__dict__.get('_dvt_exit_timeout'))
+                return False
+            self.cancel()
+            try:
+                self.wait()
+            except Exception:
+                pass  # the block's own exception is the one that matters
+            return False
+        finally:
+            self.close()
+
+
+TaskGroup = override(TaskGroup)
+__all__.append('TaskGroup')
