@@ -133,6 +133,10 @@ typedef struct
   DvtMailbox          *callback_mailbox;
   DvtMailbox          *destroy_mailbox;  /* where func_data_destroy runs */
 
+  /* See "priority and timed starts" in dvt-task.c. */
+  int                  priority;        /* G_PRIORITY_* of its queued jobs */
+  gint64               start_at;        /* monotonic µs; 0: at once */
+
   /* For async starts, callbacks and map items posted back. */
   DvtMail              mail;
   DvtTask             *task;
@@ -255,6 +259,11 @@ gboolean  dvt_task_should_retry      (DvtTask             *task,
 void      dvt_task_schedule_retry    (DvtTask             *task);
 void      dvt_task_throttle          (DvtTask             *task,
                                       gint64               wait);
+void      dvt_task_set_schedule      (DvtTask             *task,
+                                      DvtOptions          *options);
+gint64    dvt_task_start_delay       (DvtTask             *task);
+void      dvt_task_start_later       (DvtTask             *task,
+                                      gint64               delay);
 
 DvtTaskExtra *dvt_task_extra (DvtTask *task);
 

@@ -531,6 +531,7 @@ dvt_task_new (DvtRuntime   *runtime,
     dvt_task_extra (task)->name = g_intern_string (dvt_options_get_name (options));
   if (options != NULL && dvt_options_get_function (options) != NULL)
     dvt_task_extra (task)->function = dvt_options_get_function (options);
+  dvt_task_set_schedule (task, options);
 
   /* The caller's cancellable is chained to one of the task's own, so that
    * cancelling this task never cancels the caller's other operations. */
@@ -1161,6 +1162,8 @@ dvt_task_release_func_data (DvtTask *task)
 void
 dvt_task_dispatch (DvtTask *task)
 {
+  gint64 delay;
+
   g_assert (task->kind == DVT_TASK_KIND_THREAD || task->kind == DVT_TASK_KIND_ASYNC);
 
   dvt_task_connect_caller_cancellable (task);
@@ -1168,10 +1171,16 @@ dvt_task_dispatch (DvtTask *task)
   if (!g_atomic_int_compare_and_exchange (&task->state, DVT_TASK_NEW, DVT_TASK_QUEUED))
     return;  /* already ended (cancelled) */
 
-  if (DVT_TASK_EXTRA (task, policy, NULL) != NULL)
-    dvt_task_arm_timeout (task, task->extra->policy->timeout);
+  /* A delayed start: its timeout counts from the end of the delay. */
+  delay = dvt_task_start_delay (task);
 
-  dvt_task_start_attempt (task);
+  if (DVT_TASK_EXTRA (task, policy, NULL) != NULL && task->extra->policy->timeout > 0)
+    dvt_task_arm_timeout (task, task->extra->policy->timeout + delay);
+
+  if (G_UNLIKELY (delay > 0))
+    dvt_task_start_later (task, delay);
+  else
+    dvt_task_start_attempt (task);
 }
 
 /* Starts a queued attempt, or holds it back under the rate limit. */
@@ -1198,7 +1207,8 @@ dvt_task_push_attempt (DvtTask *task)
   if (task->kind == DVT_TASK_KIND_THREAD)
     {
       task->job.run = run_thread_job;
-      dvt_pool_push (&dvt_task_core (task)->pool, &task->job);
+      dvt_pool_push_priority (&dvt_task_core (task)->pool, &task->job,
+                              DVT_TASK_EXTRA (task, priority, G_PRIORITY_DEFAULT));
     }
   else
     {
@@ -1454,6 +1464,73 @@ dvt_task_throttle (DvtTask *task,
   dvt_task_extra (task);
   dvt_task_emit (task, DVT_EVENT_THROTTLED, NULL, (double) wait / G_USEC_PER_SEC);
   arm_timer (task, &task->extra->wait_source, wait, on_throttle_done);
+}
+
+/* ---- priority and timed starts ---------------------------------------------
+ *
+ * A call's priority orders its blocking work in the pool's queue (see
+ * dvt_pool_push_priority()); a delay or a not-before time holds its first
+ * attempt back on a timer of the loop thread, as the rate limit does, so
+ * that no worker waits. Until it starts, the task is queued: a cancel or
+ * a shutdown that cancels ends it, and its timer goes with it
+ * (dvt_task_stop_timers()). Both are read once, when the call is made. */
+
+/* Records @options' priority and start time in @task, if not defaults. */
+void
+dvt_task_set_schedule (DvtTask    *task,
+                       DvtOptions *options)
+{
+  int priority = G_PRIORITY_DEFAULT;
+  gint64 start_at = 0;
+
+  if (G_LIKELY (!dvt_options_get_schedule (options, &priority, &start_at)))
+    return;
+
+  dvt_task_extra (task)->priority = priority;
+  task->extra->start_at = start_at;
+}
+
+/* How long (µs) @task's first attempt waits from now; 0: none. */
+gint64
+dvt_task_start_delay (DvtTask *task)
+{
+  gint64 start_at = DVT_TASK_EXTRA (task, start_at, 0);
+
+  if (G_LIKELY (start_at == 0))
+    return 0;
+
+  /* Far enough to add a timeout to without overflow. */
+  return CLAMP (start_at - g_get_monotonic_time (), 0, G_MAXINT64 / 4);
+}
+
+static gboolean
+on_start_due (gpointer data)
+{
+  DvtTask *task = data;
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gint64 delay;
+
+  disarm_timer (task, &task->extra->wait_source);
+  if (dvt_task_get_state (task) == DVT_TASK_QUEUED)
+    {
+      /* Never early, even if the timer's rounding says otherwise. */
+      delay = dvt_task_start_delay (task);
+      if (delay > 0)
+        dvt_task_start_later (task, delay);
+      else
+        dvt_task_start_attempt (task);
+    }
+  dvt_fork_gate_leave (gate);
+
+  return G_SOURCE_REMOVE;
+}
+
+/* Holds the first attempt of a queued @task back for @delay µs. */
+void
+dvt_task_start_later (DvtTask *task,
+                      gint64   delay)
+{
+  arm_timer (task, &task->extra->wait_source, delay, on_start_due);
 }
 
 /* Whether a failed attempt of @task is tried again. */
