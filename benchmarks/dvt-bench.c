@@ -897,6 +897,127 @@ case_to_thread_async (DvtRuntime *rt)
                  &d, "g_task_run_in_thread", &g, 2, FLOOR_GOBJECT, &f);
 }
 
+/* ---- priorities ------------------------------------------------------------ */
+
+/* Tasks at mixed priorities through one worker: the priority lane of the
+ * pool against a GThreadPool that sorts its queue
+ * (g_thread_pool_set_sort_function()). */
+static const int bench_priorities[] = {
+  G_PRIORITY_DEFAULT, G_PRIORITY_HIGH, G_PRIORITY_LOW, G_PRIORITY_DEFAULT_IDLE, 50,
+};
+
+static double
+priority_dvt (DvtRuntime  *rt,
+              DvtOptions **options,
+              guint        n)
+{
+  DvtTask **tasks = g_new (DvtTask *, n);
+  Stamp t0 = stamp ();
+  double rate;
+
+  for (guint i = 0; i < n; i++)
+    tasks[i] = dvt_runtime_submit (rt, dvt_nop, NULL, NULL,
+                                   options[i % G_N_ELEMENTS (bench_priorities)], NULL, NULL);
+  for (guint i = 0; i < n; i++)
+    {
+      dvt_task_wait (tasks[i], 0, NULL);
+      g_object_unref (tasks[i]);
+    }
+  rate = per_second (t0, n);
+  g_free (tasks);
+
+  return rate;
+}
+
+typedef struct
+{
+  int   priority;
+  guint seq;
+} SortedItem;
+
+static gint
+sorted_item_compare (gconstpointer a,
+                     gconstpointer b,
+                     gpointer      user_data)
+{
+  const SortedItem *x = a, *y = b;
+
+  if (x->priority != y->priority)
+    return x->priority < y->priority ? -1 : 1;
+  return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static double
+priority_thread_pool (guint n)
+{
+  PoolBatch b = { 0 };
+  SortedItem *items = g_new (SortedItem, n);
+  GThreadPool *pool;
+  Stamp t0;
+  double rate;
+
+  g_mutex_init (&b.lock);
+  g_cond_init (&b.cond);
+  b.remaining = (int) n;
+  for (guint i = 0; i < n; i++)
+    items[i] = (SortedItem) { bench_priorities[i % G_N_ELEMENTS (bench_priorities)], i };
+  pool = g_thread_pool_new (pool_item, &b, 1, FALSE, NULL);
+  g_thread_pool_set_sort_function (pool, sorted_item_compare, NULL);
+
+  t0 = stamp ();
+  for (guint i = 0; i < n; i++)
+    g_thread_pool_push (pool, &items[i], NULL);
+  g_mutex_lock (&b.lock);
+  while (g_atomic_int_get (&b.remaining) > 0)
+    g_cond_wait (&b.cond, &b.lock);
+  g_mutex_unlock (&b.lock);
+  rate = per_second (t0, n);
+
+  g_thread_pool_free (pool, FALSE, TRUE);
+  g_mutex_clear (&b.lock);
+  g_cond_clear (&b.cond);
+  g_free (items);
+
+  return rate;
+}
+
+static void
+case_priority (void)
+{
+  guint n = scaled (100000);
+  DvtOptions *options[G_N_ELEMENTS (bench_priorities)];
+  DvtRuntime *rt;
+  Series d, p;
+
+  if (!want ("priorit"))
+    return;
+
+  rt = dvt_runtime_new (1);
+  for (guint i = 0; i < G_N_ELEMENTS (options); i++)
+    {
+      options[i] = dvt_options_new ();
+      dvt_options_set_priority (options[i], bench_priorities[i]);
+    }
+
+  burners_start (busy);
+  for (guint rep = 0; rep < REPS; rep++)
+    {
+      MEASURE (d, rep, priority_dvt (rt, options, n));
+      MEASURE (p, rep, priority_thread_pool (n));
+    }
+  burners_stop ();
+
+  /* Target 1x: a heap beside the default lane against GLib's sorted
+   * insertion. */
+  report_series ("1 worker, 100k at mixed priorities", "tasks/s", HIGHER_IS_BETTER,
+                 &d, "GThreadPool with a sort function", &p, 1, NULL, NULL);
+
+  for (guint i = 0; i < G_N_ELEMENTS (options); i++)
+    g_object_unref (options[i]);
+  dvt_runtime_shutdown (rt, TRUE, FALSE);
+  g_object_unref (rt);
+}
+
 /* ---- how the cost per item scales --------------------------------------- */
 
 typedef enum { PER_ITEM_USEC, PER_SECOND } Measured;
@@ -1286,6 +1407,7 @@ main (int   argc,
       case_map (rt);
       case_submit (rt);
       case_to_thread_async (rt);
+      case_priority ();
       dvt_runtime_shutdown (rt, TRUE, FALSE);
       g_object_unref (rt);
       /* What an idle runtime or a queue costs does not depend on load. */
