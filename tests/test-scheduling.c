@@ -299,6 +299,94 @@ test_priority_property (void)
   g_assert_true (g_value_get_boolean (&value));
 }
 
+/* A map's items take its priority, whether they run in chunks or as tasks
+ * of their own (with a timeout). */
+typedef struct
+{
+  DvtRuntime *rt;
+  DvtOptions *options;
+  Recorder   *recorder;
+  guint       n_items;
+  GArray     *results;
+} MapCall;
+
+static void
+record_item (DvtTask      *task,
+             GCancellable *cancellable,
+             gpointer      data,
+             GError      **error)
+{
+  Recorder *recorder = data;
+  guint index = 1000 + dvt_task_get_index (task);
+
+  g_mutex_lock (&recorder->lock);
+  g_array_append_val (recorder->order, index);
+  g_mutex_unlock (&recorder->lock);
+  dvt_task_return_int (task, index);
+}
+
+static void
+test_priority_map (void)
+{
+  for (guint with_tasks = 0; with_tasks <= 1; with_tasks++)
+    {
+      g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (1);
+      Recorder recorder = { .order = g_array_new (FALSE, FALSE, sizeof (guint)) };
+      Entry entries[5];
+      g_autoptr(GPtrArray) tasks = g_ptr_array_new_with_free_func (g_object_unref);
+      g_autoptr(DvtOptions) options = options_with_priority (G_PRIORITY_HIGH);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(DvtTask) blocker_task = NULL;
+      g_autoptr(GArray) results = NULL;
+      g_auto(GValue) value = G_VALUE_INIT;
+      Blocker blocker;
+      Ready ready;
+
+      g_mutex_init (&recorder.lock);
+      ready_init (&ready);
+      /* A timeout makes each item a task of its own. */
+      if (with_tasks)
+        dvt_options_set_timeout (options, 300);
+      blocker_task = submit_blocker (rt, &blocker);
+      for (guint i = 0; i < G_N_ELEMENTS (entries); i++)
+        {
+          entries[i].recorder = &recorder;
+          entries[i].index = i;
+          g_ptr_array_add (tasks, dvt_runtime_submit (rt, record_index, &entries[i], NULL,
+                                                      NULL, NULL, &error));
+          g_assert_no_error (error);
+        }
+      /* In chunks, the map queues its runner before it returns; as tasks,
+       * its pump queues the first items from the loop thread, which has
+       * done so once a later round trip through the loop is back. */
+      dvt_runtime_map_async (rt, 4, record_item, &recorder, NULL, options, NULL,
+                             on_ready, &ready);
+      g_assert_true (dvt_runtime_run_blocking (rt, record_start_async, &(gpointer) { NULL },
+                                               NULL, NULL, NULL, &value, &error));
+      gate_open (&blocker.gate);
+      ready_wait (&ready);
+      results = dvt_runtime_map_finish (rt, ready.result, &error);
+      g_assert_no_error (error);
+      g_assert_cmpuint (results->len, ==, 4);
+      for (guint i = 0; i < tasks->len; i++)
+        g_assert_true (dvt_task_wait (g_ptr_array_index (tasks, i), 0, &error));
+      g_assert_true (dvt_task_wait (blocker_task, 0, &error));
+
+      g_assert_cmpuint (recorder.order->len, ==, 9);
+      /* In chunks, one runner job queued ahead of the default-priority
+       * tasks runs every item first. As tasks, the map queues no more
+       * items than there are workers (one): that one goes first, the
+       * next ones are queued as the earlier ones end. */
+      for (guint k = 0; k < (with_tasks ? 1 : 4); k++)
+        g_assert_cmpuint (g_array_index (recorder.order, guint, k), >=, 1000);
+
+      ready_clear (&ready);
+      g_array_unref (recorder.order);
+      g_mutex_clear (&recorder.lock);
+      gate_clear (&blocker.gate);
+    }
+}
+
 /* ---- timed starts --------------------------------------------------------- */
 
 /* A delayed task never starts before its delay has passed, whatever the
@@ -680,6 +768,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/scheduling/priority/order", test_priority_order);
   g_test_add_func ("/scheduling/priority/fifo", test_priority_fifo);
   g_test_add_func ("/scheduling/priority/property", test_priority_property);
+  g_test_add_func ("/scheduling/priority/map", test_priority_map);
   g_test_add_func ("/scheduling/delay/respected", test_delay_respected);
   g_test_add_func ("/scheduling/delay/then-timeout", test_delay_then_timeout);
   g_test_add_func ("/scheduling/delay/cancel", test_delay_cancel);
