@@ -373,8 +373,9 @@ dvt_options_class_init (DvtOptionsClass *klass)
    * g_task_set_priority(). Work already running is never interrupted.
    *
    * It orders blocking functions ([method@Runtime.to_thread_blocking],
-   * [method@Runtime.submit], the items of a map run on the workers);
-   * async functions start on their main context in the order they come.
+   * [method@Runtime.to_thread_async], [method@Runtime.submit], and the
+   * items of a map that the map has queued for the workers); async
+   * functions start on their main context in the order they come.
    *
    * Since: 0.2
    */
@@ -390,7 +391,7 @@ dvt_options_class_init (DvtOptionsClass *klass)
    * starts: a timer on the runtime's loop thread, which holds no worker
    * meanwhile. The returned task is the handle: [method@Task.cancel]
    * ends it at once, counted as cancelled (the `cancelled` signal and
-   * [property@Stats:cancelled]), and its work never starts. The task is
+   * `cancelled` of [struct@Stats]), and its work never starts. The task is
    * queued (and counted so) from the call; its
    * [property@Options:timeout] counts from the end of the delay, and its
    * retries are not delayed again.
