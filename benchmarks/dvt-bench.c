@@ -674,10 +674,14 @@ pool_item (gpointer data,
     }
 }
 
-/* Pushes n items through a GThreadPool of `threads` threads and waits. */
+/* Pushes n items through a GThreadPool of `threads` threads and waits:
+ * item i is items[i], or i + 1 if @items is NULL; @sort, if not NULL,
+ * orders the pool's queue. */
 static double
-thread_pool_run (guint n,
-                 guint threads)
+thread_pool_push_all (guint             n,
+                      guint             threads,
+                      gpointer         *items,
+                      GCompareDataFunc  sort)
 {
   PoolBatch b = { 0 };
   GThreadPool *pool;
@@ -688,10 +692,12 @@ thread_pool_run (guint n,
   g_cond_init (&b.cond);
   b.remaining = (int) n;
   pool = g_thread_pool_new (pool_item, &b, (int) threads, FALSE, NULL);
+  if (sort != NULL)
+    g_thread_pool_set_sort_function (pool, sort, NULL);
 
   t0 = stamp ();
   for (guint i = 0; i < n; i++)
-    g_thread_pool_push (pool, GUINT_TO_POINTER (i + 1), NULL);
+    g_thread_pool_push (pool, items != NULL ? items[i] : GUINT_TO_POINTER (i + 1), NULL);
   g_mutex_lock (&b.lock);
   while (g_atomic_int_get (&b.remaining) > 0)
     g_cond_wait (&b.cond, &b.lock);
@@ -703,6 +709,13 @@ thread_pool_run (guint n,
   g_cond_clear (&b.cond);
 
   return rate;
+}
+
+static double
+thread_pool_run (guint n,
+                 guint threads)
+{
+  return thread_pool_push_all (n, threads, NULL, NULL);
 }
 
 typedef struct
@@ -765,16 +778,21 @@ map_dvt (DvtRuntime *rt,
   return rate;
 }
 
+/* Submits @n tasks, task i with options[i % n_options] (none if
+ * @n_options is 0), then waits for them all. */
 static double
-submit_dvt (DvtRuntime *rt,
-            guint       n)
+submit_all_dvt (DvtRuntime  *rt,
+                guint        n,
+                DvtOptions **options,
+                guint        n_options)
 {
   DvtTask **tasks = g_new (DvtTask *, n);
   Stamp t0 = stamp ();
   double rate;
 
   for (guint i = 0; i < n; i++)
-    tasks[i] = dvt_runtime_submit (rt, dvt_nop, NULL, NULL, NULL, NULL, NULL);
+    tasks[i] = dvt_runtime_submit (rt, dvt_nop, NULL, NULL,
+                                   n_options > 0 ? options[i % n_options] : NULL, NULL, NULL);
   for (guint i = 0; i < n; i++)
     {
       dvt_task_wait (tasks[i], 0, NULL);
@@ -784,6 +802,13 @@ submit_dvt (DvtRuntime *rt,
   g_free (tasks);
 
   return rate;
+}
+
+static double
+submit_dvt (DvtRuntime *rt,
+            guint       n)
+{
+  return submit_all_dvt (rt, n, NULL, 0);
 }
 
 static void
@@ -906,29 +931,6 @@ static const int bench_priorities[] = {
   G_PRIORITY_DEFAULT, G_PRIORITY_HIGH, G_PRIORITY_LOW, G_PRIORITY_DEFAULT_IDLE, 50,
 };
 
-static double
-priority_dvt (DvtRuntime  *rt,
-              DvtOptions **options,
-              guint        n)
-{
-  DvtTask **tasks = g_new (DvtTask *, n);
-  Stamp t0 = stamp ();
-  double rate;
-
-  for (guint i = 0; i < n; i++)
-    tasks[i] = dvt_runtime_submit (rt, dvt_nop, NULL, NULL,
-                                   options[i % G_N_ELEMENTS (bench_priorities)], NULL, NULL);
-  for (guint i = 0; i < n; i++)
-    {
-      dvt_task_wait (tasks[i], 0, NULL);
-      g_object_unref (tasks[i]);
-    }
-  rate = per_second (t0, n);
-  g_free (tasks);
-
-  return rate;
-}
-
 typedef struct
 {
   int   priority;
@@ -950,32 +952,17 @@ sorted_item_compare (gconstpointer a,
 static double
 priority_thread_pool (guint n)
 {
-  PoolBatch b = { 0 };
   SortedItem *items = g_new (SortedItem, n);
-  GThreadPool *pool;
-  Stamp t0;
+  gpointer *pointers = g_new (gpointer, n);
   double rate;
 
-  g_mutex_init (&b.lock);
-  g_cond_init (&b.cond);
-  b.remaining = (int) n;
   for (guint i = 0; i < n; i++)
-    items[i] = (SortedItem) { bench_priorities[i % G_N_ELEMENTS (bench_priorities)], i };
-  pool = g_thread_pool_new (pool_item, &b, 1, FALSE, NULL);
-  g_thread_pool_set_sort_function (pool, sorted_item_compare, NULL);
-
-  t0 = stamp ();
-  for (guint i = 0; i < n; i++)
-    g_thread_pool_push (pool, &items[i], NULL);
-  g_mutex_lock (&b.lock);
-  while (g_atomic_int_get (&b.remaining) > 0)
-    g_cond_wait (&b.cond, &b.lock);
-  g_mutex_unlock (&b.lock);
-  rate = per_second (t0, n);
-
-  g_thread_pool_free (pool, FALSE, TRUE);
-  g_mutex_clear (&b.lock);
-  g_cond_clear (&b.cond);
+    {
+      items[i] = (SortedItem) { bench_priorities[i % G_N_ELEMENTS (bench_priorities)], i };
+      pointers[i] = &items[i];
+    }
+  rate = thread_pool_push_all (n, 1, pointers, sorted_item_compare);
+  g_free (pointers);
   g_free (items);
 
   return rate;
@@ -1002,7 +989,7 @@ case_priority (void)
   burners_start (busy);
   for (guint rep = 0; rep < REPS; rep++)
     {
-      MEASURE (d, rep, priority_dvt (rt, options, n));
+      MEASURE (d, rep, submit_all_dvt (rt, n, options, G_N_ELEMENTS (options)));
       MEASURE (p, rep, priority_thread_pool (n));
     }
   burners_stop ();

@@ -173,6 +173,71 @@ options_with_delay (double delay)
 
 /* ---- priority ------------------------------------------------------------- */
 
+/* A 1-worker runtime whose worker a first task holds, so that the tasks
+ * submitted next queue up; they record the order in which they run. */
+typedef struct
+{
+  DvtRuntime *rt;
+  Recorder    recorder;
+  Blocker     blocker;
+  DvtTask    *blocker_task;
+  Entry      *entries;
+  guint       n_entries;
+  GPtrArray  *tasks;
+} Queued;
+
+static void
+queued_init (Queued *q,
+             guint   max_tasks)
+{
+  q->rt = dvt_runtime_new (1);
+  q->recorder.order = g_array_new (FALSE, FALSE, sizeof (guint));
+  g_mutex_init (&q->recorder.lock);
+  q->entries = g_new0 (Entry, max_tasks);
+  q->n_entries = 0;
+  q->tasks = g_ptr_array_new_with_free_func (g_object_unref);
+  q->blocker_task = submit_blocker (q->rt, &q->blocker);
+}
+
+/* Submits a recording task with @options; returns its index. */
+static guint
+queued_submit (Queued     *q,
+               DvtOptions *options)
+{
+  g_autoptr(GError) error = NULL;
+  Entry *entry = &q->entries[q->n_entries];
+
+  entry->recorder = &q->recorder;
+  entry->index = q->n_entries++;
+  g_ptr_array_add (q->tasks, dvt_runtime_submit (q->rt, record_index, entry, NULL,
+                                                 options, NULL, &error));
+  g_assert_no_error (error);
+
+  return entry->index;
+}
+
+/* Lets the worker go and waits for every task. */
+static void
+queued_release (Queued *q)
+{
+  gate_open (&q->blocker.gate);
+  for (guint i = 0; i < q->tasks->len; i++)
+    g_assert_true (dvt_task_wait (g_ptr_array_index (q->tasks, i), 0, NULL));
+  g_assert_true (dvt_task_wait (q->blocker_task, 0, NULL));
+}
+
+static void
+queued_clear (Queued *q)
+{
+  g_ptr_array_unref (q->tasks);
+  g_object_unref (q->blocker_task);
+  dvt_test_runtime_free (q->rt);
+  g_free (q->entries);
+  g_array_unref (q->recorder.order);
+  g_mutex_clear (&q->recorder.lock);
+  gate_clear (&q->blocker.gate);
+}
+
 /* Queued behind a busy worker, tasks start by priority, lower value first,
  * and in submission order among equal priorities (the default included). */
 static void
@@ -182,55 +247,37 @@ test_priority_order (void)
     G_PRIORITY_LOW, G_PRIORITY_DEFAULT, G_PRIORITY_HIGH, G_PRIORITY_DEFAULT_IDLE,
     G_PRIORITY_HIGH_IDLE, -50, G_PRIORITY_DEFAULT, 10,
   };
-  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (1);
-  Recorder recorder = { .order = g_array_new (FALSE, FALSE, sizeof (guint)) };
   guint n = 400;
-  g_autofree Entry *entries = g_new0 (Entry, n);
   g_autofree int *priority_of = g_new0 (int, n);
-  g_autoptr(GPtrArray) tasks = g_ptr_array_new_with_free_func (g_object_unref);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(DvtTask) blocker_task = NULL;
-  Blocker blocker;
+  GArray *order;
+  Queued q;
 
-  g_mutex_init (&recorder.lock);
-  blocker_task = submit_blocker (rt, &blocker);
-
+  queued_init (&q, n);
   for (guint i = 0; i < n; i++)
     {
       int priority = priorities[g_random_int_range (0, G_N_ELEMENTS (priorities))];
       g_autoptr(DvtOptions) options = options_with_priority (priority);
 
-      entries[i].recorder = &recorder;
-      entries[i].index = i;
-      priority_of[i] = priority;
-      g_ptr_array_add (tasks, dvt_runtime_submit (rt, record_index, &entries[i], NULL,
-                                                  options, NULL, &error));
-      g_assert_no_error (error);
+      priority_of[queued_submit (&q, options)] = priority;
     }
+  queued_release (&q);
 
-  gate_open (&blocker.gate);
-  for (guint i = 0; i < n; i++)
-    g_assert_true (dvt_task_wait (g_ptr_array_index (tasks, i), 0, &error));
-  g_assert_true (dvt_task_wait (blocker_task, 0, &error));
-
-  g_assert_cmpuint (recorder.order->len, ==, n);
+  order = q.recorder.order;
+  g_assert_cmpuint (order->len, ==, n);
   for (guint k = 1; k < n; k++)
     {
-      guint a = g_array_index (recorder.order, guint, k - 1);
-      guint b = g_array_index (recorder.order, guint, k);
+      guint a = g_array_index (order, guint, k - 1);
+      guint b = g_array_index (order, guint, k);
 
       g_assert_cmpint (priority_of[a], <=, priority_of[b]);
       if (priority_of[a] == priority_of[b])
         g_assert_cmpuint (a, <, b);
     }
-
-  g_array_unref (recorder.order);
-  g_mutex_clear (&recorder.lock);
-  gate_clear (&blocker.gate);
+  queued_clear (&q);
 }
 
 /* 1000 tasks of one priority start in the order they came, for the
- * default priority and for another one. */
+ * default priority and for others. */
 static void
 test_priority_fifo (void)
 {
@@ -238,38 +285,19 @@ test_priority_fifo (void)
 
   for (guint p = 0; p < G_N_ELEMENTS (priorities); p++)
     {
-      g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (1);
-      Recorder recorder = { .order = g_array_new (FALSE, FALSE, sizeof (guint)) };
-      guint n = 1000;
-      g_autofree Entry *entries = g_new0 (Entry, n);
-      g_autoptr(GPtrArray) tasks = g_ptr_array_new_with_free_func (g_object_unref);
       g_autoptr(DvtOptions) options = options_with_priority (priorities[p]);
-      g_autoptr(GError) error = NULL;
-      g_autoptr(DvtTask) blocker_task = NULL;
-      Blocker blocker;
+      guint n = 1000;
+      Queued q;
 
-      g_mutex_init (&recorder.lock);
-      blocker_task = submit_blocker (rt, &blocker);
+      queued_init (&q, n);
       for (guint i = 0; i < n; i++)
-        {
-          entries[i].recorder = &recorder;
-          entries[i].index = i;
-          g_ptr_array_add (tasks, dvt_runtime_submit (rt, record_index, &entries[i], NULL,
-                                                      options, NULL, &error));
-          g_assert_no_error (error);
-        }
-      gate_open (&blocker.gate);
-      for (guint i = 0; i < n; i++)
-        g_assert_true (dvt_task_wait (g_ptr_array_index (tasks, i), 0, &error));
+        queued_submit (&q, options);
+      queued_release (&q);
 
-      g_assert_cmpuint (recorder.order->len, ==, n);
+      g_assert_cmpuint (q.recorder.order->len, ==, n);
       for (guint k = 0; k < n; k++)
-        g_assert_cmpuint (g_array_index (recorder.order, guint, k), ==, k);
-
-      g_assert_true (dvt_task_wait (blocker_task, 0, &error));
-      g_array_unref (recorder.order);
-      g_mutex_clear (&recorder.lock);
-      gate_clear (&blocker.gate);
+        g_assert_cmpuint (g_array_index (q.recorder.order, guint, k), ==, k);
+      queued_clear (&q);
     }
 }
 
@@ -301,15 +329,6 @@ test_priority_property (void)
 
 /* A map's items take its priority, whether they run in chunks or as tasks
  * of their own (with a timeout). */
-typedef struct
-{
-  DvtRuntime *rt;
-  DvtOptions *options;
-  Recorder   *recorder;
-  guint       n_items;
-  GArray     *results;
-} MapCall;
-
 static void
 record_item (DvtTask      *task,
              GCancellable *cancellable,
@@ -330,60 +349,43 @@ test_priority_map (void)
 {
   for (guint with_tasks = 0; with_tasks <= 1; with_tasks++)
     {
-      g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (1);
-      Recorder recorder = { .order = g_array_new (FALSE, FALSE, sizeof (guint)) };
-      Entry entries[5];
-      g_autoptr(GPtrArray) tasks = g_ptr_array_new_with_free_func (g_object_unref);
       g_autoptr(DvtOptions) options = options_with_priority (G_PRIORITY_HIGH);
       g_autoptr(GError) error = NULL;
-      g_autoptr(DvtTask) blocker_task = NULL;
       g_autoptr(GArray) results = NULL;
       g_auto(GValue) value = G_VALUE_INIT;
-      Blocker blocker;
       Ready ready;
+      Queued q;
 
-      g_mutex_init (&recorder.lock);
       ready_init (&ready);
       /* A timeout makes each item a task of its own. */
       if (with_tasks)
         dvt_options_set_timeout (options, 300);
-      blocker_task = submit_blocker (rt, &blocker);
-      for (guint i = 0; i < G_N_ELEMENTS (entries); i++)
-        {
-          entries[i].recorder = &recorder;
-          entries[i].index = i;
-          g_ptr_array_add (tasks, dvt_runtime_submit (rt, record_index, &entries[i], NULL,
-                                                      NULL, NULL, &error));
-          g_assert_no_error (error);
-        }
+      queued_init (&q, 5);
+      for (guint i = 0; i < 5; i++)
+        queued_submit (&q, NULL);
       /* In chunks, the map queues its runner before it returns; as tasks,
        * its pump queues the first items from the loop thread, which has
        * done so once a later round trip through the loop is back. */
-      dvt_runtime_map_async (rt, 4, record_item, &recorder, NULL, options, NULL,
+      dvt_runtime_map_async (q.rt, 4, record_item, &q.recorder, NULL, options, NULL,
                              on_ready, &ready);
-      g_assert_true (dvt_runtime_run_blocking (rt, record_start_async, &(gpointer) { NULL },
+      g_assert_true (dvt_runtime_run_blocking (q.rt, record_start_async, &(gpointer) { NULL },
                                                NULL, NULL, NULL, &value, &error));
-      gate_open (&blocker.gate);
+      queued_release (&q);
       ready_wait (&ready);
-      results = dvt_runtime_map_finish (rt, ready.result, &error);
+      results = dvt_runtime_map_finish (q.rt, ready.result, &error);
       g_assert_no_error (error);
       g_assert_cmpuint (results->len, ==, 4);
-      for (guint i = 0; i < tasks->len; i++)
-        g_assert_true (dvt_task_wait (g_ptr_array_index (tasks, i), 0, &error));
-      g_assert_true (dvt_task_wait (blocker_task, 0, &error));
 
-      g_assert_cmpuint (recorder.order->len, ==, 9);
+      g_assert_cmpuint (q.recorder.order->len, ==, 9);
       /* In chunks, one runner job queued ahead of the default-priority
        * tasks runs every item first. As tasks, the map queues no more
        * items than there are workers (one): that one goes first, the
        * next ones are queued as the earlier ones end. */
       for (guint k = 0; k < (with_tasks ? 1 : 4); k++)
-        g_assert_cmpuint (g_array_index (recorder.order, guint, k), >=, 1000);
+        g_assert_cmpuint (g_array_index (q.recorder.order, guint, k), >=, 1000);
 
       ready_clear (&ready);
-      g_array_unref (recorder.order);
-      g_mutex_clear (&recorder.lock);
-      gate_clear (&blocker.gate);
+      queued_clear (&q);
     }
 }
 
