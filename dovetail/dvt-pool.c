@@ -3,6 +3,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
+#include "dvt-heap-private.h"
 #include "dvt-pool-private.h"
 #include "dvt-task-private.h"
 #include "dvt-thread-private.h"
@@ -29,78 +30,47 @@ dvt_pool_get_current (void)
 /* ---- the heap of jobs at other priorities ---------------------------------
  *
  * Most jobs come at the default priority: they go to the plain list, and
- * the heap is made only once a job at another priority comes. Entries are
- * ordered by priority, then by arrival (seq), so that equal priorities
- * stay FIFO. The list holds only default-priority jobs, the heap none, so
- * the next job is the heap's first when it goes before the default, else
- * the list's head, else the heap's first. */
-
-static inline gboolean
-entry_before (const DvtPoolEntry *a,
-              const DvtPoolEntry *b)
-{
-  return a->priority < b->priority || (a->priority == b->priority && a->seq < b->seq);
-}
+ * the heap (dvt-heap-private.h: by priority, then arrival) is made only
+ * once a job at another priority comes. The list holds only
+ * default-priority jobs, the heap none, so the next job is the heap's
+ * first when it goes before the default, else the list's head, else the
+ * heap's first. */
 
 static void
 heap_push_locked (DvtPool *pool,
                   DvtJob  *job,
                   int      priority)
 {
-  guint i = (guint) pool->n_heap;
   DvtPoolEntry entry = { priority, pool->heap_seq++, job };
 
-  if (i == pool->heap_size)
+  if ((guint) pool->n_heap == pool->heap_size)
     {
       pool->heap_size = MAX (16, pool->heap_size * 2);
       pool->heap = g_renew (DvtPoolEntry, pool->heap, pool->heap_size);
     }
-
-  while (i > 0 && entry_before (&entry, &pool->heap[(i - 1) / 2]))
-    {
-      pool->heap[i] = pool->heap[(i - 1) / 2];
-      i = (i - 1) / 2;
-    }
-  pool->heap[i] = entry;
+  DVT_HEAP_PUSH (pool->heap, (guint) pool->n_heap, &entry);
   g_atomic_int_set (&pool->n_heap, pool->n_heap + 1);
 }
 
 static DvtJob *
 heap_pop_locked (DvtPool *pool)
 {
-  DvtJob *job = pool->heap[0].job;
-  guint n = (guint) pool->n_heap - 1;
-  DvtPoolEntry last = pool->heap[n];
-  guint i = 0;
+  DvtPoolEntry first;
 
-  for (;;)
-    {
-      guint child = 2 * i + 1;
-
-      if (child >= n)
-        break;
-      if (child + 1 < n && entry_before (&pool->heap[child + 1], &pool->heap[child]))
-        child++;
-      if (!entry_before (&pool->heap[child], &last))
-        break;
-      pool->heap[i] = pool->heap[child];
-      i = child;
-    }
-  if (n > 0)
-    pool->heap[i] = last;
-  g_atomic_int_set (&pool->n_heap, (int) n);
+  DVT_HEAP_POP (pool->heap, (guint) pool->n_heap, &first);
+  g_atomic_int_set (&pool->n_heap, pool->n_heap - 1);
 
   /* A burst of prioritised work is over: give its memory back. */
-  if (n == 0 && pool->heap_size > 1024)
+  if (pool->n_heap == 0 && pool->heap_size > 1024)
     {
       g_clear_pointer (&pool->heap, g_free);
       pool->heap_size = 0;
     }
 
   pool->n_queued--;
-  job->next = NULL;
+  first.job->next = NULL;
 
-  return job;
+  return first.job;
 }
 
 /* Whether a job is queued; without the lock, a hint for spinning
