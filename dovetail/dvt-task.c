@@ -531,7 +531,8 @@ dvt_task_new (DvtRuntime   *runtime,
     dvt_task_extra (task)->name = g_intern_string (dvt_options_get_name (options));
   if (options != NULL && dvt_options_get_function (options) != NULL)
     dvt_task_extra (task)->function = dvt_options_get_function (options);
-  dvt_task_set_schedule (task, options);
+  if (options != NULL)
+    dvt_task_set_schedule (task, options);
 
   /* The caller's cancellable is chained to one of the task's own, so that
    * cancelling this task never cancels the caller's other operations. */
