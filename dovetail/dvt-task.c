@@ -737,7 +737,9 @@ dvt_task_mark_started (DvtTask *task)
   if (__atomic_load_n (&task->started_at, __ATOMIC_RELAXED) == 0)
     {
       __atomic_store_n (&task->started_at, now, __ATOMIC_RELAXED);
-      dvt_histogram_add (&core->queue_wait, now - task->accepted_at);
+      /* A timed start waits in the queue from its time on. */
+      dvt_histogram_add (&core->queue_wait,
+                         now - MAX (task->accepted_at, DVT_TASK_EXTRA (task, start_at, 0)));
     }
   dvt_task_emit (task, DVT_EVENT_STARTED, NULL,
                    (double) (now - task->accepted_at) / G_USEC_PER_SEC);
