@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from dvthelpers import DEADLINE, Dvt, GLib
+from dvthelpers import DEADLINE, Dvt, GLib, main_loop_run
 from gi.repository import Gio
 
 
@@ -98,6 +98,27 @@ def test_delay(rt):
     called = time.monotonic()
     assert rt.call_blocking(time.monotonic,
                             dvt_options=Dvt.Options(delay=0.1)) - called >= 0.1
+
+
+def test_delay_from_a_main_loop(rt):
+    """to_thread_async with a delay: the callback comes on this thread's
+    main loop, after the work, which did not start before its time."""
+    outcome = []
+    called = []
+
+    def work(task, cancellable, user_data):
+        task.return_value(time.monotonic())
+
+    def done(runtime, result, loop):
+        outcome.append(runtime.to_thread_finish(result))
+        loop.quit()
+
+    def start(loop):
+        called.append(time.monotonic())
+        rt.to_thread_async(work, None, Dvt.Options(delay=0.1), None, done, loop)
+
+    main_loop_run(start)
+    assert len(outcome) == 1 and outcome[0] - called[0] >= 0.1
 
 
 def test_not_before(rt):
