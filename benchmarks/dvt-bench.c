@@ -1005,6 +1005,131 @@ case_priority (void)
   g_object_unref (rt);
 }
 
+/* ---- wait_async: a future awaited from a main loop ----------------------- */
+
+/* One future at a time: submit, wait_async, and the callback submits the
+ * next, as a main-loop program awaiting one result after another does. */
+typedef struct
+{
+  DvtRuntime *rt;
+  Countdown   c;
+} WaitChain;
+
+static void wait_chain_next (WaitChain *w);
+
+static void
+wait_chain_done (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      data)
+{
+  WaitChain *w = data;
+
+  dvt_task_wait_finish (DVT_TASK (source), result, NULL);
+  if (--w->c.remaining == 0)
+    g_main_loop_quit (w->c.loop);
+  else
+    wait_chain_next (w);
+}
+
+static void
+wait_chain_next (WaitChain *w)
+{
+  DvtTask *task = dvt_runtime_submit (w->rt, dvt_nop, NULL, NULL, NULL, NULL, NULL);
+
+  dvt_task_wait_async (task, NULL, wait_chain_done, w);
+  g_object_unref (task);
+}
+
+/* µs per round trip. */
+static double
+wait_async_dvt (DvtRuntime *rt,
+                guint       n)
+{
+  GMainContext *context = g_main_context_new ();
+  WaitChain w = { rt, { (int) n, g_main_loop_new (context, FALSE) } };
+  Stamp t0;
+  double us;
+
+  g_main_context_push_thread_default (context);
+  t0 = stamp ();
+  wait_chain_next (&w);
+  g_main_loop_run (w.c.loop);
+  us = usec_per_item (t0, n);
+  g_main_context_pop_thread_default (context);
+  g_main_loop_unref (w.c.loop);
+  g_main_context_unref (context);
+
+  return us;
+}
+
+static void gtask_chain_next (Countdown *c);
+
+static void
+gtask_chain_done (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      data)
+{
+  Countdown *c = data;
+
+  g_task_propagate_int (G_TASK (result), NULL);
+  if (--c->remaining == 0)
+    g_main_loop_quit (c->loop);
+  else
+    gtask_chain_next (c);
+}
+
+static void
+gtask_chain_next (Countdown *c)
+{
+  GTask *task = g_task_new (NULL, NULL, gtask_chain_done, c);
+
+  g_task_run_in_thread (task, gtask_nop);
+  g_object_unref (task);
+}
+
+/* The same with g_task_run_in_thread and its callback: µs per round trip. */
+static double
+wait_async_gtask (guint n)
+{
+  GMainContext *context = g_main_context_new ();
+  Countdown c = { (int) n, g_main_loop_new (context, FALSE) };
+  Stamp t0;
+  double us;
+
+  g_main_context_push_thread_default (context);
+  t0 = stamp ();
+  gtask_chain_next (&c);
+  g_main_loop_run (c.loop);
+  us = usec_per_item (t0, n);
+  g_main_context_pop_thread_default (context);
+  g_main_loop_unref (c.loop);
+  g_main_context_unref (context);
+
+  return us;
+}
+
+static void
+case_wait_async (DvtRuntime *rt)
+{
+  guint n = scaled (20000);
+  Series d, g, f;
+
+  if (!want ("wait_async"))
+    return;
+
+  burners_start (busy);
+  for (guint rep = 0; rep < REPS; rep++)
+    {
+      MEASURE (d, rep, wait_async_dvt (rt, n));
+      MEASURE (g, rep, wait_async_gtask (n));
+      MEASURE (f, rep, spin_ping_pong ());
+    }
+  burners_stop ();
+
+  report_series ("submit+wait_async round trip from a loop", "us", LOWER_IS_BETTER,
+                 &d, "g_task_run_in_thread+callback", &g, 2, FLOOR_PING_PONG, &f);
+}
+
 /* ---- how the cost per item scales --------------------------------------- */
 
 typedef enum { PER_ITEM_USEC, PER_SECOND } Measured;
@@ -1394,6 +1519,7 @@ main (int   argc,
       case_map (rt);
       case_submit (rt);
       case_to_thread_async (rt);
+      case_wait_async (rt);
       case_priority ();
       dvt_runtime_shutdown (rt, TRUE, FALSE);
       g_object_unref (rt);

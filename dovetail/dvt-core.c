@@ -239,6 +239,7 @@ dvt_core_acquire_mailbox (DvtCore      *core,
   if (mailbox == NULL)
     {
       mailbox = dvt_mailbox_new (context, "[dovetail] callbacks");
+      dvt_mailbox_set_spins (mailbox);
       g_hash_table_insert (core->mailboxes, context, mailbox);
     }
   mailbox->users++;

@@ -684,6 +684,26 @@ check_map_args (guint       n_items,
  *
  * An item's pointer result belongs to the caller once the map returns.
  *
+ * ```c
+ * static void
+ * square (DvtTask *task, GCancellable *cancellable, gpointer user_data, GError **error)
+ * {
+ *   guint i = dvt_task_get_index (task);
+ *
+ *   dvt_task_return_int (task, (gint64) i * i);
+ * }
+ *
+ * g_autoptr(DvtOptions) options = dvt_options_new ();
+ * g_autoptr(GArray) squares = NULL;
+ *
+ * dvt_options_set_max_concurrency (options, 4);
+ * squares = dvt_runtime_map_blocking (runtime, 100, square, NULL, NULL,
+ *                                     options, NULL, &error);
+ * for (guint i = 0; squares != NULL && i < squares->len; i++)
+ *   g_print ("%" G_GINT64_FORMAT "\n",
+ *            g_value_get_int64 (&g_array_index (squares, GValue, i)));
+ * ```
+ *
  * Returns: (transfer full) (element-type GValue): the results, one
  *   #GValue per item (unset for an item that returned no value), or %NULL
  *   with @error set
@@ -757,6 +777,33 @@ dvt_runtime_map_blocking (DvtRuntime    *self,
  * From a language that runs only on its own thread (GJS), set
  * [property@Options:async-items] and [property@Options:use-caller-context]
  * so that @func runs on the caller's context.
+ *
+ * A GTK application follows the map with the runtime's
+ * [signal@Runtime::progress] signal (delivered on the runtime's
+ * [property@Runtime:event-context], its main context) and cancels it
+ * with @cancellable:
+ *
+ * ```c
+ * static void
+ * on_progress (DvtRuntime *runtime, DvtTask *task, guint done, guint total, gpointer bar)
+ * {
+ *   gtk_progress_bar_set_fraction (bar, (double) done / total);
+ * }
+ *
+ * static void
+ * on_mapped (GObject *source, GAsyncResult *result, gpointer user_data)
+ * {
+ *   g_autoptr(GError) error = NULL;
+ *   g_autoptr(GArray) sums = dvt_runtime_map_finish (DVT_RUNTIME (source), result, &error);
+ *   // on the main thread: show sums, or error (G_IO_ERROR_CANCELLED after Cancel)
+ * }
+ *
+ * g_signal_connect (runtime, "progress", G_CALLBACK (on_progress), progress_bar);
+ * dvt_runtime_map_async (runtime, paths->len, checksum_item, paths, NULL,
+ *                        options, cancellable, on_mapped, NULL);
+ * ```
+ *
+ * `examples/gtk-checksum.c` is a complete application.
  */
 void
 dvt_runtime_map_async (DvtRuntime          *self,
@@ -952,6 +999,18 @@ gather_cancelled (GCancellable *cancellable,
  * cancelled, and tasks already running go on.
  *
  * Pointer results move from the tasks to the returned array.
+ *
+ * ```c
+ * DvtTask *tasks[2];
+ * g_autoptr(GArray) results = NULL;
+ *
+ * tasks[0] = dvt_runtime_submit (runtime, fetch_user, NULL, NULL, NULL, NULL, &error);
+ * tasks[1] = dvt_runtime_submit (runtime, fetch_settings, NULL, NULL, NULL, NULL, &error);
+ * results = dvt_runtime_gather_blocking (runtime, tasks, 2, NULL, NULL, &error);
+ * // results: tasks[0]'s value, then tasks[1]'s, whichever ended first
+ * g_object_unref (tasks[0]);
+ * g_object_unref (tasks[1]);
+ * ```
  *
  * Returns: (transfer full) (element-type GValue): the results, or %NULL
  *   with @error set

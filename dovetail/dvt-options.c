@@ -17,6 +17,17 @@
  * afterwards does not affect work already submitted, and one object can
  * serve many calls.
  *
+ * ```c
+ * g_autoptr(DvtOptions) options = dvt_options_new ();
+ *
+ * dvt_options_set_name (options, "fetch");        // the detail of its event signals
+ * dvt_options_set_timeout (options, 5.0);         // per task (per item of a map)
+ * dvt_options_set_retries (options, 3);           // at most 4 attempts
+ * dvt_options_set_retry_backoff (options, 0.2);   // 0.2 s, 0.4 s, 0.8 s
+ * dvt_options_set_max_concurrency (options, 8);   // for maps
+ * dvt_options_set_return_errors (options, TRUE);  // a failed item fills its slot
+ * ```
+ *
  * From Python: `Dvt.Options(max_concurrency=4, return_errors=True)`.
  */
 

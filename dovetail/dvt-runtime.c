@@ -26,6 +26,49 @@
  * callback on its own thread-default context
  * ([method@Runtime.to_thread_async]).
  *
+ * From synchronous code, a blocking function on a worker and its result:
+ *
+ * ```c
+ * static void
+ * count_lines (DvtTask *task, GCancellable *cancellable, gpointer path, GError **error)
+ * {
+ *   g_autofree char *contents = NULL;
+ *   g_auto(GStrv) lines = NULL;
+ *
+ *   if (!g_file_get_contents (path, &contents, NULL, error))  // blocking: fine on a worker
+ *     return;                                                 // the task fails with *error
+ *   lines = g_strsplit (contents, "\n", -1);
+ *   dvt_task_return_int (task, g_strv_length (lines));
+ * }
+ *
+ * g_autoptr(DvtRuntime) runtime = dvt_runtime_new (0);      // 0: one worker per CPU
+ * g_auto(GValue) lines = G_VALUE_INIT;
+ * g_autoptr(GError) error = NULL;
+ *
+ * if (dvt_runtime_to_thread_blocking (runtime, count_lines, "/etc/passwd", NULL,
+ *                                     NULL, NULL, &lines, &error))
+ *   g_print ("%" G_GINT64_FORMAT " lines\n", g_value_get_int64 (&lines));
+ * dvt_runtime_shutdown (runtime, TRUE, FALSE);
+ * ```
+ *
+ * From a main loop (a GTK application, a service), the same work without
+ * blocking: the callback runs on the caller's thread-default context.
+ *
+ * ```c
+ * static void
+ * on_counted (GObject *source, GAsyncResult *result, gpointer user_data)
+ * {
+ *   g_auto(GValue) lines = G_VALUE_INIT;
+ *   g_autoptr(GError) error = NULL;
+ *
+ *   if (dvt_runtime_to_thread_finish (DVT_RUNTIME (source), result, &lines, &error))
+ *     g_print ("%" G_GINT64_FORMAT " lines\n", g_value_get_int64 (&lines));
+ * }
+ *
+ * dvt_runtime_to_thread_async (runtime, count_lines, "/etc/passwd", NULL,
+ *                              NULL, NULL, on_counted, NULL);
+ * ```
+ *
  * ## Threads
  *
  * - A [callback@AsyncFunc] starts on the loop thread, where the runtime's
@@ -391,10 +434,37 @@ runtime_batch_delivered (GObject      *object,
   g_source_unref (source);
 }
 
+/* PyGObject loads gi.overrides.Dvt (Dvt.py) from the first gi/overrides
+ * directory on sys.path that has it, and silently gives the raw API when
+ * none has: an install whose overrides went where this Python does not
+ * look would then lose call_blocking, keyword arguments and exceptions
+ * without a word. Dvt.py registers the quark "dvt-python-overrides" before
+ * it touches any Dovetail type; PyGObject registers "PyGObject::wrapper"
+ * when it starts. Both are plain quark lookups, so a process without
+ * Python pays nothing and the library needs no libpython. */
+static void
+check_python_overrides (void)
+{
+  if (g_quark_try_string ("PyGObject::wrapper") == 0 ||
+      g_quark_try_string ("dvt-python-overrides") != 0)
+    return;
+
+  dvt_i18n_init ();
+  /* Translators: %s is a directory; keep “gi.overrides.Dvt”, “Dvt.py”,
+   * “sys.path”, “call_blocking” and “PYTHONPATH” as they are. */
+  g_warning (_("Dovetail’s Python overrides (gi.overrides.Dvt) are not "
+               "loaded: no gi/overrides directory on sys.path has Dvt.py, so "
+               "Dvt offers only the raw introspected API (no call_blocking, "
+               "no keyword arguments). Add the directory they were installed "
+               "under, %s, to PYTHONPATH."), DVT_PYTHON_SITE_DIR);
+}
+
 static void
 dvt_runtime_class_init (DvtRuntimeClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  check_python_overrides ();
 
   object_class->constructed = dvt_runtime_constructed;
   object_class->finalize = dvt_runtime_finalize;

@@ -137,8 +137,12 @@ typedef struct
   int                  priority;        /* G_PRIORITY_* of its queued jobs */
   gint64               start_at;        /* monotonic µs; 0: at once */
 
-  /* For async starts, callbacks and map items posted back. */
+  /* For callbacks and map items posted back. */
   DvtMail              mail;
+  /* For the start of an attempt on a main context: a node of its own, as
+   * a task cancelled while its start is still queued posts its callback
+   * (or its map slot) at once. */
+  DvtMail              start_mail;
   DvtTask             *task;
 } DvtTaskExtra;
 
@@ -291,6 +295,10 @@ dvt_task_unset_flag (DvtTask *task,
 /* The task whose extra holds @mail. */
 #define DVT_TASK_OF_MAIL(m) \
   (((DvtTaskExtra *) G_STRUCT_MEMBER_P ((m), -G_STRUCT_OFFSET (DvtTaskExtra, mail)))->task)
+
+/* The task whose extra holds @mail as its start_mail. */
+#define DVT_TASK_OF_START_MAIL(m) \
+  (((DvtTaskExtra *) G_STRUCT_MEMBER_P ((m), -G_STRUCT_OFFSET (DvtTaskExtra, start_mail)))->task)
 
 /* The task whose live node is @node. */
 #define DVT_TASK_OF_LIVE(node) \

@@ -36,6 +36,24 @@
  * Like [class@Gio.Task], a task keeps the thread-default main context of
  * the thread that submitted it, and its completion callback runs there.
  *
+ * A future: submit now, wait later (from any thread but the runtime's
+ * loop thread), with a limit on the wait.
+ *
+ * ```c
+ * static void
+ * compute (DvtTask *task, GCancellable *cancellable, gpointer user_data, GError **error)
+ * {
+ *   if (!g_cancellable_set_error_if_cancelled (cancellable, error))
+ *     dvt_task_return_int (task, 6 * 7);
+ * }
+ *
+ * g_autoptr(DvtTask) task = dvt_runtime_submit (runtime, compute, NULL, NULL,
+ *                                               NULL, NULL, &error);
+ * // ... other work ...
+ * if (task != NULL && dvt_task_wait (task, 5.0, &error))   // at most 5 s
+ *   g_print ("%" G_GINT64_FORMAT "\n", dvt_task_propagate_int (task, NULL));
+ * ```
+ *
  * The task a work function receives is valid while the function runs.
  * To use it afterwards, take a reference: the runtime may otherwise reuse
  * a blocking call's task for a later call of the same thread, and free
@@ -577,6 +595,7 @@ dvt_task_set_callback (DvtTask             *task,
     {
       context = g_main_context_ref_thread_default ();
       extra->callback_mailbox = dvt_core_acquire_mailbox (dvt_task_core (task), context);
+      dvt_mailbox_expect (extra->callback_mailbox);
       g_main_context_unref (context);
     }
 }
@@ -1103,7 +1122,7 @@ run_thread_job (DvtJob *job)
 static void
 start_async_mail (DvtMail *mail)
 {
-  DvtTask *task = DVT_TASK_OF_MAIL (mail);
+  DvtTask *task = DVT_TASK_OF_START_MAIL (mail);
   GError *error = NULL;
   DvtTask *outer;
   gpointer context;
@@ -1219,9 +1238,9 @@ dvt_task_push_attempt (DvtTask *task)
 
       if (mailbox == NULL && DVT_TASK_EXTRA (task, parent, NULL) != NULL)
         mailbox = task->extra->parent_class->get_mailbox (task->extra->parent);
-      dvt_task_extra (task)->mail.deliver = start_async_mail;
+      dvt_task_extra (task)->start_mail.deliver = start_async_mail;
       dvt_mailbox_post (mailbox != NULL ? mailbox : dvt_task_core (task)->loop_mailbox,
-                        &task->extra->mail);
+                        &task->extra->start_mail);
     }
 }
 
@@ -1713,6 +1732,7 @@ deliver_callback (DvtMail *mail)
                                        task->extra->callback_data));
   dvt_context_leave (context);
   release_after_callback (task);
+  dvt_mailbox_expect_done (mailbox);
   dvt_core_release_mailbox (core, mailbox);
   dvt_core_unref (core);
   dvt_fork_gate_leave (gate);
@@ -2420,6 +2440,12 @@ typedef struct
   int           claimed;      /* atomic */
   GCancellable *cancellable;  /* the wait's */
   gulong        handler;
+  /* The task's end reaches the caller's context through its mailbox, as
+   * callbacks do (a spin there may catch it without a wake-up). */
+  DvtMail       mail;
+  DvtCore      *core;
+  DvtMailbox   *mailbox;
+  GTask        *gtask;        /* held while the mail is on its way */
 } WaitOp;
 
 static void
@@ -2428,6 +2454,12 @@ wait_op_free (gpointer data)
   WaitOp *op = data;
 
   g_clear_object (&op->cancellable);
+  if (op->mailbox != NULL)
+    {
+      dvt_mailbox_expect_done (op->mailbox);
+      dvt_core_release_mailbox (op->core, op->mailbox);
+    }
+  dvt_core_unref (op->core);
   g_free (op);
 }
 
@@ -2470,6 +2502,18 @@ wait_op_return (GTask   *gtask,
     }
 }
 
+/* On the caller's context: the GTask returns from its own thread, in a
+ * later iteration than the one that made it, so its callback runs now. */
+static void
+wait_op_deliver (DvtMail *mail)
+{
+  WaitOp *op = G_STRUCT_MEMBER_P (mail, -G_STRUCT_OFFSET (WaitOp, mail));
+  GTask *gtask = g_steal_pointer (&op->gtask);
+
+  wait_op_return (gtask, g_task_get_source_object (gtask));
+  g_object_unref (gtask);
+}
+
 /* From the task's end, on whichever thread ends it. */
 static void
 wait_op_task_done (DvtTask  *task,
@@ -2479,10 +2523,14 @@ wait_op_task_done (DvtTask  *task,
 
   if (wait_op_claim (gtask))
     {
+      WaitOp *op = g_task_get_task_data (gtask);
+
       wait_op_disconnect (gtask);
-      wait_op_return (gtask, task);
+      op->gtask = g_steal_pointer (&gtask);
+      op->mail.deliver = wait_op_deliver;
+      dvt_mailbox_post (op->mailbox, &op->mail);
     }
-  g_object_unref (gtask);
+  g_clear_object (&gtask);
 }
 
 /* From the wait's cancellable: the wait ends, the task goes on. */
@@ -2535,6 +2583,15 @@ dvt_task_wait_async (DvtTask             *task,
    * the wait with that error, not a result that arrives meanwhile. */
   g_task_set_check_cancellable (gtask, FALSE);
   op = g_new0 (WaitOp, 1);
+  op->core = dvt_task_core (task);
+  dvt_core_ref (op->core);
+  {
+    GMainContext *context = g_main_context_ref_thread_default ();
+
+    op->mailbox = dvt_core_acquire_mailbox (op->core, context);
+    dvt_mailbox_expect (op->mailbox);
+    g_main_context_unref (context);
+  }
   g_task_set_task_data (gtask, op, wait_op_free);
 
   if (cancellable != NULL)

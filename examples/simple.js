@@ -1,11 +1,11 @@
-#!/usr/bin/gjs
+#!/usr/bin/gjs -m
 // simple.js: Dovetail from JavaScript (GJS)
 //
 // SPDX-License-Identifier: LGPL-2.1-or-later
 //
 // From a build tree:
 //   GI_TYPELIB_PATH=build/dovetail LD_LIBRARY_PATH=build/dovetail \
-//     gjs examples/simple.js
+//     gjs -m examples/simple.js
 //
 // GJS runs JavaScript on its own thread only, so JavaScript work is given
 // to the runtime with use-caller-context: it runs on this thread's main
@@ -13,10 +13,15 @@
 // JavaScript function handed to a worker thread is refused by GJS, and its
 // task ends with an error instead of hanging.)
 //
-// This script uses the legacy imports.gi. simple.mjs beside it is the
-// ES-module form (gjs -m examples/simple.mjs), with await on the _async calls.
+// This module uses callbacks; simple.mjs beside it does the same with
+// await on the promisified _async calls.
 
-const {Dvt, Gio, GLib} = imports.gi;
+import GLib from 'gi://GLib';
+import Gio from 'gi://Gio';
+import Dvt from 'gi://Dvt';
+import System from 'system';
+
+const ARGV = System.programArgs;
 
 Gio._promisify(Dvt.Runtime.prototype, 'map_async', 'map_finish');
 

@@ -113,11 +113,16 @@ add_weak_pointer_atomic (GObject  *object,
   g_object_weak_ref (object, weak_pointer_clear_atomic, weak_pointer);
 }
 
+/* A gate that threads wait at until it is opened. gate_clear() waits for
+ * every thread still inside gate_wait() to have left it (a waiter woken by
+ * gate_open() still has to take the lock again): only then is the memory
+ * free to reuse. */
 typedef struct
 {
   GMutex   lock;
   GCond    cond;
   gboolean open;
+  guint    inside;
 } Gate;
 
 static inline void
@@ -126,11 +131,16 @@ gate_init (Gate *gate)
   g_mutex_init (&gate->lock);
   g_cond_init (&gate->cond);
   gate->open = FALSE;
+  gate->inside = 0;
 }
 
 static inline void
 gate_clear (Gate *gate)
 {
+  g_mutex_lock (&gate->lock);
+  while (gate->inside > 0)
+    g_cond_wait (&gate->cond, &gate->lock);
+  g_mutex_unlock (&gate->lock);
   g_mutex_clear (&gate->lock);
   g_cond_clear (&gate->cond);
 }
@@ -148,8 +158,11 @@ static inline void
 gate_wait (Gate *gate)
 {
   g_mutex_lock (&gate->lock);
+  gate->inside++;
   while (!gate->open)
     g_cond_wait (&gate->cond, &gate->lock);
+  if (--gate->inside == 0)
+    g_cond_broadcast (&gate->cond);
   g_mutex_unlock (&gate->lock);
 }
 

@@ -142,6 +142,76 @@ test_critical_fields (void)
   g_object_unref (rt);
 }
 
+static void
+work_fails (DvtTask      *task,
+            GCancellable *cancellable,
+            gpointer      user_data,
+            GError      **error)
+{
+  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_BUSY, "busy");
+}
+
+/* A retried, then failed task: each attempt, the retry and the failure
+ * are lines of their own, all naming the task, so that one task's story
+ * can be filtered out of a busy log (journalctl DVT_TASK_ID=N). */
+static void
+test_trace_retry_fields (void)
+{
+  DvtRuntime *rt = g_object_new (DVT_TYPE_RUNTIME, "name", "retried", "trace", TRUE, NULL);
+  g_autoptr(DvtOptions) options = dvt_options_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(DvtTask) task = NULL;
+  g_autofree char *id = NULL;
+
+  dvt_options_set_name (options, "flaky");
+  dvt_options_set_retries (options, 1);
+  dvt_options_set_retry_backoff (options, 0.001);
+  task = dvt_runtime_submit (rt, work_fails, NULL, NULL, options, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (dvt_task_wait (task, 0, NULL));
+  dvt_task_propagate_int (task, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
+  dvt_runtime_shutdown (rt, TRUE, FALSE);
+
+  id = g_strdup_printf ("%" G_GUINT64_FORMAT, dvt_task_get_id (task));
+  g_assert_cmpuint (count_lines (id, "queued", "flaky", "retried"), ==, 1);
+  g_assert_cmpuint (count_lines (id, "started", "flaky", "retried"), ==, 2);
+  g_assert_cmpuint (count_lines (id, "retry", "flaky", "retried"), ==, 1);
+  g_assert_cmpuint (count_lines (id, "failed", "flaky", "retried"), ==, 1);
+  g_assert_cmpuint (count_lines (id, "finished", "flaky", "retried"), ==, 0);
+  g_clear_object (&task);
+  g_object_unref (rt);
+}
+
+/* The warning about a runtime dropped without a shutdown names the
+ * runtime in DVT_RUNTIME, at level WARNING, with GLib's code fields. */
+static void
+test_warning_fields (void)
+{
+  DvtRuntime *rt = g_object_new (DVT_TYPE_RUNTIME, "name", "dropped", NULL);
+  guint n = 0;
+
+  g_object_unref (rt);   /* no shutdown: the warning under test */
+
+  g_mutex_lock (&lines_lock);
+  for (guint i = 0; i < lines->len; i++)
+    {
+      Line *line = g_ptr_array_index (lines, i);
+      GHashTable *f = line->fields;
+
+      if (g_strcmp0 (g_hash_table_lookup (f, "DVT_RUNTIME"), "dropped") != 0)
+        continue;
+      n++;
+      g_assert_cmpint (line->level & G_LOG_LEVEL_MASK, ==, G_LOG_LEVEL_WARNING);
+      g_assert_cmpstr (g_hash_table_lookup (f, "GLIB_DOMAIN"), ==, "Dovetail");
+      g_assert_nonnull (g_hash_table_lookup (f, "CODE_FILE"));
+      g_assert_nonnull (g_hash_table_lookup (f, "CODE_FUNC"));
+      g_assert_nonnull (strstr (g_hash_table_lookup (f, "MESSAGE"), "dropped"));
+    }
+  g_mutex_unlock (&lines_lock);
+  g_assert_cmpuint (n, ==, 1);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -156,6 +226,8 @@ main (int argc, char *argv[])
 
   g_test_add_func ("/logging/trace-fields", test_trace_fields);
   g_test_add_func ("/logging/critical-fields", test_critical_fields);
+  g_test_add_func ("/logging/trace-retry-fields", test_trace_retry_fields);
+  g_test_add_func ("/logging/warning-fields", test_warning_fields);
 
   return g_test_run ();
 }

@@ -425,6 +425,141 @@ test_shutdown_async_drains (void)
   g_object_unref (rt);
 }
 
+/* An async function that ends its task on a timer or on its cancellable,
+ * whichever comes first, as a GIO call does. */
+typedef struct
+{
+  DvtTask *task;
+  GSource *timer;
+  GSource *cancel;
+} Pending;
+
+static void
+pending_free (Pending *p)
+{
+  g_source_destroy (p->timer);
+  g_source_unref (p->timer);
+  if (p->cancel != NULL)
+    {
+      g_source_destroy (p->cancel);
+      g_source_unref (p->cancel);
+    }
+  g_object_unref (p->task);
+  g_free (p);
+}
+
+static gboolean
+pending_timer (gpointer data)
+{
+  Pending *p = data;
+
+  dvt_task_return_int (p->task, 1);
+  pending_free (p);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+pending_cancelled (GCancellable *cancellable,
+                   gpointer      data)
+{
+  Pending *p = data;
+
+  dvt_task_return_new_error (p->task, G_IO_ERROR, G_IO_ERROR_CANCELLED, "cancelled");
+  pending_free (p);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+async_timer_or_cancel (DvtTask      *task,
+                       GCancellable *cancellable,
+                       gpointer      user_data,
+                       GError      **error)
+{
+  Pending *p = g_new0 (Pending, 1);
+  GMainContext *context = g_main_context_get_thread_default ();
+
+  p->task = g_object_ref (task);
+  p->timer = g_timeout_source_new_seconds (60);
+  g_source_set_callback (p->timer, pending_timer, p, NULL);
+  g_source_attach (p->timer, context);
+  if (cancellable != NULL)
+    {
+      p->cancel = g_cancellable_source_new (cancellable);
+      g_source_set_callback (p->cancel, G_SOURCE_FUNC (pending_cancelled), p, NULL);
+      g_source_attach (p->cancel, context);
+    }
+}
+
+typedef struct
+{
+  GThread *thread;
+  int     *calls;
+  int      index;
+  int     *done;
+} RunCall;
+
+static void
+run_call_ready (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  RunCall *rc = user_data;
+  g_auto(GValue) value = G_VALUE_INIT;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (g_thread_self () == rc->thread);
+  g_assert_cmpint (++rc->calls[rc->index], ==, 1);
+  if (!dvt_runtime_run_finish (DVT_RUNTIME (source), result, &value, &error))
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  (*rc->done)++;
+}
+
+/* shutdown_async with cancel_pending while run_async starts are still
+ * queued for the loop thread: each callback runs once, on the caller's
+ * context. (A cancelled task posted its callback through the node that
+ * still held its queued start: the callback then ran on the loop thread,
+ * and twice.) */
+static void
+test_shutdown_async_cancels_queued_starts (void)
+{
+  enum { N_TASKS = 100 };
+  int rounds = is_valgrind () ? 10 : 200;
+
+  for (int round = 0; round < rounds; round++)
+    {
+      DvtRuntime *rt = dvt_runtime_new (2);
+      g_autoptr(GError) error = NULL;
+      int calls[N_TASKS] = { 0 };
+      RunCall rcs[N_TASKS];
+      int done = 0;
+      Ready r;
+
+      for (int i = 0; i < N_TASKS; i++)
+        {
+          rcs[i] = (RunCall) { g_thread_self (), calls, i, &done };
+          dvt_runtime_run_async (rt, async_timer_or_cancel, NULL, NULL, NULL, NULL,
+                                 run_call_ready, &rcs[i]);
+        }
+      if (round % 2 == 1)
+        g_usleep (g_random_int_range (0, 2000));
+
+      ready_init (&r);
+      dvt_runtime_shutdown_async (rt, TRUE, NULL, on_ready, &r);
+      ready_wait (&r);
+      g_assert_true (dvt_runtime_shutdown_finish (rt, r.result, &error));
+      g_assert_no_error (error);
+      while (done < N_TASKS)
+        g_main_context_iteration (NULL, TRUE);
+      /* Nothing late. */
+      while (g_main_context_iteration (NULL, FALSE))
+        ;
+      for (int i = 0; i < N_TASKS; i++)
+        g_assert_cmpint (calls[i], ==, 1);
+      g_clear_object (&r.result);
+      g_object_unref (rt);
+    }
+}
+
 static void
 test_shutdown_async_cancels (void)
 {
@@ -669,6 +804,8 @@ main (int argc, char *argv[])
   g_test_add_func ("/mainloop/gather-async/deadline-cancel", test_gather_async_deadline_cancel);
   g_test_add_func ("/mainloop/shutdown-async/drains", test_shutdown_async_drains);
   g_test_add_func ("/mainloop/shutdown-async/cancels", test_shutdown_async_cancels);
+  g_test_add_func ("/mainloop/shutdown-async/cancels-queued-starts",
+                   test_shutdown_async_cancels_queued_starts);
   g_test_add_func ("/mainloop/wait-idle", test_wait_idle);
   g_test_add_func ("/mainloop/wait-idle/self", test_wait_idle_self);
   g_test_add_func ("/mainloop/properties/task", test_task_properties);

@@ -1204,11 +1204,13 @@ from_loop_to_thread_cb (GObject      *source,
 
   if (g_main_context_is_owner (dvt_runtime_get_context (fl->rt)))
     g_atomic_int_inc (&fl->on_loop);
+  /* Nothing of @fl after the outer task's end: its waiter may return. */
+  g_autoptr(DvtTask) outer = g_steal_pointer (&fl->outer);
+
   if (dvt_runtime_to_thread_finish (fl->rt, result, &value, &error))
-    dvt_task_return_int (fl->outer, g_value_get_int64 (&value) + 1);
+    dvt_task_return_int (outer, g_value_get_int64 (&value) + 1);
   else
-    dvt_task_return_error (fl->outer, error);
-  g_clear_object (&fl->outer);
+    dvt_task_return_error (outer, error);
 }
 
 static void
@@ -1223,6 +1225,9 @@ from_loop_map_cb (GObject      *source,
   if (g_main_context_is_owner (dvt_runtime_get_context (fl->rt)))
     g_atomic_int_inc (&fl->on_loop);
   results = dvt_runtime_map_finish (fl->rt, result, &error);
+  /* Nothing of @fl after the outer task's end: its waiter may return. */
+  g_autoptr(DvtTask) outer = g_steal_pointer (&fl->outer);
+
   if (results != NULL)
     {
       gint64 sum = 0;
@@ -1230,11 +1235,10 @@ from_loop_map_cb (GObject      *source,
       for (guint i = 0; i < results->len; i++)
         sum += g_value_get_int64 (&g_array_index (results, GValue, i));
       g_array_unref (results);
-      dvt_task_return_int (fl->outer, sum);
+      dvt_task_return_int (outer, sum);
     }
   else
-    dvt_task_return_error (fl->outer, error);
-  g_clear_object (&fl->outer);
+    dvt_task_return_error (outer, error);
 }
 
 static void

@@ -124,6 +124,12 @@ import weakref
 
 from gi.repository import Gio, GLib, GObject
 
+# Tells the C library that these overrides are loaded, before any Dovetail
+# type is touched: without this quark, a DvtRuntime made from Python logs a
+# warning naming where the overrides were installed (a PYTHONPATH missing
+# them would otherwise silently give the raw API).
+GLib.quark_from_string('dvt-python-overrides')
+
 from ..module import get_introspection_module
 from ..overrides import override
 
