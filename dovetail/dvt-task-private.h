@@ -268,6 +268,7 @@ void      dvt_task_set_schedule      (DvtTask             *task,
 gint64    dvt_task_start_delay       (DvtTask             *task);
 void      dvt_task_start_later       (DvtTask             *task,
                                       gint64               delay);
+void      dvt_task_dispatch_timed    (DvtTask             *task);
 
 DvtTaskExtra *dvt_task_extra (DvtTask *task);
 

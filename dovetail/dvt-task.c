@@ -1184,8 +1184,6 @@ dvt_task_release_func_data (DvtTask *task)
 void
 dvt_task_dispatch (DvtTask *task)
 {
-  gint64 delay;
-
   g_assert (task->kind == DVT_TASK_KIND_THREAD || task->kind == DVT_TASK_KIND_ASYNC);
 
   dvt_task_connect_caller_cancellable (task);
@@ -1193,16 +1191,16 @@ dvt_task_dispatch (DvtTask *task)
   if (!g_atomic_int_compare_and_exchange (&task->state, DVT_TASK_NEW, DVT_TASK_QUEUED))
     return;  /* already ended (cancelled) */
 
-  /* A delayed start: its timeout counts from the end of the delay. */
-  delay = dvt_task_start_delay (task);
+  if (G_UNLIKELY (DVT_TASK_EXTRA (task, start_at, 0) != 0))
+    {
+      dvt_task_dispatch_timed (task);
+      return;
+    }
 
-  if (DVT_TASK_EXTRA (task, policy, NULL) != NULL && task->extra->policy->timeout > 0)
-    dvt_task_arm_timeout (task, task->extra->policy->timeout + delay);
+  if (DVT_TASK_EXTRA (task, policy, NULL) != NULL)
+    dvt_task_arm_timeout (task, task->extra->policy->timeout);
 
-  if (G_UNLIKELY (delay > 0))
-    dvt_task_start_later (task, delay);
-  else
-    dvt_task_start_attempt (task);
+  dvt_task_start_attempt (task);
 }
 
 /* Starts a queued attempt, or holds it back under the rate limit. */
@@ -1553,6 +1551,22 @@ dvt_task_start_later (DvtTask *task,
                       gint64   delay)
 {
   arm_timer (task, &task->extra->wait_source, delay, on_start_due);
+}
+
+/* dvt_task_dispatch() for a queued @task with a start time: its timeout
+ * counts from the end of its delay. */
+void
+dvt_task_dispatch_timed (DvtTask *task)
+{
+  gint64 delay = dvt_task_start_delay (task);
+
+  if (task->extra->policy != NULL && task->extra->policy->timeout > 0)
+    dvt_task_arm_timeout (task, task->extra->policy->timeout + delay);
+
+  if (delay > 0)
+    dvt_task_start_later (task, delay);
+  else
+    dvt_task_start_attempt (task);
 }
 
 /* Whether a failed attempt of @task is tried again. */
