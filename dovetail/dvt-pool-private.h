@@ -39,26 +39,28 @@ struct _DvtPool
   GMutex       lock;
   GCond        work_cond;  /* parked workers (without a futex) */
   int          work_seq;   /* parked workers' futex: bumped to wake one */
+  int          n_heap;     /* jobs in the heap (below); read without the
+                            * lock by spinning workers, beside head */
   GCond        exit_cond;  /* n_threads reached 0 */
   DvtJob      *head;       /* read without the lock by spinning workers */
   DvtJob      *tail;
   guint        n_queued;   /* in the list and in the heap */
-  /* Jobs at other priorities than the default: a binary heap, made when
-   * the first one comes, so that the default lane stays a plain list. */
-  DvtPoolEntry *heap;
-  int          n_heap;     /* read without the lock by spinning workers */
-  guint        heap_size;
-  guint64      heap_seq;
   guint        max_workers;
   guint        n_threads;  /* worker loops alive */
   guint        n_parked;
   int          n_spinning; /* atomic */
   guint        n_blocked;  /* workers parked in a nested wait */
   gboolean     closing;
+  guint        heap_size;  /* see heap below */
   GThreadPool *threads;    /* NULL: the pool starts its own threads */
   gpointer     owner;      /* the DvtCore: each worker loop holds it */
   void       (*hold)    (gpointer owner);
   void       (*release) (gpointer owner);
+  /* Jobs at other priorities than the default: a binary heap, made when
+   * the first one comes, so that the default lane stays a plain list.
+   * Last: only prioritised work touches them, under the lock. */
+  DvtPoolEntry *heap;
+  guint64      heap_seq;
 };
 
 void      dvt_pool_init             (DvtPool  *pool,
