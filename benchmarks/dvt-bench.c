@@ -674,10 +674,14 @@ pool_item (gpointer data,
     }
 }
 
-/* Pushes n items through a GThreadPool of `threads` threads and waits. */
+/* Pushes n items through a GThreadPool of `threads` threads and waits:
+ * item i is items[i], or i + 1 if @items is NULL; @sort, if not NULL,
+ * orders the pool's queue. */
 static double
-thread_pool_run (guint n,
-                 guint threads)
+thread_pool_push_all (guint             n,
+                      guint             threads,
+                      gpointer         *items,
+                      GCompareDataFunc  sort)
 {
   PoolBatch b = { 0 };
   GThreadPool *pool;
@@ -688,10 +692,12 @@ thread_pool_run (guint n,
   g_cond_init (&b.cond);
   b.remaining = (int) n;
   pool = g_thread_pool_new (pool_item, &b, (int) threads, FALSE, NULL);
+  if (sort != NULL)
+    g_thread_pool_set_sort_function (pool, sort, NULL);
 
   t0 = stamp ();
   for (guint i = 0; i < n; i++)
-    g_thread_pool_push (pool, GUINT_TO_POINTER (i + 1), NULL);
+    g_thread_pool_push (pool, items != NULL ? items[i] : GUINT_TO_POINTER (i + 1), NULL);
   g_mutex_lock (&b.lock);
   while (g_atomic_int_get (&b.remaining) > 0)
     g_cond_wait (&b.cond, &b.lock);
@@ -703,6 +709,13 @@ thread_pool_run (guint n,
   g_cond_clear (&b.cond);
 
   return rate;
+}
+
+static double
+thread_pool_run (guint n,
+                 guint threads)
+{
+  return thread_pool_push_all (n, threads, NULL, NULL);
 }
 
 typedef struct
@@ -765,16 +778,21 @@ map_dvt (DvtRuntime *rt,
   return rate;
 }
 
+/* Submits @n tasks, task i with options[i % n_options] (none if
+ * @n_options is 0), then waits for them all. */
 static double
-submit_dvt (DvtRuntime *rt,
-            guint       n)
+submit_all_dvt (DvtRuntime  *rt,
+                guint        n,
+                DvtOptions **options,
+                guint        n_options)
 {
   DvtTask **tasks = g_new (DvtTask *, n);
   Stamp t0 = stamp ();
   double rate;
 
   for (guint i = 0; i < n; i++)
-    tasks[i] = dvt_runtime_submit (rt, dvt_nop, NULL, NULL, NULL, NULL, NULL);
+    tasks[i] = dvt_runtime_submit (rt, dvt_nop, NULL, NULL,
+                                   n_options > 0 ? options[i % n_options] : NULL, NULL, NULL);
   for (guint i = 0; i < n; i++)
     {
       dvt_task_wait (tasks[i], 0, NULL);
@@ -784,6 +802,13 @@ submit_dvt (DvtRuntime *rt,
   g_free (tasks);
 
   return rate;
+}
+
+static double
+submit_dvt (DvtRuntime *rt,
+            guint       n)
+{
+  return submit_all_dvt (rt, n, NULL, 0);
 }
 
 static void
@@ -895,6 +920,89 @@ case_to_thread_async (DvtRuntime *rt)
 
   report_series ("to_thread_async 100k from a loop", "tasks/s", HIGHER_IS_BETTER,
                  &d, "g_task_run_in_thread", &g, 2, FLOOR_GOBJECT, &f);
+}
+
+/* ---- priorities ------------------------------------------------------------ */
+
+/* Tasks at mixed priorities through one worker: the priority lane of the
+ * pool against a GThreadPool that sorts its queue
+ * (g_thread_pool_set_sort_function()). */
+static const int bench_priorities[] = {
+  G_PRIORITY_DEFAULT, G_PRIORITY_HIGH, G_PRIORITY_LOW, G_PRIORITY_DEFAULT_IDLE, 50,
+};
+
+typedef struct
+{
+  int   priority;
+  guint seq;
+} SortedItem;
+
+static gint
+sorted_item_compare (gconstpointer a,
+                     gconstpointer b,
+                     gpointer      user_data)
+{
+  const SortedItem *x = a, *y = b;
+
+  if (x->priority != y->priority)
+    return x->priority < y->priority ? -1 : 1;
+  return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static double
+priority_thread_pool (guint n)
+{
+  SortedItem *items = g_new (SortedItem, n);
+  gpointer *pointers = g_new (gpointer, n);
+  double rate;
+
+  for (guint i = 0; i < n; i++)
+    {
+      items[i] = (SortedItem) { bench_priorities[i % G_N_ELEMENTS (bench_priorities)], i };
+      pointers[i] = &items[i];
+    }
+  rate = thread_pool_push_all (n, 1, pointers, sorted_item_compare);
+  g_free (pointers);
+  g_free (items);
+
+  return rate;
+}
+
+static void
+case_priority (void)
+{
+  guint n = scaled (100000);
+  DvtOptions *options[G_N_ELEMENTS (bench_priorities)];
+  DvtRuntime *rt;
+  Series d, p;
+
+  if (!want ("priorit"))
+    return;
+
+  rt = dvt_runtime_new (1);
+  for (guint i = 0; i < G_N_ELEMENTS (options); i++)
+    {
+      options[i] = dvt_options_new ();
+      dvt_options_set_priority (options[i], bench_priorities[i]);
+    }
+
+  burners_start (busy);
+  for (guint rep = 0; rep < REPS; rep++)
+    {
+      MEASURE (d, rep, submit_all_dvt (rt, n, options, G_N_ELEMENTS (options)));
+      MEASURE (p, rep, priority_thread_pool (n));
+    }
+  burners_stop ();
+
+  /* Target 1x: a heap beside the default lane against GLib's sorted
+   * insertion. */
+  report_series ("1 worker, 100k at mixed priorities", "tasks/s", HIGHER_IS_BETTER,
+                 &d, "GThreadPool with a sort function", &p, 1, NULL, NULL);
+
+  for (guint i = 0; i < G_N_ELEMENTS (options); i++)
+    g_object_unref (options[i]);
+  dvt_runtime_shutdown (rt, TRUE, FALSE);
+  g_object_unref (rt);
 }
 
 /* ---- wait_async: a future awaited from a main loop ----------------------- */
@@ -1412,6 +1520,7 @@ main (int   argc,
       case_submit (rt);
       case_to_thread_async (rt);
       case_wait_async (rt);
+      case_priority ();
       dvt_runtime_shutdown (rt, TRUE, FALSE);
       g_object_unref (rt);
       /* What an idle runtime or a queue costs does not depend on load. */

@@ -380,6 +380,8 @@ start_item_task (DvtMap *map,
   item->internal_refs = map->async_items ? 1 : 0;
   if (map->item_policy != NULL)
     dvt_task_set_policy (item, map->item_policy);
+  /* The map's priority orders its items among queued work. */
+  item->extra->priority = DVT_TASK_EXTRA (map->batch, priority, G_PRIORITY_DEFAULT);
   dvt_task_ensure_cancellable (item);
   dvt_task_hold_idle (item);
 
@@ -594,7 +596,8 @@ map_start (DvtRuntime          *self,
         {
           map->runners[i].map = map_ref (map);
           map->runners[i].job.run = run_items;
-          dvt_pool_push (&core->pool, &map->runners[i].job);
+          dvt_pool_push_priority (&core->pool, &map->runners[i].job,
+                                  DVT_TASK_EXTRA (batch, priority, G_PRIORITY_DEFAULT));
         }
     }
 

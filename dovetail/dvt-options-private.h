@@ -22,4 +22,8 @@ DvtRetryFilterClosure *dvt_options_get_retry_filter_closure (DvtOptions *self);
 DvtRetryFilterClosure *dvt_retry_filter_closure_ref         (DvtRetryFilterClosure *closure);
 void                   dvt_retry_filter_closure_unref       (DvtRetryFilterClosure *closure);
 
+gboolean dvt_options_get_schedule (DvtOptions *self,
+                                   int        *priority,
+                                   gint64     *start_at);
+
 G_END_DECLS

@@ -50,6 +50,11 @@ struct _DvtOptions
   DvtRetryFilterClosure *retry_filter;
   gconstpointer function;
   GPtrArray *gates;           /* of DvtGate, held; NULL: none */
+
+  /* When queued work starts: see "priority and timed starts" below. */
+  int       priority;
+  double    delay;
+  gint64    not_before;
 };
 
 enum {
@@ -65,6 +70,9 @@ enum {
   PROP_RETRY_BACKOFF,
   PROP_RETRY_MAX_DELAY,
   PROP_RETRY_JITTER,
+  PROP_PRIORITY,
+  PROP_DELAY,
+  PROP_NOT_BEFORE,
   N_PROPS
 };
 
@@ -155,6 +163,15 @@ dvt_options_get_property (GObject    *object,
     case PROP_RETRY_JITTER:
       g_value_set_double (value, *double_field (self, prop_id));
       break;
+    case PROP_PRIORITY:
+      g_value_set_int (value, self->priority);
+      break;
+    case PROP_DELAY:
+      g_value_set_double (value, self->delay);
+      break;
+    case PROP_NOT_BEFORE:
+      g_value_set_int64 (value, self->not_before);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -194,6 +211,15 @@ dvt_options_set_property (GObject      *object,
     case PROP_RETRY_MAX_DELAY:
     case PROP_RETRY_JITTER:
       set_double (self, prop_id, g_value_get_double (value));
+      break;
+    case PROP_PRIORITY:
+      dvt_options_set_priority (self, g_value_get_int (value));
+      break;
+    case PROP_DELAY:
+      dvt_options_set_delay (self, g_value_get_double (value));
+      break;
+    case PROP_NOT_BEFORE:
+      dvt_options_set_not_before (self, g_value_get_int64 (value));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -350,6 +376,71 @@ dvt_options_class_init (DvtOptionsClass *klass)
                          G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY |
                          G_PARAM_STATIC_STRINGS);
 
+  /**
+   * DvtOptions:priority:
+   *
+   * The priority of the call's blocking work while it waits for a worker,
+   * on GLib's scale (%G_PRIORITY_HIGH, %G_PRIORITY_DEFAULT,
+   * %G_PRIORITY_LOW...): queued work with a lower value starts first, and
+   * work of equal priority starts in the order it was queued, as with
+   * g_task_set_priority(). Work already running is never interrupted.
+   *
+   * It orders blocking functions ([method@Runtime.to_thread_blocking],
+   * [method@Runtime.to_thread_async], [method@Runtime.submit], and the
+   * items of a map that the map has queued for the workers); async
+   * functions start on their main context in the order they come.
+   *
+   * Since: 0.2
+   */
+  properties[PROP_PRIORITY] =
+    g_param_spec_int ("priority", NULL, NULL, G_MININT, G_MAXINT, G_PRIORITY_DEFAULT,
+                      G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY |
+                      G_PARAM_STATIC_STRINGS);
+
+  /**
+   * DvtOptions:delay:
+   *
+   * How long, in seconds, the task waits after the call before it
+   * starts: a timer on the runtime's loop thread, which holds no worker
+   * meanwhile. The returned task is the handle: [method@Task.cancel]
+   * ends it at once, counted as cancelled (the `cancelled` signal and
+   * `cancelled` of [struct@Stats]), and its work never starts. The task is
+   * queued (and counted so) from the call; its
+   * [property@Options:timeout] counts from the end of the delay, and its
+   * retries are not delayed again.
+   *
+   * With [property@Options:not-before] too, the task starts once both
+   * have passed. It applies to calls that start one task (to_thread,
+   * run, submit, schedule); maps and gathers ignore it.
+   *
+   * On [method@Runtime.shutdown], with `cancel_pending` a delayed task is
+   * cancelled like other queued work; without it, the task still starts
+   * at its time and a waiting shutdown waits for its end.
+   *
+   * 0, the default, starts at once. Negative or NaN values are refused
+   * (a critical warning).
+   *
+   * Since: 0.2
+   */
+  properties[PROP_DELAY] =
+    g_param_spec_double ("delay", NULL, NULL, 0, G_MAXINT32, 0,
+                         G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY |
+                         G_PARAM_STATIC_STRINGS);
+
+  /**
+   * DvtOptions:not-before:
+   *
+   * The monotonic time (g_get_monotonic_time(), in microseconds) before
+   * which the task does not start, as with [property@Options:delay]; a
+   * time already passed starts it at once. 0, the default, means none.
+   *
+   * Since: 0.2
+   */
+  properties[PROP_NOT_BEFORE] =
+    g_param_spec_int64 ("not-before", NULL, NULL, 0, G_MAXINT64, 0,
+                        G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY |
+                        G_PARAM_STATIC_STRINGS);
+
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 
@@ -409,6 +500,9 @@ dvt_options_copy (DvtOptions *self)
   copy->function = self->function;
   for (guint i = 0; self->gates != NULL && i < self->gates->len; i++)
     dvt_options_add_gate (copy, g_ptr_array_index (self->gates, i));
+  copy->priority = self->priority;
+  copy->delay = self->delay;
+  copy->not_before = self->not_before;
 
   return copy;
 }
@@ -896,4 +990,155 @@ dvt_options_get_gates (DvtOptions *self)
   g_return_val_if_fail (DVT_IS_OPTIONS (self), NULL);
 
   return self->gates;
+}
+
+/* ---- priority and timed starts ------------------------------------------ */
+
+/**
+ * dvt_options_get_priority:
+ * @self: options
+ *
+ * Gets [property@Options:priority].
+ *
+ * Returns: the priority
+ *
+ * Since: 0.2
+ */
+int
+dvt_options_get_priority (DvtOptions *self)
+{
+  g_return_val_if_fail (DVT_IS_OPTIONS (self), G_PRIORITY_DEFAULT);
+
+  return self->priority;
+}
+
+/**
+ * dvt_options_set_priority:
+ * @self: options
+ * @priority: the priority, on GLib's scale (lower first)
+ *
+ * Sets [property@Options:priority].
+ *
+ * Since: 0.2
+ */
+void
+dvt_options_set_priority (DvtOptions *self,
+                          int         priority)
+{
+  g_return_if_fail (DVT_IS_OPTIONS (self));
+
+  if (self->priority != priority)
+    {
+      self->priority = priority;
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_PRIORITY]);
+    }
+}
+
+/**
+ * dvt_options_get_delay:
+ * @self: options
+ *
+ * Gets [property@Options:delay].
+ *
+ * Returns: seconds; 0 for none
+ *
+ * Since: 0.2
+ */
+double
+dvt_options_get_delay (DvtOptions *self)
+{
+  g_return_val_if_fail (DVT_IS_OPTIONS (self), 0);
+
+  return self->delay;
+}
+
+/**
+ * dvt_options_set_delay:
+ * @self: options
+ * @delay: seconds, at least 0; 0 for none
+ *
+ * Sets [property@Options:delay].
+ *
+ * Since: 0.2
+ */
+void
+dvt_options_set_delay (DvtOptions *self,
+                       double      delay)
+{
+  g_return_if_fail (DVT_IS_OPTIONS (self));
+  g_return_if_fail (!isnan (delay));
+  g_return_if_fail (delay >= 0 && delay <= G_MAXINT32);
+
+  if (self->delay != delay)
+    {
+      self->delay = delay;
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_DELAY]);
+    }
+}
+
+/**
+ * dvt_options_get_not_before:
+ * @self: options
+ *
+ * Gets [property@Options:not-before].
+ *
+ * Returns: a monotonic time in microseconds; 0 for none
+ *
+ * Since: 0.2
+ */
+gint64
+dvt_options_get_not_before (DvtOptions *self)
+{
+  g_return_val_if_fail (DVT_IS_OPTIONS (self), 0);
+
+  return self->not_before;
+}
+
+/**
+ * dvt_options_set_not_before:
+ * @self: options
+ * @not_before: a monotonic time in microseconds, as g_get_monotonic_time()
+ *   gives; 0 for none
+ *
+ * Sets [property@Options:not-before].
+ *
+ * Since: 0.2
+ */
+void
+dvt_options_set_not_before (DvtOptions *self,
+                            gint64      not_before)
+{
+  g_return_if_fail (DVT_IS_OPTIONS (self));
+  g_return_if_fail (not_before >= 0);
+
+  if (self->not_before != not_before)
+    {
+      self->not_before = not_before;
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_NOT_BEFORE]);
+    }
+}
+
+/* The call's priority and the monotonic time (µs) before which its task
+ * does not start (0: none), resolved when the call is made. Returns FALSE,
+ * without reading the clock, when both are the defaults. */
+gboolean
+dvt_options_get_schedule (DvtOptions *self,
+                          int        *priority,
+                          gint64     *start_at)
+{
+  gint64 at = 0;
+
+  if (G_LIKELY (self == NULL ||
+                (self->priority == G_PRIORITY_DEFAULT && self->delay == 0 &&
+                 self->not_before == 0)))
+    return FALSE;
+
+  if (self->delay > 0)
+    at = g_get_monotonic_time () + MAX (1, (gint64) (self->delay * G_USEC_PER_SEC));
+  at = MAX (at, self->not_before);
+
+  *priority = self->priority;
+  *start_at = at;
+
+  return TRUE;
 }

@@ -89,6 +89,21 @@ void         dvt_options_set_retry_filter       (DvtOptions     *self,
                                                  DvtRetryFilter  filter,
                                                  gpointer        user_data,
                                                  GDestroyNotify  destroy);
+DVT_AVAILABLE_IN_ALL
+int          dvt_options_get_priority           (DvtOptions  *self);
+DVT_AVAILABLE_IN_ALL
+void         dvt_options_set_priority           (DvtOptions  *self,
+                                                 int          priority);
+DVT_AVAILABLE_IN_ALL
+double       dvt_options_get_delay              (DvtOptions  *self);
+DVT_AVAILABLE_IN_ALL
+void         dvt_options_set_delay              (DvtOptions  *self,
+                                                 double       delay);
+DVT_AVAILABLE_IN_ALL
+gint64       dvt_options_get_not_before         (DvtOptions  *self);
+DVT_AVAILABLE_IN_ALL
+void         dvt_options_set_not_before         (DvtOptions  *self,
+                                                 gint64       not_before);
 
 DVT_AVAILABLE_IN_ALL
 void         dvt_options_add_gate               (DvtOptions     *self,

@@ -21,6 +21,15 @@ struct _DvtJob
 
 typedef struct _DvtPool DvtPool;
 
+/* A job queued at a priority other than G_PRIORITY_DEFAULT: an entry of
+ * the pool's heap (the job itself stays two pointers). */
+typedef struct
+{
+  int     priority;
+  guint64 seq;      /* FIFO among equal priorities */
+  DvtJob *job;
+} DvtPoolEntry;
+
 /* Threads come from a GThreadPool (in the child of a fork(), from
  * g_thread_try_new()); what runs on each of them is the loop in dvt-pool.c:
  * take a job, spin briefly when there is none, then park, and hand the
@@ -30,20 +39,28 @@ struct _DvtPool
   GMutex       lock;
   GCond        work_cond;  /* parked workers (without a futex) */
   int          work_seq;   /* parked workers' futex: bumped to wake one */
+  int          n_heap;     /* jobs in the heap (below); read without the
+                            * lock by spinning workers, beside head */
   GCond        exit_cond;  /* n_threads reached 0 */
   DvtJob      *head;       /* read without the lock by spinning workers */
   DvtJob      *tail;
-  guint        n_queued;
+  guint        n_queued;   /* in the list and in the heap */
   guint        max_workers;
   guint        n_threads;  /* worker loops alive */
   guint        n_parked;
   int          n_spinning; /* atomic */
   guint        n_blocked;  /* workers parked in a nested wait */
   gboolean     closing;
+  guint        heap_size;  /* see heap below */
   GThreadPool *threads;    /* NULL: the pool starts its own threads */
   gpointer     owner;      /* the DvtCore: each worker loop holds it */
   void       (*hold)    (gpointer owner);
   void       (*release) (gpointer owner);
+  /* Jobs at other priorities than the default: a binary heap, made when
+   * the first one comes, so that the default lane stays a plain list.
+   * Last: only prioritised work touches them, under the lock. */
+  DvtPoolEntry *heap;
+  guint64      heap_seq;
 };
 
 void      dvt_pool_init             (DvtPool  *pool,
@@ -53,6 +70,9 @@ void      dvt_pool_init             (DvtPool  *pool,
                                      void    (*release) (gpointer owner));
 void      dvt_pool_push             (DvtPool  *pool,
                                      DvtJob   *job);
+void      dvt_pool_push_sorted      (DvtPool  *pool,
+                                     DvtJob   *job,
+                                     int       priority);
 void      dvt_pool_close            (DvtPool  *pool,
                                      gboolean  wait);
 void      dvt_pool_clear            (DvtPool  *pool);
@@ -61,5 +81,19 @@ DvtPool  *dvt_pool_enter_blocking   (void);
 void      dvt_pool_announce_return  (void);
 void      dvt_pool_leave_blocking   (DvtPool  *pool);
 void      dvt_pool_forget_shared_threads (void);
+
+/* Queues @job behind the jobs of a lower or equal @priority value (GLib's
+ * G_PRIORITY_* scale: lower first), as dvt_pool_push() does at the
+ * default priority. */
+static inline void
+dvt_pool_push_priority (DvtPool *pool,
+                        DvtJob  *job,
+                        int      priority)
+{
+  if (G_LIKELY (priority == G_PRIORITY_DEFAULT))
+    dvt_pool_push (pool, job);
+  else
+    dvt_pool_push_sorted (pool, job, priority);
+}
 
 G_END_DECLS

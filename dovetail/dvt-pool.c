@@ -3,6 +3,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
+#include "dvt-heap-private.h"
 #include "dvt-pool-private.h"
 #include "dvt-task-private.h"
 #include "dvt-thread-private.h"
@@ -26,10 +27,69 @@ dvt_pool_get_current (void)
   return current_pool;
 }
 
+/* ---- the heap of jobs at other priorities ---------------------------------
+ *
+ * Most jobs come at the default priority: they go to the plain list, and
+ * the heap (dvt-heap-private.h: by priority, then arrival) is made only
+ * once a job at another priority comes. The list holds only
+ * default-priority jobs, the heap none, so the next job is the heap's
+ * first when it goes before the default, else the list's head, else the
+ * heap's first. */
+
+static void
+heap_push_locked (DvtPool *pool,
+                  DvtJob  *job,
+                  int      priority)
+{
+  DvtPoolEntry entry = { priority, pool->heap_seq++, job };
+
+  if ((guint) pool->n_heap == pool->heap_size)
+    {
+      pool->heap_size = MAX (16, pool->heap_size * 2);
+      pool->heap = g_renew (DvtPoolEntry, pool->heap, pool->heap_size);
+    }
+  DVT_HEAP_PUSH (pool->heap, (guint) pool->n_heap, &entry);
+  g_atomic_int_set (&pool->n_heap, pool->n_heap + 1);
+}
+
+static DvtJob *
+heap_pop_locked (DvtPool *pool)
+{
+  DvtPoolEntry first;
+
+  DVT_HEAP_POP (pool->heap, (guint) pool->n_heap, &first);
+  g_atomic_int_set (&pool->n_heap, pool->n_heap - 1);
+
+  /* A burst of prioritised work is over: give its memory back. */
+  if (pool->n_heap == 0 && pool->heap_size > 1024)
+    {
+      g_clear_pointer (&pool->heap, g_free);
+      pool->heap_size = 0;
+    }
+
+  pool->n_queued--;
+  first.job->next = NULL;
+
+  return first.job;
+}
+
+/* Whether a job is queued; without the lock, a hint for spinning
+ * workers. */
+static inline gboolean
+pool_has_work (DvtPool *pool)
+{
+  return g_atomic_pointer_get (&pool->head) != NULL ||
+         g_atomic_int_get (&pool->n_heap) != 0;
+}
+
 static DvtJob *
 pool_pop_locked (DvtPool *pool)
 {
   DvtJob *job = pool->head;
+
+  if (G_UNLIKELY (pool->n_heap > 0) &&
+      (job == NULL || pool->heap[0].priority < G_PRIORITY_DEFAULT))
+    return heap_pop_locked (pool);
 
   if (job == NULL)
     return NULL;
@@ -226,8 +286,7 @@ pool_worker (gpointer data,
       /* Take the lock only when work shows up and nobody else holds it:
        * idle spinners must not queue up on the lock the pusher needs. */
       while (dvt_spin_step (&spin))
-        if (g_atomic_pointer_get (&pool->head) != NULL &&
-            g_mutex_trylock (&pool->lock))
+        if (pool_has_work (pool) && g_mutex_trylock (&pool->lock))
           {
             locked = TRUE;
             break;
@@ -237,21 +296,21 @@ pool_worker (gpointer data,
         g_mutex_lock (&pool->lock);
       g_atomic_int_add (&pool->n_spinning, -1);
 
-      if (pool->head != NULL)
+      if (pool_has_work (pool))
         continue;
       if (pool->closing)
         break;
 
       pool->n_parked++;
       if (!pool_park_locked (pool, g_get_monotonic_time () + DVT_WORKER_IDLE_USEC) &&
-          pool->head == NULL)
+          !pool_has_work (pool))
         {
           pool->n_parked--;
           break;
         }
       pool->n_parked--;
       /* Work came soon after the spin gave up: the next spin may last. */
-      if (pool->head != NULL)
+      if (pool_has_work (pool))
         dvt_spin_woken (&spin);
     }
 
@@ -319,6 +378,26 @@ dvt_pool_push (DvtPool *pool,
   else
     g_atomic_pointer_set (&pool->head, job);
   pool->tail = job;
+  pool->n_queued++;
+  kick = pool_kick_locked (pool);
+  g_mutex_unlock (&pool->lock);
+
+  pool_kick (pool, kick);
+}
+
+/* Queues @job at @priority, other than G_PRIORITY_DEFAULT (see
+ * dvt_pool_push_priority()). */
+void
+dvt_pool_push_sorted (DvtPool *pool,
+                      DvtJob  *job,
+                      int      priority)
+{
+  DvtKick kick;
+
+  job->next = NULL;
+
+  g_mutex_lock (&pool->lock);
+  heap_push_locked (pool, job, priority);
   pool->n_queued++;
   kick = pool_kick_locked (pool);
   g_mutex_unlock (&pool->lock);
@@ -404,7 +483,8 @@ dvt_pool_close (DvtPool  *pool,
 void
 dvt_pool_clear (DvtPool *pool)
 {
-  g_assert (pool->n_threads == 0 && pool->head == NULL);
+  g_assert (pool->n_threads == 0 && pool->head == NULL && pool->n_heap == 0);
+  g_clear_pointer (&pool->heap, g_free);
   if (pool->threads != NULL)
     g_thread_pool_free (pool->threads, FALSE, current_pool != pool);
   pool->threads = NULL;

@@ -8,6 +8,7 @@
 #include "dvt-enums.h"
 #include "dvt-error-private.h"
 #include "dvt-fault-private.h"
+#include "dvt-heap-private.h"
 #include "dvt-pool-private.h"
 #include "dvt-queue.h"
 #include "dvt-thread-private.h"
@@ -397,13 +398,6 @@ G_DEFINE_FINAL_TYPE (DvtQueue, dvt_queue, G_TYPE_OBJECT)
 
 /* ---- storage (under the lock) ------------------------------------------------- */
 
-static inline gboolean
-item_before (const Item *a,
-             const Item *b)
-{
-  return a->priority < b->priority || (a->priority == b->priority && a->seq < b->seq);
-}
-
 static void
 storage_grow (DvtQueue *self)
 {
@@ -431,15 +425,8 @@ storage_add (DvtQueue *self,
 
   if (self->order == DVT_QUEUE_ORDER_PRIORITY)
     {
-      guint i = n;
-
       item->seq = self->next_seq++;
-      while (i > 0 && item_before (item, &self->items[(i - 1) / 2]))
-        {
-          self->items[i] = self->items[(i - 1) / 2];
-          i = (i - 1) / 2;
-        }
-      self->items[i] = *item;
+      DVT_HEAP_PUSH (self->items, n, item);
     }
   else
     self->items[(self->head + n) & (self->capacity - 1)] = *item;
@@ -467,27 +454,7 @@ storage_take (DvtQueue *self,
 
     case DVT_QUEUE_ORDER_PRIORITY:
     default:
-      {
-        Item *last = &self->items[n];
-        guint i = 0;
-
-        *out = self->items[0];
-        for (;;)
-          {
-            guint child = 2 * i + 1;
-
-            if (child >= n)
-              break;
-            if (child + 1 < n && item_before (&self->items[child + 1], &self->items[child]))
-              child++;
-            if (!item_before (&self->items[child], last))
-              break;
-            self->items[i] = self->items[child];
-            i = child;
-          }
-        if (n > 0)
-          self->items[i] = *last;
-      }
+      DVT_HEAP_POP (self->items, n + 1, out);
       break;
     }
 

@@ -1679,7 +1679,10 @@ dvt_runtime_submit (DvtRuntime      *self,
  * With @cancel_pending, every task that has not ended is cancelled: queued
  * work never starts, and threads blocked waiting for such a task return at
  * once with %G_IO_ERROR_CANCELLED. Otherwise queued and running work goes
- * on to its end.
+ * on to its end. A task waiting for a timed start
+ * ([property@Options:delay], [property@Options:not-before]) is queued
+ * work: cancelled with @cancel_pending, else started at its time (and
+ * waited for by a waiting shutdown).
  *
  * With @wait, the call returns once the work has ended and the loop thread
  * and the workers have stopped; called from one of the runtime's own

@@ -32,8 +32,9 @@ typedef struct _DvtStats DvtStats;
  * @throttled: attempts the rate limit or a gate held back
  * @timed_out: tasks that ended because their timeout passed, and maps
  *   past their deadline (also counted in @error)
- * @queue_wait_p50: median time, in seconds, from a task's acceptance to
- *   the start of its first attempt
+ * @queue_wait_p50: median time, in seconds, from a task's acceptance (or,
+ *   for a timed start, its time: see [property@Options:delay]) to the
+ *   start of its first attempt
  * @queue_wait_p90: 90th percentile of the same
  * @queue_wait_p99: 99th percentile of the same
  * @queue_wait_max: the longest

@@ -138,6 +138,10 @@ typedef struct
   DvtMailbox          *callback_mailbox;
   DvtMailbox          *destroy_mailbox;  /* where func_data_destroy runs */
 
+  /* See "priority and timed starts" in dvt-task.c. */
+  int                  priority;        /* G_PRIORITY_* of its queued jobs */
+  gint64               start_at;        /* monotonic µs; 0: at once */
+
   /* For callbacks and map items posted back. */
   DvtMail              mail;
   /* For the start of an attempt on a main context: a node of its own, as
@@ -271,6 +275,12 @@ gboolean  dvt_task_enter_gates       (DvtTask             *task);
 void      dvt_task_release_gates     (DvtTask             *task);
 void      dvt_task_gates_check_over  (DvtTask             *task);
 void      dvt_task_gates_ended       (DvtTask             *task);
+void      dvt_task_set_schedule      (DvtTask             *task,
+                                      DvtOptions          *options);
+gint64    dvt_task_start_delay       (DvtTask             *task);
+void      dvt_task_start_later       (DvtTask             *task,
+                                      gint64               delay);
+void      dvt_task_dispatch_timed    (DvtTask             *task);
 
 DvtTaskExtra *dvt_task_extra (DvtTask *task);
 

@@ -550,6 +550,8 @@ dvt_task_new (DvtRuntime   *runtime,
     dvt_task_extra (task)->name = g_intern_string (dvt_options_get_name (options));
   if (options != NULL && dvt_options_get_function (options) != NULL)
     dvt_task_extra (task)->function = dvt_options_get_function (options);
+  if (options != NULL)
+    dvt_task_set_schedule (task, options);
 
   /* The caller's cancellable is chained to one of the task's own, so that
    * cancelling this task never cancels the caller's other operations. */
@@ -760,7 +762,9 @@ dvt_task_mark_started (DvtTask *task)
   if (__atomic_load_n (&task->started_at, __ATOMIC_RELAXED) == 0)
     {
       __atomic_store_n (&task->started_at, now, __ATOMIC_RELAXED);
-      dvt_histogram_add (&core->queue_wait, now - task->accepted_at);
+      /* A timed start waits in the queue from its time on. */
+      dvt_histogram_add (&core->queue_wait,
+                         now - MAX (task->accepted_at, DVT_TASK_EXTRA (task, start_at, 0)));
     }
   dvt_task_emit (task, DVT_EVENT_STARTED, NULL,
                    (double) (now - task->accepted_at) / G_USEC_PER_SEC);
@@ -1196,6 +1200,12 @@ dvt_task_dispatch (DvtTask *task)
   if (!g_atomic_int_compare_and_exchange (&task->state, DVT_TASK_NEW, DVT_TASK_QUEUED))
     return;  /* already ended (cancelled) */
 
+  if (G_UNLIKELY (DVT_TASK_EXTRA (task, start_at, 0) != 0))
+    {
+      dvt_task_dispatch_timed (task);
+      return;
+    }
+
   if (DVT_TASK_EXTRA (task, policy, NULL) != NULL)
     dvt_task_arm_timeout (task, task->extra->policy->timeout);
 
@@ -1237,7 +1247,8 @@ dvt_task_push_attempt (DvtTask *task)
   if (task->kind == DVT_TASK_KIND_THREAD)
     {
       task->job.run = run_thread_job;
-      dvt_pool_push (&dvt_task_core (task)->pool, &task->job);
+      dvt_pool_push_priority (&dvt_task_core (task)->pool, &task->job,
+                              DVT_TASK_EXTRA (task, priority, G_PRIORITY_DEFAULT));
     }
   else
     {
@@ -1497,6 +1508,89 @@ dvt_task_throttle (DvtTask *task,
   dvt_task_extra (task);
   dvt_task_emit (task, DVT_EVENT_THROTTLED, NULL, (double) wait / G_USEC_PER_SEC);
   arm_timer (task, &task->extra->wait_source, wait, on_throttle_done);
+}
+
+/* ---- priority and timed starts ---------------------------------------------
+ *
+ * A call's priority orders its blocking work in the pool's queue (see
+ * dvt_pool_push_priority()); a delay or a not-before time holds its first
+ * attempt back on a timer of the loop thread, as the rate limit does, so
+ * that no worker waits. Until it starts, the task is queued: a cancel or
+ * a shutdown that cancels ends it, and its timer goes with it
+ * (dvt_task_stop_timers()). Both are read once, when the call is made. */
+
+/* Records @options' priority and start time in @task, if not defaults. */
+void
+dvt_task_set_schedule (DvtTask    *task,
+                       DvtOptions *options)
+{
+  int priority = G_PRIORITY_DEFAULT;
+  gint64 start_at = 0;
+
+  if (G_LIKELY (!dvt_options_get_schedule (options, &priority, &start_at)))
+    return;
+
+  dvt_task_extra (task)->priority = priority;
+  task->extra->start_at = start_at;
+}
+
+/* How long (µs) @task's first attempt waits from now; 0: none. */
+gint64
+dvt_task_start_delay (DvtTask *task)
+{
+  gint64 start_at = DVT_TASK_EXTRA (task, start_at, 0);
+
+  if (G_LIKELY (start_at == 0))
+    return 0;
+
+  /* Far enough to add a timeout to without overflow. */
+  return CLAMP (start_at - g_get_monotonic_time (), 0, G_MAXINT64 / 4);
+}
+
+static gboolean
+on_start_due (gpointer data)
+{
+  DvtTask *task = data;
+  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  gint64 delay;
+
+  disarm_timer (task, &task->extra->wait_source);
+  if (dvt_task_get_state (task) == DVT_TASK_QUEUED)
+    {
+      /* Never early, even if the timer's rounding says otherwise. */
+      delay = dvt_task_start_delay (task);
+      if (delay > 0)
+        dvt_task_start_later (task, delay);
+      else
+        dvt_task_start_attempt (task);
+    }
+  dvt_fork_gate_leave (gate);
+
+  return G_SOURCE_REMOVE;
+}
+
+/* Holds the first attempt of a queued @task back for @delay µs. */
+void
+dvt_task_start_later (DvtTask *task,
+                      gint64   delay)
+{
+  arm_timer (task, &task->extra->wait_source, delay, on_start_due);
+}
+
+/* dvt_task_dispatch() for a queued @task with a start time: its timeout
+ * counts from the end of its delay. */
+void
+dvt_task_dispatch_timed (DvtTask *task)
+{
+  gint64 delay = dvt_task_start_delay (task);
+
+  if (task->extra->policy != NULL && task->extra->policy->timeout > 0)
+    dvt_task_arm_timeout (task, task->extra->policy->timeout + delay);
+
+  if (delay > 0)
+    dvt_task_start_later (task, delay);
+  else
+    dvt_task_start_attempt (task);
 }
 
 /* Whether a failed attempt of @task is tried again. */

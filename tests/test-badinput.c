@@ -1101,6 +1101,12 @@ test_critical_options_api (void)
       EXPECT_ASSERTION (dvt_options_set_deadline (o, 1));
       EXPECT_ASSERTION (g_assert_cmpint (dvt_options_get_retries (o), ==, -1));
       EXPECT_ASSERTION (dvt_options_set_retries (o, 1));
+      EXPECT_ASSERTION (g_assert_cmpint (dvt_options_get_priority (o), ==, G_PRIORITY_DEFAULT));
+      EXPECT_ASSERTION (dvt_options_set_priority (o, G_PRIORITY_HIGH));
+      EXPECT_ASSERTION (g_assert_cmpfloat (dvt_options_get_delay (o), ==, 0));
+      EXPECT_ASSERTION (dvt_options_set_delay (o, 1));
+      EXPECT_ASSERTION (g_assert_cmpint (dvt_options_get_not_before (o), ==, 0));
+      EXPECT_ASSERTION (dvt_options_set_not_before (o, 1));
       EXPECT_ASSERTION (g_assert_cmpfloat (dvt_options_get_retry_backoff (o), ==, -1));
       EXPECT_ASSERTION (dvt_options_set_retry_backoff (o, 1));
       EXPECT_ASSERTION (g_assert_cmpfloat (dvt_options_get_retry_max_delay (o), ==, -1));
@@ -1126,6 +1132,7 @@ static const DoubleOption double_options[] = {
   { "retry-backoff",   dvt_options_set_retry_backoff,   dvt_options_get_retry_backoff },
   { "retry-max-delay", dvt_options_set_retry_max_delay, dvt_options_get_retry_max_delay },
   { "retry-jitter",    dvt_options_set_retry_jitter,    dvt_options_get_retry_jitter },
+  { "delay",           dvt_options_set_delay,           dvt_options_get_delay },
 };
 
 typedef struct
@@ -1138,6 +1145,7 @@ typedef struct
 static const IntOption int_options[] = {
   { "max-concurrency", dvt_options_set_max_concurrency, dvt_options_get_max_concurrency },
   { "retries",         dvt_options_set_retries,         dvt_options_get_retries },
+  { "priority",        dvt_options_set_priority,        dvt_options_get_priority },
 };
 
 static const struct
@@ -1153,6 +1161,8 @@ static const struct
   { "retry-max-delay", -5 }, { "retry-max-delay", NAN }, { "retry-max-delay", INFINITY },
   { "retry-jitter", 2 }, { "retry-jitter", 1.0001 }, { "retry-jitter", -0.5 },
   { "retry-jitter", -2 }, { "retry-jitter", NAN },
+  { "delay", -1 }, { "delay", -0.001 }, { "delay", NAN }, { "delay", 1e10 },
+  { "delay", INFINITY }, { "delay", -INFINITY },
 };
 
 static const struct
@@ -1165,6 +1175,7 @@ static const struct
   { "retry-backoff", -1 }, { "retry-backoff", 0 },
   { "retry-max-delay", -1 }, { "retry-max-delay", 0 },
   { "retry-jitter", -1 }, { "retry-jitter", 0 }, { "retry-jitter", 1 },
+  { "delay", 0 }, { "delay", 0.001 }, { "delay", G_MAXINT32 },
 };
 
 static const struct
@@ -1178,6 +1189,7 @@ static const struct
 }, good_ints[] = {
   { "max-concurrency", -1 }, { "max-concurrency", 0 }, { "max-concurrency", G_MAXINT },
   { "retries", -1 }, { "retries", 0 }, { "retries", G_MAXUINT16 - 1 },
+  { "priority", G_MININT }, { "priority", G_PRIORITY_HIGH }, { "priority", G_MAXINT },
 };
 
 static const DoubleOption *

@@ -1586,7 +1586,9 @@ atexit.register(Dvt.Runtime.run_exit_handler)
 # ---- Options ------------------------------------------------------------------
 
 class Options(Dvt.Options):
-    """Options for one call (timeout, retries, max_concurrency...)."""
+    """Options for one call (timeout, retries, max_concurrency, priority,
+    delay, not_before...), as keywords: ``Dvt.Options(priority=GLib.PRIORITY_HIGH,
+    delay=0.5)``."""
 
     def set_retry_filter(self, retry_filter, user_data=None):
         """``retry_filter(task, error)`` decides whether a failed attempt is
