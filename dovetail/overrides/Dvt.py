@@ -2278,6 +2278,25 @@ class Gate(Dvt.Gate):
         self.leave()
         return False
 
+    def aenter(self):
+        """``await gate.aenter()`` from a running asyncio loop: waits for
+        admission and enters (leave with ``gate.leave()``). Cancelling the
+        awaiting task withdraws the wait and holds nothing: an admission
+        granted at the instant it was cancelled is left again at once."""
+        return _gate_wait(self, lambda cancellable, callback:
+                          Dvt.Gate.enter_async(self, cancellable, callback, None),
+                          lambda result: Dvt.Gate.enter_finish(self, result), 0)
+
+    async def __aenter__(self):
+        """``async with gate:`` enters (waiting without blocking the
+        asyncio loop) and leaves on the way out, exceptions included."""
+        await self.aenter()
+        return self
+
+    async def __aexit__(self, *exc_info):
+        self.leave()
+        return False
+
 
 Gate = override(Gate)
 __all__.append('Gate')
@@ -2290,6 +2309,8 @@ class Semaphore(Dvt.Semaphore):
         sem = Dvt.Semaphore(3)
         with sem: ...                       # priority 0
         with sem.priority(-1): ...          # ahead of priority 0
+        async with sem: ...                 # from asyncio (any gate)
+        async with sem.priority(-1): ...
     """
 
     def __init__(self, value=1, **kwargs):
@@ -2297,7 +2318,9 @@ class Semaphore(Dvt.Semaphore):
 
     def priority(self, priority, timeout=0, cancellable=None):
         """A context manager that enters with @priority (lower first),
-        waiting at most @timeout seconds (0: as long as it takes)."""
+        waiting at most @timeout seconds (0: as long as it takes); an
+        asynchronous one too (``async with``, or ``await sem.priority(p)``
+        to enter only)."""
         return _GateEntry(self, priority, timeout, cancellable)
 
 
@@ -2305,7 +2328,32 @@ Semaphore = override(Semaphore)
 __all__.append('Semaphore')
 
 
+def _gate_wait(gate, begin, finish, timeout, cancellable=None):
+    """The asyncio future of an admission to @gate: @begin and @finish are
+    an enter_async pair. A wait admitted after its future was cancelled
+    (the C side keeps such an admission: see dvt_gate_enter_async) is left
+    again, so a cancelled entrant holds nothing. @timeout > 0 bounds the
+    wait: ``Dvt.TimeoutError`` once it passes."""
+    future = _aio.start(begin, finish, cancellable=cancellable,
+                        on_orphan=lambda _entered: Dvt.Gate.leave(gate))
+    if not timeout or timeout <= 0:
+        return future
+    return _timed(future, timeout)
+
+
+async def _timed(awaitable, timeout):
+    """@awaitable, cancelled after @timeout seconds: then
+    ``Dvt.TimeoutError`` (a ``TimeoutError`` and the ``GLib.Error``
+    ``G_IO_ERROR_TIMED_OUT``) is raised, as the blocking calls do."""
+    try:
+        return await asyncio.wait_for(awaitable, timeout)
+    except asyncio.TimeoutError:
+        raise _futures.TimeoutError() from None
+
+
 class _GateEntry:
+    """``with sem.priority(p):`` and ``async with sem.priority(p):``."""
+
     def __init__(self, semaphore, priority, timeout, cancellable):
         self._semaphore = semaphore
         self._args = (priority, timeout, cancellable)
@@ -2315,6 +2363,25 @@ class _GateEntry:
         return self._semaphore
 
     def __exit__(self, *exc_info):
+        self._semaphore.leave()
+        return False
+
+    def __await__(self):
+        """``await sem.priority(p)`` enters (leave with ``sem.leave()``)."""
+        semaphore = self._semaphore
+        priority, timeout, cancellable = self._args
+        return _gate_wait(
+            semaphore,
+            lambda cancellable, callback: Dvt.Semaphore.enter_with_priority_async(
+                semaphore, priority, cancellable, callback, None),
+            lambda result: Dvt.Semaphore.enter_with_priority_finish(semaphore, result),
+            timeout, cancellable).__await__()
+
+    async def __aenter__(self):
+        await self
+        return self._semaphore
+
+    async def __aexit__(self, *exc_info):
         self._semaphore.leave()
         return False
 

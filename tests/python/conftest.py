@@ -38,3 +38,17 @@ def no_leaked_exceptions():
     yield
     gc.collect()
     assert override_module()._live_exception_count() == before
+
+
+@pytest.fixture
+def no_glib_loop():
+    """Fails the test if anything iterates the global default context (for
+    asyncio tests: nothing may need a GLib main loop of the test's)."""
+    from dvthelpers import GLib
+    ran = []
+    source = GLib.idle_source_new()
+    source.set_callback(lambda *_: ran.append(True) or GLib.SOURCE_CONTINUE)
+    source.attach(GLib.MainContext.default())
+    yield
+    source.destroy()
+    assert not ran, 'the global default GLib context was iterated'

@@ -16,27 +16,14 @@ import time
 
 import pytest
 
-from dvthelpers import DEADLINE, Dvt, GLib
+from dvthelpers import DEADLINE, Dvt, GLib, arun
 from gi.repository import Gio
 
 
-@pytest.fixture(autouse=True)
-def no_glib_loop():
-    """Fails the test if anything iterates the global default context."""
-    ran = []
-    source = GLib.idle_source_new()
-    source.set_callback(lambda *_: ran.append(True) or GLib.SOURCE_CONTINUE)
-    source.attach(GLib.MainContext.default())
-    yield
-    source.destroy()
-    assert not ran, 'the global default GLib context was iterated'
+pytestmark = pytest.mark.usefixtures('no_glib_loop')
 
 
-def run(coro):
-    async def checked():
-        assert GLib.MainContext.get_thread_default() is None
-        return await asyncio.wait_for(coro, DEADLINE)
-    return asyncio.run(checked())
+run = arun
 
 
 class Boom(Exception):
