@@ -2082,7 +2082,20 @@ class Channel(Dvt.Channel):
     so that the producer stops. ``receive_blocking(timeout=0)`` returns
     ``(True, value)``, or ``(False, None)`` at the end of the stream;
     ``with channel:`` closes it on exit. From a GLib main loop, use
-    ``receive_async``/``receive_finish``."""
+    ``receive_async``/``receive_finish``.
+
+    From a running asyncio loop::
+
+        async for value in rt.produce(gen_func, arg, capacity=8):
+            ...
+
+    receives without blocking the loop (values already buffered are taken
+    at once, without a trip through another thread), with the same
+    back-pressure, end and exception; leaving the loop early, or the
+    consuming asyncio task being cancelled, closes the channel.
+    ``await channel.areceive()`` is ``receive_blocking()``'s twin; a value
+    handed to a receive at the instant its awaiting task was cancelled is
+    not lost: it is the next value any receive of this channel returns."""
 
     def send(self, value, cancellable=None):
         return Dvt.Channel.send(self, _to_value(value), cancellable)
@@ -2090,9 +2103,15 @@ class Channel(Dvt.Channel):
     def receive_blocking(self, timeout=0, cancellable=None):
         """On the main thread, Ctrl-C ends the wait with KeyboardInterrupt
         (the producer goes on until the channel is closed)."""
+        kept = self._dvt_kept()
+        if kept is not None:
+            return kept
         return _blocking(Dvt.Channel.receive_blocking, self, timeout, cancellable)
 
     def try_receive(self):
+        kept = self._dvt_kept()
+        if kept is not None:
+            return kept
         return _reraising(Dvt.Channel.try_receive, self)
 
     def receive_finish(self, result):
@@ -2100,18 +2119,90 @@ class Channel(Dvt.Channel):
 
     def close(self, reason=None):
         Dvt.Channel.close(self, reason)
+        with _lock:
+            self._dvt_closed = True
+            self.__dict__.pop('_dvt_orphans', None)
+
+    def _dvt_kept(self):
+        """``(True, value)`` for a value a cancelled areceive() was handed,
+        oldest first, or None."""
+        orphans = self.__dict__.get('_dvt_orphans')
+        if orphans:
+            try:
+                return True, orphans.popleft()
+            except IndexError:
+                pass
+        return None
+
+    def _dvt_keep(self, received):
+        """on_orphan of areceive(): keeps the value a cancelled receive was
+        handed for the next receive (not once the consumer has closed)."""
+        ok, value = received
+        with _lock:
+            if ok and not self.__dict__.get('_dvt_closed'):
+                self.__dict__.setdefault('_dvt_orphans',
+                                         collections.deque()).append(value)
+
+    def areceive(self):
+        """``await channel.areceive()`` from a running asyncio loop:
+        ``(True, value)``, or ``(False, None)`` at the end of the stream;
+        the producer's exception is raised after its last value."""
+        kept = self._dvt_kept()
+        if kept is None and Dvt.Channel.get_n_items(self) > 0:
+            kept = self._dvt_try()
+        if kept is not None:
+            future = asyncio.get_running_loop().create_future()
+            future.set_result(kept)
+            return future
+        return _aio.start(
+            lambda cancellable, callback:
+                Dvt.Channel.receive_async(self, cancellable, callback, None),
+            self.receive_finish, on_orphan=self._dvt_keep)
 
     def __iter__(self):
         raw = Dvt.Channel.receive_blocking
         try:
             while True:
+                kept = self._dvt_kept()
+                if kept is not None:
+                    ok, value = kept
                 # A value already buffered is taken without the main
                 # thread's Ctrl-C set-up, which costs more than the
                 # receive itself.
-                if Dvt.Channel.get_n_items(self) > 0:
+                elif Dvt.Channel.get_n_items(self) > 0:
                     ok, value = _reraising(raw, self, 0, None)
                 else:
                     ok, value = self.receive_blocking(0, None)
+                if not ok:
+                    return
+                yield value
+        finally:
+            self.close()
+
+    def _dvt_try(self):
+        """try_receive(), or None if nothing is buffered after all (another
+        consumer took it)."""
+        try:
+            return _reraising(Dvt.Channel.try_receive, self)
+        except GLib.Error as error:
+            if not error.matches(Dvt.error_quark(), Dvt.Error.EMPTY):
+                raise
+        return None
+
+    async def __aiter__(self):
+        """``async for value in channel``: see the class."""
+        n_items = Dvt.Channel.get_n_items
+        try:
+            while True:
+                # Values already buffered are taken at once: no trip
+                # through the bridge thread, no wake-up of the loop.
+                kept = self._dvt_kept()
+                if kept is None and n_items(self) > 0:
+                    kept = self._dvt_try()
+                if kept is not None:
+                    ok, value = kept
+                else:
+                    ok, value = await self.areceive()
                 if not ok:
                     return
                 yield value
@@ -2208,6 +2299,10 @@ class Batcher(Dvt.Batcher):
             b.add(row)            # any thread; never blocks
         # leaving the block flushes and waits for every batch
 
+        async with rt.batcher(store_rows, max_items=100) as b:   # asyncio
+            b.add(row)
+        # the flush and the wait are awaited (await b.aclose())
+
     ``fn(items)`` gets a list of the items, in the order they were added.
     ``close(timeout=0)`` flushes, waits for every batch and re-raises the
     first exception a batch raised; ``flush()`` dispatches the pending
@@ -2238,6 +2333,32 @@ class Batcher(Dvt.Batcher):
                 self.close()
             except Exception:
                 pass   # the body's exception wins
+        return False
+
+    def aclose(self):
+        """``await batcher.aclose()`` from a running asyncio loop: closes,
+        flushes and waits for every batch without blocking the loop, then
+        re-raises the first exception a batch raised. Cancelling the
+        awaiting task ends the wait only: the batcher stays closed and its
+        batches run to their end."""
+        return _aio.start(
+            lambda cancellable, callback:
+                Dvt.Batcher.close_async(self, cancellable, callback, None),
+            self.close_finish)
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, exc_type, *exc_info):
+        """``async with rt.batcher(fn) as b:`` awaits :meth:`aclose` on
+        exit; the block's own exception wins over a batch's."""
+        if exc_type is None:
+            await self.aclose()
+        else:
+            try:
+                await self.aclose()
+            except Exception:
+                pass
         return False
 
 
