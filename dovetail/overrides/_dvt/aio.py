@@ -33,7 +33,9 @@ Private API, for the other modules of the override:
     success that arrives for a cancelled future is given to
     ``on_orphan(value)`` if given (on the bridge or asyncio thread): the
     operation completed before it saw the cancellation (a queue's item,
-    say, that must not be lost).
+    say, that must not be lost). So is a success that an ``await`` of the
+    future did not return because the awaiting task was cancelled between
+    the result's arrival and its own resumption.
 
     Example, an awaitable for a new type's pair (``Dvt`` is the
     introspected module, so the raw ``_async`` and ``_finish`` are called)::
@@ -269,6 +271,7 @@ class _Future(asyncio.Future):
     after the caller may already have acted on the cancellation)."""
 
     _dvt_cancel = None
+    _dvt_orphan = None
 
     def cancel(self, *args, **kwargs):
         cancelled = super().cancel(*args, **kwargs)
@@ -276,6 +279,22 @@ class _Future(asyncio.Future):
         if cancelled and hook is not None:
             hook()
         return cancelled
+
+    def __await__(self):
+        # The awaiting asyncio task can be cancelled after this future got
+        # its result but before the task resumed: the task then raises
+        # CancelledError here and the result would be lost. Give it to
+        # on_orphan, as a success that arrived after the cancellation is.
+        try:
+            return (yield from super().__await__())
+        except asyncio.CancelledError:
+            orphan, self._dvt_orphan = self._dvt_orphan, None
+            if (orphan is not None and self.done() and not self.cancelled()
+                    and self.exception() is None):
+                orphan(self.result())
+            raise
+
+    __iter__ = __await__
 
 
 def start(begin, finish, *, cancellable=None, on_cancel=None, on_orphan=None):
@@ -298,6 +317,7 @@ def start(begin, finish, *, cancellable=None, on_cancel=None, on_orphan=None):
             on_cancel()
 
     future._dvt_cancel = cancel
+    future._dvt_orphan = on_orphan
     on_bridge(begin, cancellable, callback)
     return future
 
