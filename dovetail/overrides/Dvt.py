@@ -2618,6 +2618,15 @@ class TaskGroup(Dvt.TaskGroup):
         # exit_timeout=S, what is left after S seconds is cancelled and
         # GLib.Error Gio.IOErrorEnum.TIMED_OUT raised
 
+    From a running asyncio loop, with the same meanings::
+
+        async with rt.task_group() as g:              # awaits the members on exit
+            g.submit(fetch, url)
+            async for task in g.as_completed():       # or: async for task in g
+                print(await task)
+            await g.await_(timeout=10)                # g.wait()'s twin
+            task = await g.afirst(cancel_rest=True)   # g.first()'s twin
+
     ``g.wait(timeout=None)`` waits until every member has ended and raises
     the first failure (the exception the work raised), unless
     ``return_errors=True``; when @timeout passes, the members left are
@@ -2708,17 +2717,82 @@ class TaskGroup(Dvt.TaskGroup):
         """Yields the members in the order they end, each once, until every
         member has been yielded and none is left running (members added
         meanwhile included). @timeout bounds the whole iteration:
-        ``GLib.Error`` ``Gio.IOErrorEnum.TIMED_OUT`` once it has passed."""
-        end = None if timeout is None else time.monotonic() + _group_timeout(timeout)
-        while True:
-            left = -1.0 if end is None else max(0.0, end - time.monotonic())
-            task = self._call(Dvt.TaskGroup.next_blocking, self, left, cancellable)
-            if task is None:
-                return
-            yield task
+        ``GLib.Error`` ``Gio.IOErrorEnum.TIMED_OUT`` once it has passed
+        (``Dvt.TimeoutError``, also a ``TimeoutError``, from ``async
+        for``). Iterate it with ``for`` from a thread, with ``async for``
+        from a running asyncio loop."""
+        return _Completed(self, timeout, cancellable)
+
+    def _dvt_kept(self):
+        """A member handed to a cancelled asyncio next, or None."""
+        kept = self.__dict__.get('_dvt_kept_tasks')
+        if kept:
+            try:
+                return kept.popleft()
+            except IndexError:
+                pass
+        return None
+
+    def _dvt_keep(self, task):
+        """on_orphan of an asyncio next: the member is yielded by the next
+        iteration instead of being lost (None, the end, needs no keeping)."""
+        if task is not None:
+            with _lock:
+                self.__dict__.setdefault('_dvt_kept_tasks',
+                                         collections.deque()).append(task)
+
+    def _dvt_next_blocking(self, timeout, cancellable):
+        kept = self._dvt_kept()
+        if kept is not None:
+            return kept
+        return self._call(Dvt.TaskGroup.next_blocking, self, timeout, cancellable)
+
+    def _dvt_next_async(self, cancellable):
+        """The asyncio future of the next member to end (None: the end)."""
+        kept = self._dvt_kept()
+        if kept is not None:
+            future = asyncio.get_running_loop().create_future()
+            future.set_result(kept)
+            return future
+        return _aio.start(
+            lambda cancellable, callback:
+                Dvt.TaskGroup.next_async(self, cancellable, callback, None),
+            lambda result: _reraising(Dvt.TaskGroup.next_finish, self, result),
+            cancellable=cancellable, on_orphan=self._dvt_keep)
 
     def __iter__(self):
         return self.as_completed()
+
+    def __aiter__(self):
+        """``async for task in group``: ``as_completed()`` from asyncio."""
+        return self.as_completed().__aiter__()
+
+    # ---- asyncio ---------------------------------------------------------------
+
+    def await_(self, timeout=None):
+        """``await group.await_()`` from a running asyncio loop: the twin of
+        :meth:`wait` (every member ended; the first failure raised; after
+        @timeout seconds the members left are cancelled and
+        ``GLib.Error`` ``Gio.IOErrorEnum.TIMED_OUT`` is raised).
+        Cancelling the awaiting task ends the wait, not the members."""
+        limit = _group_timeout(timeout)
+        return _aio.start(
+            lambda cancellable, callback: Dvt.TaskGroup.wait_async(
+                self, limit, cancellable, callback, None),
+            lambda result: _reraising(Dvt.TaskGroup.wait_finish, self, result))
+
+    def afirst(self, timeout=None, cancel_rest=False):
+        """``await group.afirst()``: the twin of :meth:`first`; when
+        @timeout passes first, ``Dvt.TimeoutError`` (a ``TimeoutError``
+        and ``GLib.Error`` ``Gio.IOErrorEnum.TIMED_OUT``), nothing
+        cancelled."""
+        future = _aio.start(
+            lambda cancellable, callback: Dvt.TaskGroup.first_async(
+                self, cancel_rest, cancellable, callback, None),
+            lambda result: _reraising(Dvt.TaskGroup.first_finish, self, result))
+        if timeout is None:
+            return future
+        return _timed(future, _group_timeout(timeout))
 
     def __len__(self):
         return self.get_n_tasks()
@@ -2740,6 +2814,75 @@ class TaskGroup(Dvt.TaskGroup):
         finally:
             self.close()
 
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb):
+        """``async with rt.task_group() as g:``: as ``with``, awaited. The
+        awaiting task cancelled in the block or during the exit wait
+        cancels the members (and still waits for them to end)."""
+        try:
+            if exc_type is None:
+                try:
+                    await self.await_(self.__dict__.get('_dvt_exit_timeout'))
+                except asyncio.CancelledError:
+                    self.cancel()
+                    await asyncio.shield(self.await_())
+                    raise
+                return False
+            self.cancel()
+            try:
+                await asyncio.shield(self.await_())
+            except Exception:
+                pass  # the block's own exception is the one that matters
+            return False
+        finally:
+            self.close()
+
 
 TaskGroup = override(TaskGroup)
 __all__.append('TaskGroup')
+
+
+class _Completed:
+    """``group.as_completed(timeout)``: iterable from a thread, async
+    iterable from a running asyncio loop."""
+
+    __slots__ = ('_group', '_timeout', '_cancellable', '_iterator')
+
+    def __init__(self, group, timeout, cancellable):
+        self._group = group
+        self._timeout = None if timeout is None else _group_timeout(timeout)
+        self._cancellable = cancellable
+        self._iterator = None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._iterator is None:
+            self._iterator = self._blocking()
+        return next(self._iterator)
+
+    def _blocking(self):
+        group, cancellable = self._group, self._cancellable
+        end = None if self._timeout is None else time.monotonic() + self._timeout
+        while True:
+            left = -1.0 if end is None else max(0.0, end - time.monotonic())
+            task = group._dvt_next_blocking(left, cancellable)
+            if task is None:
+                return
+            yield task
+
+    async def __aiter__(self):
+        group, cancellable = self._group, self._cancellable
+        end = None if self._timeout is None else time.monotonic() + self._timeout
+        while True:
+            future = group._dvt_next_async(cancellable)
+            if end is None:
+                task = await future
+            else:
+                task = await _timed(future, max(0.0, end - time.monotonic()))
+            if task is None:
+                return
+            yield task

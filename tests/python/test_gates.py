@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from dvthelpers import DEADLINE, Dvt, GLib, arun
+from dvthelpers import Dvt, GLib, arun
 from gi.repository import Gio
 
 DVT_ERROR = Dvt.error_quark()
