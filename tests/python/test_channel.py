@@ -295,7 +295,7 @@ async def until(predicate):
 
 
 @pytestmark_asyncio
-def test_async_for_in_order_with_exception_after_last_value(rt):
+def test_async_for_in_order_with_exception_after_last_value(rt, no_leaked_exceptions):
     class Broken(Exception):
         pass
 
@@ -308,6 +308,14 @@ def test_async_for_in_order_with_exception_after_last_value(rt):
         with pytest.raises(Broken, match='producer broke'):
             async for x in rt.produce(gen, 500, capacity=4):
                 got.append(x)
+        # Then through areceive(), the end waited for.
+        channel = rt.produce(gen, 3, capacity=4)
+        while channel.get_n_items() == 0 or not channel.is_closed():
+            await asyncio.sleep(0.001)
+        for i in range(3):
+            assert await channel.areceive() == (True, i)
+        with pytest.raises(Broken, match='producer broke'):
+            await channel.areceive()
         return got
 
     assert arun(main()) == list(range(500))
@@ -454,7 +462,7 @@ def test_async_consumer_beside_a_thread_consumer(rt):
 
 
 @pytestmark_asyncio
-def test_async_with_batcher(rt):
+def test_async_with_batcher(rt, no_leaked_exceptions):
     lock = threading.Lock()
     seen = []
 

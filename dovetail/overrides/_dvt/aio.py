@@ -250,6 +250,14 @@ def _outcome(finish, result):
     try:
         return True, finish(result)
     except BaseException as exc:  # noqa: B902 (handed to the awaiting side)
+        # The frames of the traceback, and the frames they were called
+        # from (this one, the callback's), must not keep @result: it holds
+        # its source object in C, and an exception the override keeps for
+        # re-raising (a work's own, in a scope that the source object's
+        # wrapper holds) would make a cycle through C, which the collector
+        # cannot break. The traceback keeps its lines, not its locals.
+        traceback.clear_frames(exc.__traceback__.tb_next)
+        del finish, result
         return False, exc
 
 
@@ -259,6 +267,7 @@ def watch(begin, finish, done, cancellable=None):
 
     def callback(_source, result, *_ignored):
         ok, value = _outcome(finish, result)
+        del _source, result, _ignored  # see _outcome()
         done(ok, value)
 
     on_bridge(begin, cancellable, callback)
@@ -306,6 +315,7 @@ def start(begin, finish, *, cancellable=None, on_cancel=None, on_orphan=None):
 
     def callback(_source, result, *_ignored):
         ok, value = _outcome(finish, result)
+        del _source, result, _ignored  # see _outcome()
         if ok and on_orphan is not None and future.cancelled():
             on_orphan(value)
             return
