@@ -2455,11 +2455,27 @@ def _gate_wait(gate, begin, finish, timeout, cancellable=None):
     (the C side keeps such an admission: see dvt_gate_enter_async) is left
     again, so a cancelled entrant holds nothing. @timeout > 0 bounds the
     wait: ``Dvt.TimeoutError`` once it passes."""
-    future = _aio.start(begin, finish, cancellable=cancellable,
-                        on_orphan=lambda _entered: Dvt.Gate.leave(gate))
+    future = _started_with(cancellable, begin, finish,
+                           on_orphan=lambda _entered: Dvt.Gate.leave(gate))
     if not timeout or timeout <= 0:
         return future
     return _timed(future, timeout)
+
+
+def _started_with(cancellable, begin, finish, **kwargs):
+    """``aio.start(begin, finish, **kwargs)`` whose wait also ends when the
+    caller's @cancellable (or None) is cancelled. aio.start() cancels the
+    GCancellable it gets when the awaiting task is cancelled: that is a
+    new one here, so that the caller's own, which may serve other calls,
+    is never cancelled by it."""
+    if cancellable is None:
+        return _aio.start(begin, finish, **kwargs)
+    inner = Gio.Cancellable()
+    # g_cancellable_connect(): called at once if already cancelled.
+    handler = cancellable.connect(lambda *_: inner.cancel())
+    future = _aio.start(begin, finish, cancellable=inner, **kwargs)
+    future.add_done_callback(lambda _: cancellable.disconnect(handler))
+    return future
 
 
 async def _timed(awaitable, timeout):
@@ -2754,11 +2770,12 @@ class TaskGroup(Dvt.TaskGroup):
             future = asyncio.get_running_loop().create_future()
             future.set_result(kept)
             return future
-        return _aio.start(
+        return _started_with(
+            cancellable,
             lambda cancellable, callback:
                 Dvt.TaskGroup.next_async(self, cancellable, callback, None),
             lambda result: _reraising(Dvt.TaskGroup.next_finish, self, result),
-            cancellable=cancellable, on_orphan=self._dvt_keep)
+            on_orphan=self._dvt_keep)
 
     def __iter__(self):
         return self.as_completed()

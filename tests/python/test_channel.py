@@ -392,9 +392,15 @@ def test_cancelled_consumer_closes_the_channel(rt):
 @pytestmark_asyncio
 def test_async_break_closes_and_end_of_stream(rt):
     async def main():
-        async for x in rt.produce(range(1000), capacity=2):
+        channel = rt.produce(range(1000), capacity=2)
+        async for x in channel:
             if x == 3:
                 break
+        # The loop's iterator is closed (by asyncio) once dropped.
+        await until(lambda: channel.is_closed())
+        with pytest.raises(GLib.Error) as excinfo:
+            channel.try_receive()
+        assert excinfo.value.matches(DVT_ERROR, Dvt.Error.CLOSED)
         channel = rt.produce([7])
         assert await channel.areceive() == (True, 7)
         assert tuple(await channel.areceive()) == (False, None)

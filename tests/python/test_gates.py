@@ -306,6 +306,15 @@ def test_async_gate_timeout_cancellable_and_aenter():
             async with sem.priority(0, cancellable=cancellable):
                 pass
         assert excinfo.value.matches(IO_ERROR, Gio.IOErrorEnum.CANCELLED)
+        # Cancelling the awaiting task leaves the caller's cancellable be.
+        await until(lambda: sem.get_n_waiting() == 0)
+        own = Gio.Cancellable()
+        waiter = asyncio.ensure_future(sem.priority(0, cancellable=own).__aenter__())
+        await until(lambda: sem.get_n_waiting() == 1)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert not own.is_cancelled()
         sem.leave()
         await until(lambda: sem.get_n_waiting() == 0)
 
