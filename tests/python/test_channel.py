@@ -52,16 +52,17 @@ def test_exception_after_last_value(rt, no_leaked_exceptions):
     del excinfo
 
 
+def counted(n, sent):
+    """0 .. n-1, each appended to @sent once its send has returned."""
+    for i in range(n):
+        yield i
+        sent.append(i)
+
+
 def test_back_pressure(rt):
     capacity = 3
     sent = []
-
-    def gen():
-        for i in range(200):
-            yield i
-            sent.append(i)   # runs once the send of i has returned
-
-    channel = rt.produce(gen, capacity=capacity)
+    channel = rt.produce(counted, 200, sent, capacity=capacity)
     wait_for(lambda: channel.get_n_items() == capacity)
     threading.Event().wait(0.02)
     assert len(sent) <= capacity
@@ -326,13 +327,8 @@ def test_async_for_back_pressure(rt):
     capacity = 3
     sent = []
 
-    def gen():
-        for i in range(300):
-            yield i
-            sent.append(i)   # runs once the send of i has returned
-
     async def main():
-        channel = rt.produce(gen, capacity=capacity)
+        channel = rt.produce(counted, 300, sent, capacity=capacity)
         await until(lambda: channel.get_n_items() == capacity)
         await asyncio.sleep(0.02)
         assert len(sent) <= capacity
