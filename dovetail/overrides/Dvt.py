@@ -2095,7 +2095,8 @@ class Channel(Dvt.Channel):
     consuming asyncio task being cancelled, closes the channel.
     ``await channel.areceive()`` is ``receive_blocking()``'s twin; a value
     handed to a receive at the instant its awaiting task was cancelled is
-    not lost: it is the next value any receive of this channel returns."""
+    not lost: the next receive of this channel returns it (a receive that
+    was already waiting meanwhile may get the value after it first)."""
 
     def send(self, value, cancellable=None):
         return Dvt.Channel.send(self, _to_value(value), cancellable)
