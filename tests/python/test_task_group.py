@@ -478,3 +478,33 @@ def test_group_from_a_thread_and_asyncio_at_once(rt):
 
     assert arun(main()) == list(range(200))
     g.close()
+
+
+@asyncio_test
+def test_async_as_completed_with_a_cancellable(rt):
+    event = threading.Event()
+    g = rt.task_group()
+    g.submit(block_until, event)
+
+    async def main():
+        own = Gio.Cancellable()
+        # Cancelling the awaiting task leaves the caller's cancellable be.
+        iteration = asyncio.ensure_future(
+            g.as_completed(cancellable=own).__aiter__().__anext__())
+        await asyncio.sleep(0.01)
+        iteration.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await iteration
+        assert not own.is_cancelled()
+        # The caller's cancellable ends the wait, not the members.
+        asyncio.get_running_loop().call_later(0.01, own.cancel)
+        with pytest.raises(GLib.Error) as excinfo:
+            async for _ in g.as_completed(cancellable=own):
+                pass
+        assert excinfo.value.matches(IO_ERROR, Gio.IOErrorEnum.CANCELLED)
+        assert g.get_n_unfinished() == 1
+        event.set()
+        return [await t async for t in g]
+
+    assert arun(main()) == ['released']
+    g.close()
