@@ -254,7 +254,7 @@ def bench_channel(rt):
     Runtime.produce() from a thread, against asyncio.to_thread(next, gen)
     from an asyncio loop (the way asyncio code streams a blocking
     generator). Informational: the issue's target (20x) is for `async for`
-    over a channel, which the asyncio support adds."""
+    over a channel (bench_channel_async)."""
     n = scaled(20000)
     expected = n * (n - 1) // 2
 
@@ -281,6 +281,46 @@ def bench_channel(rt):
         f.add(*timed(floor, n, True))
     report("python produce(gen) 20k from a thread", "items/s", True, d,
            "asyncio.to_thread(next, gen)", b, 0, "generator in one thread", f)
+
+
+def bench_channel_async(rt):
+    """The issue's case: a generator run on another thread, consumed from
+    an asyncio loop: `async for` over Runtime.produce() (1M items), against
+    asyncio.to_thread(next, gen) (20k items: a rate, and the baseline is
+    too slow for 1M). Target 20x."""
+    n = scaled(1000000)
+    n_base = scaled(20000)
+    loop = asyncio.new_event_loop()
+
+    async def dovetail():
+        total = 0
+        async for x in rt.produce(numbers, n, capacity=1024):
+            total += x
+        assert total == n * (n - 1) // 2
+
+    async def drain(gen):
+        total = 0
+        done = object()
+        while (x := await asyncio.to_thread(next, gen, done)) is not done:
+            total += x
+        assert total == n_base * (n_base - 1) // 2
+
+    async def floor():
+        total = 0
+        for x in numbers(n):
+            total += x
+        assert total == n * (n - 1) // 2
+
+    d, b, f = Series(), Series(), Series()
+    for _ in range(REPS):
+        d.add(*timed(lambda: loop.run_until_complete(dovetail()), n, True))
+        b.add(*timed(lambda: loop.run_until_complete(drain(numbers(n_base))),
+                     n_base, True))
+        f.add(*timed(lambda: loop.run_until_complete(floor()), n, True))
+    loop.close()
+    report("python async for produce(gen) 1M", "items/s", True, d,
+           "asyncio.to_thread(next, gen)", b, 20, "generator in one thread", f)
+
 def bench_asyncio(rt):
     """await of 10 000 runtime.call() from asyncio, all at once (gathered)
     and one after another, against asyncio.to_thread."""
@@ -329,6 +369,7 @@ def main():
                 bench_round_trip(rt, pool)
             with Burners(level):
                 bench_channel(rt)
+                bench_channel_async(rt)
                 bench_asyncio(rt)
         rt.shutdown(True, False)
 

@@ -2084,7 +2084,21 @@ class Channel(Dvt.Channel):
     so that the producer stops. ``receive_blocking(timeout=0)`` returns
     ``(True, value)``, or ``(False, None)`` at the end of the stream;
     ``with channel:`` closes it on exit. From a GLib main loop, use
-    ``receive_async``/``receive_finish``."""
+    ``receive_async``/``receive_finish``.
+
+    From a running asyncio loop::
+
+        async for value in rt.produce(gen_func, arg, capacity=8):
+            ...
+
+    receives without blocking the loop (values already buffered are taken
+    at once, without a trip through another thread), with the same
+    back-pressure, end and exception; leaving the loop early, or the
+    consuming asyncio task being cancelled, closes the channel.
+    ``await channel.areceive()`` is ``receive_blocking()``'s twin; a value
+    handed to a receive at the instant its awaiting task was cancelled is
+    not lost: the next receive of this channel returns it (a receive that
+    was already waiting meanwhile may get the value after it first)."""
 
     def send(self, value, cancellable=None):
         return Dvt.Channel.send(self, _to_value(value), cancellable)
@@ -2092,9 +2106,15 @@ class Channel(Dvt.Channel):
     def receive_blocking(self, timeout=0, cancellable=None):
         """On the main thread, Ctrl-C ends the wait with KeyboardInterrupt
         (the producer goes on until the channel is closed)."""
+        kept = self._dvt_kept()
+        if kept is not None:
+            return kept
         return _blocking(Dvt.Channel.receive_blocking, self, timeout, cancellable)
 
     def try_receive(self):
+        kept = self._dvt_kept()
+        if kept is not None:
+            return kept
         return _reraising(Dvt.Channel.try_receive, self)
 
     def receive_finish(self, result):
@@ -2102,18 +2122,90 @@ class Channel(Dvt.Channel):
 
     def close(self, reason=None):
         Dvt.Channel.close(self, reason)
+        with _lock:
+            self._dvt_closed = True
+            self.__dict__.pop('_dvt_orphans', None)
+
+    def _dvt_kept(self):
+        """``(True, value)`` for a value a cancelled areceive() was handed,
+        oldest first, or None."""
+        orphans = self.__dict__.get('_dvt_orphans')
+        if orphans:
+            try:
+                return True, orphans.popleft()
+            except IndexError:
+                pass
+        return None
+
+    def _dvt_keep(self, received):
+        """on_orphan of areceive(): keeps the value a cancelled receive was
+        handed for the next receive (not once the consumer has closed)."""
+        ok, value = received
+        with _lock:
+            if ok and not self.__dict__.get('_dvt_closed'):
+                self.__dict__.setdefault('_dvt_orphans',
+                                         collections.deque()).append(value)
+
+    def areceive(self):
+        """``await channel.areceive()`` from a running asyncio loop:
+        ``(True, value)``, or ``(False, None)`` at the end of the stream;
+        the producer's exception is raised after its last value."""
+        kept = self._dvt_kept()
+        if kept is None and Dvt.Channel.get_n_items(self) > 0:
+            kept = self._dvt_try()
+        if kept is not None:
+            future = asyncio.get_running_loop().create_future()
+            future.set_result(kept)
+            return future
+        return _aio.start(
+            lambda cancellable, callback:
+                Dvt.Channel.receive_async(self, cancellable, callback, None),
+            self.receive_finish, on_orphan=self._dvt_keep)
 
     def __iter__(self):
         raw = Dvt.Channel.receive_blocking
         try:
             while True:
+                kept = self._dvt_kept()
+                if kept is not None:
+                    ok, value = kept
                 # A value already buffered is taken without the main
                 # thread's Ctrl-C set-up, which costs more than the
                 # receive itself.
-                if Dvt.Channel.get_n_items(self) > 0:
+                elif Dvt.Channel.get_n_items(self) > 0:
                     ok, value = _reraising(raw, self, 0, None)
                 else:
                     ok, value = self.receive_blocking(0, None)
+                if not ok:
+                    return
+                yield value
+        finally:
+            self.close()
+
+    def _dvt_try(self):
+        """try_receive(), or None if nothing is buffered after all (another
+        consumer took it)."""
+        try:
+            return _reraising(Dvt.Channel.try_receive, self)
+        except GLib.Error as error:
+            if not error.matches(Dvt.error_quark(), Dvt.Error.EMPTY):
+                raise
+        return None
+
+    async def __aiter__(self):
+        """``async for value in channel``: see the class."""
+        n_items = Dvt.Channel.get_n_items
+        try:
+            while True:
+                # Values already buffered are taken at once: no trip
+                # through the bridge thread, no wake-up of the loop.
+                kept = self._dvt_kept()
+                if kept is None and n_items(self) > 0:
+                    kept = self._dvt_try()
+                if kept is not None:
+                    ok, value = kept
+                else:
+                    ok, value = await self.areceive()
                 if not ok:
                     return
                 yield value
@@ -2210,6 +2302,10 @@ class Batcher(Dvt.Batcher):
             b.add(row)            # any thread; never blocks
         # leaving the block flushes and waits for every batch
 
+        async with rt.batcher(store_rows, max_items=100) as b:   # asyncio
+            b.add(row)
+        # the flush and the wait are awaited (await b.aclose())
+
     ``fn(items)`` gets a list of the items, in the order they were added.
     ``close(timeout=0)`` flushes, waits for every batch and re-raises the
     first exception a batch raised; ``flush()`` dispatches the pending
@@ -2240,6 +2336,32 @@ class Batcher(Dvt.Batcher):
                 self.close()
             except Exception:
                 pass   # the body's exception wins
+        return False
+
+    def aclose(self):
+        """``await batcher.aclose()`` from a running asyncio loop: closes,
+        flushes and waits for every batch without blocking the loop, then
+        re-raises the first exception a batch raised. Cancelling the
+        awaiting task ends the wait only: the batcher stays closed and its
+        batches run to their end."""
+        return _aio.start(
+            lambda cancellable, callback:
+                Dvt.Batcher.close_async(self, cancellable, callback, None),
+            self.close_finish)
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, exc_type, *exc_info):
+        """``async with rt.batcher(fn) as b:`` awaits :meth:`aclose` on
+        exit; the block's own exception wins over a batch's."""
+        if exc_type is None:
+            await self.aclose()
+        else:
+            try:
+                await self.aclose()
+            except Exception:
+                pass
         return False
 
 
@@ -2280,6 +2402,25 @@ class Gate(Dvt.Gate):
         self.leave()
         return False
 
+    def aenter(self):
+        """``await gate.aenter()`` from a running asyncio loop: waits for
+        admission and enters (leave with ``gate.leave()``). Cancelling the
+        awaiting task withdraws the wait and holds nothing: an admission
+        granted at the instant it was cancelled is left again at once."""
+        return _gate_wait(self, lambda cancellable, callback:
+                          Dvt.Gate.enter_async(self, cancellable, callback, None),
+                          lambda result: Dvt.Gate.enter_finish(self, result), 0)
+
+    async def __aenter__(self):
+        """``async with gate:`` enters (waiting without blocking the
+        asyncio loop) and leaves on the way out, exceptions included."""
+        await self.aenter()
+        return self
+
+    async def __aexit__(self, *exc_info):
+        self.leave()
+        return False
+
 
 Gate = override(Gate)
 __all__.append('Gate')
@@ -2292,6 +2433,8 @@ class Semaphore(Dvt.Semaphore):
         sem = Dvt.Semaphore(3)
         with sem: ...                       # priority 0
         with sem.priority(-1): ...          # ahead of priority 0
+        async with sem: ...                 # from asyncio (any gate)
+        async with sem.priority(-1): ...
     """
 
     def __init__(self, value=1, **kwargs):
@@ -2299,7 +2442,9 @@ class Semaphore(Dvt.Semaphore):
 
     def priority(self, priority, timeout=0, cancellable=None):
         """A context manager that enters with @priority (lower first),
-        waiting at most @timeout seconds (0: as long as it takes)."""
+        waiting at most @timeout seconds (0: as long as it takes); an
+        asynchronous one too (``async with``, or ``await sem.priority(p)``
+        to enter only)."""
         return _GateEntry(self, priority, timeout, cancellable)
 
 
@@ -2307,7 +2452,48 @@ Semaphore = override(Semaphore)
 __all__.append('Semaphore')
 
 
+def _gate_wait(gate, begin, finish, timeout, cancellable=None):
+    """The asyncio future of an admission to @gate: @begin and @finish are
+    an enter_async pair. A wait admitted after its future was cancelled
+    (the C side keeps such an admission: see dvt_gate_enter_async) is left
+    again, so a cancelled entrant holds nothing. @timeout > 0 bounds the
+    wait: ``Dvt.TimeoutError`` once it passes."""
+    future = _started_with(cancellable, begin, finish,
+                           on_orphan=lambda _entered: Dvt.Gate.leave(gate))
+    if not timeout or timeout <= 0:
+        return future
+    return _timed(future, timeout)
+
+
+def _started_with(cancellable, begin, finish, **kwargs):
+    """``aio.start(begin, finish, **kwargs)`` whose wait also ends when the
+    caller's @cancellable (or None) is cancelled. aio.start() cancels the
+    GCancellable it gets when the awaiting task is cancelled: that is a
+    new one here, so that the caller's own, which may serve other calls,
+    is never cancelled by it."""
+    if cancellable is None:
+        return _aio.start(begin, finish, **kwargs)
+    inner = Gio.Cancellable()
+    # g_cancellable_connect(): called at once if already cancelled.
+    handler = cancellable.connect(lambda *_: inner.cancel())
+    future = _aio.start(begin, finish, cancellable=inner, **kwargs)
+    future.add_done_callback(lambda _: cancellable.disconnect(handler))
+    return future
+
+
+async def _timed(awaitable, timeout):
+    """@awaitable, cancelled after @timeout seconds: then
+    ``Dvt.TimeoutError`` (a ``TimeoutError`` and the ``GLib.Error``
+    ``G_IO_ERROR_TIMED_OUT``) is raised, as the blocking calls do."""
+    try:
+        return await asyncio.wait_for(awaitable, timeout)
+    except asyncio.TimeoutError:
+        raise _futures.TimeoutError() from None
+
+
 class _GateEntry:
+    """``with sem.priority(p):`` and ``async with sem.priority(p):``."""
+
     def __init__(self, semaphore, priority, timeout, cancellable):
         self._semaphore = semaphore
         self._args = (priority, timeout, cancellable)
@@ -2317,6 +2503,25 @@ class _GateEntry:
         return self._semaphore
 
     def __exit__(self, *exc_info):
+        self._semaphore.leave()
+        return False
+
+    def __await__(self):
+        """``await sem.priority(p)`` enters (leave with ``sem.leave()``)."""
+        semaphore = self._semaphore
+        priority, timeout, cancellable = self._args
+        return _gate_wait(
+            semaphore,
+            lambda cancellable, callback: Dvt.Semaphore.enter_with_priority_async(
+                semaphore, priority, cancellable, callback, None),
+            lambda result: Dvt.Semaphore.enter_with_priority_finish(semaphore, result),
+            timeout, cancellable).__await__()
+
+    async def __aenter__(self):
+        await self
+        return self._semaphore
+
+    async def __aexit__(self, *exc_info):
         self._semaphore.leave()
         return False
 
@@ -2432,6 +2637,15 @@ class TaskGroup(Dvt.TaskGroup):
         # exit_timeout=S, what is left after S seconds is cancelled and
         # GLib.Error Gio.IOErrorEnum.TIMED_OUT raised
 
+    From a running asyncio loop, with the same meanings::
+
+        async with rt.task_group() as g:              # awaits the members on exit
+            g.submit(fetch, url)
+            async for task in g.as_completed():       # or: async for task in g
+                print(await task)
+            await g.await_(timeout=10)                # g.wait()'s twin
+            task = await g.afirst(cancel_rest=True)   # g.first()'s twin
+
     ``g.wait(timeout=None)`` waits until every member has ended and raises
     the first failure (the exception the work raised), unless
     ``return_errors=True``; when @timeout passes, the members left are
@@ -2522,17 +2736,83 @@ class TaskGroup(Dvt.TaskGroup):
         """Yields the members in the order they end, each once, until every
         member has been yielded and none is left running (members added
         meanwhile included). @timeout bounds the whole iteration:
-        ``GLib.Error`` ``Gio.IOErrorEnum.TIMED_OUT`` once it has passed."""
-        end = None if timeout is None else time.monotonic() + _group_timeout(timeout)
-        while True:
-            left = -1.0 if end is None else max(0.0, end - time.monotonic())
-            task = self._call(Dvt.TaskGroup.next_blocking, self, left, cancellable)
-            if task is None:
-                return
-            yield task
+        ``GLib.Error`` ``Gio.IOErrorEnum.TIMED_OUT`` once it has passed
+        (``Dvt.TimeoutError``, also a ``TimeoutError``, from ``async
+        for``). Iterate it with ``for`` from a thread, with ``async for``
+        from a running asyncio loop."""
+        return _Completed(self, timeout, cancellable)
+
+    def _dvt_kept(self):
+        """A member handed to a cancelled asyncio next, or None."""
+        kept = self.__dict__.get('_dvt_kept_tasks')
+        if kept:
+            try:
+                return kept.popleft()
+            except IndexError:
+                pass
+        return None
+
+    def _dvt_keep(self, task):
+        """on_orphan of an asyncio next: the member is yielded by the next
+        iteration instead of being lost (None, the end, needs no keeping)."""
+        if task is not None:
+            with _lock:
+                self.__dict__.setdefault('_dvt_kept_tasks',
+                                         collections.deque()).append(task)
+
+    def _dvt_next_blocking(self, timeout, cancellable):
+        kept = self._dvt_kept()
+        if kept is not None:
+            return kept
+        return self._call(Dvt.TaskGroup.next_blocking, self, timeout, cancellable)
+
+    def _dvt_next_async(self, cancellable):
+        """The asyncio future of the next member to end (None: the end)."""
+        kept = self._dvt_kept()
+        if kept is not None:
+            future = asyncio.get_running_loop().create_future()
+            future.set_result(kept)
+            return future
+        return _started_with(
+            cancellable,
+            lambda cancellable, callback:
+                Dvt.TaskGroup.next_async(self, cancellable, callback, None),
+            lambda result: _reraising(Dvt.TaskGroup.next_finish, self, result),
+            on_orphan=self._dvt_keep)
 
     def __iter__(self):
         return self.as_completed()
+
+    def __aiter__(self):
+        """``async for task in group``: ``as_completed()`` from asyncio."""
+        return self.as_completed().__aiter__()
+
+    # ---- asyncio ---------------------------------------------------------------
+
+    def await_(self, timeout=None):
+        """``await group.await_()`` from a running asyncio loop: the twin of
+        :meth:`wait` (every member ended; the first failure raised; after
+        @timeout seconds the members left are cancelled and
+        ``GLib.Error`` ``Gio.IOErrorEnum.TIMED_OUT`` is raised).
+        Cancelling the awaiting task ends the wait, not the members."""
+        limit = _group_timeout(timeout)
+        return _aio.start(
+            lambda cancellable, callback: Dvt.TaskGroup.wait_async(
+                self, limit, cancellable, callback, None),
+            lambda result: _reraising(Dvt.TaskGroup.wait_finish, self, result))
+
+    def afirst(self, timeout=None, cancel_rest=False):
+        """``await group.afirst()``: the twin of :meth:`first`; when
+        @timeout passes first, ``Dvt.TimeoutError`` (a ``TimeoutError``
+        and ``GLib.Error`` ``Gio.IOErrorEnum.TIMED_OUT``), nothing
+        cancelled."""
+        future = _aio.start(
+            lambda cancellable, callback: Dvt.TaskGroup.first_async(
+                self, cancel_rest, cancellable, callback, None),
+            lambda result: _reraising(Dvt.TaskGroup.first_finish, self, result))
+        if timeout is None:
+            return future
+        return _timed(future, _group_timeout(timeout))
 
     def __len__(self):
         return self.get_n_tasks()
@@ -2554,6 +2834,75 @@ class TaskGroup(Dvt.TaskGroup):
         finally:
             self.close()
 
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb):
+        """``async with rt.task_group() as g:``: as ``with``, awaited. The
+        awaiting task cancelled in the block or during the exit wait
+        cancels the members (and still waits for them to end)."""
+        try:
+            if exc_type is None:
+                try:
+                    await self.await_(self.__dict__.get('_dvt_exit_timeout'))
+                except asyncio.CancelledError:
+                    self.cancel()
+                    await asyncio.shield(self.await_())
+                    raise
+                return False
+            self.cancel()
+            try:
+                await asyncio.shield(self.await_())
+            except Exception:
+                pass  # the block's own exception is the one that matters
+            return False
+        finally:
+            self.close()
+
 
 TaskGroup = override(TaskGroup)
 __all__.append('TaskGroup')
+
+
+class _Completed:
+    """``group.as_completed(timeout)``: iterable from a thread, async
+    iterable from a running asyncio loop."""
+
+    __slots__ = ('_group', '_timeout', '_cancellable', '_iterator')
+
+    def __init__(self, group, timeout, cancellable):
+        self._group = group
+        self._timeout = None if timeout is None else _group_timeout(timeout)
+        self._cancellable = cancellable
+        self._iterator = None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._iterator is None:
+            self._iterator = self._blocking()
+        return next(self._iterator)
+
+    def _blocking(self):
+        group, cancellable = self._group, self._cancellable
+        end = None if self._timeout is None else time.monotonic() + self._timeout
+        while True:
+            left = -1.0 if end is None else max(0.0, end - time.monotonic())
+            task = group._dvt_next_blocking(left, cancellable)
+            if task is None:
+                return
+            yield task
+
+    async def __aiter__(self):
+        group, cancellable = self._group, self._cancellable
+        end = None if self._timeout is None else time.monotonic() + self._timeout
+        while True:
+            future = group._dvt_next_async(cancellable)
+            if end is None:
+                task = await future
+            else:
+                task = await _timed(future, max(0.0, end - time.monotonic()))
+            if task is None:
+                return
+            yield task

@@ -110,3 +110,15 @@ def wait_all(runtime, tasks, timeout=20.0):
             raise AssertionError('task %d did not end in %s s (%s); stats: %s'
                                  % (task.get_id(), timeout, error.message,
                                     counters)) from None
+
+
+def arun(coro):
+    """Runs @coro under asyncio.run(), bounded by DEADLINE, checking that
+    its thread has no thread-default GLib context (nothing may need one to
+    be iterated). Use with the `no_glib_loop` fixture."""
+    import asyncio
+
+    async def checked():
+        assert GLib.MainContext.get_thread_default() is None
+        return await asyncio.wait_for(coro, DEADLINE)
+    return asyncio.run(checked())

@@ -12,31 +12,19 @@ import asyncio
 import concurrent.futures as cf
 import gc
 import threading
+import sys
 import time
 
 import pytest
 
-from dvthelpers import DEADLINE, Dvt, GLib
+from dvthelpers import DEADLINE, Dvt, GLib, arun
 from gi.repository import Gio
 
 
-@pytest.fixture(autouse=True)
-def no_glib_loop():
-    """Fails the test if anything iterates the global default context."""
-    ran = []
-    source = GLib.idle_source_new()
-    source.set_callback(lambda *_: ran.append(True) or GLib.SOURCE_CONTINUE)
-    source.attach(GLib.MainContext.default())
-    yield
-    source.destroy()
-    assert not ran, 'the global default GLib context was iterated'
+pytestmark = pytest.mark.usefixtures('no_glib_loop')
 
 
-def run(coro):
-    async def checked():
-        assert GLib.MainContext.get_thread_default() is None
-        return await asyncio.wait_for(coro, DEADLINE)
-    return asyncio.run(checked())
+run = arun
 
 
 class Boom(Exception):
@@ -235,6 +223,50 @@ def test_queue_aget_aput():
         threading.Thread(target=lambda: [queue.put(i) for i in range(5)]).start()
         return [await queue.aget() for _ in range(5)]
     assert run(main()) == list(range(5))
+
+
+def test_result_not_returned_to_a_cancelled_awaiter_is_an_orphan():
+    """The awaiting task cancelled after the adapter's future got its
+    result but before the task resumed: the await raises CancelledError,
+    and the result goes to on_orphan (a queue's item is pushed back)
+    rather than being lost."""
+    aio = sys.modules['gi.overrides._dvt.aio']
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        orphans = []
+        future = aio._Future(loop=loop)
+        future._dvt_orphan = orphans.append
+
+        async def awaiter():
+            return await future
+
+        task = asyncio.ensure_future(awaiter())
+        await asyncio.sleep(0)          # the task waits on the future
+        future.set_result('item')
+        task.cancel()                   # before the task resumed
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert orphans == ['item']
+
+        queue = Dvt.Queue()
+        getter = asyncio.ensure_future(awaiter_of(queue))
+        while queue.get_n_waiting_poppers() == 0:
+            await asyncio.sleep(0.001)
+        queue.put_nowait('x')
+        while not getter.done():
+            getter.cancel()
+            await asyncio.sleep(0)
+        if getter.cancelled():
+            while queue.qsize() == 0:
+                await asyncio.sleep(0.001)
+            return queue.get_nowait()
+        return getter.result()
+
+    async def awaiter_of(queue):
+        return await queue.aget()
+
+    assert run(main()) == 'x'
 
 
 def test_cache_aget(rt):

@@ -4,11 +4,13 @@
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
+import asyncio
+import random
 import threading
 
 import pytest
 
-from dvthelpers import DEADLINE, Dvt, GLib, main_loop_run, wait_for
+from dvthelpers import DEADLINE, Dvt, GLib, arun, main_loop_run, wait_for
 from gi.repository import Gio
 
 DVT_ERROR = Dvt.error_quark()
@@ -50,16 +52,17 @@ def test_exception_after_last_value(rt, no_leaked_exceptions):
     del excinfo
 
 
+def counted(n, sent):
+    """0 .. n-1, each appended to @sent once its send has returned."""
+    for i in range(n):
+        yield i
+        sent.append(i)
+
+
 def test_back_pressure(rt):
     capacity = 3
     sent = []
-
-    def gen():
-        for i in range(200):
-            yield i
-            sent.append(i)   # runs once the send of i has returned
-
-    channel = rt.produce(gen, capacity=capacity)
+    channel = rt.produce(counted, 200, sent, capacity=capacity)
     wait_for(lambda: channel.get_n_items() == capacity)
     threading.Event().wait(0.02)
     assert len(sent) <= capacity
@@ -278,3 +281,248 @@ def test_function_returning_an_iterable(rt):
         return ['%s%d' % (prefix, i) for i in range(n)]
 
     assert list(rt.produce(make, 'x', 3)) == ['x0', 'x1', 'x2']
+
+
+# ---- asyncio ---------------------------------------------------------------------
+#
+# Under asyncio.run(), with no GLib main context iterated by the test.
+
+pytestmark_asyncio = pytest.mark.usefixtures('no_glib_loop')
+
+
+async def until(predicate):
+    while not predicate():
+        await asyncio.sleep(0.001)
+
+
+@pytestmark_asyncio
+def test_async_for_in_order_with_exception_after_last_value(rt, no_leaked_exceptions):
+    class Broken(Exception):
+        pass
+
+    def gen(n):
+        yield from range(n)
+        raise Broken('producer broke')
+
+    async def main():
+        got = []
+        with pytest.raises(Broken, match='producer broke'):
+            async for x in rt.produce(gen, 500, capacity=4):
+                got.append(x)
+        # Then through areceive(), the end waited for.
+        channel = rt.produce(gen, 3, capacity=4)
+        while channel.get_n_items() == 0 or not channel.is_closed():
+            await asyncio.sleep(0.001)
+        for i in range(3):
+            assert await channel.areceive() == (True, i)
+        with pytest.raises(Broken, match='producer broke'):
+            await channel.areceive()
+        return got
+
+    assert arun(main()) == list(range(500))
+
+
+@pytestmark_asyncio
+def test_async_for_back_pressure(rt):
+    capacity = 3
+    sent = []
+
+    async def main():
+        channel = rt.produce(counted, 300, sent, capacity=capacity)
+        await until(lambda: channel.get_n_items() == capacity)
+        await asyncio.sleep(0.02)
+        assert len(sent) <= capacity
+        received = 0
+        async for x in channel:
+            assert x == received
+            received += 1
+            # Never more than `capacity` ahead of the consumer.
+            assert len(sent) <= received + capacity
+            if received % 50 == 0:
+                await asyncio.sleep(0.001)   # a slow consumer now and then
+        return received
+
+    assert arun(main()) == 300
+
+
+@pytestmark_asyncio
+def test_cancelled_consumer_closes_the_channel(rt):
+    state = {'closed': False}
+    started = threading.Event()
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+                started.set()
+                threading.Event().wait(0.001)
+        finally:
+            state['closed'] = True
+
+    async def consume(channel, got):
+        async for x in channel:
+            got.append(x)
+
+    async def main():
+        channel = rt.produce(endless, capacity=2)
+        got = []
+        consumer = asyncio.ensure_future(consume(channel, got))
+        await until(lambda: len(got) >= 5)
+        consumer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await consumer
+        assert got == list(range(len(got)))
+        assert channel.is_closed()
+        with pytest.raises(GLib.Error) as excinfo:
+            await channel.areceive()
+        assert excinfo.value.matches(DVT_ERROR, Dvt.Error.CLOSED)
+
+    arun(main())
+    wait_for(lambda: state['closed'])
+    assert rt.wait_idle(DEADLINE, None)
+    assert rt.get_stats().error == 0
+
+
+@pytestmark_asyncio
+def test_async_break_closes_and_end_of_stream(rt):
+    async def main():
+        channel = rt.produce(range(1000), capacity=2)
+        async for x in channel:
+            if x == 3:
+                break
+        # The loop's iterator is closed (by asyncio) once dropped.
+        await until(lambda: channel.is_closed())
+        with pytest.raises(GLib.Error) as excinfo:
+            channel.try_receive()
+        assert excinfo.value.matches(DVT_ERROR, Dvt.Error.CLOSED)
+        channel = rt.produce([7])
+        assert await channel.areceive() == (True, 7)
+        assert tuple(await channel.areceive()) == (False, None)
+        assert tuple(await channel.areceive()) == (False, None)
+
+    arun(main())
+    assert rt.wait_idle(DEADLINE, None)
+
+
+@pytestmark_asyncio
+def test_cancelled_receive_loses_no_value(rt):
+    """Receives cancelled at random instants (by wait_for timeouts) while a
+    producer sends: every value is received exactly once."""
+    n = 400
+
+    def gen():
+        for i in range(n):
+            if i % 7 == 0:
+                threading.Event().wait(0.0005)
+            yield i
+
+    async def main():
+        channel = rt.produce(gen, capacity=1)
+        got = []
+        rng = random.Random(13)
+        while True:
+            try:
+                ok, value = await asyncio.wait_for(channel.areceive(),
+                                                   rng.choice((0, 1e-4, 1e-3)))
+            except asyncio.TimeoutError:
+                continue
+            if not ok:
+                return got
+            got.append(value)
+
+    got = arun(main())
+    assert sorted(got) == list(range(n))
+
+
+@pytestmark_asyncio
+def test_async_consumer_beside_a_thread_consumer(rt):
+    async def main():
+        channel = rt.produce(range(2000), capacity=8)
+        from_thread = []
+
+        def drain():
+            while True:
+                ok, value = channel.receive_blocking(DEADLINE)
+                if not ok:
+                    return
+                from_thread.append(value)
+
+        thread = threading.Thread(target=drain)
+        thread.start()
+        mine = []
+        while True:
+            ok, value = await channel.areceive()
+            if not ok:
+                break
+            mine.append(value)
+        await asyncio.to_thread(thread.join)
+        return mine + from_thread
+
+    assert sorted(arun(main())) == list(range(2000))
+
+
+@pytestmark_asyncio
+def test_async_with_batcher(rt, no_leaked_exceptions):
+    lock = threading.Lock()
+    seen = []
+
+    def handle(items):
+        with lock:
+            seen.extend(items)
+
+    async def main():
+        async with rt.batcher(handle, max_items=16, max_wait=0.01) as b:
+            thread = threading.Thread(target=lambda: [b.add(-i) for i in range(1, 501)])
+            thread.start()
+            for i in range(500):
+                b.add(i)
+                if i % 100 == 0:
+                    await asyncio.sleep(0)
+            await asyncio.to_thread(thread.join)
+        assert b.is_closed()
+        with pytest.raises(GLib.Error) as excinfo:
+            b.add(1)
+        assert excinfo.value.matches(DVT_ERROR, Dvt.Error.CLOSED)
+
+        def broken(items):
+            if 3 in items:
+                raise KeyError('three')
+
+        b = rt.batcher(broken, max_items=2)
+        for i in range(6):
+            b.add(i)
+        with pytest.raises(KeyError, match='three'):
+            await b.aclose()
+
+    arun(main())
+    assert sorted(seen) == list(range(-500, 500))
+
+
+@pytestmark_asyncio
+def test_cancelled_aclose_leaves_the_batches_running(rt):
+    release = threading.Event()
+    done = []
+
+    def slow(items):
+        release.wait(DEADLINE)
+        done.extend(items)
+
+    b = rt.batcher(slow, max_items=2)
+
+    async def main():
+        for i in range(4):
+            b.add(i)
+        closing = asyncio.ensure_future(b.aclose())
+        await until(lambda: b.is_closed())
+        await asyncio.sleep(0.01)
+        closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closing
+
+    arun(main())
+    assert b.is_closed()
+    release.set()
+    b.close(DEADLINE)
+    assert sorted(done) == [0, 1, 2, 3]

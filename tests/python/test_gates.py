@@ -4,11 +4,12 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
 import threading
+import asyncio
 import time
 
 import pytest
 
-from dvthelpers import Dvt, GLib
+from dvthelpers import Dvt, GLib, arun
 from gi.repository import Gio
 
 DVT_ERROR = Dvt.error_quark()
@@ -224,3 +225,161 @@ def test_options_gate_wait_counts_as_throttled(rt):
         assert time.monotonic() < deadline
         time.sleep(0.001)
     assert throttled == [0.0]
+
+
+# ---- asyncio ---------------------------------------------------------------------
+#
+# Under asyncio.run(), with no GLib main context iterated by the test.
+
+async def until(predicate):
+    """Polls @predicate() from a coroutine (the caller's arun() bounds it)."""
+    while not predicate():
+        await asyncio.sleep(0.001)
+
+
+@pytest.mark.usefixtures('no_glib_loop')
+def test_async_with_semaphore_beside_threads():
+    sem = Dvt.Semaphore(3)
+    peak = Peak()
+
+    def thread_work():
+        for _ in range(50):
+            with sem:
+                with peak:
+                    time.sleep(0)
+
+    async def coro_work():
+        for _ in range(10):
+            async with sem:
+                with peak:
+                    await asyncio.sleep(0)
+
+    async def main():
+        threads = [threading.Thread(target=thread_work) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        await asyncio.gather(*(coro_work() for _ in range(12)))
+        await asyncio.to_thread(lambda: [t.join() for t in threads])
+
+    arun(main())
+    assert peak.peak <= 3
+    assert sem.get_available() == 3
+    assert sem.get_n_waiting() == 0
+
+
+@pytest.mark.usefixtures('no_glib_loop')
+def test_async_semaphore_priority_order():
+    sem = Dvt.Semaphore(1)
+    order = []
+
+    async def waiter(priority):
+        async with sem.priority(priority) as entered:
+            assert entered is sem
+            order.append(priority)
+
+    async def main():
+        assert sem.try_enter()
+        waiters = []
+        for priority in (5, -3, 0, -3, 2):
+            waiters.append(asyncio.ensure_future(waiter(priority)))
+            await until(lambda: sem.get_n_waiting() == len(waiters))
+        sem.leave()
+        await asyncio.gather(*waiters)
+
+    arun(main())
+    assert order == [-3, -3, 0, 2, 5]
+    assert sem.get_available() == 1
+
+
+@pytest.mark.usefixtures('no_glib_loop')
+def test_async_gate_timeout_cancellable_and_aenter():
+    sem = Dvt.Semaphore(1)
+
+    async def main():
+        await sem.aenter()             # enter only: leave() by hand
+        with pytest.raises(Dvt.TimeoutError) as excinfo:
+            await sem.priority(0, timeout=0.02)
+        assert excinfo.value.matches(IO_ERROR, Gio.IOErrorEnum.TIMED_OUT)
+        cancellable = Gio.Cancellable()
+        asyncio.get_running_loop().call_later(0.02, cancellable.cancel)
+        with pytest.raises(GLib.Error) as excinfo:
+            async with sem.priority(0, cancellable=cancellable):
+                pass
+        assert excinfo.value.matches(IO_ERROR, Gio.IOErrorEnum.CANCELLED)
+        # Cancelling the awaiting task leaves the caller's cancellable be.
+        await until(lambda: sem.get_n_waiting() == 0)
+        own = Gio.Cancellable()
+        waiter = asyncio.ensure_future(sem.priority(0, cancellable=own).__aenter__())
+        await until(lambda: sem.get_n_waiting() == 1)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert not own.is_cancelled()
+        sem.leave()
+        await until(lambda: sem.get_n_waiting() == 0)
+
+    arun(main())
+    assert sem.get_available() == 1
+
+
+@pytest.mark.usefixtures('no_glib_loop')
+def test_cancelled_async_entrant_holds_nothing():
+    """A waiter cancelled at the instant it is admitted gives its permit
+    back (the admission that won the race is left by the override), in a
+    loop over both orders of the race."""
+    sem = Dvt.Semaphore(1)
+    outcomes = {'entered': 0, 'cancelled': 0}
+
+    async def main():
+        for i in range(300):
+            await until(lambda: sem.get_available() == 1)
+            assert sem.try_enter()
+            waiter = asyncio.ensure_future(
+                sem.aenter() if i % 2 else sem.priority(i % 5).__aenter__())
+            await until(lambda: sem.get_n_waiting() == 1)
+            if i % 3:
+                sem.leave()          # hands the permit to the waiter ...
+                waiter.cancel()      # ... as it is cancelled
+            else:
+                waiter.cancel()
+                threading.Thread(target=sem.leave).start()
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                outcomes['cancelled'] += 1
+            else:
+                outcomes['entered'] += 1
+                sem.leave()
+        await until(lambda: sem.get_available() == 1)
+
+    arun(main())
+    assert sum(outcomes.values()) == 300
+    assert sem.get_available() == 1
+    assert sem.get_n_waiting() == 0
+
+
+@pytest.mark.usefixtures('no_glib_loop')
+def test_async_with_limiter_and_lockout():
+    limiter = Dvt.RateLimiter(2, 0.2)
+    lockout = Dvt.Lockout()
+    admitted = []
+
+    async def through_limiter():
+        async with limiter:
+            admitted.append(time.monotonic())
+
+    async def main():
+        await asyncio.gather(*(through_limiter() for _ in range(5)))
+        start = time.monotonic()
+        lockout.lock_for(0.1)
+        async with lockout:
+            waited = time.monotonic() - start
+        return waited
+
+    assert arun(main()) >= 0.1 - 1e-3
+    admitted.sort()
+    assert len(admitted) == 5
+    # never more than 2 in any window of 0.2 s
+    for first, third in zip(admitted, admitted[2:]):
+        assert third - first >= 0.2 - 1e-3
+    assert limiter.get_n_waiting() == 0

@@ -1,36 +1,21 @@
-# test_task_group.py: Dvt.TaskGroup from plain Python threads
+# test_task_group.py: Dvt.TaskGroup from plain Python threads and from
+# asyncio.run()
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
+import asyncio
 import gc
+import random
 import threading
 import time
 
 import pytest
 
-from dvthelpers import DEADLINE, Dvt, GLib, Peak, override_module
+from dvthelpers import DEADLINE, Dvt, GLib, Peak, arun
 from gi.repository import Gio
 
 DVT_ERROR = Dvt.error_quark()
 IO_ERROR = Gio.io_error_quark()
-
-
-@pytest.fixture
-def no_leaked_exceptions():
-    """conftest's check, allowing a moment: the thread that ended a group's
-    last member lets go of the group just after it woke the waiter, and
-    until then the group's Python object (which keeps its members'
-    exceptions) stays alive."""
-    gc.collect()
-    before = override_module()._live_exception_count()
-    yield
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        gc.collect()
-        if override_module()._live_exception_count() == before:
-            break
-        assert time.monotonic() < deadline, 'exceptions still stored'
-        time.sleep(0.005)
 
 
 def assert_error(excinfo, domain, code):
@@ -286,3 +271,240 @@ def test_exit_timeout_of_the_block(rt):
     event.set()
     with pytest.raises(ValueError):
         rt.task_group(exit_timeout=-1)
+
+
+# ---- asyncio ---------------------------------------------------------------------
+#
+# Under asyncio.run(), with no GLib main context iterated by the test.
+
+asyncio_test = pytest.mark.usefixtures('no_glib_loop')
+
+
+class Boom(Exception):
+    pass
+
+
+def fail_after(event):
+    assert event.wait(DEADLINE)
+    raise Boom('boom')
+
+
+@asyncio_test
+def test_async_with_and_async_for_in_end_order():
+    rt = Dvt.Runtime.new(4)
+    try:
+        events = [threading.Event() for _ in range(3)]
+
+        async def main():
+            async with rt.task_group() as g:
+                tasks = [g.submit(block_until, e) for e in events]
+                order = []
+                completed = g.as_completed(timeout=DEADLINE).__aiter__()
+                for i in (2, 0, 1):
+                    events[i].set()
+                    task = await completed.__anext__()
+                    assert task is tasks[i]
+                    assert await task == 'released'
+                    order.append(i)
+                # Everything was handed out and nothing runs: the end.
+                assert [t async for t in completed] == []
+                assert [t async for t in g] == []
+                late = g.submit(lambda: 5)
+            assert late.result() == 5
+            assert g.is_closed()
+            return order
+
+        assert arun(main()) == [2, 0, 1]
+    finally:
+        rt.shutdown(True, False)
+
+
+@asyncio_test
+def test_await_raises_first_failure_others_run(rt, no_leaked_exceptions):
+    async def main():
+        g = rt.task_group()
+        event = threading.Event()
+        bad = g.submit(fail_after, event)
+        good = g.submit(block_until, event)
+        event.set()
+        with pytest.raises(Boom):
+            await g.await_()
+        assert good.result() == 'released'
+        with pytest.raises(Boom):
+            await bad
+        g.close()
+
+        g = rt.task_group(return_errors=True)
+        g.submit(boom_now)
+        g.submit(lambda: 1)
+        await g.await_()
+        g.close()
+
+    arun(main())
+
+
+def boom_now():
+    raise Boom('now')
+
+
+@asyncio_test
+def test_await_timeout_cancels_the_rest(rt):
+    async def main():
+        event = threading.Event()
+        g = rt.task_group()
+        task = g.submit(block_until, event)
+        with pytest.raises(GLib.Error) as excinfo:
+            await g.await_(timeout=0.05)
+        assert excinfo.value.matches(IO_ERROR, Gio.IOErrorEnum.TIMED_OUT)
+        assert task.done() and task.cancelled()
+        event.set()
+
+        event = threading.Event()
+        g = rt.task_group()
+        g.submit(block_until, event)
+        with pytest.raises(Dvt.TimeoutError):
+            async for _ in g.as_completed(timeout=0.05):
+                pass
+        event.set()
+        await g.await_()
+
+    arun(main())
+
+
+@asyncio_test
+def test_afirst(rt, no_leaked_exceptions):
+    async def main():
+        event = threading.Event()
+        g = rt.task_group()
+        slow = g.submit(block_until, event)
+        g.submit(boom_now)
+        quick = g.submit(lambda: 'quick')
+        first = await g.afirst(cancel_rest=True)
+        assert first is quick and await first == 'quick'
+        with pytest.raises(GLib.Error):
+            slow.result(DEADLINE)
+        assert slow.cancelled()
+        g.close()
+
+        g = rt.task_group()
+        g.submit(block_until, event)
+        with pytest.raises(Dvt.TimeoutError):
+            await g.afirst(timeout=0.05)
+        event.set()
+        assert await g.afirst() is not None
+        await g.await_()
+
+    arun(main())
+
+
+@asyncio_test
+def test_exception_or_cancellation_in_block_cancels_members(rt):
+    event = threading.Event()
+
+    async def body(tasks):
+        async with rt.task_group() as g:
+            tasks.append(g.submit(block_until, event))
+            await asyncio.sleep(DEADLINE)
+
+    async def main():
+        tasks = []
+        with pytest.raises(Boom):
+            async with rt.task_group() as g:
+                tasks.append(g.submit(block_until, event))
+                raise Boom('in the block')
+        inner = asyncio.ensure_future(body(tasks))
+        while len(tasks) < 2:
+            await asyncio.sleep(0.001)
+        inner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await inner
+        return tasks
+
+    for task in arun(main()):
+        assert task.done() and task.cancelled()
+    event.set()
+
+
+@asyncio_test
+def test_cancelled_async_iteration_loses_no_member(rt):
+    """Async iterations over as_completed() cancelled at random instants
+    (wait_for timeouts) while members end: every member is handed out
+    exactly once, over all the iterations."""
+    n = 200
+
+    def work(i):
+        if i % 5 == 0:
+            time.sleep(0.0005)
+        return i
+
+    async def main():
+        g = rt.task_group()
+        tasks = [g.submit(work, i) for i in range(n)]
+        seen = []
+        rng = random.Random(7)
+        done = False
+        while not done:
+            completed = g.as_completed().__aiter__()
+            while True:
+                try:
+                    task = await asyncio.wait_for(completed.__anext__(),
+                                                  rng.choice((0, 1e-4, 1e-3)))
+                except asyncio.TimeoutError:
+                    break          # this iteration is over; start another
+                except StopAsyncIteration:
+                    done = True
+                    break
+                seen.append(task)
+        await g.await_()
+        return tasks, seen
+
+    tasks, seen = arun(main())
+    assert sorted(t.result() for t in seen) == list(range(n))
+    assert {id(t) for t in seen} == {id(t) for t in tasks}
+
+
+@asyncio_test
+def test_group_from_a_thread_and_asyncio_at_once(rt):
+    g = rt.task_group()
+
+    async def main():
+        thread = threading.Thread(
+            target=lambda: [g.submit(lambda i=i: i) for i in range(100)])
+        thread.start()
+        for i in range(100, 200):
+            g.submit(lambda i=i: i)
+        await asyncio.to_thread(thread.join)
+        return sorted([await t async for t in g])
+
+    assert arun(main()) == list(range(200))
+    g.close()
+
+
+@asyncio_test
+def test_async_as_completed_with_a_cancellable(rt):
+    event = threading.Event()
+    g = rt.task_group()
+    g.submit(block_until, event)
+
+    async def main():
+        own = Gio.Cancellable()
+        # Cancelling the awaiting task leaves the caller's cancellable be.
+        iteration = asyncio.ensure_future(
+            g.as_completed(cancellable=own).__aiter__().__anext__())
+        await asyncio.sleep(0.01)
+        iteration.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await iteration
+        assert not own.is_cancelled()
+        # The caller's cancellable ends the wait, not the members.
+        asyncio.get_running_loop().call_later(0.01, own.cancel)
+        with pytest.raises(GLib.Error) as excinfo:
+            async for _ in g.as_completed(cancellable=own):
+                pass
+        assert excinfo.value.matches(IO_ERROR, Gio.IOErrorEnum.CANCELLED)
+        assert g.get_n_unfinished() == 1
+        event.set()
+        return [await t async for t in g]
+
+    assert arun(main()) == ['released']
+    g.close()

@@ -33,7 +33,9 @@ Private API, for the other modules of the override:
     success that arrives for a cancelled future is given to
     ``on_orphan(value)`` if given (on the bridge or asyncio thread): the
     operation completed before it saw the cancellation (a queue's item,
-    say, that must not be lost).
+    say, that must not be lost). So is a success that an ``await`` of the
+    future did not return because the awaiting task was cancelled between
+    the result's arrival and its own resumption.
 
     Example, an awaitable for a new type's pair (``Dvt`` is the
     introspected module, so the raw ``_async`` and ``_finish`` are called)::
@@ -248,6 +250,14 @@ def _outcome(finish, result):
     try:
         return True, finish(result)
     except BaseException as exc:  # noqa: B902 (handed to the awaiting side)
+        # The frames of the traceback, and the frames they were called
+        # from (this one, the callback's), must not keep @result: it holds
+        # its source object in C, and an exception the override keeps for
+        # re-raising (a work's own, in a scope that the source object's
+        # wrapper holds) would make a cycle through C, which the collector
+        # cannot break. The traceback keeps its lines, not its locals.
+        traceback.clear_frames(exc.__traceback__.tb_next)
+        del finish, result
         return False, exc
 
 
@@ -257,6 +267,7 @@ def watch(begin, finish, done, cancellable=None):
 
     def callback(_source, result, *_ignored):
         ok, value = _outcome(finish, result)
+        del _source, result, _ignored  # see _outcome()
         done(ok, value)
 
     on_bridge(begin, cancellable, callback)
@@ -269,6 +280,7 @@ class _Future(asyncio.Future):
     after the caller may already have acted on the cancellation)."""
 
     _dvt_cancel = None
+    _dvt_orphan = None
 
     def cancel(self, *args, **kwargs):
         cancelled = super().cancel(*args, **kwargs)
@@ -276,6 +288,22 @@ class _Future(asyncio.Future):
         if cancelled and hook is not None:
             hook()
         return cancelled
+
+    def __await__(self):
+        # The awaiting asyncio task can be cancelled after this future got
+        # its result but before the task resumed: the task then raises
+        # CancelledError here and the result would be lost. Give it to
+        # on_orphan, as a success that arrived after the cancellation is.
+        try:
+            return (yield from super().__await__())
+        except asyncio.CancelledError:
+            orphan, self._dvt_orphan = self._dvt_orphan, None
+            if (orphan is not None and self.done() and not self.cancelled()
+                    and self.exception() is None):
+                orphan(self.result())
+            raise
+
+    __iter__ = __await__
 
 
 def start(begin, finish, *, cancellable=None, on_cancel=None, on_orphan=None):
@@ -287,6 +315,7 @@ def start(begin, finish, *, cancellable=None, on_cancel=None, on_orphan=None):
 
     def callback(_source, result, *_ignored):
         ok, value = _outcome(finish, result)
+        del _source, result, _ignored  # see _outcome()
         if ok and on_orphan is not None and future.cancelled():
             on_orphan(value)
             return
@@ -298,6 +327,7 @@ def start(begin, finish, *, cancellable=None, on_cancel=None, on_orphan=None):
             on_cancel()
 
     future._dvt_cancel = cancel
+    future._dvt_orphan = on_orphan
     on_bridge(begin, cancellable, callback)
     return future
 
