@@ -2150,17 +2150,28 @@ class Channel(Dvt.Channel):
         """``await channel.areceive()`` from a running asyncio loop:
         ``(True, value)``, or ``(False, None)`` at the end of the stream;
         the producer's exception is raised after its last value."""
+        # A coroutine: nothing is taken from the channel until it runs, so
+        # an awaiting task cancelled before its first step loses nothing.
+        return self._dvt_areceive()
+
+    async def _dvt_areceive(self):
         kept = self._dvt_kept()
         if kept is None and Dvt.Channel.get_n_items(self) > 0:
             kept = self._dvt_try()
         if kept is not None:
-            future = asyncio.get_running_loop().create_future()
-            future.set_result(kept)
-            return future
-        return _aio.start(
+            return kept
+        result = await _aio.start(
             lambda cancellable, callback:
                 Dvt.Channel.receive_async(self, cancellable, callback, None),
             self.receive_finish, on_orphan=self._dvt_keep)
+        if not result[0]:
+            # The end of the stream, but a receive cancelled just before
+            # this one may have taken the last value (kept by on_orphan,
+            # settled before this result): it comes first. The end stays.
+            kept = self._dvt_kept()
+            if kept is not None:
+                return kept
+        return result
 
     def __iter__(self):
         raw = Dvt.Channel.receive_blocking
