@@ -1551,7 +1551,7 @@ static gboolean
 on_start_due (gpointer data)
 {
   DvtTask *task = data;
-  DvtGate gate = dvt_fork_gate_enter (DVT_GATE_PURE);
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
   gint64 delay;
 
   disarm_timer (task, &task->extra->wait_source);
