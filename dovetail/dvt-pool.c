@@ -7,7 +7,7 @@
 #include "dvt-pool-private.h"
 #include "dvt-task-private.h"
 #include "dvt-thread-private.h"
-#include "dvt-wait-private.h"
+#include "dvt-spin-private.h"
 
 /* An idle worker parks this long before it hands its thread back. */
 #define DVT_WORKER_IDLE_USEC (5 * G_USEC_PER_SEC)

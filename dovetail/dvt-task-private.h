@@ -12,7 +12,7 @@
 #include "dvt-mailbox-private.h"
 #include "dvt-pool-private.h"
 #include "dvt-task.h"
-#include "dvt-wait-private.h"
+#include "dvt-latch-private.h"
 
 G_BEGIN_DECLS
 
@@ -126,11 +126,11 @@ typedef struct
   DvtTaskHookNode     *hooks;
 
   DvtPolicy           *policy;
-  GSource             *timeout_source;  /* under dvt_event_lock () */
+  GSource             *timeout_source;  /* under dvt_stripe_lock () */
   GSource             *wait_source;     /* back-off or throttle; same lock */
   GError              *last_error;      /* of the last failed attempt */
   guint                gates_entered;   /* see dvt-task-gates.c */
-  GCancellable        *gate_cancellable; /* a gate wait's; under dvt_event_lock () */
+  GCancellable        *gate_cancellable; /* a gate wait's; under dvt_stripe_lock () */
 
   GAsyncReadyCallback  callback;
   gpointer             callback_data;
@@ -179,7 +179,7 @@ struct _DvtTask
   DvtTaskExtra        *extra;
 
   DvtResult            result;
-  DvtEvent             done;
+  DvtLatch             done;
 
   DvtJob               job;
   DvtLiveNode          live;          /* on the core's live list */
