@@ -842,6 +842,7 @@ test_caller_context (void)
       g_autoptr(DvtTask) task = dvt_task_group_schedule (group, start_and_return, NULL, NULL,
                                                          options, NULL, &error);
       g_assert_no_error (error);
+      g_assert_nonnull (task);
     }
   g_assert_true (dvt_task_group_wait_blocking (group, 30 * slow, NULL, &error));
   g_assert_no_error (error);
