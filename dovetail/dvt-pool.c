@@ -5,7 +5,6 @@
 
 #include "dvt-heap-private.h"
 #include "dvt-pool-private.h"
-#include "dvt-task-private.h"
 #include "dvt-thread-private.h"
 #include "dvt-spin-private.h"
 
@@ -20,6 +19,17 @@ static _Thread_local gboolean announced;
  * parent's idle threads, which the child does not have, and would hand work
  * to them; pools made from then on start their own threads. */
 static gboolean own_threads;
+/* Run by a worker as it leaves the pool's loop: set once by the layer
+ * above, which keeps per-thread spares the pool knows nothing of. */
+static void (*worker_exit_hook) (void);
+
+/* Sets what a worker runs as it leaves the pool's loop, before the pool's
+ * release; once, before the first job that could leave anything behind. */
+void
+dvt_pool_set_worker_exit_hook (void (*hook) (void))
+{
+  g_atomic_pointer_set (&worker_exit_hook, hook);
+}
 
 DvtPool *
 dvt_pool_get_current (void)
@@ -239,6 +249,7 @@ pool_worker (gpointer data,
   DvtPool *pool = data;
   gpointer owner = pool->owner;
   DvtForkGate gate;
+  void (*hook) (void);
 
   current_pool = pool;
   announced = FALSE;
@@ -328,7 +339,9 @@ pool_worker (gpointer data,
   /* Entered with no lock held: the fork handler may hold this thread
    * back here. */
   gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
-  dvt_task_drop_spare_cancellable ();
+  hook = g_atomic_pointer_get (&worker_exit_hook);
+  if (hook != NULL)
+    hook ();
 
   /* Last: this may free the pool (current_pool tells dvt_pool_clear()
    * that it runs on one of the pool's own threads). */

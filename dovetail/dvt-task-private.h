@@ -226,7 +226,6 @@ void      dvt_task_release_func_data (DvtTask             *task);
 void      dvt_task_release_item      (DvtTask             *task);
 void      dvt_task_ensure_cancellable (DvtTask            *task);
 void      dvt_task_connect_caller_cancellable (DvtTask    *task);
-void      dvt_task_drop_spare_cancellable (void);
 gboolean  dvt_task_wait_internal     (DvtTask             *task,
                                       gint64               deadline,
                                       GError             **error);

@@ -263,6 +263,8 @@ task_record_delivered (GObject      *object,
     g_object_notify_by_pspec (object, properties[PROP_ATTEMPT]);
 }
 
+static void dvt_task_drop_spare_cancellable (void);
+
 static void
 dvt_task_class_init (DvtTaskClass *klass)
 {
@@ -271,6 +273,9 @@ dvt_task_class_init (DvtTaskClass *klass)
   object_class->finalize = dvt_task_finalize;
   object_class->get_property = dvt_task_get_property;
   object_class->set_property = dvt_task_set_property;
+
+  /* A worker that leaves the pool drops the cancellable it kept. */
+  dvt_pool_set_worker_exit_hook (dvt_task_drop_spare_cancellable);
 
   /**
    * DvtTask:id:
@@ -907,8 +912,9 @@ take_back_cancellable (DvtTask *task)
   g_mutex_unlock (dvt_stripe_lock (task));
 }
 
-/* Called by a worker thread before it leaves the pool's loop. */
-void
+/* Run by a worker thread before it leaves the pool's loop (the pool's
+ * worker exit hook, set in dvt_task_class_init()). */
+static void
 dvt_task_drop_spare_cancellable (void)
 {
   DvtThreadState *state = dvt_thread_state_peek ();
