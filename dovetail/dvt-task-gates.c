@@ -4,6 +4,7 @@
  */
 
 #include "dvt-gate.h"
+#include "dvt-task-gates-private.h"
 #include "dvt-task-private.h"
 #include "dvt-thread-private.h"
 

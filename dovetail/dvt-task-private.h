@@ -269,11 +269,6 @@ void      dvt_task_throttle          (DvtTask             *task,
                                       gint64               wait);
 void      dvt_task_start_admitted    (DvtTask             *task);
 
-/* dvt-task-gates.c: the gates of dvt_options_add_gate(). */
-gboolean  dvt_task_enter_gates       (DvtTask             *task);
-void      dvt_task_release_gates     (DvtTask             *task);
-void      dvt_task_gates_check_over  (DvtTask             *task);
-void      dvt_task_gates_ended       (DvtTask             *task);
 void      dvt_task_set_schedule      (DvtTask             *task,
                                       DvtOptions          *options);
 gint64    dvt_task_start_delay       (DvtTask             *task);

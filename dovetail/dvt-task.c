@@ -12,6 +12,7 @@
 #include "dvt-options.h"
 #include "dvt-policy-private.h"
 #include "dvt-runtime.h"
+#include "dvt-task-gates-private.h"
 #include "dvt-task-private.h"
 #include "dvt-thread-private.h"
 
