@@ -11,7 +11,6 @@
 #include "dvt-log-private.h"
 #include "dvt-options.h"
 #include "dvt-policy-private.h"
-#include "dvt-runtime.h"
 #include "dvt-task-gates-private.h"
 #include "dvt-task-private.h"
 #include "dvt-thread-private.h"
