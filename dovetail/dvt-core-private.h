@@ -9,7 +9,7 @@
 #include "dvt-mailbox-private.h"
 #include "dvt-policy-private.h"
 #include "dvt-pool-private.h"
-#include "dvt-stats-private.h"
+#include "dvt-histogram-private.h"
 
 G_BEGIN_DECLS
 

@@ -10,7 +10,7 @@
 #include "dvt-error.h"
 #include "dvt-fault-private.h"
 #include "dvt-thread-private.h"
-#include "dvt-wait-private.h"
+#include "dvt-spin-private.h"
 
 /* The core whose loop this thread runs: its state's loop_core. */
 static inline DvtCore *
@@ -109,7 +109,7 @@ loop_thread_func (gpointer data)
  * after an iteration (a caller in a run_blocking loop) is picked up
  * without a wake-up through the context's file descriptor. Other sources'
  * descriptors are polled now and then meanwhile. A spin that should not
- * happen (see dvt-wait.c) ends at its first step, before any poll. */
+ * happen (see dvt-spin.c) ends at its first step, before any poll. */
 static gint
 spin_poll (GPollFD *fds,
            guint    nfds,

@@ -97,21 +97,4 @@ dvt_gate_core_get_n_waiting (DvtGateCore *core)
   return (guint) g_atomic_int_get (&core->n_waiting);
 }
 
-/* dvt-semaphore.c: the uncontended paths, for dvt-gate.c's shortcut, and
- * the semaphore's class once it exists (compared without a type lookup). */
-extern gpointer dvt_semaphore_class;
-gboolean dvt_semaphore_fast_enter (gpointer semaphore);
-void     dvt_semaphore_leave_internal (gpointer semaphore);
-
-/* For tests (through the static library). */
-void     dvt_semaphore_set_order_hook (gpointer   semaphore,
-                                       void     (*hook) (gboolean in_order,
-                                                         gpointer data),
-                                       gpointer   data);
-
-/* For tests (through the static library): every admission time of a
- * rate limiter is appended (as a gint64) to @log, under its lock. */
-void     dvt_rate_limiter_set_admission_log (gpointer  limiter,
-                                             GArray   *log);
-
 G_END_DECLS

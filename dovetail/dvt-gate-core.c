@@ -9,7 +9,7 @@
 #include "dvt-gate-core-private.h"
 #include "dvt-pool-private.h"
 #include "dvt-thread-private.h"
-#include "dvt-wait-private.h"
+#include "dvt-spin-private.h"
 
 /* ---- waiters ------------------------------------------------------------------
  *

@@ -7,6 +7,7 @@
 
 #include "dvt-error-private.h"
 #include "dvt-gate-core-private.h"
+#include "dvt-semaphore-private.h"
 #include "dvt-gate.h"
 
 /**

@@ -5,7 +5,7 @@
 
 #include "dvt-fault-private.h"
 #include "dvt-mailbox-private.h"
-#include "dvt-wait-private.h"
+#include "dvt-spin-private.h"
 
 /* Run once a list of mail has been delivered (the task layer frees the
  * tasks it collected meanwhile in one go). */
@@ -16,7 +16,7 @@ static void (*after_delivery) (void);
  * microseconds for the mail before the context sleeps in poll(): a reply
  * from a worker that is running catches the thread awake, and the post
  * needs no wake-up through the context's file descriptor. How long is
- * dvt-wait.c's adaptive spin budget: none on a busy machine, shorter
+ * dvt-spin.c's adaptive spin budget: none on a busy machine, shorter
  * after spins that found nothing. */
 static gboolean
 spin_for_mail (DvtMailbox *mailbox)

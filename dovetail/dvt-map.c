@@ -868,7 +868,7 @@ dvt_runtime_map_finish (DvtRuntime    *self,
 typedef struct
 {
   int           ref_count;
-  DvtEvent      done;
+  DvtLatch      done;
   int           remaining;  /* atomic */
   int           failed;     /* atomic */
   int           cancelled;  /* atomic */
@@ -883,7 +883,7 @@ gather_unref (DvtGather *gather)
   if (!g_atomic_int_dec_and_test (&gather->ref_count))
     return;
 
-  dvt_event_clear (&gather->done);
+  dvt_latch_clear (&gather->done);
   g_clear_object (&gather->first_failed);
   g_clear_pointer (&gather->wake, g_main_context_unref);
   g_free (gather);
@@ -892,7 +892,7 @@ gather_unref (DvtGather *gather)
 static void
 gather_signal (DvtGather *gather)
 {
-  dvt_event_set (&gather->done);
+  dvt_latch_set (&gather->done);
   if (gather->wake != NULL)
     g_main_context_wakeup (gather->wake);
 }
@@ -967,9 +967,9 @@ gather_wait (DvtGather    *gather,
              gint64        until)
 {
   if (iterate == NULL)
-    return dvt_event_wait (&gather->done, until);
+    return dvt_latch_wait (&gather->done, until);
 
-  return dvt_event_wait_iterating (&gather->done, iterate, until);
+  return dvt_latch_wait_iterating (&gather->done, iterate, until);
 }
 
 static void
@@ -1057,7 +1057,7 @@ dvt_runtime_gather_blocking (DvtRuntime      *self,
   gather->ref_count = 1 + (int) n_tasks;
   gather->remaining = (int) n_tasks;
   gather->return_errors = options != NULL && dvt_options_get_return_errors (options);
-  dvt_event_init (&gather->done);
+  dvt_latch_init (&gather->done);
 
   /* Async work bound to a context this thread can run is driven from here. */
   for (guint i = 0; i < n_tasks && iterate == NULL; i++)

@@ -81,6 +81,7 @@ DvtPool  *dvt_pool_enter_blocking   (void);
 void      dvt_pool_announce_return  (void);
 void      dvt_pool_leave_blocking   (DvtPool  *pool);
 void      dvt_pool_forget_shared_threads (void);
+void      dvt_pool_set_worker_exit_hook  (void (*hook) (void));
 
 /* Queues @job behind the jobs of a lower or equal @priority value (GLib's
  * G_PRIORITY_* scale: lower first), as dvt_pool_push() does at the

@@ -5,26 +5,41 @@
 
 #include "dvt-heap-private.h"
 #include "dvt-pool-private.h"
-#include "dvt-task-private.h"
 #include "dvt-thread-private.h"
-#include "dvt-wait-private.h"
+#include "dvt-spin-private.h"
 
 /* An idle worker parks this long before it hands its thread back. */
 #define DVT_WORKER_IDLE_USEC (5 * G_USEC_PER_SEC)
 
-static _Thread_local DvtPool *current_pool;
-/* Set once this worker has counted itself as spinning before its job
- * returned (dvt_pool_announce_return()). */
-static _Thread_local gboolean announced;
 /* Set in the child of a fork(): GLib's shared thread pool still counts the
  * parent's idle threads, which the child does not have, and would hand work
  * to them; pools made from then on start their own threads. */
 static gboolean own_threads;
+/* Run by a worker as it leaves the pool's loop: set once by the layer
+ * above, which keeps per-thread spares the pool knows nothing of. */
+static void (*worker_exit_hook) (void);
+
+/* Sets what a worker runs as it leaves the pool's loop, before the pool's
+ * release; once, before the first job that could leave anything behind. */
+void
+dvt_pool_set_worker_exit_hook (void (*hook) (void))
+{
+  g_atomic_pointer_set (&worker_exit_hook, hook);
+}
+
+/* The pool whose worker loop this thread runs (DvtThreadState.pool). */
+static inline DvtPool *
+current_pool (void)
+{
+  DvtThreadState *state = dvt_thread_state_peek ();
+
+  return state != NULL ? state->pool : NULL;
+}
 
 DvtPool *
 dvt_pool_get_current (void)
 {
-  return current_pool;
+  return current_pool ();
 }
 
 /* ---- the heap of jobs at other priorities ---------------------------------
@@ -238,10 +253,12 @@ pool_worker (gpointer data,
 {
   DvtPool *pool = data;
   gpointer owner = pool->owner;
+  DvtThreadState *state = dvt_thread_state ();
   DvtForkGate gate;
+  void (*hook) (void);
 
-  current_pool = pool;
-  announced = FALSE;
+  state->pool = pool;
+  state->pool_announced = FALSE;
 
   g_mutex_lock (&pool->lock);
 
@@ -262,9 +279,9 @@ pool_worker (gpointer data,
            * this one. */
           DvtKick kick;
 
-          if (announced)
+          if (state->pool_announced)
             g_atomic_int_add (&pool->n_spinning, -1);
-          announced = FALSE;
+          state->pool_announced = FALSE;
           kick = pool_kick_locked (pool);
           g_mutex_unlock (&pool->lock);
           pool_kick (pool, kick);
@@ -278,9 +295,9 @@ pool_worker (gpointer data,
 
       /* Spin briefly: a hand-off that arrives now costs no wake-up. A
        * worker that announced its return is counted already. */
-      if (!announced)
+      if (!state->pool_announced)
         g_atomic_int_inc (&pool->n_spinning);
-      announced = FALSE;
+      state->pool_announced = FALSE;
       g_mutex_unlock (&pool->lock);
 
       /* Take the lock only when work shows up and nobody else holds it:
@@ -315,9 +332,9 @@ pool_worker (gpointer data,
     }
 
   /* GLib reuses this thread for other pools: settle what it announced. */
-  if (announced)
+  if (state->pool_announced)
     {
-      announced = FALSE;
+      state->pool_announced = FALSE;
       g_atomic_int_add (&pool->n_spinning, -1);
     }
   pool->n_threads--;
@@ -328,12 +345,14 @@ pool_worker (gpointer data,
   /* Entered with no lock held: the fork handler may hold this thread
    * back here. */
   gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
-  dvt_task_drop_spare_cancellable ();
+  hook = g_atomic_pointer_get (&worker_exit_hook);
+  if (hook != NULL)
+    hook ();
 
-  /* Last: this may free the pool (current_pool tells dvt_pool_clear()
+  /* Last: this may free the pool (DvtThreadState.pool tells dvt_pool_clear()
    * that it runs on one of the pool's own threads). */
   pool->release (owner);
-  current_pool = NULL;
+  state->pool = NULL;
   dvt_fork_gate_leave (gate);
 }
 
@@ -411,12 +430,13 @@ dvt_pool_push_sorted (DvtPool *pool,
 void
 dvt_pool_announce_return (void)
 {
-  DvtPool *pool = current_pool;
+  DvtThreadState *state = dvt_thread_state_peek ();
+  DvtPool *pool = state != NULL ? state->pool : NULL;
 
-  if (pool == NULL || announced)
+  if (pool == NULL || state->pool_announced)
     return;
 
-  announced = TRUE;
+  state->pool_announced = TRUE;
   g_atomic_int_inc (&pool->n_spinning);
 }
 
@@ -425,16 +445,17 @@ dvt_pool_announce_return (void)
 DvtPool *
 dvt_pool_enter_blocking (void)
 {
-  DvtPool *pool = current_pool;
+  DvtThreadState *state = dvt_thread_state_peek ();
+  DvtPool *pool = state != NULL ? state->pool : NULL;
   DvtKick kick;
 
   if (pool == NULL)
     return NULL;
 
   g_mutex_lock (&pool->lock);
-  if (announced)
+  if (state->pool_announced)
     {
-      announced = FALSE;
+      state->pool_announced = FALSE;
       g_atomic_int_add (&pool->n_spinning, -1);
     }
   pool->n_blocked++;
@@ -471,7 +492,7 @@ dvt_pool_close (DvtPool  *pool,
 #else
   g_cond_broadcast (&pool->work_cond);
 #endif
-  if (wait && current_pool != pool)
+  if (wait && current_pool () != pool)
     while (pool->n_threads > 0)
       g_cond_wait (&pool->exit_cond, &pool->lock);
   g_mutex_unlock (&pool->lock);
@@ -486,7 +507,7 @@ dvt_pool_clear (DvtPool *pool)
   g_assert (pool->n_threads == 0 && pool->head == NULL && pool->n_heap == 0);
   g_clear_pointer (&pool->heap, g_free);
   if (pool->threads != NULL)
-    g_thread_pool_free (pool->threads, FALSE, current_pool != pool);
+    g_thread_pool_free (pool->threads, FALSE, current_pool () != pool);
   pool->threads = NULL;
   g_mutex_clear (&pool->lock);
   g_cond_clear (&pool->work_cond);

@@ -12,7 +12,7 @@
 #include "dvt-pool-private.h"
 #include "dvt-queue.h"
 #include "dvt-thread-private.h"
-#include "dvt-wait-private.h"
+#include "dvt-spin-private.h"
 
 /**
  * DvtQueue:
@@ -207,7 +207,7 @@ struct _AsyncOp
  * publishes under that mutex, as its last touch of the waiter: a waiter
  * that was spinning returns as soon as it sees the flag, with no lock to
  * take, and one that parked cannot return before the waking side has
- * released the mutex. (A DvtEvent reads itself once more after
+ * released the mutex. (A DvtLatch reads itself once more after
  * raising its flag, so a waiter on the stack would have to take the
  * queue's lock after every wake to know the waker was done with it.) */
 static inline void

@@ -9,6 +9,7 @@
 
 #include "dvt-error-private.h"
 #include "dvt-gate-core-private.h"
+#include "dvt-rate-limiter-private.h"
 #include "dvt-gate.h"
 
 /**

@@ -19,7 +19,7 @@
 #include "dvt-pool-private.h"
 #include "dvt-registry-private.h"
 #include "dvt-thread-private.h"
-#include "dvt-wait-private.h"
+#include "dvt-latch-private.h"
 
 /* How long the shutdown at exit or on a signal waits for the work it
  * cancelled to end and for the runtimes' threads to stop. */
@@ -41,7 +41,7 @@ struct _DvtRegistryEntry
 };
 
 /* Lock order: the default runtime's lock, then registry_lock, then the
- * event stripes (dvt-wait.c). fork() takes all of them. */
+ * latch stripes (dvt-latch.c). fork() takes all of them. */
 static GMutex registry_lock;
 static GQueue registry = G_QUEUE_INIT;   /* every runtime, oldest first */
 static GQueue inherited = G_QUEUE_INIT;  /* a forked child's: the parent's */
@@ -768,7 +768,7 @@ atfork_prepare (void)
 
   G_LOCK (default_runtime);
   g_mutex_lock (&registry_lock);
-  dvt_event_locks_acquire ();
+  dvt_stripe_locks_acquire ();
 
   /* Until the child has put back the previous dispositions, a signal must
    * not reach our handler there: it would write into the parent's pipe. */
@@ -782,7 +782,7 @@ static void
 atfork_parent (void)
 {
   pthread_sigmask (SIG_SETMASK, &fork_saved_mask, NULL);
-  dvt_event_locks_release ();
+  dvt_stripe_locks_release ();
   g_mutex_unlock (&registry_lock);
   G_UNLOCK (default_runtime);
   dvt_fork_gate_open ();
@@ -798,7 +798,7 @@ atfork_child (void)
   GList *link;
 
   dvt_fork_gate_reset_child ();
-  dvt_event_locks_reset ();
+  dvt_stripe_locks_reset ();
   dvt_pool_forget_shared_threads ();
 
   generation++;

@@ -4,6 +4,7 @@
  */
 
 #include "dvt-gate.h"
+#include "dvt-task-gates-private.h"
 #include "dvt-task-private.h"
 #include "dvt-thread-private.h"
 
@@ -72,9 +73,9 @@ dvt_task_gates_ended (DvtTask *task)
 
   if (dvt_task_has_flag (task, DVT_TASK_FLAG_GATE_WAIT))
     {
-      g_mutex_lock (dvt_event_lock (task));
+      g_mutex_lock (dvt_stripe_lock (task));
       cancellable = g_steal_pointer (&task->extra->gate_cancellable);
-      g_mutex_unlock (dvt_event_lock (task));
+      g_mutex_unlock (dvt_stripe_lock (task));
       if (cancellable != NULL)
         DVT_CALLOUT (g_cancellable_cancel (cancellable);
                      g_object_unref (cancellable));
@@ -93,9 +94,9 @@ wait_done (DvtTask *task)
 {
   DvtCore *core = dvt_task_core (task);
 
-  g_mutex_lock (dvt_event_lock (task));
+  g_mutex_lock (dvt_stripe_lock (task));
   g_clear_object (&task->extra->gate_cancellable);
-  g_mutex_unlock (dvt_event_lock (task));
+  g_mutex_unlock (dvt_stripe_lock (task));
   dvt_task_unset_flag (task, DVT_TASK_FLAG_GATE_WAIT);
 
   dvt_core_ref (core);
@@ -160,10 +161,10 @@ wait_continue (DvtTask *task)
           continue;
         }
 
-      g_mutex_lock (dvt_event_lock (task));
+      g_mutex_lock (dvt_stripe_lock (task));
       cancellable = task->extra->gate_cancellable != NULL
         ? g_object_ref (task->extra->gate_cancellable) : NULL;
-      g_mutex_unlock (dvt_event_lock (task));
+      g_mutex_unlock (dvt_stripe_lock (task));
       if (cancellable == NULL)
         {
           /* Ended meanwhile: its end took the cancellable. */
@@ -244,10 +245,10 @@ dvt_task_enter_gates (DvtTask *task)
   cancellable = g_cancellable_new ();
   /* Before the state is read: see dvt_task_gates_ended(). */
   dvt_task_set_flag (task, DVT_TASK_FLAG_GATE_WAIT);
-  g_mutex_lock (dvt_event_lock (task));
+  g_mutex_lock (dvt_stripe_lock (task));
   if (dvt_task_get_state (task) == DVT_TASK_COMPLETED)
     {
-      g_mutex_unlock (dvt_event_lock (task));
+      g_mutex_unlock (dvt_stripe_lock (task));
       g_object_unref (cancellable);
       dvt_task_unset_flag (task, DVT_TASK_FLAG_GATE_WAIT);
       leave_entered (task);
@@ -255,7 +256,7 @@ dvt_task_enter_gates (DvtTask *task)
     }
   g_clear_object (&extra->gate_cancellable);
   extra->gate_cancellable = cancellable;
-  g_mutex_unlock (dvt_event_lock (task));
+  g_mutex_unlock (dvt_stripe_lock (task));
 
   dvt_core_hold_idle (core);
   source = g_idle_source_new ();

@@ -12,7 +12,7 @@
 #include "dvt-task-group.h"
 #include "dvt-task-private.h"
 #include "dvt-thread-private.h"
-#include "dvt-wait-private.h"
+#include "dvt-latch-private.h"
 
 /**
  * DvtTaskGroup:
@@ -124,13 +124,13 @@ typedef struct _Work
 
 /* One blocking call waiting in the group: woken (and unlinked) on every
  * change, it looks again at what it waits for under the lock. The waking
- * side sets the event under the lock, so a waiter that has taken the lock
- * after waking knows that nobody touches its event any more. */
+ * side sets the latch under the lock, so a waiter that has taken the lock
+ * after waking knows that nobody touches its latch any more. */
 typedef struct
 {
   GList         link;
   DvtTaskGroup *group;
-  DvtEvent      event;
+  DvtLatch      woken;
   GMainContext *iterate;  /* acquired by the waiter, or NULL */
 } Waiter;
 
@@ -320,7 +320,7 @@ serve_locked (DvtTaskGroup *self,
     {
       Waiter *waiter = WAITER_OF_LINK (link);
 
-      dvt_event_set (&waiter->event);
+      dvt_latch_set (&waiter->woken);
       if (waiter->iterate != NULL)
         g_main_context_wakeup (waiter->iterate);
     }
@@ -1478,7 +1478,7 @@ on_waiter_cancelled (GCancellable *cancellable,
   if (g_queue_link_index (&self->waiters, &waiter->link) >= 0)
     {
       g_queue_unlink (&self->waiters, &waiter->link);
-      dvt_event_set (&waiter->event);
+      dvt_latch_set (&waiter->woken);
       if (waiter->iterate != NULL)
         g_main_context_wakeup (waiter->iterate);
     }
@@ -1581,21 +1581,21 @@ wait_locked (DvtTaskGroup *self,
           (deadline >= 0 && g_get_monotonic_time () >= deadline))
         return FALSE;
 
-      dvt_event_init (&waiter->event);
+      dvt_latch_init (&waiter->woken);
       g_queue_push_tail_link (&self->waiters, &waiter->link);
       g_mutex_unlock (&self->lock);
 
       if (waiter->iterate != NULL)
-        dvt_event_wait_iterating (&waiter->event, waiter->iterate, deadline);
+        dvt_latch_wait_iterating (&waiter->woken, waiter->iterate, deadline);
       else
-        dvt_event_wait (&waiter->event, deadline);
+        dvt_latch_wait (&waiter->woken, deadline);
 
-      /* Whoever set the event did so under the lock: once we hold it,
-       * nobody touches the event any more. */
+      /* Whoever set the latch did so under the lock: once we hold it,
+       * nobody touches the latch any more. */
       g_mutex_lock (&self->lock);
-      if (!dvt_event_is_set (&waiter->event))
+      if (!dvt_latch_is_set (&waiter->woken))
         g_queue_unlink (&self->waiters, &waiter->link);
-      dvt_event_clear (&waiter->event);
+      dvt_latch_clear (&waiter->woken);
     }
 }
 

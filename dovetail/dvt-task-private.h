@@ -12,7 +12,7 @@
 #include "dvt-mailbox-private.h"
 #include "dvt-pool-private.h"
 #include "dvt-task.h"
-#include "dvt-wait-private.h"
+#include "dvt-latch-private.h"
 
 G_BEGIN_DECLS
 
@@ -126,11 +126,11 @@ typedef struct
   DvtTaskHookNode     *hooks;
 
   DvtPolicy           *policy;
-  GSource             *timeout_source;  /* under dvt_event_lock () */
+  GSource             *timeout_source;  /* under dvt_stripe_lock () */
   GSource             *wait_source;     /* back-off or throttle; same lock */
   GError              *last_error;      /* of the last failed attempt */
   guint                gates_entered;   /* see dvt-task-gates.c */
-  GCancellable        *gate_cancellable; /* a gate wait's; under dvt_event_lock () */
+  GCancellable        *gate_cancellable; /* a gate wait's; under dvt_stripe_lock () */
 
   GAsyncReadyCallback  callback;
   gpointer             callback_data;
@@ -179,7 +179,7 @@ struct _DvtTask
   DvtTaskExtra        *extra;
 
   DvtResult            result;
-  DvtEvent             done;
+  DvtLatch             done;
 
   DvtJob               job;
   DvtLiveNode          live;          /* on the core's live list */
@@ -226,7 +226,6 @@ void      dvt_task_release_func_data (DvtTask             *task);
 void      dvt_task_release_item      (DvtTask             *task);
 void      dvt_task_ensure_cancellable (DvtTask            *task);
 void      dvt_task_connect_caller_cancellable (DvtTask    *task);
-void      dvt_task_drop_spare_cancellable (void);
 gboolean  dvt_task_wait_internal     (DvtTask             *task,
                                       gint64               deadline,
                                       GError             **error);
@@ -270,11 +269,6 @@ void      dvt_task_throttle          (DvtTask             *task,
                                       gint64               wait);
 void      dvt_task_start_admitted    (DvtTask             *task);
 
-/* dvt-task-gates.c: the gates of dvt_options_add_gate(). */
-gboolean  dvt_task_enter_gates       (DvtTask             *task);
-void      dvt_task_release_gates     (DvtTask             *task);
-void      dvt_task_gates_check_over  (DvtTask             *task);
-void      dvt_task_gates_ended       (DvtTask             *task);
 void      dvt_task_set_schedule      (DvtTask             *task,
                                       DvtOptions          *options);
 gint64    dvt_task_start_delay       (DvtTask             *task);

@@ -11,7 +11,7 @@
 #include "dvt-log-private.h"
 #include "dvt-options.h"
 #include "dvt-policy-private.h"
-#include "dvt-runtime.h"
+#include "dvt-task-gates-private.h"
 #include "dvt-task-private.h"
 #include "dvt-thread-private.h"
 
@@ -182,7 +182,7 @@ dvt_task_finalize (GObject *object)
     }
 
   dvt_result_clear (&task->result);
-  dvt_event_clear (&task->done);
+  dvt_latch_clear (&task->done);
 
   if (extra != NULL)
     {
@@ -263,6 +263,8 @@ task_record_delivered (GObject      *object,
     g_object_notify_by_pspec (object, properties[PROP_ATTEMPT]);
 }
 
+static void dvt_task_drop_spare_cancellable (void);
+
 static void
 dvt_task_class_init (DvtTaskClass *klass)
 {
@@ -271,6 +273,9 @@ dvt_task_class_init (DvtTaskClass *klass)
   object_class->finalize = dvt_task_finalize;
   object_class->get_property = dvt_task_get_property;
   object_class->set_property = dvt_task_set_property;
+
+  /* A worker that leaves the pool drops the cancellable it kept. */
+  dvt_pool_set_worker_exit_hook (dvt_task_drop_spare_cancellable);
 
   /**
    * DvtTask:id:
@@ -344,7 +349,7 @@ static void
 dvt_task_init (DvtTask *task)
 {
   task->attempt = 1;
-  dvt_event_init (&task->done);
+  dvt_latch_init (&task->done);
 }
 
 DvtTaskExtra *
@@ -423,7 +428,7 @@ on_caller_cancelled (GCancellable *cancellable,
   state->cancelling_task = outer;
 }
 
-/* With dvt_event_lock (task) held. The task's own cancellable is made
+/* With dvt_stripe_lock (task) held. The task's own cancellable is made
  * when someone needs it; it is watched (cancelling it ends the task at
  * once) only once handed out by dvt_task_get_cancellable(): the runtime
  * itself ends the task first and then cancels the cancellable, and a signal
@@ -467,10 +472,10 @@ dvt_task_ensure_cancellable (DvtTask *task)
 {
   gboolean cancel;
 
-  g_mutex_lock (dvt_event_lock (task));
+  g_mutex_lock (dvt_stripe_lock (task));
   ensure_cancellable_locked (task, FALSE);
   cancel = dvt_task_has_flag (task, DVT_TASK_FLAG_CANCEL_REQUESTED);
-  g_mutex_unlock (dvt_event_lock (task));
+  g_mutex_unlock (dvt_stripe_lock (task));
 
   if (cancel)
     DVT_CALLOUT (g_cancellable_cancel (task->cancellable));
@@ -518,7 +523,7 @@ dvt_task_recycle (DvtTask *task)
 
   /* What finalize would free, in the same order, on the same thread. */
   dvt_result_clear (&task->result);
-  dvt_event_clear (&task->done);
+  dvt_latch_clear (&task->done);
   g_clear_object (&task->runtime);
 
   memset (G_STRUCT_MEMBER_P (task, G_STRUCT_OFFSET (DvtTask, runtime)), 0,
@@ -895,7 +900,7 @@ take_back_cancellable (DvtTask *task)
       !dvt_task_has_flag (task, DVT_TASK_FLAG_LENT_CANCELLABLE))
     return;
 
-  g_mutex_lock (dvt_event_lock (task));
+  g_mutex_lock (dvt_stripe_lock (task));
   if (task->cancellable != NULL &&
       !dvt_task_has_flag (task, DVT_TASK_FLAG_CANCEL_REQUESTED) &&
       DVT_TASK_EXTRA (task, cancellable_handler, 0) == 0 &&
@@ -904,11 +909,12 @@ take_back_cancellable (DvtTask *task)
       state->spare_cancellable = G_OBJECT (g_steal_pointer (&task->cancellable));
       dvt_task_unset_flag (task, DVT_TASK_FLAG_LENT_CANCELLABLE);
     }
-  g_mutex_unlock (dvt_event_lock (task));
+  g_mutex_unlock (dvt_stripe_lock (task));
 }
 
-/* Called by a worker thread before it leaves the pool's loop. */
-void
+/* Run by a worker thread before it leaves the pool's loop (the pool's
+ * worker exit hook, set in dvt_task_class_init()). */
+static void
 dvt_task_drop_spare_cancellable (void)
 {
   DvtThreadState *state = dvt_thread_state_peek ();
@@ -1312,17 +1318,17 @@ arm_timer (DvtTask      *task,
 
   /* Before the state is read: see dvt_task_stop_timers(). */
   dvt_task_set_flag (task, DVT_TASK_FLAG_TIMED);
-  g_mutex_lock (dvt_event_lock (task));
+  g_mutex_lock (dvt_stripe_lock (task));
   if (dvt_task_get_state (task) == DVT_TASK_COMPLETED)
     {
-      g_mutex_unlock (dvt_event_lock (task));
+      g_mutex_unlock (dvt_stripe_lock (task));
       g_source_unref (source);
       return;
     }
   g_assert (*slot == NULL);
   *slot = source;
   g_source_attach (source, dvt_task_core (task)->context);
-  g_mutex_unlock (dvt_event_lock (task));
+  g_mutex_unlock (dvt_stripe_lock (task));
 }
 
 /* In a timer's callback: forgets the stored timer. */
@@ -1332,9 +1338,9 @@ disarm_timer (DvtTask  *task,
 {
   GSource *source;
 
-  g_mutex_lock (dvt_event_lock (task));
+  g_mutex_lock (dvt_stripe_lock (task));
   source = g_steal_pointer (slot);
-  g_mutex_unlock (dvt_event_lock (task));
+  g_mutex_unlock (dvt_stripe_lock (task));
 
   if (source != NULL)
     g_source_unref (source);
@@ -1351,10 +1357,10 @@ dvt_task_stop_timers (DvtTask *task)
   if (!dvt_task_has_flag (task, DVT_TASK_FLAG_TIMED))
     return;
 
-  g_mutex_lock (dvt_event_lock (task));
+  g_mutex_lock (dvt_stripe_lock (task));
   sources[0] = g_steal_pointer (&task->extra->timeout_source);
   sources[1] = g_steal_pointer (&task->extra->wait_source);
-  g_mutex_unlock (dvt_event_lock (task));
+  g_mutex_unlock (dvt_stripe_lock (task));
 
   for (guint i = 0; i < G_N_ELEMENTS (sources); i++)
     if (sources[i] != NULL)
@@ -1829,9 +1835,9 @@ publish_extra (DvtTask      *task,
 
   /* Under the lock: dvt_task_add_done_hook() may be adding one right now,
    * having seen the task not yet completed. */
-  g_mutex_lock (dvt_event_lock (task));
+  g_mutex_lock (dvt_stripe_lock (task));
   hooks = g_steal_pointer (&extra->hooks);
-  g_mutex_unlock (dvt_event_lock (task));
+  g_mutex_unlock (dvt_stripe_lock (task));
 
   if (extra->run_context != NULL)
     g_main_context_wakeup (extra->run_context);
@@ -1866,9 +1872,9 @@ publish (DvtTask *task)
 
   /* Read under the lock: dvt_task_add_done_hook() may be making it right
    * now, having seen the task not yet completed. */
-  g_mutex_lock (dvt_event_lock (task));
+  g_mutex_lock (dvt_stripe_lock (task));
   extra = g_atomic_pointer_get (&task->extra);
-  g_mutex_unlock (dvt_event_lock (task));
+  g_mutex_unlock (dvt_stripe_lock (task));
 
   gboolean hold = extra != NULL && live;
 
@@ -1885,7 +1891,7 @@ publish (DvtTask *task)
     }
 
   dvt_fault_point ();
-  dvt_event_set (&task->done);
+  dvt_latch_set (&task->done);
   dvt_task_stop_timers (task);
   if (G_UNLIKELY (dvt_task_has_flag (task, DVT_TASK_FLAG_GATE_WAIT |
                                            DVT_TASK_FLAG_GATES_HELD)))
@@ -1947,10 +1953,10 @@ begin_retry (DvtTask   *task,
     DVT_COUNTER_ADD (&dvt_task_core (task)->n_running, -1);
   DVT_COUNTER_ADD (&dvt_task_core (task)->n_retries, 1);
 
-  g_mutex_lock (dvt_event_lock (task));
+  g_mutex_lock (dvt_stripe_lock (task));
   g_clear_error (&task->extra->last_error);
   task->extra->last_error = g_steal_pointer (&result->error);
-  g_mutex_unlock (dvt_event_lock (task));
+  g_mutex_unlock (dvt_stripe_lock (task));
   dvt_result_clear (result);
 
   /* The back-off starts once this attempt's function has returned, so
@@ -2083,7 +2089,7 @@ dvt_task_add_done_hook (DvtTask     *task,
 {
   DvtTaskHookNode *node;
 
-  g_mutex_lock (dvt_event_lock (task));
+  g_mutex_lock (dvt_stripe_lock (task));
   if (dvt_task_get_state (task) != DVT_TASK_COMPLETED)
     {
       node = g_new (DvtTaskHookNode, 1);
@@ -2091,10 +2097,10 @@ dvt_task_add_done_hook (DvtTask     *task,
       node->data = data;
       node->next = dvt_task_extra (task)->hooks;
       task->extra->hooks = node;
-      g_mutex_unlock (dvt_event_lock (task));
+      g_mutex_unlock (dvt_stripe_lock (task));
       return;
     }
-  g_mutex_unlock (dvt_event_lock (task));
+  g_mutex_unlock (dvt_stripe_lock (task));
 
   hook (task, data);
 }
@@ -2117,7 +2123,7 @@ dvt_task_wait_internal (DvtTask  *task,
 {
   gboolean completed;
 
-  if (dvt_event_is_set (&task->done))
+  if (dvt_latch_is_set (&task->done))
     return TRUE;
 
   if (!dvt_core_check_blocking (dvt_task_core (task), error) ||
@@ -2128,11 +2134,11 @@ dvt_task_wait_internal (DvtTask  *task,
 
   if (run_context != NULL && g_main_context_acquire (run_context))
     {
-      completed = dvt_event_wait_iterating (&task->done, run_context, deadline);
+      completed = dvt_latch_wait_iterating (&task->done, run_context, deadline);
       g_main_context_release (run_context);
     }
   else
-    completed = dvt_event_wait (&task->done, deadline);
+    completed = dvt_latch_wait (&task->done, deadline);
 
   if (!completed)
     g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
@@ -2280,11 +2286,11 @@ dvt_task_get_cancellable (DvtTask *task)
     return task->extra->parent_class->get_cancellable (task->extra->parent);
 
   gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
-  g_mutex_lock (dvt_event_lock (task));
+  g_mutex_lock (dvt_stripe_lock (task));
   was_cancelled = ensure_cancellable_locked (task, TRUE);
   cancellable = task->cancellable;
   cancel = dvt_task_has_flag (task, DVT_TASK_FLAG_CANCEL_REQUESTED);
-  g_mutex_unlock (dvt_event_lock (task));
+  g_mutex_unlock (dvt_stripe_lock (task));
 
   if (cancel)
     DVT_CALLOUT (g_cancellable_cancel (cancellable));
@@ -2355,11 +2361,11 @@ dvt_task_end_by_runtime (DvtTask *task,
       return FALSE;
     }
 
-  g_mutex_lock (dvt_event_lock (task));
+  g_mutex_lock (dvt_stripe_lock (task));
   dvt_task_set_flag (task, DVT_TASK_FLAG_CANCEL_REQUESTED);
   if (task->cancellable != NULL)
     cancellable = g_object_ref (task->cancellable);
-  g_mutex_unlock (dvt_event_lock (task));
+  g_mutex_unlock (dvt_stripe_lock (task));
 
   /* The task may be finalized inside: see cancelling_task. */
   state->cancelling_task = task;
@@ -2910,7 +2916,7 @@ take_value (DvtTask *task,
     }
   if (G_VALUE_HOLDS_POINTER (src))
     {
-      g_mutex_lock (dvt_event_lock (task));
+      g_mutex_lock (dvt_stripe_lock (task));
       if (!dvt_task_has_flag (task, DVT_TASK_FLAG_POINTER_TAKEN))
         {
           dvt_task_set_flag (task, DVT_TASK_FLAG_POINTER_TAKEN);
@@ -2922,7 +2928,7 @@ take_value (DvtTask *task,
                     dvt_task_get_name (task), NULL,
                     "The pointer result of task %" G_GUINT64_FORMAT
                     " was already taken", task->id);
-      g_mutex_unlock (dvt_event_lock (task));
+      g_mutex_unlock (dvt_stripe_lock (task));
     }
 }
 

@@ -33,6 +33,11 @@ struct _DvtThreadState
   guint           cause_depth;
   gpointer        event_queue;     /* the queue this thread delivers */
 
+  /* dvt-pool.c */
+  gpointer        pool;            /* the pool whose worker loop runs here */
+  gboolean        pool_announced;  /* counted as spinning before its job
+                                    * returned (dvt_pool_announce_return()) */
+
   /* dvt-core.c */
   gpointer        loop_core;       /* the core whose loop this thread runs */
 

@@ -14,6 +14,8 @@
 
 #include "dvt-test-util.h"
 #include "dvt-gate-core-private.h"
+#include "dvt-rate-limiter-private.h"
+#include "dvt-semaphore-private.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
 

@@ -6,8 +6,11 @@
 #include "dvt-test-util.h"
 
 #include "dvt-events-private.h"
+#include "dvt-latch-private.h"
 #include "dvt-mailbox-private.h"
 #include "dvt-policy-private.h"
+#include "dvt-pool-private.h"
+#include "dvt-spin-private.h"
 #include "dvt-thread-private.h"
 
 /* ---- the rate bucket ------------------------------------------------------ */
@@ -118,6 +121,221 @@ test_policy_decisions (void)
   g_assert_cmpint (policy->timeout, ==, 250000);
   g_assert_cmpuint (policy->retries, ==, 0);
   dvt_policy_unref (policy);
+}
+
+/* ---- the spin ------------------------------------------------------------- */
+
+/* A spin ends by itself (its budget is at most DVT_SPIN_USEC, or none on a
+ * busy machine), and a spin that ended either way can be settled. */
+static void
+test_spin_ends (void)
+{
+  for (guint round = 0; round < 3; round++)
+    {
+      DvtSpin spin = DVT_SPIN_INIT;
+
+      while (dvt_spin_step (&spin))
+        ;
+
+      g_assert_cmpint (spin.now, !=, 0);                 /* the clock was read */
+      g_assert_cmpint (spin.budget, >=, 0);
+      g_assert_cmpint (spin.budget, <=, DVT_SPIN_USEC);
+      dvt_spin_done (&spin, round != 1);
+      if (round == 2)
+        dvt_spin_woken (&spin);
+    }
+}
+
+/* ---- the latch ------------------------------------------------------------ */
+
+static gpointer
+set_latch_later (gpointer data)
+{
+  g_usleep (2000);
+  dvt_latch_set (data);
+
+  return NULL;
+}
+
+static gpointer
+wait_latch (gpointer data)
+{
+  return GINT_TO_POINTER (dvt_latch_wait (data, -1));
+}
+
+/* One-shot: a wait with a deadline before the set times out, a set wakes
+ * every waiter, a wait after the set returns at once. */
+static void
+test_latch_set_and_wait (void)
+{
+  DvtLatch latch;
+  GThread *waiters[4];
+  GThread *setter;
+
+  dvt_latch_init (&latch);
+  g_assert_false (dvt_latch_is_set (&latch));
+  g_assert_false (dvt_latch_wait (&latch, g_get_monotonic_time () + 1000));
+  g_assert_false (dvt_latch_is_set (&latch));
+
+  for (guint i = 0; i < G_N_ELEMENTS (waiters); i++)
+    waiters[i] = g_thread_new ("latch-waiter", wait_latch, &latch);
+  setter = g_thread_new ("latch-setter", set_latch_later, &latch);
+  for (guint i = 0; i < G_N_ELEMENTS (waiters); i++)
+    g_assert_true (GPOINTER_TO_INT (g_thread_join (waiters[i])));
+  g_thread_join (setter);
+
+  g_assert_true (dvt_latch_is_set (&latch));
+  g_assert_true (dvt_latch_wait (&latch, -1));
+  g_assert_true (dvt_latch_wait (&latch, g_get_monotonic_time ()));
+  dvt_latch_clear (&latch);
+}
+
+static gboolean
+set_latch_idle (gpointer data)
+{
+  dvt_latch_set (data);
+
+  return G_SOURCE_REMOVE;
+}
+
+/* A wait that iterates a context dispatches its sources meanwhile: a
+ * source that sets the latch ends the wait. */
+static void
+test_latch_wait_iterating (void)
+{
+  GMainContext *context = g_main_context_new ();
+  DvtLatch latch;
+  GSource *idle;
+
+  dvt_latch_init (&latch);
+  g_assert_true (g_main_context_acquire (context));
+
+  g_assert_false (dvt_latch_wait_iterating (&latch, context, g_get_monotonic_time () + 1000));
+
+  idle = g_idle_source_new ();
+  g_source_set_callback (idle, set_latch_idle, &latch, NULL);
+  g_source_attach (idle, context);
+  g_source_unref (idle);
+  g_assert_true (dvt_latch_wait_iterating (&latch, context, -1));
+
+  g_main_context_release (context);
+  dvt_latch_clear (&latch);
+  g_main_context_unref (context);
+}
+
+/* ---- the pool ------------------------------------------------------------- */
+
+typedef struct
+{
+  DvtJob    job;
+  int       priority;
+  gpointer  fixture;
+} PoolJob;
+
+typedef struct
+{
+  int        holds;    /* atomic */
+  int        releases; /* atomic */
+  int        exits;    /* atomic */
+  GMutex     lock;
+  GArray    *order;    /* of the priorities run, under lock */
+  DvtLatch   gate;     /* the first job waits for it */
+  DvtLatch   done;
+  guint      n_jobs;
+} PoolFixture;
+
+static PoolFixture *pool_fixture;
+
+static void
+pool_hold (gpointer owner)
+{
+  g_atomic_int_inc (&((PoolFixture *) owner)->holds);
+}
+
+static void
+pool_release (gpointer owner)
+{
+  g_atomic_int_inc (&((PoolFixture *) owner)->releases);
+}
+
+static void
+pool_worker_exit (void)
+{
+  g_atomic_int_inc (&pool_fixture->exits);
+}
+
+static void
+pool_job_run (DvtJob *job)
+{
+  PoolJob *pj = (PoolJob *) job;
+  PoolFixture *fixture = pj->fixture;
+  gboolean last;
+
+  if (pj->priority == G_MAXINT)
+    {
+      g_assert_true (dvt_latch_wait (&fixture->gate, -1));
+      return;
+    }
+
+  g_mutex_lock (&fixture->lock);
+  g_array_append_val (fixture->order, pj->priority);
+  last = fixture->order->len == fixture->n_jobs;
+  g_mutex_unlock (&fixture->lock);
+  if (last)
+    dvt_latch_set (&fixture->done);
+}
+
+/* One worker: while it runs a job that waits, jobs queue at three
+ * priorities; they then run lower value first, in arrival order among
+ * equals. Every worker loop holds the owner and releases it as it ends,
+ * after the exit hook that the layer above sets. */
+static void
+test_pool_order_and_close (void)
+{
+  static const int priorities[] = { 10, G_PRIORITY_DEFAULT, -10, G_PRIORITY_DEFAULT, 10, -10 };
+  static const int expected[] = { -10, -10, G_PRIORITY_DEFAULT, G_PRIORITY_DEFAULT, 10, 10 };
+  PoolFixture fixture = { 0, };
+  PoolJob blocker = { { NULL, pool_job_run }, G_MAXINT, &fixture };
+  PoolJob jobs[G_N_ELEMENTS (priorities)];
+  DvtPool pool;
+
+  g_mutex_init (&fixture.lock);
+  fixture.order = g_array_new (FALSE, FALSE, sizeof (int));
+  fixture.n_jobs = G_N_ELEMENTS (jobs);
+  dvt_latch_init (&fixture.gate);
+  dvt_latch_init (&fixture.done);
+  pool_fixture = &fixture;
+  dvt_pool_set_worker_exit_hook (pool_worker_exit);
+
+  dvt_pool_init (&pool, 1, &fixture, pool_hold, pool_release);
+  dvt_pool_push (&pool, &blocker.job);
+  for (guint i = 0; i < G_N_ELEMENTS (jobs); i++)
+    {
+      jobs[i] = (PoolJob) { { NULL, pool_job_run }, priorities[i], &fixture };
+      dvt_pool_push_priority (&pool, &jobs[i].job, priorities[i]);
+    }
+  dvt_latch_set (&fixture.gate);
+  g_assert_true (dvt_latch_wait (&fixture.done, g_get_monotonic_time () + 30 * slow * G_USEC_PER_SEC));
+
+  g_mutex_lock (&fixture.lock);
+  g_assert_cmpmem (fixture.order->data, fixture.order->len * sizeof (int),
+                   expected, sizeof expected);
+  g_mutex_unlock (&fixture.lock);
+
+  /* The close waits for the worker loops to end, the clear for their
+   * threads to return (the exit hook and the release come last). */
+  dvt_pool_close (&pool, TRUE);
+  dvt_pool_clear (&pool);
+  g_assert_cmpint (g_atomic_int_get (&fixture.holds), >=, 1);
+  g_assert_cmpint (g_atomic_int_get (&fixture.releases), ==, g_atomic_int_get (&fixture.holds));
+  g_assert_cmpint (g_atomic_int_get (&fixture.exits), ==, g_atomic_int_get (&fixture.holds));
+
+  dvt_pool_set_worker_exit_hook (NULL);
+  pool_fixture = NULL;
+  dvt_latch_clear (&fixture.gate);
+  dvt_latch_clear (&fixture.done);
+  g_array_unref (fixture.order);
+  g_mutex_clear (&fixture.lock);
 }
 
 /* ---- mailboxes ------------------------------------------------------------- */
@@ -381,6 +599,10 @@ main (int argc, char *argv[])
 
   g_test_add_func ("/primitives/rate-bucket", test_rate_bucket_arithmetic);
   g_test_add_func ("/primitives/policy", test_policy_decisions);
+  g_test_add_func ("/primitives/spin/ends", test_spin_ends);
+  g_test_add_func ("/primitives/latch/set-and-wait", test_latch_set_and_wait);
+  g_test_add_func ("/primitives/latch/wait-iterating", test_latch_wait_iterating);
+  g_test_add_func ("/primitives/pool/order-and-close", test_pool_order_and_close);
   g_test_add_func ("/primitives/mailbox/order-and-close", test_mailbox_order_and_close);
   g_test_add_func ("/primitives/mailbox/wakes", test_mailbox_wakes);
   g_test_add_func ("/primitives/thread-names", test_thread_names);

@@ -1,4 +1,4 @@
-/* dvt-wait-private.h: one-shot events with spin-then-park waits
+/* dvt-spin-private.h: spinning before parking, and the futex calls
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -24,7 +24,7 @@ void dvt_futex_wake (int    *word,
 /* The longest a waiter, an idle worker or the idle loop thread spins
  * before it parks: short enough that an idle runtime costs nothing, long
  * enough to cover a typical hand-off between two running cores. How long
- * a spin really lasts is decided at its start (see dvt-wait.c). */
+ * a spin really lasts is decided at its start (see dvt-spin.c). */
 #define DVT_SPIN_USEC 30
 
 static inline void
@@ -40,7 +40,7 @@ dvt_cpu_relax (void)
 }
 
 /* One spin, from its first step until the thread finds what it waits for
- * or parks. See dvt-wait.c for how long it lasts. */
+ * or parks. See dvt-spin.c for how long it lasts. */
 typedef struct
 {
   gint64   start;     /* monotonic µs at the first look at the clock */
@@ -70,36 +70,6 @@ dvt_spin_step (DvtSpin *spin)
     }
 
   return dvt_spin_check (spin);
-}
-
-/* A one-shot event: two words. On Linux a thread that parks waits on the
- * flag itself (a futex); elsewhere on one of a fixed set of shared
- * mutex/condition pairs chosen by the event's address. Either way an
- * event costs no lock of its own. */
-typedef struct
-{
-  int set;      /* atomic */
-  int n_parked; /* atomic */
-} DvtEvent;
-
-void     dvt_event_init  (DvtEvent *event);
-void     dvt_event_clear (DvtEvent *event);
-void     dvt_event_set   (DvtEvent *event);
-gboolean dvt_event_wait_iterating (DvtEvent     *event,
-                                   GMainContext *context,
-                                   gint64        until);
-gboolean dvt_event_wait  (DvtEvent *event,
-                          gint64    deadline);
-GMutex  *dvt_event_lock  (gpointer  address);
-
-void     dvt_event_locks_acquire (void);
-void     dvt_event_locks_release (void);
-void     dvt_event_locks_reset   (void);
-
-static inline gboolean
-dvt_event_is_set (DvtEvent *event)
-{
-  return g_atomic_int_get (&event->set) != 0;
 }
 
 G_END_DECLS

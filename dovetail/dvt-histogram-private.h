@@ -1,11 +1,11 @@
-/* dvt-stats-private.h: lock-free time histograms
+/* dvt-histogram-private.h: lock-free time histograms
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
 #pragma once
 
-#include "dvt-stats.h"
+#include <glib.h>
 
 G_BEGIN_DECLS
 
