@@ -1216,7 +1216,8 @@ test_map_runtime_timeout_per_item (void)
 
   dvt_options_set_max_concurrency (options, 1);
   dvt_options_set_max_concurrency (item_timeout, 1);
-  map_work_init (&mw, 0, (guint) (timeout * 1000 / 100));
+  /* item_work() multiplies by slow too. */
+  map_work_init (&mw, 0, (guint) (timeout / slow * 1000 / 100));
 
   for (guint round = 0; round < 2; round++)
     {
