@@ -2497,8 +2497,19 @@ typedef struct
   DvtMail       mail;
   DvtCore      *core;
   DvtMailbox   *mailbox;
+  int           expecting;    /* atomic: the mailbox still expects the mail */
   GTask        *gtask;        /* held while the mail is on its way */
 } WaitOp;
+
+/* The caller's mailbox stops expecting the wait's end as soon as the wait
+ * has ended, not when its GAsyncResult is released: a result held by the
+ * caller must not keep the caller's context spinning. Once. */
+static void
+wait_op_expect_done (WaitOp *op)
+{
+  if (g_atomic_int_compare_and_exchange (&op->expecting, 1, 0))
+    dvt_mailbox_expect_done (op->mailbox);
+}
 
 static void
 wait_op_free (gpointer data)
@@ -2508,7 +2519,7 @@ wait_op_free (gpointer data)
   g_clear_object (&op->cancellable);
   if (op->mailbox != NULL)
     {
-      dvt_mailbox_expect_done (op->mailbox);
+      wait_op_expect_done (op);
       dvt_core_release_mailbox (op->core, op->mailbox);
     }
   dvt_core_unref (op->core);
@@ -2562,6 +2573,7 @@ wait_op_deliver (DvtMail *mail)
   WaitOp *op = G_STRUCT_MEMBER_P (mail, -G_STRUCT_OFFSET (WaitOp, mail));
   GTask *gtask = g_steal_pointer (&op->gtask);
 
+  wait_op_expect_done (op);
   wait_op_return (gtask, g_task_get_source_object (gtask));
   g_object_unref (gtask);
 }
@@ -2591,8 +2603,11 @@ wait_op_cancelled (GCancellable *cancellable,
                    GTask        *gtask)
 {
   if (wait_op_claim (gtask))
-    g_task_return_new_error (gtask, G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                             "%s", _("The wait for the task was cancelled"));
+    {
+      wait_op_expect_done (g_task_get_task_data (gtask));
+      g_task_return_new_error (gtask, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                               "%s", _("The wait for the task was cancelled"));
+    }
 }
 
 /**
@@ -2642,6 +2657,7 @@ dvt_task_wait_async (DvtTask             *task,
 
     op->mailbox = dvt_core_acquire_mailbox (op->core, context);
     dvt_mailbox_expect (op->mailbox);
+    op->expecting = 1;
     g_main_context_unref (context);
   }
   g_task_set_task_data (gtask, op, wait_op_free);
@@ -2659,6 +2675,7 @@ dvt_task_wait_async (DvtTask             *task,
     {
       if (wait_op_claim (gtask))
         {
+          wait_op_expect_done (op);
           if (dvt_task_is_claimed (task))
             g_task_return_boolean (gtask, TRUE);
           else

@@ -7,10 +7,12 @@
 
 #include "dvt-events-private.h"
 #include "dvt-latch-private.h"
+#include "dvt-core-private.h"
 #include "dvt-mailbox-private.h"
 #include "dvt-policy-private.h"
 #include "dvt-pool-private.h"
 #include "dvt-spin-private.h"
+#include "dvt-task-private.h"
 #include "dvt-thread-private.h"
 
 /* ---- the rate bucket ------------------------------------------------------ */
@@ -589,6 +591,59 @@ test_progress (void)
   dvt_progress_unref (progress);
 }
 
+/* ---- a wait's expectation ---------------------------------------------------- */
+
+static void
+work_seven (DvtTask      *task,
+            GCancellable *cancellable,
+            gpointer      user_data,
+            GError      **error)
+{
+  dvt_task_return_int (task, 7);
+}
+
+static void
+on_wait_ready_keep (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  GAsyncResult **kept = user_data;
+
+  g_assert_true (dvt_task_wait_finish (DVT_TASK (source), result, NULL));
+  *kept = g_object_ref (result);
+}
+
+/* Once dvt_task_wait_async() has called back, the caller's mailbox expects
+ * nothing more, even while the caller keeps the GAsyncResult: its context
+ * must not go on spinning for a mail that will never come. */
+static void
+test_wait_async_expectation_ends (void)
+{
+  GMainContext *context = g_main_context_new ();
+  DvtRuntime *runtime = dvt_runtime_new (1);
+  GAsyncResult *kept = NULL;
+  DvtTask *task;
+  DvtMailbox *mailbox;
+
+  g_main_context_push_thread_default (context);
+  task = dvt_runtime_submit (runtime, work_seven, NULL, NULL, NULL, NULL, NULL);
+  g_assert_nonnull (task);
+  dvt_task_wait_async (task, NULL, on_wait_ready_keep, &kept);
+  while (kept == NULL)
+    g_main_context_iteration (context, TRUE);
+
+  mailbox = dvt_core_acquire_mailbox (dvt_task_core (task), context);
+  g_assert_cmpint (g_atomic_int_get (&mailbox->expected), ==, 0);
+  dvt_core_release_mailbox (dvt_task_core (task), mailbox);
+
+  g_object_unref (kept);
+  g_object_unref (task);
+  dvt_runtime_shutdown (runtime, TRUE, FALSE);
+  g_object_unref (runtime);
+  g_main_context_pop_thread_default (context);
+  g_main_context_unref (context);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -609,6 +664,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/primitives/fork-gate/sections", test_fork_gate_sections);
   g_test_add_func ("/primitives/fork-gate/close-waits", test_fork_gate_close_waits);
   g_test_add_func ("/primitives/progress", test_progress);
+  g_test_add_func ("/primitives/mailbox/wait-expectation-ends", test_wait_async_expectation_ends);
 
   return g_test_run ();
 }
