@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "dvt-spin-private.h"
+#include "dvt-thread-private.h"
 
 #ifdef DVT_HAVE_FUTEX
 #include <linux/futex.h>
@@ -62,15 +63,18 @@
 #define DVT_BUSY_HOLD_USEC (50 * 1000)
 #define DVT_SPIN_MIN_USEC  2
 
-/* Per thread: how long its next spin may last, and whether another
- * thread took its CPU lately. */
-static _Thread_local struct
+/* Per thread (in its DvtThreadState): how long its next spin may last,
+ * and whether another thread took its CPU lately. */
+static inline DvtThreadState *
+budget_of_thread (void)
 {
-  gint64   usec;
-  gint64   rusage_at;  /* when nivcsw was read; 0: never */
-  long     nivcsw;     /* involuntary context switches then */
-  gboolean displaced;  /* they grew between the last two reads */
-} budget = { DVT_SPIN_USEC, 0, 0, TRUE };
+  DvtThreadState *state = dvt_thread_state ();
+
+  if (G_UNLIKELY (state->spin_usec == 0))
+    state->spin_usec = DVT_SPIN_USEC;   /* a new thread's first spin */
+
+  return state;
+}
 
 static struct
 {
@@ -169,22 +173,24 @@ machine_is_busy (gint64 now)
 /* Whether another thread took this thread's CPU lately (TRUE where the
  * system does not tell). */
 static gboolean
-thread_displaced (gint64 now)
+thread_displaced (DvtThreadState *budget,
+                  gint64          now)
 {
 #ifdef RUSAGE_THREAD
   struct rusage ru;
 
-  if (now - budget.rusage_at < DVT_RUSAGE_USEC)
-    return budget.displaced;
+  if (now - budget->spin_rusage_at < DVT_RUSAGE_USEC)
+    return budget->spin_displaced;
 
   if (getrusage (RUSAGE_THREAD, &ru) == 0)
     {
-      budget.displaced = budget.rusage_at == 0 || ru.ru_nivcsw != budget.nivcsw;
-      budget.nivcsw = ru.ru_nivcsw;
+      budget->spin_displaced = budget->spin_rusage_at == 0 ||
+                               ru.ru_nivcsw != budget->spin_nivcsw;
+      budget->spin_nivcsw = ru.ru_nivcsw;
     }
-  budget.rusage_at = now;
+  budget->spin_rusage_at = now;
 
-  return budget.displaced;
+  return budget->spin_displaced;
 #else
   return TRUE;
 #endif
@@ -195,10 +201,12 @@ static gint64
 spin_budget (DvtSpin *spin,
              gint64   now)
 {
-  machine_init ();
-  spin->busy = machine.one_cpu || (machine_is_busy (now) && thread_displaced (now));
+  DvtThreadState *budget = budget_of_thread ();
 
-  return spin->busy ? 0 : budget.usec;
+  machine_init ();
+  spin->busy = machine.one_cpu || (machine_is_busy (now) && thread_displaced (budget, now));
+
+  return spin->busy ? 0 : budget->spin_usec;
 }
 
 /* Looks at the clock: FALSE once the spin should end. */
@@ -234,19 +242,22 @@ dvt_spin_done (DvtSpin  *spin,
                gboolean  parked)
 {
   gint64 waited = spin->now - spin->start;
+  DvtThreadState *budget;
 
+  if (spin->now == 0 || (spin->busy && !spin->preempted))
+    return;
+
+  budget = budget_of_thread ();
   if (spin->preempted)
     {
       machine_set_busy (spin->now);
-      budget.usec = DVT_SPIN_MIN_USEC;
-      budget.displaced = TRUE;
+      budget->spin_usec = DVT_SPIN_MIN_USEC;
+      budget->spin_displaced = TRUE;
     }
-  else if (spin->busy || spin->now == 0)
-    return;
   else if (parked)
-    budget.usec = MAX (budget.usec / 2, DVT_SPIN_MIN_USEC);
+    budget->spin_usec = MAX (budget->spin_usec / 2, DVT_SPIN_MIN_USEC);
   else
-    budget.usec = CLAMP (2 * waited, budget.usec, DVT_SPIN_USEC);
+    budget->spin_usec = CLAMP (2 * waited, budget->spin_usec, DVT_SPIN_USEC);
 }
 
 /* Called when a park that followed a spin is over because what the
@@ -262,7 +273,11 @@ dvt_spin_woken (DvtSpin *spin)
 
   waited = g_get_monotonic_time () - spin->start;
   if (waited < DVT_SPIN_USEC && !machine_is_busy (spin->now))
-    budget.usec = MAX (budget.usec, MIN (2 * waited, DVT_SPIN_USEC));
+    {
+      DvtThreadState *budget = budget_of_thread ();
+
+      budget->spin_usec = MAX (budget->spin_usec, MIN (2 * waited, DVT_SPIN_USEC));
+    }
 }
 
 /* ---- futex ------------------------------------------------------------ */

@@ -25,6 +25,13 @@ struct _DvtThreadState
   DvtThreadState *next;
   int             gate;            /* DvtForkGate, atomic: read by the forking thread */
 
+  /* dvt-spin.c: how long this thread's next spin may last (0: not set
+   * yet, the longest), and whether another thread took its CPU lately */
+  gint64          spin_usec;
+  gint64          spin_rusage_at;  /* when spin_nivcsw was read; 0: never */
+  long            spin_nivcsw;     /* involuntary context switches then */
+  gboolean        spin_displaced;  /* they grew between the last two reads */
+
   /* dvt-fault.c */
   guint32         fault_rng;
 
