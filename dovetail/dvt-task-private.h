@@ -98,7 +98,7 @@ enum
   DVT_TASK_FLAG_SCOPED           = 1 << 14, /* an event scope wants its id */
   DVT_TASK_FLAG_LENT_CANCELLABLE = 1 << 15, /* see take_back_cancellable() */
   DVT_TASK_FLAG_HOLDS_IDLE       = 1 << 16, /* see dvt_task_hold_idle() */
-  DVT_TASK_FLAG_GATE_WAIT        = 1 << 17, /* waits for a gate: see dvt-task-gates.c */
+  DVT_TASK_FLAG_GATE_WAIT        = 1 << 17, /* waits for a gate: see the gates section of dvt-task.c */
   DVT_TASK_FLAG_GATES_HELD       = 1 << 18, /* the attempt is inside its gates */
   DVT_TASK_FLAG_CALLER_CONNECTED = 1 << 19, /* see dvt_task_connect_caller_cancellable() */
 };
@@ -129,7 +129,7 @@ typedef struct
   GSource             *timeout_source;  /* under dvt_stripe_lock () */
   GSource             *wait_source;     /* back-off or throttle; same lock */
   GError              *last_error;      /* of the last failed attempt */
-  guint                gates_entered;   /* see dvt-task-gates.c */
+  guint                gates_entered;   /* see the gates section of dvt-task.c */
   GCancellable        *gate_cancellable; /* a gate wait's; under dvt_stripe_lock () */
 
   GAsyncReadyCallback  callback;
