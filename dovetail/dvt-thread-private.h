@@ -66,7 +66,14 @@ struct _DvtThreadState
   gboolean        on_watcher;
 };
 
-G_GNUC_INTERNAL extern _Thread_local DvtThreadState *dvt_thread_state_current;
+/* Initial-exec: one load from the thread pointer, where the default model
+ * of a shared library calls __tls_get_addr() on every access (a dozen
+ * times per task). A pointer fits in the static TLS space that the C
+ * library keeps for libraries loaded later, as by dlopen() from
+ * introspection. */
+#define DVT_TLS_INITIAL_EXEC __attribute__ ((tls_model ("initial-exec")))
+
+G_GNUC_INTERNAL extern _Thread_local DvtThreadState *dvt_thread_state_current DVT_TLS_INITIAL_EXEC;
 
 DvtThreadState *dvt_thread_state_new (void);
 

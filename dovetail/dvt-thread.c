@@ -65,7 +65,7 @@ static int    fork_pending;
 static GMutex gate_lock;
 static GCond  gate_cond;
 
-_Thread_local DvtThreadState *dvt_thread_state_current;
+_Thread_local DvtThreadState *dvt_thread_state_current DVT_TLS_INITIAL_EXEC;
 
 static void
 state_free (gpointer data)
