@@ -6,7 +6,15 @@ is the median of REPS repetitions, Dovetail, baseline and floor taken
 alternately. The default run measures the cases with nothing else running,
 then beside one and two CPU-burning processes that the benchmark starts
 before each case and kills after it (--busy=N: beside N only); beside
-burners every Dovetail row's target is its baseline (1x).
+burners every Dovetail row's target is its baseline (1x), and floor
+targets do not apply.
+
+Fields of a row: case, busy, unit, dovetail, baseline_name, baseline,
+speedup, target (the least speed-up that meets it; 0: none), cpu_us,
+baseline_cpu_us, and for rows with a floor floor_name, floor, floor_ratio
+(Dovetail's cost in floors) and floor_target (the largest floor_ratio that
+meets it; 0: none); met: whether the row meets its targets (null: it has
+none).
 """
 
 import asyncio
@@ -29,11 +37,25 @@ from gi.repository import Dvt  # noqa: E402
 REPS = 5
 SCALE = 1.0
 LEVELS = [0, 1, 2]
-for arg in sys.argv[1:]:
-    if arg.startswith("--scale="):
-        SCALE = float(arg.split("=", 1)[1])
-    if arg.startswith("--busy="):
-        LEVELS = [int(arg.split("=", 1)[1])]
+
+
+def option(name):
+    """The value of --name=V or --name V, or None."""
+    args = sys.argv[1:]
+    for i, arg in enumerate(args):
+        if arg.startswith(f"--{name}="):
+            return arg.split("=", 1)[1]
+        if arg == f"--{name}":
+            if i + 1 == len(args):
+                sys.exit(f"--{name}: a value is needed")
+            return args[i + 1]
+    return None
+
+
+if option("scale") is not None:
+    SCALE = float(option("scale"))
+if option("busy") is not None:
+    LEVELS = [int(option("busy"))]
 JSON = "--json" in sys.argv
 BUSY = 0
 
@@ -75,6 +97,11 @@ def target(quiet):
     return 1 if BUSY and quiet else quiet
 
 
+def floor_target(quiet):
+    """Floor targets hold on a quiet machine only."""
+    return 0 if BUSY else quiet
+
+
 class Series:
     """One side of a case: a figure and the CPU time per item, per repetition."""
 
@@ -95,7 +122,7 @@ class Series:
 
 
 def report(case, unit, higher_is_better, d, baseline_name, b, quiet_target,
-           floor_name=None, f=None):
+           floor_name=None, f=None, quiet_floor_target=0):
     dovetail, baseline = d.median, b.median
     if higher_is_better:
         speedup = dovetail / baseline if baseline else 0
@@ -105,20 +132,29 @@ def report(case, unit, higher_is_better, d, baseline_name, b, quiet_target,
            "baseline_name": baseline_name, "baseline": baseline,
            "speedup": speedup, "target": target(quiet_target),
            "cpu_us": d.median_cpu, "baseline_cpu_us": b.median_cpu}
+    met = None if not row["target"] else speedup >= row["target"]
     if floor_name is not None:
         floor = f.median
         # What Dovetail costs in floors: 1 is the floor itself.
         ratio = (floor / dovetail if dovetail else 0) if higher_is_better \
             else (dovetail / floor if floor else 0)
-        row.update(floor_name=floor_name, floor=floor, floor_ratio=ratio)
+        row.update(floor_name=floor_name, floor=floor, floor_ratio=ratio,
+                   floor_target=floor_target(quiet_floor_target))
+        if row["floor_target"]:
+            met = (met is not False) and 0 < ratio <= row["floor_target"]
+    row["met"] = met
     if JSON:
         print(json.dumps(row), flush=True)
     else:
-        ratio = f"{row['floor_ratio']:.1f}x {floor_name}" if floor_name else ""
+        ratio = f"{row['floor_ratio']:.1f}x" if floor_name else ""
         goal = f"{row['target']:g}x" if row["target"] else "-"
-        print(f"{case:36} {BUSY:4} {dovetail:11.4g} {unit:8} {baseline_name:34} "
+        most = (f"<={row['floor_target']:g}x" if row["floor_target"] else "-") \
+            if floor_name else ""
+        ok = "" if met is None else "ok" if met else "MISS"
+        print(f"{case:38} {BUSY:4} {dovetail:11.4g} {unit:8} {baseline_name:34} "
               f"{baseline:11.4g} {speedup:7.2f}x {goal:>6} "
-              f"{d.median_cpu:6.3g}/{b.median_cpu:<6.3g} {ratio}", flush=True)
+              f"{d.median_cpu:6.3g}/{b.median_cpu:<6.3g} {ratio:>7} {most:>6} {ok:4} "
+              f"{floor_name or ''}", flush=True)
 
 
 def timed(fn, n, per_second):
@@ -232,10 +268,11 @@ def bench_round_trip(rt, pool):
     thread.join()
     loop.close()
     floor = "SimpleQueue ping-pong"
+    # Both rows: within 2 floors on a quiet machine.
     report("python call_blocking(int)", "us", False, d,
-           "ThreadPoolExecutor.submit().result", tpe, 1, floor, f)
+           "ThreadPoolExecutor.submit().result", tpe, 1, floor, f, 2)
     report("python call_blocking(int)", "us", False, d,
-           "run_coroutine_threadsafe().result", a, 5, floor, f)
+           "run_coroutine_threadsafe().result", a, 5, floor, f, 2)
     # Informational: a work function that completes its task itself.
     report("python to_thread_blocking raw form", "us", False, raw,
            "run_coroutine_threadsafe().result", a, 0, floor, f)
@@ -357,8 +394,9 @@ def main():
     # Burners are killed on the way out of every case, SIGTERM included.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     if not JSON:
-        print(f"{'case':36} {'busy':>4} {'dovetail':>11} {'unit':8} {'baseline':34} "
-              f"{'baseline':>11} {'speed-up':>8} {'target':>6} {'cpu us/item':13} x floor")
+        print(f"{'case':38} {'busy':>4} {'dovetail':>11} {'unit':8} {'baseline':34} "
+              f"{'baseline':>11} {'speed-up':>8} {'target':>6} {'cpu us/item':13} "
+              f"{'x floor':>7} {'max':>6} {'met':4} floor")
     for level in LEVELS:
         BUSY = level
         rt = Dvt.Runtime.new(0)

@@ -7,13 +7,18 @@
  * times, and reports the medians, their ratios and the CPU time of the
  * whole process per item. Output: a table, or with --json one JSON object
  * per row: case, busy, unit, dovetail, baseline_name, baseline, speedup,
- * target, and where measured cpu_us, baseline_cpu_us, floor_name, floor
- * and floor_ratio (what Dovetail costs in floors: 1 is the floor itself).
+ * target (the least speed-up that meets it; 0: none), and where measured
+ * cpu_us, baseline_cpu_us, floor_name, floor and floor_ratio (what
+ * Dovetail costs in floors: 1 is the floor itself, for rates and times
+ * alike), floor_target (the largest floor_ratio that meets it; 0 or
+ * absent: none), and met: whether the row meets its targets (true or
+ * false; null for a row with neither target).
  *
  * The default run measures the cases with nothing else running, then
  * beside one and two CPU-burning processes that the benchmark starts
  * before each case and kills after it (--busy N: beside N only). Beside
- * burners every Dovetail row's target is its baseline (1x).
+ * burners every Dovetail row's target is its baseline (1x), and floor
+ * targets do not apply.
  */
 
 #include <dovetail.h>
@@ -105,9 +110,10 @@ typedef struct
   const char *baseline_name;
   double      baseline;
   double      baseline_cpu;
-  double      target;
+  double      target;        /* the least speed-up that meets it, 0: none */
   const char *floor_name;
   double      floor;
+  double      floor_target;  /* the largest floor ratio that meets it, 0: none */
 } Row;
 
 static void
@@ -115,6 +121,8 @@ report (const Row *row)
 {
   double speedup, floor_ratio = 0;
   const char *floor_name = row->floor_name != NULL ? row->floor_name : "";
+  gboolean has_target = row->target > 0 || row->floor_target > 0;
+  gboolean met = TRUE;
 
   if (row->direction == LOWER_IS_BETTER)
     {
@@ -129,6 +137,12 @@ report (const Row *row)
         floor_ratio = row->floor / row->dovetail;
     }
 
+  /* Both ratios are "Dovetail's cost": in floors, and over the baseline. */
+  if (row->target > 0 && !(speedup >= row->target))
+    met = FALSE;
+  if (row->floor_target > 0 && !(floor_ratio > 0 && floor_ratio <= row->floor_target))
+    met = FALSE;
+
   if (opt_json)
     {
       g_print ("{\"case\": \"%s\", \"busy\": %d, \"unit\": \"%s\", \"dovetail\": %.6g, "
@@ -140,20 +154,24 @@ report (const Row *row)
         g_print (", \"cpu_us\": %.4g, \"baseline_cpu_us\": %.4g",
                  row->dovetail_cpu, row->baseline_cpu);
       if (row->floor_name != NULL)
-        g_print (", \"floor_name\": \"%s\", \"floor\": %.6g, \"floor_ratio\": %.4g",
-                 row->floor_name, row->floor, floor_ratio);
-      g_print ("}\n");
+        g_print (", \"floor_name\": \"%s\", \"floor\": %.6g, \"floor_ratio\": %.4g, "
+                 "\"floor_target\": %.4g",
+                 row->floor_name, row->floor, floor_ratio, row->floor_target);
+      g_print (", \"met\": %s}\n", !has_target ? "null" : met ? "true" : "false");
     }
   else
     {
       g_autofree char *target = row->target > 0 ? g_strdup_printf ("%gx", row->target) : g_strdup ("-");
-      g_autofree char *ratio = floor_ratio > 0 ? g_strdup_printf ("%.1fx %s", floor_ratio, floor_name) : g_strdup ("");
+      g_autofree char *ratio = floor_ratio > 0 ? g_strdup_printf ("%.1fx", floor_ratio) : g_strdup ("");
+      g_autofree char *most = row->floor_target > 0 ?
+        g_strdup_printf ("<=%gx", row->floor_target) : g_strdup (floor_ratio > 0 ? "-" : "");
       g_autofree char *cpu = row->dovetail_cpu > 0 ?
         g_strdup_printf ("%.3g/%.3g", row->dovetail_cpu, row->baseline_cpu) : g_strdup ("");
 
-      g_print ("%-34s %4d %11.4g %-9s %-28s %11.4g %7.2fx %6s %13s  %s\n",
+      g_print ("%-34s %4d %11.4g %-9s %-28s %11.4g %7.2fx %6s %13s %7s %6s %4s  %s\n",
                row->name, busy, row->dovetail, row->unit, row->baseline_name,
-               row->baseline, speedup, target, cpu, ratio);
+               row->baseline, speedup, target, cpu, ratio, most,
+               !has_target ? "" : met ? "ok" : "MISS", floor_name);
     }
 }
 
@@ -164,10 +182,44 @@ target (double quiet)
   return busy > 0 && quiet > 0 ? 1 : quiet;
 }
 
+/* A floor target holds on a quiet machine only: beside burners a floor
+ * that spins loses its CPU for whole time slices. */
+static double
+floor_target (double quiet)
+{
+  return busy > 0 ? 0 : quiet;
+}
+
 static gboolean
 want (const char *name)
 {
   return opt_only == NULL || strstr (name, opt_only) != NULL;
+}
+
+/* Threads that wait until it opens. */
+typedef struct
+{
+  GMutex   lock;
+  GCond    cond;
+  gboolean open;
+} Gate;
+
+static void
+gate_wait (Gate *gate)
+{
+  g_mutex_lock (&gate->lock);
+  while (!gate->open)
+    g_cond_wait (&gate->cond, &gate->lock);
+  g_mutex_unlock (&gate->lock);
+}
+
+static void
+gate_open (Gate *gate)
+{
+  g_mutex_lock (&gate->lock);
+  gate->open = TRUE;
+  g_cond_broadcast (&gate->cond);
+  g_mutex_unlock (&gate->lock);
 }
 
 /* ---- CPU burners ------------------------------------------------------- */
@@ -578,7 +630,9 @@ series_cpu (Series *s)
 }
 
 /* Reports the medians of @d against those of @b and of the floor @f
- * (NULL: none). @quiet_target is the target on a quiet machine. */
+ * (NULL: none). @quiet_target is the target on a quiet machine (the
+ * least speed-up over @b), @quiet_floor_target the largest cost in floors
+ * there (0: none). */
 static void
 report_series (const char *name,
                const char *unit,
@@ -588,11 +642,13 @@ report_series (const char *name,
                Series     *b,
                double      quiet_target,
                const char *floor_name,
-               Series     *f)
+               Series     *f,
+               double      quiet_floor_target)
 {
   report (&(Row) { name, unit, direction, series_median (d), series_cpu (d),
                    baseline_name, series_median (b), series_cpu (b),
-                   target (quiet_target), floor_name, f != NULL ? series_median (f) : 0 });
+                   target (quiet_target), floor_name, f != NULL ? series_median (f) : 0,
+                   floor_target (quiet_floor_target) });
 }
 
 static void
@@ -617,13 +673,14 @@ case_round_trip (DvtRuntime *rt)
   burners_stop ();
   loop_thread_stop (&lt);
 
+  /* Both rows: within 10 floors on a quiet machine. */
   report_series ("to_thread_blocking round trip", "us", LOWER_IS_BETTER,
-                 &d, "g_task_run_in_thread_sync", &g, 5, FLOOR_PING_PONG, &f);
+                 &d, "g_task_run_in_thread_sync", &g, 5, FLOOR_PING_PONG, &f, 10);
   report_series ("to_thread_blocking round trip", "us", LOWER_IS_BETTER,
-                 &d, "g_main_context_invoke+GCond", &inv, 1, FLOOR_PING_PONG, &f);
+                 &d, "g_main_context_invoke+GCond", &inv, 1, FLOOR_PING_PONG, &f, 10);
   /* No target: what a hand-off costs with nothing in between. */
   report_series ("floor: spin ping-pong round trip", "us", LOWER_IS_BETTER,
-                 &f, "g_main_context_invoke+GCond", &inv, 0, NULL, NULL);
+                 &f, "g_main_context_invoke+GCond", &inv, 0, NULL, NULL, 0);
 }
 
 static void
@@ -648,7 +705,7 @@ case_run_blocking (DvtRuntime *rt)
   loop_thread_stop (&lt);
 
   report_series ("run_blocking round trip", "us", LOWER_IS_BETTER,
-                 &d, "g_main_context_invoke+GCond", &inv, 3, FLOOR_PING_PONG, &f);
+                 &d, "g_main_context_invoke+GCond", &inv, 3, FLOOR_PING_PONG, &f, 12);
 }
 
 typedef struct
@@ -672,6 +729,16 @@ pool_item (gpointer data,
       g_cond_signal (&b->cond);
       g_mutex_unlock (&b->lock);
     }
+}
+
+/* Waits until every item of @b has run. */
+static void
+pool_batch_wait (PoolBatch *b)
+{
+  g_mutex_lock (&b->lock);
+  while (g_atomic_int_get (&b->remaining) > 0)
+    g_cond_wait (&b->cond, &b->lock);
+  g_mutex_unlock (&b->lock);
 }
 
 /* Pushes n items through a GThreadPool of `threads` threads and waits:
@@ -698,10 +765,7 @@ thread_pool_push_all (guint             n,
   t0 = stamp ();
   for (guint i = 0; i < n; i++)
     g_thread_pool_push (pool, items != NULL ? items[i] : GUINT_TO_POINTER (i + 1), NULL);
-  g_mutex_lock (&b.lock);
-  while (g_atomic_int_get (&b.remaining) > 0)
-    g_cond_wait (&b.cond, &b.lock);
-  g_mutex_unlock (&b.lock);
+  pool_batch_wait (&b);
   rate = per_second (t0, n);
 
   g_thread_pool_free (pool, FALSE, TRUE);
@@ -778,8 +842,26 @@ map_dvt (DvtRuntime *rt,
   return rate;
 }
 
-/* Submits @n tasks, task i with options[i % n_options] (none if
- * @n_options is 0), then waits for them all. */
+/* Submits @n tasks into @tasks, task i with options[i % n_options] (none
+ * if @n_options is 0), then waits for them all and drops them. */
+static void
+submit_and_wait (DvtRuntime  *rt,
+                 DvtTask    **tasks,
+                 guint        n,
+                 DvtOptions **options,
+                 guint        n_options)
+{
+  for (guint i = 0; i < n; i++)
+    tasks[i] = dvt_runtime_submit (rt, dvt_nop, NULL, NULL,
+                                   n_options > 0 ? options[i % n_options] : NULL, NULL, NULL);
+  for (guint i = 0; i < n; i++)
+    {
+      dvt_task_wait (tasks[i], 0, NULL);
+      g_object_unref (tasks[i]);
+    }
+}
+
+/* Tasks per second through submit_and_wait(). */
 static double
 submit_all_dvt (DvtRuntime  *rt,
                 guint        n,
@@ -790,14 +872,7 @@ submit_all_dvt (DvtRuntime  *rt,
   Stamp t0 = stamp ();
   double rate;
 
-  for (guint i = 0; i < n; i++)
-    tasks[i] = dvt_runtime_submit (rt, dvt_nop, NULL, NULL,
-                                   n_options > 0 ? options[i % n_options] : NULL, NULL, NULL);
-  for (guint i = 0; i < n; i++)
-    {
-      dvt_task_wait (tasks[i], 0, NULL);
-      g_object_unref (tasks[i]);
-    }
+  submit_and_wait (rt, tasks, n, options, n_options);
   rate = per_second (t0, n);
   g_free (tasks);
 
@@ -833,19 +908,19 @@ case_map (DvtRuntime *rt)
   burners_stop ();
 
   report_series ("map_blocking 1M trivial items", "items/s", HIGHER_IS_BETTER,
-                 &d, "GThreadPool push+wait", &p, 5, FLOOR_COUNTER, &f);
+                 &d, "GThreadPool push+wait", &p, 5, FLOOR_COUNTER, &f, 0);
   report_series ("map_blocking 1M trivial items", "items/s", HIGHER_IS_BETTER,
-                 &d, "one GTask per item", &g, 5, FLOOR_COUNTER, &f);
+                 &d, "one GTask per item", &g, 5, FLOOR_COUNTER, &f, 0);
   /* No target: the same items claimed one by one with nothing else. */
   report_series ("floor: atomic-counter loop 1M", "items/s", HIGHER_IS_BETTER,
-                 &f, "GThreadPool push+wait", &p, 0, NULL, NULL);
+                 &f, "GThreadPool push+wait", &p, 0, NULL, NULL, 0);
 }
 
 static void
 case_submit (DvtRuntime *rt)
 {
   guint n = scaled (100000);
-  Series d, p, f;
+  Series d, p, g, f;
 
   if (!want ("submit"))
     return;
@@ -855,15 +930,22 @@ case_submit (DvtRuntime *rt)
     {
       MEASURE (d, rep, submit_dvt (rt, n));
       MEASURE (p, rep, thread_pool_run (n, dvt_runtime_get_max_workers (rt)));
+      MEASURE (g, rep, gtask_per_item_run (n));
       MEASURE (f, rep, gobject_floor (n));
     }
   burners_stop ();
 
+  /* No target: a GThreadPool moves bare pointers, a future is a GObject;
+   * the row stays for information. */
   report_series ("submit+wait 100k", "tasks/s", HIGHER_IS_BETTER,
-                 &d, "GThreadPool push+wait", &p, 2, FLOOR_GOBJECT, &f);
+                 &d, "GThreadPool push+wait", &p, 0, FLOOR_GOBJECT, &f, 0);
+  /* A future per item against a GTask per item, and within 2 floors: at
+   * least half the rate at which one thread makes and drops GObjects. */
+  report_series ("submit+wait 100k", "tasks/s", HIGHER_IS_BETTER,
+                 &d, "one GTask per item", &g, 2.5, FLOOR_GOBJECT, &f, 2);
   /* No target: shows how far one GObject per future lets submit go. */
   report_series ("floor: GObject new+unref 100k", "objects/s", HIGHER_IS_BETTER,
-                 &f, "GThreadPool push+wait", &p, 0, NULL, NULL);
+                 &f, "GThreadPool push+wait", &p, 0, NULL, NULL, 0);
 }
 
 static void
@@ -919,7 +1001,125 @@ case_to_thread_async (DvtRuntime *rt)
   burners_stop ();
 
   report_series ("to_thread_async 100k from a loop", "tasks/s", HIGHER_IS_BETTER,
-                 &d, "g_task_run_in_thread", &g, 2, FLOOR_GOBJECT, &f);
+                 &d, "g_task_run_in_thread", &g, 3, FLOOR_GOBJECT, &f, 0);
+}
+
+/* ---- many submitters --------------------------------------------------- */
+
+/* SUBMITTERS threads submit at once, each as the one thread of
+ * case_submit does: n tasks, then a wait for each. */
+#define SUBMITTERS 8
+
+typedef struct
+{
+  DvtRuntime  *rt;      /* NULL: push into pool */
+  GThreadPool *pool;
+  guint        n;       /* per submitter */
+  Gate         start;
+} Submitters;
+
+static gpointer
+submitter_main (gpointer data)
+{
+  Submitters *s = data;
+  DvtTask **tasks = s->rt != NULL ? g_new (DvtTask *, s->n) : NULL;
+
+  gate_wait (&s->start);
+  if (s->rt != NULL)
+    submit_and_wait (s->rt, tasks, s->n, NULL, 0);
+  else
+    for (guint i = 0; i < s->n; i++)
+      g_thread_pool_push (s->pool, GUINT_TO_POINTER (i + 1), NULL);
+  g_free (tasks);
+
+  return NULL;
+}
+
+/* Starts the submitters of @s, lets them go at once and waits for them:
+ * tasks per second from the moment they go, over all of them. Without a
+ * runtime, @b counts the pool's items down and is waited for too. */
+static double
+submitters_run (Submitters *s,
+                PoolBatch  *b)
+{
+  GThread *threads[SUBMITTERS];
+  Stamp t0;
+
+  g_mutex_init (&s->start.lock);
+  g_cond_init (&s->start.cond);
+  s->start.open = FALSE;
+  for (guint i = 0; i < SUBMITTERS; i++)
+    threads[i] = g_thread_new ("bench-submitter", submitter_main, s);
+  /* Let them reach the gate. */
+  g_usleep (10000);
+
+  t0 = stamp ();
+  gate_open (&s->start);
+  for (guint i = 0; i < SUBMITTERS; i++)
+    g_thread_join (threads[i]);
+  if (b != NULL)
+    pool_batch_wait (b);
+  g_mutex_clear (&s->start.lock);
+  g_cond_clear (&s->start.cond);
+
+  return per_second (t0, SUBMITTERS * s->n);
+}
+
+/* Tasks per second, over all submitters. */
+static double
+many_submitters_dvt (DvtRuntime *rt,
+                     guint       n)
+{
+  Submitters s = { rt, NULL, n };
+
+  return submitters_run (&s, NULL);
+}
+
+/* The same into one GThreadPool of @threads threads, counted down by its
+ * items. */
+static double
+many_pushers_thread_pool (guint n,
+                          guint threads)
+{
+  PoolBatch b = { 0 };
+  Submitters s = { NULL, NULL, n };
+  double rate;
+
+  g_mutex_init (&b.lock);
+  g_cond_init (&b.cond);
+  b.remaining = (int) (SUBMITTERS * n);
+  s.pool = g_thread_pool_new (pool_item, &b, (int) threads, FALSE, NULL);
+  rate = submitters_run (&s, &b);
+  g_thread_pool_free (s.pool, FALSE, TRUE);
+  g_mutex_clear (&b.lock);
+  g_cond_clear (&b.cond);
+
+  return rate;
+}
+
+static void
+case_many_submitters (DvtRuntime *rt)
+{
+  guint n = scaled (100000);
+  Series d, p, one;
+
+  if (!want ("submitters"))
+    return;
+
+  burners_start (busy);
+  for (guint rep = 0; rep < REPS; rep++)
+    {
+      MEASURE (d, rep, many_submitters_dvt (rt, n));
+      MEASURE (p, rep, many_pushers_thread_pool (n, dvt_runtime_get_max_workers (rt)));
+      MEASURE (one, rep, submit_dvt (rt, n));
+    }
+  burners_stop ();
+
+  /* No target against the pool. The floor is one submitter of the same
+   * run: eight at once may cost each task at most twice what one does. */
+  report_series ("submit+wait, 8 submitters x100k", "tasks/s", HIGHER_IS_BETTER,
+                 &d, "GThreadPool, 8 pushers+wait", &p, 0,
+                 "submit+wait, 1 submitter", &one, 2);
 }
 
 /* ---- priorities ------------------------------------------------------------ */
@@ -997,7 +1197,7 @@ case_priority (void)
   /* Target 1x: a heap beside the default lane against GLib's sorted
    * insertion. */
   report_series ("1 worker, 100k at mixed priorities", "tasks/s", HIGHER_IS_BETTER,
-                 &d, "GThreadPool with a sort function", &p, 1, NULL, NULL);
+                 &d, "GThreadPool with a sort function", &p, 1, NULL, NULL, 0);
 
   for (guint i = 0; i < G_N_ELEMENTS (options); i++)
     g_object_unref (options[i]);
@@ -1127,7 +1327,7 @@ case_wait_async (DvtRuntime *rt)
   burners_stop ();
 
   report_series ("submit+wait_async round trip from a loop", "us", LOWER_IS_BETTER,
-                 &d, "g_task_run_in_thread+callback", &g, 2, FLOOR_PING_PONG, &f);
+                 &d, "g_task_run_in_thread+callback", &g, 2, FLOOR_PING_PONG, &f, 0);
 }
 
 /* ---- how the cost per item scales --------------------------------------- */
@@ -1232,31 +1432,6 @@ run_scaling (DvtRuntime *rt)
 }
 
 /* ---- memory per queued task ------------------------------------------- */
-
-typedef struct
-{
-  GMutex   lock;
-  GCond    cond;
-  gboolean open;
-} Gate;
-
-static void
-gate_wait (Gate *gate)
-{
-  g_mutex_lock (&gate->lock);
-  while (!gate->open)
-    g_cond_wait (&gate->cond, &gate->lock);
-  g_mutex_unlock (&gate->lock);
-}
-
-static void
-gate_open (Gate *gate)
-{
-  g_mutex_lock (&gate->lock);
-  gate->open = TRUE;
-  g_cond_broadcast (&gate->cond);
-  g_mutex_unlock (&gate->lock);
-}
 
 static void
 dvt_blocker (DvtTask      *task,
@@ -1506,9 +1681,9 @@ main (int   argc,
     }
 
   if (!opt_json)
-    g_print ("%-34s %4s %11s %-9s %-28s %11s %8s %6s %13s  %s\n", "case", "busy",
+    g_print ("%-34s %4s %11s %-9s %-28s %11s %8s %6s %13s %7s %6s %4s  %s\n", "case", "busy",
              "dovetail", "unit", "baseline", "baseline", "speed-up", "target",
-             "cpu us/item", "x floor");
+             "cpu us/item", "x floor", "max", "met", "floor");
 
   for (guint l = 0; l < n_levels; l++)
     {
@@ -1518,6 +1693,7 @@ main (int   argc,
       case_run_blocking (rt);
       case_map (rt);
       case_submit (rt);
+      case_many_submitters (rt);
       case_to_thread_async (rt);
       case_wait_async (rt);
       case_priority ();
