@@ -164,14 +164,12 @@ import asyncio
 import atexit
 import collections
 import contextvars
-import itertools
 import os
 import signal
 import socket
 import sys
 import threading
 import time
-import traceback
 import weakref
 from concurrent.futures import InvalidStateError as cf_InvalidStateError
 
@@ -187,6 +185,7 @@ from ..module import get_introspection_module
 from ..overrides import override
 from ._dvt import aio as _aio
 from ._dvt import directions as _directions
+from ._dvt import errors as _errors
 from ._dvt import futures as _futures
 from ._dvt.i18n import _
 
@@ -194,236 +193,8 @@ Dvt = get_introspection_module('Dvt')
 
 __all__ = []
 
-# ---- Python exceptions across the C library ---------------------------------
-
-_EXCEPTION_DOMAIN = 'dvt-python-exception-quark'
-_MAX_KEY = 0x7fffffff  # a GError code is a gint
-
-_lock = threading.Lock()
-_keys = itertools.count(1)
-# key -> _Scope holding the exception; weak, so a scope that nobody can
-# read from any more takes its entries with it.
-_registry = weakref.WeakValueDictionary()
-# task (Python wrapper) -> weak reference to the _Scope of its call, so that
-# Task.return_error() called later (from a GIO callback) finds it.
-_task_scopes = weakref.WeakKeyDictionary()
-
-
-class _Scope:
-    """The Python exceptions raised by the work of one call.
-
-    Only what can still read the call's result holds a scope: the frame of
-    a blocking call (which closes it when it returns), the Python object of
-    a future (submit, schedule), the async result given to a callback. The
-    work functions refer to it weakly, and stop storing once it is gone.
-    """
-
-    __slots__ = ('_entries', '_closed', '_work', 'started', '__weakref__')
-
-    def __init__(self):
-        self._entries = {}
-        self._closed = False
-        self._work = []
-        self.started = False  # some work of the call has started
-
-    def hold_work(self, *objects):
-        """A holder of the work function (and its data) of this call, for
-        its wrapper, emptied by end(). Work starts only from a holder that
-        is not empty (see _held()), so no work of the call starts once it
-        has ended. The emptied holder also lets the C library, which keeps
-        the wrapper as long as the task lives, no longer keep them: the
-        exception that the caller re-raises refers to the caller's frames,
-        which may refer to the task, and a work function that refers to
-        its own exception would otherwise make a cycle through C."""
-        holder = list(objects)
-        with _lock:
-            self._work.append(holder)
-        return holder
-
-    def end(self):
-        """The call has returned, raised or delivered its result: no work
-        of it starts any more, whatever the order in which the runtime
-        released its caller and cancelled the work still queued."""
-        for holder in list(self._work):
-            holder.clear()
-
-    def store(self, exc, tb):
-        """Keeps @exc, raised with traceback @tb; returns its key, or 0 if
-        the call is over."""
-        _release_frames(exc, tb)
-        with _lock:
-            if self._closed:
-                return 0
-            while True:
-                key = next(_keys) % _MAX_KEY + 1
-                if key not in _registry:
-                    break
-            self._entries[key] = (exc, tb)
-            _registry[key] = self
-            return key
-
-    def close(self):
-        """The blocking call has returned or raised."""
-        self.end()
-        with _lock:
-            self._closed = True
-            for key in self._entries:
-                if _registry.get(key) is self:
-                    del _registry[key]
-            self._entries.clear()
-
-    def lookup(self, key):
-        """The (exception, traceback) of @key; the call has ended."""
-        entry = self._entries.get(key)
-        if entry is not None:
-            self.end()
-        return entry
-
-
-def _release_frames(exc, tb):
-    """Drops the local variables of the finished frames of @exc's
-    traceback (and of the exceptions it chains to). They would otherwise
-    keep the task alive (its work function's frame refers to it), and the
-    task keeps the work function, which keeps the stored exception: a
-    cycle through C that Python's collector cannot break. The traceback
-    still shows every file, line and function."""
-    exc.__traceback__ = tb
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        traceback.clear_frames(exc.__traceback__)
-        exc = exc.__cause__ or exc.__context__
-
-
-def _live_exception_count():
-    """How many Python exceptions are kept for readers (for tests)."""
-    with _lock:
-        return len(_registry)
-
-
-def _remember(task, scope):
-    """Lets Task.return_error() find @scope from @task (weakly)."""
-    with _lock:
-        _task_scopes[task] = weakref.ref(scope)
-
-
-def _keep(task, scope):
-    """@scope lives as long as the Python object of @task. An attribute,
-    not a global table: a cycle through it (the exception's traceback
-    refers to frames that refer to the task) stays collectable. Not for
-    the task of run_blocking or of an async map item: a Python object that
-    outlives the call would hide a function that forgot to complete it."""
-    task._dvt_scope = scope
-    _remember(task, scope)
-
-
-def _scope_of(task):
-    with _lock:
-        ref = _task_scopes.get(task)
-    scope = ref() if ref is not None else None
-    if scope is None:
-        # Nothing reads this task through a call of ours (or no longer):
-        # its exceptions live as long as its Python object.
-        scope = _Scope()
-        _keep(task, scope)
-    return scope
-
-
-def _exception_error(exc, key):
-    name = type(exc).__qualname__
-    module = type(exc).__module__
-    if module not in ('builtins', '__main__'):
-        name = module + '.' + name
-    text = str(exc)
-    message = '%s: %s' % (name, text) if text else name
-    return GLib.Error(message + ' (a Python exception raised by Dovetail work)',
-                      _EXCEPTION_DOMAIN, key)
-
-
-def _to_error(scope, exc, tb):
-    """A GLib.Error standing for @exc, to hand to the C library."""
-    if isinstance(exc, GLib.Error):
-        return exc
-    return _exception_error(exc, _store(scope, exc, tb))
-
-
-def _unwrap(value):
-    """The Python exception a GLib.Error stands for, or @value itself."""
-    if isinstance(value, GLib.Error) and value.domain == _EXCEPTION_DOMAIN:
-        with _lock:
-            scope = _registry.get(value.code)
-            entry = scope.lookup(value.code) if scope is not None else None
-        if entry is not None:
-            exc, tb = entry
-            return exc.with_traceback(tb)
-    return value
-
-
-def _peek(value):
-    """Like _unwrap(), but leaves the exception stored: the call goes on
-    (a retry filter looks at the error of an attempt)."""
-    if isinstance(value, GLib.Error) and value.domain == _EXCEPTION_DOMAIN:
-        with _lock:
-            scope = _registry.get(value.code)
-            entry = scope._entries.get(value.code) if scope is not None else None
-        if entry is not None:
-            return entry[0]
-    return value
-
-
-def _unwrap_list(values):
-    if values is None:
-        return values
-    return [_unwrap(v) for v in values]
-
-
-def _reraising(fn, *args):
-    """Calls @fn; a GLib.Error standing for a Python exception is raised as
-    that exception."""
-    try:
-        return fn(*args)
-    except GLib.Error as error:
-        exc = _unwrap(error)
-        if exc is error:
-            raise
-    # Raised outside the except clause: the original exception keeps its
-    # own __context__ and __cause__.
-    raise exc
-
-
-def _store(scope, exc, tb):
-    if scope is None:
-        # Nobody can read the result any more.
-        _release_frames(exc, tb)
-        return 0
-    return scope.store(exc, tb)
-
-
-def _guard(scope, fn, *args, **kwargs):
-    """Calls @fn on the work side. Returns (True, its value), or (False, a
-    GLib.Error): the one @fn raised, or one standing for the Python
-    exception it raised, which the caller side turns back into it.
-
-    The work's frames keep their callers' frames (f_back), so this frame
-    and the wrappers calling it drop their local variables before they
-    pass an error on: the stored traceback must not keep the task alive."""
-    try:
-        return True, fn(*args, **kwargs)
-    except GLib.Error as error:
-        failure = error
-    except BaseException as exc:
-        tb = exc.__traceback__
-        # Hide this frame: the traceback starts in the work function.
-        if tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next
-        while (tb is not None and tb.tb_next is not None and
-               tb.tb_frame.f_code is _in_caller_context_code):
-            tb = tb.tb_next
-        failure = _exception_error(exc, _store(scope, exc, tb))
-        del tb
-    del scope, fn, args, kwargs
-    return False, failure
-
+# What the tests read through this module (machinery of the _dvt modules).
+_live_exception_count = _errors.live_exception_count
 
 # ---- Ctrl-C on the main thread ---------------------------------------------------
 
@@ -554,7 +325,7 @@ class _Interrupts:
         if own is None:
             own = self.cancellable = Gio.Cancellable()
         try:
-            return self.call(own, _reraising, fn, *args[:-1], own)
+            return self.call(own, _errors.reraising, fn, *args[:-1], own)
         except GLib.Error as error:
             _after_shutdown(args[0], error)
             raise
@@ -564,7 +335,7 @@ class _Interrupts:
         own = Gio.Cancellable()
         link = caller.connect(lambda *_ignored: own.cancel())
         try:
-            return self.call(own, _reraising, fn, *args[:-1], own)
+            return self.call(own, _errors.reraising, fn, *args[:-1], own)
         except GLib.Error as error:
             _after_shutdown(args[0], error)
             raise
@@ -605,11 +376,11 @@ def _after_shutdown(runtime, error):
 
 
 def _blocking(fn, *args):
-    """_reraising() for a blocking call whose last argument is its
+    """_errors.reraising() for a blocking call whose last argument is its
     cancellable; on the main thread, Ctrl-C ends it (see above)."""
     if _get_ident() == _interrupts.main:
         return _interrupts.run(fn, args)
-    return _reraising(fn, *args)
+    return _errors.reraising(fn, *args)
 
 
 # ---- values ------------------------------------------------------------------
@@ -705,7 +476,7 @@ def _keep_thread_state():
     """Called at the start of Python work on a worker thread."""
     if _api is None or getattr(_thread_local, 'kept', False):
         return
-    with _lock:
+    with _errors.lock:
         tid = threading.get_native_id()
         # A thread that kept a state has the flag set: a state recorded
         # under this id belonged to an ended thread whose id was reused.
@@ -740,17 +511,6 @@ def _pick_data(func_data, user_data):
 _UNSET = object()
 
 
-def _held(holder):
-    """What a holder of _Scope.hold_work() holds, taken in one step (the
-    caller's thread may empty it meanwhile); raises once the call has
-    ended, so that the work fails instead of starting."""
-    held = tuple(holder)
-    if not held:
-        raise GLib.Error.new_literal(Gio.io_error_quark(), _('The call has ended'),
-                                     Gio.IOErrorEnum.CANCELLED)
-    return held
-
-
 def _work(scope, func, func_data):
     """Wraps a DvtThreadFunc, DvtAsyncFunc or DvtMapFunc."""
     scope_ref = weakref.ref(scope)
@@ -758,12 +518,12 @@ def _work(scope, func, func_data):
 
     def run(task, cancellable, *_ignored):
         _keep_thread_state()
-        func, func_data = _held(holder)
+        func, func_data = _errors.held(holder)
         scope = scope_ref()
         if scope is not None:
             scope.started = True
-            _remember(task, scope)
-        ok, failure = _guard(scope, func, task, cancellable, func_data)
+            _errors.remember(task, scope)
+        ok, failure = _errors.guard(scope, func, task, cancellable, func_data)
         if not ok:
             del task, cancellable, _ignored, scope, func, func_data
             raise failure
@@ -777,11 +537,11 @@ def _call_work(scope, fn, args, kwargs):
 
     def run(task, cancellable, *_ignored):
         _keep_thread_state()
-        fn, args, kwargs = _held(holder)
+        fn, args, kwargs = _errors.held(holder)
         scope = scope_ref()
         if scope is not None:
             scope.started = True
-        ok, value = _guard(scope, fn, *args, **kwargs)
+        ok, value = _errors.guard(scope, fn, *args, **kwargs)
         del fn, args, kwargs, scope
         if not ok:
             del task, cancellable, _ignored
@@ -807,7 +567,7 @@ class _Call:
 
     def run(self, *_ignored):
         _keep_thread_state()
-        ok, value = _guard(self.scope, self.fn, *self.args, **self.kwargs)
+        ok, value = _errors.guard(self.scope, self.fn, *self.args, **self.kwargs)
         if not ok:
             raise value
         self.value = value
@@ -821,8 +581,8 @@ def _item_work(scope, fn, items):
 
     def run(task, cancellable, *_ignored):
         _keep_thread_state()
-        fn, items = _held(holder)
-        ok, value = _guard(scope_ref(), fn, items[task.get_index()])
+        fn, items = _errors.held(holder)
+        ok, value = _errors.guard(scope_ref(), fn, items[task.get_index()])
         del fn, items
         if not ok:
             del task, cancellable, _ignored
@@ -843,7 +603,7 @@ class _Chunks:
     Item by item, the map keeps its meaning: results in input order; in
     return-errors mode each failure in its slot; otherwise the first
     failure stops every runner before its next item and fails the map.
-    Each item is let in only while the map's holder (_Scope.hold_work) is
+    Each item is let in only while the map's holder (Scope.hold_work) is
     not empty, and the call empties it before it returns or raises,
     however the map ends: no item starts after that. Cancelling the map's
     cancellable empties it too, so that a cancellation stops the runners
@@ -895,7 +655,7 @@ class _Chunks:
                 # holder, no runner starts another item.
                 if not held:
                     break
-                ok, value = _guard(scope, fn, items[i])
+                ok, value = _errors.guard(scope, fn, items[i])
                 if not ok:
                     if not self.return_errors:
                         held.clear()  # the others stop before their next item
@@ -908,7 +668,7 @@ class _Chunks:
 
     def take_results(self):
         results, self.results = self.results, None
-        return _unwrap_list(results) if self.failed else results
+        return _errors.unwrap_list(results) if self.failed else results
 
 
 def _done(call, scope, callback, user_data):
@@ -919,24 +679,9 @@ def _done(call, scope, callback, user_data):
 
     def done(source, result, *_ignored):
         scope.end()
-        _keep(result, scope)
+        _errors.keep(result, scope)
         callback(source, result, user_data)
     return done
-
-
-def _in_caller_context(fn):
-    """@fn, called in a copy of the caller's contextvars context (one copy
-    per call: items run at once cannot share one context)."""
-    context = contextvars.copy_context()
-
-    def run(item):
-        return context.copy().run(fn, item)
-    run.__func__ = getattr(fn, '__func__', fn)  # what event scopes match (_function_target)
-    return run
-
-
-# Hidden from stored tracebacks, as _guard() is.
-_in_caller_context_code = _in_caller_context(len).__code__
 
 
 def _is_raw_map(args, kwargs):
@@ -957,7 +702,7 @@ def _event_handler(signal, handler):
         return handler
 
     def run(*args):
-        return handler(*[_peek(a) for a in args])
+        return handler(*[_errors.peek(a) for a in args])
     return run
 
 
@@ -1201,7 +946,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         and blocks until it has completed its task; returns the value."""
         _need_callable('run_blocking', 'func', func)
         func_data = _pick_data(func_data, user_data)
-        scope = _Scope()
+        scope = _errors.Scope()
         try:
             return _blocking(Dvt.Runtime.run_blocking, self,
                              _work(scope, func, func_data), None,
@@ -1215,7 +960,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         blocks for the value it completes its task with."""
         _need_callable('to_thread_blocking', 'func', func)
         func_data = _pick_data(func_data, user_data)
-        scope = _Scope()
+        scope = _errors.Scope()
         try:
             return _blocking(Dvt.Runtime.to_thread_blocking, self,
                              _work(scope, func, func_data), None,
@@ -1230,7 +975,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         timeout, retries...) and ``dvt_cancellable`` apply to the call and
         are not passed to ``fn``."""
         _need_callable('call_blocking', 'fn', fn)
-        scope = _Scope()
+        scope = _errors.Scope()
         call = _Call(scope, contextvars.copy_context().run, (fn,) + args, kwargs)
         try:
             _blocking(Dvt.Runtime.invoke_blocking, self, call.run, None,
@@ -1246,7 +991,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         thread-default context, where ``to_thread_finish(result)`` reads
         the value."""
         _need_callable('to_thread_async', 'func', func)
-        scope = _Scope()
+        scope = _errors.Scope()
         if callback is not None:
             callback = _done('to_thread_async', scope, callback, user_data)
         # func_data is given as a tuple: PyGObject 3.42 expects one for a
@@ -1256,7 +1001,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
                                     callback, None)
 
     def to_thread_finish(self, result):
-        return _reraising(Dvt.Runtime.to_thread_finish, self, result)
+        return _errors.reraising(Dvt.Runtime.to_thread_finish, self, result)
 
     def submit(self, func, func_data=None, options=None, cancellable=None,
                *, user_data=_UNSET):
@@ -1264,10 +1009,10 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         returns its task, a future."""
         _need_callable('submit', 'func', func)
         func_data = _pick_data(func_data, user_data)
-        scope = _Scope()
+        scope = _errors.Scope()
         task = Dvt.Runtime.submit(self, _work(scope, func, func_data), None,
                                   _identify(func, options), cancellable)
-        _keep(task, scope)
+        _errors.keep(task, scope)
         return task
 
     def submit_call(self, fn, *args, dvt_options=None, dvt_cancellable=None,
@@ -1277,12 +1022,12 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         ``dvt_options`` and ``dvt_cancellable`` apply to the call, as for
         ``call_blocking``."""
         _need_callable('submit_call', 'fn', fn)
-        scope = _Scope()
+        scope = _errors.Scope()
         task = Dvt.Runtime.submit(self, _call_work(scope, contextvars.copy_context().run,
                                                    (fn,) + args, kwargs),
                                   None, _identify(fn, dvt_options),
                                   dvt_cancellable)
-        _keep(task, scope)
+        _errors.keep(task, scope)
         return task
 
     def task_group(self, max_concurrency=0, cancel_on_failure=False,
@@ -1298,10 +1043,10 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         and returns its task, a future."""
         _need_callable('schedule', 'func', func)
         func_data = _pick_data(func_data, user_data)
-        scope = _Scope()
+        scope = _errors.Scope()
         task = Dvt.Runtime.schedule(self, _work(scope, func, func_data), None,
                                     _identify(func, options), cancellable)
-        _keep(task, scope)
+        _errors.keep(task, scope)
         return task
 
     def map_blocking(self, *args, **kwargs):
@@ -1321,16 +1066,16 @@ class Runtime(_EventsMixin, Dvt.Runtime):
                           cancellable=None, *, user_data=_UNSET):
         _need_callable('map_blocking', 'func', func)
         func_data = _pick_data(func_data, user_data)
-        scope = _Scope()
+        scope = _errors.Scope()
         return self._map_blocking(n_items, _work(scope, func, func_data),
                                   scope, _identify(func, options), cancellable)
 
     def _map_blocking_items(self, fn, items, options=None, cancellable=None):
         _need_callable('map_blocking', 'fn', fn)
         items = list(items)
-        scope = _Scope()
+        scope = _errors.Scope()
         options = _identify(fn, options)
-        fn = _in_caller_context(fn)
+        fn = _errors.in_caller_context(fn)
         n_runners = self._map_runners(len(items), options)
         if n_runners == 0:
             return self._map_blocking(len(items), _item_work(scope, fn, items),
@@ -1364,7 +1109,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
 
     def _map_blocking(self, n_items, func, scope, options, cancellable):
         try:
-            return _unwrap_list(_blocking(
+            return _errors.unwrap_list(_blocking(
                 Dvt.Runtime.map_blocking, self, n_items, func, None, options,
                 cancellable))
         finally:
@@ -1383,7 +1128,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
     def _map_async_raw(self, n_items, func, func_data=None, options=None,
                        cancellable=None, callback=None, user_data=None):
         _need_callable('map_async', 'func', func)
-        scope = _Scope()
+        scope = _errors.Scope()
         self._map_async(n_items, _work(scope, func, func_data), scope,
                         _identify(func, options), cancellable, callback,
                         user_data)
@@ -1392,8 +1137,9 @@ class Runtime(_EventsMixin, Dvt.Runtime):
                          callback=None, user_data=None):
         _need_callable('map_async', 'fn', fn)
         items = list(items)
-        scope = _Scope()
-        self._map_async(len(items), _item_work(scope, _in_caller_context(fn), items),
+        scope = _errors.Scope()
+        self._map_async(len(items),
+                        _item_work(scope, _errors.in_caller_context(fn), items),
                         scope, _identify(fn, options), cancellable, callback,
                         user_data)
 
@@ -1406,7 +1152,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
                               callback, None)
 
     def map_finish(self, result):
-        return _unwrap_list(_reraising(Dvt.Runtime.map_finish, self, result))
+        return _errors.unwrap_list(_errors.reraising(Dvt.Runtime.map_finish, self, result))
 
     def scope_events(self, *, name=None, function=None, task=None,
                      max_depth=1):
@@ -1443,8 +1189,8 @@ class Runtime(_EventsMixin, Dvt.Runtime):
             if not isinstance(task, Dvt.Task):
                 raise TypeError(_('gather_blocking() needs Dvt.Task elements; '
                                   'element %d is %r') % (index, type(task).__name__))
-        return _unwrap_list(_blocking(Dvt.Runtime.gather_blocking, self,
-                                      tasks, options, cancellable))
+        return _errors.unwrap_list(_blocking(Dvt.Runtime.gather_blocking, self,
+                                             tasks, options, cancellable))
 
 
     # ---- asyncio and concurrent.futures --------------------------------------
@@ -1498,7 +1244,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         _need_callable('map', 'fn', fn)
         items = list(items)
         # In the caller's context: map_async runs on the bridge thread.
-        fn = _in_caller_context(fn)
+        fn = _errors.in_caller_context(fn)
         return _aio.start(
             lambda cancellable, callback: self.map_async(
                 fn, items, options=options, cancellable=cancellable,
@@ -1599,7 +1345,7 @@ class Options(Dvt.Options):
             return
 
         def run(task, error, *_ignored):
-            return bool(retry_filter(task, _peek(error)))
+            return bool(retry_filter(task, _errors.peek(error)))
         Dvt.Options.set_retry_filter(self, run, user_data)
 
 
@@ -1624,18 +1370,18 @@ class Task(_EventsMixin, Dvt.Task):
             if not isinstance(error, BaseException):
                 raise TypeError(_('return_error() needs an exception, not %r')
                                 % type(error).__name__)
-            error = _to_error(_scope_of(self), error, error.__traceback__)
+            error = _errors.to_error(_errors.scope_of(self), error, error.__traceback__)
         Dvt.Task.return_error(self, error)
 
     def propagate_value(self):
         """The value of the ended task, or its error raised."""
-        return _reraising(Dvt.Task.propagate_value, self)
+        return _errors.reraising(Dvt.Task.propagate_value, self)
 
     def propagate_boolean(self):
-        return _reraising(Dvt.Task.propagate_boolean, self)
+        return _errors.reraising(Dvt.Task.propagate_boolean, self)
 
     def propagate_int(self):
-        return _reraising(Dvt.Task.propagate_int, self)
+        return _errors.reraising(Dvt.Task.propagate_int, self)
 
     # ---- concurrent.futures.Future -------------------------------------------
 
@@ -1799,8 +1545,8 @@ def _callable_work(func):
     """Wraps a DvtCallableFunc: an exception it raises fails the call."""
     def run(task, args, cancellable, user_data):
         _keep_thread_state()
-        ok, failure = _guard(_scope_of(task), func, task, args, cancellable,
-                             user_data)
+        ok, failure = _errors.guard(_errors.scope_of(task), func, task, args,
+                                    cancellable, user_data)
         if not ok:
             del task, args, cancellable, user_data
             raise failure
@@ -1827,13 +1573,13 @@ class Callable(Dvt.Callable):
         """Calls the function with @args (a GLib.Variant or None) and
         returns the value it completes its task with."""
         # Through the task, which keeps the Python exception of the call
-        # for its reader (see _scope_of()); Task.result() also turns
+        # for its reader (see _errors.scope_of()); Task.result() also turns
         # Ctrl-C on the main thread into KeyboardInterrupt.
-        task = _reraising(Dvt.Callable.submit, self, args, cancellable)
+        task = _errors.reraising(Dvt.Callable.submit, self, args, cancellable)
         return task.result()
 
     def call_finish(self, result):
-        return _reraising(Dvt.Callable.call_finish, self, result)
+        return _errors.reraising(Dvt.Callable.call_finish, self, result)
 
     def acall(self, args=None):
         """``await callable.acall(args)`` from a running asyncio loop: the
@@ -1989,7 +1735,7 @@ __all__.append('Queue')
 # a worker: each value it yields is sent to the channel (waiting while
 # `capacity` values are buffered), and an exception it raises reaches the
 # consumer, after the last value, as the same exception object (through
-# the _Scope of the channel's Python object). The consumer iterates the
+# the errors.Scope of the channel's Python object). The consumer iterates the
 # channel from a thread; leaving the loop early closes the channel, which
 # makes the generator's pending yield raise GeneratorExit (its `finally`
 # clauses run) and ends the producer cleanly.
@@ -2029,9 +1775,9 @@ def _producer_work(scope, fn, args, kwargs):
 
     def run(channel, cancellable, *_ignored):
         _keep_thread_state()
-        fn, args, kwargs = _held(holder)
+        fn, args, kwargs = _errors.held(holder)
         iterable = args[0] if fn is None else _Lazy(fn, args, kwargs)
-        ok, failure = _guard(scope_ref(), _drive, channel, cancellable, iterable)
+        ok, failure = _errors.guard(scope_ref(), _drive, channel, cancellable, iterable)
         del fn, args, kwargs, iterable
         if not ok:
             del channel, cancellable, _ignored
@@ -2048,8 +1794,8 @@ def _raw_producer_work(scope, func, func_data):
 
     def run(channel, cancellable, *_ignored):
         _keep_thread_state()
-        func, func_data = _held(holder)
-        ok, failure = _guard(scope_ref(), func, channel, cancellable, func_data)
+        func, func_data = _errors.held(holder)
+        ok, failure = _errors.guard(scope_ref(), func, channel, cancellable, func_data)
         del func, func_data
         if not ok:
             if _is_closed_error(failure):
@@ -2115,14 +1861,14 @@ class Channel(Dvt.Channel):
         kept = self._dvt_kept()
         if kept is not None:
             return kept
-        return _reraising(Dvt.Channel.try_receive, self)
+        return _errors.reraising(Dvt.Channel.try_receive, self)
 
     def receive_finish(self, result):
-        return _reraising(Dvt.Channel.receive_finish, self, result)
+        return _errors.reraising(Dvt.Channel.receive_finish, self, result)
 
     def close(self, reason=None):
         Dvt.Channel.close(self, reason)
-        with _lock:
+        with _errors.lock:
             self._dvt_closed = True
             self.__dict__.pop('_dvt_orphans', None)
 
@@ -2141,7 +1887,7 @@ class Channel(Dvt.Channel):
         """on_orphan of areceive(): keeps the value a cancelled receive was
         handed for the next receive (not once the consumer has closed)."""
         ok, value = received
-        with _lock:
+        with _errors.lock:
             if ok and not self.__dict__.get('_dvt_closed'):
                 self.__dict__.setdefault('_dvt_orphans',
                                          collections.deque()).append(value)
@@ -2184,7 +1930,7 @@ class Channel(Dvt.Channel):
                 # thread's Ctrl-C set-up, which costs more than the
                 # receive itself.
                 elif Dvt.Channel.get_n_items(self) > 0:
-                    ok, value = _reraising(raw, self, 0, None)
+                    ok, value = _errors.reraising(raw, self, 0, None)
                 else:
                     ok, value = self.receive_blocking(0, None)
                 if not ok:
@@ -2197,7 +1943,7 @@ class Channel(Dvt.Channel):
         """try_receive(), or None if nothing is buffered after all (another
         consumer took it)."""
         try:
-            return _reraising(Dvt.Channel.try_receive, self)
+            return _errors.reraising(Dvt.Channel.try_receive, self)
         except GLib.Error as error:
             if not error.matches(Dvt.error_quark(), Dvt.Error.EMPTY):
                 raise
@@ -2266,7 +2012,7 @@ def _runtime_produce(self, func, *args, capacity=1, options=None,
     recognised by its function taking exactly three parameters (and not
     being a generator function) and the argument after ``func_data``
     being an ``int``, the capacity."""
-    scope = _Scope()
+    scope = _errors.Scope()
     if not callable(func) and hasattr(func, '__iter__') and not args and not kwargs:
         work = _producer_work(scope, None, (func,), {})
     elif _is_raw_produce(func, args, kwargs):
@@ -2279,8 +2025,8 @@ def _runtime_produce(self, func, *args, capacity=1, options=None,
     else:
         _need_callable('produce', 'func', func)
         work = _producer_work(scope, func, args, kwargs)
-    channel = _reraising(Dvt.Runtime.produce, self, work, None, capacity,
-                         options, cancellable)
+    channel = _errors.reraising(Dvt.Runtime.produce, self, work, None, capacity,
+                                options, cancellable)
     channel._dvt_scope = scope
     channel._dvt_runtime = self
     return channel
@@ -2296,8 +2042,8 @@ def _batch_work(scope, fn):
 
     def run(task, items, cancellable, *_ignored):
         _keep_thread_state()
-        fn, = _held(holder)
-        ok, failure = _guard(scope_ref(), fn, list(items))
+        fn, = _errors.held(holder)
+        ok, failure = _errors.guard(scope_ref(), fn, list(items))
         del fn, items
         if not ok:
             del task, cancellable, _ignored
@@ -2323,7 +2069,7 @@ class Batcher(Dvt.Batcher):
     items at once and returns the batch's :class:`Task` (or None)."""
 
     def add(self, item):
-        return _reraising(Dvt.Batcher.add, self, _to_value(item))
+        return _errors.reraising(Dvt.Batcher.add, self, _to_value(item))
 
     def close_blocking(self, timeout=0, cancellable=None):
         """On the main thread, Ctrl-C ends the wait with KeyboardInterrupt
@@ -2331,7 +2077,7 @@ class Batcher(Dvt.Batcher):
         return _blocking(Dvt.Batcher.close_blocking, self, timeout, cancellable)
 
     def close_finish(self, result):
-        return _reraising(Dvt.Batcher.close_finish, self, result)
+        return _errors.reraising(Dvt.Batcher.close_finish, self, result)
 
     def close(self, timeout=0, cancellable=None):
         return self.close_blocking(timeout, cancellable)
@@ -2385,9 +2131,9 @@ def _runtime_batcher(self, fn, max_items=100, max_wait=0, options=None):
     batch of at most @max_items items, dispatched once full or @max_wait
     seconds after its first item (0: no time limit)."""
     _need_callable('batcher', 'fn', fn)
-    scope = _Scope()
-    batcher = _reraising(Dvt.Batcher.new, self, _batch_work(scope, fn), None,
-                         max_items, max_wait, options)
+    scope = _errors.Scope()
+    batcher = _errors.reraising(Dvt.Batcher.new, self, _batch_work(scope, fn),
+                                None, max_items, max_wait, options)
     batcher._dvt_scope = scope
     batcher._dvt_runtime = self
     return batcher
@@ -2581,7 +2327,7 @@ class Cache(Dvt.Cache):
         return _aio.start(
             lambda cancellable, callback:
                 Dvt.Cache.get_async(self, key, cancellable, callback, None),
-            lambda result: _reraising(Dvt.Cache.get_finish, self, result))
+            lambda result: _errors.reraising(Dvt.Cache.get_finish, self, result))
 
 
 Cache = override(Cache)
@@ -2683,8 +2429,8 @@ class TaskGroup(Dvt.TaskGroup):
         traceback holds the caller's frame, and so the group) would make a
         cycle that Python cannot collect. Also for groups made with
         ``Dvt.TaskGroup.new()``, which does not call __init__."""
-        _remember(task, scope)
-        with _lock:
+        _errors.remember(task, scope)
+        with _errors.lock:
             self.__dict__.setdefault('_dvt_scopes', []).append(scope)
         return task
 
@@ -2695,30 +2441,30 @@ class TaskGroup(Dvt.TaskGroup):
         ``dvt_options`` and ``dvt_cancellable`` apply to the call, as for
         ``Runtime.submit_call``."""
         _need_callable('submit', 'fn', fn)
-        scope = _Scope()
-        task = _reraising(Dvt.TaskGroup.submit, self,
-                          _call_work(scope, fn, args, kwargs), None,
-                          _identify(fn, dvt_options), dvt_cancellable)
+        scope = _errors.Scope()
+        task = _errors.reraising(Dvt.TaskGroup.submit, self,
+                                 _call_work(scope, fn, args, kwargs), None,
+                                 _identify(fn, dvt_options), dvt_cancellable)
         return self._track(task, scope)
 
     def submit_func(self, func, func_data=None, options=None, cancellable=None):
         """Queues ``func(task, cancellable, func_data)``, as
         ``Runtime.submit``, as a member of the group."""
         _need_callable('submit_func', 'func', func)
-        scope = _Scope()
-        task = _reraising(Dvt.TaskGroup.submit, self,
-                          _work(scope, func, func_data), None,
-                          _identify(func, options), cancellable)
+        scope = _errors.Scope()
+        task = _errors.reraising(Dvt.TaskGroup.submit, self,
+                                 _work(scope, func, func_data), None,
+                                 _identify(func, options), cancellable)
         return self._track(task, scope)
 
     def schedule(self, func, func_data=None, options=None, cancellable=None):
         """Starts ``func(task, cancellable, func_data)`` on the loop thread,
         as ``Runtime.schedule``, as a member of the group."""
         _need_callable('schedule', 'func', func)
-        scope = _Scope()
-        task = _reraising(Dvt.TaskGroup.schedule, self,
-                          _work(scope, func, func_data), None,
-                          _identify(func, options), cancellable)
+        scope = _errors.Scope()
+        task = _errors.reraising(Dvt.TaskGroup.schedule, self,
+                                 _work(scope, func, func_data), None,
+                                 _identify(func, options), cancellable)
         return self._track(task, scope)
 
     def add(self, task):
@@ -2727,9 +2473,9 @@ class TaskGroup(Dvt.TaskGroup):
 
     def _call(self, fn, *args):
         if _get_ident() != _interrupts.main:
-            return _reraising(fn, *args)
+            return _errors.reraising(fn, *args)
         # Ctrl-C on the main thread cancels the members, which ends the wait.
-        return _interrupts.call(self, _reraising, fn, *args)
+        return _interrupts.call(self, _errors.reraising, fn, *args)
 
     def wait(self, timeout=None, cancellable=None):
         """Waits until every member has ended; see the class."""
@@ -2767,7 +2513,7 @@ class TaskGroup(Dvt.TaskGroup):
         """on_orphan of an asyncio next: the member is yielded by the next
         iteration instead of being lost (None, the end, needs no keeping)."""
         if task is not None:
-            with _lock:
+            with _errors.lock:
                 self.__dict__.setdefault('_dvt_kept_tasks',
                                          collections.deque()).append(task)
 
@@ -2788,7 +2534,7 @@ class TaskGroup(Dvt.TaskGroup):
             cancellable,
             lambda cancellable, callback:
                 Dvt.TaskGroup.next_async(self, cancellable, callback, None),
-            lambda result: _reraising(Dvt.TaskGroup.next_finish, self, result),
+            lambda result: _errors.reraising(Dvt.TaskGroup.next_finish, self, result),
             on_orphan=self._dvt_keep)
 
     def __iter__(self):
@@ -2810,7 +2556,7 @@ class TaskGroup(Dvt.TaskGroup):
         return _aio.start(
             lambda cancellable, callback: Dvt.TaskGroup.wait_async(
                 self, limit, cancellable, callback, None),
-            lambda result: _reraising(Dvt.TaskGroup.wait_finish, self, result))
+            lambda result: _errors.reraising(Dvt.TaskGroup.wait_finish, self, result))
 
     def afirst(self, timeout=None, cancel_rest=False):
         """``await group.afirst()``: the twin of :meth:`first`; when
@@ -2820,7 +2566,7 @@ class TaskGroup(Dvt.TaskGroup):
         future = _aio.start(
             lambda cancellable, callback: Dvt.TaskGroup.first_async(
                 self, cancel_rest, cancellable, callback, None),
-            lambda result: _reraising(Dvt.TaskGroup.first_finish, self, result))
+            lambda result: _errors.reraising(Dvt.TaskGroup.first_finish, self, result))
         if timeout is None:
             return future
         return _timed(future, _group_timeout(timeout))

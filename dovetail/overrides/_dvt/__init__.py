@@ -11,5 +11,7 @@ in ``gi._*`` modules: nothing here is public API.
 - :mod:`.futures`: ``concurrent.futures`` behaviour for ``Dvt.Task``,
   ``wait``/``as_completed`` and the ``Executor``.
 - :mod:`.directions`: ``call_any``, the ``bridge`` decorator, ``cached``.
+- :mod:`.errors`: Python exceptions across the C library (as a
+  ``GLib.Error`` that stands for them), and who keeps them.
 - :mod:`.i18n`: gettext for the override's messages (``dovetail-1``).
 """
