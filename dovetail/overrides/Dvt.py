@@ -164,9 +164,6 @@ import asyncio
 import atexit
 import collections
 import contextvars
-import os
-import signal
-import socket
 import sys
 import threading
 import time
@@ -187,6 +184,8 @@ from ._dvt import aio as _aio
 from ._dvt import directions as _directions
 from ._dvt import errors as _errors
 from ._dvt import futures as _futures
+from ._dvt import interrupts as _interrupts
+from ._dvt import threads as _threads
 from ._dvt.i18n import _
 
 Dvt = get_introspection_module('Dvt')
@@ -195,193 +194,6 @@ __all__ = []
 
 # What the tests read through this module (machinery of the _dvt modules).
 _live_exception_count = _errors.live_exception_count
-
-# ---- Ctrl-C on the main thread ---------------------------------------------------
-
-# While the main thread is blocked in the C library, Python cannot raise
-# KeyboardInterrupt: its signal handler only notes the signal, and the
-# interpreter raises it once the thread runs Python code again. So, on the
-# main thread only, a blocking call runs with a cancellable of its own (and
-# Task.result() with its task) that a watcher thread cancels on SIGINT,
-# woken through Python's wakeup fd (signal.set_wakeup_fd), while the Python
-# handler of SIGINT is the default one, which raises KeyboardInterrupt. The
-# call then raises the KeyboardInterrupt, its task cancelled. Other threads
-# pay nothing; neither does a call made while another wakeup fd is set (a
-# GLib.MainLoop or an asyncio loop running on the main thread, which handle
-# signals their own way).
-#
-# PyGObject 3.42 turns the GError of a call that fails into a GLib.Error by
-# running Python code, where a pending KeyboardInterrupt is raised: it then
-# prints it through sys.excepthook and raises RuntimeError instead. The
-# watcher therefore wraps sys.excepthook before it cancels, so that the
-# interrupt of a call is not printed but raised by the call.
-
-# A runtime with shutdown-on-exit gets SIGINT before Python does: it shuts
-# down, cancelling its calls, waits up to this long for their work, and
-# then hands the signal on to Python's handler (DVT_EXIT_GRACE_USEC).
-_EXIT_GRACE = 2.0
-
-
-class _Interrupts:
-    __slots__ = ('main', 'waits', 'cancellable', 'write_fd', 'sockets',
-                 'interrupted', 'excepthook')
-
-    def __init__(self):
-        self.main = threading.main_thread().ident
-        self.waits = []          # what Ctrl-C cancels: the main thread's calls
-        self.cancellable = None  # the main thread's, until it is cancelled
-        self.write_fd = None     # of the watcher's socket pair, once used
-        self.sockets = None
-        self.interrupted = False
-        self.excepthook = None   # the one wrapped while interrupting
-
-    def forget(self):
-        """In a forked child: the watcher is the parent's, and so are the
-        sockets, which Python's wakeup fd may still point to."""
-        if self.sockets is not None:
-            previous = signal.set_wakeup_fd(-1)
-            if previous not in (-1, self.write_fd):
-                signal.set_wakeup_fd(previous)
-            for sock in self.sockets:
-                sock.close()
-        self.__init__()
-
-    def _start(self):
-        read, write = socket.socketpair()
-        write.setblocking(False)
-        threading.Thread(target=self._watch, args=(read,), daemon=True,
-                         name='dvt-sigint').start()
-        self.sockets = (read, write)
-        self.write_fd = write.fileno()
-        return self.write_fd
-
-    def _watch(self, read):
-        while True:
-            try:
-                data = read.recv(64)
-            except InterruptedError:
-                continue
-            except OSError:
-                return
-            if not data:
-                return
-            waits = list(self.waits)
-            if (signal.SIGINT in data and waits and
-                    signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-                self.interrupted = True
-                self.cancellable = None
-                if self.excepthook is None:
-                    self.excepthook = sys.excepthook
-                    sys.excepthook = self._hook
-                for wait in waits:
-                    wait.cancel()
-
-    def _hook(self, exc_type, value, tb):
-        """sys.excepthook while a call is being interrupted: see above."""
-        if not (self.waits and issubclass(exc_type, KeyboardInterrupt)):
-            (self.excepthook or sys.__excepthook__)(exc_type, value, tb)
-
-    def _settle(self):
-        """The main thread's outermost call has ended."""
-        self.interrupted = False
-        if self.excepthook is not None:
-            if sys.excepthook == self._hook:
-                sys.excepthook = self.excepthook
-            self.excepthook = None
-
-    def call(self, target, fn, *args):
-        """``fn(*args)`` on the main thread, ended by Ctrl-C through
-        ``target.cancel()``."""
-        ours = self.write_fd or self._start()
-        previous = signal.set_wakeup_fd(ours, warn_on_full_buffer=False)
-        if previous != -1 and previous != ours:
-            signal.set_wakeup_fd(previous)
-            return fn(*args)
-        waits = self.waits
-        waits.append(target)
-        try:
-            return fn(*args)
-        except BaseException:
-            if not self.interrupted:
-                raise
-        finally:
-            waits.pop()  # calls nest: the last one ends first
-            if not waits and (self.interrupted or self.excepthook is not None):
-                self._settle()
-            if previous == -1:
-                signal.set_wakeup_fd(-1)
-        # Interrupted: a KeyboardInterrupt still pending is raised here;
-        # one that PyGObject caught while it converted the error is not.
-        _check_signals()
-        raise KeyboardInterrupt
-
-    def run(self, fn, args):
-        """``fn(*args)``, a blocking call whose last argument is its
-        cancellable, on the main thread."""
-        caller = args[-1]
-        if caller is not None:
-            return self._run_linked(fn, args, caller)
-        own = self.cancellable
-        if own is None:
-            own = self.cancellable = Gio.Cancellable()
-        try:
-            return self.call(own, _errors.reraising, fn, *args[:-1], own)
-        except GLib.Error as error:
-            _after_shutdown(args[0], error)
-            raise
-
-    def _run_linked(self, fn, args, caller):
-        # Cancelling the caller's cancellable cancels the call's own.
-        own = Gio.Cancellable()
-        link = caller.connect(lambda *_ignored: own.cancel())
-        try:
-            return self.call(own, _errors.reraising, fn, *args[:-1], own)
-        except GLib.Error as error:
-            _after_shutdown(args[0], error)
-            raise
-        finally:
-            caller.disconnect(link)
-
-
-_interrupts = _Interrupts()
-os.register_at_fork(after_in_child=_interrupts.forget)
-_get_ident = threading.get_ident
-
-
-def _check_signals():
-    """Entering a Python function runs the Python handlers of the signals
-    that arrived: the default SIGINT handler raises KeyboardInterrupt."""
-
-
-def _after_shutdown(runtime, error):
-    """A call of the main thread was released because @runtime was shut
-    down while it waited. If the runtime has shutdown-on-exit and no
-    Python call shut it down, SIGINT may be what did: the runtime hands the
-    signal on to Python once its shutdown is over, and the
-    KeyboardInterrupt is then raised here, from the call, rather than at
-    whatever line runs by then. @runtime may be an object built on a
-    runtime (a channel, a batcher), which names it in _dvt_runtime."""
-    runtime = getattr(runtime, '_dvt_runtime', runtime)
-    if (not error.matches(Gio.io_error_quark(), Gio.IOErrorEnum.CANCELLED) or
-            getattr(runtime, '_dvt_shut_down', False) or not runtime.is_shutdown() or
-            not runtime.get_property('shutdown-on-exit')):
-        return
-    end = time.monotonic() + _EXIT_GRACE + 0.5
-    try:
-        while time.monotonic() < end:
-            time.sleep(0.05)
-    except KeyboardInterrupt as interrupt:
-        interrupt.__suppress_context__ = True
-        raise
-
-
-def _blocking(fn, *args):
-    """_errors.reraising() for a blocking call whose last argument is its
-    cancellable; on the main thread, Ctrl-C ends it (see above)."""
-    if _get_ident() == _interrupts.main:
-        return _interrupts.run(fn, args)
-    return _errors.reraising(fn, *args)
-
 
 # ---- values ------------------------------------------------------------------
 
@@ -411,85 +223,6 @@ def _to_value(value):
     return value
 
 
-# ---- worker threads ------------------------------------------------------------
-
-# PyGObject calls Python on a worker thread through PyGILState_Ensure(): on
-# a thread Python did not create, that makes a Python thread state, and
-# PyGILState_Release() at the end of the call destroys it again (with an
-# mmap() and munmap() of its frame stack each time). A worker that runs
-# Python keeps its thread state instead: one more PyGILState_Ensure() for
-# the thread's lifetime. A worker thread that ends leaves its thread state
-# behind; the next thread to keep one frees those of the threads that have
-# ended (only on Linux, where /proc tells which threads still run).
-
-def _thread_api():
-    if (sys.implementation.name != 'cpython' or
-            not os.path.isdir('/proc/self/task') or
-            not getattr(sys, '_is_gil_enabled', lambda: True)()):
-        return None
-    try:
-        import ctypes
-        api = ctypes.pythonapi
-        api.PyGILState_Ensure.restype = ctypes.c_int
-        for name in ('PyThreadState_Get', 'PyInterpreterState_Get',
-                     'PyInterpreterState_ThreadHead', 'PyThreadState_Next'):
-            getattr(api, name).restype = ctypes.c_void_p
-        for name in ('PyInterpreterState_ThreadHead', 'PyThreadState_Next',
-                     'PyThreadState_GetID', 'PyThreadState_Clear',
-                     'PyThreadState_Delete'):
-            getattr(api, name).argtypes = [ctypes.c_void_p]
-        api.PyThreadState_GetID.restype = ctypes.c_uint64
-        api.PyThreadState_Clear.restype = None
-        api.PyThreadState_Delete.restype = None
-        return api
-    except (ImportError, AttributeError):
-        return None
-
-
-_api = _thread_api()
-_thread_local = threading.local()
-# native thread id -> (address, id) of the Python thread state it keeps
-_kept_states = {}
-
-
-def _free_states_of_ended_threads(api):
-    """Frees the thread states kept by worker threads that have ended.
-    A state is freed only if it is still listed by the interpreter under
-    the same unique id: a thread Python made removes its own."""
-    ended = [tid for tid in _kept_states
-             if not os.path.exists('/proc/self/task/%d' % tid)]
-    if not ended:
-        return
-    listed = set()
-    state = api.PyInterpreterState_ThreadHead(api.PyInterpreterState_Get())
-    while state:
-        listed.add((state, api.PyThreadState_GetID(state)))
-        state = api.PyThreadState_Next(state)
-    for tid in ended:
-        kept = _kept_states.pop(tid)
-        if kept in listed:
-            api.PyThreadState_Clear(kept[0])
-            api.PyThreadState_Delete(kept[0])
-
-
-def _keep_thread_state():
-    """Called at the start of Python work on a worker thread."""
-    if _api is None or getattr(_thread_local, 'kept', False):
-        return
-    with _errors.lock:
-        tid = threading.get_native_id()
-        # A thread that kept a state has the flag set: a state recorded
-        # under this id belonged to an ended thread whose id was reused.
-        old = _kept_states.pop(tid, None)
-        if old is not None:
-            _kept_states[-1 - tid] = old  # never a live id: freed below
-        _free_states_of_ended_threads(_api)
-        _api.PyGILState_Ensure()
-        state = _api.PyThreadState_Get()
-        _kept_states[tid] = (state, _api.PyThreadState_GetID(state))
-        _thread_local.kept = True
-
-
 # ---- work-function wrappers --------------------------------------------------
 
 def _need_callable(call, argument, fn):
@@ -517,7 +250,7 @@ def _work(scope, func, func_data):
     holder = scope.hold_work(func, func_data)
 
     def run(task, cancellable, *_ignored):
-        _keep_thread_state()
+        _threads.keep_thread_state()
         func, func_data = _errors.held(holder)
         scope = scope_ref()
         if scope is not None:
@@ -536,7 +269,7 @@ def _call_work(scope, fn, args, kwargs):
     holder = scope.hold_work(fn, args, kwargs)
 
     def run(task, cancellable, *_ignored):
-        _keep_thread_state()
+        _threads.keep_thread_state()
         fn, args, kwargs = _errors.held(holder)
         scope = scope_ref()
         if scope is not None:
@@ -566,7 +299,7 @@ class _Call:
         self.value = None
 
     def run(self, *_ignored):
-        _keep_thread_state()
+        _threads.keep_thread_state()
         ok, value = _errors.guard(self.scope, self.fn, *self.args, **self.kwargs)
         if not ok:
             raise value
@@ -580,7 +313,7 @@ def _item_work(scope, fn, items):
     holder = scope.hold_work(fn, items)
 
     def run(task, cancellable, *_ignored):
-        _keep_thread_state()
+        _threads.keep_thread_state()
         fn, items = _errors.held(holder)
         ok, value = _errors.guard(scope_ref(), fn, items[task.get_index()])
         del fn, items
@@ -637,7 +370,7 @@ class _Chunks:
         self.held.clear()
 
     def run(self, task, cancellable, *_ignored):
-        _keep_thread_state()
+        _threads.keep_thread_state()
         if cancellable is not None:
             # The map's own cancellable, which ends with the map: the
             # handler is not disconnected.
@@ -890,7 +623,7 @@ class _Runner:
         self.ran = False
 
     def run(self, task, cancellable, *_ignored):
-        _keep_thread_state()
+        _threads.keep_thread_state()
         self.ran = True
         runners = self.runners
         call = runners.next()
@@ -930,7 +663,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
     def shutdown(self, wait, cancel_pending):
         """Stops accepting work; waits for the work in flight if @wait,
         cancels the work not yet ended if @cancel_pending."""
-        self._dvt_shut_down = True  # see _after_shutdown()
+        self._dvt_shut_down = True  # see interrupts.after_shutdown()
         Dvt.Runtime.shutdown(self, wait, cancel_pending)
 
     @staticmethod
@@ -948,9 +681,9 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         func_data = _pick_data(func_data, user_data)
         scope = _errors.Scope()
         try:
-            return _blocking(Dvt.Runtime.run_blocking, self,
-                             _work(scope, func, func_data), None,
-                             _identify(func, options), cancellable)
+            return _interrupts.blocking(Dvt.Runtime.run_blocking, self,
+                                        _work(scope, func, func_data), None,
+                                        _identify(func, options), cancellable)
         finally:
             scope.close()
 
@@ -962,9 +695,9 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         func_data = _pick_data(func_data, user_data)
         scope = _errors.Scope()
         try:
-            return _blocking(Dvt.Runtime.to_thread_blocking, self,
-                             _work(scope, func, func_data), None,
-                             _identify(func, options), cancellable)
+            return _interrupts.blocking(Dvt.Runtime.to_thread_blocking, self,
+                                        _work(scope, func, func_data), None,
+                                        _identify(func, options), cancellable)
         finally:
             scope.close()
 
@@ -978,8 +711,8 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         scope = _errors.Scope()
         call = _Call(scope, contextvars.copy_context().run, (fn,) + args, kwargs)
         try:
-            _blocking(Dvt.Runtime.invoke_blocking, self, call.run, None,
-                      _identify(fn, dvt_options), dvt_cancellable)
+            _interrupts.blocking(Dvt.Runtime.invoke_blocking, self, call.run,
+                                 None, _identify(fn, dvt_options), dvt_cancellable)
             return call.value
         finally:
             scope.close()
@@ -1083,8 +816,8 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         chunks = _Chunks(scope, fn, items, n_runners,
                          options is not None and options.get_return_errors())
         try:
-            _blocking(Dvt.Runtime.map_blocking, self, n_runners, chunks.run,
-                      None, options, cancellable)
+            _interrupts.blocking(Dvt.Runtime.map_blocking, self, n_runners,
+                                 chunks.run, None, options, cancellable)
             return chunks.take_results()
         finally:
             scope.close()
@@ -1109,7 +842,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
 
     def _map_blocking(self, n_items, func, scope, options, cancellable):
         try:
-            return _errors.unwrap_list(_blocking(
+            return _errors.unwrap_list(_interrupts.blocking(
                 Dvt.Runtime.map_blocking, self, n_items, func, None, options,
                 cancellable))
         finally:
@@ -1189,8 +922,8 @@ class Runtime(_EventsMixin, Dvt.Runtime):
             if not isinstance(task, Dvt.Task):
                 raise TypeError(_('gather_blocking() needs Dvt.Task elements; '
                                   'element %d is %r') % (index, type(task).__name__))
-        return _errors.unwrap_list(_blocking(Dvt.Runtime.gather_blocking, self,
-                                             tasks, options, cancellable))
+        return _errors.unwrap_list(_interrupts.blocking(
+            Dvt.Runtime.gather_blocking, self, tasks, options, cancellable))
 
 
     # ---- asyncio and concurrent.futures --------------------------------------
@@ -1428,10 +1161,7 @@ class Task(_EventsMixin, Dvt.Task):
         else:
             limit = timeout
         try:
-            if _get_ident() != _interrupts.main:
-                self.wait(limit)
-            else:
-                _interrupts.call(self, self.wait, limit)
+            _interrupts.interruptible(self, self.wait, limit)
         except GLib.Error as error:
             raise _futures.from_error(error) from None
 
@@ -1448,8 +1178,8 @@ class Task(_EventsMixin, Dvt.Task):
         try:
             return self.propagate_value()
         except GLib.Error as error:
-            if _get_ident() == _interrupts.main:
-                _after_shutdown(self.get_runtime(), error)
+            if _interrupts.on_main_thread():
+                _interrupts.after_shutdown(self.get_runtime(), error)
             converted = _futures.from_error(error)
             if converted is error:
                 raise
@@ -1544,7 +1274,7 @@ __all__.append('EventScope')
 def _callable_work(func):
     """Wraps a DvtCallableFunc: an exception it raises fails the call."""
     def run(task, args, cancellable, user_data):
-        _keep_thread_state()
+        _threads.keep_thread_state()
         ok, failure = _errors.guard(_errors.scope_of(task), func, task, args,
                                     cancellable, user_data)
         if not ok:
@@ -1774,7 +1504,7 @@ def _producer_work(scope, fn, args, kwargs):
     holder = scope.hold_work(fn, args, kwargs)
 
     def run(channel, cancellable, *_ignored):
-        _keep_thread_state()
+        _threads.keep_thread_state()
         fn, args, kwargs = _errors.held(holder)
         iterable = args[0] if fn is None else _Lazy(fn, args, kwargs)
         ok, failure = _errors.guard(scope_ref(), _drive, channel, cancellable, iterable)
@@ -1793,7 +1523,7 @@ def _raw_producer_work(scope, func, func_data):
     holder = scope.hold_work(func, func_data)
 
     def run(channel, cancellable, *_ignored):
-        _keep_thread_state()
+        _threads.keep_thread_state()
         func, func_data = _errors.held(holder)
         ok, failure = _errors.guard(scope_ref(), func, channel, cancellable, func_data)
         del func, func_data
@@ -1855,7 +1585,8 @@ class Channel(Dvt.Channel):
         kept = self._dvt_kept()
         if kept is not None:
             return kept
-        return _blocking(Dvt.Channel.receive_blocking, self, timeout, cancellable)
+        return _interrupts.blocking(Dvt.Channel.receive_blocking, self, timeout,
+                                    cancellable)
 
     def try_receive(self):
         kept = self._dvt_kept()
@@ -2041,7 +1772,7 @@ def _batch_work(scope, fn):
     holder = scope.hold_work(fn)
 
     def run(task, items, cancellable, *_ignored):
-        _keep_thread_state()
+        _threads.keep_thread_state()
         fn, = _errors.held(holder)
         ok, failure = _errors.guard(scope_ref(), fn, list(items))
         del fn, items
@@ -2074,7 +1805,8 @@ class Batcher(Dvt.Batcher):
     def close_blocking(self, timeout=0, cancellable=None):
         """On the main thread, Ctrl-C ends the wait with KeyboardInterrupt
         (the batches go on)."""
-        return _blocking(Dvt.Batcher.close_blocking, self, timeout, cancellable)
+        return _interrupts.blocking(Dvt.Batcher.close_blocking, self, timeout,
+                                    cancellable)
 
     def close_finish(self, result):
         return _errors.reraising(Dvt.Batcher.close_finish, self, result)
@@ -2472,10 +2204,8 @@ class TaskGroup(Dvt.TaskGroup):
         Dvt.TaskGroup.add(self, task)
 
     def _call(self, fn, *args):
-        if _get_ident() != _interrupts.main:
-            return _errors.reraising(fn, *args)
         # Ctrl-C on the main thread cancels the members, which ends the wait.
-        return _interrupts.call(self, _errors.reraising, fn, *args)
+        return _interrupts.interruptible(self, _errors.reraising, fn, *args)
 
     def wait(self, timeout=None, cancellable=None):
         """Waits until every member has ended; see the class."""

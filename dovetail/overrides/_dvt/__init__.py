@@ -13,5 +13,7 @@ in ``gi._*`` modules: nothing here is public API.
 - :mod:`.directions`: ``call_any``, the ``bridge`` decorator, ``cached``.
 - :mod:`.errors`: Python exceptions across the C library (as a
   ``GLib.Error`` that stands for them), and who keeps them.
+- :mod:`.interrupts`: Ctrl-C during a blocking call of the main thread.
+- :mod:`.threads`: the Python thread states that worker threads keep.
 - :mod:`.i18n`: gettext for the override's messages (``dovetail-1``).
 """
