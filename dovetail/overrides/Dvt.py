@@ -181,11 +181,13 @@ GLib.quark_from_string('dvt-python-overrides')
 from ..module import get_introspection_module
 from ..overrides import override
 from ._dvt import aio as _aio
+from ._dvt import chunks as _chunks
 from ._dvt import directions as _directions
 from ._dvt import errors as _errors
 from ._dvt import futures as _futures
 from ._dvt import interrupts as _interrupts
 from ._dvt import threads as _threads
+from ._dvt import values as _values
 from ._dvt.i18n import _
 
 Dvt = get_introspection_module('Dvt')
@@ -194,34 +196,7 @@ __all__ = []
 
 # What the tests read through this module (machinery of the _dvt modules).
 _live_exception_count = _errors.live_exception_count
-
-# ---- values ------------------------------------------------------------------
-
-_INT_MIN, _INT_MAX = -2 ** 31, 2 ** 31 - 1
-_INT64_MIN, _INT64_MAX = -2 ** 63, 2 ** 63 - 1
-
-
-def _box(value):
-    """A GValue that carries @value itself to a Python reader."""
-    if isinstance(value, GObject.Value):
-        return value
-    return GObject.Value(GObject.TYPE_PYOBJECT, value)
-
-
-def _to_value(value):
-    """What to pass to the raw Task.return_value for @value."""
-    if isinstance(value, GObject.Value):
-        return value
-    if value is None:
-        return _box(None)
-    if isinstance(value, int) and not isinstance(value, bool):
-        if _INT_MIN <= value <= _INT_MAX:
-            return value
-        if _INT64_MIN <= value <= _INT64_MAX and type(value) is int:
-            return GObject.Value(GObject.TYPE_INT64, value)
-        return _box(value)
-    return value
-
+_Chunks = _chunks.Chunks
 
 # ---- work-function wrappers --------------------------------------------------
 
@@ -279,7 +254,7 @@ def _call_work(scope, fn, args, kwargs):
         if not ok:
             del task, cancellable, _ignored
             raise value
-        Dvt.Task.return_value(task, _box(value))
+        Dvt.Task.return_value(task, _values.box(value))
     return run
 
 
@@ -305,103 +280,6 @@ class _Call:
             raise value
         self.value = value
         return True
-
-
-def _item_work(scope, fn, items):
-    """Wraps fn(item) into a DvtMapFunc."""
-    scope_ref = weakref.ref(scope)
-    holder = scope.hold_work(fn, items)
-
-    def run(task, cancellable, *_ignored):
-        _threads.keep_thread_state()
-        fn, items = _errors.held(holder)
-        ok, value = _errors.guard(scope_ref(), fn, items[task.get_index()])
-        del fn, items
-        if not ok:
-            del task, cancellable, _ignored
-            raise value
-        Dvt.Task.return_value(task, _box(value))
-    return run
-
-
-class _Chunks:
-    """``fn(item)`` for every item of ``map_blocking(fn, items)``, run by a
-    few map items (runners, at most one per worker and never more than
-    max-concurrency), each calling ``fn`` in a loop over runs of
-    consecutive items it claims. A run is a share of what is left (guided
-    scheduling: long runs first, single items at the end), so the workers
-    stay busy whatever the items cost, and a Python function is entered
-    once per runner instead of once per item.
-
-    Item by item, the map keeps its meaning: results in input order; in
-    return-errors mode each failure in its slot; otherwise the first
-    failure stops every runner before its next item and fails the map.
-    Each item is let in only while the map's holder (Scope.hold_work) is
-    not empty, and the call empties it before it returns or raises,
-    however the map ends: no item starts after that. Cancelling the map's
-    cancellable empties it too, so that a cancellation stops the runners
-    before their next item even before the caller is released (the
-    runtime may cancel it before or after it releases the caller)."""
-
-    __slots__ = ('scope', 'held', 'results', 'return_errors', 'n_runners',
-                 'next', 'failed', 'lock')
-
-    def __init__(self, scope, fn, items, n_runners, return_errors):
-        self.scope = scope
-        self.held = scope.hold_work(fn, items)
-        self.results = [None] * len(items)
-        self.return_errors = return_errors
-        self.n_runners = n_runners
-        self.next = 0
-        self.failed = False  # a slot holds a failure
-        self.lock = threading.Lock()
-
-    def _claim(self, n):
-        """The next run of items, as a range: empty at the end, and once
-        the map has ended."""
-        with self.lock:
-            if not self.held:
-                return range(0)
-            start = self.next
-            self.next = end = min(n, start + max(1, (n - start) // (2 * self.n_runners)))
-        return range(start, end)
-
-    def _cancelled(self, *_ignored):
-        self.held.clear()
-
-    def run(self, task, cancellable, *_ignored):
-        _threads.keep_thread_state()
-        if cancellable is not None:
-            # The map's own cancellable, which ends with the map: the
-            # handler is not disconnected.
-            cancellable.connect(self._cancelled)
-        scope, results, held = self.scope, self.results, self.held
-        # Empty when another runner failed, or the map has ended: this
-        # runner has nothing to do, and must not fail the map itself.
-        fn, items = tuple(held) or (None, ())
-        n = len(items)
-        run = self._claim(n)
-        while run:
-            for i in run:
-                # Each item is let in by this test, one step under the
-                # interpreter lock: once the caller has emptied the
-                # holder, no runner starts another item.
-                if not held:
-                    break
-                ok, value = _errors.guard(scope, fn, items[i])
-                if not ok:
-                    if not self.return_errors:
-                        held.clear()  # the others stop before their next item
-                        del task, cancellable, _ignored, scope, fn, items, results
-                        raise value
-                    self.failed = True
-                results[i] = value
-            run = self._claim(n)
-        Dvt.Task.return_boolean(task, True)
-
-    def take_results(self):
-        results, self.results = self.results, None
-        return _errors.unwrap_list(results) if self.failed else results
 
 
 def _done(call, scope, callback, user_data):
@@ -811,10 +689,10 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         fn = _errors.in_caller_context(fn)
         n_runners = self._map_runners(len(items), options)
         if n_runners == 0:
-            return self._map_blocking(len(items), _item_work(scope, fn, items),
+            return self._map_blocking(len(items), _chunks.item_work(scope, fn, items),
                                       scope, options, cancellable)
-        chunks = _Chunks(scope, fn, items, n_runners,
-                         options is not None and options.get_return_errors())
+        chunks = _chunks.Chunks(scope, fn, items, n_runners,
+                                options is not None and options.get_return_errors())
         try:
             _interrupts.blocking(Dvt.Runtime.map_blocking, self, n_runners,
                                  chunks.run, None, options, cancellable)
@@ -872,7 +750,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         items = list(items)
         scope = _errors.Scope()
         self._map_async(len(items),
-                        _item_work(scope, _errors.in_caller_context(fn), items),
+                        _chunks.item_work(scope, _errors.in_caller_context(fn), items),
                         scope, _identify(fn, options), cancellable, callback,
                         user_data)
 
@@ -1093,7 +971,7 @@ class Task(_EventsMixin, Dvt.Task):
 
     def return_value(self, value=None):
         """Completes the task with @value, any Python object."""
-        value = _to_value(value)
+        value = _values.to_value(value)
         Dvt.Task.return_value(self, value)
 
     def return_error(self, error):
@@ -1347,13 +1225,14 @@ class Queue(Dvt.Queue):
         Dvt.Queue.__init__(self, order=order, max_size=max_size, **kwargs)
 
     def push_blocking(self, value, priority=0, timeout=0, cancellable=None):
-        return Dvt.Queue.push_blocking(self, _to_value(value), priority, timeout, cancellable)
+        return Dvt.Queue.push_blocking(self, _values.to_value(value), priority,
+                                       timeout, cancellable)
 
     def try_push(self, value, priority=0):
-        return Dvt.Queue.try_push(self, _to_value(value), priority)
+        return Dvt.Queue.try_push(self, _values.to_value(value), priority)
 
     def push_async(self, value, *args, **kwargs):
-        return Dvt.Queue.push_async(self, _to_value(value), *args, **kwargs)
+        return Dvt.Queue.push_async(self, _values.to_value(value), *args, **kwargs)
 
     def pop_blocking(self, timeout=0, cancellable=None):
         return Dvt.Queue.pop_blocking(self, timeout, cancellable)
@@ -1419,7 +1298,7 @@ class Queue(Dvt.Queue):
     def aput(self, item, priority=0):
         """``await queue.aput(item)`` from a running asyncio loop: pushes
         @item once there is room."""
-        value = _to_value(item)
+        value = _values.to_value(item)
         return _aio.start(
             lambda cancellable, callback: Dvt.Queue.push_async(
                 self, value, priority, cancellable, callback, None),
@@ -1485,7 +1364,7 @@ def _drive(channel, cancellable, iterable):
     try:
         for item in iterator:
             try:
-                Dvt.Channel.send(channel, _to_value(item), cancellable)
+                Dvt.Channel.send(channel, _values.to_value(item), cancellable)
             except GLib.Error as error:
                 if _is_closed_error(error):
                     return
@@ -1577,7 +1456,7 @@ class Channel(Dvt.Channel):
     was already waiting meanwhile may get the value after it first)."""
 
     def send(self, value, cancellable=None):
-        return Dvt.Channel.send(self, _to_value(value), cancellable)
+        return Dvt.Channel.send(self, _values.to_value(value), cancellable)
 
     def receive_blocking(self, timeout=0, cancellable=None):
         """On the main thread, Ctrl-C ends the wait with KeyboardInterrupt
@@ -1800,7 +1679,7 @@ class Batcher(Dvt.Batcher):
     items at once and returns the batch's :class:`Task` (or None)."""
 
     def add(self, item):
-        return _errors.reraising(Dvt.Batcher.add, self, _to_value(item))
+        return _errors.reraising(Dvt.Batcher.add, self, _values.to_value(item))
 
     def close_blocking(self, timeout=0, cancellable=None):
         """On the main thread, Ctrl-C ends the wait with KeyboardInterrupt

@@ -15,5 +15,8 @@ in ``gi._*`` modules: nothing here is public API.
   ``GLib.Error`` that stands for them), and who keeps them.
 - :mod:`.interrupts`: Ctrl-C during a blocking call of the main thread.
 - :mod:`.threads`: the Python thread states that worker threads keep.
+- :mod:`.values`: Python values through ``GValue`` and back, as themselves.
+- :mod:`.chunks`: the work of a map over Python items, each item a task
+  of its own or shared among a few runners.
 - :mod:`.i18n`: gettext for the override's messages (``dovetail-1``).
 """
