@@ -54,9 +54,9 @@ Plain functions
     most, never more than max-concurrency) that each call ``fn`` in a loop
     over runs of items they claim, checking for a failure or cancellation
     between items; each item becomes a task of its own instead when the
-    options give items a timeout, retries or a rate limit, async items or
-    the caller's context, or when a ``progress`` handler is connected to
-    the runtime.
+    options give items a timeout, retries, gates or a rate limit, async
+    items or the caller's context, or when a ``progress`` handler is
+    connected to the runtime (``Runtime.get_map_runners()`` decides).
     Values returned by plain functions cross unchanged (the same objects).
 
 Task groups
@@ -170,7 +170,7 @@ import time
 import weakref
 from concurrent.futures import InvalidStateError as cf_InvalidStateError
 
-from gi.repository import Gio, GLib, GObject
+from gi.repository import Gio, GLib
 
 # Tells the C library that these overrides are loaded, before any Dovetail
 # type is touched: without this quark, a DvtRuntime made from Python logs a
@@ -687,7 +687,8 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         scope = _errors.Scope()
         options = _identify(fn, options)
         fn = _errors.in_caller_context(fn)
-        n_runners = self._map_runners(len(items), options)
+        # The library decides whether items may share runners.
+        n_runners = Dvt.Runtime.get_map_runners(self, len(items), options)
         if n_runners == 0:
             return self._map_blocking(len(items), _chunks.item_work(scope, fn, items),
                                       scope, options, cancellable)
@@ -699,24 +700,6 @@ class Runtime(_EventsMixin, Dvt.Runtime):
             return chunks.take_results()
         finally:
             scope.close()
-
-    def _map_runners(self, n_items, options):
-        """How many runners share the items of a map over Python items,
-        or 0 if each item must be a task of its own: it has its own
-        timeout, retries or rate limit, it is async, or someone watches
-        the progress of maps (which counts map items)."""
-        if n_items == 0 or self.has_task_policy(options):
-            return 0
-        if options is not None and (options.get_async_items() or
-                                    options.get_use_caller_context()):
-            return 0
-        if GObject.signal_has_handler_pending(
-                self, GObject.signal_lookup('progress', Dvt.Runtime), 0, False):
-            return 0
-        n = min(n_items, self.get_max_workers())
-        if options is not None and options.get_max_concurrency() >= 0:
-            n = min(n, max(1, options.get_max_concurrency()))
-        return n
 
     def _map_blocking(self, n_items, func, scope, options, cancellable):
         try:

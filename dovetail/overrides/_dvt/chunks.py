@@ -13,9 +13,10 @@ Private API, for ``gi.overrides.Dvt``:
 
 ``Chunks(scope, fn, items, n_runners, return_errors)``
     The same items for a map of @n_runners items, each a runner that calls
-    ``fn`` over runs of items (``Runtime._map_runners()`` tells how
-    many): ``.run`` is the ``DvtMapFunc``; ``.take_results()`` the results
-    once the map has succeeded, in input order.
+    ``fn`` over runs of items (``Runtime.get_map_runners()`` tells how
+    many, or that each item must be a task of its own): ``.run`` is the
+    ``DvtMapFunc``; ``.take_results()`` the results once the map has
+    succeeded, in input order.
 
 @scope is the call's :class:`.errors.Scope`: the exceptions of the items
 go there, and its end stops any item from starting.
