@@ -147,5 +147,7 @@ void     dvt_events_set_delivery_hooks
 void     dvt_events_add_signals (GType           type,
                                  DvtEventSignals set,
                                  GType           task_type);
+guint    dvt_events_signal_id   (DvtEventSignals set,
+                                 DvtEventKind    kind);
 
 G_END_DECLS

@@ -829,3 +829,12 @@ dvt_events_add_signals (GType           type,
                                   NULL, G_TYPE_NONE, n, params);
     }
 }
+
+/* The id of the signal of @kind in @set, once dvt_events_add_signals()
+ * has made that set. */
+guint
+dvt_events_signal_id (DvtEventSignals set,
+                      DvtEventKind    kind)
+{
+  return event_signals[set][kind];
+}

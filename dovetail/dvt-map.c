@@ -472,6 +472,17 @@ resolve_concurrency (DvtOptions *options,
   return MAX (1, (guint) n);
 }
 
+/* How many runners share the items of a map that runs them in chunks: at
+ * most max-concurrency, at most max-workers, at most one per item. */
+static guint
+count_runners (DvtRuntime *self,
+               DvtOptions *options,
+               guint       n_items)
+{
+  return MIN (MIN (resolve_concurrency (options, n_items), n_items),
+              dvt_runtime_get_max_workers (self));
+}
+
 /* Starts a map; returns its batch task, already accepted, and if asked
  * the map itself, or NULL with @error set (the batch, if it has a callback,
  * has then ended with it). */
@@ -527,9 +538,7 @@ map_start (DvtRuntime          *self,
       map->async_items = dvt_options_get_async_items (options);
     }
   concurrency = resolve_concurrency (options, n_items);
-  map->item_policy = dvt_policy_resolve (&self->defaults, options);
-  map->item_tasks = map->item_policy != NULL ||
-                    dvt_rate_bucket_is_set (&core->rate);
+  map->item_tasks = dvt_runtime_resolve_task_policy (self, options, &map->item_policy);
   map->pumped = map->async_items || map->item_tasks;
 
   /* The deadline is the whole map's; the timeout each item's. */
@@ -584,8 +593,7 @@ map_start (DvtRuntime          *self,
     }
   else
     {
-      guint n_runners = MIN (MIN (concurrency, n_items),
-                             dvt_runtime_get_max_workers (self));
+      guint n_runners = count_runners (self, options, n_items);
 
       map->chunk = CLAMP (n_items / (n_runners * 16), 1, 4096);
       map->n_runners = (int) n_runners;
@@ -861,6 +869,60 @@ dvt_runtime_map_finish (DvtRuntime    *self,
     return NULL;
 
   return dvt_task_propagate_pointer (DVT_TASK (result), error);
+}
+
+/**
+ * dvt_runtime_get_map_runners:
+ * @self: a runtime
+ * @n_items: how many items the map has
+ * @options: (nullable): the options the map will be started with
+ *
+ * Tells a binding among how many runner tasks it may share the items of a
+ * map of @n_items items started now with @options, or that each item must
+ * be a task of its own.
+ *
+ * A binding whose items are costly to enter one at a time (an interpreter
+ * entered once per item) may start [method@Runtime.map_blocking] with as
+ * many items as this returns instead, each a runner that computes runs of
+ * the real items in a loop; each item keeps its meaning (its result in its
+ * slot, its failure failing the map or filling its slot) as long as the
+ * runners check for a failure or a cancellation between items.
+ *
+ * Each item must be a task of its own, and 0 is returned, when a policy
+ * applies to each item (a timeout, retries, gates or the runtime's rate
+ * limit: see [method@Runtime.has_task_policy]), when @options has
+ * [property@Options:async-items] or [property@Options:use-caller-context]
+ * set, or while a handler of [signal@Runtime::progress] is connected (it
+ * would count runners rather than items). Otherwise the map's own items
+ * would run on as many runners: @n_items, at most
+ * [property@Runtime:max-workers] and at most
+ * [property@Options:max-concurrency] (0 counting as 1).
+ *
+ * Returns: how many runners may share the items; 0 if each item must be
+ *   a task of its own, or if @n_items is 0
+ *
+ * Since: 0.3
+ */
+guint
+dvt_runtime_get_map_runners (DvtRuntime *self,
+                             guint       n_items,
+                             DvtOptions *options)
+{
+  guint progress;
+
+  g_return_val_if_fail (DVT_IS_RUNTIME (self), 0);
+  g_return_val_if_fail (options == NULL || DVT_IS_OPTIONS (options), 0);
+
+  if (n_items == 0 || dvt_runtime_resolve_task_policy (self, options, NULL))
+    return 0;
+  if (options != NULL &&
+      (dvt_options_get_async_items (options) || dvt_options_get_use_caller_context (options)))
+    return 0;
+  progress = dvt_events_signal_id (DVT_EVENT_SIGNALS_RUNTIME, DVT_EVENT_PROGRESS);
+  if (g_signal_has_handler_pending (self, progress, 0, FALSE))
+    return 0;
+
+  return count_runners (self, options, n_items);
 }
 
 /* ---- gather ------------------------------------------------------------ */

@@ -62,6 +62,9 @@ dvt_runtime_get_core (DvtRuntime *runtime)
   return runtime->core;
 }
 
+gboolean dvt_runtime_resolve_task_policy (DvtRuntime  *self,
+                                          DvtOptions  *options,
+                                          DvtPolicy  **policy);
 gboolean dvt_runtime_check_call   (const char    *function,
                                   DvtRuntime    *self,
                                   gconstpointer  func,

@@ -1315,20 +1315,39 @@ gboolean
 dvt_runtime_has_task_policy (DvtRuntime *self,
                              DvtOptions *options)
 {
-  DvtPolicy *policy;
-
   g_return_val_if_fail (DVT_IS_RUNTIME (self), FALSE);
   g_return_val_if_fail (options == NULL || DVT_IS_OPTIONS (options), FALSE);
 
-  if (dvt_rate_bucket_is_set (&self->core->rate))
+  return dvt_runtime_resolve_task_policy (self, options, NULL);
+}
+
+/* Whether each task started with @options (each item, for a map) is a
+ * task the runtime dispatches, times, retries and throttles on its own:
+ * it gets a policy (a timeout, retries, gates) or the runtime has a rate
+ * limit. The one place that decides it, for dvt_runtime_has_task_policy(),
+ * dvt_runtime_get_map_runners() and a map's own items. If @policy is not
+ * NULL, it is set to the policy resolved (NULL for none), which the caller
+ * then owns. */
+gboolean
+dvt_runtime_resolve_task_policy (DvtRuntime  *self,
+                                 DvtOptions  *options,
+                                 DvtPolicy  **policy)
+{
+  gboolean rate_limited = dvt_rate_bucket_is_set (&self->core->rate);
+  DvtPolicy *resolved;
+  gboolean own;
+
+  if (rate_limited && policy == NULL)
     return TRUE;
 
-  policy = dvt_policy_resolve (&self->defaults, options);
-  if (policy == NULL)
-    return FALSE;
-  dvt_policy_unref (policy);
+  resolved = dvt_policy_resolve (&self->defaults, options);
+  own = rate_limited || resolved != NULL;
+  if (policy != NULL)
+    *policy = resolved;
+  else
+    g_clear_pointer (&resolved, dvt_policy_unref);
 
-  return TRUE;
+  return own;
 }
 
 /* Starts a task whose end @callback reports on the caller's context. */

@@ -152,6 +152,10 @@ GArray       *dvt_runtime_map_finish         (DvtRuntime          *self,
                                               GAsyncResult        *result,
                                               GError             **error);
 DVT_AVAILABLE_IN_ALL
+guint         dvt_runtime_get_map_runners    (DvtRuntime          *self,
+                                              guint                n_items,
+                                              DvtOptions          *options);
+DVT_AVAILABLE_IN_ALL
 GArray       *dvt_runtime_gather_blocking    (DvtRuntime          *self,
                                               DvtTask * const     *tasks,
                                               guint                n_tasks,

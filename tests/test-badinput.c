@@ -664,6 +664,7 @@ test_critical_runtime_api (void)
       g_clear_error (&error);
       EXPECT_ASSERTION (dvt_runtime_clear_rate_limit (rt));
       EXPECT_ASSERTION (dvt_runtime_inc_stat (rt, "counter", 1));
+      EXPECT_ASSERTION (g_assert_cmpuint (dvt_runtime_get_map_runners (rt, 4, NULL), ==, 0));
     }
 
   /* A set error. */

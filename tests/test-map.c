@@ -1458,6 +1458,142 @@ test_map_progress (void)
   dvt_runtime_shutdown (rt, TRUE, FALSE);
 }
 
+/* How many runners a binding may share a map's items among: as many as
+ * the map's own runners would be, or none when each item must be a task
+ * of its own. */
+static void
+set_timeout (DvtOptions *options)
+{
+  dvt_options_set_timeout (options, 10);
+}
+
+static void
+set_retries (DvtOptions *options)
+{
+  dvt_options_set_retries (options, 1);
+}
+
+static void
+add_gate (DvtOptions *options)
+{
+  g_autoptr(DvtSemaphore) semaphore = dvt_semaphore_new (1);
+
+  dvt_options_add_gate (options, DVT_GATE (semaphore));
+}
+
+static void
+set_async_items (DvtOptions *options)
+{
+  dvt_options_set_async_items (options, TRUE);
+}
+
+static void
+set_use_caller_context (DvtOptions *options)
+{
+  dvt_options_set_use_caller_context (options, TRUE);
+}
+
+static void
+set_deadline (DvtOptions *options)
+{
+  dvt_options_set_deadline (options, 10);
+}
+
+static void
+set_return_errors (DvtOptions *options)
+{
+  dvt_options_set_return_errors (options, TRUE);
+}
+
+static void
+set_max_concurrency_0 (DvtOptions *options)
+{
+  dvt_options_set_max_concurrency (options, 0);
+}
+
+static void
+set_max_concurrency_2 (DvtOptions *options)
+{
+  dvt_options_set_max_concurrency (options, 2);
+}
+
+static void
+set_max_concurrency_5 (DvtOptions *options)
+{
+  dvt_options_set_max_concurrency (options, 5);
+}
+
+static void
+ignore_progress (DvtRuntime *rt,
+                 DvtTask    *task,
+                 guint       done,
+                 guint       total,
+                 gpointer    data)
+{
+}
+
+static void
+test_map_runners (void)
+{
+  static const struct
+  {
+    const char *what;
+    void      (*set) (DvtOptions *options);
+    guint       runners;  /* for 1000 items on 3 workers */
+  } rows[] = {
+    { "timeout",               set_timeout,            0 },
+    { "retries",               set_retries,            0 },
+    { "gate",                  add_gate,               0 },
+    { "async-items",           set_async_items,        0 },
+    { "use-caller-context",    set_use_caller_context, 0 },
+    { "deadline (the map's)",  set_deadline,           3 },
+    { "return-errors",         set_return_errors,      3 },
+    { "max-concurrency 0",     set_max_concurrency_0,  1 },
+    { "max-concurrency 2",     set_max_concurrency_2,  2 },
+    { "max-concurrency 5",     set_max_concurrency_5,  3 },
+  };
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (3);
+  g_autoptr(DvtOptions) plain = dvt_options_new ();
+  gulong handler;
+
+  /* At most one per item, at most max-workers. */
+  g_assert_cmpuint (dvt_runtime_get_map_runners (rt, 0, NULL), ==, 0);
+  g_assert_cmpuint (dvt_runtime_get_map_runners (rt, 1, NULL), ==, 1);
+  g_assert_cmpuint (dvt_runtime_get_map_runners (rt, 2, NULL), ==, 2);
+  g_assert_cmpuint (dvt_runtime_get_map_runners (rt, 1000, NULL), ==, 3);
+  g_assert_cmpuint (dvt_runtime_get_map_runners (rt, 1000, plain), ==, 3);
+
+  for (guint i = 0; i < G_N_ELEMENTS (rows); i++)
+    {
+      g_autoptr(DvtOptions) options = dvt_options_new ();
+
+      g_test_message ("%s", rows[i].what);
+      rows[i].set (options);
+      g_assert_cmpuint (dvt_runtime_get_map_runners (rt, 1000, options), ==, rows[i].runners);
+      g_assert_cmpuint (dvt_runtime_get_map_runners (rt, 0, options), ==, 0);
+    }
+
+  /* The runtime's own retries and rate limit apply to each item. */
+  g_object_set (rt, "retries", 1, NULL);
+  g_assert_cmpuint (dvt_runtime_get_map_runners (rt, 1000, NULL), ==, 0);
+  g_object_set (rt, "retries", 0, NULL);
+  g_assert_true (dvt_runtime_set_rate_limit (rt, 1000, 0, NULL));
+  g_assert_cmpuint (dvt_runtime_get_map_runners (rt, 1000, NULL), ==, 0);
+  dvt_runtime_clear_rate_limit (rt);
+  g_assert_cmpuint (dvt_runtime_get_map_runners (rt, 1000, NULL), ==, 3);
+
+  /* A progress handler counts items: it must see each of them end. A
+   * blocked one sees nothing. */
+  handler = g_signal_connect (rt, "progress", G_CALLBACK (ignore_progress), NULL);
+  g_assert_cmpuint (dvt_runtime_get_map_runners (rt, 1000, NULL), ==, 0);
+  g_signal_handler_block (rt, handler);
+  g_assert_cmpuint (dvt_runtime_get_map_runners (rt, 1000, NULL), ==, 3);
+  g_signal_handler_unblock (rt, handler);
+  g_assert_cmpuint (dvt_runtime_get_map_runners (rt, 1000, NULL), ==, 0);
+  g_signal_handler_disconnect (rt, handler);
+  g_assert_cmpuint (dvt_runtime_get_map_runners (rt, 1000, NULL), ==, 3);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -1485,6 +1621,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/map/cancel", test_map_cancel);
   g_test_add_func ("/map/no-start-after-end", test_map_no_start_after_end);
   g_test_add_func ("/map/pointer-results", test_map_pointer_results);
+  g_test_add_func ("/map/runners", test_map_runners);
   g_test_add_func ("/gather/mixed-types", test_gather_mixed);
   g_test_add_func ("/gather/empty", test_gather_empty);
   g_test_add_func ("/gather/nested", test_gather_nested);

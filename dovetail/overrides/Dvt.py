@@ -54,9 +54,9 @@ Plain functions
     most, never more than max-concurrency) that each call ``fn`` in a loop
     over runs of items they claim, checking for a failure or cancellation
     between items; each item becomes a task of its own instead when the
-    options give items a timeout, retries or a rate limit, async items or
-    the caller's context, or when a ``progress`` handler is connected to
-    the runtime.
+    options give items a timeout, retries, gates or a rate limit, async
+    items or the caller's context, or when a ``progress`` handler is
+    connected to the runtime (``Runtime.get_map_runners()`` decides).
     Values returned by plain functions cross unchanged (the same objects).
 
 Task groups
@@ -164,18 +164,13 @@ import asyncio
 import atexit
 import collections
 import contextvars
-import itertools
-import os
-import signal
-import socket
 import sys
 import threading
 import time
-import traceback
 import weakref
 from concurrent.futures import InvalidStateError as cf_InvalidStateError
 
-from gi.repository import Gio, GLib, GObject
+from gi.repository import Gio, GLib
 
 # Tells the C library that these overrides are loaded, before any Dovetail
 # type is touched: without this quark, a DvtRuntime made from Python logs a
@@ -186,538 +181,22 @@ GLib.quark_from_string('dvt-python-overrides')
 from ..module import get_introspection_module
 from ..overrides import override
 from ._dvt import aio as _aio
+from ._dvt import chunks as _chunks
 from ._dvt import directions as _directions
+from ._dvt import errors as _errors
 from ._dvt import futures as _futures
+from ._dvt import interrupts as _interrupts
+from ._dvt import threads as _threads
+from ._dvt import values as _values
 from ._dvt.i18n import _
 
 Dvt = get_introspection_module('Dvt')
 
 __all__ = []
 
-# ---- Python exceptions across the C library ---------------------------------
-
-_EXCEPTION_DOMAIN = 'dvt-python-exception-quark'
-_MAX_KEY = 0x7fffffff  # a GError code is a gint
-
-_lock = threading.Lock()
-_keys = itertools.count(1)
-# key -> _Scope holding the exception; weak, so a scope that nobody can
-# read from any more takes its entries with it.
-_registry = weakref.WeakValueDictionary()
-# task (Python wrapper) -> weak reference to the _Scope of its call, so that
-# Task.return_error() called later (from a GIO callback) finds it.
-_task_scopes = weakref.WeakKeyDictionary()
-
-
-class _Scope:
-    """The Python exceptions raised by the work of one call.
-
-    Only what can still read the call's result holds a scope: the frame of
-    a blocking call (which closes it when it returns), the Python object of
-    a future (submit, schedule), the async result given to a callback. The
-    work functions refer to it weakly, and stop storing once it is gone.
-    """
-
-    __slots__ = ('_entries', '_closed', '_work', 'started', '__weakref__')
-
-    def __init__(self):
-        self._entries = {}
-        self._closed = False
-        self._work = []
-        self.started = False  # some work of the call has started
-
-    def hold_work(self, *objects):
-        """A holder of the work function (and its data) of this call, for
-        its wrapper, emptied by end(). Work starts only from a holder that
-        is not empty (see _held()), so no work of the call starts once it
-        has ended. The emptied holder also lets the C library, which keeps
-        the wrapper as long as the task lives, no longer keep them: the
-        exception that the caller re-raises refers to the caller's frames,
-        which may refer to the task, and a work function that refers to
-        its own exception would otherwise make a cycle through C."""
-        holder = list(objects)
-        with _lock:
-            self._work.append(holder)
-        return holder
-
-    def end(self):
-        """The call has returned, raised or delivered its result: no work
-        of it starts any more, whatever the order in which the runtime
-        released its caller and cancelled the work still queued."""
-        for holder in list(self._work):
-            holder.clear()
-
-    def store(self, exc, tb):
-        """Keeps @exc, raised with traceback @tb; returns its key, or 0 if
-        the call is over."""
-        _release_frames(exc, tb)
-        with _lock:
-            if self._closed:
-                return 0
-            while True:
-                key = next(_keys) % _MAX_KEY + 1
-                if key not in _registry:
-                    break
-            self._entries[key] = (exc, tb)
-            _registry[key] = self
-            return key
-
-    def close(self):
-        """The blocking call has returned or raised."""
-        self.end()
-        with _lock:
-            self._closed = True
-            for key in self._entries:
-                if _registry.get(key) is self:
-                    del _registry[key]
-            self._entries.clear()
-
-    def lookup(self, key):
-        """The (exception, traceback) of @key; the call has ended."""
-        entry = self._entries.get(key)
-        if entry is not None:
-            self.end()
-        return entry
-
-
-def _release_frames(exc, tb):
-    """Drops the local variables of the finished frames of @exc's
-    traceback (and of the exceptions it chains to). They would otherwise
-    keep the task alive (its work function's frame refers to it), and the
-    task keeps the work function, which keeps the stored exception: a
-    cycle through C that Python's collector cannot break. The traceback
-    still shows every file, line and function."""
-    exc.__traceback__ = tb
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        traceback.clear_frames(exc.__traceback__)
-        exc = exc.__cause__ or exc.__context__
-
-
-def _live_exception_count():
-    """How many Python exceptions are kept for readers (for tests)."""
-    with _lock:
-        return len(_registry)
-
-
-def _remember(task, scope):
-    """Lets Task.return_error() find @scope from @task (weakly)."""
-    with _lock:
-        _task_scopes[task] = weakref.ref(scope)
-
-
-def _keep(task, scope):
-    """@scope lives as long as the Python object of @task. An attribute,
-    not a global table: a cycle through it (the exception's traceback
-    refers to frames that refer to the task) stays collectable. Not for
-    the task of run_blocking or of an async map item: a Python object that
-    outlives the call would hide a function that forgot to complete it."""
-    task._dvt_scope = scope
-    _remember(task, scope)
-
-
-def _scope_of(task):
-    with _lock:
-        ref = _task_scopes.get(task)
-    scope = ref() if ref is not None else None
-    if scope is None:
-        # Nothing reads this task through a call of ours (or no longer):
-        # its exceptions live as long as its Python object.
-        scope = _Scope()
-        _keep(task, scope)
-    return scope
-
-
-def _exception_error(exc, key):
-    name = type(exc).__qualname__
-    module = type(exc).__module__
-    if module not in ('builtins', '__main__'):
-        name = module + '.' + name
-    text = str(exc)
-    message = '%s: %s' % (name, text) if text else name
-    return GLib.Error(message + ' (a Python exception raised by Dovetail work)',
-                      _EXCEPTION_DOMAIN, key)
-
-
-def _to_error(scope, exc, tb):
-    """A GLib.Error standing for @exc, to hand to the C library."""
-    if isinstance(exc, GLib.Error):
-        return exc
-    return _exception_error(exc, _store(scope, exc, tb))
-
-
-def _unwrap(value):
-    """The Python exception a GLib.Error stands for, or @value itself."""
-    if isinstance(value, GLib.Error) and value.domain == _EXCEPTION_DOMAIN:
-        with _lock:
-            scope = _registry.get(value.code)
-            entry = scope.lookup(value.code) if scope is not None else None
-        if entry is not None:
-            exc, tb = entry
-            return exc.with_traceback(tb)
-    return value
-
-
-def _peek(value):
-    """Like _unwrap(), but leaves the exception stored: the call goes on
-    (a retry filter looks at the error of an attempt)."""
-    if isinstance(value, GLib.Error) and value.domain == _EXCEPTION_DOMAIN:
-        with _lock:
-            scope = _registry.get(value.code)
-            entry = scope._entries.get(value.code) if scope is not None else None
-        if entry is not None:
-            return entry[0]
-    return value
-
-
-def _unwrap_list(values):
-    if values is None:
-        return values
-    return [_unwrap(v) for v in values]
-
-
-def _reraising(fn, *args):
-    """Calls @fn; a GLib.Error standing for a Python exception is raised as
-    that exception."""
-    try:
-        return fn(*args)
-    except GLib.Error as error:
-        exc = _unwrap(error)
-        if exc is error:
-            raise
-    # Raised outside the except clause: the original exception keeps its
-    # own __context__ and __cause__.
-    raise exc
-
-
-def _store(scope, exc, tb):
-    if scope is None:
-        # Nobody can read the result any more.
-        _release_frames(exc, tb)
-        return 0
-    return scope.store(exc, tb)
-
-
-def _guard(scope, fn, *args, **kwargs):
-    """Calls @fn on the work side. Returns (True, its value), or (False, a
-    GLib.Error): the one @fn raised, or one standing for the Python
-    exception it raised, which the caller side turns back into it.
-
-    The work's frames keep their callers' frames (f_back), so this frame
-    and the wrappers calling it drop their local variables before they
-    pass an error on: the stored traceback must not keep the task alive."""
-    try:
-        return True, fn(*args, **kwargs)
-    except GLib.Error as error:
-        failure = error
-    except BaseException as exc:
-        tb = exc.__traceback__
-        # Hide this frame: the traceback starts in the work function.
-        if tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next
-        while (tb is not None and tb.tb_next is not None and
-               tb.tb_frame.f_code is _in_caller_context_code):
-            tb = tb.tb_next
-        failure = _exception_error(exc, _store(scope, exc, tb))
-        del tb
-    del scope, fn, args, kwargs
-    return False, failure
-
-
-# ---- Ctrl-C on the main thread ---------------------------------------------------
-
-# While the main thread is blocked in the C library, Python cannot raise
-# KeyboardInterrupt: its signal handler only notes the signal, and the
-# interpreter raises it once the thread runs Python code again. So, on the
-# main thread only, a blocking call runs with a cancellable of its own (and
-# Task.result() with its task) that a watcher thread cancels on SIGINT,
-# woken through Python's wakeup fd (signal.set_wakeup_fd), while the Python
-# handler of SIGINT is the default one, which raises KeyboardInterrupt. The
-# call then raises the KeyboardInterrupt, its task cancelled. Other threads
-# pay nothing; neither does a call made while another wakeup fd is set (a
-# GLib.MainLoop or an asyncio loop running on the main thread, which handle
-# signals their own way).
-#
-# PyGObject 3.42 turns the GError of a call that fails into a GLib.Error by
-# running Python code, where a pending KeyboardInterrupt is raised: it then
-# prints it through sys.excepthook and raises RuntimeError instead. The
-# watcher therefore wraps sys.excepthook before it cancels, so that the
-# interrupt of a call is not printed but raised by the call.
-
-# A runtime with shutdown-on-exit gets SIGINT before Python does: it shuts
-# down, cancelling its calls, waits up to this long for their work, and
-# then hands the signal on to Python's handler (DVT_EXIT_GRACE_USEC).
-_EXIT_GRACE = 2.0
-
-
-class _Interrupts:
-    __slots__ = ('main', 'waits', 'cancellable', 'write_fd', 'sockets',
-                 'interrupted', 'excepthook')
-
-    def __init__(self):
-        self.main = threading.main_thread().ident
-        self.waits = []          # what Ctrl-C cancels: the main thread's calls
-        self.cancellable = None  # the main thread's, until it is cancelled
-        self.write_fd = None     # of the watcher's socket pair, once used
-        self.sockets = None
-        self.interrupted = False
-        self.excepthook = None   # the one wrapped while interrupting
-
-    def forget(self):
-        """In a forked child: the watcher is the parent's, and so are the
-        sockets, which Python's wakeup fd may still point to."""
-        if self.sockets is not None:
-            previous = signal.set_wakeup_fd(-1)
-            if previous not in (-1, self.write_fd):
-                signal.set_wakeup_fd(previous)
-            for sock in self.sockets:
-                sock.close()
-        self.__init__()
-
-    def _start(self):
-        read, write = socket.socketpair()
-        write.setblocking(False)
-        threading.Thread(target=self._watch, args=(read,), daemon=True,
-                         name='dvt-sigint').start()
-        self.sockets = (read, write)
-        self.write_fd = write.fileno()
-        return self.write_fd
-
-    def _watch(self, read):
-        while True:
-            try:
-                data = read.recv(64)
-            except InterruptedError:
-                continue
-            except OSError:
-                return
-            if not data:
-                return
-            waits = list(self.waits)
-            if (signal.SIGINT in data and waits and
-                    signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-                self.interrupted = True
-                self.cancellable = None
-                if self.excepthook is None:
-                    self.excepthook = sys.excepthook
-                    sys.excepthook = self._hook
-                for wait in waits:
-                    wait.cancel()
-
-    def _hook(self, exc_type, value, tb):
-        """sys.excepthook while a call is being interrupted: see above."""
-        if not (self.waits and issubclass(exc_type, KeyboardInterrupt)):
-            (self.excepthook or sys.__excepthook__)(exc_type, value, tb)
-
-    def _settle(self):
-        """The main thread's outermost call has ended."""
-        self.interrupted = False
-        if self.excepthook is not None:
-            if sys.excepthook == self._hook:
-                sys.excepthook = self.excepthook
-            self.excepthook = None
-
-    def call(self, target, fn, *args):
-        """``fn(*args)`` on the main thread, ended by Ctrl-C through
-        ``target.cancel()``."""
-        ours = self.write_fd or self._start()
-        previous = signal.set_wakeup_fd(ours, warn_on_full_buffer=False)
-        if previous != -1 and previous != ours:
-            signal.set_wakeup_fd(previous)
-            return fn(*args)
-        waits = self.waits
-        waits.append(target)
-        try:
-            return fn(*args)
-        except BaseException:
-            if not self.interrupted:
-                raise
-        finally:
-            waits.pop()  # calls nest: the last one ends first
-            if not waits and (self.interrupted or self.excepthook is not None):
-                self._settle()
-            if previous == -1:
-                signal.set_wakeup_fd(-1)
-        # Interrupted: a KeyboardInterrupt still pending is raised here;
-        # one that PyGObject caught while it converted the error is not.
-        _check_signals()
-        raise KeyboardInterrupt
-
-    def run(self, fn, args):
-        """``fn(*args)``, a blocking call whose last argument is its
-        cancellable, on the main thread."""
-        caller = args[-1]
-        if caller is not None:
-            return self._run_linked(fn, args, caller)
-        own = self.cancellable
-        if own is None:
-            own = self.cancellable = Gio.Cancellable()
-        try:
-            return self.call(own, _reraising, fn, *args[:-1], own)
-        except GLib.Error as error:
-            _after_shutdown(args[0], error)
-            raise
-
-    def _run_linked(self, fn, args, caller):
-        # Cancelling the caller's cancellable cancels the call's own.
-        own = Gio.Cancellable()
-        link = caller.connect(lambda *_ignored: own.cancel())
-        try:
-            return self.call(own, _reraising, fn, *args[:-1], own)
-        except GLib.Error as error:
-            _after_shutdown(args[0], error)
-            raise
-        finally:
-            caller.disconnect(link)
-
-
-_interrupts = _Interrupts()
-os.register_at_fork(after_in_child=_interrupts.forget)
-_get_ident = threading.get_ident
-
-
-def _check_signals():
-    """Entering a Python function runs the Python handlers of the signals
-    that arrived: the default SIGINT handler raises KeyboardInterrupt."""
-
-
-def _after_shutdown(runtime, error):
-    """A call of the main thread was released because @runtime was shut
-    down while it waited. If the runtime has shutdown-on-exit and no
-    Python call shut it down, SIGINT may be what did: the runtime hands the
-    signal on to Python once its shutdown is over, and the
-    KeyboardInterrupt is then raised here, from the call, rather than at
-    whatever line runs by then. @runtime may be an object built on a
-    runtime (a channel, a batcher), which names it in _dvt_runtime."""
-    runtime = getattr(runtime, '_dvt_runtime', runtime)
-    if (not error.matches(Gio.io_error_quark(), Gio.IOErrorEnum.CANCELLED) or
-            getattr(runtime, '_dvt_shut_down', False) or not runtime.is_shutdown() or
-            not runtime.get_property('shutdown-on-exit')):
-        return
-    end = time.monotonic() + _EXIT_GRACE + 0.5
-    try:
-        while time.monotonic() < end:
-            time.sleep(0.05)
-    except KeyboardInterrupt as interrupt:
-        interrupt.__suppress_context__ = True
-        raise
-
-
-def _blocking(fn, *args):
-    """_reraising() for a blocking call whose last argument is its
-    cancellable; on the main thread, Ctrl-C ends it (see above)."""
-    if _get_ident() == _interrupts.main:
-        return _interrupts.run(fn, args)
-    return _reraising(fn, *args)
-
-
-# ---- values ------------------------------------------------------------------
-
-_INT_MIN, _INT_MAX = -2 ** 31, 2 ** 31 - 1
-_INT64_MIN, _INT64_MAX = -2 ** 63, 2 ** 63 - 1
-
-
-def _box(value):
-    """A GValue that carries @value itself to a Python reader."""
-    if isinstance(value, GObject.Value):
-        return value
-    return GObject.Value(GObject.TYPE_PYOBJECT, value)
-
-
-def _to_value(value):
-    """What to pass to the raw Task.return_value for @value."""
-    if isinstance(value, GObject.Value):
-        return value
-    if value is None:
-        return _box(None)
-    if isinstance(value, int) and not isinstance(value, bool):
-        if _INT_MIN <= value <= _INT_MAX:
-            return value
-        if _INT64_MIN <= value <= _INT64_MAX and type(value) is int:
-            return GObject.Value(GObject.TYPE_INT64, value)
-        return _box(value)
-    return value
-
-
-# ---- worker threads ------------------------------------------------------------
-
-# PyGObject calls Python on a worker thread through PyGILState_Ensure(): on
-# a thread Python did not create, that makes a Python thread state, and
-# PyGILState_Release() at the end of the call destroys it again (with an
-# mmap() and munmap() of its frame stack each time). A worker that runs
-# Python keeps its thread state instead: one more PyGILState_Ensure() for
-# the thread's lifetime. A worker thread that ends leaves its thread state
-# behind; the next thread to keep one frees those of the threads that have
-# ended (only on Linux, where /proc tells which threads still run).
-
-def _thread_api():
-    if (sys.implementation.name != 'cpython' or
-            not os.path.isdir('/proc/self/task') or
-            not getattr(sys, '_is_gil_enabled', lambda: True)()):
-        return None
-    try:
-        import ctypes
-        api = ctypes.pythonapi
-        api.PyGILState_Ensure.restype = ctypes.c_int
-        for name in ('PyThreadState_Get', 'PyInterpreterState_Get',
-                     'PyInterpreterState_ThreadHead', 'PyThreadState_Next'):
-            getattr(api, name).restype = ctypes.c_void_p
-        for name in ('PyInterpreterState_ThreadHead', 'PyThreadState_Next',
-                     'PyThreadState_GetID', 'PyThreadState_Clear',
-                     'PyThreadState_Delete'):
-            getattr(api, name).argtypes = [ctypes.c_void_p]
-        api.PyThreadState_GetID.restype = ctypes.c_uint64
-        api.PyThreadState_Clear.restype = None
-        api.PyThreadState_Delete.restype = None
-        return api
-    except (ImportError, AttributeError):
-        return None
-
-
-_api = _thread_api()
-_thread_local = threading.local()
-# native thread id -> (address, id) of the Python thread state it keeps
-_kept_states = {}
-
-
-def _free_states_of_ended_threads(api):
-    """Frees the thread states kept by worker threads that have ended.
-    A state is freed only if it is still listed by the interpreter under
-    the same unique id: a thread Python made removes its own."""
-    ended = [tid for tid in _kept_states
-             if not os.path.exists('/proc/self/task/%d' % tid)]
-    if not ended:
-        return
-    listed = set()
-    state = api.PyInterpreterState_ThreadHead(api.PyInterpreterState_Get())
-    while state:
-        listed.add((state, api.PyThreadState_GetID(state)))
-        state = api.PyThreadState_Next(state)
-    for tid in ended:
-        kept = _kept_states.pop(tid)
-        if kept in listed:
-            api.PyThreadState_Clear(kept[0])
-            api.PyThreadState_Delete(kept[0])
-
-
-def _keep_thread_state():
-    """Called at the start of Python work on a worker thread."""
-    if _api is None or getattr(_thread_local, 'kept', False):
-        return
-    with _lock:
-        tid = threading.get_native_id()
-        # A thread that kept a state has the flag set: a state recorded
-        # under this id belonged to an ended thread whose id was reused.
-        old = _kept_states.pop(tid, None)
-        if old is not None:
-            _kept_states[-1 - tid] = old  # never a live id: freed below
-        _free_states_of_ended_threads(_api)
-        _api.PyGILState_Ensure()
-        state = _api.PyThreadState_Get()
-        _kept_states[tid] = (state, _api.PyThreadState_GetID(state))
-        _thread_local.kept = True
-
+# What the tests read through this module (machinery of the _dvt modules).
+_live_exception_count = _errors.live_exception_count
+_Chunks = _chunks.Chunks
 
 # ---- work-function wrappers --------------------------------------------------
 
@@ -740,30 +219,19 @@ def _pick_data(func_data, user_data):
 _UNSET = object()
 
 
-def _held(holder):
-    """What a holder of _Scope.hold_work() holds, taken in one step (the
-    caller's thread may empty it meanwhile); raises once the call has
-    ended, so that the work fails instead of starting."""
-    held = tuple(holder)
-    if not held:
-        raise GLib.Error.new_literal(Gio.io_error_quark(), _('The call has ended'),
-                                     Gio.IOErrorEnum.CANCELLED)
-    return held
-
-
 def _work(scope, func, func_data):
     """Wraps a DvtThreadFunc, DvtAsyncFunc or DvtMapFunc."""
     scope_ref = weakref.ref(scope)
     holder = scope.hold_work(func, func_data)
 
     def run(task, cancellable, *_ignored):
-        _keep_thread_state()
-        func, func_data = _held(holder)
+        _threads.keep_thread_state()
+        func, func_data = _errors.held(holder)
         scope = scope_ref()
         if scope is not None:
             scope.started = True
-            _remember(task, scope)
-        ok, failure = _guard(scope, func, task, cancellable, func_data)
+            _errors.remember(task, scope)
+        ok, failure = _errors.guard(scope, func, task, cancellable, func_data)
         if not ok:
             del task, cancellable, _ignored, scope, func, func_data
             raise failure
@@ -776,17 +244,17 @@ def _call_work(scope, fn, args, kwargs):
     holder = scope.hold_work(fn, args, kwargs)
 
     def run(task, cancellable, *_ignored):
-        _keep_thread_state()
-        fn, args, kwargs = _held(holder)
+        _threads.keep_thread_state()
+        fn, args, kwargs = _errors.held(holder)
         scope = scope_ref()
         if scope is not None:
             scope.started = True
-        ok, value = _guard(scope, fn, *args, **kwargs)
+        ok, value = _errors.guard(scope, fn, *args, **kwargs)
         del fn, args, kwargs, scope
         if not ok:
             del task, cancellable, _ignored
             raise value
-        Dvt.Task.return_value(task, _box(value))
+        Dvt.Task.return_value(task, _values.box(value))
     return run
 
 
@@ -806,109 +274,12 @@ class _Call:
         self.value = None
 
     def run(self, *_ignored):
-        _keep_thread_state()
-        ok, value = _guard(self.scope, self.fn, *self.args, **self.kwargs)
+        _threads.keep_thread_state()
+        ok, value = _errors.guard(self.scope, self.fn, *self.args, **self.kwargs)
         if not ok:
             raise value
         self.value = value
         return True
-
-
-def _item_work(scope, fn, items):
-    """Wraps fn(item) into a DvtMapFunc."""
-    scope_ref = weakref.ref(scope)
-    holder = scope.hold_work(fn, items)
-
-    def run(task, cancellable, *_ignored):
-        _keep_thread_state()
-        fn, items = _held(holder)
-        ok, value = _guard(scope_ref(), fn, items[task.get_index()])
-        del fn, items
-        if not ok:
-            del task, cancellable, _ignored
-            raise value
-        Dvt.Task.return_value(task, _box(value))
-    return run
-
-
-class _Chunks:
-    """``fn(item)`` for every item of ``map_blocking(fn, items)``, run by a
-    few map items (runners, at most one per worker and never more than
-    max-concurrency), each calling ``fn`` in a loop over runs of
-    consecutive items it claims. A run is a share of what is left (guided
-    scheduling: long runs first, single items at the end), so the workers
-    stay busy whatever the items cost, and a Python function is entered
-    once per runner instead of once per item.
-
-    Item by item, the map keeps its meaning: results in input order; in
-    return-errors mode each failure in its slot; otherwise the first
-    failure stops every runner before its next item and fails the map.
-    Each item is let in only while the map's holder (_Scope.hold_work) is
-    not empty, and the call empties it before it returns or raises,
-    however the map ends: no item starts after that. Cancelling the map's
-    cancellable empties it too, so that a cancellation stops the runners
-    before their next item even before the caller is released (the
-    runtime may cancel it before or after it releases the caller)."""
-
-    __slots__ = ('scope', 'held', 'results', 'return_errors', 'n_runners',
-                 'next', 'failed', 'lock')
-
-    def __init__(self, scope, fn, items, n_runners, return_errors):
-        self.scope = scope
-        self.held = scope.hold_work(fn, items)
-        self.results = [None] * len(items)
-        self.return_errors = return_errors
-        self.n_runners = n_runners
-        self.next = 0
-        self.failed = False  # a slot holds a failure
-        self.lock = threading.Lock()
-
-    def _claim(self, n):
-        """The next run of items, as a range: empty at the end, and once
-        the map has ended."""
-        with self.lock:
-            if not self.held:
-                return range(0)
-            start = self.next
-            self.next = end = min(n, start + max(1, (n - start) // (2 * self.n_runners)))
-        return range(start, end)
-
-    def _cancelled(self, *_ignored):
-        self.held.clear()
-
-    def run(self, task, cancellable, *_ignored):
-        _keep_thread_state()
-        if cancellable is not None:
-            # The map's own cancellable, which ends with the map: the
-            # handler is not disconnected.
-            cancellable.connect(self._cancelled)
-        scope, results, held = self.scope, self.results, self.held
-        # Empty when another runner failed, or the map has ended: this
-        # runner has nothing to do, and must not fail the map itself.
-        fn, items = tuple(held) or (None, ())
-        n = len(items)
-        run = self._claim(n)
-        while run:
-            for i in run:
-                # Each item is let in by this test, one step under the
-                # interpreter lock: once the caller has emptied the
-                # holder, no runner starts another item.
-                if not held:
-                    break
-                ok, value = _guard(scope, fn, items[i])
-                if not ok:
-                    if not self.return_errors:
-                        held.clear()  # the others stop before their next item
-                        del task, cancellable, _ignored, scope, fn, items, results
-                        raise value
-                    self.failed = True
-                results[i] = value
-            run = self._claim(n)
-        Dvt.Task.return_boolean(task, True)
-
-    def take_results(self):
-        results, self.results = self.results, None
-        return _unwrap_list(results) if self.failed else results
 
 
 def _done(call, scope, callback, user_data):
@@ -919,24 +290,9 @@ def _done(call, scope, callback, user_data):
 
     def done(source, result, *_ignored):
         scope.end()
-        _keep(result, scope)
+        _errors.keep(result, scope)
         callback(source, result, user_data)
     return done
-
-
-def _in_caller_context(fn):
-    """@fn, called in a copy of the caller's contextvars context (one copy
-    per call: items run at once cannot share one context)."""
-    context = contextvars.copy_context()
-
-    def run(item):
-        return context.copy().run(fn, item)
-    run.__func__ = getattr(fn, '__func__', fn)  # what event scopes match (_function_target)
-    return run
-
-
-# Hidden from stored tracebacks, as _guard() is.
-_in_caller_context_code = _in_caller_context(len).__code__
 
 
 def _is_raw_map(args, kwargs):
@@ -957,7 +313,7 @@ def _event_handler(signal, handler):
         return handler
 
     def run(*args):
-        return handler(*[_peek(a) for a in args])
+        return handler(*[_errors.peek(a) for a in args])
     return run
 
 
@@ -1145,7 +501,7 @@ class _Runner:
         self.ran = False
 
     def run(self, task, cancellable, *_ignored):
-        _keep_thread_state()
+        _threads.keep_thread_state()
         self.ran = True
         runners = self.runners
         call = runners.next()
@@ -1185,7 +541,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
     def shutdown(self, wait, cancel_pending):
         """Stops accepting work; waits for the work in flight if @wait,
         cancels the work not yet ended if @cancel_pending."""
-        self._dvt_shut_down = True  # see _after_shutdown()
+        self._dvt_shut_down = True  # see interrupts.after_shutdown()
         Dvt.Runtime.shutdown(self, wait, cancel_pending)
 
     @staticmethod
@@ -1201,11 +557,11 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         and blocks until it has completed its task; returns the value."""
         _need_callable('run_blocking', 'func', func)
         func_data = _pick_data(func_data, user_data)
-        scope = _Scope()
+        scope = _errors.Scope()
         try:
-            return _blocking(Dvt.Runtime.run_blocking, self,
-                             _work(scope, func, func_data), None,
-                             _identify(func, options), cancellable)
+            return _interrupts.blocking(Dvt.Runtime.run_blocking, self,
+                                        _work(scope, func, func_data), None,
+                                        _identify(func, options), cancellable)
         finally:
             scope.close()
 
@@ -1215,11 +571,11 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         blocks for the value it completes its task with."""
         _need_callable('to_thread_blocking', 'func', func)
         func_data = _pick_data(func_data, user_data)
-        scope = _Scope()
+        scope = _errors.Scope()
         try:
-            return _blocking(Dvt.Runtime.to_thread_blocking, self,
-                             _work(scope, func, func_data), None,
-                             _identify(func, options), cancellable)
+            return _interrupts.blocking(Dvt.Runtime.to_thread_blocking, self,
+                                        _work(scope, func, func_data), None,
+                                        _identify(func, options), cancellable)
         finally:
             scope.close()
 
@@ -1230,11 +586,11 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         timeout, retries...) and ``dvt_cancellable`` apply to the call and
         are not passed to ``fn``."""
         _need_callable('call_blocking', 'fn', fn)
-        scope = _Scope()
+        scope = _errors.Scope()
         call = _Call(scope, contextvars.copy_context().run, (fn,) + args, kwargs)
         try:
-            _blocking(Dvt.Runtime.invoke_blocking, self, call.run, None,
-                      _identify(fn, dvt_options), dvt_cancellable)
+            _interrupts.blocking(Dvt.Runtime.invoke_blocking, self, call.run,
+                                 None, _identify(fn, dvt_options), dvt_cancellable)
             return call.value
         finally:
             scope.close()
@@ -1246,7 +602,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         thread-default context, where ``to_thread_finish(result)`` reads
         the value."""
         _need_callable('to_thread_async', 'func', func)
-        scope = _Scope()
+        scope = _errors.Scope()
         if callback is not None:
             callback = _done('to_thread_async', scope, callback, user_data)
         # func_data is given as a tuple: PyGObject 3.42 expects one for a
@@ -1256,7 +612,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
                                     callback, None)
 
     def to_thread_finish(self, result):
-        return _reraising(Dvt.Runtime.to_thread_finish, self, result)
+        return _errors.reraising(Dvt.Runtime.to_thread_finish, self, result)
 
     def submit(self, func, func_data=None, options=None, cancellable=None,
                *, user_data=_UNSET):
@@ -1264,10 +620,10 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         returns its task, a future."""
         _need_callable('submit', 'func', func)
         func_data = _pick_data(func_data, user_data)
-        scope = _Scope()
+        scope = _errors.Scope()
         task = Dvt.Runtime.submit(self, _work(scope, func, func_data), None,
                                   _identify(func, options), cancellable)
-        _keep(task, scope)
+        _errors.keep(task, scope)
         return task
 
     def submit_call(self, fn, *args, dvt_options=None, dvt_cancellable=None,
@@ -1277,12 +633,12 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         ``dvt_options`` and ``dvt_cancellable`` apply to the call, as for
         ``call_blocking``."""
         _need_callable('submit_call', 'fn', fn)
-        scope = _Scope()
+        scope = _errors.Scope()
         task = Dvt.Runtime.submit(self, _call_work(scope, contextvars.copy_context().run,
                                                    (fn,) + args, kwargs),
                                   None, _identify(fn, dvt_options),
                                   dvt_cancellable)
-        _keep(task, scope)
+        _errors.keep(task, scope)
         return task
 
     def task_group(self, max_concurrency=0, cancel_on_failure=False,
@@ -1298,10 +654,10 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         and returns its task, a future."""
         _need_callable('schedule', 'func', func)
         func_data = _pick_data(func_data, user_data)
-        scope = _Scope()
+        scope = _errors.Scope()
         task = Dvt.Runtime.schedule(self, _work(scope, func, func_data), None,
                                     _identify(func, options), cancellable)
-        _keep(task, scope)
+        _errors.keep(task, scope)
         return task
 
     def map_blocking(self, *args, **kwargs):
@@ -1321,50 +677,33 @@ class Runtime(_EventsMixin, Dvt.Runtime):
                           cancellable=None, *, user_data=_UNSET):
         _need_callable('map_blocking', 'func', func)
         func_data = _pick_data(func_data, user_data)
-        scope = _Scope()
+        scope = _errors.Scope()
         return self._map_blocking(n_items, _work(scope, func, func_data),
                                   scope, _identify(func, options), cancellable)
 
     def _map_blocking_items(self, fn, items, options=None, cancellable=None):
         _need_callable('map_blocking', 'fn', fn)
         items = list(items)
-        scope = _Scope()
+        scope = _errors.Scope()
         options = _identify(fn, options)
-        fn = _in_caller_context(fn)
-        n_runners = self._map_runners(len(items), options)
+        fn = _errors.in_caller_context(fn)
+        # The library decides whether items may share runners.
+        n_runners = Dvt.Runtime.get_map_runners(self, len(items), options)
         if n_runners == 0:
-            return self._map_blocking(len(items), _item_work(scope, fn, items),
+            return self._map_blocking(len(items), _chunks.item_work(scope, fn, items),
                                       scope, options, cancellable)
-        chunks = _Chunks(scope, fn, items, n_runners,
-                         options is not None and options.get_return_errors())
+        chunks = _chunks.Chunks(scope, fn, items, n_runners,
+                                options is not None and options.get_return_errors())
         try:
-            _blocking(Dvt.Runtime.map_blocking, self, n_runners, chunks.run,
-                      None, options, cancellable)
+            _interrupts.blocking(Dvt.Runtime.map_blocking, self, n_runners,
+                                 chunks.run, None, options, cancellable)
             return chunks.take_results()
         finally:
             scope.close()
 
-    def _map_runners(self, n_items, options):
-        """How many runners share the items of a map over Python items,
-        or 0 if each item must be a task of its own: it has its own
-        timeout, retries or rate limit, it is async, or someone watches
-        the progress of maps (which counts map items)."""
-        if n_items == 0 or self.has_task_policy(options):
-            return 0
-        if options is not None and (options.get_async_items() or
-                                    options.get_use_caller_context()):
-            return 0
-        if GObject.signal_has_handler_pending(
-                self, GObject.signal_lookup('progress', Dvt.Runtime), 0, False):
-            return 0
-        n = min(n_items, self.get_max_workers())
-        if options is not None and options.get_max_concurrency() >= 0:
-            n = min(n, max(1, options.get_max_concurrency()))
-        return n
-
     def _map_blocking(self, n_items, func, scope, options, cancellable):
         try:
-            return _unwrap_list(_blocking(
+            return _errors.unwrap_list(_interrupts.blocking(
                 Dvt.Runtime.map_blocking, self, n_items, func, None, options,
                 cancellable))
         finally:
@@ -1383,7 +722,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
     def _map_async_raw(self, n_items, func, func_data=None, options=None,
                        cancellable=None, callback=None, user_data=None):
         _need_callable('map_async', 'func', func)
-        scope = _Scope()
+        scope = _errors.Scope()
         self._map_async(n_items, _work(scope, func, func_data), scope,
                         _identify(func, options), cancellable, callback,
                         user_data)
@@ -1392,8 +731,9 @@ class Runtime(_EventsMixin, Dvt.Runtime):
                          callback=None, user_data=None):
         _need_callable('map_async', 'fn', fn)
         items = list(items)
-        scope = _Scope()
-        self._map_async(len(items), _item_work(scope, _in_caller_context(fn), items),
+        scope = _errors.Scope()
+        self._map_async(len(items),
+                        _chunks.item_work(scope, _errors.in_caller_context(fn), items),
                         scope, _identify(fn, options), cancellable, callback,
                         user_data)
 
@@ -1406,7 +746,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
                               callback, None)
 
     def map_finish(self, result):
-        return _unwrap_list(_reraising(Dvt.Runtime.map_finish, self, result))
+        return _errors.unwrap_list(_errors.reraising(Dvt.Runtime.map_finish, self, result))
 
     def scope_events(self, *, name=None, function=None, task=None,
                      max_depth=1):
@@ -1443,8 +783,8 @@ class Runtime(_EventsMixin, Dvt.Runtime):
             if not isinstance(task, Dvt.Task):
                 raise TypeError(_('gather_blocking() needs Dvt.Task elements; '
                                   'element %d is %r') % (index, type(task).__name__))
-        return _unwrap_list(_blocking(Dvt.Runtime.gather_blocking, self,
-                                      tasks, options, cancellable))
+        return _errors.unwrap_list(_interrupts.blocking(
+            Dvt.Runtime.gather_blocking, self, tasks, options, cancellable))
 
 
     # ---- asyncio and concurrent.futures --------------------------------------
@@ -1498,7 +838,7 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         _need_callable('map', 'fn', fn)
         items = list(items)
         # In the caller's context: map_async runs on the bridge thread.
-        fn = _in_caller_context(fn)
+        fn = _errors.in_caller_context(fn)
         return _aio.start(
             lambda cancellable, callback: self.map_async(
                 fn, items, options=options, cancellable=cancellable,
@@ -1599,7 +939,7 @@ class Options(Dvt.Options):
             return
 
         def run(task, error, *_ignored):
-            return bool(retry_filter(task, _peek(error)))
+            return bool(retry_filter(task, _errors.peek(error)))
         Dvt.Options.set_retry_filter(self, run, user_data)
 
 
@@ -1614,7 +954,7 @@ class Task(_EventsMixin, Dvt.Task):
 
     def return_value(self, value=None):
         """Completes the task with @value, any Python object."""
-        value = _to_value(value)
+        value = _values.to_value(value)
         Dvt.Task.return_value(self, value)
 
     def return_error(self, error):
@@ -1624,18 +964,18 @@ class Task(_EventsMixin, Dvt.Task):
             if not isinstance(error, BaseException):
                 raise TypeError(_('return_error() needs an exception, not %r')
                                 % type(error).__name__)
-            error = _to_error(_scope_of(self), error, error.__traceback__)
+            error = _errors.to_error(_errors.scope_of(self), error, error.__traceback__)
         Dvt.Task.return_error(self, error)
 
     def propagate_value(self):
         """The value of the ended task, or its error raised."""
-        return _reraising(Dvt.Task.propagate_value, self)
+        return _errors.reraising(Dvt.Task.propagate_value, self)
 
     def propagate_boolean(self):
-        return _reraising(Dvt.Task.propagate_boolean, self)
+        return _errors.reraising(Dvt.Task.propagate_boolean, self)
 
     def propagate_int(self):
-        return _reraising(Dvt.Task.propagate_int, self)
+        return _errors.reraising(Dvt.Task.propagate_int, self)
 
     # ---- concurrent.futures.Future -------------------------------------------
 
@@ -1682,10 +1022,7 @@ class Task(_EventsMixin, Dvt.Task):
         else:
             limit = timeout
         try:
-            if _get_ident() != _interrupts.main:
-                self.wait(limit)
-            else:
-                _interrupts.call(self, self.wait, limit)
+            _interrupts.interruptible(self, self.wait, limit)
         except GLib.Error as error:
             raise _futures.from_error(error) from None
 
@@ -1702,8 +1039,8 @@ class Task(_EventsMixin, Dvt.Task):
         try:
             return self.propagate_value()
         except GLib.Error as error:
-            if _get_ident() == _interrupts.main:
-                _after_shutdown(self.get_runtime(), error)
+            if _interrupts.on_main_thread():
+                _interrupts.after_shutdown(self.get_runtime(), error)
             converted = _futures.from_error(error)
             if converted is error:
                 raise
@@ -1798,9 +1135,9 @@ __all__.append('EventScope')
 def _callable_work(func):
     """Wraps a DvtCallableFunc: an exception it raises fails the call."""
     def run(task, args, cancellable, user_data):
-        _keep_thread_state()
-        ok, failure = _guard(_scope_of(task), func, task, args, cancellable,
-                             user_data)
+        _threads.keep_thread_state()
+        ok, failure = _errors.guard(_errors.scope_of(task), func, task, args,
+                                    cancellable, user_data)
         if not ok:
             del task, args, cancellable, user_data
             raise failure
@@ -1827,13 +1164,13 @@ class Callable(Dvt.Callable):
         """Calls the function with @args (a GLib.Variant or None) and
         returns the value it completes its task with."""
         # Through the task, which keeps the Python exception of the call
-        # for its reader (see _scope_of()); Task.result() also turns
+        # for its reader (see _errors.scope_of()); Task.result() also turns
         # Ctrl-C on the main thread into KeyboardInterrupt.
-        task = _reraising(Dvt.Callable.submit, self, args, cancellable)
+        task = _errors.reraising(Dvt.Callable.submit, self, args, cancellable)
         return task.result()
 
     def call_finish(self, result):
-        return _reraising(Dvt.Callable.call_finish, self, result)
+        return _errors.reraising(Dvt.Callable.call_finish, self, result)
 
     def acall(self, args=None):
         """``await callable.acall(args)`` from a running asyncio loop: the
@@ -1871,13 +1208,14 @@ class Queue(Dvt.Queue):
         Dvt.Queue.__init__(self, order=order, max_size=max_size, **kwargs)
 
     def push_blocking(self, value, priority=0, timeout=0, cancellable=None):
-        return Dvt.Queue.push_blocking(self, _to_value(value), priority, timeout, cancellable)
+        return Dvt.Queue.push_blocking(self, _values.to_value(value), priority,
+                                       timeout, cancellable)
 
     def try_push(self, value, priority=0):
-        return Dvt.Queue.try_push(self, _to_value(value), priority)
+        return Dvt.Queue.try_push(self, _values.to_value(value), priority)
 
     def push_async(self, value, *args, **kwargs):
-        return Dvt.Queue.push_async(self, _to_value(value), *args, **kwargs)
+        return Dvt.Queue.push_async(self, _values.to_value(value), *args, **kwargs)
 
     def pop_blocking(self, timeout=0, cancellable=None):
         return Dvt.Queue.pop_blocking(self, timeout, cancellable)
@@ -1943,7 +1281,7 @@ class Queue(Dvt.Queue):
     def aput(self, item, priority=0):
         """``await queue.aput(item)`` from a running asyncio loop: pushes
         @item once there is room."""
-        value = _to_value(item)
+        value = _values.to_value(item)
         return _aio.start(
             lambda cancellable, callback: Dvt.Queue.push_async(
                 self, value, priority, cancellable, callback, None),
@@ -1989,7 +1327,7 @@ __all__.append('Queue')
 # a worker: each value it yields is sent to the channel (waiting while
 # `capacity` values are buffered), and an exception it raises reaches the
 # consumer, after the last value, as the same exception object (through
-# the _Scope of the channel's Python object). The consumer iterates the
+# the errors.Scope of the channel's Python object). The consumer iterates the
 # channel from a thread; leaving the loop early closes the channel, which
 # makes the generator's pending yield raise GeneratorExit (its `finally`
 # clauses run) and ends the producer cleanly.
@@ -2009,7 +1347,7 @@ def _drive(channel, cancellable, iterable):
     try:
         for item in iterator:
             try:
-                Dvt.Channel.send(channel, _to_value(item), cancellable)
+                Dvt.Channel.send(channel, _values.to_value(item), cancellable)
             except GLib.Error as error:
                 if _is_closed_error(error):
                     return
@@ -2028,10 +1366,10 @@ def _producer_work(scope, fn, args, kwargs):
     holder = scope.hold_work(fn, args, kwargs)
 
     def run(channel, cancellable, *_ignored):
-        _keep_thread_state()
-        fn, args, kwargs = _held(holder)
+        _threads.keep_thread_state()
+        fn, args, kwargs = _errors.held(holder)
         iterable = args[0] if fn is None else _Lazy(fn, args, kwargs)
-        ok, failure = _guard(scope_ref(), _drive, channel, cancellable, iterable)
+        ok, failure = _errors.guard(scope_ref(), _drive, channel, cancellable, iterable)
         del fn, args, kwargs, iterable
         if not ok:
             del channel, cancellable, _ignored
@@ -2047,9 +1385,9 @@ def _raw_producer_work(scope, func, func_data):
     holder = scope.hold_work(func, func_data)
 
     def run(channel, cancellable, *_ignored):
-        _keep_thread_state()
-        func, func_data = _held(holder)
-        ok, failure = _guard(scope_ref(), func, channel, cancellable, func_data)
+        _threads.keep_thread_state()
+        func, func_data = _errors.held(holder)
+        ok, failure = _errors.guard(scope_ref(), func, channel, cancellable, func_data)
         del func, func_data
         if not ok:
             if _is_closed_error(failure):
@@ -2101,7 +1439,7 @@ class Channel(Dvt.Channel):
     was already waiting meanwhile may get the value after it first)."""
 
     def send(self, value, cancellable=None):
-        return Dvt.Channel.send(self, _to_value(value), cancellable)
+        return Dvt.Channel.send(self, _values.to_value(value), cancellable)
 
     def receive_blocking(self, timeout=0, cancellable=None):
         """On the main thread, Ctrl-C ends the wait with KeyboardInterrupt
@@ -2109,20 +1447,21 @@ class Channel(Dvt.Channel):
         kept = self._dvt_kept()
         if kept is not None:
             return kept
-        return _blocking(Dvt.Channel.receive_blocking, self, timeout, cancellable)
+        return _interrupts.blocking(Dvt.Channel.receive_blocking, self, timeout,
+                                    cancellable)
 
     def try_receive(self):
         kept = self._dvt_kept()
         if kept is not None:
             return kept
-        return _reraising(Dvt.Channel.try_receive, self)
+        return _errors.reraising(Dvt.Channel.try_receive, self)
 
     def receive_finish(self, result):
-        return _reraising(Dvt.Channel.receive_finish, self, result)
+        return _errors.reraising(Dvt.Channel.receive_finish, self, result)
 
     def close(self, reason=None):
         Dvt.Channel.close(self, reason)
-        with _lock:
+        with _errors.lock:
             self._dvt_closed = True
             self.__dict__.pop('_dvt_orphans', None)
 
@@ -2141,7 +1480,7 @@ class Channel(Dvt.Channel):
         """on_orphan of areceive(): keeps the value a cancelled receive was
         handed for the next receive (not once the consumer has closed)."""
         ok, value = received
-        with _lock:
+        with _errors.lock:
             if ok and not self.__dict__.get('_dvt_closed'):
                 self.__dict__.setdefault('_dvt_orphans',
                                          collections.deque()).append(value)
@@ -2184,7 +1523,7 @@ class Channel(Dvt.Channel):
                 # thread's Ctrl-C set-up, which costs more than the
                 # receive itself.
                 elif Dvt.Channel.get_n_items(self) > 0:
-                    ok, value = _reraising(raw, self, 0, None)
+                    ok, value = _errors.reraising(raw, self, 0, None)
                 else:
                     ok, value = self.receive_blocking(0, None)
                 if not ok:
@@ -2197,7 +1536,7 @@ class Channel(Dvt.Channel):
         """try_receive(), or None if nothing is buffered after all (another
         consumer took it)."""
         try:
-            return _reraising(Dvt.Channel.try_receive, self)
+            return _errors.reraising(Dvt.Channel.try_receive, self)
         except GLib.Error as error:
             if not error.matches(Dvt.error_quark(), Dvt.Error.EMPTY):
                 raise
@@ -2266,7 +1605,7 @@ def _runtime_produce(self, func, *args, capacity=1, options=None,
     recognised by its function taking exactly three parameters (and not
     being a generator function) and the argument after ``func_data``
     being an ``int``, the capacity."""
-    scope = _Scope()
+    scope = _errors.Scope()
     if not callable(func) and hasattr(func, '__iter__') and not args and not kwargs:
         work = _producer_work(scope, None, (func,), {})
     elif _is_raw_produce(func, args, kwargs):
@@ -2279,8 +1618,8 @@ def _runtime_produce(self, func, *args, capacity=1, options=None,
     else:
         _need_callable('produce', 'func', func)
         work = _producer_work(scope, func, args, kwargs)
-    channel = _reraising(Dvt.Runtime.produce, self, work, None, capacity,
-                         options, cancellable)
+    channel = _errors.reraising(Dvt.Runtime.produce, self, work, None, capacity,
+                                options, cancellable)
     channel._dvt_scope = scope
     channel._dvt_runtime = self
     return channel
@@ -2295,9 +1634,9 @@ def _batch_work(scope, fn):
     holder = scope.hold_work(fn)
 
     def run(task, items, cancellable, *_ignored):
-        _keep_thread_state()
-        fn, = _held(holder)
-        ok, failure = _guard(scope_ref(), fn, list(items))
+        _threads.keep_thread_state()
+        fn, = _errors.held(holder)
+        ok, failure = _errors.guard(scope_ref(), fn, list(items))
         del fn, items
         if not ok:
             del task, cancellable, _ignored
@@ -2323,15 +1662,16 @@ class Batcher(Dvt.Batcher):
     items at once and returns the batch's :class:`Task` (or None)."""
 
     def add(self, item):
-        return _reraising(Dvt.Batcher.add, self, _to_value(item))
+        return _errors.reraising(Dvt.Batcher.add, self, _values.to_value(item))
 
     def close_blocking(self, timeout=0, cancellable=None):
         """On the main thread, Ctrl-C ends the wait with KeyboardInterrupt
         (the batches go on)."""
-        return _blocking(Dvt.Batcher.close_blocking, self, timeout, cancellable)
+        return _interrupts.blocking(Dvt.Batcher.close_blocking, self, timeout,
+                                    cancellable)
 
     def close_finish(self, result):
-        return _reraising(Dvt.Batcher.close_finish, self, result)
+        return _errors.reraising(Dvt.Batcher.close_finish, self, result)
 
     def close(self, timeout=0, cancellable=None):
         return self.close_blocking(timeout, cancellable)
@@ -2385,9 +1725,9 @@ def _runtime_batcher(self, fn, max_items=100, max_wait=0, options=None):
     batch of at most @max_items items, dispatched once full or @max_wait
     seconds after its first item (0: no time limit)."""
     _need_callable('batcher', 'fn', fn)
-    scope = _Scope()
-    batcher = _reraising(Dvt.Batcher.new, self, _batch_work(scope, fn), None,
-                         max_items, max_wait, options)
+    scope = _errors.Scope()
+    batcher = _errors.reraising(Dvt.Batcher.new, self, _batch_work(scope, fn),
+                                None, max_items, max_wait, options)
     batcher._dvt_scope = scope
     batcher._dvt_runtime = self
     return batcher
@@ -2581,7 +1921,7 @@ class Cache(Dvt.Cache):
         return _aio.start(
             lambda cancellable, callback:
                 Dvt.Cache.get_async(self, key, cancellable, callback, None),
-            lambda result: _reraising(Dvt.Cache.get_finish, self, result))
+            lambda result: _errors.reraising(Dvt.Cache.get_finish, self, result))
 
 
 Cache = override(Cache)
@@ -2683,8 +2023,8 @@ class TaskGroup(Dvt.TaskGroup):
         traceback holds the caller's frame, and so the group) would make a
         cycle that Python cannot collect. Also for groups made with
         ``Dvt.TaskGroup.new()``, which does not call __init__."""
-        _remember(task, scope)
-        with _lock:
+        _errors.remember(task, scope)
+        with _errors.lock:
             self.__dict__.setdefault('_dvt_scopes', []).append(scope)
         return task
 
@@ -2695,30 +2035,30 @@ class TaskGroup(Dvt.TaskGroup):
         ``dvt_options`` and ``dvt_cancellable`` apply to the call, as for
         ``Runtime.submit_call``."""
         _need_callable('submit', 'fn', fn)
-        scope = _Scope()
-        task = _reraising(Dvt.TaskGroup.submit, self,
-                          _call_work(scope, fn, args, kwargs), None,
-                          _identify(fn, dvt_options), dvt_cancellable)
+        scope = _errors.Scope()
+        task = _errors.reraising(Dvt.TaskGroup.submit, self,
+                                 _call_work(scope, fn, args, kwargs), None,
+                                 _identify(fn, dvt_options), dvt_cancellable)
         return self._track(task, scope)
 
     def submit_func(self, func, func_data=None, options=None, cancellable=None):
         """Queues ``func(task, cancellable, func_data)``, as
         ``Runtime.submit``, as a member of the group."""
         _need_callable('submit_func', 'func', func)
-        scope = _Scope()
-        task = _reraising(Dvt.TaskGroup.submit, self,
-                          _work(scope, func, func_data), None,
-                          _identify(func, options), cancellable)
+        scope = _errors.Scope()
+        task = _errors.reraising(Dvt.TaskGroup.submit, self,
+                                 _work(scope, func, func_data), None,
+                                 _identify(func, options), cancellable)
         return self._track(task, scope)
 
     def schedule(self, func, func_data=None, options=None, cancellable=None):
         """Starts ``func(task, cancellable, func_data)`` on the loop thread,
         as ``Runtime.schedule``, as a member of the group."""
         _need_callable('schedule', 'func', func)
-        scope = _Scope()
-        task = _reraising(Dvt.TaskGroup.schedule, self,
-                          _work(scope, func, func_data), None,
-                          _identify(func, options), cancellable)
+        scope = _errors.Scope()
+        task = _errors.reraising(Dvt.TaskGroup.schedule, self,
+                                 _work(scope, func, func_data), None,
+                                 _identify(func, options), cancellable)
         return self._track(task, scope)
 
     def add(self, task):
@@ -2726,10 +2066,8 @@ class TaskGroup(Dvt.TaskGroup):
         Dvt.TaskGroup.add(self, task)
 
     def _call(self, fn, *args):
-        if _get_ident() != _interrupts.main:
-            return _reraising(fn, *args)
         # Ctrl-C on the main thread cancels the members, which ends the wait.
-        return _interrupts.call(self, _reraising, fn, *args)
+        return _interrupts.interruptible(self, _errors.reraising, fn, *args)
 
     def wait(self, timeout=None, cancellable=None):
         """Waits until every member has ended; see the class."""
@@ -2767,7 +2105,7 @@ class TaskGroup(Dvt.TaskGroup):
         """on_orphan of an asyncio next: the member is yielded by the next
         iteration instead of being lost (None, the end, needs no keeping)."""
         if task is not None:
-            with _lock:
+            with _errors.lock:
                 self.__dict__.setdefault('_dvt_kept_tasks',
                                          collections.deque()).append(task)
 
@@ -2788,7 +2126,7 @@ class TaskGroup(Dvt.TaskGroup):
             cancellable,
             lambda cancellable, callback:
                 Dvt.TaskGroup.next_async(self, cancellable, callback, None),
-            lambda result: _reraising(Dvt.TaskGroup.next_finish, self, result),
+            lambda result: _errors.reraising(Dvt.TaskGroup.next_finish, self, result),
             on_orphan=self._dvt_keep)
 
     def __iter__(self):
@@ -2810,7 +2148,7 @@ class TaskGroup(Dvt.TaskGroup):
         return _aio.start(
             lambda cancellable, callback: Dvt.TaskGroup.wait_async(
                 self, limit, cancellable, callback, None),
-            lambda result: _reraising(Dvt.TaskGroup.wait_finish, self, result))
+            lambda result: _errors.reraising(Dvt.TaskGroup.wait_finish, self, result))
 
     def afirst(self, timeout=None, cancel_rest=False):
         """``await group.afirst()``: the twin of :meth:`first`; when
@@ -2820,7 +2158,7 @@ class TaskGroup(Dvt.TaskGroup):
         future = _aio.start(
             lambda cancellable, callback: Dvt.TaskGroup.first_async(
                 self, cancel_rest, cancellable, callback, None),
-            lambda result: _reraising(Dvt.TaskGroup.first_finish, self, result))
+            lambda result: _errors.reraising(Dvt.TaskGroup.first_finish, self, result))
         if timeout is None:
             return future
         return _timed(future, _group_timeout(timeout))

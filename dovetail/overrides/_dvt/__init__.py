@@ -11,5 +11,12 @@ in ``gi._*`` modules: nothing here is public API.
 - :mod:`.futures`: ``concurrent.futures`` behaviour for ``Dvt.Task``,
   ``wait``/``as_completed`` and the ``Executor``.
 - :mod:`.directions`: ``call_any``, the ``bridge`` decorator, ``cached``.
+- :mod:`.errors`: Python exceptions across the C library (as a
+  ``GLib.Error`` that stands for them), and who keeps them.
+- :mod:`.interrupts`: Ctrl-C during a blocking call of the main thread.
+- :mod:`.threads`: the Python thread states that worker threads keep.
+- :mod:`.values`: Python values through ``GValue`` and back, as themselves.
+- :mod:`.chunks`: the work of a map over Python items, each item a task
+  of its own or shared among a few runners.
 - :mod:`.i18n`: gettext for the override's messages (``dovetail-1``).
 """
