@@ -62,10 +62,15 @@ struct _DvtMailbox
   int           expected;
   gint64        spun_at;
   /* The thread dispatching the mailbox (atomic: posters compare it with
-   * themselves), and the mail it took and has not delivered yet (only
-   * that thread touches it). */
+   * themselves); only that thread touches the rest. @taken: what the
+   * dispatch took and has not delivered yet. @local: what that thread
+   * posted from inside the dispatch while nothing else was waiting,
+   * without the lock; it comes after @taken and before anything posted
+   * since. */
   GThread      *dispatcher;
   DvtMail      *taken;
+  DvtMail      *local;
+  DvtMail      *local_tail;
   guint         rounds;   /* lists delivered per dispatch at most */
 };
 

@@ -45,7 +45,7 @@ mailbox_prepare (GSource *source,
   *timeout = -1;
   /* A nested loop in a delivery of a reentrant mailbox delivers what
    * that dispatch took and has not delivered yet. */
-  if (dvt_mailbox_has_mail (mailbox) || mailbox->taken != NULL)
+  if (dvt_mailbox_has_mail (mailbox) || mailbox->taken != NULL || mailbox->local != NULL)
     return TRUE;
   if (mailbox->spins && g_atomic_int_get (&mailbox->expected) > 0)
     return spin_for_mail (mailbox);
@@ -57,7 +57,8 @@ static gboolean
 mailbox_check (GSource *source)
 {
   DvtMailbox *mailbox = (DvtMailbox *) source;
-  gboolean mail = dvt_mailbox_has_mail (mailbox) || mailbox->taken != NULL;
+  gboolean mail = dvt_mailbox_has_mail (mailbox) || mailbox->taken != NULL ||
+                  mailbox->local != NULL;
 
   /* The reply came soon after a spin gave up: the next spin may last. */
   if (mailbox->spun_at != 0)
@@ -124,6 +125,11 @@ mailbox_dispatch (GSource     *source,
   for (guint round = 0; round < mailbox->rounds; round++)
     {
       if (mailbox->taken == NULL)
+        {
+          mailbox->taken = g_steal_pointer (&mailbox->local);
+          mailbox->local_tail = NULL;
+        }
+      if (mailbox->taken == NULL)
         mailbox->taken = mailbox_take (mailbox);
       if (mailbox->taken == NULL)
         break;
@@ -159,7 +165,7 @@ mailbox_finalize (GSource *source)
 {
   DvtMailbox *mailbox = (DvtMailbox *) source;
 
-  g_assert (mailbox->head == NULL && mailbox->taken == NULL);
+  g_assert (mailbox->head == NULL && mailbox->taken == NULL && mailbox->local == NULL);
   g_mutex_clear (&mailbox->lock);
 }
 
@@ -204,6 +210,22 @@ dvt_mailbox_post (DvtMailbox *mailbox,
   gboolean was_empty;
 
   mail->next = NULL;
+
+  /* From inside the mailbox's own dispatch, with nothing posted by other
+   * threads waiting: mail posted by others from now on comes after this,
+   * and none can be before it, so it needs neither the lock nor a
+   * wake-up. A callback that makes its next call, completed at once, is
+   * delivered this way. */
+  if (g_atomic_pointer_get (&mailbox->dispatcher) == g_thread_self () &&
+      !dvt_mailbox_has_mail (mailbox))
+    {
+      if (mailbox->local_tail != NULL)
+        mailbox->local_tail->next = mail;
+      else
+        mailbox->local = mail;
+      mailbox->local_tail = mail;
+      return;
+    }
 
   g_mutex_lock (&mailbox->lock);
   if (G_UNLIKELY (mailbox->closed))
@@ -263,6 +285,14 @@ dvt_mailbox_close (DvtMailbox *mailbox)
   g_atomic_pointer_set (&mailbox->head, NULL);
   mailbox->tail = NULL;
   g_mutex_unlock (&mailbox->lock);
+
+  /* Posted by this thread in its last dispatch, before the rest. */
+  if (mailbox->local != NULL)
+    {
+      mailbox->local_tail->next = mail;
+      mail = g_steal_pointer (&mailbox->local);
+      mailbox->local_tail = NULL;
+    }
 
   return mail;
 }

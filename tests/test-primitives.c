@@ -538,7 +538,7 @@ test_mailbox_batches (void)
   dvt_mailbox_post (batches, &b.mail);
   g_assert_true (g_main_context_iteration (context, FALSE));
   g_assert_cmpint (b.delivered, ==, DVT_MAILBOX_BATCH_ROUNDS);
-  g_assert_true (dvt_mailbox_has_mail (batches));
+  g_assert_true (g_main_context_pending (context));
   while (g_main_context_iteration (context, FALSE))
     ;
   g_assert_cmpint (b.delivered, ==, DVT_MAILBOX_BATCH_ROUNDS + 11);
@@ -608,6 +608,101 @@ test_mailbox_reentrant (void)
   for (int i = 0; i < 4; i++)
     g_assert_cmpint (g_array_index (order, int, i), ==, i);
   g_assert_false (g_main_context_iteration (context, FALSE));
+
+  dvt_mailbox_destroy (mailbox);
+}
+
+/* Mail the dispatching thread posts from inside a delivery comes after
+ * what was posted before it and before what is posted after it, by any
+ * thread; closed in between dispatches, the mailbox hands it back first. */
+typedef struct
+{
+  DvtMail     mail;
+  int         n;
+  GArray     *order;
+  DvtMailbox *mailbox;
+  DvtMail    *before;   /* posted by another thread before ours */
+  DvtMail    *ours;
+  DvtMail    *after;    /* posted by another thread after ours */
+} OrderMail;
+
+typedef struct
+{
+  DvtMailbox *mailbox;
+  DvtMail    *mail;
+} OnePost;
+
+static gpointer
+post_one_thread (gpointer data)
+{
+  OnePost *p = data;
+
+  dvt_mailbox_post (p->mailbox, p->mail);
+  return NULL;
+}
+
+static void
+post_from_thread (DvtMailbox *mailbox,
+                  DvtMail    *mail)
+{
+  OnePost p = { mailbox, mail };
+
+  g_thread_join (g_thread_new ("poster", post_one_thread, &p));
+}
+
+static void
+deliver_order_mail (DvtMail *mail)
+{
+  OrderMail *om = (OrderMail *) mail;
+
+  g_array_append_val (om->order, om->n);
+  if (om->before != NULL)
+    post_from_thread (om->mailbox, om->before);
+  if (om->ours != NULL)
+    dvt_mailbox_post (om->mailbox, om->ours);
+  if (om->after != NULL)
+    post_from_thread (om->mailbox, om->after);
+}
+
+static void
+test_mailbox_own_posts (void)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GArray) order = g_array_new (FALSE, FALSE, sizeof (int));
+  DvtMailbox *mailbox = dvt_mailbox_new_full (context, "test", DVT_MAILBOX_BATCHES);
+  OrderMail m[7];
+  DvtMail *left;
+
+  for (int i = 0; i < 7; i++)
+    m[i] = (OrderMail) { { NULL, deliver_order_mail }, i, order, mailbox, NULL, NULL, NULL };
+  /* 0 posts 2 after another thread posted 1: 1, 2. Then 1 posts 3, and
+   * another thread posts 4 after it: 3, 4. */
+  m[0].before = &m[1].mail;
+  m[0].ours = &m[2].mail;
+  m[1].ours = &m[3].mail;
+  m[1].after = &m[4].mail;
+  dvt_mailbox_post (mailbox, &m[0].mail);
+  while (g_main_context_iteration (context, FALSE))
+    ;
+  g_assert_cmpuint (order->len, ==, 5);
+  for (int i = 0; i < 5; i++)
+    g_assert_cmpint (g_array_index (order, int, i), ==, i);
+
+  /* Mail a delivery posted, not yet delivered when the mailbox closes,
+   * comes back before what others posted after it. */
+  g_array_set_size (order, 0);
+  m[5].ours = &m[6].mail;
+  m[5].after = &m[0].mail;
+  m[0].before = m[0].ours = NULL;
+  dvt_mailbox_post (mailbox, &m[5].mail);
+  mailbox->rounds = 1;  /* one list per dispatch */
+  g_assert_true (g_main_context_iteration (context, FALSE));
+  g_assert_cmpuint (order->len, ==, 1);
+  left = dvt_mailbox_close (mailbox);
+  dvt_mail_deliver_all (left);
+  g_assert_cmpuint (order->len, ==, 3);
+  g_assert_cmpint (g_array_index (order, int, 1), ==, 6);
+  g_assert_cmpint (g_array_index (order, int, 2), ==, 0);
 
   dvt_mailbox_destroy (mailbox);
 }
@@ -813,6 +908,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/primitives/mailbox/table", test_mailbox_table);
   g_test_add_func ("/primitives/mailbox/batches", test_mailbox_batches);
   g_test_add_func ("/primitives/mailbox/reentrant", test_mailbox_reentrant);
+  g_test_add_func ("/primitives/mailbox/own-posts", test_mailbox_own_posts);
   g_test_add_func ("/primitives/thread-names", test_thread_names);
   g_test_add_func ("/primitives/fork-gate/sections", test_fork_gate_sections);
   g_test_add_func ("/primitives/fork-gate/close-waits", test_fork_gate_close_waits);
