@@ -51,10 +51,10 @@ struct _DvtCore
   GThread      *loop_thread;
   int           loop_quit;     /* atomic */
   DvtMailbox   *loop_mailbox;
-  /* Its own lock: callers take it per call with a callback, and the
-   * workers must not queue behind them on the lock of the live list. */
-  GMutex        mailboxes_lock;
-  GHashTable   *mailboxes;     /* GMainContext → DvtMailbox */
+  /* The other contexts' (callbacks, event-contexts). Its own lock:
+   * callers take it per call with a callback, and the workers must not
+   * queue behind them on the lock of the live list. */
+  DvtMailboxTable mailboxes;
 
   DvtPool       pool;
 

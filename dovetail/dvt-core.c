@@ -37,9 +37,6 @@ core_hold (gpointer core)
 static void
 core_free (DvtCore *core)
 {
-  GHashTableIter iter;
-  gpointer mailbox;
-
   g_assert (core->n_live == 0);
 
   /* An event-context's mailbox; the events' own thread has stopped. */
@@ -48,16 +45,12 @@ core_free (DvtCore *core)
 
   dvt_pool_clear (&core->pool);
 
-  g_hash_table_iter_init (&iter, core->mailboxes);
-  while (g_hash_table_iter_next (&iter, NULL, &mailbox))
-    dvt_mailbox_destroy (mailbox);
-  g_hash_table_unref (core->mailboxes);
+  dvt_mailbox_table_clear (&core->mailboxes);
 
   dvt_events_clear (&core->events);
   dvt_mailbox_destroy (core->loop_mailbox);
   g_main_context_unref (core->context);
   g_mutex_clear (&core->lock);
-  g_mutex_clear (&core->mailboxes_lock);
   dvt_rate_bucket_clear (&core->rate);
   g_mutex_clear (&core->counters_lock);
   g_clear_pointer (&core->counters, g_hash_table_unref);
@@ -166,7 +159,6 @@ dvt_core_new (const char *name,
   core->ref_count = 1;
   core->name = g_strdup (name);
   g_mutex_init (&core->lock);
-  g_mutex_init (&core->mailboxes_lock);
   dvt_rate_bucket_init (&core->rate);
   g_mutex_init (&core->counters_lock);
   g_cond_init (&core->idle_cond);
@@ -174,7 +166,7 @@ dvt_core_new (const char *name,
   g_main_context_set_poll_func (core->context, spin_poll);
   core->loop_mailbox = dvt_mailbox_new (core->context, "[dovetail] loop");
   dvt_events_init (&core->events, events_name, core, core_hold, core_release);
-  core->mailboxes = g_hash_table_new (NULL, NULL);
+  dvt_mailbox_table_init (&core->mailboxes, "[dovetail] callbacks", DVT_MAILBOX_SPINS);
   dvt_pool_init (&core->pool, max_workers, core, core_hold, core_release);
 
   dvt_core_ref (core);
@@ -229,44 +221,18 @@ DvtMailbox *
 dvt_core_acquire_mailbox (DvtCore      *core,
                           GMainContext *context)
 {
-  DvtMailbox *mailbox;
-
   if (context == core->context)
     return core->loop_mailbox;
 
-  g_mutex_lock (&core->mailboxes_lock);
-  mailbox = g_hash_table_lookup (core->mailboxes, context);
-  if (mailbox == NULL)
-    {
-      mailbox = dvt_mailbox_new (context, "[dovetail] callbacks");
-      dvt_mailbox_set_spins (mailbox);
-      g_hash_table_insert (core->mailboxes, context, mailbox);
-    }
-  mailbox->users++;
-  g_mutex_unlock (&core->mailboxes_lock);
-
-  return mailbox;
+  return dvt_mailbox_table_acquire (&core->mailboxes, context);
 }
 
 void
 dvt_core_release_mailbox (DvtCore    *core,
                           DvtMailbox *mailbox)
 {
-  gboolean destroy = FALSE;
-
-  if (mailbox == core->loop_mailbox)
-    return;
-
-  g_mutex_lock (&core->mailboxes_lock);
-  if (--mailbox->users == 0)
-    {
-      g_hash_table_remove (core->mailboxes, mailbox->context);
-      destroy = TRUE;
-    }
-  g_mutex_unlock (&core->mailboxes_lock);
-
-  if (destroy)
-    dvt_mailbox_destroy (mailbox);
+  if (mailbox != core->loop_mailbox)
+    dvt_mailbox_table_release (&core->mailboxes, mailbox);
 }
 
 typedef struct

@@ -7,6 +7,8 @@
 
 #include <gio/gio.h>
 
+#include "dvt-mailbox-private.h"
+
 G_BEGIN_DECLS
 
 /* A gate's core: a lock and a list of waiters (threads blocked in
@@ -54,6 +56,11 @@ struct _DvtGateCore
   guint64         next_seq;
   int             n_inside;    /* atomic: entered and not yet left, if counted */
   gboolean        fifo;        /* a newcomer never passes a waiter */
+
+  /* The async face: the callers' contexts' mailboxes, and an op kept for
+   * the next call (see dvt-async-op-private.h). */
+  DvtMailboxTable mailboxes;
+  struct _DvtAsyncOp *spare_op;
 
   /* For tests: called under the lock for each waiter admitted from the
    * list, with whether it came before every waiter still waiting (lower

@@ -5,6 +5,7 @@
 
 #include <glib/gi18n-lib.h>
 
+#include "dvt-async-op-private.h"
 #include "dvt-fault-private.h"
 #include "dvt-gate-core-private.h"
 #include "dvt-pool-private.h"
@@ -29,7 +30,7 @@ typedef enum
   WAITER_ABANDONED,  /* cancelled or timed out */
 } WaiterState;
 
-typedef struct _AsyncOp AsyncOp;
+typedef struct _DvtGateOp DvtGateOp;
 
 struct _DvtGateWaiter
 {
@@ -41,7 +42,7 @@ struct _DvtGateWaiter
   int            priority;
   guint64        seq;
   gint64         wake_at;   /* under the lock: when the clock may admit it, or -1 */
-  AsyncOp       *op;        /* NULL for a blocking waiter */
+  DvtGateOp     *op;        /* NULL for a blocking waiter */
 
   /* A blocking waiter's latch (see latch_set_locked()). */
   int            published; /* atomic */
@@ -49,18 +50,23 @@ struct _DvtGateWaiter
   GCond          cond;
 };
 
-/* One enter_async(): the GTask's task data. */
-struct _AsyncOp
+/* One enter_async(), and the GAsyncResult given to its callback: the
+ * wait ended admitted if its waiter is DONE, cancelled if ABANDONED. */
+struct _DvtGateOp
 {
-  DvtGateWaiter    waiter;
-  gatomicrefcount  ref_count;
-  GObject         *owner;       /* held */
-  GTask           *task;        /* ours while the waiter waits */
-  GCancellable    *cancellable;
-  gulong           handler;     /* atomic */
-  GMainContext    *context;     /* the caller's: its timer runs there */
-  GSource         *timer;       /* under the lock */
+  DvtAsyncOp     parent_instance;
+  DvtGateWaiter  waiter;
+  GSource       *timer;     /* under the lock: on the caller's context */
 };
+
+typedef struct
+{
+  DvtAsyncOpClass parent_class;
+} DvtGateOpClass;
+
+GType dvt_gate_op_get_type (void) G_GNUC_CONST;
+
+G_DEFINE_FINAL_TYPE (DvtGateOp, dvt_gate_op, DVT_TYPE_ASYNC_OP)
 
 static inline gboolean
 waiter_claim (DvtGateWaiter *waiter,
@@ -146,24 +152,10 @@ wake_locked (DvtGateWaiter  *waiter,
 
 /* ---- timers of async waiters ---------------------------------------------------- */
 
-static void
-op_unref (gpointer data)
-{
-  AsyncOp *op = data;
-
-  if (!g_atomic_ref_count_dec (&op->ref_count))
-    return;
-
-  g_clear_object (&op->cancellable);
-  g_clear_pointer (&op->context, g_main_context_unref);
-  DVT_CALLOUT (g_object_unref (op->owner));
-  g_free (op);
-}
-
 static gboolean
 on_timer (gpointer data)
 {
-  AsyncOp *op = data;
+  DvtGateOp *op = data;
   DvtGateCore *core = op->waiter.core;
   DvtGateWaiter *completions = NULL;
   GSource *timer = NULL;
@@ -185,11 +177,11 @@ on_timer (gpointer data)
 }
 
 /* With the lock held: wakes the async waiter @op at monotonic time @at on
- * its own context. */
+ * its caller's context (its mailbox's, held until it is delivered). */
 static void
-arm_timer_locked (AsyncOp *op,
-                  gint64   at,
-                  gint64   now)
+arm_timer_locked (DvtGateOp *op,
+                  gint64     at,
+                  gint64     now)
 {
   GSource *source;
   gint64 delay = MAX (at - now, 0);
@@ -201,10 +193,9 @@ arm_timer_locked (AsyncOp *op,
     }
 
   source = g_timeout_source_new ((guint) MIN ((delay + 999) / 1000, G_MAXUINT));
-  g_atomic_ref_count_inc (&op->ref_count);
-  g_source_set_callback (source, on_timer, op, op_unref);
+  g_source_set_callback (source, on_timer, g_object_ref (op), g_object_unref);
   g_source_set_static_name (source, "[dovetail] gate timer");
-  g_source_attach (source, op->context);
+  g_source_attach (source, op->parent_instance.mailbox->context);
   op->timer = source;
 }
 
@@ -340,10 +331,10 @@ dvt_gate_core_complete (DvtGateWaiter *completions)
   while (completions != NULL)
     {
       DvtGateWaiter *waiter = completions;
-      AsyncOp *op = waiter->op;
-      GTask *task = g_steal_pointer (&op->task);
+      DvtGateOp *op = waiter->op;
       GSource *timer;
 
+      /* Read first: once completed, the op may be delivered and reused. */
       completions = waiter->next;
       waiter->next = NULL;
       dvt_fault_point ();
@@ -357,8 +348,7 @@ dvt_gate_core_complete (DvtGateWaiter *completions)
           g_source_unref (timer);
         }
 
-      DVT_CALLOUT (g_task_return_boolean (task, TRUE));
-      DVT_CALLOUT (g_object_unref (task));
+      dvt_async_op_complete (&op->parent_instance);
     }
   dvt_fork_gate_leave (gate);
 }
@@ -399,13 +389,17 @@ dvt_gate_core_init (DvtGateCore            *core,
   core->owner = owner;
   core->fifo = fifo;
   g_mutex_init (&core->lock);
+  dvt_mailbox_table_init (&core->mailboxes, "[dovetail] gate",
+                          DVT_MAILBOX_REENTRANT | DVT_MAILBOX_BATCHES);
 }
 
 void
 dvt_gate_core_clear (DvtGateCore *core)
 {
-  /* Every waiter holds the gate. */
+  /* Every waiter holds the gate, and every async one a mailbox. */
   g_assert (core->head == NULL);
+  g_clear_object (&core->spare_op);
+  dvt_mailbox_table_clear (&core->mailboxes);
   g_mutex_clear (&core->lock);
 }
 
@@ -627,35 +621,15 @@ dvt_gate_core_enter_blocking (DvtGateCore   *core,
 
 /* ---- the async face ------------------------------------------------------------ */
 
-/* The cancellable's handler holds the op, not its GTask: it is
- * disconnected by the finish call, or when the GTask is finalized. */
+/* From the cancellable's handler: a wait that the gate has not admitted
+ * yet ends cancelled, and the waiters behind it may now be admitted. */
 static void
-op_disconnect (AsyncOp *op)
+dvt_gate_op_cancelled (DvtAsyncOp *async_op)
 {
-  gulong handler = __atomic_exchange_n (&op->handler, 0, __ATOMIC_ACQ_REL);
-
-  if (handler != 0)
-    DVT_CALLOUT (g_cancellable_disconnect (op->cancellable, handler));
-}
-
-static void
-op_release (gpointer data)
-{
-  AsyncOp *op = data;
-
-  op_disconnect (op);
-  op_unref (op);
-}
-
-static void
-on_async_cancelled (GCancellable *cancellable,
-                    gpointer      data)
-{
-  AsyncOp *op = data;
+  DvtGateOp *op = (DvtGateOp *) async_op;
   DvtGateCore *core = op->waiter.core;
   DvtGateWaiter *completions = NULL;
   GSource *timer;
-  GTask *task;
   DvtForkGate gate;
 
   if (!waiter_claim (&op->waiter, WAITER_ABANDONED))
@@ -663,7 +637,6 @@ on_async_cancelled (GCancellable *cancellable,
   dvt_fault_point ();
 
   gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
-  task = g_steal_pointer (&op->task);
   g_mutex_lock (&core->lock);
   if (op->waiter.linked)
     list_remove_locked (core, &op->waiter);
@@ -678,14 +651,37 @@ on_async_cancelled (GCancellable *cancellable,
       g_source_unref (timer);
     }
 
-  /* The cancellable is cancelled: GTask calls back from a later
-   * iteration, never from here. */
-  g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED, "%s",
-                           _("The wait to enter the gate was cancelled"));
-  DVT_CALLOUT (g_object_unref (task));
+  /* Delivered in an iteration of the caller's context, never from here. */
+  dvt_async_op_complete (async_op);
   dvt_fork_gate_leave (gate);
 }
 
+/* A delivered op holds nothing of its own: its timer went when it was
+ * admitted or cancelled. */
+static void
+dvt_gate_op_reset (DvtAsyncOp *async_op)
+{
+  DvtGateOp *op = (DvtGateOp *) async_op;
+
+  g_assert (op->timer == NULL);
+  memset (&op->waiter, 0, sizeof op->waiter);
+}
+
+static void
+dvt_gate_op_class_init (DvtGateOpClass *klass)
+{
+  klass->parent_class.cancelled = dvt_gate_op_cancelled;
+  klass->parent_class.reset = dvt_gate_op_reset;
+}
+
+static void
+dvt_gate_op_init (DvtGateOp *op)
+{
+}
+
+/* The waiter's claim decides whether a cancellation ends the call: a
+ * wait that was admitted enters even if the cancellable fires meanwhile,
+ * so that the admission is never lost. */
 void
 dvt_gate_core_enter_async (DvtGateCore         *core,
                            int                  priority,
@@ -695,39 +691,27 @@ dvt_gate_core_enter_async (DvtGateCore         *core,
                            gpointer             source_tag)
 {
   DvtGateWaiter *completions = NULL;
-  GTask *task;
-  AsyncOp *op;
-  gulong handler;
+  DvtGateOp *op;
   DvtForkGate gate;
 
   gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
-  task = g_task_new (core->owner, cancellable, callback, user_data);
-  g_task_set_source_tag (task, source_tag);
-  /* The waiter's claim decides whether a cancellation ends the call: a
-   * wait that was admitted enters even if the cancellable fires
-   * meanwhile, so that the admission is never lost. */
-  g_task_set_check_cancellable (task, FALSE);
-
-  op = g_new0 (AsyncOp, 1);
-  g_atomic_ref_count_init (&op->ref_count);
-  op->owner = g_object_ref (core->owner);
+  op = dvt_async_op_new (dvt_gate_op_get_type (), core->owner, &core->mailboxes,
+                         &core->spare_op, callback, user_data, source_tag);
   op->waiter.core = core;
   op->waiter.op = op;
   op->waiter.priority = priority;
   op->waiter.wake_at = -1;
-  g_task_set_task_data (task, op, op_release);
 
   if (g_cancellable_is_cancelled (cancellable))
     {
-      DVT_CALLOUT (g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED, "%s",
-                                            _("The wait to enter the gate was cancelled")));
-      goto out;
+      op->waiter.state = WAITER_ABANDONED;
+      dvt_async_op_complete (&op->parent_instance);
+      dvt_fork_gate_leave (gate);
+      return;
     }
 
-  op->task = g_object_ref (task);
-  op->context = g_main_context_ref_thread_default ();
-
-  /* No one else knows the op yet: it needs no claim. */
+  /* No one else knows the op yet: it needs no claim. Once it is in the
+   * list, or completed, it is not touched again. */
   g_mutex_lock (&core->lock);
   if (enter_now_locked (core))
     {
@@ -735,7 +719,8 @@ dvt_gate_core_enter_async (DvtGateCore         *core,
       wake_locked (&op->waiter, &completions);
       g_mutex_unlock (&core->lock);
       dvt_gate_core_complete (completions);
-      goto out;
+      dvt_fork_gate_leave (gate);
+      return;
     }
   if (cancellable == NULL)
     {
@@ -743,16 +728,16 @@ dvt_gate_core_enter_async (DvtGateCore         *core,
       dvt_gate_core_kick_locked (core, &completions);
       g_mutex_unlock (&core->lock);
       dvt_gate_core_complete (completions);
-      goto out;
+      dvt_fork_gate_leave (gate);
+      return;
     }
   g_mutex_unlock (&core->lock);
 
   /* The handler may run at once, here, or on another thread as soon as it
-   * is connected: from here on, the op is claimed before it is done. */
-  op->cancellable = g_object_ref (cancellable);
-  g_atomic_ref_count_inc (&op->ref_count);
-  handler = g_cancellable_connect (cancellable, G_CALLBACK (on_async_cancelled), op, op_unref);
-  __atomic_store_n (&op->handler, handler, __ATOMIC_RELEASE);
+   * is connected: from here on, the op is claimed before it is done, and
+   * held while it is touched. */
+  g_object_ref (op);
+  dvt_async_op_connect (&op->parent_instance, cancellable);
 
   g_mutex_lock (&core->lock);
   if (waiter_get_state (&op->waiter) == WAITER_WAITING)
@@ -761,8 +746,7 @@ dvt_gate_core_enter_async (DvtGateCore         *core,
   g_mutex_unlock (&core->lock);
   dvt_gate_core_complete (completions);
 
-out:
-  DVT_CALLOUT (g_object_unref (task));
+  DVT_CALLOUT (g_object_unref (op));
   dvt_fork_gate_leave (gate);
 }
 
@@ -772,9 +756,16 @@ dvt_gate_core_enter_finish (DvtGateCore   *core,
                             gpointer       source_tag,
                             GError       **error)
 {
-  g_return_val_if_fail (g_task_is_valid (result, core->owner), FALSE);
-  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == source_tag, FALSE);
+  DvtGateOp *op = dvt_async_op_finish (result, dvt_gate_op_get_type (), core->owner, source_tag);
 
-  op_disconnect (g_task_get_task_data (G_TASK (result)));
-  return g_task_propagate_boolean (G_TASK (result), error);
+  g_return_val_if_fail (op != NULL, FALSE);
+
+  if (waiter_get_state (&op->waiter) != WAITER_DONE)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                           _("The wait to enter the gate was cancelled"));
+      return FALSE;
+    }
+
+  return TRUE;
 }

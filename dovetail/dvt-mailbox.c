@@ -43,7 +43,9 @@ mailbox_prepare (GSource *source,
   DvtMailbox *mailbox = (DvtMailbox *) source;
 
   *timeout = -1;
-  if (dvt_mailbox_has_mail (mailbox))
+  /* A nested loop in a delivery of a reentrant mailbox delivers what
+   * that dispatch took and has not delivered yet. */
+  if (dvt_mailbox_has_mail (mailbox) || mailbox->taken != NULL || mailbox->local != NULL)
     return TRUE;
   if (mailbox->spins && g_atomic_int_get (&mailbox->expected) > 0)
     return spin_for_mail (mailbox);
@@ -55,7 +57,8 @@ static gboolean
 mailbox_check (GSource *source)
 {
   DvtMailbox *mailbox = (DvtMailbox *) source;
-  gboolean mail = dvt_mailbox_has_mail (mailbox);
+  gboolean mail = dvt_mailbox_has_mail (mailbox) || mailbox->taken != NULL ||
+                  mailbox->local != NULL;
 
   /* The reply came soon after a spin gave up: the next spin may last. */
   if (mailbox->spun_at != 0)
@@ -68,12 +71,28 @@ mailbox_check (GSource *source)
   return mail;
 }
 
-static gboolean
-mailbox_dispatch (GSource     *source,
-                  GSourceFunc  callback,
-                  gpointer     user_data)
+/* Delivers the list at *@list in order, taking each mail off it before
+ * delivering it. */
+static void
+deliver_from (DvtMail **list)
 {
-  DvtMailbox *mailbox = (DvtMailbox *) source;
+  DvtMail *mail;
+
+  while ((mail = *list) != NULL)
+    {
+      *list = mail->next;
+      mail->next = NULL;
+      dvt_fault_point ();
+      mail->deliver (mail);
+    }
+  if (after_delivery != NULL)
+    after_delivery ();
+}
+
+/* Takes the mail posted so far. */
+static DvtMail *
+mailbox_take (DvtMailbox *mailbox)
+{
   DvtMail *mail;
 
   g_mutex_lock (&mailbox->lock);
@@ -82,7 +101,43 @@ mailbox_dispatch (GSource     *source,
   mailbox->tail = NULL;
   g_mutex_unlock (&mailbox->lock);
 
-  dvt_mail_deliver_all (mail);
+  return mail;
+}
+
+/* Delivers the mail taken, in order, one at a time from mailbox->taken:
+ * a nested dispatch (of a reentrant mailbox) goes on where this one is.
+ * The last delivery may destroy the mailbox (its last user released it):
+ * GLib holds the source while it dispatches it, and nobody posts to it
+ * any more, so it is still there to read, and empty. */
+static gboolean
+mailbox_dispatch (GSource     *source,
+                  GSourceFunc  callback,
+                  gpointer     user_data)
+{
+  DvtMailbox *mailbox = (DvtMailbox *) source;
+  GThread *outer = mailbox->dispatcher;
+
+  /* Posts made meanwhile by this thread need not wake the context: it
+   * looks for mail again before it can sleep (here, or in
+   * mailbox_prepare()). */
+  g_atomic_pointer_set (&mailbox->dispatcher, g_thread_self ());
+
+  for (guint round = 0; round < mailbox->rounds; round++)
+    {
+      if (mailbox->taken == NULL)
+        {
+          mailbox->taken = g_steal_pointer (&mailbox->local);
+          mailbox->local_tail = NULL;
+        }
+      if (mailbox->taken == NULL)
+        mailbox->taken = mailbox_take (mailbox);
+      if (mailbox->taken == NULL)
+        break;
+
+      deliver_from (&mailbox->taken);
+    }
+
+  g_atomic_pointer_set (&mailbox->dispatcher, outer);
 
   return G_SOURCE_CONTINUE;
 }
@@ -99,17 +154,7 @@ dvt_mail_set_after_delivery (void (*func) (void))
 void
 dvt_mail_deliver_all (DvtMail *mail)
 {
-  while (mail != NULL)
-    {
-      DvtMail *next = mail->next;
-
-      mail->next = NULL;
-      dvt_fault_point ();
-      mail->deliver (mail);
-      mail = next;
-    }
-  if (after_delivery != NULL)
-    after_delivery ();
+  deliver_from (&mail);
 }
 
 /* The context's reference is dropped by dvt_mailbox_destroy(), not here:
@@ -120,7 +165,7 @@ mailbox_finalize (GSource *source)
 {
   DvtMailbox *mailbox = (DvtMailbox *) source;
 
-  g_assert (mailbox->head == NULL);
+  g_assert (mailbox->head == NULL && mailbox->taken == NULL && mailbox->local == NULL);
   g_mutex_clear (&mailbox->lock);
 }
 
@@ -132,26 +177,30 @@ static GSourceFuncs mailbox_funcs = {
 };
 
 DvtMailbox *
-dvt_mailbox_new (GMainContext *context,
-                 const char   *name)
+dvt_mailbox_new_full (GMainContext    *context,
+                      const char      *name,
+                      DvtMailboxFlags  flags)
 {
   GSource *source = g_source_new (&mailbox_funcs, sizeof (DvtMailbox));
   DvtMailbox *mailbox = (DvtMailbox *) source;
 
   g_mutex_init (&mailbox->lock);
   mailbox->context = g_main_context_ref (context);
+  mailbox->spins = (flags & DVT_MAILBOX_SPINS) != 0;
+  mailbox->rounds = (flags & DVT_MAILBOX_BATCHES) != 0 ? DVT_MAILBOX_BATCH_ROUNDS : 1;
   g_source_set_static_name (source, name);
   g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_can_recurse (source, (flags & DVT_MAILBOX_REENTRANT) != 0);
   g_source_attach (source, context);
 
   return mailbox;
 }
 
-/* Marks a mailbox of a context that Dovetail does not iterate itself. */
-void
-dvt_mailbox_set_spins (DvtMailbox *mailbox)
+DvtMailbox *
+dvt_mailbox_new (GMainContext *context,
+                 const char   *name)
 {
-  mailbox->spins = TRUE;
+  return dvt_mailbox_new_full (context, name, 0);
 }
 
 void
@@ -161,6 +210,22 @@ dvt_mailbox_post (DvtMailbox *mailbox,
   gboolean was_empty;
 
   mail->next = NULL;
+
+  /* From inside the mailbox's own dispatch, with nothing posted by other
+   * threads waiting: mail posted by others from now on comes after this,
+   * and none can be before it, so it needs neither the lock nor a
+   * wake-up. A callback that makes its next call, completed at once, is
+   * delivered this way. */
+  if (g_atomic_pointer_get (&mailbox->dispatcher) == g_thread_self () &&
+      !dvt_mailbox_has_mail (mailbox))
+    {
+      if (mailbox->local_tail != NULL)
+        mailbox->local_tail->next = mail;
+      else
+        mailbox->local = mail;
+      mailbox->local_tail = mail;
+      return;
+    }
 
   g_mutex_lock (&mailbox->lock);
   if (G_UNLIKELY (mailbox->closed))
@@ -181,8 +246,10 @@ dvt_mailbox_post (DvtMailbox *mailbox,
    * flag before it looks for mail: one of the two sees the other. Still
    * under the lock: until it is released, the mail cannot be delivered,
    * so the mailbox (which a delivery may free) and its context are
-   * alive. */
-  if (was_empty)
+   * alive. A post from inside the mailbox's own dispatch wakes nothing:
+   * the dispatching thread is awake, and looks for mail again before it
+   * sleeps. */
+  if (was_empty && g_atomic_pointer_get (&mailbox->dispatcher) != g_thread_self ())
     {
       __atomic_thread_fence (__ATOMIC_SEQ_CST);
       if (!g_atomic_int_get (&mailbox->watched))
@@ -219,6 +286,14 @@ dvt_mailbox_close (DvtMailbox *mailbox)
   mailbox->tail = NULL;
   g_mutex_unlock (&mailbox->lock);
 
+  /* Posted by this thread in its last dispatch, before the rest. */
+  if (mailbox->local != NULL)
+    {
+      mailbox->local_tail->next = mail;
+      mail = g_steal_pointer (&mailbox->local);
+      mailbox->local_tail = NULL;
+    }
+
   return mail;
 }
 
@@ -231,4 +306,77 @@ dvt_mailbox_destroy (DvtMailbox *mailbox)
   g_source_destroy ((GSource *) mailbox);
   g_source_unref ((GSource *) mailbox);
   g_main_context_unref (context);
+}
+
+/* ---- tables ------------------------------------------------------------------ */
+
+void
+dvt_mailbox_table_init (DvtMailboxTable *table,
+                        const char      *name,
+                        DvtMailboxFlags  flags)
+{
+  g_mutex_init (&table->lock);
+  table->mailboxes = NULL;
+  table->name = name;
+  table->flags = flags;
+}
+
+/* Destroys the mailboxes left (a runtime's, whose users went with its
+ * threads). */
+void
+dvt_mailbox_table_clear (DvtMailboxTable *table)
+{
+  if (table->mailboxes != NULL)
+    {
+      GHashTableIter iter;
+      gpointer mailbox;
+
+      g_hash_table_iter_init (&iter, table->mailboxes);
+      while (g_hash_table_iter_next (&iter, NULL, &mailbox))
+        dvt_mailbox_destroy (mailbox);
+      g_clear_pointer (&table->mailboxes, g_hash_table_unref);
+    }
+  g_mutex_clear (&table->lock);
+}
+
+/* The mailbox of @context, made if it has none, with one more user. */
+DvtMailbox *
+dvt_mailbox_table_acquire (DvtMailboxTable *table,
+                           GMainContext    *context)
+{
+  DvtMailbox *mailbox = NULL;
+
+  g_mutex_lock (&table->lock);
+  if (table->mailboxes == NULL)
+    table->mailboxes = g_hash_table_new (NULL, NULL);
+  else
+    mailbox = g_hash_table_lookup (table->mailboxes, context);
+  if (mailbox == NULL)
+    {
+      mailbox = dvt_mailbox_new_full (context, table->name, table->flags);
+      g_hash_table_insert (table->mailboxes, context, mailbox);
+    }
+  mailbox->users++;
+  g_mutex_unlock (&table->lock);
+
+  return mailbox;
+}
+
+/* One user less: the last one destroys the mailbox. */
+void
+dvt_mailbox_table_release (DvtMailboxTable *table,
+                           DvtMailbox      *mailbox)
+{
+  gboolean destroy = FALSE;
+
+  g_mutex_lock (&table->lock);
+  if (--mailbox->users == 0)
+    {
+      g_hash_table_remove (table->mailboxes, mailbox->context);
+      destroy = TRUE;
+    }
+  g_mutex_unlock (&table->lock);
+
+  if (destroy)
+    dvt_mailbox_destroy (mailbox);
 }

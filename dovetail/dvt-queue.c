@@ -5,6 +5,7 @@
 
 #include <glib/gi18n-lib.h>
 
+#include "dvt-async-op-private.h"
 #include "dvt-enums.h"
 #include "dvt-error-private.h"
 #include "dvt-fault-private.h"
@@ -162,8 +163,8 @@ typedef enum
   WAITER_ABANDONED,  /* by the waiter: cancelled or timed out */
 } WaiterState;
 
-typedef struct _Waiter  Waiter;
-typedef struct _AsyncOp AsyncOp;
+typedef struct _Waiter     Waiter;
+typedef struct _DvtQueueOp DvtQueueOp;
 
 struct _Waiter
 {
@@ -173,7 +174,7 @@ struct _Waiter
   struct _WaitList *list;  /* the list it is linked in, or NULL; under the lock */
   gboolean  closed;    /* DONE by a close, not a hand-off */
   Item      item;      /* a pusher's item; the item a popper receives */
-  AsyncOp  *op;        /* NULL for a blocking waiter */
+  DvtQueueOp *op;      /* NULL for a blocking waiter */
 
   /* A blocking waiter's latch. */
   GMutex   *lock;      /* the queue's */
@@ -189,16 +190,25 @@ typedef struct _WaitList
   guint   length;      /* under the lock; read atomically */
 } WaitList;
 
-/* One push_async() or pop_async(): the GTask's task data. */
-struct _AsyncOp
+/* One push_async() or pop_async(), and the GAsyncResult given to its
+ * callback: how the wait ended is its waiter's state (DONE by the queue,
+ * with or without a close; ABANDONED when it was cancelled), and a pop's
+ * item is its waiter's until a finish function takes it. */
+struct _DvtQueueOp
 {
-  Waiter          waiter;
-  gatomicrefcount ref_count;
-  gboolean        is_push;
-  GTask          *task;        /* ours while the waiter waits: whoever claims it takes it */
-  GCancellable   *cancellable;
-  gulong          handler;     /* atomic */
+  DvtAsyncOp parent_instance;
+  Waiter     waiter;
+  gboolean   is_push;
 };
+
+typedef struct
+{
+  DvtAsyncOpClass parent_class;
+} DvtQueueOpClass;
+
+GType dvt_queue_op_get_type (void) G_GNUC_CONST;
+
+G_DEFINE_FINAL_TYPE (DvtQueueOp, dvt_queue_op, DVT_TYPE_ASYNC_OP)
 
 /* A blocking waiter's latch: it spins (DvtSpin, which adapts to a busy
  * machine by yielding, then parking early), then parks on a condition of
@@ -378,6 +388,11 @@ struct _DvtQueue
   gboolean       closed;     /* under the lock; read atomically */
   WaitList       pushers;
   WaitList       poppers;
+
+  /* The async face: the callers' contexts' mailboxes, and an op kept for
+   * the next call (see dvt-async-op-private.h). */
+  DvtMailboxTable mailboxes;
+  DvtAsyncOp    *spare_op;
 };
 
 enum
@@ -576,49 +591,8 @@ pop_locked (DvtQueue  *self,
 
 /* ---- completing async waiters ------------------------------------------------- */
 
-static void
-op_unref (gpointer data)
-{
-  AsyncOp *op = data;
-
-  if (!g_atomic_ref_count_dec (&op->ref_count))
-    return;
-
-  /* A push's item that is still here was never pushed: a pointer stays
-   * the caller's. A pop's was received and never taken by a finish. */
-  if (op->is_push)
-    item_disown (&op->waiter.item);
-  else
-    item_clear (&op->waiter.item);
-  g_clear_object (&op->cancellable);
-  g_free (op);
-}
-
-/* The cancellable's handler holds the op, not its GTask: it is
- * disconnected by the finish call, or when the GTask is finalized; never
- * from inside the handler, where g_cancellable_disconnect() would
- * deadlock (GTask never calls back synchronously once the cancellable is
- * cancelled, so neither is reached from there). */
-static void
-op_disconnect (AsyncOp *op)
-{
-  gulong handler = __atomic_exchange_n (&op->handler, 0, __ATOMIC_ACQ_REL);
-
-  if (handler != 0)
-    DVT_CALLOUT (g_cancellable_disconnect (op->cancellable, handler));
-}
-
-/* The GTask's task-data destroy function. */
-static void
-op_release (gpointer data)
-{
-  AsyncOp *op = data;
-
-  op_disconnect (op);
-  op_unref (op);
-}
-
-/* Completes async waiters claimed under the lock, which is released. */
+/* Completes async waiters claimed under the lock, which is released:
+ * their callbacks are posted to their callers' contexts. */
 static void
 complete_async (Waiter *completions)
 {
@@ -631,20 +605,12 @@ complete_async (Waiter *completions)
   while (completions != NULL)
     {
       Waiter *waiter = completions;
-      AsyncOp *op = waiter->op;
-      GTask *task = g_steal_pointer (&op->task);
 
+      /* Read first: once completed, the op may be delivered and reused. */
       completions = waiter->next;
       waiter->next = NULL;
       dvt_fault_point ();
-
-      if (!waiter->closed)
-        DVT_CALLOUT (g_task_return_boolean (task, TRUE));
-      else
-        DVT_CALLOUT (g_task_return_new_error (task, DVT_ERROR, DVT_ERROR_CLOSED, "%s",
-                                              op->is_push ? _("The queue is closed")
-                                                          : _("The queue is closed and empty")));
-      DVT_CALLOUT (g_object_unref (task));
+      dvt_async_op_complete (&waiter->op->parent_instance);
     }
   dvt_fork_gate_leave (gate);
 }
@@ -657,8 +623,10 @@ dvt_queue_finalize (GObject *object)
   DvtQueue *self = DVT_QUEUE (object);
 
   /* Waiters hold the queue (a blocking caller its reference, an async one
-   * its GTask's), so none is left. */
+   * its op's), so none is left, and no mailbox has a user left. */
   g_assert (self->pushers.head == NULL && self->poppers.head == NULL);
+  g_clear_object (&self->spare_op);
+  dvt_mailbox_table_clear (&self->mailboxes);
 
   while (self->n_items > 0)
     {
@@ -822,6 +790,8 @@ static void
 dvt_queue_init (DvtQueue *self)
 {
   g_mutex_init (&self->lock);
+  dvt_mailbox_table_init (&self->mailboxes, "[dovetail] queue",
+                          DVT_MAILBOX_REENTRANT | DVT_MAILBOX_BATCHES);
 }
 
 /**
@@ -1553,13 +1523,13 @@ dvt_queue_try_pop_pointer (DvtQueue  *queue,
 
 /* ---- the async face ------------------------------------------------------------ */
 
+/* From the cancellable's handler: a wait that the queue has not claimed
+ * yet ends cancelled. */
 static void
-on_async_cancelled (GCancellable *cancellable,
-                    gpointer      data)
+dvt_queue_op_cancelled (DvtAsyncOp *async_op)
 {
-  AsyncOp *op = data;
-  DvtQueue *queue;
-  GTask *task;
+  DvtQueueOp *op = (DvtQueueOp *) async_op;
+  DvtQueue *queue = (DvtQueue *) async_op->source_object;
   DvtForkGate gate;
 
   if (!waiter_claim (&op->waiter, WAITER_ABANDONED))
@@ -1567,27 +1537,64 @@ on_async_cancelled (GCancellable *cancellable,
   dvt_fault_point ();
 
   gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
-  task = g_steal_pointer (&op->task);
-  queue = g_task_get_source_object (task);
   g_mutex_lock (&queue->lock);
   if (op->waiter.list != NULL)
     wait_list_remove (op->waiter.list, &op->waiter);
   g_mutex_unlock (&queue->lock);
 
-  /* The cancellable is cancelled: GTask calls back from a later
-   * iteration, never from here. */
-  g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED, "%s",
-                           _("The wait for the queue was cancelled"));
-  DVT_CALLOUT (g_object_unref (task));
+  /* Delivered in an iteration of the caller's context, never from here. */
+  dvt_async_op_complete (async_op);
   dvt_fork_gate_leave (gate);
+}
+
+/* What the op still holds: a push's item that was never pushed (a
+ * pointer stays the caller's), a pop's item that no finish took. */
+static void
+dvt_queue_op_clear (DvtQueueOp *op)
+{
+  if (op->is_push)
+    item_disown (&op->waiter.item);
+  else
+    item_clear (&op->waiter.item);
+}
+
+static void
+dvt_queue_op_reset (DvtAsyncOp *async_op)
+{
+  DvtQueueOp *op = (DvtQueueOp *) async_op;
+
+  dvt_queue_op_clear (op);
+  memset (&op->waiter, 0, sizeof op->waiter);
+  op->is_push = FALSE;
+}
+
+static void
+dvt_queue_op_finalize (GObject *object)
+{
+  dvt_queue_op_clear ((DvtQueueOp *) object);
+
+  G_OBJECT_CLASS (dvt_queue_op_parent_class)->finalize (object);
+}
+
+static void
+dvt_queue_op_class_init (DvtQueueOpClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = dvt_queue_op_finalize;
+  klass->parent_class.cancelled = dvt_queue_op_cancelled;
+  klass->parent_class.reset = dvt_queue_op_reset;
+}
+
+static void
+dvt_queue_op_init (DvtQueueOp *op)
+{
 }
 
 /* Does @op's push or pop where it can be done now, under the lock; the op
  * is claimed, and completed from @completions. */
 static void
-async_do_locked (DvtQueue  *queue,
-                 AsyncOp   *op,
-                 Waiter   **completions)
+async_do_locked (DvtQueue    *queue,
+                 DvtQueueOp  *op,
+                 Waiter     **completions)
 {
   if (op->is_push)
     {
@@ -1602,6 +1609,11 @@ async_do_locked (DvtQueue  *queue,
   wake_locked (&op->waiter, completions);
 }
 
+/* The waiter's claim decides whether a cancellation ends the call: a pop
+ * that was handed its item returns it even if the cancellable fires
+ * meanwhile, so the item is never dropped. Every way the call ends
+ * (done now, handed an item or room later, closed, cancelled) completes
+ * the op once, and its callback is delivered on the caller's context. */
 static void
 start_async (DvtQueue            *queue,
              Item                *item,
@@ -1613,39 +1625,30 @@ start_async (DvtQueue            *queue,
   Waiter *completions = NULL;
   WaitList *list;
   gboolean can;
-  GTask *task;
-  AsyncOp *op;
-  gulong handler;
+  DvtQueueOp *op;
   DvtForkGate gate;
 
   gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
-  task = g_task_new (queue, cancellable, callback, user_data);
-  g_task_set_source_tag (task, source_tag);
-  /* The waiter's claim decides whether a cancellation ends the call: a
-   * pop that was handed its item returns it even if the cancellable
-   * fires meanwhile, so the item is never dropped. */
-  g_task_set_check_cancellable (task, FALSE);
-
-  op = g_new0 (AsyncOp, 1);
-  g_atomic_ref_count_init (&op->ref_count);
+  op = dvt_async_op_new (dvt_queue_op_get_type (), queue, &queue->mailboxes, &queue->spare_op,
+                         callback, user_data, source_tag);
   op->is_push = item != NULL;
   op->waiter.op = op;
   if (item != NULL)
     op->waiter.item = *item;
-  g_task_set_task_data (task, op, op_release);
 
   if (g_cancellable_is_cancelled (cancellable))
     {
-      DVT_CALLOUT (g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED, "%s",
-                                            _("The wait for the queue was cancelled")));
-      goto out;
+      op->waiter.state = WAITER_ABANDONED;
+      dvt_async_op_complete (&op->parent_instance);
+      dvt_fork_gate_leave (gate);
+      return;
     }
 
   list = op->is_push ? &queue->pushers : &queue->poppers;
-  op->task = g_object_ref (task);
 
-  /* No one else knows the op yet: it needs no claim. */
-  g_mutex_lock (&queue->lock);
+  /* No one else knows the op yet: it needs no claim. Once it is in a
+   * list, or completed, it is not touched again. */
+  queue_lock (&queue->lock);
   can = op->is_push ? can_push_locked (queue) : can_pop_locked (queue);
   if (can || cancellable == NULL)
     {
@@ -1658,18 +1661,18 @@ start_async (DvtQueue            *queue,
         wait_list_append (list, &op->waiter);
       g_mutex_unlock (&queue->lock);
       complete_async (completions);
-      goto out;
+      dvt_fork_gate_leave (gate);
+      return;
     }
   g_mutex_unlock (&queue->lock);
 
   /* The handler may run at once, here, or on another thread as soon as it
-   * is connected: from here on, the op is claimed before it is done. */
-  op->cancellable = g_object_ref (cancellable);
-  g_atomic_ref_count_inc (&op->ref_count);
-  handler = g_cancellable_connect (cancellable, G_CALLBACK (on_async_cancelled), op, op_unref);
-  __atomic_store_n (&op->handler, handler, __ATOMIC_RELEASE);
+   * is connected: from here on, the op is claimed before it is done, and
+   * held while it is touched. */
+  g_object_ref (op);
+  dvt_async_op_connect (&op->parent_instance, cancellable);
 
-  g_mutex_lock (&queue->lock);
+  queue_lock (&queue->lock);
   if (waiter_get_state (&op->waiter) == WAITER_WAITING)
     {
       can = op->is_push ? can_push_locked (queue) : can_pop_locked (queue);
@@ -1681,8 +1684,7 @@ start_async (DvtQueue            *queue,
   g_mutex_unlock (&queue->lock);
   complete_async (completions);
 
-out:
-  DVT_CALLOUT (g_object_unref (task));
+  DVT_CALLOUT (g_object_unref (op));
   dvt_fork_gate_leave (gate);
 }
 
@@ -1760,22 +1762,34 @@ dvt_queue_push_pointer_async (DvtQueue            *queue,
   start_async (queue, &item, cancellable, callback, user_data, dvt_queue_push_async);
 }
 
-/* The op of @result, with its handler disconnected, if @result comes from
- * @source_tag on @queue. */
-static AsyncOp *
+/* The op of @result if it comes from @source_tag on @queue and was not
+ * finished yet. */
+static DvtQueueOp *
 finish_op (DvtQueue     *queue,
            GAsyncResult *result,
            gpointer      source_tag)
 {
-  AsyncOp *op;
+  return dvt_async_op_finish (result, dvt_queue_op_get_type (), queue, source_tag);
+}
 
-  if (!g_task_is_valid (result, queue) ||
-      g_task_get_source_tag (G_TASK (result)) != source_tag)
-    return NULL;
+/* How @op's wait ended: %TRUE if the queue did its push or pop. */
+static gboolean
+op_propagate (DvtQueueOp  *op,
+              GError     **error)
+{
+  if (waiter_get_state (&op->waiter) != WAITER_DONE)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                           _("The wait for the queue was cancelled"));
+      return FALSE;
+    }
+  if (op->waiter.closed)
+    {
+      set_closed_error (error, op->is_push);
+      return FALSE;
+    }
 
-  op = g_task_get_task_data (G_TASK (result));
-  op_disconnect (op);
-  return op;
+  return TRUE;
 }
 
 /**
@@ -1797,12 +1811,14 @@ dvt_queue_push_finish (DvtQueue      *queue,
                        GAsyncResult  *result,
                        GError       **error)
 {
+  DvtQueueOp *op;
+
   dvt_return_val_if_fail_error (DVT_IS_QUEUE (queue), FALSE, error);
-  dvt_return_val_if_fail_error (finish_op (queue, result, dvt_queue_push_async) != NULL,
+  dvt_return_val_if_fail_error ((op = finish_op (queue, result, dvt_queue_push_async)) != NULL,
                                 FALSE, error);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  return g_task_propagate_boolean (G_TASK (result), error);
+  return op_propagate (op, error);
 }
 
 /**
@@ -1860,7 +1876,7 @@ dvt_queue_pop_finish (DvtQueue      *queue,
                       GValue        *value,
                       GError       **error)
 {
-  AsyncOp *op;
+  DvtQueueOp *op;
   gboolean ok;
 
   dvt_return_val_if_fail_error (DVT_IS_QUEUE (queue), FALSE, error);
@@ -1869,7 +1885,7 @@ dvt_queue_pop_finish (DvtQueue      *queue,
   dvt_return_val_if_fail_error (value == NULL || !G_IS_VALUE (value), FALSE, error);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  ok = g_task_propagate_boolean (G_TASK (result), error);
+  ok = op_propagate (op, error);
   return value_from_item (&op->waiter.item, ok, value);
 }
 
@@ -1891,14 +1907,14 @@ dvt_queue_pop_pointer_finish (DvtQueue      *queue,
                               GAsyncResult  *result,
                               GError       **error)
 {
-  AsyncOp *op;
+  DvtQueueOp *op;
 
   dvt_return_val_if_fail_error (DVT_IS_QUEUE (queue), NULL, error);
   dvt_return_val_if_fail_error ((op = finish_op (queue, result, dvt_queue_pop_async)) != NULL,
                                 NULL, error);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (!g_task_propagate_boolean (G_TASK (result), error))
+  if (!op_propagate (op, error))
     return NULL;
   return item_move_to_pointer (&op->waiter.item);
 }

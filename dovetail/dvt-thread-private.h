@@ -56,6 +56,9 @@ struct _DvtThreadState
   gpointer        release_head;    /* tasks to free in one go */
   guint           release_length;
 
+  /* dvt-async-op.c */
+  gpointer        delivering_op;   /* whose callback runs here, innermost */
+
   /* dvt-context.c */
   gpointer        context;         /* held: the current DvtContext */
   GSList         *context_stack;   /* held: those pushed before it */

@@ -170,6 +170,96 @@ test_semaphore_async (void)
   g_assert_cmpuint (dvt_semaphore_get_n_waiting (sem), ==, 0);
 }
 
+/* A chain of async enters, each made from the callback of the one before
+ * (which left first): every callback runs after its call returned, and a
+ * result kept beyond its callback is finished later, still that call's. A
+ * semaphore dropped by its caller while a wait is pending lives until the
+ * wait's callback has run. */
+typedef struct
+{
+  DvtSemaphore *sem;
+  guint         n;
+  guint         got;
+  gboolean      in_call;
+  GPtrArray    *kept;
+} GateChain;
+
+static void
+on_gate_chain (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  GateChain *c = user_data;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_false (c->in_call);
+  g_assert_true (source == G_OBJECT (c->sem));
+  g_assert_true (g_async_result_get_user_data (result) == c);
+  if (++c->got % 4 == 0)
+    g_ptr_array_add (c->kept, g_object_ref (result));
+  else
+    {
+      g_assert_true (dvt_gate_enter_finish (DVT_GATE (source), result, &error));
+      g_assert_no_error (error);
+      dvt_gate_leave (DVT_GATE (source));
+    }
+
+  if (c->got < c->n && c->got % 4 != 0)
+    {
+      c->in_call = TRUE;
+      dvt_gate_enter_async (DVT_GATE (c->sem), NULL, on_gate_chain, c);
+      c->in_call = FALSE;
+    }
+}
+
+static void
+test_semaphore_async_chain (void)
+{
+  DvtSemaphore *sem = dvt_semaphore_new (1);
+  GateChain c = { sem, 200, 0, FALSE, g_ptr_array_new_with_free_func (g_object_unref) };
+  g_autoptr(GError) error = NULL;
+  GWeakRef weak;
+  Entry e = { 0 };
+
+  /* Every fourth result is kept, holding its permit until finished. */
+  while (c.got < c.n)
+    {
+      guint kept = c.kept->len;
+
+      c.in_call = TRUE;
+      dvt_gate_enter_async (DVT_GATE (sem), NULL, on_gate_chain, &c);
+      c.in_call = FALSE;
+      g_assert_true (ITERATE_UNTIL (NULL, c.kept->len > kept || c.got == c.n, 10));
+      g_assert_cmpuint (dvt_semaphore_get_available (sem), ==, c.kept->len > kept ? 0 : 1);
+      if (c.kept->len > kept)
+        {
+          g_assert_true (dvt_gate_enter_finish (DVT_GATE (sem),
+                                                g_ptr_array_index (c.kept, kept), &error));
+          g_assert_no_error (error);
+          dvt_gate_leave (DVT_GATE (sem));
+        }
+    }
+  g_assert_cmpuint (c.kept->len, ==, c.n / 4);
+  g_ptr_array_unref (c.kept);
+
+  /* Dropped while a wait is pending. */
+  g_weak_ref_init (&weak, sem);
+  g_assert_true (dvt_gate_enter_blocking (DVT_GATE (sem), NULL, &error));
+  dvt_gate_enter_async (DVT_GATE (sem), NULL, on_entered, &e);
+  g_assert_true (ITERATE_UNTIL (NULL, dvt_semaphore_get_n_waiting (sem) == 1, 10));
+  dvt_gate_leave (DVT_GATE (sem));
+  g_object_unref (sem);
+  g_assert_true (ITERATE_UNTIL (NULL, e.n == 1, 10));
+  g_assert_true (e.entered);
+  {
+    g_autoptr(DvtSemaphore) alive = g_weak_ref_get (&weak);
+
+    /* The result went with its callback; it held the last reference. */
+    g_assert_null (alive);
+  }
+  g_weak_ref_clear (&weak);
+}
+
 /* Priority order among waiters present at the same time: one permit,
  * held; blocking threads and async waiters join one at a time with random
  * priorities; then each admitted entrant logs its priority and leaves. */
@@ -1057,6 +1147,7 @@ main (int    argc,
   g_test_add_func ("/gates/semaphore/basic", test_semaphore_basic);
   g_test_add_func ("/gates/semaphore/cancel-blocking", test_semaphore_cancel_blocking);
   g_test_add_func ("/gates/semaphore/async", test_semaphore_async);
+  g_test_add_func ("/gates/semaphore/async-chain", test_semaphore_async_chain);
   g_test_add_func ("/gates/semaphore/priority", test_semaphore_priority);
   g_test_add_func ("/gates/semaphore/cancel-race", test_semaphore_cancel_race);
   g_test_add_func ("/gates/semaphore/stress", test_semaphore_stress);

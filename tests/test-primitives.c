@@ -462,6 +462,251 @@ test_mailbox_wakes (void)
   g_free (mails);
 }
 
+/* A table gives every user of one context the same mailbox, another
+ * context another one; the last release destroys it and drops its
+ * context, and the next acquire makes a new one. */
+static void
+test_mailbox_table (void)
+{
+  GMainContext *context = g_main_context_new ();
+  g_autoptr(GMainContext) other = g_main_context_new ();
+  DvtMailboxTable table;
+  DvtMailbox *a, *b, *c;
+
+  dvt_mailbox_table_init (&table, "test", 0);
+  a = dvt_mailbox_table_acquire (&table, context);
+  b = dvt_mailbox_table_acquire (&table, context);
+  c = dvt_mailbox_table_acquire (&table, other);
+  g_assert_true (a == b);
+  g_assert_true (a != c);
+  g_assert_true (a->context == context);
+  g_assert_true (g_source_get_context ((GSource *) a) == context);
+
+  dvt_mailbox_table_release (&table, a);
+  g_assert_false (g_source_is_destroyed ((GSource *) b));
+  g_source_ref ((GSource *) b);
+  dvt_mailbox_table_release (&table, b);
+  g_assert_true (g_source_is_destroyed ((GSource *) b));
+  g_source_unref ((GSource *) b);
+
+  /* The mailbox dropped its reference to the context: the application's
+   * is the last one now. */
+  g_main_context_unref (context);
+  b = dvt_mailbox_table_acquire (&table, other);
+  g_assert_true (b == c);
+  dvt_mailbox_table_release (&table, b);
+
+  /* What is left goes with the table. */
+  dvt_mailbox_table_clear (&table);
+}
+
+/* A DVT_MAILBOX_BATCHES mailbox delivers what its deliveries post, in
+ * the same dispatch, a bounded number of times; a plain one in the next. */
+typedef struct
+{
+  DvtMail     mail;
+  DvtMailbox *mailbox;
+  int         left;      /* how many more to chain */
+  int         delivered;
+} ChainMail;
+
+static void
+deliver_chain_mail (DvtMail *mail)
+{
+  ChainMail *cm = (ChainMail *) mail;
+
+  cm->delivered++;
+  if (cm->left-- > 0)
+    dvt_mailbox_post (cm->mailbox, &cm->mail);
+}
+
+static void
+test_mailbox_batches (void)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  DvtMailbox *plain = dvt_mailbox_new (context, "test");
+  DvtMailbox *batches = dvt_mailbox_new_full (context, "test", DVT_MAILBOX_BATCHES);
+  ChainMail a = { { NULL, deliver_chain_mail }, plain, 3, 0 };
+  ChainMail b = { { NULL, deliver_chain_mail }, batches, DVT_MAILBOX_BATCH_ROUNDS + 10, 0 };
+
+  dvt_mailbox_post (plain, &a.mail);
+  while (g_main_context_iteration (context, FALSE))
+    ;
+  g_assert_cmpint (a.delivered, ==, 4);
+
+  /* One iteration dispatches each source once. */
+  dvt_mailbox_post (batches, &b.mail);
+  g_assert_true (g_main_context_iteration (context, FALSE));
+  g_assert_cmpint (b.delivered, ==, DVT_MAILBOX_BATCH_ROUNDS);
+  g_assert_true (g_main_context_pending (context));
+  while (g_main_context_iteration (context, FALSE))
+    ;
+  g_assert_cmpint (b.delivered, ==, DVT_MAILBOX_BATCH_ROUNDS + 11);
+
+  dvt_mailbox_destroy (plain);
+  dvt_mailbox_destroy (batches);
+}
+
+/* A main loop run inside a delivery of a DVT_MAILBOX_REENTRANT mailbox
+ * delivers the rest of the mail, in order, and mail posted later from
+ * another thread wakes it. */
+typedef struct _NestMail NestMail;
+
+struct _NestMail
+{
+  DvtMail       mail;
+  int           n;
+  GArray       *order;
+  DvtMailbox   *mailbox;
+  GMainContext *context;
+  NestMail     *late;   /* posted from a thread by the first mail */
+};
+
+static gpointer
+post_late_thread (gpointer data)
+{
+  NestMail *first = data;
+
+  g_usleep (1000);
+  dvt_mailbox_post (first->mailbox, &first->late->mail);
+  return NULL;
+}
+
+static void
+deliver_nest_mail (DvtMail *mail)
+{
+  NestMail *nm = (NestMail *) mail;
+
+  g_array_append_val (nm->order, nm->n);
+  if (nm->n == 0)
+    {
+      GThread *thread = g_thread_new ("poster", post_late_thread, nm);
+
+      /* Runs until the late mail came: it must be delivered here. */
+      while (nm->order->len < 4)
+        g_main_context_iteration (nm->context, TRUE);
+      g_thread_join (thread);
+    }
+}
+
+static void
+test_mailbox_reentrant (void)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GArray) order = g_array_new (FALSE, FALSE, sizeof (int));
+  DvtMailbox *mailbox = dvt_mailbox_new_full (context, "test", DVT_MAILBOX_REENTRANT);
+  NestMail late = { { NULL, deliver_nest_mail }, 3, order, mailbox, context, NULL };
+  NestMail mails[3];
+
+  for (int i = 0; i < 3; i++)
+    mails[i] = (NestMail) { { NULL, deliver_nest_mail }, i, order, mailbox, context, &late };
+  for (int i = 0; i < 3; i++)
+    dvt_mailbox_post (mailbox, &mails[i].mail);
+
+  g_assert_true (g_main_context_iteration (context, FALSE));
+  g_assert_cmpuint (order->len, ==, 4);
+  for (int i = 0; i < 4; i++)
+    g_assert_cmpint (g_array_index (order, int, i), ==, i);
+  g_assert_false (g_main_context_iteration (context, FALSE));
+
+  dvt_mailbox_destroy (mailbox);
+}
+
+/* Mail the dispatching thread posts from inside a delivery comes after
+ * what was posted before it and before what is posted after it, by any
+ * thread; closed in between dispatches, the mailbox hands it back first. */
+typedef struct
+{
+  DvtMail     mail;
+  int         n;
+  GArray     *order;
+  DvtMailbox *mailbox;
+  DvtMail    *before;   /* posted by another thread before ours */
+  DvtMail    *ours;
+  DvtMail    *after;    /* posted by another thread after ours */
+} OrderMail;
+
+typedef struct
+{
+  DvtMailbox *mailbox;
+  DvtMail    *mail;
+} OnePost;
+
+static gpointer
+post_one_thread (gpointer data)
+{
+  OnePost *p = data;
+
+  dvt_mailbox_post (p->mailbox, p->mail);
+  return NULL;
+}
+
+static void
+post_from_thread (DvtMailbox *mailbox,
+                  DvtMail    *mail)
+{
+  OnePost p = { mailbox, mail };
+
+  g_thread_join (g_thread_new ("poster", post_one_thread, &p));
+}
+
+static void
+deliver_order_mail (DvtMail *mail)
+{
+  OrderMail *om = (OrderMail *) mail;
+
+  g_array_append_val (om->order, om->n);
+  if (om->before != NULL)
+    post_from_thread (om->mailbox, om->before);
+  if (om->ours != NULL)
+    dvt_mailbox_post (om->mailbox, om->ours);
+  if (om->after != NULL)
+    post_from_thread (om->mailbox, om->after);
+}
+
+static void
+test_mailbox_own_posts (void)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GArray) order = g_array_new (FALSE, FALSE, sizeof (int));
+  DvtMailbox *mailbox = dvt_mailbox_new_full (context, "test", DVT_MAILBOX_BATCHES);
+  OrderMail m[7];
+  DvtMail *left;
+
+  for (int i = 0; i < 7; i++)
+    m[i] = (OrderMail) { { NULL, deliver_order_mail }, i, order, mailbox, NULL, NULL, NULL };
+  /* 0 posts 2 after another thread posted 1: 1, 2. Then 1 posts 3, and
+   * another thread posts 4 after it: 3, 4. */
+  m[0].before = &m[1].mail;
+  m[0].ours = &m[2].mail;
+  m[1].ours = &m[3].mail;
+  m[1].after = &m[4].mail;
+  dvt_mailbox_post (mailbox, &m[0].mail);
+  while (g_main_context_iteration (context, FALSE))
+    ;
+  g_assert_cmpuint (order->len, ==, 5);
+  for (int i = 0; i < 5; i++)
+    g_assert_cmpint (g_array_index (order, int, i), ==, i);
+
+  /* Mail a delivery posted, not yet delivered when the mailbox closes,
+   * comes back before what others posted after it. */
+  g_array_set_size (order, 0);
+  m[5].ours = &m[6].mail;
+  m[5].after = &m[0].mail;
+  m[0].before = m[0].ours = NULL;
+  dvt_mailbox_post (mailbox, &m[5].mail);
+  mailbox->rounds = 1;  /* one list per dispatch */
+  g_assert_true (g_main_context_iteration (context, FALSE));
+  g_assert_cmpuint (order->len, ==, 1);
+  left = dvt_mailbox_close (mailbox);
+  dvt_mail_deliver_all (left);
+  g_assert_cmpuint (order->len, ==, 3);
+  g_assert_cmpint (g_array_index (order, int, 1), ==, 6);
+  g_assert_cmpint (g_array_index (order, int, 2), ==, 0);
+
+  dvt_mailbox_destroy (mailbox);
+}
+
 /* ---- thread helpers and the fork gate -------------------------------------- */
 
 static void
@@ -660,6 +905,10 @@ main (int argc, char *argv[])
   g_test_add_func ("/primitives/pool/order-and-close", test_pool_order_and_close);
   g_test_add_func ("/primitives/mailbox/order-and-close", test_mailbox_order_and_close);
   g_test_add_func ("/primitives/mailbox/wakes", test_mailbox_wakes);
+  g_test_add_func ("/primitives/mailbox/table", test_mailbox_table);
+  g_test_add_func ("/primitives/mailbox/batches", test_mailbox_batches);
+  g_test_add_func ("/primitives/mailbox/reentrant", test_mailbox_reentrant);
+  g_test_add_func ("/primitives/mailbox/own-posts", test_mailbox_own_posts);
   g_test_add_func ("/primitives/thread-names", test_thread_names);
   g_test_add_func ("/primitives/fork-gate/sections", test_fork_gate_sections);
   g_test_add_func ("/primitives/fork-gate/close-waits", test_fork_gate_close_waits);

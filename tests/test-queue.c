@@ -813,6 +813,467 @@ test_bad_input (void)
   g_assert_cmpuint (dvt_queue_get_n_items (queue), ==, 0);
 }
 
+/* ---- the async results ------------------------------------------------------------------ */
+
+/* A chain of pops on one context, items there already: each callback runs
+ * after its call returned, and a result the callback keeps stays that
+ * call's (it is finished later, after other pops of the chain ran). */
+typedef struct
+{
+  DvtQueue     *queue;
+  guint         n;
+  guint         got;
+  gboolean      in_call;
+  GPtrArray    *kept;     /* every third result */
+} KeepChain;
+
+static void
+on_keep_chain_pop (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  KeepChain *c = user_data;
+  g_autoptr(GObject) source_object = g_async_result_get_source_object (result);
+
+  g_assert_false (c->in_call);
+  g_assert_true (source == G_OBJECT (c->queue));
+  g_assert_true (source_object == G_OBJECT (c->queue));
+  g_assert_true (g_async_result_get_user_data (result) == c);
+  g_assert_true (g_async_result_is_tagged (result, dvt_queue_pop_async));
+  g_assert_false (g_async_result_is_tagged (result, dvt_queue_push_async));
+
+  c->got++;
+  if (c->got % 3 == 0)
+    g_ptr_array_add (c->kept, g_object_ref (result));
+  else
+    g_assert_cmpuint (GPOINTER_TO_UINT (dvt_queue_pop_pointer_finish (c->queue, result, NULL)),
+                      ==, c->got);
+
+  if (c->got < c->n)
+    {
+      c->in_call = TRUE;
+      dvt_queue_pop_async (c->queue, NULL, on_keep_chain_pop, c);
+      c->in_call = FALSE;
+    }
+}
+
+static void
+test_async_result_kept (void)
+{
+  g_autoptr(DvtQueue) queue = dvt_queue_new (DVT_QUEUE_ORDER_FIFO, 0);
+  KeepChain c = { queue, 300, 0, FALSE, g_ptr_array_new_with_free_func (g_object_unref) };
+  g_autoptr(GError) error = NULL;
+  Ready r;
+
+  for (guint i = 1; i <= c.n; i++)
+    push_uint (queue, i, 0);
+  c.in_call = TRUE;
+  dvt_queue_pop_async (queue, NULL, on_keep_chain_pop, &c);
+  c.in_call = FALSE;
+  g_assert_true (ITERATE_UNTIL (NULL, c.got == c.n, 30));
+
+  /* Each kept result still holds its own item, once. */
+  g_assert_cmpuint (c.kept->len, ==, c.n / 3);
+  for (guint i = 0; i < c.kept->len; i++)
+    {
+      GAsyncResult *result = g_ptr_array_index (c.kept, i);
+
+      g_assert_cmpuint (GPOINTER_TO_UINT (dvt_queue_pop_pointer_finish (queue, result, &error)),
+                        ==, 3 * (i + 1));
+      g_assert_no_error (error);
+    }
+
+  /* A push's result, kept after its callback, with a value item. */
+  ready_init (&r);
+  {
+    g_auto(GValue) v = G_VALUE_INIT;
+    g_auto(GValue) out = G_VALUE_INIT;
+
+    g_value_init (&v, G_TYPE_STRING);
+    g_value_set_string (&v, "kept");
+    dvt_queue_push_async (queue, &v, 0, NULL, on_ready, &r);
+    ready_wait (&r);
+    g_assert_true (dvt_queue_push_finish (queue, r.result, &error));
+    g_assert_no_error (error);
+    ready_clear (&r);
+
+    dvt_queue_pop_async (queue, NULL, on_ready, &r);
+    ready_wait (&r);
+    /* More pops meanwhile: their ops must not be this one. */
+    push_uint (queue, 7, 0);
+    {
+      Ready r2;
+
+      ready_init (&r2);
+      dvt_queue_pop_async (queue, NULL, on_ready, &r2);
+      ready_wait (&r2);
+      g_assert_cmpuint (GPOINTER_TO_UINT (dvt_queue_pop_pointer_finish (queue, r2.result, NULL)),
+                        ==, 7);
+      ready_clear (&r2);
+    }
+    g_assert_true (dvt_queue_pop_finish (queue, r.result, &out, &error));
+    g_assert_no_error (error);
+    g_assert_cmpstr (g_value_get_string (&out), ==, "kept");
+    ready_clear (&r);
+  }
+
+  g_ptr_array_unref (c.kept);
+}
+
+/* A result finished with the wrong queue, by the other finish function,
+ * or a second time, is a programmer's mistake: a critical warning and
+ * DVT_ERROR_INVALID_ARGUMENT, never a crash or an item given twice. */
+static void
+test_async_finish_checks (void)
+{
+  g_autoptr(DvtQueue) queue = dvt_queue_new (DVT_QUEUE_ORDER_FIFO, 0);
+  g_autoptr(DvtQueue) other = dvt_queue_new (DVT_QUEUE_ORDER_FIFO, 0);
+  g_autoptr(GError) error = NULL;
+  Ready pop, push;
+
+  push_uint (queue, 1, 0);
+  ready_init (&pop);
+  dvt_queue_pop_async (queue, NULL, on_ready, &pop);
+  ready_wait (&pop);
+  ready_init (&push);
+  dvt_queue_push_pointer_async (queue, ITEM (2), NULL, 0, NULL, on_ready, &push);
+  ready_wait (&push);
+
+  EXPECT_ASSERTION (g_assert_null (dvt_queue_pop_pointer_finish (other, pop.result, &error)));
+  g_assert_error (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  EXPECT_ASSERTION (g_assert_false (dvt_queue_push_finish (queue, pop.result, &error)));
+  g_assert_error (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  EXPECT_ASSERTION (g_assert_null (dvt_queue_pop_pointer_finish (queue, push.result, &error)));
+  g_assert_error (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  g_assert_cmpuint (GPOINTER_TO_UINT (dvt_queue_pop_pointer_finish (queue, pop.result, &error)),
+                    ==, 1);
+  g_assert_no_error (error);
+  EXPECT_ASSERTION (g_assert_null (dvt_queue_pop_pointer_finish (queue, pop.result, &error)));
+  g_assert_error (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_true (dvt_queue_push_finish (queue, push.result, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (pop_uint (queue), ==, 2);
+
+  ready_clear (&pop);
+  ready_clear (&push);
+}
+
+/* Several threads, each iterating a context of its own (made and dropped
+ * for every round), chain pops from one queue that other threads feed:
+ * every item arrives once, each callback on the thread and context of its
+ * call. */
+#define N_CONTEXT_THREADS 4
+
+typedef struct
+{
+  DvtQueue     *queue;
+  GMainContext *context;
+  GThread      *thread;
+  guint         want;      /* items this consumer takes */
+  guint         got;
+  guint64       sum;
+  guint8       *seen;      /* shared: atomic increments */
+} ContextChain;
+
+static void
+on_context_chain_pop (GObject      *source,
+                      GAsyncResult *result,
+                      gpointer      user_data)
+{
+  ContextChain *c = user_data;
+  g_autoptr(GError) error = NULL;
+  guint i;
+
+  g_assert_true (g_thread_self () == c->thread);
+  g_assert_true (g_main_context_get_thread_default () == c->context);
+  i = GPOINTER_TO_UINT (dvt_queue_pop_pointer_finish (c->queue, result, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (__atomic_fetch_add (&c->seen[i - 1], 1, __ATOMIC_RELAXED), ==, 0);
+  c->sum += i;
+  if (++c->got < c->want)
+    dvt_queue_pop_async (c->queue, NULL, on_context_chain_pop, c);
+}
+
+static gpointer
+context_chain_main (gpointer data)
+{
+  ContextChain *c = data;
+  guint per_round = MAX (1, c->want / 4);
+
+  c->thread = g_thread_self ();
+  while (c->got < c->want)
+    {
+      guint round_end = MIN (c->want, c->got + per_round);
+      ContextChain round = *c;
+
+      /* A new context for each round: the mailbox of the last one went
+       * with its last pop. */
+      round.context = c->context = g_main_context_new ();
+      round.want = round_end;
+      g_main_context_push_thread_default (round.context);
+      dvt_queue_pop_async (c->queue, NULL, on_context_chain_pop, &round);
+      while (round.got < round.want)
+        g_main_context_iteration (round.context, TRUE);
+      g_main_context_pop_thread_default (round.context);
+      g_main_context_unref (round.context);
+      c->got = round.got;
+      c->sum = round.sum;
+    }
+
+  return NULL;
+}
+
+typedef struct
+{
+  DvtQueue *queue;
+  guint     first;
+  guint     step;
+  guint     n;
+} Feeder;
+
+static gpointer
+feeder_main (gpointer data)
+{
+  Feeder *f = data;
+
+  for (guint i = f->first; i <= f->n; i += f->step)
+    g_assert_true (dvt_queue_push_pointer_blocking (f->queue, ITEM (i), NULL, 0, 0, NULL, NULL));
+  return NULL;
+}
+
+static void
+test_async_many_contexts (void)
+{
+  g_autoptr(DvtQueue) queue = dvt_queue_new (DVT_QUEUE_ORDER_FIFO, 16);
+  guint n = is_valgrind () ? 2000 : 100000;
+  ContextChain chains[N_CONTEXT_THREADS];
+  Feeder feeders[2];
+  GThread *threads[N_CONTEXT_THREADS + 2];
+  guint8 *seen = g_new0 (guint8, n);
+  guint64 sum = 0;
+
+  for (guint t = 0; t < N_CONTEXT_THREADS; t++)
+    {
+      chains[t] = (ContextChain) { queue, NULL, NULL, n / N_CONTEXT_THREADS, 0, 0, seen };
+      threads[t] = g_thread_new ("consumer", context_chain_main, &chains[t]);
+    }
+  for (guint f = 0; f < 2; f++)
+    {
+      feeders[f] = (Feeder) { queue, f + 1, 2, n };
+      threads[N_CONTEXT_THREADS + f] = g_thread_new ("feeder", feeder_main, &feeders[f]);
+    }
+  for (guint t = 0; t < N_CONTEXT_THREADS + 2; t++)
+    g_thread_join (threads[t]);
+
+  for (guint t = 0; t < N_CONTEXT_THREADS; t++)
+    sum += chains[t].sum;
+  g_assert_cmpuint (sum, ==, (guint64) n * (n + 1) / 2);
+  for (guint i = 0; i < n; i++)
+    g_assert_cmpuint (seen[i], ==, 1);
+  g_free (seen);
+}
+
+/* The caller drops the queue while its pops wait: the calls hold it, and
+ * it is finalized once the last callback has run (from inside that
+ * delivery, its context's mailbox just released), its items freed. A
+ * callback that drops the last reference itself works too. */
+static void
+on_pop_drop_queue (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  DvtQueue **queue = user_data;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_cmpuint (GPOINTER_TO_UINT (dvt_queue_pop_pointer_finish (*queue, result, &error)),
+                    ==, 1);
+  g_assert_no_error (error);
+  g_clear_object (queue);
+}
+
+static void
+test_async_queue_dropped (void)
+{
+  DvtQueue *queue = dvt_queue_new (DVT_QUEUE_ORDER_FIFO, 0);
+  DvtQueue *kept = queue;
+  GWeakRef weak;
+  Ready r;
+
+  g_weak_ref_init (&weak, queue);
+
+  /* Dropped while a pop waits; a push from a thread ends the wait. */
+  ready_init (&r);
+  dvt_queue_pop_async (queue, NULL, on_ready, &r);
+  g_object_ref (queue);   /* for the pusher */
+  g_object_unref (kept);
+  {
+    Feeder f = { queue, 1, 1, 1 };
+
+    g_thread_join (g_thread_new ("feeder", feeder_main, &f));
+  }
+  g_object_unref (queue);
+  ready_wait (&r);
+  {
+    g_autoptr(GObject) source = g_async_result_get_source_object (r.result);
+
+    g_assert_true (source == (GObject *) queue);
+    g_assert_cmpuint (GPOINTER_TO_UINT (dvt_queue_pop_pointer_finish (DVT_QUEUE (source),
+                                                                      r.result, NULL)), ==, 1);
+  }
+  ready_clear (&r);
+  /* The result held the queue; it went with it. */
+  g_assert_null (g_weak_ref_get (&weak));
+
+  /* The callback drops the last reference, with items left to free. */
+  n_destroyed = 0;
+  queue = dvt_queue_new (DVT_QUEUE_ORDER_FIFO, 0);
+  g_weak_ref_set (&weak, queue);
+  push_uint (queue, 1, 0);
+  g_assert_true (dvt_queue_try_push_pointer (queue, g_strdup ("left"), g_free, 0, NULL));
+  g_assert_true (dvt_queue_try_push_pointer (queue, ITEM (3), count_destroy, 0, NULL));
+  dvt_queue_pop_async (queue, NULL, on_pop_drop_queue, &queue);
+  g_assert_true (ITERATE_UNTIL (NULL, queue == NULL, 30));
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_null (g_weak_ref_get (&weak));
+  g_assert_cmpint (g_atomic_int_get (&n_destroyed), ==, 1);
+  g_weak_ref_clear (&weak);
+}
+
+/* A callback that runs a main loop of its own on the same context, until
+ * another pop is called back, as GTask's callbacks can: the other pop is
+ * delivered inside it, with the calls' order kept. */
+typedef struct
+{
+  DvtQueue *queue;
+  GArray   *order;
+  gboolean  inner_done;
+} Nested;
+
+static void
+on_nested_inner (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  Nested *n = user_data;
+  guint i = GPOINTER_TO_UINT (dvt_queue_pop_pointer_finish (n->queue, result, NULL));
+
+  g_array_append_val (n->order, i);
+  n->inner_done = TRUE;
+}
+
+static void
+on_nested_second (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  Nested *n = user_data;
+  guint i = GPOINTER_TO_UINT (dvt_queue_pop_pointer_finish (n->queue, result, NULL));
+
+  g_array_append_val (n->order, i);
+}
+
+static void
+on_nested_outer (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  Nested *n = user_data;
+  guint i = GPOINTER_TO_UINT (dvt_queue_pop_pointer_finish (n->queue, result, NULL));
+  Feeder f = { n->queue, 3, 1, 3 };
+
+  g_array_append_val (n->order, i);
+  /* Item 3 comes from another thread while this callback waits. */
+  dvt_queue_pop_async (n->queue, NULL, on_nested_inner, n);
+  g_thread_join (g_thread_new ("feeder", feeder_main, &f));
+  while (!n->inner_done)
+    g_main_context_iteration (NULL, TRUE);
+}
+
+static void
+test_async_nested_loop (void)
+{
+  g_autoptr(DvtQueue) queue = dvt_queue_new (DVT_QUEUE_ORDER_FIFO, 0);
+  g_autoptr(GArray) order = g_array_new (FALSE, FALSE, sizeof (guint));
+  Nested n = { queue, order, FALSE };
+
+  push_uint (queue, 1, 0);
+  push_uint (queue, 2, 0);
+  dvt_queue_pop_async (queue, NULL, on_nested_outer, &n);
+  dvt_queue_pop_async (queue, NULL, on_nested_second, &n);
+  g_assert_true (ITERATE_UNTIL (NULL, order->len == 3, 30));
+  g_assert_cmpuint (g_array_index (order, guint, 0), ==, 1);
+  g_assert_cmpuint (g_array_index (order, guint, 1), ==, 2);
+  g_assert_cmpuint (g_array_index (order, guint, 2), ==, 3);
+}
+
+/* The cancellation of a push_async waiting for room races a pop that
+ * makes room: either the push happened (its item is in the queue, the
+ * pop took the other one), or it was cancelled (its item is the
+ * caller's again, its destroy function not called). Never both. */
+static gpointer
+race_pop_main (gpointer data)
+{
+  Race *race = data;
+
+  race_start (race);
+  g_assert_cmpuint (pop_uint (race->queue), ==, 1);
+  return NULL;
+}
+
+static void
+test_cancel_race_push (void)
+{
+  g_autoptr(DvtQueue) queue = dvt_queue_new (DVT_QUEUE_ORDER_FIFO, 1);
+  guint rounds = is_valgrind () ? 200 : 3000;
+  guint n_pushed = 0, n_cancelled = 0;
+
+  n_destroyed = 0;
+  for (guint i = 1; i <= rounds; i++)
+    {
+      Race race = { queue, g_cancellable_new (), 0, 2 };
+      GThread *canceller, *popper;
+      GError *error = NULL;
+      Ready r;
+
+      push_uint (queue, 1, 0);
+      ready_init (&r);
+      dvt_queue_push_pointer_async (queue, ITEM (2), count_destroy, 0, race.cancellable,
+                                    on_ready, &r);
+      g_assert_cmpuint (dvt_queue_get_n_waiting_pushers (queue), ==, 1);
+      canceller = g_thread_new ("canceller", race_cancel_main, &race);
+      popper = g_thread_new ("popper", race_pop_main, &race);
+      ready_wait (&r);
+      g_thread_join (canceller);
+      g_thread_join (popper);
+
+      if (dvt_queue_push_finish (queue, r.result, &error))
+        {
+          g_assert_cmpuint (pop_uint (queue), ==, 2);
+          n_pushed++;
+        }
+      else
+        {
+          g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+          g_clear_error (&error);
+          n_cancelled++;
+        }
+      ready_clear (&r);
+      g_assert_cmpuint (dvt_queue_get_n_items (queue), ==, 0);
+      g_assert_cmpuint (dvt_queue_get_n_waiting_pushers (queue), ==, 0);
+      g_object_unref (race.cancellable);
+    }
+
+  g_test_message ("%u rounds: pushed %u times, cancelled %u times", rounds, n_pushed, n_cancelled);
+  g_assert_cmpuint (n_pushed + n_cancelled, ==, rounds);
+  g_assert_cmpint (g_atomic_int_get (&n_destroyed), ==, 0);
+}
+
 /* ---- the stress -------------------------------------------------------------------------
  *
  * 4 producer threads and 4 consumers (2 blocking threads, 2 async chains on
@@ -1148,6 +1609,12 @@ main (int argc, char *argv[])
   g_test_add_func ("/queue/items", test_items);
   g_test_add_func ("/queue/items/finalize", test_finalize_frees_items);
   g_test_add_func ("/queue/bad-input", test_bad_input);
+  g_test_add_func ("/queue/async/result-kept", test_async_result_kept);
+  g_test_add_func ("/queue/async/finish-checks", test_async_finish_checks);
+  g_test_add_func ("/queue/async/many-contexts", test_async_many_contexts);
+  g_test_add_func ("/queue/async/queue-dropped", test_async_queue_dropped);
+  g_test_add_func ("/queue/async/nested-loop", test_async_nested_loop);
+  g_test_add_func ("/queue/cancel/race-push", test_cancel_race_push);
   g_test_add_func ("/queue/stress", test_stress);
 
   return g_test_run ();
