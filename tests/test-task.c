@@ -716,17 +716,39 @@ test_schedule_cancel_queued (void)
   g_main_context_unref (context);
 }
 
-static void
-async_complete_in_100ms (DvtTask      *task,
-                         GCancellable *cancellable,
-                         gpointer      user_data,
-                         GError      **error)
+/* An async work function that keeps its task, to be completed by the test
+ * (complete_held_cb) on the caller's context. */
+typedef struct
 {
-  GSource *source = g_timeout_source_new (100);
+  DvtTask *task;     /* kept by the work function once it has run */
+  GThread *ran_on;
+} Held;
 
-  g_source_set_callback (source, schedule_later_cb, g_object_ref (task), g_object_unref);
-  g_source_attach (source, g_main_context_get_thread_default ());
-  g_source_unref (source);
+static void
+async_keep (DvtTask      *task,
+            GCancellable *cancellable,
+            gpointer      user_data,
+            GError      **error)
+{
+  Held *held = user_data;
+
+  held->ran_on = g_thread_self ();
+  held->task = g_object_ref (task);
+}
+
+/* On the caller's context: completes the kept task once the work function
+ * has run (the start of the work and this source may be dispatched in
+ * either order). */
+static gboolean
+complete_held_cb (gpointer user_data)
+{
+  Held *held = user_data;
+
+  if (held->task == NULL)
+    return G_SOURCE_CONTINUE;
+  dvt_task_return_int (held->task, 77);
+  g_clear_object (&held->task);
+  return G_SOURCE_REMOVE;
 }
 
 static void
@@ -737,12 +759,17 @@ test_wait_timeout_caller_context (void)
   g_autoptr(GError) error = NULL;
   g_autoptr(DvtTask) task = NULL;
   GMainContext *context = g_main_context_new ();
+  Held held = { NULL, NULL };
+  GSource *source;
 
   /* Waiting iterates this thread's context, where the work runs; a
-   * deadline still applies. */
+   * deadline still applies. Nothing completes the task until the first
+   * wait has timed out, however late this thread runs: the test then
+   * attaches the source that completes it, which only iterating this
+   * context dispatches. */
   g_main_context_push_thread_default (context);
   dvt_options_set_use_caller_context (options, TRUE);
-  task = dvt_runtime_schedule (rt, async_complete_in_100ms, NULL, NULL, options, NULL, &error);
+  task = dvt_runtime_schedule (rt, async_keep, &held, NULL, options, NULL, &error);
   g_assert_no_error (error);
 
   g_assert_false (dvt_task_wait (task, 0.01, &error));
@@ -750,10 +777,17 @@ test_wait_timeout_caller_context (void)
   g_clear_error (&error);
   g_assert_false (dvt_task_get_completed (task));
 
+  source = g_idle_source_new ();
+  g_source_set_callback (source, complete_held_cb, &held, NULL);
+  g_source_attach (source, context);
+  g_source_unref (source);
+
   g_assert_true (dvt_task_wait (task, 30.0 * slow, &error));
   g_assert_no_error (error);
   g_assert_cmpint (dvt_task_propagate_int (task, &error), ==, 77);
   g_assert_no_error (error);
+  g_assert_true (held.ran_on == g_thread_self ());
+  g_assert_null (held.task);
 
   g_main_context_pop_thread_default (context);
   dvt_runtime_shutdown (rt, TRUE, FALSE);
