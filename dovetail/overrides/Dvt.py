@@ -160,7 +160,6 @@ Notes
     exception makes no cycle through C.
 """
 
-import asyncio
 import atexit
 import collections
 import contextvars
@@ -180,6 +179,7 @@ GLib.quark_from_string('dvt-python-overrides')
 
 from ..module import get_introspection_module
 from ..overrides import override
+from ._dvt import LazyModule
 from ._dvt import aio as _aio
 from ._dvt import chunks as _chunks
 from ._dvt import directions as _directions
@@ -189,6 +189,8 @@ from ._dvt import interrupts as _interrupts
 from ._dvt import threads as _threads
 from ._dvt import values as _values
 from ._dvt.i18n import _
+
+asyncio = LazyModule('asyncio')  # imported at its first use
 
 Dvt = get_introspection_module('Dvt')
 
@@ -1332,7 +1334,7 @@ __all__.append('Queue')
 # makes the generator's pending yield raise GeneratorExit (its `finally`
 # clauses run) and ends the producer cleanly.
 
-import inspect as _inspect
+_inspect = LazyModule('inspect')  # imported at its first use
 
 
 def _is_closed_error(error):

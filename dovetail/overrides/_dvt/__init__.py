@@ -20,3 +20,26 @@ in ``gi._*`` modules: nothing here is public API.
   of its own or shared among a few runners.
 - :mod:`.i18n`: gettext for the override's messages (``dovetail-1``).
 """
+
+import importlib
+
+
+class LazyModule:
+    """A module imported at its first attribute read: ``asyncio`` (and
+    ``ssl``, which it imports) costs about a third of the override's own
+    import time, and an application that never uses asyncio, such as a GTK
+    application or a script of threads, should not pay for it. Code that
+    reads an attribute runs inside a running asyncio loop or is about to
+    start one, so the module is imported by then anyway. Each attribute
+    read is kept on the proxy: later reads cost what a module's do."""
+
+    def __init__(self, name):
+        self.__name = name
+
+    def __getattr__(self, attr):
+        value = getattr(importlib.import_module(self.__name), attr)
+        setattr(self, attr, value)
+        return value
+
+    def __repr__(self):
+        return '<lazily imported module %r>' % self.__name

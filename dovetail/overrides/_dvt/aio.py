@@ -75,7 +75,6 @@ Callbacks on the bridge thread must not block: they would hold up every
 other outcome. An exception that escapes one is printed and dropped.
 """
 
-import asyncio
 import collections
 import os
 import sys
@@ -85,6 +84,10 @@ import weakref
 
 from gi.module import get_introspection_module
 from gi.repository import Gio, GLib
+
+from . import LazyModule
+
+asyncio = LazyModule('asyncio')  # imported at its first use
 
 _RawGLib = get_introspection_module('GLib')
 
@@ -274,41 +277,63 @@ def watch(begin, finish, done, cancellable=None):
     return cancellable
 
 
-class _Future(asyncio.Future):
-    """An asyncio future whose cancel() cancels its GCancellable at once
-    (an asyncio done callback would run only at the loop's next turn,
-    after the caller may already have acted on the cancellation)."""
+def _make_future_class():
+    """_Future, made at the first start() (asyncio is imported by then)."""
 
-    _dvt_cancel = None
-    _dvt_orphan = None
+    class _Future(asyncio.Future):
+        """An asyncio future whose cancel() cancels its GCancellable at once
+        (an asyncio done callback would run only at the loop's next turn,
+        after the caller may already have acted on the cancellation)."""
 
-    def cancel(self, *args, **kwargs):
-        cancelled = super().cancel(*args, **kwargs)
-        hook, self._dvt_cancel = self._dvt_cancel, None
-        if cancelled and hook is not None:
-            hook()
-        return cancelled
+        _dvt_cancel = None
+        _dvt_orphan = None
 
-    def __await__(self):
-        # The awaiting asyncio task can be cancelled after this future got
-        # its result but before the task resumed: the task then raises
-        # CancelledError here and the result would be lost. Give it to
-        # on_orphan, as a success that arrived after the cancellation is.
-        try:
-            return (yield from super().__await__())
-        except asyncio.CancelledError:
-            orphan, self._dvt_orphan = self._dvt_orphan, None
-            if (orphan is not None and self.done() and not self.cancelled()
-                    and self.exception() is None):
-                orphan(self.result())
-            raise
+        def cancel(self, *args, **kwargs):
+            cancelled = super().cancel(*args, **kwargs)
+            hook, self._dvt_cancel = self._dvt_cancel, None
+            if cancelled and hook is not None:
+                hook()
+            return cancelled
 
-    __iter__ = __await__
+        def __await__(self):
+            # The awaiting asyncio task can be cancelled after this future got
+            # its result but before the task resumed: the task then raises
+            # CancelledError here and the result would be lost. Give it to
+            # on_orphan, as a success that arrived after the cancellation is.
+            try:
+                return (yield from super().__await__())
+            except asyncio.CancelledError:
+                orphan, self._dvt_orphan = self._dvt_orphan, None
+                if (orphan is not None and self.done() and not self.cancelled()
+                        and self.exception() is None):
+                    orphan(self.result())
+                raise
+
+        __iter__ = __await__
+
+    return _Future
+
+
+_future_class = None
+
+
+def _future_type():
+    global _future_class
+    if _future_class is None:
+        _future_class = _make_future_class()
+    return _future_class
+
+
+def __getattr__(name):
+    # aio._Future, made on first use (module attributes, PEP 562).
+    if name == '_Future':
+        return _future_type()
+    raise AttributeError('module %r has no attribute %r' % (__name__, name))
 
 
 def start(begin, finish, *, cancellable=None, on_cancel=None, on_orphan=None):
     loop = asyncio.get_running_loop()
-    future = _Future(loop=loop)
+    future = (_future_class or _future_type())(loop=loop)
     inbox = _inbox(loop)
     if cancellable is None:
         cancellable = Gio.Cancellable()

@@ -25,24 +25,30 @@ Private API, for ``gi.overrides.Dvt``:
     The decorators documented on ``Dvt.Runtime.bridge`` and ``Dvt.cached``.
 """
 
-import asyncio
 import concurrent.futures as cf
 import contextvars
 import functools
-import inspect
-import pickle
+import sys
 import threading
 
 from gi.repository import GLib
 
+from . import LazyModule
 from . import aio as _aio
 from . import futures as _futures
 from .i18n import _
+
+# Imported at their first use: see LazyModule.
+asyncio = LazyModule('asyncio')
+inspect = LazyModule('inspect')
+pickle = LazyModule('pickle')
 
 __all__ = ['call_any', 'run_coroutine', 'bridge', 'cached']
 
 
 def _running_loop():
+    if 'asyncio' not in sys.modules:
+        return None  # no loop runs in a process that never imported asyncio
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
