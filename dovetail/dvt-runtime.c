@@ -948,7 +948,7 @@ dvt_runtime_check_finish (const char    *function,
 {
   CHECK_ARG (DVT_IS_RUNTIME (self));
   CHECK_ARG (DVT_IS_TASK (result));
-  CHECK_ARG (dvt_task_is_tagged (DVT_TASK (result), self, source_tag));
+  CHECK_ARG (dvt_task_is_tagged ((DvtTask *) result, self, source_tag));
   CHECK_ARG (value == NULL || !G_IS_VALUE (value));
   if (G_UNLIKELY (error != NULL && *error != NULL))
     {
@@ -1480,7 +1480,7 @@ dvt_runtime_run_finish (DvtRuntime    *self,
   if (!dvt_runtime_check_finish (G_STRFUNC, self, result, dvt_runtime_run_async, value, error))
     return FALSE;
 
-  return dvt_task_propagate_value (DVT_TASK (result), value, error);
+  return dvt_task_propagate_value ((DvtTask *) result, value, error);
 }
 
 /**
@@ -1505,7 +1505,7 @@ dvt_runtime_to_thread_finish (DvtRuntime    *self,
                                  value, error))
     return FALSE;
 
-  return dvt_task_propagate_value (DVT_TASK (result), value, error);
+  return dvt_task_propagate_value ((DvtTask *) result, value, error);
 }
 
 /* Makes and accepts the task of a future (submit(), schedule()) without
