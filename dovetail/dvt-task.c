@@ -616,6 +616,186 @@ dvt_task_connect_caller_cancellable (DvtTask *task)
                            G_CALLBACK (on_caller_cancelled), task, NULL);
 }
 
+/* ---- a blocking caller's cancellable -----------------------------------------
+ *
+ * Chaining a caller's cancellable to a task costs an extra block, a
+ * cancellable of the task's own and a g_cancellable_connect() and
+ * _disconnect() per call: more than the rest of a blocking round trip.
+ * A thread blocks on one call at a time, so instead it keeps one watch:
+ * a handler on the cancellable of its last blocking call, which ends the
+ * task that the thread is blocked on now, if any. The next call with the
+ * same cancellable only tells the watch which task that is.
+ *
+ * The watch does not hold the cancellable: the application's last
+ * reference still finalizes it (which destroys the handler), and the
+ * watch only keeps a GWeakRef to disconnect from it when the thread moves
+ * to another cancellable or ends. Until then the handler stays connected;
+ * a cancellation meanwhile finds no task and does nothing. The handler
+ * holds the watch, so the watch outlives both the handler and the thread.
+ * A call nested in another blocking call of the same thread (from a
+ * callback of the context that a run_blocking() call iterates) chains its
+ * cancellable to its task as before. */
+
+typedef struct
+{
+  int           ref_count;   /* atomic: the thread's and the handler's */
+  GMutex        lock;
+  DvtTask      *task;        /* under lock: the call blocked on it now */
+  gconstpointer cancellable; /* compared, never used: see caller_watch_for () */
+  int           connected;   /* atomic: the handler exists */
+  gulong        handler;
+  GWeakRef      weak;
+} CallerWatch;
+
+static void
+caller_watch_unref (CallerWatch *watch)
+{
+  if (!g_atomic_int_dec_and_test (&watch->ref_count))
+    return;
+
+  g_weak_ref_clear (&watch->weak);
+  g_mutex_clear (&watch->lock);
+  g_free (watch);
+}
+
+/* The handler is gone: disconnected, or its cancellable disposed. */
+static void
+caller_watch_handler_gone (gpointer  data,
+                           GClosure *closure)
+{
+  CallerWatch *watch = data;
+
+  g_atomic_int_set (&watch->connected, 0);
+  caller_watch_unref (watch);
+}
+
+/* The thread's reference, when it moves on or ends. */
+static void
+caller_watch_drop (gpointer data)
+{
+  CallerWatch *watch = data;
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
+  GObject *cancellable = g_weak_ref_get (&watch->weak);
+
+  if (cancellable != NULL)
+    {
+      if (g_atomic_int_get (&watch->connected) &&
+          g_signal_handler_is_connected (cancellable, watch->handler))
+        g_signal_handler_disconnect (cancellable, watch->handler);
+      /* Perhaps the last reference: the application's code may run. */
+      DVT_CALLOUT (g_object_unref (cancellable));
+    }
+  caller_watch_unref (watch);
+  dvt_fork_gate_leave (gate);
+}
+
+static void
+end_cancelled (DvtTask *task)
+{
+  DvtThreadState *state = dvt_thread_state ();
+  DvtTask *outer = state->cancelling_task;
+
+  state->cancelling_task = task;
+  dvt_task_end_by_runtime (task,
+                           g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                                _("The task was cancelled")));
+  state->cancelling_task = outer;
+}
+
+static void
+on_watched_cancelled (GCancellable *cancellable,
+                      CallerWatch  *watch)
+{
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
+  DvtTask *task;
+
+  g_mutex_lock (&watch->lock);
+  task = watch->task != NULL ? g_object_ref (watch->task) : NULL;
+  g_mutex_unlock (&watch->lock);
+
+  if (task != NULL)
+    {
+      end_cancelled (task);
+      dvt_task_unref_gated (task);
+    }
+  dvt_fork_gate_leave (gate);
+}
+
+/* Whether a blocking call on this thread may use the thread's watch: no
+ * outer blocking call of this thread uses it. */
+gboolean
+dvt_task_can_watch_caller (void)
+{
+  CallerWatch *watch = dvt_thread_state ()->caller_watch;
+
+  /* Only this thread sets the task. */
+  return watch == NULL || watch->task == NULL;
+}
+
+/* The watch of @cancellable: the thread's if it is that one's (its
+ * handler still exists, so the cancellable is the same object, not a new
+ * one at the same address: disposing the old one destroyed the handler
+ * first), else a new one that replaces it. */
+static CallerWatch *
+caller_watch_for (GCancellable *cancellable)
+{
+  DvtThreadState *state = dvt_thread_state ();
+  CallerWatch *watch = state->caller_watch;
+
+  if (G_LIKELY (watch != NULL && watch->cancellable == (gconstpointer) cancellable &&
+                g_atomic_int_get (&watch->connected)))
+    return watch;
+
+  if (watch != NULL)
+    caller_watch_drop (g_steal_pointer (&state->caller_watch));
+
+  watch = g_new0 (CallerWatch, 1);
+  watch->ref_count = 2;
+  g_mutex_init (&watch->lock);
+  watch->cancellable = cancellable;
+  g_weak_ref_init (&watch->weak, cancellable);
+  watch->connected = 1;
+  watch->handler = g_signal_connect_data (cancellable, "cancelled",
+                                          G_CALLBACK (on_watched_cancelled), watch,
+                                          caller_watch_handler_gone, G_CONNECT_DEFAULT);
+  state->caller_watch = watch;
+  state->caller_watch_drop = caller_watch_drop;
+
+  return watch;
+}
+
+/* For an accepted blocking call's @task, before it is dispatched (after
+ * dvt_task_can_watch_caller() said yes): cancelling @cancellable ends
+ * @task until dvt_task_unwatch_caller(); one already cancelled ends it at
+ * once. The work gets a cancellable of the task's own when it starts. */
+gpointer
+dvt_task_watch_caller (DvtTask      *task,
+                       GCancellable *cancellable)
+{
+  CallerWatch *watch = caller_watch_for (cancellable);
+
+  g_mutex_lock (&watch->lock);
+  watch->task = task;
+  g_mutex_unlock (&watch->lock);
+
+  /* A cancellation before the task was set: its handler found none. */
+  if (g_cancellable_is_cancelled (cancellable))
+    end_cancelled (task);
+
+  return watch;
+}
+
+/* Once the call has its result: the watch ends nothing any more. */
+void
+dvt_task_unwatch_caller (gpointer data)
+{
+  CallerWatch *watch = data;
+
+  g_mutex_lock (&watch->lock);
+  watch->task = NULL;
+  g_mutex_unlock (&watch->lock);
+}
+
 void
 dvt_task_set_callback (DvtTask             *task,
                        GAsyncReadyCallback  callback,
@@ -729,7 +909,8 @@ record_event (DvtTask      *task,
   };
 
   if (source.function == NULL)
-    source.function = task->func;
+    source.function = dvt_task_has_flag (task, DVT_TASK_FLAG_FUNC_IN_DATA)
+                      ? *(gconstpointer *) task->func_data : task->func;
   dvt_events_record (&dvt_task_core (task)->events, &source, kind, error, value, progress);
 }
 
@@ -950,7 +1131,12 @@ dvt_task_drop_spare_cancellable (void)
   DvtThreadState *state = dvt_thread_state_peek ();
 
   if (state != NULL)
-    g_clear_object (&state->spare_cancellable);
+    {
+      g_clear_object (&state->spare_cancellable);
+      /* No blocking call of its own runs on a worker between jobs. */
+      if (state->caller_watch != NULL)
+        caller_watch_drop (g_steal_pointer (&state->caller_watch));
+    }
 }
 
 /* ---- acceptance ------------------------------------------------------------ */
