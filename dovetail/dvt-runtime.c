@@ -1177,6 +1177,13 @@ dvt_runtime_run_blocking (DvtRuntime    *self,
  * if it ignores it, keeps running in its thread, and its late result is
  * dropped.
  *
+ * A thread keeps the "cancelled" handler that its blocking calls (this
+ * one, [method@Runtime.run_blocking], [method@Runtime.invoke_blocking])
+ * connect to the cancellable they are given, so that the next call with
+ * the same cancellable need not connect again: it stays connected,
+ * without a reference to the cancellable, until the thread passes
+ * another one or ends.
+ *
  * Returns: (skip): %TRUE on success
  */
 gboolean

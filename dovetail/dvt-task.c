@@ -2234,6 +2234,7 @@ finish_in_gate (DvtTask      *task,
                 GCancellable *cancel_first)
 {
   DvtTaskState previous;
+  gboolean running;
 
   if (!by_runtime && result->error != NULL &&
       DVT_TASK_EXTRA (task, policy, NULL) != NULL && begin_retry (task, result))
@@ -2259,12 +2260,17 @@ finish_in_gate (DvtTask      *task,
       return FALSE;
     }
 
-  g_object_ref (task);
+  /* The work function running here holds its task (its job's reference)
+   * until the function has returned and the end is published. */
+  running = running_task () == task;
+  if (!running)
+    g_object_ref (task);
 
   if (task->kind == DVT_TASK_KIND_ITEM)
     {
       task->extra->parent_class->done (task->extra->parent, task, result);
-      g_object_unref (task);
+      if (!running)
+        g_object_unref (task);
       return FALSE;
     }
 
@@ -2290,10 +2296,9 @@ finish_in_gate (DvtTask      *task,
 
   /* A worker completing the task it runs publishes once its function has
    * returned, as GTask does: the waiter then finds that worker free. */
-  if (running_task () == task)
+  if (running)
     {
       dvt_task_set_flag (task, DVT_TASK_FLAG_PUBLISH_PENDING);
-      dvt_task_unref_gated (task);
       return TRUE;
     }
 
