@@ -3180,8 +3180,21 @@ take_value (DvtTask *task,
 {
   const GValue *src = &task->result.value;
 
-  if (!G_IS_VALUE (src))
-    return;
+  switch (G_VALUE_TYPE (src))
+    {
+    case G_TYPE_INVALID:
+      return;
+
+    /* GLib's own scalars: a copy of the bits, no type lookup. */
+    case G_TYPE_CHAR: case G_TYPE_UCHAR: case G_TYPE_BOOLEAN:
+    case G_TYPE_INT: case G_TYPE_UINT: case G_TYPE_LONG: case G_TYPE_ULONG:
+    case G_TYPE_INT64: case G_TYPE_UINT64: case G_TYPE_FLOAT: case G_TYPE_DOUBLE:
+      *value = *src;
+      return;
+
+    default:
+      break;
+    }
 
   g_value_init (value, G_VALUE_TYPE (src));
   if (!G_VALUE_HOLDS_POINTER (src))
