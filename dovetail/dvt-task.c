@@ -1842,10 +1842,13 @@ dvt_task_should_retry (DvtTask      *task,
 static gboolean
 result_is_plain (const DvtResult *result)
 {
-  if (!G_IS_VALUE (&result->value))
+  GType type = G_VALUE_TYPE (&result->value);
+
+  if (type == G_TYPE_INVALID)
     return TRUE;
 
-  switch (G_TYPE_FUNDAMENTAL (G_VALUE_TYPE (&result->value)))
+  /* A fundamental type is its own fundamental: no lookup. */
+  switch (G_TYPE_IS_FUNDAMENTAL (type) ? type : G_TYPE_FUNDAMENTAL (type))
     {
     case G_TYPE_BOOLEAN: case G_TYPE_CHAR: case G_TYPE_UCHAR:
     case G_TYPE_INT: case G_TYPE_UINT: case G_TYPE_LONG: case G_TYPE_ULONG:
