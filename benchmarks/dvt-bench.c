@@ -543,11 +543,13 @@ gobject_floor (guint n)
 
 /* One repetition of each side of a case: the time per item, in µs. */
 
-/* to_thread_blocking, or run_blocking with @on_loop. */
+/* to_thread_blocking, or run_blocking with @on_loop; each call with
+ * @cancellable (the same one for all). */
 static double
-blocking_round_trip (DvtRuntime *rt,
-                     gboolean    on_loop,
-                     guint       n)
+blocking_round_trip (DvtRuntime   *rt,
+                     gboolean      on_loop,
+                     GCancellable *cancellable,
+                     guint         n)
 {
   Stamp t0 = stamp ();
 
@@ -556,9 +558,9 @@ blocking_round_trip (DvtRuntime *rt,
       g_auto(GValue) v = G_VALUE_INIT;
 
       if (on_loop)
-        dvt_runtime_run_blocking (rt, dvt_async_nop, NULL, NULL, NULL, NULL, &v, NULL);
+        dvt_runtime_run_blocking (rt, dvt_async_nop, NULL, NULL, NULL, cancellable, &v, NULL);
       else
-        dvt_runtime_to_thread_blocking (rt, dvt_nop, NULL, NULL, NULL, NULL, &v, NULL);
+        dvt_runtime_to_thread_blocking (rt, dvt_nop, NULL, NULL, NULL, cancellable, &v, NULL);
     }
 
   return usec_per_item (t0, n);
@@ -568,24 +570,25 @@ static double
 round_trip_dvt (DvtRuntime *rt,
                 guint       n)
 {
-  return blocking_round_trip (rt, FALSE, n);
+  return blocking_round_trip (rt, FALSE, NULL, n);
 }
 
 static double
 run_blocking_dvt (DvtRuntime *rt,
                   guint       n)
 {
-  return blocking_round_trip (rt, TRUE, n);
+  return blocking_round_trip (rt, TRUE, NULL, n);
 }
 
 static double
-round_trip_gtask (guint n)
+round_trip_gtask_with (GCancellable *cancellable,
+                       guint         n)
 {
   Stamp t0 = stamp ();
 
   for (guint i = 0; i < n; i++)
     {
-      GTask *task = g_task_new (NULL, NULL, NULL, NULL);
+      GTask *task = g_task_new (NULL, cancellable, NULL, NULL);
 
       g_task_run_in_thread_sync (task, gtask_nop);
       g_task_propagate_int (task, NULL);
@@ -593,6 +596,12 @@ round_trip_gtask (guint n)
     }
 
   return usec_per_item (t0, n);
+}
+
+static double
+round_trip_gtask (guint n)
+{
+  return round_trip_gtask_with (NULL, n);
 }
 
 static double
@@ -681,6 +690,34 @@ case_round_trip (DvtRuntime *rt)
   /* No target: what a hand-off costs with nothing in between. */
   report_series ("floor: spin ping-pong round trip", "us", LOWER_IS_BETTER,
                  &f, "g_main_context_invoke+GCond", &inv, 0, NULL, NULL, 0);
+}
+
+/* The same round trip, each call with the same GCancellable: what a
+ * caller's cancellable adds to a blocking call. */
+static void
+case_round_trip_cancellable (DvtRuntime *rt)
+{
+  guint n = scaled (20000);
+  GCancellable *cancellable;
+  Series d, g, f;
+
+  if (!want ("round trip with a GCancellable"))
+    return;
+
+  cancellable = g_cancellable_new ();
+  burners_start (busy);
+  for (guint rep = 0; rep < REPS; rep++)
+    {
+      MEASURE (d, rep, blocking_round_trip (rt, FALSE, cancellable, n));
+      MEASURE (g, rep, round_trip_gtask_with (cancellable, n));
+      MEASURE (f, rep, spin_ping_pong ());
+    }
+  burners_stop ();
+  g_object_unref (cancellable);
+
+  /* As the round trip without one. */
+  report_series ("to_thread_blocking round trip with a GCancellable", "us", LOWER_IS_BETTER,
+                 &d, "g_task_run_in_thread_sync", &g, 5, FLOOR_PING_PONG, &f, 10);
 }
 
 static void
@@ -1690,6 +1727,7 @@ main (int   argc,
       busy = levels[l];
       rt = dvt_runtime_new (0);
       case_round_trip (rt);
+      case_round_trip_cancellable (rt);
       case_run_blocking (rt);
       case_map (rt);
       case_submit (rt);

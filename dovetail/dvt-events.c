@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dvt-events-private.h"
+#include "dvt-gobject-private.h"
 #include "dvt-log-private.h"
 #include "dvt-thread-private.h"
 
@@ -183,8 +184,7 @@ dvt_events_listening (DvtEventQueue *queue,
 {
   return g_atomic_int_get (&queue->trace) ||
          g_atomic_int_get (&queue->n_filters) > 0 ||
-         g_signal_handler_find (runtime, G_SIGNAL_MATCH_UNBLOCKED,
-                                0, 0, NULL, NULL, NULL) != 0;
+         dvt_object_has_handlers (runtime);
 }
 
 /* The scope whose handlers run on this thread, and how deep in its chain:

@@ -948,7 +948,7 @@ dvt_runtime_check_finish (const char    *function,
 {
   CHECK_ARG (DVT_IS_RUNTIME (self));
   CHECK_ARG (DVT_IS_TASK (result));
-  CHECK_ARG (dvt_task_is_tagged (DVT_TASK (result), self, source_tag));
+  CHECK_ARG (dvt_task_is_tagged ((DvtTask *) result, self, source_tag));
   CHECK_ARG (value == NULL || !G_IS_VALUE (value));
   if (G_UNLIKELY (error != NULL && *error != NULL))
     {
@@ -1031,22 +1031,42 @@ start_task (DvtRuntime  *self,
   return TRUE;
 }
 
-/* Runs @task to its end from a blocking call and reads its result. */
-static gboolean
-run_to_end (DvtRuntime  *self,
-            DvtTask     *task,
-            GValue      *value,
-            GError     **error)
+/* The cancellable to give a blocking call's task: none if the calling
+ * thread's watch takes @cancellable (see dvt_task_watch_caller()). */
+static GCancellable *
+blocking_cancellable (GCancellable *cancellable)
 {
+  return cancellable != NULL && !dvt_task_can_watch_caller () ? cancellable : NULL;
+}
+
+/* Runs @task to its end from a blocking call and reads its result.
+ * @cancellable is the call's, if the task was made without it (see
+ * blocking_cancellable()). */
+static gboolean
+run_to_end (DvtRuntime   *self,
+            DvtTask      *task,
+            GCancellable *cancellable,
+            GValue       *value,
+            GError      **error)
+{
+  gpointer watch = NULL;
   gboolean ok;
 
   /* Called in a section of the fork gate (see dvt-thread-private.h); the
    * wait is outside, the end may call the application. */
-  ok = start_task (self, task, error);
+  if (cancellable != NULL)
+    dvt_task_set_flag (task, DVT_TASK_FLAG_WANTS_CANCELLABLE);
+  ok = accept_task (task, error);
   if (ok)
     {
+      if (cancellable != NULL)
+        watch = dvt_task_watch_caller (task, cancellable);
+      dvt_task_dispatch (task);
       dvt_fork_gate_set (DVT_FORK_GATE_OUT);
       ok = dvt_task_wait_internal (task, -1, error);
+      dvt_fork_gate_set (DVT_FORK_GATE_PURE);
+      if (watch != NULL)
+        dvt_task_unwatch_caller (watch);
     }
   dvt_fork_gate_set (DVT_FORK_GATE_CALLOUT);
   ok = ok && dvt_task_propagate_value (task, value, error);
@@ -1103,6 +1123,7 @@ dvt_runtime_run_blocking (DvtRuntime    *self,
                           GValue        *value,
                           GError       **error)
 {
+  GCancellable *chained;
   DvtTask *task;
   DvtForkGate gate;
   gboolean ok;
@@ -1120,12 +1141,13 @@ dvt_runtime_run_blocking (DvtRuntime    *self,
     }
 
   gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
+  chained = blocking_cancellable (cancellable);
   task = new_work_task (self, DVT_TASK_KIND_ASYNC, func, func_data,
-                        func_data_destroy, options, cancellable);
+                        func_data_destroy, options, chained);
   /* This call's reference, the live one and the start's. */
   task->internal_refs = 3;
 
-  ok = run_to_end (self, task, value, error);
+  ok = run_to_end (self, task, chained == NULL ? cancellable : NULL, value, error);
   dvt_fork_gate_leave (gate);
 
   return ok;
@@ -1155,6 +1177,13 @@ dvt_runtime_run_blocking (DvtRuntime    *self,
  * if it ignores it, keeps running in its thread, and its late result is
  * dropped.
  *
+ * A thread keeps the "cancelled" handler that its blocking calls (this
+ * one, [method@Runtime.run_blocking], [method@Runtime.invoke_blocking])
+ * connect to the cancellable they are given, so that the next call with
+ * the same cancellable need not connect again: it stays connected,
+ * without a reference to the cancellable, until the thread passes
+ * another one or ends.
+ *
  * Returns: (skip): %TRUE on success
  */
 gboolean
@@ -1167,6 +1196,7 @@ dvt_runtime_to_thread_blocking (DvtRuntime    *self,
                                 GValue        *value,
                                 GError       **error)
 {
+  GCancellable *chained;
   DvtTask *task;
   DvtForkGate gate;
   gboolean ok;
@@ -1184,10 +1214,11 @@ dvt_runtime_to_thread_blocking (DvtRuntime    *self,
     }
 
   gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
+  chained = blocking_cancellable (cancellable);
   task = new_work_task (self, DVT_TASK_KIND_THREAD, func, func_data,
-                        func_data_destroy, options, cancellable);
+                        func_data_destroy, options, chained);
 
-  ok = run_to_end (self, task, value, error);
+  ok = run_to_end (self, task, chained == NULL ? cancellable : NULL, value, error);
   dvt_fork_gate_leave (gate);
 
   return ok;
@@ -1195,6 +1226,7 @@ dvt_runtime_to_thread_blocking (DvtRuntime    *self,
 
 typedef struct
 {
+  gconstpointer   identity;   /* first: see DVT_TASK_FLAG_FUNC_IN_DATA */
   DvtCallFunc     func;
   gpointer        func_data;
   GDestroyNotify  func_data_destroy;
@@ -1266,6 +1298,7 @@ dvt_runtime_invoke_blocking (DvtRuntime     *self,
                              GCancellable   *cancellable,
                              GError        **error)
 {
+  GCancellable *chained;
   DvtInvoke *invoke;
   DvtTask *task;
   DvtForkGate gate;
@@ -1282,17 +1315,19 @@ dvt_runtime_invoke_blocking (DvtRuntime     *self,
     }
 
   invoke = g_new (DvtInvoke, 1);
+  invoke->identity = func;
   invoke->func = func;
   invoke->func_data = func_data;
   invoke->func_data_destroy = func_data_destroy;
   gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
+  chained = blocking_cancellable (cancellable);
   task = new_work_task (self, DVT_TASK_KIND_THREAD, invoke_thread, invoke,
-                        invoke_free, options, cancellable);
-  /* Its identity for event scopes is @func, not the trampoline. */
-  if (DVT_TASK_EXTRA (task, function, NULL) == NULL)
-    dvt_task_extra (task)->function = func;
+                        invoke_free, options, chained);
+  /* Its identity for event scopes is @func, not the trampoline: the
+   * first field of its data. */
+  dvt_task_set_flag (task, DVT_TASK_FLAG_FUNC_IN_DATA);
 
-  ok = run_to_end (self, task, NULL, error);
+  ok = run_to_end (self, task, chained == NULL ? cancellable : NULL, NULL, error);
   dvt_fork_gate_leave (gate);
 
   return ok;
@@ -1480,7 +1515,7 @@ dvt_runtime_run_finish (DvtRuntime    *self,
   if (!dvt_runtime_check_finish (G_STRFUNC, self, result, dvt_runtime_run_async, value, error))
     return FALSE;
 
-  return dvt_task_propagate_value (DVT_TASK (result), value, error);
+  return dvt_task_propagate_value ((DvtTask *) result, value, error);
 }
 
 /**
@@ -1505,7 +1540,7 @@ dvt_runtime_to_thread_finish (DvtRuntime    *self,
                                  value, error))
     return FALSE;
 
-  return dvt_task_propagate_value (DVT_TASK (result), value, error);
+  return dvt_task_propagate_value ((DvtTask *) result, value, error);
 }
 
 /* Makes and accepts the task of a future (submit(), schedule()) without

@@ -101,6 +101,7 @@ enum
   DVT_TASK_FLAG_GATE_WAIT        = 1 << 17, /* waits for a gate: see the gates section of dvt-task.c */
   DVT_TASK_FLAG_GATES_HELD       = 1 << 18, /* the attempt is inside its gates */
   DVT_TASK_FLAG_CALLER_CONNECTED = 1 << 19, /* see dvt_task_connect_caller_cancellable() */
+  DVT_TASK_FLAG_FUNC_IN_DATA     = 1 << 20, /* its identity is the first pointer of func_data */
 };
 
 /* What few tasks need: allocated on first use, freed with the task. */
@@ -226,6 +227,10 @@ void      dvt_task_release_func_data (DvtTask             *task);
 void      dvt_task_release_item      (DvtTask             *task);
 void      dvt_task_ensure_cancellable (DvtTask            *task);
 void      dvt_task_connect_caller_cancellable (DvtTask    *task);
+gboolean  dvt_task_can_watch_caller  (void);
+gpointer  dvt_task_watch_caller      (DvtTask             *task,
+                                      GCancellable        *cancellable);
+void      dvt_task_unwatch_caller    (gpointer             watch);
 gboolean  dvt_task_wait_internal     (DvtTask             *task,
                                       gint64               deadline,
                                       GError             **error);
@@ -350,10 +355,14 @@ dvt_task_claimed_by_runtime (DvtTask *task)
   return g_atomic_int_get (&task->completing) == DVT_CLAIMED_BY_RUNTIME;
 }
 
+/* @task as a GObject, without the checked cast of G_OBJECT(), which
+ * costs a function call per use in a hot path. */
+#define DVT_TASK_OBJECT(task) ((GObject *) (task))
+
 static inline guint
 dvt_task_ref_count (DvtTask *task)
 {
-  return (guint) g_atomic_int_get ((int *) &G_OBJECT (task)->ref_count);
+  return (guint) g_atomic_int_get ((int *) &DVT_TASK_OBJECT (task)->ref_count);
 }
 
 static inline gboolean

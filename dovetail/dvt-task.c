@@ -4,12 +4,14 @@
  */
 
 #include <glib/gi18n-lib.h>
+#include <string.h>
 
 #include "dvt-error-private.h"
 #include "dvt-fault-private.h"
 #include "dvt-i18n-private.h"
 #include "dvt-log-private.h"
 #include "dvt-gate.h"
+#include "dvt-gobject-private.h"
 #include "dvt-options.h"
 #include "dvt-policy-private.h"
 #include "dvt-task-private.h"
@@ -130,16 +132,31 @@ G_DEFINE_FINAL_TYPE_WITH_CODE (DvtTask, dvt_task, G_TYPE_OBJECT,
 void
 dvt_result_clear (DvtResult *result)
 {
-  if (G_VALUE_HOLDS_POINTER (&result->value) && result->destroy != NULL)
-    {
-      gpointer p = g_value_get_pointer (&result->value);
+  GType type = G_VALUE_TYPE (&result->value);
 
-      if (p != NULL)
-        result->destroy (p);
+  switch (type)
+    {
+    case G_TYPE_INVALID:
+      break;
+
+    /* GLib's own scalars hold nothing to free: no type lookup. */
+    case G_TYPE_CHAR: case G_TYPE_UCHAR: case G_TYPE_BOOLEAN:
+    case G_TYPE_INT: case G_TYPE_UINT: case G_TYPE_LONG: case G_TYPE_ULONG:
+    case G_TYPE_INT64: case G_TYPE_UINT64: case G_TYPE_FLOAT: case G_TYPE_DOUBLE:
+      memset (&result->value, 0, sizeof result->value);
+      break;
+
+    default:
+      if (result->destroy != NULL && G_VALUE_HOLDS_POINTER (&result->value))
+        {
+          gpointer p = g_value_get_pointer (&result->value);
+
+          if (p != NULL)
+            result->destroy (p);
+        }
+      g_value_unset (&result->value);
     }
   result->destroy = NULL;
-  if (G_IS_VALUE (&result->value))
-    g_value_unset (&result->value);
   g_clear_error (&result->error);
 }
 
@@ -159,7 +176,7 @@ disconnect_cancellable (GCancellable *cancellable,
 static void
 dvt_task_finalize (GObject *object)
 {
-  DvtTask *task = DVT_TASK (object);
+  DvtTask *task = (DvtTask *) object;
 
   DvtTaskExtra *extra = g_atomic_pointer_get (&task->extra);
 
@@ -204,7 +221,8 @@ dvt_task_finalize (GObject *object)
     }
   g_clear_object (&task->runtime);
 
-  G_OBJECT_CLASS (dvt_task_parent_class)->finalize (object);
+  /* Unchecked: this runs for every task. */
+  ((GObjectClass *) dvt_task_parent_class)->finalize (object);
 }
 
 static void
@@ -280,6 +298,8 @@ dvt_task_class_init (DvtTaskClass *klass)
   object_class->finalize = dvt_task_finalize;
   object_class->get_property = dvt_task_get_property;
   object_class->set_property = dvt_task_set_property;
+
+  dvt_gobject_probe ();
 
   /* A worker that leaves the pool drops the cancellable it kept. */
   dvt_pool_set_worker_exit_hook (dvt_task_drop_spare_cancellable);
@@ -507,11 +527,11 @@ static gboolean
 task_is_runtime_only (DvtTask  *task,
                       gboolean  extra_is_plain)
 {
-  return g_atomic_int_get (&G_OBJECT (task)->ref_count) == 1 &&
+  return g_atomic_int_get (&DVT_TASK_OBJECT (task)->ref_count) == 1 &&
          task->func_data_destroy == NULL &&
          task->cancellable == NULL &&
          extra_is_plain &&
-         g_signal_handler_find (task, G_SIGNAL_MATCH_UNBLOCKED, 0, 0, NULL, NULL, NULL) == 0;
+         !dvt_object_has_handlers (task);
 }
 
 gboolean
@@ -523,7 +543,7 @@ dvt_task_recycle (DvtTask *task)
 
   if (state->spare_task != NULL ||
       !task_is_runtime_only (task, g_atomic_pointer_get (&task->extra) == NULL &&
-                                   g_atomic_pointer_get (&G_OBJECT (task)->qdata) == NULL))
+                                   g_atomic_pointer_get (&DVT_TASK_OBJECT (task)->qdata) == NULL))
     return FALSE;
 
   g_assert (!dvt_task_has_flag (task, DVT_TASK_FLAG_LIVE));
@@ -536,7 +556,7 @@ dvt_task_recycle (DvtTask *task)
   memset (G_STRUCT_MEMBER_P (task, G_STRUCT_OFFSET (DvtTask, runtime)), 0,
           sizeof (DvtTask) - G_STRUCT_OFFSET (DvtTask, runtime));
   dvt_task_init (task);
-  state->spare_task = G_OBJECT (task);
+  state->spare_task = DVT_TASK_OBJECT (task);
 
   return TRUE;
 }
@@ -596,6 +616,186 @@ dvt_task_connect_caller_cancellable (DvtTask *task)
                            G_CALLBACK (on_caller_cancelled), task, NULL);
 }
 
+/* ---- a blocking caller's cancellable -----------------------------------------
+ *
+ * Chaining a caller's cancellable to a task costs an extra block, a
+ * cancellable of the task's own and a g_cancellable_connect() and
+ * _disconnect() per call: more than the rest of a blocking round trip.
+ * A thread blocks on one call at a time, so instead it keeps one watch:
+ * a handler on the cancellable of its last blocking call, which ends the
+ * task that the thread is blocked on now, if any. The next call with the
+ * same cancellable only tells the watch which task that is.
+ *
+ * The watch does not hold the cancellable: the application's last
+ * reference still finalizes it (which destroys the handler), and the
+ * watch only keeps a GWeakRef to disconnect from it when the thread moves
+ * to another cancellable or ends. Until then the handler stays connected;
+ * a cancellation meanwhile finds no task and does nothing. The handler
+ * holds the watch, so the watch outlives both the handler and the thread.
+ * A call nested in another blocking call of the same thread (from a
+ * callback of the context that a run_blocking() call iterates) chains its
+ * cancellable to its task as before. */
+
+typedef struct
+{
+  int           ref_count;   /* atomic: the thread's and the handler's */
+  GMutex        lock;
+  DvtTask      *task;        /* under lock: the call blocked on it now */
+  gconstpointer cancellable; /* compared, never used: see caller_watch_for () */
+  int           connected;   /* atomic: the handler exists */
+  gulong        handler;
+  GWeakRef      weak;
+} CallerWatch;
+
+static void
+caller_watch_unref (CallerWatch *watch)
+{
+  if (!g_atomic_int_dec_and_test (&watch->ref_count))
+    return;
+
+  g_weak_ref_clear (&watch->weak);
+  g_mutex_clear (&watch->lock);
+  g_free (watch);
+}
+
+/* The handler is gone: disconnected, or its cancellable disposed. */
+static void
+caller_watch_handler_gone (gpointer  data,
+                           GClosure *closure)
+{
+  CallerWatch *watch = data;
+
+  g_atomic_int_set (&watch->connected, 0);
+  caller_watch_unref (watch);
+}
+
+/* The thread's reference, when it moves on or ends. */
+static void
+caller_watch_drop (gpointer data)
+{
+  CallerWatch *watch = data;
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
+  GObject *cancellable = g_weak_ref_get (&watch->weak);
+
+  if (cancellable != NULL)
+    {
+      if (g_atomic_int_get (&watch->connected) &&
+          g_signal_handler_is_connected (cancellable, watch->handler))
+        g_signal_handler_disconnect (cancellable, watch->handler);
+      /* Perhaps the last reference: the application's code may run. */
+      DVT_CALLOUT (g_object_unref (cancellable));
+    }
+  caller_watch_unref (watch);
+  dvt_fork_gate_leave (gate);
+}
+
+static void
+end_cancelled (DvtTask *task)
+{
+  DvtThreadState *state = dvt_thread_state ();
+  DvtTask *outer = state->cancelling_task;
+
+  state->cancelling_task = task;
+  dvt_task_end_by_runtime (task,
+                           g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                                _("The task was cancelled")));
+  state->cancelling_task = outer;
+}
+
+static void
+on_watched_cancelled (GCancellable *cancellable,
+                      CallerWatch  *watch)
+{
+  DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
+  DvtTask *task;
+
+  g_mutex_lock (&watch->lock);
+  task = watch->task != NULL ? g_object_ref (watch->task) : NULL;
+  g_mutex_unlock (&watch->lock);
+
+  if (task != NULL)
+    {
+      end_cancelled (task);
+      dvt_task_unref_gated (task);
+    }
+  dvt_fork_gate_leave (gate);
+}
+
+/* Whether a blocking call on this thread may use the thread's watch: no
+ * outer blocking call of this thread uses it. */
+gboolean
+dvt_task_can_watch_caller (void)
+{
+  CallerWatch *watch = dvt_thread_state ()->caller_watch;
+
+  /* Only this thread sets the task. */
+  return watch == NULL || watch->task == NULL;
+}
+
+/* The watch of @cancellable: the thread's if it is that one's (its
+ * handler still exists, so the cancellable is the same object, not a new
+ * one at the same address: disposing the old one destroyed the handler
+ * first), else a new one that replaces it. */
+static CallerWatch *
+caller_watch_for (GCancellable *cancellable)
+{
+  DvtThreadState *state = dvt_thread_state ();
+  CallerWatch *watch = state->caller_watch;
+
+  if (G_LIKELY (watch != NULL && watch->cancellable == (gconstpointer) cancellable &&
+                g_atomic_int_get (&watch->connected)))
+    return watch;
+
+  if (watch != NULL)
+    caller_watch_drop (g_steal_pointer (&state->caller_watch));
+
+  watch = g_new0 (CallerWatch, 1);
+  watch->ref_count = 2;
+  g_mutex_init (&watch->lock);
+  watch->cancellable = cancellable;
+  g_weak_ref_init (&watch->weak, cancellable);
+  watch->connected = 1;
+  watch->handler = g_signal_connect_data (cancellable, "cancelled",
+                                          G_CALLBACK (on_watched_cancelled), watch,
+                                          caller_watch_handler_gone, G_CONNECT_DEFAULT);
+  state->caller_watch = watch;
+  state->caller_watch_drop = caller_watch_drop;
+
+  return watch;
+}
+
+/* For an accepted blocking call's @task, before it is dispatched (after
+ * dvt_task_can_watch_caller() said yes): cancelling @cancellable ends
+ * @task until dvt_task_unwatch_caller(); one already cancelled ends it at
+ * once. The work gets a cancellable of the task's own when it starts. */
+gpointer
+dvt_task_watch_caller (DvtTask      *task,
+                       GCancellable *cancellable)
+{
+  CallerWatch *watch = caller_watch_for (cancellable);
+
+  g_mutex_lock (&watch->lock);
+  watch->task = task;
+  g_mutex_unlock (&watch->lock);
+
+  /* A cancellation before the task was set: its handler found none. */
+  if (g_cancellable_is_cancelled (cancellable))
+    end_cancelled (task);
+
+  return watch;
+}
+
+/* Once the call has its result: the watch ends nothing any more. */
+void
+dvt_task_unwatch_caller (gpointer data)
+{
+  CallerWatch *watch = data;
+
+  g_mutex_lock (&watch->lock);
+  watch->task = NULL;
+  g_mutex_unlock (&watch->lock);
+}
+
 void
 dvt_task_set_callback (DvtTask             *task,
                        GAsyncReadyCallback  callback,
@@ -611,10 +811,13 @@ dvt_task_set_callback (DvtTask             *task,
 
   if (callback != NULL)
     {
-      context = g_main_context_ref_thread_default ();
+      /* What g_main_context_ref_thread_default() returns, unreferenced:
+       * the mailbox holds its context. */
+      context = g_main_context_get_thread_default ();
+      if (context == NULL)
+        context = g_main_context_default ();
       extra->callback_mailbox = dvt_core_acquire_mailbox (dvt_task_core (task), context);
       dvt_mailbox_expect (extra->callback_mailbox);
-      g_main_context_unref (context);
     }
 }
 
@@ -680,8 +883,7 @@ events_wanted (DvtTask *task)
     return TRUE;
 
   return dvt_task_has_flag (task, DVT_TASK_FLAG_FUTURE) &&
-         g_signal_handler_find (task, G_SIGNAL_MATCH_UNBLOCKED,
-                                0, 0, NULL, NULL, NULL) != 0;
+         dvt_object_has_handlers (task);
 }
 
 static void
@@ -692,8 +894,8 @@ record_event (DvtTask      *task,
               DvtProgress  *progress)
 {
   DvtEventSource source = {
-    .task = G_OBJECT (task),
-    .runtime = G_OBJECT (task->runtime),
+    .task = DVT_TASK_OBJECT (task),
+    .runtime = (GObject *) task->runtime,
     .runtime_name = task->core->name,
     .id = task->id,
     .name = dvt_task_get_name (task),
@@ -707,7 +909,8 @@ record_event (DvtTask      *task,
   };
 
   if (source.function == NULL)
-    source.function = task->func;
+    source.function = dvt_task_has_flag (task, DVT_TASK_FLAG_FUNC_IN_DATA)
+                      ? *(gconstpointer *) task->func_data : task->func;
   dvt_events_record (&dvt_task_core (task)->events, &source, kind, error, value, progress);
 }
 
@@ -886,10 +1089,11 @@ cancellable_is_private (GCancellable *cancellable)
   return g_atomic_int_get ((int *) &object->ref_count) == 1 &&
          g_atomic_pointer_get (&object->qdata) == NULL &&
          !g_cancellable_is_cancelled (cancellable) &&
-         g_signal_handler_find (object, G_SIGNAL_MATCH_ID, cancelled_signal_id,
-                                0, NULL, NULL, NULL) == 0 &&
-         g_signal_handler_find (object, G_SIGNAL_MATCH_ID, notify_signal_id,
-                                0, NULL, NULL, NULL) == 0;
+         (!dvt_object_may_have_handlers (object) ||
+          (g_signal_handler_find (object, G_SIGNAL_MATCH_ID, cancelled_signal_id,
+                                  0, NULL, NULL, NULL) == 0 &&
+           g_signal_handler_find (object, G_SIGNAL_MATCH_ID, notify_signal_id,
+                                  0, NULL, NULL, NULL) == 0));
 }
 
 /* After a thread function returned: the cancellable lent to it goes back
@@ -927,7 +1131,12 @@ dvt_task_drop_spare_cancellable (void)
   DvtThreadState *state = dvt_thread_state_peek ();
 
   if (state != NULL)
-    g_clear_object (&state->spare_cancellable);
+    {
+      g_clear_object (&state->spare_cancellable);
+      /* No blocking call of its own runs on a worker between jobs. */
+      if (state->caller_watch != NULL)
+        caller_watch_drop (g_steal_pointer (&state->caller_watch));
+    }
 }
 
 /* ---- acceptance ------------------------------------------------------------ */
@@ -1633,10 +1842,13 @@ dvt_task_should_retry (DvtTask      *task,
 static gboolean
 result_is_plain (const DvtResult *result)
 {
-  if (!G_IS_VALUE (&result->value))
+  GType type = G_VALUE_TYPE (&result->value);
+
+  if (type == G_TYPE_INVALID)
     return TRUE;
 
-  switch (G_TYPE_FUNDAMENTAL (G_VALUE_TYPE (&result->value)))
+  /* A fundamental type is its own fundamental: no lookup. */
+  switch (G_TYPE_IS_FUNDAMENTAL (type) ? type : G_TYPE_FUNDAMENTAL (type))
     {
     case G_TYPE_BOOLEAN: case G_TYPE_CHAR: case G_TYPE_UCHAR:
     case G_TYPE_INT: case G_TYPE_UINT: case G_TYPE_LONG: case G_TYPE_ULONG:
@@ -1656,7 +1868,7 @@ release_is_plain (DvtTask *task)
   DvtTaskExtra *extra = g_atomic_pointer_get (&task->extra);
 
   /* Only the sole holder may read the rest: nobody else writes it then. */
-  if (g_atomic_int_get (&G_OBJECT (task)->ref_count) != 1)
+  if (g_atomic_int_get (&DVT_TASK_OBJECT (task)->ref_count) != 1)
     return FALSE;
 
   return task_is_runtime_only (task,
@@ -1666,6 +1878,44 @@ release_is_plain (DvtTask *task)
                                extra->parent == NULL &&
                                result_is_plain (&task->result) &&
                                !g_atomic_int_get (&dvt_task_core (task)->closed));
+}
+
+/* Frees @task, whose last reference the caller holds, as g_object_unref()
+ * would, without the steps that are certainly no-ops for it: GObject
+ * freezes the notify queue (allocating it in the object's data), runs
+ * dispose (which destroys signal handlers, closures, weak references and
+ * weak locations, all kept in the data list or GLib's handler table),
+ * clears each of them again, and only then finalizes, taking the notify
+ * and signal locks several times, about half the cost of a
+ * to_thread_async() call. A task with an empty data list (so no data,
+ * weak or toggle reference, closure or notify queue) that never had a
+ * signal handler (see dvt-gobject-private.h) has none of these to
+ * clear: it is finalized and freed at once. Returns FALSE, doing
+ * nothing, for any other task. */
+static gboolean
+free_plain (DvtTask *task)
+{
+  GObject *object = DVT_TASK_OBJECT (task);
+
+  if (g_atomic_int_get (&object->ref_count) != 1 ||
+      g_atomic_pointer_get (&object->qdata) != NULL ||
+      dvt_object_may_have_handlers (object))
+    return FALSE;
+
+  /* As g_object_unref() leaves it for finalize. */
+  g_atomic_int_set ((int *) &object->ref_count, 0);
+  G_OBJECT_GET_CLASS (object)->finalize (object);
+  g_type_free_instance ((GTypeInstance *) object);
+
+  return TRUE;
+}
+
+/* The last unref of a task that the caller alone holds, or any other. */
+static void
+unref_plain (DvtTask *task)
+{
+  if (!free_plain (task))
+    g_object_unref (task);
 }
 
 /* Drops a reference to @task inside a section of the fork gate (see
@@ -1680,16 +1930,16 @@ dvt_task_unref_gated (DvtTask *task)
 {
   DvtTaskExtra *extra = g_atomic_pointer_get (&task->extra);
 
-  if (g_atomic_int_get (&G_OBJECT (task)->ref_count) == 1 &&
+  if (g_atomic_int_get (&DVT_TASK_OBJECT (task)->ref_count) == 1 &&
       task->func_data_destroy == NULL &&
       task->cancellable == NULL &&
-      g_atomic_pointer_get (&G_OBJECT (task)->qdata) == NULL &&
+      g_atomic_pointer_get (&DVT_TASK_OBJECT (task)->qdata) == NULL &&
       result_is_plain (&task->result) &&
       (extra == NULL ||
        (extra->caller_cancellable == NULL && extra->destroy_mailbox == NULL &&
         extra->parent == NULL &&
         (extra->policy == NULL || extra->policy->filter == NULL))))
-    g_object_unref (task);
+    unref_plain (task);
   else
     DVT_CALLOUT (g_object_unref (task));
 }
@@ -1701,7 +1951,7 @@ unref_batch (DvtTask *task)
     {
       DvtTask *next = task->live.next != NULL ? DVT_TASK_OF_LIVE (task->live.next) : NULL;
 
-      g_object_unref (task);
+      unref_plain (task);
       task = next;
     }
 }
@@ -1779,7 +2029,7 @@ deliver_callback (DvtMail *mail)
 
   dvt_core_ref (core);
   context = dvt_context_enter (dvt_task_get_context (task));
-  DVT_APP_CALL (task->extra->callback (G_OBJECT (task->runtime), G_ASYNC_RESULT (task),
+  DVT_APP_CALL (task->extra->callback ((GObject *) task->runtime, (GAsyncResult *) task,
                                        task->extra->callback_data));
   dvt_context_leave (context);
   release_after_callback (task);
@@ -1987,6 +2237,7 @@ finish_in_gate (DvtTask      *task,
                 GCancellable *cancel_first)
 {
   DvtTaskState previous;
+  gboolean running;
 
   if (!by_runtime && result->error != NULL &&
       DVT_TASK_EXTRA (task, policy, NULL) != NULL && begin_retry (task, result))
@@ -2012,12 +2263,17 @@ finish_in_gate (DvtTask      *task,
       return FALSE;
     }
 
-  g_object_ref (task);
+  /* The work function running here holds its task (its job's reference)
+   * until the function has returned and the end is published. */
+  running = running_task () == task;
+  if (!running)
+    g_object_ref (task);
 
   if (task->kind == DVT_TASK_KIND_ITEM)
     {
       task->extra->parent_class->done (task->extra->parent, task, result);
-      g_object_unref (task);
+      if (!running)
+        g_object_unref (task);
       return FALSE;
     }
 
@@ -2043,10 +2299,9 @@ finish_in_gate (DvtTask      *task,
 
   /* A worker completing the task it runs publishes once its function has
    * returned, as GTask does: the waiter then finds that worker free. */
-  if (running_task () == task)
+  if (running)
     {
       dvt_task_set_flag (task, DVT_TASK_FLAG_PUBLISH_PENDING);
-      dvt_task_unref_gated (task);
       return TRUE;
     }
 
@@ -2928,8 +3183,21 @@ take_value (DvtTask *task,
 {
   const GValue *src = &task->result.value;
 
-  if (!G_IS_VALUE (src))
-    return;
+  switch (G_VALUE_TYPE (src))
+    {
+    case G_TYPE_INVALID:
+      return;
+
+    /* GLib's own scalars: a copy of the bits, no type lookup. */
+    case G_TYPE_CHAR: case G_TYPE_UCHAR: case G_TYPE_BOOLEAN:
+    case G_TYPE_INT: case G_TYPE_UINT: case G_TYPE_LONG: case G_TYPE_ULONG:
+    case G_TYPE_INT64: case G_TYPE_UINT64: case G_TYPE_FLOAT: case G_TYPE_DOUBLE:
+      *value = *src;
+      return;
+
+    default:
+      break;
+    }
 
   g_value_init (value, G_VALUE_TYPE (src));
   if (!G_VALUE_HOLDS_POINTER (src))

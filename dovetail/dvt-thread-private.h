@@ -55,6 +55,8 @@ struct _DvtThreadState
   GObject        *spare_cancellable; /* owned: lent to thread functions */
   gpointer        release_head;    /* tasks to free in one go */
   guint           release_length;
+  gpointer        caller_watch;    /* owned: see dvt_task_watch_caller() */
+  GDestroyNotify  caller_watch_drop; /* set with the first watch */
 
   /* dvt-async-op.c */
   gpointer        delivering_op;   /* whose callback runs here, innermost */

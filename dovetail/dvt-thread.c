@@ -75,6 +75,8 @@ state_free (gpointer data)
   /* First what it holds, whose freeing may use the state itself. */
   g_clear_object (&state->spare_task);
   g_clear_object (&state->spare_cancellable);
+  if (state->caller_watch != NULL)
+    state->caller_watch_drop (g_steal_pointer (&state->caller_watch));
   /* Contexts a thread pushed and never popped. */
   if (state->context_unref != NULL)
     {

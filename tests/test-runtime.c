@@ -939,6 +939,137 @@ test_to_thread_blocking_pre_cancelled (void)
   g_assert_cmpint (calls, ==, 0);
 }
 
+/* Returns 7; counts its calls and those that had a cancellable. */
+static void
+work_count_cancellable (DvtTask      *task,
+                        GCancellable *cancellable,
+                        gpointer      user_data,
+                        GError      **error)
+{
+  int *counts = user_data;
+
+  g_atomic_int_inc (&counts[0]);
+  if (cancellable != NULL)
+    g_atomic_int_inc (&counts[1]);
+  dvt_task_return_int (task, 7);
+}
+
+static gboolean
+call_count_cancellable (gpointer  data,
+                        GError  **error)
+{
+  int *counts = data;
+
+  g_atomic_int_inc (&counts[0]);
+  return TRUE;
+}
+
+/* Runs one blocking call with @cancellable: whether it returned 7. */
+static gboolean
+blocking_call_with (DvtRuntime   *rt,
+                    GCancellable *cancellable,
+                    int          *counts,
+                    GError      **error)
+{
+  g_auto(GValue) value = G_VALUE_INIT;
+
+  return dvt_runtime_to_thread_blocking (rt, work_count_cancellable, counts, NULL, NULL,
+                                         cancellable, &value, error) &&
+         g_value_get_int64 (&value) == 7;
+}
+
+static gpointer
+blocking_calls_then_exit (gpointer data)
+{
+  gpointer *args = data;
+  int counts[2] = { 0, 0 };
+
+  for (guint i = 0; i < 3; i++)
+    g_assert_true (blocking_call_with (args[0], args[1], counts, NULL));
+
+  return NULL;
+}
+
+/* The same cancellable for many blocking calls of a thread, another one
+ * in between, one dropped, one used by a thread that has ended: each
+ * call is cancelled by its own cancellable only, and the runtime keeps
+ * none of them alive. */
+static void
+test_to_thread_blocking_cancellable_reused (void)
+{
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
+  GCancellable *cancellable = g_cancellable_new ();
+  g_autoptr(GCancellable) other = g_cancellable_new ();
+  g_autoptr(GCancellable) ended = g_cancellable_new ();
+  g_autoptr(GError) error = NULL;
+  gpointer args[2] = { rt, ended };
+  int counts[2] = { 0, 0 };
+  CancelWhenStarted cws;
+  GThread *thread;
+  Blocker b;
+
+  g_object_add_weak_pointer (G_OBJECT (cancellable), (gpointer *) &cancellable);
+
+  /* The work gets a cancellable of the task's own, every time. */
+  for (guint i = 0; i < 20; i++)
+    g_assert_true (blocking_call_with (rt, i % 5 == 4 ? other : cancellable, counts, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (counts[0], ==, 20);
+  g_assert_cmpint (counts[1], ==, 20);
+
+  /* Cancelling the other one ends nothing of a call with this one. */
+  g_cancellable_cancel (other);
+  g_assert_true (blocking_call_with (rt, cancellable, counts, &error));
+  g_assert_no_error (error);
+  g_assert_false (blocking_call_with (rt, other, counts, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+  g_assert_cmpint (counts[0], ==, 21);
+
+  /* Cancelled while the call blocks: released at once, the work told. */
+  blocker_init (&b);
+  cws.cancellable = cancellable;
+  cws.started = &b.started;
+  thread = g_thread_new ("canceller", cancel_when_started, &cws);
+  g_assert_false (dvt_runtime_to_thread_blocking (rt, work_ignore_cancel, &b, NULL, NULL,
+                                                  cancellable, NULL, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+  g_thread_join (thread);
+  gate_open (&b.gate);
+  g_assert_true (POLL_UNTIL (g_atomic_int_get (&b.finished) == 1, 20));
+  g_assert_cmpint (g_atomic_int_get (&b.saw_cancelled), ==, 1);
+  gate_clear (&b.gate);
+
+  /* Still cancelled: the next call never starts; once reset, it runs. */
+  g_assert_false (blocking_call_with (rt, cancellable, counts, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+  g_assert_false (dvt_runtime_invoke_blocking (rt, call_count_cancellable, counts, NULL,
+                                               NULL, cancellable, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+  g_assert_cmpint (counts[0], ==, 21);
+  g_cancellable_reset (cancellable);
+  g_assert_true (blocking_call_with (rt, cancellable, counts, &error));
+  g_assert_true (dvt_runtime_invoke_blocking (rt, call_count_cancellable, counts, NULL,
+                                              NULL, cancellable, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (counts[0], ==, 23);
+
+  /* A thread that used one and ended: it can still be cancelled and
+   * dropped. */
+  thread = g_thread_new ("caller", blocking_calls_then_exit, args);
+  g_thread_join (thread);
+  g_cancellable_cancel (ended);
+
+  /* The runtime kept no reference to the one this thread used last. */
+  g_object_unref (cancellable);
+  g_assert_null (cancellable);
+
+  dvt_runtime_shutdown (rt, TRUE, FALSE);
+}
+
 /* ---- to_thread_async --------------------------------------------------- */
 
 typedef struct
@@ -1646,6 +1777,8 @@ main (int argc, char *argv[])
   g_test_add_func ("/runtime/to-thread-blocking/complete-twice", test_to_thread_blocking_complete_twice);
   g_test_add_func ("/runtime/to-thread-blocking/cancel", test_to_thread_blocking_cancel);
   g_test_add_func ("/runtime/to-thread-blocking/pre-cancelled", test_to_thread_blocking_pre_cancelled);
+  g_test_add_func ("/runtime/to-thread-blocking/cancellable-reused",
+                   test_to_thread_blocking_cancellable_reused);
   g_test_add_func ("/runtime/to-thread-async/caller-context", test_to_thread_async_caller_context);
   g_test_add_func ("/runtime/to-thread-async/default-context", test_to_thread_async_default_context);
   g_test_add_func ("/runtime/to-thread-async/cancel", test_to_thread_async_cancel);
