@@ -6,6 +6,7 @@
 #include "dvt-test-util.h"
 
 #include "dvt-events-private.h"
+#include "dvt-gobject-private.h"
 #include "dvt-latch-private.h"
 #include "dvt-core-private.h"
 #include "dvt-mailbox-private.h"
@@ -889,6 +890,48 @@ test_wait_async_expectation_ends (void)
   g_main_context_unref (context);
 }
 
+static void
+noop_handler (void)
+{
+}
+
+/* dvt_object_may_have_handlers() may answer FALSE only for an object that
+ * never had a handler, whatever the probe of GLib's bit decided. */
+static void
+test_gobject_handler_bit (void)
+{
+  GObject *fresh;
+  GCancellable *cancellable;
+  gulong id;
+
+  dvt_gobject_probe ();
+  g_test_message ("GLib's handler bit is %s",
+                  g_atomic_int_get (&dvt_gobject_handler_bit_usable) ? "trusted" : "not trusted");
+
+  fresh = g_object_new (G_TYPE_OBJECT, NULL);
+  if (g_atomic_int_get (&dvt_gobject_handler_bit_usable))
+    g_assert_false (dvt_object_may_have_handlers (fresh));
+  g_assert_false (dvt_object_has_handlers (fresh));
+
+  id = g_signal_connect_swapped (fresh, "notify::nothing", G_CALLBACK (noop_handler), NULL);
+  g_assert_true (dvt_object_may_have_handlers (fresh));
+  g_assert_true (dvt_object_has_handlers (fresh));
+  g_signal_handler_disconnect (fresh, id);
+  g_assert_true (dvt_object_may_have_handlers (fresh));  /* the bit stays */
+  g_assert_false (dvt_object_has_handlers (fresh));
+  g_object_unref (fresh);
+
+  cancellable = g_cancellable_new ();
+  id = g_signal_connect_data (cancellable, "cancelled", G_CALLBACK (noop_handler),
+                              NULL, NULL, G_CONNECT_AFTER | G_CONNECT_SWAPPED);
+  g_assert_true (dvt_object_may_have_handlers (cancellable));
+  g_assert_true (dvt_object_has_handlers (cancellable));
+  g_signal_handler_block (cancellable, id);
+  g_assert_false (dvt_object_has_handlers (cancellable));  /* only unblocked ones count */
+  g_signal_handler_disconnect (cancellable, id);
+  g_object_unref (cancellable);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -914,6 +957,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/primitives/fork-gate/close-waits", test_fork_gate_close_waits);
   g_test_add_func ("/primitives/progress", test_progress);
   g_test_add_func ("/primitives/mailbox/wait-expectation-ends", test_wait_async_expectation_ends);
+  g_test_add_func ("/primitives/gobject/handler-bit", test_gobject_handler_bit);
 
   return g_test_run ();
 }
