@@ -7,12 +7,24 @@
 # hand with the same variables:
 #   /usr/bin/python3 -m pytest -p no:cacheprovider tests/python
 
+import faulthandler
 import gc
+import signal
+import sys
 import time
 
 import pytest
 
 from dvthelpers import DEADLINE, Dvt, override_module
+
+# A fatal GLib warning or critical (G_DEBUG=fatal-warnings, as meson runs
+# these tests) stops the process with SIGTRAP, which faulthandler does not
+# watch by default: print every thread's Python stack first, then die of it
+# as before. sys.__stderr__ is the real stderr under --capture=sys (see
+# meson.build).
+if hasattr(signal, 'SIGTRAP'):
+    faulthandler.register(signal.SIGTRAP, file=sys.__stderr__, all_threads=True,
+                          chain=True)
 
 
 @pytest.fixture
