@@ -440,19 +440,26 @@ on_own_cancelled (GCancellable *cancellable,
   state->cancelling_task = outer;
 }
 
+/* Ends @task as cancelled by a caller's cancellable. Not
+ * dvt_task_cancel (): an item of a map ends alone here. */
 static void
-on_caller_cancelled (GCancellable *cancellable,
-                     DvtTask      *task)
+end_cancelled (DvtTask *task)
 {
   DvtThreadState *state = dvt_thread_state ();
   DvtTask *outer = state->cancelling_task;
 
-  /* Not dvt_task_cancel (): an item of a map ends alone here. */
   state->cancelling_task = task;
   dvt_task_end_by_runtime (task,
                            g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
                                                 _("The task was cancelled")));
   state->cancelling_task = outer;
+}
+
+static void
+on_caller_cancelled (GCancellable *cancellable,
+                     DvtTask      *task)
+{
+  end_cancelled (task);
 }
 
 /* With dvt_stripe_lock (task) held. The task's own cancellable is made
@@ -687,19 +694,6 @@ caller_watch_drop (gpointer data)
     }
   caller_watch_unref (watch);
   dvt_fork_gate_leave (gate);
-}
-
-static void
-end_cancelled (DvtTask *task)
-{
-  DvtThreadState *state = dvt_thread_state ();
-  DvtTask *outer = state->cancelling_task;
-
-  state->cancelling_task = task;
-  dvt_task_end_by_runtime (task,
-                           g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                                                _("The task was cancelled")));
-  state->cancelling_task = outer;
 }
 
 static void
