@@ -589,6 +589,60 @@ dvt_channel_send (DvtChannel    *channel,
 }
 
 /**
+ * dvt_channel_send_many:
+ * @channel: a channel
+ * @values: (array length=n_values): the values, in order: copies of them
+ *   are sent
+ * @n_values: the number of @values
+ * @n_sent: (out) (optional): return location for the number of values
+ *   sent, all of them on success, fewer on failure
+ * @cancellable: (nullable): a #GCancellable, normally the one the producer
+ *   was given
+ * @error: return location for a #GError
+ *
+ * Sends copies of @values to the consumer, in order, as many calls of
+ * [method@Channel.send] would: each waits while the channel holds
+ * [property@Channel:capacity] values, so @n_values may exceed the
+ * capacity. It saves a language binding a call per value; a producer
+ * should still send each value as soon as it has it rather than hold
+ * values back to fill a batch.
+ *
+ * When a send fails, the values after it are not sent: @n_sent tells how
+ * many were.
+ *
+ * Returns: %TRUE once every value is buffered (or handed to a waiting
+ *   receive); %FALSE with an error as [method@Channel.send]
+ *
+ * Since: 0.3
+ */
+gboolean
+dvt_channel_send_many (DvtChannel    *channel,
+                       const GValue  *values,
+                       guint          n_values,
+                       guint         *n_sent,
+                       GCancellable  *cancellable,
+                       GError       **error)
+{
+  guint i;
+
+  if (n_sent != NULL)
+    *n_sent = 0;
+  check_channel (channel, cancellable, error);
+  dvt_return_val_if_fail_error (values != NULL || n_values == 0, FALSE, error);
+  for (i = 0; i < n_values; i++)
+    dvt_return_val_if_fail_error (G_IS_VALUE (&values[i]), FALSE, error);
+
+  for (i = 0; i < n_values; i++)
+    {
+      if (!dvt_channel_send (channel, &values[i], cancellable, error))
+        return FALSE;
+      if (n_sent != NULL)
+        *n_sent = i + 1;
+    }
+  return TRUE;
+}
+
+/**
  * dvt_channel_receive_blocking:
  * @channel: a channel
  * @timeout: the longest time to wait for a value, in seconds; 0 or less
@@ -669,6 +723,73 @@ dvt_channel_try_receive (DvtChannel  *channel,
 
   propagate_receive_error (channel, local, error);
   return FALSE;
+}
+
+/**
+ * dvt_channel_try_receive_many:
+ * @channel: a channel
+ * @max_values: the most values to take; 0 takes every value buffered
+ * @values: (out) (transfer full) (element-type GValue) (optional)
+ *   (nullable): return location for the values taken, in order: a
+ *   #GArray of #GValue, at least one, which frees them with itself; %NULL
+ *   when the call returns %FALSE
+ * @error: return location for a #GError
+ *
+ * Takes the values buffered, up to @max_values, without waiting: what
+ * [method@Channel.try_receive] does for one value, with one call for all
+ * of them. Safe from any thread, a main loop's included. Values the
+ * producer sends meanwhile may or may not be among them; the end of the
+ * stream or the producer's error comes from the next receive, after the
+ * last value.
+ *
+ * A consumer can wait for the first value with
+ * [method@Channel.receive_async] or [method@Channel.receive_blocking],
+ * then take the rest at once with this function.
+ *
+ * Returns: %TRUE with at least one value; %FALSE with %DVT_ERROR_EMPTY if
+ *   none is buffered yet; otherwise as [method@Channel.receive_blocking]
+ *   (%FALSE without an error at the end of the stream)
+ *
+ * Since: 0.3
+ */
+gboolean
+dvt_channel_try_receive_many (DvtChannel  *channel,
+                              guint        max_values,
+                              GArray     **values,
+                              GError     **error)
+{
+  GValue value = G_VALUE_INIT;
+  GError *local = NULL;
+  GArray *array;
+
+  if (values != NULL)
+    *values = NULL;
+  check_channel (channel, NULL, error);
+
+  if (!dvt_queue_try_pop (channel->queue, &value, &local))
+    {
+      propagate_receive_error (channel, local, error);
+      return FALSE;
+    }
+
+  array = g_array_sized_new (FALSE, TRUE, sizeof (GValue),
+                             MAX (1, MIN (dvt_queue_get_n_items (channel->queue) + 1,
+                                          max_values > 0 ? max_values : G_MAXUINT)));
+  g_array_set_clear_func (array, (GDestroyNotify) g_value_unset);
+  do
+    {
+      /* The GValue moves into the array: no copy, no unset. */
+      g_array_append_val (array, value);
+      memset (&value, 0, sizeof value);
+    }
+  while ((max_values == 0 || array->len < max_values) &&
+         dvt_queue_try_pop (channel->queue, &value, NULL));
+
+  if (values != NULL)
+    *values = array;
+  else
+    g_array_unref (array);
+  return TRUE;
 }
 
 static void

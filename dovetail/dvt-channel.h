@@ -81,6 +81,14 @@ gboolean    dvt_channel_send              (DvtChannel          *channel,
                                            GError             **error);
 
 DVT_AVAILABLE_IN_ALL
+gboolean    dvt_channel_send_many         (DvtChannel          *channel,
+                                           const GValue        *values,
+                                           guint                n_values,
+                                           guint               *n_sent,
+                                           GCancellable        *cancellable,
+                                           GError             **error);
+
+DVT_AVAILABLE_IN_ALL
 gboolean    dvt_channel_receive_blocking  (DvtChannel          *channel,
                                            double               timeout,
                                            GCancellable        *cancellable,
@@ -89,6 +97,11 @@ gboolean    dvt_channel_receive_blocking  (DvtChannel          *channel,
 DVT_AVAILABLE_IN_ALL
 gboolean    dvt_channel_try_receive       (DvtChannel          *channel,
                                            GValue              *value,
+                                           GError             **error);
+DVT_AVAILABLE_IN_ALL
+gboolean    dvt_channel_try_receive_many  (DvtChannel          *channel,
+                                           guint                max_values,
+                                           GArray             **values,
                                            GError             **error);
 DVT_AVAILABLE_IN_ALL
 void        dvt_channel_receive_async     (DvtChannel          *channel,

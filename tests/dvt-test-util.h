@@ -26,6 +26,15 @@ static double slow = 1.0;
     g_assert_null (g_value_get_pointer (v));                                 \
   } G_STMT_END
 
+/* Runs @stmt expecting one g_return_if_fail() critical from Dovetail: they
+ * go through g_log() and so through g_test_expect_message(). */
+#define EXPECT_ASSERTION(stmt)                                               \
+  G_STMT_START {                                                             \
+    g_test_expect_message ("Dovetail", G_LOG_LEVEL_CRITICAL, "*assertion*"); \
+    stmt;                                                                    \
+    g_test_assert_expected_messages ();                                      \
+  } G_STMT_END
+
 #define POLL_UNTIL(expr, seconds)                                            \
   ({                                                                         \
     gint64 _end = g_get_monotonic_time () +                                  \

@@ -29,15 +29,6 @@
 
 /* ---- expecting criticals ----------------------------------------------- */
 
-/* g_return_if_fail() criticals go through g_log() and so through
- * g_test_expect_message(). */
-#define EXPECT_ASSERTION(stmt)                                               \
-  G_STMT_START {                                                             \
-    g_test_expect_message ("Dovetail", G_LOG_LEVEL_CRITICAL, "*assertion*"); \
-    stmt;                                                                    \
-    g_test_assert_expected_messages ();                                      \
-  } G_STMT_END
-
 /* Dovetail's own g_critical() calls are structured log messages, which
  * GLib 2.74's g_test_expect_message() does not see: this log writer
  * swallows the ones a test expects, from any thread, and hands every

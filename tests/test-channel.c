@@ -20,6 +20,8 @@ typedef struct
   int       n_objects;    /* atomic: objects alive */
   Gate      gate;         /* held closed by some tests before the first send */
   gboolean  use_gate;
+  guint     batch;        /* > 0: send with dvt_channel_send_many, so many at once */
+  guint     n_sent;       /* what the failed dvt_channel_send_many reported */
 } Source;
 
 static void
@@ -27,6 +29,71 @@ object_gone (gpointer data,
              GObject *where)
 {
   g_atomic_int_add ((int *) data, -1);
+}
+
+static void
+make_value (Source *s,
+            GValue *value,
+            int     i)
+{
+  if (s->objects)
+    {
+      GObject *object = g_object_new (G_TYPE_OBJECT, NULL);
+
+      g_atomic_int_inc (&s->n_objects);
+      g_object_weak_ref (object, object_gone, &s->n_objects);
+      g_value_init (value, G_TYPE_OBJECT);
+      g_value_take_object (value, object);
+    }
+  else
+    {
+      g_value_init (value, G_TYPE_INT);
+      g_value_set_int (value, i);
+    }
+}
+
+/* produce_ints() with dvt_channel_send_many(), s->batch values a call. */
+static gboolean
+produce_batches (DvtChannel    *channel,
+                 GCancellable  *cancellable,
+                 Source        *s,
+                 GError       **error)
+{
+  GValue *values = g_new0 (GValue, s->batch);
+  gboolean ok = TRUE;
+
+  for (int i = 0; ok && (s->n < 0 || i < s->n); )
+    {
+      guint n = 0, n_sent = G_MAXUINT;
+
+      while (n < s->batch && (s->n < 0 || i < s->n))
+        make_value (s, &values[n++], i++);
+      ok = dvt_channel_send_many (channel, values, n, &n_sent, cancellable, error);
+      if (ok)
+        {
+          g_assert_cmpuint (n_sent, ==, n);
+          g_atomic_int_add (&s->sent, n);
+        }
+      else
+        {
+          g_assert_cmpuint (n_sent, <, n);
+          g_atomic_int_add (&s->sent, n_sent);
+          s->n_sent = n_sent;
+          s->send_error = g_error_copy (*error);
+        }
+      /* Copies were sent: ours are still to free. */
+      for (guint j = 0; j < n; j++)
+        g_value_unset (&values[j]);
+    }
+  g_free (values);
+
+  g_atomic_int_set (&s->done, 1);
+  if (ok && s->fail)
+    {
+      g_set_error_literal (error, TEST_ERROR, 7, "the producer broke");
+      return FALSE;
+    }
+  return ok;
 }
 
 static gboolean
@@ -39,25 +106,14 @@ produce_ints (DvtChannel    *channel,
 
   if (s->use_gate)
     gate_wait (&s->gate);
+  if (s->batch > 0)
+    return produce_batches (channel, cancellable, s, error);
 
   for (int i = 0; s->n < 0 || i < s->n; i++)
     {
       g_auto(GValue) value = G_VALUE_INIT;
 
-      if (s->objects)
-        {
-          GObject *object = g_object_new (G_TYPE_OBJECT, NULL);
-
-          g_atomic_int_inc (&s->n_objects);
-          g_object_weak_ref (object, object_gone, &s->n_objects);
-          g_value_init (&value, G_TYPE_OBJECT);
-          g_value_take_object (&value, object);
-        }
-      else
-        {
-          g_value_init (&value, G_TYPE_INT);
-          g_value_set_int (&value, i);
-        }
+      make_value (s, &value, i);
       if (!dvt_channel_send (channel, &value, cancellable, error))
         {
           s->send_error = g_error_copy (*error);
@@ -704,6 +760,285 @@ test_cancel_race (void)
   source_clear (&s);
 }
 
+/* ---- many values a call ------------------------------------------------------ */
+
+static void
+test_send_many (void)
+{
+  /* Batches smaller and larger than the capacity, and one of everything. */
+  const guint batches[] = { 3, 7, 1000 };
+
+  for (guint b = 0; b < G_N_ELEMENTS (batches); b++)
+    {
+      g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
+      g_autoptr(DvtChannel) channel = NULL;
+      g_autoptr(GError) error = NULL;
+      g_auto(GValue) value = G_VALUE_INIT;
+      const int capacity = 4;
+      int received = 0;
+      Source s;
+
+      source_init (&s, 1000);
+      s.batch = batches[b];
+      channel = produce (rt, &s, capacity, NULL, NULL);
+
+      /* A batch larger than the capacity waits for room value by value. */
+      g_assert_true (POLL_UNTIL (dvt_channel_get_n_items (channel) == (guint) capacity, 30));
+      g_usleep (20000);
+      g_assert_cmpuint (dvt_channel_get_n_items (channel), ==, capacity);
+
+      while (dvt_channel_receive_blocking (channel, 30 * slow, NULL, &value, &error))
+        {
+          g_assert_cmpint (g_value_get_int (&value), ==, received);
+          g_value_unset (&value);
+          received++;
+          /* In order, and never more than the capacity ahead. */
+          g_assert_cmpuint (dvt_channel_get_n_items (channel), <=, capacity);
+          g_assert_cmpint (g_atomic_int_get (&s.sent), <=, received + capacity);
+          if (received % 97 == 0)
+            g_usleep (1000);
+        }
+      g_assert_no_error (error);
+      g_assert_cmpint (received, ==, 1000);
+      g_assert_cmpint (g_atomic_int_get (&s.sent), ==, 1000);
+      source_clear (&s);
+    }
+}
+
+static void
+test_send_many_close (void)
+{
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(DvtChannel) channel = NULL;
+  g_autoptr(GError) error = NULL;
+  g_auto(GValue) value = G_VALUE_INIT;
+  g_autoptr(DvtStats) stats = NULL;
+  Source s;
+
+  /* Objects, so that a value copied into the channel and never received
+   * shows up as a leak. */
+  source_init (&s, -1);
+  s.objects = TRUE;
+  s.batch = 10;
+  channel = produce (rt, &s, 4, NULL, NULL);
+  for (int i = 0; i < 3; i++)
+    {
+      g_assert_true (dvt_channel_receive_blocking (channel, 30 * slow, NULL, &value, &error));
+      g_assert_no_error (error);
+      g_value_unset (&value);
+    }
+  dvt_channel_close (channel, "enough");
+
+  /* The send in progress failed part-way, with the reason. */
+  g_assert_true (POLL_UNTIL (g_atomic_int_get (&s.done), 30));
+  g_assert_error (s.send_error, DVT_ERROR, DVT_ERROR_CLOSED);
+  g_assert_nonnull (strstr (s.send_error->message, "enough"));
+  g_assert_cmpuint (s.n_sent, <, s.batch);
+  g_assert_true (POLL_UNTIL (g_atomic_int_get (&s.n_objects) == 0, 30));
+
+  g_assert_true (dvt_runtime_wait_idle (rt, 30 * slow, NULL, NULL));
+  stats = dvt_runtime_get_stats (rt);
+  g_assert_cmpuint (stats->done, ==, 1);
+  g_assert_cmpuint (stats->error, ==, 0);
+  source_clear (&s);
+}
+
+static void
+test_send_many_cancel (void)
+{
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(DvtChannel) channel = NULL;
+  g_autoptr(GError) error = NULL;
+  Source s;
+
+  source_init (&s, -1);
+  s.batch = 5;
+  channel = produce (rt, &s, 2, NULL, cancellable);
+
+  /* The first batch fills the channel and waits for room for its third
+   * value: nothing is received, so exactly two were sent when it fails. */
+  g_assert_true (POLL_UNTIL (dvt_channel_get_n_items (channel) == 2, 30));
+  g_cancellable_cancel (cancellable);
+  g_assert_true (POLL_UNTIL (g_atomic_int_get (&s.done), 30));
+  g_assert_error (s.send_error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_cmpuint (s.n_sent, ==, 2);
+
+  /* The values sent, then the cancellation. */
+  g_assert_cmpint (receive_all (channel, &error), ==, 2);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  source_clear (&s);
+}
+
+/* Takes values with dvt_channel_try_receive_many (@max each) until the
+ * stream ends, waiting with a blocking receive when none is buffered;
+ * checks they are @first, @first + 1, ... and returns how many, with the
+ * producer's error in @error. */
+static int
+receive_all_many (DvtChannel  *channel,
+                  guint        max,
+                  int          first,
+                  GError     **error)
+{
+  int n = first;
+
+  for (;;)
+    {
+      g_autoptr(GArray) values = NULL;
+      g_auto(GValue) value = G_VALUE_INIT;
+      GError *local = NULL;
+
+      if (dvt_channel_try_receive_many (channel, max, &values, &local))
+        {
+          g_assert_no_error (local);
+          g_assert_cmpuint (values->len, >=, 1);
+          if (max > 0)
+            g_assert_cmpuint (values->len, <=, max);
+          for (guint i = 0; i < values->len; i++)
+            g_assert_cmpint (g_value_get_int (&g_array_index (values, GValue, i)), ==, n++);
+          continue;
+        }
+      g_assert_null (values);
+      if (local == NULL)
+        return n - first;      /* the end */
+      if (!g_error_matches (local, DVT_ERROR, DVT_ERROR_EMPTY))
+        {
+          g_propagate_error (error, local);
+          return n - first;
+        }
+      g_clear_error (&local);
+      if (!dvt_channel_receive_blocking (channel, 30 * slow, NULL, &value, error))
+        return n - first;
+      g_assert_cmpint (g_value_get_int (&value), ==, n++);
+    }
+}
+
+static void
+test_try_receive_many (void)
+{
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
+  g_autoptr(GError) error = NULL;
+
+  /* Nothing buffered yet: DVT_ERROR_EMPTY, and no array. */
+  {
+    g_autoptr(DvtChannel) channel = NULL;
+    g_autoptr(GArray) values = NULL;
+    Source s;
+
+    source_init (&s, 10);
+    s.use_gate = TRUE;
+    channel = produce (rt, &s, 16, NULL, NULL);
+    g_assert_false (dvt_channel_try_receive_many (channel, 0, &values, &error));
+    g_assert_error (error, DVT_ERROR, DVT_ERROR_EMPTY);
+    g_assert_null (values);
+    g_clear_error (&error);
+
+    /* All ten buffered: three, then the other seven, then the end. */
+    gate_open (&s.gate);
+    g_assert_true (POLL_UNTIL (g_atomic_int_get (&s.done), 30));
+    g_assert_true (dvt_channel_try_receive_many (channel, 3, &values, &error));
+    g_assert_no_error (error);
+    g_assert_cmpuint (values->len, ==, 3);
+    for (guint i = 0; i < 3; i++)
+      g_assert_cmpint (g_value_get_int (&g_array_index (values, GValue, i)), ==, i);
+    g_clear_pointer (&values, g_array_unref);
+    g_assert_true (dvt_channel_try_receive_many (channel, 0, &values, &error));
+    g_assert_cmpuint (values->len, ==, 7);
+    for (guint i = 0; i < 7; i++)
+      g_assert_cmpint (g_value_get_int (&g_array_index (values, GValue, i)), ==, 3 + i);
+    g_clear_pointer (&values, g_array_unref);
+    g_assert_cmpint (receive_all_many (channel, 0, 10, &error), ==, 0);
+    g_assert_no_error (error);
+    source_clear (&s);
+  }
+
+  /* Batches, values thrown away, then the producer's error after the
+   * last value. */
+  for (guint max = 0; max < 3; max++)
+    {
+      g_autoptr(DvtChannel) channel = NULL;
+      Source s;
+
+      source_init (&s, 500);
+      s.fail = TRUE;
+      s.batch = 6;
+      channel = produce (rt, &s, 8, NULL, NULL);
+      g_assert_true (POLL_UNTIL (dvt_channel_get_n_items (channel) > 0, 30));
+      g_assert_true (dvt_channel_try_receive_many (channel, 1, NULL, &error));
+      g_assert_no_error (error);
+      g_assert_cmpint (receive_all_many (channel, max, 1, &error), ==, 499);
+      g_assert_error (error, TEST_ERROR, 7);
+      g_clear_error (&error);
+      source_clear (&s);
+    }
+}
+
+/* Batches in, batches out, several consumers: each value exactly once. */
+static gpointer
+many_consumer_main (gpointer data)
+{
+  Shared *sh = data;
+  gint64 sum = 0;
+  int n = 0;
+  guint max = g_random_int_range (0, 20);
+
+  for (;;)
+    {
+      g_autoptr(GArray) values = NULL;
+      g_autoptr(GError) error = NULL;
+      g_auto(GValue) value = G_VALUE_INIT;
+
+      if (dvt_channel_try_receive_many (sh->channel, max, &values, &error))
+        {
+          for (guint i = 0; i < values->len; i++)
+            sum += g_value_get_int (&g_array_index (values, GValue, i));
+          n += values->len;
+          continue;
+        }
+      if (error == NULL)
+        break;      /* the end */
+      g_assert_error (error, DVT_ERROR, DVT_ERROR_EMPTY);
+      g_clear_error (&error);
+      if (!dvt_channel_receive_blocking (sh->channel, 60 * slow, NULL, &value, &error))
+        {
+          g_assert_no_error (error);
+          break;
+        }
+      sum += g_value_get_int (&value);
+      n++;
+    }
+  g_mutex_lock (&sh->lock);
+  sh->sum += sum;
+  sh->n += n;
+  g_mutex_unlock (&sh->lock);
+  return NULL;
+}
+
+static void
+test_many_stress (void)
+{
+  g_autoptr(DvtTestRuntime) rt = dvt_runtime_new (2);
+  int n = is_valgrind () ? 5000 : 200000;
+  GThread *threads[3];
+  Shared sh = { 0 };
+  Source s;
+
+  g_mutex_init (&sh.lock);
+  source_init (&s, n);
+  s.batch = 13;
+  sh.channel = produce (rt, &s, 32, NULL, NULL);
+  for (int i = 0; i < 3; i++)
+    threads[i] = g_thread_new ("consumer", many_consumer_main, &sh);
+  for (int i = 0; i < 3; i++)
+    g_thread_join (threads[i]);
+
+  g_assert_cmpint (sh.n, ==, n);
+  g_assert_cmpint (sh.sum, ==, (gint64) n * (n - 1) / 2);
+  g_object_unref (sh.channel);
+  g_mutex_clear (&sh.lock);
+  source_clear (&s);
+}
+
 /* A consumer that is itself a worker of a one-worker runtime: its wait
  * lets the runtime start another worker for the producer. */
 static void
@@ -780,6 +1115,51 @@ test_bad_input (void)
     g_clear_error (&error);
   }
 
+  /* The calls that take or give many values. */
+  s.use_gate = TRUE;
+  channel = produce (rt, &s, 1, NULL, NULL);
+  {
+    GValue values[2] = { G_VALUE_INIT, G_VALUE_INIT };
+    g_autoptr(GArray) taken = NULL;
+    guint n_sent = 99;
+
+    g_value_init (&values[0], G_TYPE_INT);
+    EXPECT_ASSERTION (g_assert_false (dvt_channel_send_many (channel, NULL, 2, &n_sent,
+                                                             NULL, &error)));
+    g_assert_error (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT);
+    g_assert_cmpuint (n_sent, ==, 0);
+    g_clear_error (&error);
+    /* An unset value anywhere: nothing is sent. */
+    EXPECT_ASSERTION (g_assert_false (dvt_channel_send_many (channel, values, 2, &n_sent,
+                                                             NULL, &error)));
+    g_assert_error (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT);
+    g_clear_error (&error);
+    EXPECT_ASSERTION (g_assert_false (dvt_channel_send_many (NULL, values, 1, NULL,
+                                                             NULL, &error)));
+    g_assert_error (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT);
+    g_clear_error (&error);
+    EXPECT_ASSERTION (g_assert_false (dvt_channel_send_many (channel, values, 1, NULL,
+                                                             (GCancellable *) channel,
+                                                             &error)));
+    g_clear_error (&error);
+    g_assert_cmpuint (dvt_channel_get_n_items (channel), ==, 0);
+    /* Nothing to send is no error. */
+    g_assert_true (dvt_channel_send_many (channel, NULL, 0, &n_sent, NULL, &error));
+    g_assert_no_error (error);
+    g_assert_cmpuint (n_sent, ==, 0);
+    EXPECT_ASSERTION (g_assert_false (dvt_channel_try_receive_many (NULL, 0, &taken, &error)));
+    g_assert_error (error, DVT_ERROR, DVT_ERROR_INVALID_ARGUMENT);
+    g_assert_null (taken);
+    g_clear_error (&error);
+    g_value_unset (&values[0]);
+  }
+  gate_open (&s.gate);
+  g_assert_cmpint (receive_all (channel, &error), ==, 3);
+  g_assert_no_error (error);
+  g_clear_object (&channel);
+  source_clear (&s);
+  source_init (&s, 3);
+
   /* A blocking receive on the runtime's loop thread fails at once. */
   s.use_gate = TRUE;
   channel = produce (rt, &s, 1, NULL, NULL);
@@ -812,6 +1192,11 @@ main (int argc, char *argv[])
   g_test_add_func ("/channel/stress", test_stress);
   g_test_add_func ("/channel/cancel-race", test_cancel_race);
   g_test_add_func ("/channel/consumer-on-worker", test_consumer_on_worker);
+  g_test_add_func ("/channel/send-many", test_send_many);
+  g_test_add_func ("/channel/send-many-close", test_send_many_close);
+  g_test_add_func ("/channel/send-many-cancel", test_send_many_cancel);
+  g_test_add_func ("/channel/try-receive-many", test_try_receive_many);
+  g_test_add_func ("/channel/many-stress", test_many_stress);
   g_test_add_func ("/channel/bad-input", test_bad_input);
 
   return g_test_run ();

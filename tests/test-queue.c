@@ -776,13 +776,6 @@ test_finalize_frees_items (void)
 
 /* ---- bad input ----------------------------------------------------------------------- */
 
-#define EXPECT_ASSERTION(stmt)                                               \
-  G_STMT_START {                                                             \
-    g_test_expect_message ("Dovetail", G_LOG_LEVEL_CRITICAL, "*assertion*"); \
-    stmt;                                                                    \
-    g_test_assert_expected_messages ();                                      \
-  } G_STMT_END
-
 static void
 test_bad_input (void)
 {

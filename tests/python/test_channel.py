@@ -59,10 +59,12 @@ def counted(n, sent):
         sent.append(i)
 
 
-def test_back_pressure(rt):
-    capacity = 3
+# From 128 on, values cross in batches (see "values in batches" below).
+@pytest.mark.parametrize('capacity', [1, 3, 300, 2000])
+def test_back_pressure(rt, capacity):
+    n = 3 * capacity + 200
     sent = []
-    channel = rt.produce(counted, 200, sent, capacity=capacity)
+    channel = rt.produce(counted, n, sent, capacity=capacity)
     wait_for(lambda: channel.get_n_items() == capacity)
     threading.Event().wait(0.02)
     assert len(sent) <= capacity
@@ -70,9 +72,12 @@ def test_back_pressure(rt):
     for x in channel:
         assert x == received
         received += 1
-        # Never more than `capacity` ahead of the consumer.
+        # Never more than `capacity` ahead of the consumer, values an
+        # iterator holds included.
         assert len(sent) <= received + capacity
-    assert received == 200
+        if received % 211 == 0:
+            threading.Event().wait(0.002)
+    assert received == n
 
 
 def test_early_stop_closes_the_producer(rt):
@@ -526,3 +531,167 @@ def test_cancelled_aclose_leaves_the_batches_running(rt):
     release.set()
     b.close(DEADLINE)
     assert sorted(done) == [0, 1, 2, 3]
+
+
+# ---- values in batches ------------------------------------------------------------
+# A generator's values cross into C several at a time (Channel.send_many),
+# and the iterators take every buffered value at once
+# (Channel.try_receive_many): none of it may show, in values, order,
+# back-pressure, latency or the producer's error.
+
+def test_send_many_and_try_receive_many(rt):
+    def producer(channel, cancellable, data):
+        ok, n_sent = channel.send_many([1, 'two', None, {'four': 4}], cancellable)
+        assert ok and n_sent == 4
+        assert channel.send_many([], cancellable) == (True, 0)
+
+    channel = rt.produce(producer, None, 8, None, None)
+    wait_for(lambda: channel.get_n_items() == 4)
+    ok, values = channel.try_receive_many(2)
+    assert ok and values == [1, 'two']
+    ok, values = channel.try_receive_many(0)
+    assert ok and values == [None, {'four': 4}]
+    # Then the end (once the producer has returned), never a value twice.
+    while True:
+        try:
+            ok, values = channel.try_receive_many(0)
+        except GLib.Error as error:
+            assert error.matches(DVT_ERROR, Dvt.Error.EMPTY)
+            threading.Event().wait(0.001)
+            continue
+        assert not ok and not values
+        break
+
+
+def test_send_many_after_close_reports_how_many(rt):
+    result = {}
+
+    def producer(channel, cancellable, data):
+        data.wait(DEADLINE)
+        try:
+            channel.send_many(list(range(10)), cancellable)
+        except GLib.Error as error:
+            result['error'] = error
+
+    started = threading.Event()
+    channel = rt.produce(producer, started, 4, None, None)
+    channel.close('enough')
+    started.set()
+    assert rt.wait_idle(DEADLINE, None)
+    assert result['error'].matches(DVT_ERROR, Dvt.Error.CLOSED)
+    assert 'enough' in result['error'].message
+
+
+class Lockstep:
+    """A generator that gives its next value only once the consumer has
+    the one before: a producer that held a value back to fill a batch
+    would wait forever."""
+
+    def __init__(self):
+        self.received = []
+        self.step = threading.Condition()
+
+    def gen(self, n):
+        for i in range(n):
+            yield i
+            with self.step:
+                assert self.step.wait_for(lambda: len(self.received) > i, DEADLINE)
+
+    def got(self, value):
+        with self.step:
+            self.received.append(value)
+            self.step.notify_all()
+
+
+@pytest.mark.parametrize('capacity', [2, 1000])
+def test_a_slow_generator_holds_no_value_back(rt, capacity):
+    lockstep = Lockstep()
+    for x in rt.produce(lockstep.gen, 50, capacity=capacity):
+        lockstep.got(x)
+    assert lockstep.received == list(range(50))
+
+
+@pytest.mark.parametrize('capacity', [4, 1000])
+def test_batched_exception_after_last_value(rt, capacity, no_leaked_exceptions):
+    class Broken(Exception):
+        pass
+
+    def gen(n):
+        yield from range(n)
+        raise Broken('producer broke')
+
+    got = []
+    with pytest.raises(Broken, match='producer broke'):
+        for x in rt.produce(gen, 5000, capacity=capacity):
+            got.append(x)
+    assert got == list(range(5000))
+
+
+@pytest.mark.parametrize('capacity', [2, 1000])
+def test_batched_early_stop(rt, capacity):
+    state = {'closed': False}
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            state['closed'] = True
+
+    got = []
+    for x in rt.produce(endless, capacity=capacity):
+        got.append(x)
+        if x == 3000:
+            break
+    assert got == list(range(3001))
+    wait_for(lambda: state['closed'])
+    assert rt.wait_idle(DEADLINE, None)
+    assert rt.get_stats().error == 0
+
+
+@pytestmark_asyncio
+@pytest.mark.parametrize('capacity', [3, 300, 2000])
+def test_async_for_batched(rt, capacity, no_leaked_exceptions):
+    """async for: order, back-pressure with slow stretches, and the
+    producer's exception after a long stream."""
+    class Broken(Exception):
+        pass
+
+    n = 3 * capacity + 700
+    sent = []
+
+    def gen():
+        yield from counted(n, sent)
+        raise Broken('producer broke')
+
+    async def main():
+        channel = rt.produce(gen, capacity=capacity)
+        await until(lambda: channel.get_n_items() == capacity)
+        await asyncio.sleep(0.02)
+        assert len(sent) <= capacity
+        received = 0
+        with pytest.raises(Broken, match='producer broke'):
+            async for x in channel:
+                assert x == received
+                received += 1
+                assert len(sent) <= received + capacity
+                if received % 211 == 0:
+                    await asyncio.sleep(0.002)
+        return received
+
+    assert arun(main()) == n
+
+
+@pytestmark_asyncio
+@pytest.mark.parametrize('capacity', [2, 1000])
+def test_async_for_slow_generator_holds_no_value_back(rt, capacity):
+    lockstep = Lockstep()
+
+    async def main():
+        async for x in rt.produce(lockstep.gen, 50, capacity=capacity):
+            lockstep.got(x)
+
+    arun(main())
+    assert lockstep.received == list(range(50))
