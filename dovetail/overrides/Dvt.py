@@ -1355,13 +1355,15 @@ class _Pump:
     @batching, set by the Python iterators, which never wait without first
     sending what it holds themselves (rescue()): a generator that is slow
     to give its next value never keeps the values before it from a
-    consumer that has nothing else to do.
+    consumer that has nothing else to do. Any other receive (blocking,
+    async, try) ends the batching for good (@shared): such a consumer
+    does not rescue.
 
     The values held and those buffered in the channel are never more than
     its capacity together: a rescue moves them from one to the other, and
     so never waits for room."""
 
-    __slots__ = ('lock', 'pending', 'waiting', 'batching', 'closed',
+    __slots__ = ('lock', 'pending', 'waiting', 'batching', 'shared', 'closed',
                  '_count_lock', 'held', 'starved', 'cond', 'streaming')
 
     # The most values held: enough to make the calls into C rare, few
@@ -1380,6 +1382,8 @@ class _Pump:
         self.pending = []
         self.waiting = 0       # consumers waiting for a value
         self.batching = False  # a Python iterator consumes the channel
+        # A receive outside the iterators was made: no batching from then on.
+        self.shared = False
         self.closed = False    # the consumer has closed the channel
         # The iterators' _Held cells: values they took from the channel
         # and have not given to their loop yet. They still count as
@@ -1645,16 +1649,35 @@ class Channel(Dvt.Channel):
         to_value = _values.to_value
         return Dvt.Channel.send_many(self, [to_value(v) for v in values], cancellable)
 
+    def _dvt_unbatch(self):
+        """A receive outside the channel's iterators: from now on the
+        producer sends each value as soon as it has it (see _Pump), and
+        the values it holds go now."""
+        pump = self.__dict__.get('_dvt_pump')
+        if pump is not None and not pump.shared:
+            pump.shared = True
+            pump.batching = False
+            pump.rescue(self)
+
     def receive_blocking(self, timeout=0, cancellable=None):
         """On the main thread, Ctrl-C ends the wait with KeyboardInterrupt
         (the producer goes on until the channel is closed)."""
+        self._dvt_unbatch()
+        return self._dvt_receive_blocking(timeout, cancellable)
+
+    def _dvt_receive_blocking(self, timeout, cancellable):
         kept = self._dvt_kept()
         if kept is not None:
             return kept
         return _interrupts.blocking(Dvt.Channel.receive_blocking, self, timeout,
                                     cancellable)
 
+    def receive_async(self, *args, **kwargs):
+        self._dvt_unbatch()
+        return Dvt.Channel.receive_async(self, *args, **kwargs)
+
     def try_receive(self):
+        self._dvt_unbatch()
         kept = self._dvt_kept()
         if kept is not None:
             return kept
@@ -1665,6 +1688,7 @@ class Channel(Dvt.Channel):
         waiting: ``(True, [values])``, ``(False, None)`` at the end of the
         stream; raises GLib.Error DVT_ERROR_EMPTY when none is buffered,
         and the producer's exception after its last value."""
+        self._dvt_unbatch()
         kept = self._dvt_kept()
         if kept is not None:
             return True, [kept[1]]
@@ -1709,6 +1733,7 @@ class Channel(Dvt.Channel):
         the producer's exception is raised after its last value."""
         # A coroutine: nothing is taken from the channel until it runs, so
         # an awaiting task cancelled before its first step loses nothing.
+        self._dvt_unbatch()
         return self._dvt_areceive()
 
     async def _dvt_areceive(self):
@@ -1777,7 +1802,7 @@ class Channel(Dvt.Channel):
             return None, None
         held = _Held(Dvt.Channel.get_capacity(self), pump)
         pump.held.add(held)
-        pump.batching = True
+        pump.batching = not pump.shared
         return pump, held
 
     def __iter__(self):
@@ -1804,7 +1829,7 @@ class Channel(Dvt.Channel):
                     pump.end_wait()
                     continue
                 try:
-                    ok, value = self.receive_blocking(0, None)
+                    ok, value = self._dvt_receive_blocking(0, None)
                 finally:
                     if pump is not None:
                         pump.end_wait()
@@ -1863,7 +1888,7 @@ class Channel(Dvt.Channel):
                     pump.end_wait()
                     continue
                 try:
-                    ok, value = await self.areceive()
+                    ok, value = await self._dvt_areceive()
                 finally:
                     if pump is not None:
                         pump.end_wait()

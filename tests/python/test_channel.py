@@ -695,3 +695,32 @@ def test_async_for_slow_generator_holds_no_value_back(rt, capacity):
 
     arun(main())
     assert lockstep.received == list(range(50))
+
+
+@pytest.mark.parametrize('how', ['blocking', 'try', 'try_many'])
+def test_a_receive_outside_the_iterators_gets_held_values(rt, how):
+    """An iterator took the first value, so the producer may hold the next
+    ones; a plain receive of the second value, made while the generator
+    waits for it, still gets it."""
+    lockstep = Lockstep()
+    channel = rt.produce(lockstep.gen, 50, capacity=1000)
+    iterator = iter(channel)
+    lockstep.got(next(iterator))
+    for i in range(1, 50):
+        if how == 'blocking':
+            ok, value = channel.receive_blocking(DEADLINE)
+        else:
+            while True:
+                try:
+                    if how == 'try':
+                        ok, value = channel.try_receive()
+                    else:
+                        ok, values = channel.try_receive_many(1)
+                        value = values[0] if ok else None
+                    break
+                except GLib.Error as error:
+                    assert error.matches(DVT_ERROR, Dvt.Error.EMPTY)
+                    threading.Event().wait(0.0005)
+        assert ok and value == i
+        lockstep.got(value)
+    iterator.close()
