@@ -7,7 +7,7 @@
 
 #include "dvt-error-private.h"
 #include "dvt-gate-core-private.h"
-#include "dvt-semaphore-private.h"
+#include "dvt-gate-private.h"
 #include "dvt-gate.h"
 
 /**
@@ -44,14 +44,32 @@
 
 G_DEFINE_INTERFACE (DvtGate, dvt_gate, G_TYPE_OBJECT)
 
-/* A semaphore entered and left without contention costs two
- * compare-and-swaps: the checks and the interface lookup would cost many
- * times that, so a semaphore takes a shortcut (a valid instance of the
- * final type is a valid gate). */
-static inline gboolean
-is_semaphore (gpointer gate)
+/* See dvt_gate_set_shortcut(): set once, before any instance of the
+ * class exists, and only read after that. */
+static struct
 {
-  return gate != NULL && ((GTypeInstance *) gate)->g_class == dvt_semaphore_class;
+  gpointer   klass;
+  gboolean (*try_enter) (gpointer gate);
+  void     (*leave)     (gpointer gate);
+} shortcut;
+
+void
+dvt_gate_set_shortcut (gpointer   klass,
+                       gboolean (*try_enter) (gpointer gate),
+                       void     (*leave)     (gpointer gate))
+{
+  g_return_if_fail (klass != NULL && try_enter != NULL && leave != NULL);
+  g_return_if_fail (shortcut.klass == NULL);
+
+  shortcut.try_enter = try_enter;
+  shortcut.leave = leave;
+  shortcut.klass = klass;
+}
+
+static inline gboolean
+has_shortcut (gpointer gate)
+{
+  return gate != NULL && ((GTypeInstance *) gate)->g_class == shortcut.klass;
 }
 
 static gboolean
@@ -112,7 +130,7 @@ dvt_gate_enter_blocking (DvtGate       *gate,
                          GCancellable  *cancellable,
                          GError       **error)
 {
-  if (G_LIKELY (is_semaphore (gate)) && dvt_semaphore_fast_enter (gate))
+  if (G_LIKELY (has_shortcut (gate)) && shortcut.try_enter (gate))
     return TRUE;
 
   return dvt_gate_enter_blocking_timeout (gate, 0, cancellable, error);
@@ -139,7 +157,7 @@ dvt_gate_enter_blocking_timeout (DvtGate       *gate,
                                  GCancellable  *cancellable,
                                  GError       **error)
 {
-  if (G_LIKELY (is_semaphore (gate)) && dvt_semaphore_fast_enter (gate))
+  if (G_LIKELY (has_shortcut (gate)) && shortcut.try_enter (gate))
     return TRUE;
 
   dvt_return_val_if_fail_error (DVT_IS_GATE (gate), FALSE, error);
@@ -224,9 +242,9 @@ dvt_gate_enter_finish (DvtGate       *gate,
 void
 dvt_gate_leave (DvtGate *gate)
 {
-  if (G_LIKELY (is_semaphore (gate)))
+  if (G_LIKELY (has_shortcut (gate)))
     {
-      dvt_semaphore_leave_internal (gate);
+      shortcut.leave (gate);
       return;
     }
 

@@ -8,6 +8,7 @@
 #include "dvt-error-private.h"
 #include "dvt-gate-core-private.h"
 #include "dvt-semaphore-private.h"
+#include "dvt-gate-private.h"
 #include "dvt-gate.h"
 #include "dvt-thread-private.h"
 
@@ -66,8 +67,6 @@ enum
 };
 
 static GParamSpec *properties[N_PROPS];
-
-gpointer dvt_semaphore_class;
 
 static void dvt_semaphore_gate_iface_init (DvtGateInterface *iface);
 
@@ -139,8 +138,9 @@ fast_enter (DvtSemaphore *self)
   return FALSE;
 }
 
-gboolean
-dvt_semaphore_fast_enter (gpointer semaphore)
+/* The shortcut of the dvt_gate_*() calls (see dvt-gate-private.h). */
+static gboolean
+shortcut_try_enter (gpointer semaphore)
 {
   return fast_enter (semaphore);
 }
@@ -182,8 +182,8 @@ semaphore_enter_finish (DvtGate       *gate,
                                      dvt_semaphore_enter_with_priority_async, error);
 }
 
-void
-dvt_semaphore_leave_internal (gpointer semaphore)
+static void
+shortcut_leave (gpointer semaphore)
 {
   DvtSemaphore *self = semaphore;
   int word = g_atomic_int_get (&self->word);
@@ -226,7 +226,7 @@ too_many:
 static void
 semaphore_leave (DvtGate *gate)
 {
-  dvt_semaphore_leave_internal (gate);
+  shortcut_leave (gate);
 }
 
 static void
@@ -297,7 +297,7 @@ dvt_semaphore_class_init (DvtSemaphoreClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
 
-  dvt_semaphore_class = klass;
+  dvt_gate_set_shortcut (klass, shortcut_try_enter, shortcut_leave);
   object_class->finalize = dvt_semaphore_finalize;
   object_class->get_property = dvt_semaphore_get_property;
   object_class->set_property = dvt_semaphore_set_property;
