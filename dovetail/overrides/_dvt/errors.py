@@ -101,8 +101,10 @@ class Scope:
         """The call has returned, raised or delivered its result: no work
         of it starts any more, whatever the order in which the runtime
         released its caller and cancelled the work still queued."""
-        for holder in list(self._work):
-            holder.clear()
+        work = self._work
+        if work:
+            for holder in list(work):
+                holder.clear()
 
     def store(self, exc, tb):
         """Keeps @exc, raised with traceback @tb; returns its key, or 0 if
@@ -121,13 +123,16 @@ class Scope:
 
     def close(self):
         """The blocking call has returned or raised."""
-        self.end()
+        if self._work:
+            self.end()
         with lock:
             self._closed = True
-            for key in self._entries:
-                if _registry.get(key) is self:
-                    del _registry[key]
-            self._entries.clear()
+            entries = self._entries
+            if entries:
+                for key in entries:
+                    if _registry.get(key) is self:
+                        del _registry[key]
+                entries.clear()
 
     def lookup(self, key):
         """The (exception, traceback) of @key; the call has ended."""

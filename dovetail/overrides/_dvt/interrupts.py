@@ -124,7 +124,7 @@ class _Interrupts:
                 sys.excepthook = self.excepthook
             self.excepthook = None
 
-    def call(self, target, fn, *args):
+    def call(self, target, fn, args):
         """``fn(*args)`` on the main thread, ended by Ctrl-C through
         ``target.cancel()``."""
         ours = self.write_fd or self._start()
@@ -160,7 +160,7 @@ class _Interrupts:
         if own is None:
             own = self.cancellable = Gio.Cancellable()
         try:
-            return self.call(own, reraising, fn, *args[:-1], own)
+            return self.call(own, reraising, (fn,) + args[:-1] + (own,))
         except GLib.Error as error:
             after_shutdown(args[0], error)
             raise
@@ -170,7 +170,7 @@ class _Interrupts:
         own = Gio.Cancellable()
         link = caller.connect(lambda *_ignored: own.cancel())
         try:
-            return self.call(own, reraising, fn, *args[:-1], own)
+            return self.call(own, reraising, (fn,) + args[:-1] + (own,))
         except GLib.Error as error:
             after_shutdown(args[0], error)
             raise
@@ -217,9 +217,9 @@ def after_shutdown(runtime, error):
 def blocking(fn, *args):
     """reraising() for a blocking call whose last argument is its
     cancellable; on the main thread, Ctrl-C ends it (see above)."""
-    if _get_ident() == _interrupts.main:
-        return _interrupts.run(fn, args)
-    return reraising(fn, *args)
+    if _get_ident() != _interrupts.main:
+        return reraising(fn, *args)
+    return _interrupts.run(fn, args)
 
 
 def interruptible(target, fn, *args):
@@ -227,4 +227,4 @@ def interruptible(target, fn, *args):
     ``target.cancel()`` (see above)."""
     if _get_ident() != _interrupts.main:
         return fn(*args)
-    return _interrupts.call(target, fn, *args)
+    return _interrupts.call(target, fn, args)
