@@ -223,6 +223,59 @@ def ctrl_c_channel():
     os._exit(0)
 
 
+def ctrl_c_wakeup_fd():
+    """Python's wakeup fd and the Ctrl-C watcher (see _dvt/interrupts.py):
+    an fd of the application's, set before the first call or between
+    calls, stays set; once it is removed, Ctrl-C interrupts a call again;
+    at exit the watcher's fd is removed. Prints what it found."""
+    import socket
+    runtime = Dvt.Runtime(max_workers=2)
+    mine = socket.socketpair()
+    for sock in mine:
+        sock.setblocking(False)
+    fd = mine[1].fileno()
+    after = 0.05  # longer than the watcher's recheck
+
+    # Set before the first call: left alone.
+    signal.set_wakeup_fd(fd)
+    runtime.call_blocking(abs, -1)
+    kept_before = signal.set_wakeup_fd(-1) == fd
+
+    # Set between calls: left alone from the next check on.
+    runtime.call_blocking(abs, -1)
+    signal.set_wakeup_fd(fd)
+    time.sleep(after)
+    runtime.call_blocking(abs, -1)
+    kept_between = signal.set_wakeup_fd(-1) == fd
+
+    # Removed between calls (as an asyncio loop does when it closes):
+    # Ctrl-C interrupts the next call.
+    time.sleep(after)
+    sent = []
+
+    def interrupt():
+        sent.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Timer(0.3, interrupt).start()
+    try:
+        runtime.call_blocking(time.sleep, 5)
+    except KeyboardInterrupt:
+        interrupted = time.monotonic() - sent[0] < 2.0
+    else:
+        interrupted = False
+    works = runtime.call_blocking(abs, -4) == 4
+    print('kept_before %s kept_between %s interrupted %s works %s'
+          % (kept_before, kept_between, interrupted, works), flush=True)
+    # The sleeping work is not waited for (os._exit), but atexit is run
+    # by hand: the watcher's fd goes.
+    import atexit
+    atexit._run_exitfuncs()
+    print('released %s' % (signal.set_wakeup_fd(-1) == -1), flush=True)
+    print('ok', flush=True)
+    os._exit(0)
+
+
 def main():
     scenario = sys.argv[1]
     which = sys.argv[2] if len(sys.argv) > 2 else 'override'
@@ -236,6 +289,8 @@ def main():
         cancel_while_running(api(which), 'map_blocking')
     elif scenario == 'ctrl-c-channel':
         ctrl_c_channel()
+    elif scenario == 'ctrl-c-wakeup-fd':
+        ctrl_c_wakeup_fd()
     elif scenario == 'ctrl-c':
         ctrl_c(which, sys.argv[3] == 'on-exit')
     else:

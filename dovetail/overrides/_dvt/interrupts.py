@@ -34,12 +34,21 @@ Private API, for ``gi.overrides.Dvt``:
 # GLib.MainLoop or an asyncio loop running on the main thread, which handle
 # signals their own way).
 #
+# Setting the wakeup fd costs two system calls (Python checks the fd), as
+# much as a tenth of a quick call. So the watcher's fd stays in place once
+# set, and whether it is still Python's wakeup fd is asked again at most
+# every _RECHECK seconds: an fd that someone else set meanwhile is put back
+# and left alone, one that someone removed is replaced. A signal that comes
+# while no call waits only wakes the watcher. At exit, and in a forked
+# child, the watcher's fd is removed (if it is still the one set).
+#
 # PyGObject 3.42 turns the GError of a call that fails into a GLib.Error by
 # running Python code, where a pending KeyboardInterrupt is raised: it then
 # prints it through sys.excepthook and raises RuntimeError instead. The
 # watcher therefore wraps sys.excepthook before it cancels, so that the
 # interrupt of a call is not printed but raised by the call.
 
+import atexit
 import os
 import signal
 import socket
@@ -56,10 +65,13 @@ from .errors import reraising
 # then hands the signal on to Python's handler (DVT_EXIT_GRACE_USEC).
 _EXIT_GRACE = 2.0
 
+# How long a check that the watcher's fd is Python's wakeup fd holds.
+_RECHECK = 0.01
+
 
 class _Interrupts:
     __slots__ = ('main', 'waits', 'cancellable', 'write_fd', 'sockets',
-                 'interrupted', 'excepthook')
+                 'interrupted', 'excepthook', 'ours', 'checked_until')
 
     def __init__(self):
         self.main = threading.main_thread().ident
@@ -69,17 +81,44 @@ class _Interrupts:
         self.sockets = None
         self.interrupted = False
         self.excepthook = None   # the one wrapped while interrupting
+        self.ours = False        # the wakeup fd was the watcher's when checked
+        self.checked_until = 0.0
 
     def forget(self):
         """In a forked child: the watcher is the parent's, and so are the
         sockets, which Python's wakeup fd may still point to."""
         if self.sockets is not None:
-            previous = signal.set_wakeup_fd(-1)
-            if previous not in (-1, self.write_fd):
-                signal.set_wakeup_fd(previous)
+            self.release()
             for sock in self.sockets:
                 sock.close()
         self.__init__()
+
+    def release(self):
+        """Removes the watcher's fd from Python's wakeup fd, if it is set
+        there (at exit, and in a forked child)."""
+        if self.write_fd is None:
+            return
+        try:
+            previous = signal.set_wakeup_fd(-1)
+        except ValueError:
+            return  # not the main thread (an embedding application's exit)
+        if previous not in (-1, self.write_fd):
+            signal.set_wakeup_fd(previous)
+        self.ours = False
+        self.checked_until = 0.0
+
+    def _check(self):
+        """Whether Python's wakeup fd is the watcher's (see above)."""
+        now = _monotonic()
+        if now < self.checked_until:
+            return self.ours
+        ours = self.write_fd or self._start()
+        previous = signal.set_wakeup_fd(ours, warn_on_full_buffer=False)
+        self.ours = previous == -1 or previous == ours
+        if not self.ours:
+            signal.set_wakeup_fd(previous)
+        self.checked_until = now + _RECHECK
+        return self.ours
 
     def _start(self):
         read, write = socket.socketpair()
@@ -127,10 +166,7 @@ class _Interrupts:
     def call(self, target, fn, args):
         """``fn(*args)`` on the main thread, ended by Ctrl-C through
         ``target.cancel()``."""
-        ours = self.write_fd or self._start()
-        previous = signal.set_wakeup_fd(ours, warn_on_full_buffer=False)
-        if previous != -1 and previous != ours:
-            signal.set_wakeup_fd(previous)
+        if not self._check():
             return fn(*args)
         waits = self.waits
         waits.append(target)
@@ -143,8 +179,6 @@ class _Interrupts:
             waits.pop()  # calls nest: the last one ends first
             if not waits and (self.interrupted or self.excepthook is not None):
                 self._settle()
-            if previous == -1:
-                signal.set_wakeup_fd(-1)
         # Interrupted: a KeyboardInterrupt still pending is raised here;
         # one that PyGObject caught while it converted the error is not.
         _check_signals()
@@ -180,7 +214,9 @@ class _Interrupts:
 
 _interrupts = _Interrupts()
 os.register_at_fork(after_in_child=_interrupts.forget)
+atexit.register(_interrupts.release)
 _get_ident = threading.get_ident
+_monotonic = time.monotonic
 
 
 def _check_signals():
