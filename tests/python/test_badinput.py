@@ -69,3 +69,16 @@ def test_gather_of_something_else_than_tasks_is_refused(rt, elements, index):
     # The tasks given are left alone.
     assert task.result(60) == 3
     assert rt.gather_blocking([task]) == [3]
+
+
+# A Task made by a binding without a runtime (GObject.new) is no task of
+# any runtime; its calls must not crash (the task layer must not assume
+# that every task has a runtime and a core).
+def test_a_task_made_without_a_runtime_does_not_crash():
+    from gi.repository import GObject
+    task = GObject.new(Dvt.Task)
+    assert task.get_runtime() is None
+    assert not task.get_completed()
+    task.cancel()
+    task.get_cancellable()
+    del task
