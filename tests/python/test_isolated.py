@@ -28,6 +28,12 @@ def run_isolated(*args):
     return proc.stdout
 
 
+def run_report(*args):
+    """The "name value" pairs a scenario printed before its "ok"."""
+    out = run_isolated(*args).split()
+    return dict(zip(out[0:-1:2], out[1::2])), out
+
+
 # Nested waits must never starve a bounded pool (behaviour 7): 6 tasks on 2
 # workers each block on another task, in several runtimes one after the
 # other, as a test suite does. (Hung when a pool thread handed back to GLib
@@ -71,8 +77,7 @@ def test_map_blocking_cancelled_while_items_run(api):
 @pytest.mark.parametrize('call', ['call_blocking', 'to_thread_blocking', 'run_blocking',
                                   'map_blocking_items', 'map_blocking_raw', 'result'])
 def test_ctrl_c_interrupts_a_blocking_call_of_the_main_thread(call, on_exit):
-    out = run_isolated('ctrl-c', call, on_exit).split()
-    report = dict(zip(out[0:-1:2], out[1::2]))
+    report, out = run_report('ctrl-c', call, on_exit)
     assert report['from_call'] == 'True', out
     assert report['works'] == 'True', out
     assert int(report['cancelled']) >= 1, out
@@ -83,8 +88,7 @@ def test_ctrl_c_interrupts_a_blocking_call_of_the_main_thread(call, on_exit):
 # sleeps (ignoring cancellation): KeyboardInterrupt from the loop, at once;
 # leaving the loop closed the channel.
 def test_ctrl_c_interrupts_iterating_a_channel():
-    out = run_isolated('ctrl-c-channel').split()
-    report = dict(zip(out[0:-1:2], out[1::2]))
+    report, out = run_report('ctrl-c-channel')
     assert report['from_call'] == 'True', out
     assert report['closed'] == 'True', out
     assert report['works'] == 'True', out
@@ -97,8 +101,7 @@ def test_ctrl_c_interrupts_iterating_a_channel():
 # set; one removed between calls is replaced, so that Ctrl-C interrupts
 # the next call; at exit the watcher's fd is removed.
 def test_ctrl_c_watcher_leaves_the_applications_wakeup_fd_alone():
-    out = run_isolated('ctrl-c-wakeup-fd').split()
-    report = dict(zip(out[0:-1:2], out[1::2]))
+    report, out = run_report('ctrl-c-wakeup-fd')
     assert report['kept_before'] == 'True', out
     assert report['kept_between'] == 'True', out
     assert report['interrupted'] == 'True', out

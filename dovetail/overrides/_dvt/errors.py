@@ -123,8 +123,7 @@ class Scope:
 
     def close(self):
         """The blocking call has returned or raised."""
-        if self._work:
-            self.end()
+        self.end()
         with lock:
             self._closed = True
             entries = self._entries

@@ -186,30 +186,27 @@ class _Interrupts:
 
     def run(self, fn, args):
         """``fn(*args)``, a blocking call whose last argument is its
-        cancellable, on the main thread."""
+        cancellable, on the main thread. The call gets a cancellable of
+        its own: the main thread's, kept until Ctrl-C cancels it, or, when
+        the caller gave one, a new one that cancelling the caller's
+        cancels too."""
         caller = args[-1]
-        if caller is not None:
-            return self._run_linked(fn, args, caller)
-        own = self.cancellable
-        if own is None:
-            own = self.cancellable = Gio.Cancellable()
-        try:
-            return self.call(own, reraising, (fn,) + args[:-1] + (own,))
-        except GLib.Error as error:
-            after_shutdown(args[0], error)
-            raise
-
-    def _run_linked(self, fn, args, caller):
-        # Cancelling the caller's cancellable cancels the call's own.
-        own = Gio.Cancellable()
-        link = caller.connect(lambda *_ignored: own.cancel())
+        link = None
+        if caller is None:
+            own = self.cancellable
+            if own is None:
+                own = self.cancellable = Gio.Cancellable()
+        else:
+            own = Gio.Cancellable()
+            link = caller.connect(lambda *_ignored: own.cancel())
         try:
             return self.call(own, reraising, (fn,) + args[:-1] + (own,))
         except GLib.Error as error:
             after_shutdown(args[0], error)
             raise
         finally:
-            caller.disconnect(link)
+            if link is not None:
+                caller.disconnect(link)
 
 
 _interrupts = _Interrupts()
