@@ -207,6 +207,7 @@ void
 dvt_mailbox_post (DvtMailbox *mailbox,
                   DvtMail    *mail)
 {
+  GMainContext *context = NULL;
   gboolean was_empty;
 
   mail->next = NULL;
@@ -243,19 +244,29 @@ dvt_mailbox_post (DvtMailbox *mailbox,
 
   /* Wakes the context if it may be blocked in poll(). The mail is
    * visible before we read the flag, and dvt_mailbox_watch() clears the
-   * flag before it looks for mail: one of the two sees the other. Still
-   * under the lock: until it is released, the mail cannot be delivered,
-   * so the mailbox (which a delivery may free) and its context are
-   * alive. A post from inside the mailbox's own dispatch wakes nothing:
-   * the dispatching thread is awake, and looks for mail again before it
-   * sleeps. */
+   * flag before it looks for mail: one of the two sees the other. A post
+   * from inside the mailbox's own dispatch wakes nothing: the dispatching
+   * thread is awake, and looks for mail again before it sleeps.
+   *
+   * The wake-up itself (a write to the context's file descriptor) is
+   * made after the lock is released, or the woken thread would find the
+   * lock held and sleep on it again. Once the lock is released, the mail
+   * may be delivered and the mailbox destroyed with its context's last
+   * reference: the reference taken here, under the lock, keeps the
+   * context alive for the wake-up. */
   if (was_empty && g_atomic_pointer_get (&mailbox->dispatcher) != g_thread_self ())
     {
       __atomic_thread_fence (__ATOMIC_SEQ_CST);
       if (!g_atomic_int_get (&mailbox->watched))
-        g_main_context_wakeup (mailbox->context);
+        context = g_main_context_ref (mailbox->context);
     }
   g_mutex_unlock (&mailbox->lock);
+
+  if (context != NULL)
+    {
+      g_main_context_wakeup (context);
+      g_main_context_unref (context);
+    }
 }
 
 /* Called by the thread that iterates the mailbox's context, around a
