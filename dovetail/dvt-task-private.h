@@ -145,10 +145,6 @@ typedef struct
 
   /* For callbacks and map items posted back. */
   DvtMail              mail;
-  /* For the start of an attempt on a main context: a node of its own, as
-   * a task cancelled while its start is still queued posts its callback
-   * (or its map slot) at once. */
-  DvtMail              start_mail;
   DvtTask             *task;
 } DvtTaskExtra;
 
@@ -182,7 +178,17 @@ struct _DvtTask
   DvtResult            result;
   DvtLatch             done;
 
-  DvtJob               job;
+  /* The queued start of an attempt: a thread task's job for a worker, an
+   * async task's mail for its main context. A node of its own, apart from
+   * the extra's, as a task cancelled while its start is still queued
+   * posts its callback (or its map slot) at once. The job also carries a
+   * task released for freeing in a batch (dvt_task_flush_released()),
+   * which nothing queues any more. */
+  union
+  {
+    DvtJob             job;
+    DvtMail            start_mail;
+  };
   DvtLiveNode          live;          /* on the core's live list */
 };
 
@@ -308,9 +314,9 @@ dvt_task_unset_flag (DvtTask *task,
 #define DVT_TASK_OF_MAIL(m) \
   (((DvtTaskExtra *) G_STRUCT_MEMBER_P ((m), -G_STRUCT_OFFSET (DvtTaskExtra, mail)))->task)
 
-/* The task whose extra holds @mail as its start_mail. */
+/* The task whose start_mail is @m. */
 #define DVT_TASK_OF_START_MAIL(m) \
-  (((DvtTaskExtra *) G_STRUCT_MEMBER_P ((m), -G_STRUCT_OFFSET (DvtTaskExtra, start_mail)))->task)
+  ((DvtTask *) G_STRUCT_MEMBER_P ((m), -G_STRUCT_OFFSET (DvtTask, start_mail)))
 
 /* The task whose live node is @node. */
 #define DVT_TASK_OF_LIVE(node) \

@@ -1472,9 +1472,9 @@ dvt_task_push_attempt (DvtTask *task)
 
       if (mailbox == NULL && DVT_TASK_EXTRA (task, parent, NULL) != NULL)
         mailbox = task->extra->parent_class->get_mailbox (task->extra->parent);
-      dvt_task_extra (task)->start_mail.deliver = start_async_mail;
+      task->start_mail.deliver = start_async_mail;
       dvt_mailbox_post (mailbox != NULL ? mailbox : dvt_task_core (task)->loop_mailbox,
-                        &task->extra->start_mail);
+                        &task->start_mail);
     }
 }
 
