@@ -46,7 +46,11 @@ Private API, for ``gi.overrides.Dvt``:
 # running Python code, where a pending KeyboardInterrupt is raised: it then
 # prints it through sys.excepthook and raises RuntimeError instead. The
 # watcher therefore wraps sys.excepthook before it cancels, so that the
-# interrupt of a call is not printed but raised by the call.
+# interrupt of a call is not printed but raised by the call. A runtime
+# with shutdown-on-exit cancels the call itself and hands SIGINT on to
+# Python afterwards, so the conversion may meet the interrupt before the
+# watcher has wrapped the hook: it is printed then, and the call's
+# RuntimeError stands for it: the call raises KeyboardInterrupt all the same.
 
 import atexit
 import os
@@ -67,6 +71,10 @@ _EXIT_GRACE = 2.0
 
 # How long a check that the watcher's fd is Python's wakeup fd holds.
 _RECHECK = 0.01
+
+# What PyGObject raises when turning a GError into a GLib.Error raised an
+# exception (which it prints through sys.excepthook instead).
+_CONVERSION_FAILED = ('Converting the GError failed',)
 
 
 class _Interrupts:
@@ -172,6 +180,13 @@ class _Interrupts:
         waits.append(target)
         try:
             return fn(*args)
+        except RuntimeError as failure:
+            # The KeyboardInterrupt of a SIGINT that a runtime with
+            # shutdown-on-exit handed on to Python (after cancelling this
+            # call) may be raised while PyGObject converts the call's
+            # error, before the watcher has seen it: see above.
+            if not (self.interrupted or failure.args == _CONVERSION_FAILED):
+                raise
         except BaseException:
             if not self.interrupted:
                 raise
