@@ -51,6 +51,9 @@ struct _DvtCore
   GThread      *loop_thread;
   int           loop_quit;     /* atomic */
   DvtMailbox   *loop_mailbox;
+  /* The public object over this core (a DvtRuntime), not held: what its
+   * tasks hold and name as their source object. Set once, at creation. */
+  GObject      *owner;
   /* The other contexts' (callbacks, event-contexts). Its own lock:
    * callers take it per call with a callback, and the workers must not
    * queue behind them on the lock of the live list. */
@@ -85,7 +88,8 @@ struct _DvtCore
 #define DVT_COUNTER_ADD(p, v) ((void) __atomic_fetch_add ((p), (v), __ATOMIC_RELAXED))
 #define DVT_COUNTER_GET(p)    (__atomic_load_n ((p), __ATOMIC_RELAXED))
 
-DvtCore    *dvt_core_new                  (const char    *name,
+DvtCore    *dvt_core_new                  (GObject       *owner,
+                                           const char    *name,
                                            guint          max_workers);
 void        dvt_core_ref                  (DvtCore       *core);
 void        dvt_core_unref                (DvtCore       *core);

@@ -149,14 +149,16 @@ spin_poll (GPollFD *fds,
 }
 
 DvtCore *
-dvt_core_new (const char *name,
-          guint       max_workers)
+dvt_core_new (GObject    *owner,
+              const char *name,
+              guint       max_workers)
 {
   DvtCore *core = g_new0 (DvtCore, 1);
   g_autofree char *thread_name = dvt_thread_name (name, "loop");
   g_autofree char *events_name = dvt_thread_name (name, "events");
 
   core->ref_count = 1;
+  core->owner = owner;
   core->name = g_strdup (name);
   g_mutex_init (&core->lock);
   dvt_rate_bucket_init (&core->rate);

@@ -307,7 +307,7 @@ map_item_done (gpointer   parent,
 static DvtTask *
 new_item (DvtMap *map)
 {
-  DvtTask *item = dvt_task_new (map->runtime, dvt_runtime_get_core (map->runtime), DVT_TASK_KIND_ITEM, NULL, NULL);
+  DvtTask *item = dvt_task_new (dvt_runtime_get_core (map->runtime), DVT_TASK_KIND_ITEM, NULL, NULL);
 
   dvt_task_set_parent (item, &map_parent_class, map_ref (map), 0);
 
@@ -368,7 +368,7 @@ static void
 start_item_task (DvtMap *map,
                  guint   index)
 {
-  DvtTask *item = dvt_task_new (map->runtime, dvt_runtime_get_core (map->runtime),
+  DvtTask *item = dvt_task_new (dvt_runtime_get_core (map->runtime),
                                 map->async_items ? DVT_TASK_KIND_ASYNC
                                                  : DVT_TASK_KIND_THREAD,
                                 NULL, map->batch->cancellable);
@@ -506,7 +506,7 @@ map_start (DvtRuntime          *self,
   guint concurrency;
   GError *local_error = NULL;
 
-  batch = dvt_task_new (self, dvt_runtime_get_core (self), DVT_TASK_KIND_BATCH, options, cancellable);
+  batch = dvt_task_new (dvt_runtime_get_core (self), DVT_TASK_KIND_BATCH, options, cancellable);
   batch->func = func;  /* its identity for events; items call map->func */
   dvt_task_set_callback (batch, callback, user_data, dvt_runtime_map_async);
 
@@ -833,7 +833,7 @@ dvt_runtime_map_async (DvtRuntime          *self,
 
   if (!check_map_args (n_items, options, &error))
     {
-      batch = dvt_task_new (self, dvt_runtime_get_core (self), DVT_TASK_KIND_BATCH, options, NULL);
+      batch = dvt_task_new (dvt_runtime_get_core (self), DVT_TASK_KIND_BATCH, options, NULL);
       dvt_task_set_callback (batch, callback, user_data, dvt_runtime_map_async);
       if (func_data_destroy != NULL)
         func_data_destroy (func_data);

@@ -147,7 +147,7 @@ dvt_runtime_constructed (GObject *object)
   if (self->max_workers == 0)
     self->max_workers = g_get_num_processors ();
 
-  self->core = dvt_core_new (self->name, self->max_workers);
+  self->core = dvt_core_new (G_OBJECT (self), self->name, self->max_workers);
   dvt_rate_bucket_set (&self->core->rate, self->rate_limit, self->rate_limit_burst);
   if (self->event_context != NULL)
     dvt_events_set_context (&self->core->events,
@@ -972,7 +972,7 @@ new_work_task (DvtRuntime     *self,
                DvtOptions     *options,
                GCancellable   *cancellable)
 {
-  DvtTask *task = dvt_task_new (self, self->core, kind, options, cancellable);
+  DvtTask *task = dvt_task_new (self->core, kind, options, cancellable);
 
   DvtPolicy *policy = dvt_policy_resolve (&self->defaults, options);
 
@@ -1626,7 +1626,7 @@ dvt_runtime_new_future (DvtRuntime    *self,
   DvtTask *task;
   DvtForkGate gate = dvt_fork_gate_enter (DVT_FORK_GATE_PURE);
 
-  task = dvt_task_new (self, self->core, DVT_TASK_KIND_ASYNC, NULL, cancellable);
+  task = dvt_task_new (self->core, DVT_TASK_KIND_ASYNC, NULL, cancellable);
   dvt_task_set_flag (task, DVT_TASK_FLAG_FUTURE | DVT_TASK_FLAG_FUNC_DONE);
   if (wait_context != NULL)
     dvt_task_set_run_context (task, wait_context);

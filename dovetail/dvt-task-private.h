@@ -154,12 +154,12 @@ struct _DvtTask
 {
   GObject              parent_instance;
 
-  DvtRuntime          *runtime;       /* held: the source object */
-  DvtCore             *core;          /* the runtime's */
-  guint64              id;
-  gint64               accepted_at;   /* monotonic µs */
+  /* The fields are grouped by who writes them while the task runs, so
+   * that a blocking caller waiting on @done is not slowed by the worker's
+   * writes to the same cache line: first what the task's threads write,
+   * then @done with what nobody writes while the work runs, then the
+   * result. */
   gint64               started_at;    /* of the first attempt; 0: none */
-
   int                  state;         /* DvtTaskState, atomic */
   int                  completing;    /* DvtClaim, atomic */
   int                  flags;         /* DVT_TASK_FLAG_*, atomic */
@@ -168,16 +168,21 @@ struct _DvtTask
   /* References the runtime itself holds while the work function runs; if
    * the count falls back to this, nothing else can complete the task. */
   guint8               internal_refs;
+  DvtLiveNode          live;          /* on the core's live list */
 
+  /* The runtime's core; NULL for a task made without a runtime. The task
+   * holds the runtime (core->owner, its source object): see
+   * dvt_task_runtime(). */
+  DvtCore             *core;
+  guint64              id;
+  gint64               accepted_at;   /* monotonic µs */
   gpointer             func;
   gpointer             func_data;
+  DvtLatch             done;
   GDestroyNotify       func_data_destroy;
   GCancellable        *cancellable;
+
   DvtTaskExtra        *extra;
-
-  DvtResult            result;
-  DvtLatch             done;
-
   /* The queued start of an attempt: a thread task's job for a worker, an
    * async task's mail for its main context. A node of its own, apart from
    * the extra's, as a task cancelled while its start is still queued
@@ -189,11 +194,10 @@ struct _DvtTask
     DvtJob             job;
     DvtMail            start_mail;
   };
-  DvtLiveNode          live;          /* on the core's live list */
+  DvtResult            result;
 };
 
-DvtTask  *dvt_task_new               (DvtRuntime          *runtime,
-                                      DvtCore             *core,
+DvtTask  *dvt_task_new               (DvtCore             *core,
                                       DvtTaskKind          kind,
                                       DvtOptions          *options,
                                       GCancellable        *cancellable);
@@ -335,6 +339,13 @@ static inline guint
 dvt_task_attempt (DvtTask *task)
 {
   return __atomic_load_n (&task->attempt, __ATOMIC_RELAXED);
+}
+
+/* The runtime that runs @task (held by it), or NULL. */
+static inline DvtRuntime *
+dvt_task_runtime (DvtTask *task)
+{
+  return task->core != NULL ? (DvtRuntime *) task->core->owner : NULL;
 }
 
 static inline DvtCore *

@@ -219,7 +219,8 @@ dvt_task_finalize (GObject *object)
         extra->parent_class->finalized (extra->parent, task);
       g_free (extra);
     }
-  g_clear_object (&task->runtime);
+  if (task->core != NULL)
+    g_object_unref (task->core->owner);
 
   /* Unchecked: this runs for every task. */
   ((GObjectClass *) dvt_task_parent_class)->finalize (object);
@@ -401,7 +402,7 @@ dvt_task_extra (DvtTask *task)
 static GObject *
 dvt_task_get_source_object (GAsyncResult *result)
 {
-  return g_object_ref (G_OBJECT (DVT_TASK (result)->runtime));
+  return g_object_ref (G_OBJECT (dvt_task_runtime (DVT_TASK (result))));
 }
 
 static gpointer
@@ -558,10 +559,9 @@ dvt_task_recycle (DvtTask *task)
   /* What finalize would free, in the same order, on the same thread. */
   dvt_result_clear (&task->result);
   dvt_latch_clear (&task->done);
-  g_clear_object (&task->runtime);
+  g_object_unref (task->core->owner);
 
-  memset (G_STRUCT_MEMBER_P (task, G_STRUCT_OFFSET (DvtTask, runtime)), 0,
-          sizeof (DvtTask) - G_STRUCT_OFFSET (DvtTask, runtime));
+  memset (G_STRUCT_MEMBER_P (task, sizeof (GObject)), 0, sizeof (DvtTask) - sizeof (GObject));
   dvt_task_init (task);
   state->spare_task = DVT_TASK_OBJECT (task);
 
@@ -569,8 +569,7 @@ dvt_task_recycle (DvtTask *task)
 }
 
 DvtTask *
-dvt_task_new (DvtRuntime   *runtime,
-              DvtCore      *core,
+dvt_task_new (DvtCore      *core,
               DvtTaskKind   kind,
               DvtOptions   *options,
               GCancellable *cancellable)
@@ -581,7 +580,8 @@ dvt_task_new (DvtRuntime   *runtime,
   if (task == NULL)
     task = (DvtTask *) g_object_new_with_properties (DVT_TYPE_TASK, 0, NULL, NULL);
 
-  task->runtime = g_object_ref (runtime);
+  /* The runtime, its source object, lives while the task does. */
+  g_object_ref (core->owner);
   task->core = core;
   task->kind = kind;
   task->id = __atomic_add_fetch (&core->next_id, 1, __ATOMIC_RELAXED);
@@ -852,7 +852,7 @@ dvt_task_watch_events (DvtTask *task)
   guint64 scope;
   guint depth;
 
-  if (!dvt_events_listening (&dvt_task_core (task)->events, task->runtime))
+  if (!dvt_events_listening (&dvt_task_core (task)->events, dvt_task_runtime (task)))
     return FALSE;
 
   dvt_events_get_cause (&scope, &depth);
@@ -889,7 +889,7 @@ record_event (DvtTask      *task,
 {
   DvtEventSource source = {
     .task = DVT_TASK_OBJECT (task),
-    .runtime = (GObject *) task->runtime,
+    .runtime = (GObject *) dvt_task_runtime (task),
     .runtime_name = task->core->name,
     .id = task->id,
     .name = dvt_task_get_name (task),
@@ -2001,7 +2001,7 @@ release_after_callback (DvtTask *task)
   DvtThreadState *state = dvt_thread_state ();
   DvtTask *head = state->release_head;
 
-  if (head != NULL && head->runtime != task->runtime)
+  if (head != NULL && head->core != task->core)
     {
       dvt_task_flush_released ();
       head = NULL;
@@ -2023,7 +2023,7 @@ deliver_callback (DvtMail *mail)
 
   dvt_core_ref (core);
   context = dvt_context_enter (dvt_task_get_context (task));
-  DVT_APP_CALL (task->extra->callback ((GObject *) task->runtime, (GAsyncResult *) task,
+  DVT_APP_CALL (task->extra->callback ((GObject *) dvt_task_runtime (task), (GAsyncResult *) task,
                                        task->extra->callback_data));
   dvt_context_leave (context);
   release_after_callback (task);
@@ -2366,7 +2366,7 @@ dvt_task_is_tagged (DvtTask    *task,
                     DvtRuntime *runtime,
                     gpointer    source_tag)
 {
-  return task->runtime == runtime && DVT_TASK_EXTRA (task, source_tag, NULL) == source_tag;
+  return dvt_task_runtime (task) == runtime && DVT_TASK_EXTRA (task, source_tag, NULL) == source_tag;
 }
 
 /* Waits for @task until the monotonic time @deadline (-1: none). A task
@@ -2416,7 +2416,7 @@ dvt_task_get_runtime (DvtTask *task)
 {
   g_return_val_if_fail (DVT_IS_TASK (task), NULL);
 
-  return task->runtime;
+  return dvt_task_runtime (task);
 }
 
 /**
