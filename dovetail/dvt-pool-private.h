@@ -21,6 +21,15 @@ struct _DvtJob
 
 typedef struct _DvtPool DvtPool;
 
+/* A worker parked on its own futex word, on its own stack, in the pool's
+ * stack of parked workers (see pool_park_locked()). */
+typedef struct _DvtParked DvtParked;
+struct _DvtParked
+{
+  int        woken;  /* atomic; the futex word; set under the pool's lock */
+  DvtParked *next;
+};
+
 /* A job queued at a priority other than G_PRIORITY_DEFAULT: an entry of
  * the pool's heap (the job itself stays two pointers). */
 typedef struct
@@ -38,7 +47,7 @@ struct _DvtPool
 {
   GMutex       lock;
   GCond        work_cond;  /* parked workers (without a futex) */
-  int          work_seq;   /* parked workers' futex: bumped to wake one */
+  DvtParked   *parked;     /* parked workers (with a futex), the last first */
   int          n_heap;     /* jobs in the heap (below); read without the
                             * lock by spinning workers, beside head */
   GCond        exit_cond;  /* n_threads reached 0 */

@@ -125,57 +125,78 @@ typedef enum
   KICK_START, /* start a thread */
 } DvtKick;
 
+/* What pool_kick() is to do: with KICK_WAKE, the worker to wake. */
+typedef struct
+{
+  DvtKick    kick;
+  DvtParked *parked;
+} DvtKickOf;
+
+#define KICK_OF_NONE ((DvtKickOf) { KICK_NONE, NULL })
+
 /* With the lock held: does the queue need one more worker to wake up or
  * start? The caller acts on the answer with pool_kick(). */
-static DvtKick
+static DvtKickOf
 pool_kick_locked (DvtPool *pool)
 {
   int n_spinning = g_atomic_int_get (&pool->n_spinning);
 
   g_assert (n_spinning >= 0);
   if (pool->n_queued <= (guint) n_spinning)
-    return KICK_NONE;
+    return KICK_OF_NONE;
 
   if (pool->n_parked > 0)
     {
 #ifdef DVT_HAVE_FUTEX
-      /* The wake-up itself waits until the lock is released: a worker
-       * woken now would find it held, sleep on it, and cost the pusher a
-       * second wake-up (on a busy machine, where the worker often takes
-       * the pusher's CPU at once, nearly always). The owner is held
-       * meanwhile, so that the pool outlives the call. */
-      g_atomic_int_inc (&pool->work_seq);
+      /* The worker parked last: its caches are the warmest, and the
+       * others stay parked until the work needs them, instead of taking
+       * turns (which a shared futex word would make them do, waking the
+       * one parked longest, and which costs every hand-off a wake-up once
+       * it keeps them all from spinning). The wake-up itself waits until
+       * the lock is released: a worker woken now would find it held,
+       * sleep on it, and cost the pusher a second wake-up (on a busy
+       * machine, where the worker often takes the pusher's CPU at once,
+       * nearly always). The owner is held meanwhile, so that the pool
+       * outlives the call. */
+      DvtParked *parked = pool->parked;
+
+      pool->parked = parked->next;
+      pool->n_parked--;
+      g_atomic_int_set (&parked->woken, 1);
       pool->hold (pool->owner);
-      return KICK_WAKE;
+      return (DvtKickOf) { KICK_WAKE, parked };
 #else
       g_cond_signal (&pool->work_cond);
-      return KICK_NONE;
+      return KICK_OF_NONE;
 #endif
     }
 
   if (pool->n_threads < pool->max_workers + pool->n_blocked)
     {
       pool->n_threads++;
-      return KICK_START;
+      return (DvtKickOf) { KICK_START, NULL };
     }
 
-  return KICK_NONE;
+  return KICK_OF_NONE;
 }
 
 static void pool_start_thread (DvtPool *pool);
 
 /* Acts on what pool_kick_locked() answered, with the lock released. */
 static void
-pool_kick (DvtPool *pool,
-           DvtKick  kick)
+pool_kick (DvtPool   *pool,
+           DvtKickOf  kick)
 {
-  switch (kick)
+  switch (kick.kick)
     {
     case KICK_NONE:
       break;
     case KICK_WAKE:
 #ifdef DVT_HAVE_FUTEX
-      dvt_futex_wake (&pool->work_seq, 1);
+      /* The worker may have seen @woken already and moved on, even parked
+       * again on the same word: a wake-up it did not need, which its park
+       * loop absorbs. */
+      dvt_futex_wake (&kick.parked->woken, 1);
       pool->release (pool->owner);
 #endif
       break;
@@ -186,23 +207,47 @@ pool_kick (DvtPool *pool,
 }
 
 /* With the lock held, which it releases meanwhile: parks until woken or
- * until @deadline. Returns FALSE once @deadline has passed. */
+ * until @deadline. Returns FALSE once @deadline has passed. With a futex,
+ * each parked worker waits on a word of its own, on the pool's stack of
+ * parked workers, which pool_kick_locked() pops (see there) and the close
+ * empties. */
 static gboolean
 pool_park_locked (DvtPool *pool,
                   gint64   deadline)
 {
 #ifdef DVT_HAVE_FUTEX
-  int seq = pool->work_seq;
+  DvtParked parked = { 0, pool->parked };
 
-  /* A wake-up between the unlock and the sleep changed work_seq: the
-   * kernel then does not let this thread sleep. */
+  pool->parked = &parked;
+  pool->n_parked++;
   g_mutex_unlock (&pool->lock);
-  dvt_futex_wait (&pool->work_seq, seq, deadline);
+  /* A wake-up between the unlock and the sleep set @woken: the kernel
+   * then does not let this thread sleep. */
+  while (!g_atomic_int_get (&parked.woken) && g_get_monotonic_time () < deadline)
+    dvt_futex_wait (&parked.woken, 0, deadline);
   g_mutex_lock (&pool->lock);
 
-  return g_get_monotonic_time () < deadline;
+  /* Set under the lock: if it is not set now, nobody popped this worker. */
+  if (g_atomic_int_get (&parked.woken))
+    return TRUE;
+
+  for (DvtParked **link = &pool->parked; ; link = &(*link)->next)
+    if (*link == &parked)
+      {
+        *link = parked.next;
+        break;
+      }
+  pool->n_parked--;
+
+  return FALSE;
 #else
-  return g_cond_wait_until (&pool->work_cond, &pool->lock, deadline);
+  gboolean woken;
+
+  pool->n_parked++;
+  woken = g_cond_wait_until (&pool->work_cond, &pool->lock, deadline);
+  pool->n_parked--;
+
+  return woken;
 #endif
 }
 
@@ -255,6 +300,7 @@ pool_worker (gpointer data,
   gpointer owner = pool->owner;
   DvtThreadState *state = dvt_thread_state ();
   DvtForkGate gate;
+  DvtKickOf kick;
   void (*hook) (void);
 
   state->pool = pool;
@@ -277,8 +323,6 @@ pool_worker (gpointer data,
         {
           /* Wake or start another worker if more work is waiting behind
            * this one. */
-          DvtKick kick;
-
           if (state->pool_announced)
             g_atomic_int_add (&pool->n_spinning, -1);
           state->pool_announced = FALSE;
@@ -294,38 +338,42 @@ pool_worker (gpointer data,
         break;
 
       /* Spin briefly: a hand-off that arrives now costs no wake-up. A
-       * worker that announced its return is counted already. */
-      if (!state->pool_announced)
-        g_atomic_int_inc (&pool->n_spinning);
-      state->pool_announced = FALSE;
-      g_mutex_unlock (&pool->lock);
+       * worker that announced its return is counted already, and spins
+       * even if another does: it is the one whose caller answers first.
+       * Otherwise one idle worker spins at a time; the next parks at
+       * once. Two idle spinners would take both CPUs of a 2-CPU machine
+       * from the thread they wait for, and, passing the work between
+       * them, make the machine look busy and every hand-off a wake-up. */
+      if (state->pool_announced || g_atomic_int_get (&pool->n_spinning) == 0)
+        {
+          if (!state->pool_announced)
+            g_atomic_int_inc (&pool->n_spinning);
+          state->pool_announced = FALSE;
+          g_mutex_unlock (&pool->lock);
 
-      /* Take the lock only when work shows up and nobody else holds it:
-       * idle spinners must not queue up on the lock the pusher needs. */
-      while (dvt_spin_step (&spin))
-        if (pool_has_work (pool) && g_mutex_trylock (&pool->lock))
-          {
-            locked = TRUE;
+          /* Take the lock only when work shows up and nobody else holds
+           * it: idle spinners must not queue up on the lock the pusher
+           * needs. */
+          while (dvt_spin_step (&spin))
+            if (pool_has_work (pool) && g_mutex_trylock (&pool->lock))
+              {
+                locked = TRUE;
+                break;
+              }
+          dvt_spin_done (&spin, !locked);
+          if (!locked)
+            g_mutex_lock (&pool->lock);
+          g_atomic_int_add (&pool->n_spinning, -1);
+
+          if (pool_has_work (pool))
+            continue;
+          if (pool->closing)
             break;
-          }
-      dvt_spin_done (&spin, !locked);
-      if (!locked)
-        g_mutex_lock (&pool->lock);
-      g_atomic_int_add (&pool->n_spinning, -1);
+        }
 
-      if (pool_has_work (pool))
-        continue;
-      if (pool->closing)
-        break;
-
-      pool->n_parked++;
       if (!pool_park_locked (pool, g_get_monotonic_time () + DVT_WORKER_IDLE_USEC) &&
           !pool_has_work (pool))
-        {
-          pool->n_parked--;
-          break;
-        }
-      pool->n_parked--;
+        break;
       /* Work came soon after the spin gave up: the next spin may last. */
       if (pool_has_work (pool))
         dvt_spin_woken (&spin);
@@ -340,7 +388,12 @@ pool_worker (gpointer data,
   pool->n_threads--;
   if (pool->n_threads == 0)
     g_cond_broadcast (&pool->exit_cond);
+  /* A surplus worker (a compensating thread once the nested waits are
+   * over) leaves even when it was woken for a job, and the worker parked
+   * last, which a job wakes, is often a surplus one: hand the job on. */
+  kick = pool_kick_locked (pool);
   g_mutex_unlock (&pool->lock);
+  pool_kick (pool, kick);
 
   /* Entered with no lock held: the fork handler may hold this thread
    * back here. */
@@ -387,7 +440,7 @@ void
 dvt_pool_push (DvtPool *pool,
                DvtJob  *job)
 {
-  DvtKick kick;
+  DvtKickOf kick;
 
   job->next = NULL;
 
@@ -411,7 +464,7 @@ dvt_pool_push_sorted (DvtPool *pool,
                       DvtJob  *job,
                       int      priority)
 {
-  DvtKick kick;
+  DvtKickOf kick;
 
   job->next = NULL;
 
@@ -447,7 +500,7 @@ dvt_pool_enter_blocking (void)
 {
   DvtThreadState *state = dvt_thread_state_peek ();
   DvtPool *pool = state != NULL ? state->pool : NULL;
-  DvtKick kick;
+  DvtKickOf kick;
 
   if (pool == NULL)
     return NULL;
@@ -487,8 +540,17 @@ dvt_pool_close (DvtPool  *pool,
   g_mutex_lock (&pool->lock);
   pool->closing = TRUE;
 #ifdef DVT_HAVE_FUTEX
-  g_atomic_int_inc (&pool->work_seq);
-  dvt_futex_wake (&pool->work_seq, G_MAXINT);
+  /* Under the lock: a worker woken here cannot leave its park (and its
+   * word) before the lock is released. */
+  while (pool->parked != NULL)
+    {
+      DvtParked *parked = pool->parked;
+
+      pool->parked = parked->next;
+      pool->n_parked--;
+      g_atomic_int_set (&parked->woken, 1);
+      dvt_futex_wake (&parked->woken, 1);
+    }
 #else
   g_cond_broadcast (&pool->work_cond);
 #endif
