@@ -39,6 +39,8 @@ static double opt_scale = 1.0;
 static char *opt_only;
 static gboolean opt_scaling;
 static int opt_busy = -1;
+static char *opt_memory_child;
+static int opt_memory_items;
 
 /* How many burners run beside the current case. */
 static int busy;
@@ -717,6 +719,69 @@ case_round_trip_cancellable (DvtRuntime *rt)
 
   /* As the round trip without one. */
   report_series ("to_thread_blocking round trip with a GCancellable", "us", LOWER_IS_BETTER,
+                 &d, "g_task_run_in_thread_sync", &g, 5, FLOOR_PING_PONG, &f, 10);
+}
+
+static void
+dvt_sleep_briefly (DvtTask      *task,
+                   GCancellable *cancellable,
+                   gpointer      user_data,
+                   GError      **error)
+{
+  g_usleep (20 * 1000);
+  dvt_task_return_int (task, 1);
+}
+
+static gpointer
+sleep_on_worker (gpointer data)
+{
+  g_auto(GValue) v = G_VALUE_INIT;
+
+  dvt_runtime_to_thread_blocking (data, dvt_sleep_briefly, NULL, NULL, NULL, NULL, &v, NULL);
+
+  return NULL;
+}
+
+/* Two calls at once, from two threads: both workers of a 2-worker runtime
+ * have run, and are idle. */
+static void
+use_two_workers (DvtRuntime *rt)
+{
+  GThread *a = g_thread_new ("bench-a", sleep_on_worker, rt);
+  GThread *b = g_thread_new ("bench-b", sleep_on_worker, rt);
+
+  g_thread_join (a);
+  g_thread_join (b);
+}
+
+/* The round trip once two workers are idle: which of them takes the next
+ * job should not turn every round trip into a wake-up (it did, when the
+ * pool woke the worker parked longest and the two took turns). */
+static void
+case_round_trip_two_idle (void)
+{
+  guint n = scaled (20000);
+  DvtRuntime *rt;
+  Series d, g, f;
+
+  if (!want ("round trip, two workers idle"))
+    return;
+
+  rt = g_object_new (DVT_TYPE_RUNTIME, "max-workers", 2, NULL);
+  burners_start (busy);
+  for (guint rep = 0; rep < REPS; rep++)
+    {
+      use_two_workers (rt);
+      MEASURE (d, rep, round_trip_dvt (rt, n));
+      MEASURE (g, rep, round_trip_gtask (n));
+      MEASURE (f, rep, spin_ping_pong ());
+    }
+  burners_stop ();
+  dvt_runtime_shutdown (rt, TRUE, FALSE);
+  g_object_unref (rt);
+
+  /* As the round trip with one worker. */
+  report_series ("to_thread_blocking round trip, two workers idle", "us", LOWER_IS_BETTER,
                  &d, "g_task_run_in_thread_sync", &g, 5, FLOOR_PING_PONG, &f, 10);
 }
 
@@ -1566,36 +1631,50 @@ gtask_bytes_per_queued (guint n)
   return (double) (after - before) / n;
 }
 
-/* Runs @measure in a child process, so that each figure starts from a
- * fresh heap: allocator caches filled by one side must not serve the other. */
+/* Runs a measurement of case_memory() in a new process of this program
+ * (--memory-child=@which), so that each figure starts from a fresh heap:
+ * allocator caches filled by one side must not serve the other. A new
+ * program, not fork(): a child forked from this multi-threaded process
+ * may find one of GLib's locks (g_slice's, GThreadPool's) held by a
+ * thread it does not have, and hang. */
 static double
-in_child (double (*measure) (guint),
-          guint    n)
+in_child (const char *which,
+          guint       n)
 {
-  int fds[2];
-  pid_t pid;
-  double result = 0;
+  g_autofree char *arg = g_strdup_printf ("--memory-child=%s", which);
+  g_autofree char *items = g_strdup_printf ("--memory-items=%u", n);
+  const char *argv[] = { "/proc/self/exe", arg, items, NULL };
+  g_autofree char *out = NULL;
+  g_autoptr(GError) error = NULL;
+  int status;
 
-  if (pipe (fds) != 0)
-    g_error ("pipe: %s", g_strerror (errno));
+  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                     &out, NULL, &status, &error) ||
+      !g_spawn_check_wait_status (status, &error))
+    g_error ("the memory measurement failed: %s", error->message);
 
-  pid = fork ();
-  if (pid == 0)
+  return g_ascii_strtod (out, NULL);
+}
+
+/* --memory-child: one measurement, printed; see in_child(). */
+static int
+memory_child (const char *which,
+              guint       n)
+{
+  double r;
+
+  if (g_strcmp0 (which, "dvt") == 0)
+    r = dvt_bytes_per_queued (n);
+  else if (g_strcmp0 (which, "gtask") == 0)
+    r = gtask_bytes_per_queued (n);
+  else
     {
-      double r = measure (n);
-
-      if (write (fds[1], &r, sizeof r) != sizeof r)
-        _exit (1);
-      _exit (0);
+      g_printerr ("--memory-child: dvt or gtask\n");
+      return 2;
     }
+  g_print ("%.17g\n", r);
 
-  close (fds[1]);
-  if (read (fds[0], &result, sizeof result) != sizeof result)
-    g_error ("the memory measurement failed");
-  close (fds[0]);
-  waitpid (pid, NULL, 0);
-
-  return result;
+  return 0;
 }
 
 static void
@@ -1609,8 +1688,8 @@ case_memory (void)
 
   for (guint rep = 0; rep < REPS; rep++)
     {
-      d[rep] = in_child (dvt_bytes_per_queued, n);
-      g[rep] = in_child (gtask_bytes_per_queued, n);
+      d[rep] = in_child ("dvt", n);
+      g[rep] = in_child ("gtask", n);
     }
 
   report (&(Row) { "memory per queued task", "bytes", LOWER_IS_BETTER,
@@ -1672,6 +1751,8 @@ main (int   argc,
     { "only", 0, 0, G_OPTION_ARG_STRING, &opt_only, "Run only the cases whose name contains S", "S" },
     { "busy", 0, 0, G_OPTION_ARG_INT, &opt_busy, "Run the cases beside N CPU-burning processes only (default: with none, then 1, then 2)", "N" },
     { "scaling", 0, 0, G_OPTION_ARG_NONE, &opt_scaling, "Print the cost per item of the per-item cases at 1k, 10k, 100k and 1M items", NULL },
+    { "memory-child", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &opt_memory_child, NULL, NULL },
+    { "memory-items", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, &opt_memory_items, NULL, NULL },
     { NULL }
   };
   g_autoptr(GOptionContext) context = g_option_context_new ("- Dovetail benchmarks");
@@ -1687,6 +1768,8 @@ main (int   argc,
       g_printerr ("%s\n", error->message);
       return 2;
     }
+  if (opt_memory_child != NULL)
+    return memory_child (opt_memory_child, MAX (opt_memory_items, 1));
   if (opt_busy > MAX_BURNERS)
     {
       g_printerr ("--busy: at most %d\n", MAX_BURNERS);
@@ -1728,6 +1811,7 @@ main (int   argc,
       rt = dvt_runtime_new (0);
       case_round_trip (rt);
       case_round_trip_cancellable (rt);
+      case_round_trip_two_idle ();
       case_run_blocking (rt);
       case_map (rt);
       case_submit (rt);
