@@ -156,14 +156,13 @@ pool_kick_locked (DvtPool *pool)
        * the lock is released: a worker woken now would find it held,
        * sleep on it, and cost the pusher a second wake-up (on a busy
        * machine, where the worker often takes the pusher's CPU at once,
-       * nearly always). The owner is held meanwhile, so that the pool
-       * outlives the call. */
+       * nearly always). The wake-up touches the worker's word only, not
+       * the pool. */
       DvtParked *parked = pool->parked;
 
       pool->parked = parked->next;
       pool->n_parked--;
       g_atomic_int_set (&parked->woken, 1);
-      pool->hold (pool->owner);
       return (DvtKickOf) { KICK_WAKE, parked };
 #else
       g_cond_signal (&pool->work_cond);
@@ -197,7 +196,6 @@ pool_kick (DvtPool   *pool,
        * again on the same word: a wake-up it did not need, which its park
        * loop absorbs. */
       dvt_futex_wake (&kick.parked->woken, 1);
-      pool->release (pool->owner);
 #endif
       break;
     case KICK_START:

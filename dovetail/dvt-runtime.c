@@ -255,6 +255,9 @@ dvt_runtime_finalize (GObject *object)
 
   /* Every task holds its runtime, so nothing is live any more. A runtime
    * inherited through fork() is leaked: its threads are not ours. */
+  /* Nothing reads the owner any more (every task held it); a core that
+   * outlives its runtime must not name a freed one. */
+  self->core->owner = NULL;
   if (dvt_registry_remove (&self->entry, self, self->name, self->core))
     {
       DvtForkGate gate;

@@ -180,15 +180,12 @@ class _Interrupts:
         waits.append(target)
         try:
             return fn(*args)
-        except RuntimeError as failure:
-            # The KeyboardInterrupt of a SIGINT that a runtime with
-            # shutdown-on-exit handed on to Python (after cancelling this
-            # call) may be raised while PyGObject converts the call's
-            # error, before the watcher has seen it: see above.
-            if not (self.interrupted or failure.args == _CONVERSION_FAILED):
-                raise
-        except BaseException:
-            if not self.interrupted:
+        except BaseException as failure:
+            # Also the RuntimeError of a conversion that met the
+            # KeyboardInterrupt of a SIGINT handed on by a runtime with
+            # shutdown-on-exit, before the watcher saw it: see above.
+            if not (self.interrupted or (type(failure) is RuntimeError and
+                                         failure.args == _CONVERSION_FAILED)):
                 raise
         finally:
             waits.pop()  # calls nest: the last one ends first
