@@ -442,10 +442,13 @@ class _Runners:
     call. A runner that never runs (cancelled before it started, by a
     shutdown or cancel_all()) fails the calls nobody else will take."""
 
-    __slots__ = ('runtime', 'cond', 'calls', 'active', 'idle', 'waking')
+    __slots__ = ('runtime', 'limit', 'cond', 'calls', 'active', 'idle', 'waking')
 
     def __init__(self, runtime):
         self.runtime = weakref.ref(runtime)
+        # max-workers is construct-only: read once, not at each call (see
+        # _DefaultPolicy for why a C call on this path costs).
+        self.limit = max(1, runtime.get_max_workers())
         self.cond = threading.Condition(threading.Lock())
         self.calls = collections.deque()
         self.active = 0
@@ -460,7 +463,7 @@ class _Runners:
                 self.waking += 1
                 self.cond.notify()
                 return
-            if self.active >= max(1, runtime.get_max_workers()):
+            if self.active >= self.limit:
                 return
             self.active += 1
         runner = _Runner(self)
@@ -493,6 +496,40 @@ class _Runners:
                 return self.calls.popleft()
             self.active -= 1
             return None
+
+
+class _DefaultPolicy:
+    """Whether a runtime's own properties give every task a policy of its
+    own (``has_task_policy(None)``), asked of the C library again only
+    after one of the properties it depends on has changed. PyGObject lets
+    go of the interpreter around every C call, and a thread waiting for
+    the interpreter (a runner, a worker's Python function) takes it then:
+    on the path of ``runtime.call()`` from asyncio, one C call per call
+    handed the interpreter back and forth two or three times per call."""
+
+    __slots__ = ('known', 'value')
+
+    # What dvt_runtime_has_task_policy() reads when given no options.
+    PROPERTIES = ('timeout', 'retries', 'rate-limit', 'rate-limit-burst')
+
+    def __init__(self, runtime):
+        # Connected before the first read, so no change is missed. The
+        # handlers hold this object, not the runtime.
+        for name in self.PROPERTIES:
+            runtime.connect('notify::' + name, self.forget)
+        self.known = True
+        self.value = Dvt.Runtime.has_task_policy(runtime, None)
+
+    def forget(self, *_ignored):
+        self.known = False
+
+    def get(self, runtime):
+        if not self.known:
+            # Known before it is read: a change while it is read makes it
+            # unknown again.
+            self.known = True
+            self.value = Dvt.Runtime.has_task_policy(runtime, None)
+        return self.value
 
 
 class _Runner:
@@ -802,7 +839,14 @@ class Runtime(_EventsMixin, Dvt.Runtime):
         timeout, retries or rate limit applies to each of them, and no
         event scope by function exists (a call must then be a task that
         carries its function's identity)."""
-        return not _function_scopes and not self.has_task_policy(options)
+        if _function_scopes:
+            return False
+        if options is not None:
+            return not self.has_task_policy(options)
+        policy = self.__dict__.get('_dvt_policy_')
+        if policy is None:
+            policy = self.__dict__.setdefault('_dvt_policy_', _DefaultPolicy(self))
+        return not policy.get(self)
 
     def call(self, fn, *args, dvt_options=None, **kwargs):
         """``await runtime.call(fn, *args, **kwargs)`` from a running asyncio

@@ -98,6 +98,24 @@ def test_call_timeout_option(rt):
     assert error.matches(Gio.io_error_quark(), Gio.IOErrorEnum.TIMED_OUT)
 
 
+def test_call_follows_a_runtime_timeout_set_between_calls(rt):
+    # The override remembers whether the runtime's own properties give each
+    # call a policy; setting one must be seen by the next call.
+    release = threading.Event()
+
+    async def main():
+        assert await rt.call(pow, 2, 3) == 8          # no policy yet
+        rt.props.timeout = 0.05
+        with pytest.raises(TimeoutError):
+            await rt.call(release.wait, DEADLINE)
+        rt.props.timeout = 0
+        return await rt.call(pow, 3, 2)
+    try:
+        assert run(main()) == 9
+    finally:
+        release.set()
+
+
 def test_cancelling_the_awaiting_task_cancels_the_dvt_task(rt):
     seen = threading.Event()
     started = threading.Event()
