@@ -67,6 +67,9 @@ BURNER = ("import os\n"
           "        pass\n")
 
 
+BURNERS_SETTLE = 1.0
+
+
 class Burners:
     """N CPU-burning processes for the duration of a with-block."""
 
@@ -77,7 +80,10 @@ class Burners:
     def __enter__(self):
         for _ in range(self.n):
             self.procs.append(subprocess.Popen([sys.executable, "-c", BURNER]))
-        time.sleep(0.02)
+        # As in dvt-bench.c: the first second or so after CPU-bound
+        # processes start is not what a busy machine is like later.
+        if self.n:
+            time.sleep(BURNERS_SETTLE)
         return self
 
     def __exit__(self, *exc):
