@@ -134,6 +134,22 @@ typedef struct
 
 #define KICK_OF_NONE ((DvtKickOf) { KICK_NONE, NULL })
 
+#ifdef DVT_HAVE_FUTEX
+/* With the lock held: takes the worker parked last off the stack and marks
+ * it woken. Its futex wake-up is the caller's to make. */
+static DvtParked *
+pool_pop_parked_locked (DvtPool *pool)
+{
+  DvtParked *parked = pool->parked;
+
+  pool->parked = parked->next;
+  pool->n_parked--;
+  g_atomic_int_set (&parked->woken, 1);
+
+  return parked;
+}
+#endif
+
 /* With the lock held: does the queue need one more worker to wake up or
  * start? The caller acts on the answer with pool_kick(). */
 static DvtKickOf
@@ -158,12 +174,7 @@ pool_kick_locked (DvtPool *pool)
        * machine, where the worker often takes the pusher's CPU at once,
        * nearly always). The wake-up touches the worker's word only, not
        * the pool. */
-      DvtParked *parked = pool->parked;
-
-      pool->parked = parked->next;
-      pool->n_parked--;
-      g_atomic_int_set (&parked->woken, 1);
-      return (DvtKickOf) { KICK_WAKE, parked };
+      return (DvtKickOf) { KICK_WAKE, pool_pop_parked_locked (pool) };
 #else
       g_cond_signal (&pool->work_cond);
       return KICK_OF_NONE;
@@ -541,14 +552,7 @@ dvt_pool_close (DvtPool  *pool,
   /* Under the lock: a worker woken here cannot leave its park (and its
    * word) before the lock is released. */
   while (pool->parked != NULL)
-    {
-      DvtParked *parked = pool->parked;
-
-      pool->parked = parked->next;
-      pool->n_parked--;
-      g_atomic_int_set (&parked->woken, 1);
-      dvt_futex_wake (&parked->woken, 1);
-    }
+    dvt_futex_wake (&pool_pop_parked_locked (pool)->woken, 1);
 #else
   g_cond_broadcast (&pool->work_cond);
 #endif
