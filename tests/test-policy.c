@@ -1504,6 +1504,10 @@ test_gather_deadline (void)
   tasks[3] = dvt_runtime_submit (rt, work_coop, &c, NULL, NULL, NULL, &error);
   g_assert_no_error (error);
   g_assert_true (POLL_UNTIL (g_atomic_int_get (&c.started) == 2, 20));
+  /* The quick ones must have finished before the deadline, which nothing
+   * promises on a busy machine unless the test waits for it. */
+  g_assert_true (POLL_UNTIL (dvt_task_get_completed (tasks[0]) &&
+                             dvt_task_get_completed (tasks[2]), 20));
 
   dvt_options_set_deadline (options, 0.1);
   start = g_get_monotonic_time ();
@@ -1609,6 +1613,9 @@ test_gather_item_timeout (void)
                                            &error);
   g_assert_no_error (error);
   g_assert_true (POLL_UNTIL (g_atomic_int_get (&c.started) == 2, 20));
+  /* The quick ones finish before the timeout only if the test waits. */
+  g_assert_true (POLL_UNTIL (dvt_task_get_completed (tasks[0]) &&
+                             dvt_task_get_completed (tasks[2]), 20));
 
   /* Return-errors: each slow task times out in its slot. */
   dvt_options_set_return_errors (options, TRUE);
@@ -1643,6 +1650,7 @@ test_gather_item_timeout (void)
   tasks[0] = dvt_runtime_submit (rt, work_int, GINT_TO_POINTER (0), NULL, NULL, NULL, &error);
   tasks[1] = dvt_runtime_submit (rt, work_coop, &c, NULL, NULL, NULL, &error);
   g_assert_true (POLL_UNTIL (g_atomic_int_get (&c.started) == 3, 20));
+  g_assert_true (POLL_UNTIL (dvt_task_get_completed (tasks[0]), 20));
   dvt_options_set_return_errors (options, FALSE);
   start = g_get_monotonic_time ();
   g_assert_null (dvt_runtime_gather_blocking (rt, tasks, 2, options, NULL, &error));
