@@ -7,6 +7,13 @@
 
 #include <dovetail.h>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+#ifdef __linux__
+# include <sys/prctl.h>
+#endif
+
 static inline GQuark
 test_error_quark (void)
 {
@@ -236,4 +243,83 @@ static inline gboolean
 is_valgrind (void)
 {
   return g_getenv ("DVT_TEST_VALGRIND") != NULL;
+}
+
+/* ---- the watchdog ------------------------------------------------------------
+ *
+ * With DVT_TEST_WATCHDOG=N in the environment (.ci/run sets it), a test
+ * program still running N seconds after it started has the stacks of all
+ * its threads printed (through gdb, when gdb is installed) to stderr, and
+ * to $DVT_TEST_HANG_DIR/hang-PROGRAM-PID.txt if that is set, and is then
+ * aborted: a test that hangs fails with where it hung, instead of holding
+ * the run until meson's timeout, which tells nothing.
+ *
+ * The watchdog is a child process, not a thread, so that tests counting
+ * their threads see none of it. It dies with the test (PR_SET_PDEATHSIG).
+ * Not under valgrind, where gdb would see valgrind's own threads. */
+
+__attribute__((constructor)) static void
+dvt_test_watchdog_start (void)
+{
+#ifdef __linux__
+  const char *value = g_getenv ("DVT_TEST_WATCHDOG");
+  const char *dir = g_getenv ("DVT_TEST_HANG_DIR");
+  g_autofree char *exe = NULL;
+  g_autofree char *program = NULL;
+  g_autofree char *out = NULL;
+  g_autofree char *quoted = NULL;
+  g_autofree char *script = NULL;
+  guint64 seconds;
+  pid_t test = getpid ();
+  pid_t pid;
+
+  if (value == NULL || is_valgrind () ||
+      !g_ascii_string_to_unsigned (value, 10, 1, G_MAXUINT, &seconds, NULL))
+    return;
+
+  exe = g_file_read_link ("/proc/self/exe", NULL);
+  program = g_path_get_basename (exe != NULL ? exe : "test");
+  if (dir != NULL)
+    {
+      g_autofree char *name = g_strdup_printf ("hang-%s-%d.txt", program, (int) test);
+
+      out = g_build_filename (dir, name, NULL);
+    }
+  else
+    out = g_strdup ("/dev/stderr");
+  quoted = g_shell_quote (out);
+  /* Everything the child needs is made before the fork. */
+  script = g_strdup_printf ("echo \"%s: still running after %u seconds (DVT_TEST_WATCHDOG)\" >&2; "
+                            "gdb -p %d -batch -nx -ex 'thread apply all bt' >%s 2>&1 </dev/null; "
+                            "[ %s = /dev/stderr ] || cat %s >&2; kill -ABRT %d",
+                            program, (guint) seconds, (int) test, quoted, quoted, quoted,
+                            (int) test);
+
+  /* Lets gdb attach where Yama lets a process trace only its descendants. */
+  prctl (PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
+  pid = fork ();
+  if (pid != 0)
+    return;
+
+  /* The child: gone as soon as the test is. */
+  prctl (PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  if (getppid () != test)
+    _exit (0);
+  {
+    int null = open ("/dev/null", O_RDWR);
+
+    /* Only stderr stays: whoever reads the test's stdout sees its end
+     * when the test ends. */
+    dup2 (null, STDIN_FILENO);
+    dup2 (null, STDOUT_FILENO);
+  }
+  for (guint64 i = 0; i < seconds; i++)
+    {
+      sleep (1);
+      if (getppid () != test)
+        _exit (0);
+    }
+  execl ("/bin/sh", "sh", "-c", script, (char *) NULL);
+  _exit (127);
+#endif
 }
