@@ -245,6 +245,14 @@ is_valgrind (void)
   return g_getenv ("DVT_TEST_VALGRIND") != NULL;
 }
 
+/* The shell command that prints every thread's stack of process @pid
+ * (gdb found on PATH; the caller checks that gdb is there if it must). */
+static inline char *
+stacks_command (pid_t pid)
+{
+  return g_strdup_printf ("gdb -p %d -batch -nx -ex 'thread apply all bt'", (int) pid);
+}
+
 /* ---- the watchdog ------------------------------------------------------------
  *
  * With DVT_TEST_WATCHDOG=N in the environment (.ci/run sets it), a test
@@ -269,6 +277,7 @@ dvt_test_watchdog_start (void)
   g_autofree char *out = NULL;
   g_autofree char *quoted = NULL;
   g_autofree char *script = NULL;
+  g_autofree char *stacks = NULL;
   guint64 seconds;
   pid_t test = getpid ();
   pid_t pid;
@@ -288,11 +297,12 @@ dvt_test_watchdog_start (void)
   else
     out = g_strdup ("/dev/stderr");
   quoted = g_shell_quote (out);
+  stacks = stacks_command (test);
   /* Everything the child needs is made before the fork. */
   script = g_strdup_printf ("echo \"%s: still running after %u seconds (DVT_TEST_WATCHDOG)\" >&2; "
-                            "gdb -p %d -batch -nx -ex 'thread apply all bt' >%s 2>&1 </dev/null; "
+                            "%s >%s 2>&1 </dev/null; "
                             "[ %s = /dev/stderr ] || cat %s >&2; kill -ABRT %d",
-                            program, (guint) seconds, (int) test, quoted, quoted, quoted,
+                            program, (guint) seconds, stacks, quoted, quoted, quoted,
                             (int) test);
 
   /* Lets gdb attach where Yama lets a process trace only its descendants. */

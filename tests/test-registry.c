@@ -896,7 +896,7 @@ dump_stacks (pid_t pid)
 
   if (gdb == NULL)
     return;
-  command = g_strdup_printf ("%s -p %d -batch -nx -ex \"thread apply all bt\"", gdb, (int) pid);
+  command = stacks_command (pid);
   if (g_spawn_command_line_sync (command, &out, NULL, NULL, NULL))
     g_printerr ("child %d hung:\n%s\n", (int) pid, out);
 }
