@@ -339,7 +339,7 @@ typedef struct
 {
   DvtChannel *channel;
   int         n;
-  int         sum;
+  gint64      sum;   /* 0 + 1 + … passes G_MAXINT once a consumer takes most values */
   gboolean    ended;
   GError     *error;
   gboolean    pending;
