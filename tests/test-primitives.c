@@ -242,7 +242,11 @@ typedef struct
   int        exits;    /* atomic */
   GMutex     lock;
   GArray    *order;    /* of the priorities run, under lock */
-  DvtLatch   gate;     /* the first job waits for it */
+  /* The first job waits until it opens: on a GCond, not a DvtLatch,
+   * whose wait would have the pool start a compensating worker that runs
+   * the jobs as they come, before the others are queued. */
+  GCond      gate;
+  gboolean   open;     /* under lock */
   DvtLatch   done;
   guint      n_jobs;
 } PoolFixture;
@@ -276,7 +280,10 @@ pool_job_run (DvtJob *job)
 
   if (pj->priority == G_MAXINT)
     {
-      g_assert_true (dvt_latch_wait (&fixture->gate, -1));
+      g_mutex_lock (&fixture->lock);
+      while (!fixture->open)
+        g_cond_wait (&fixture->gate, &fixture->lock);
+      g_mutex_unlock (&fixture->lock);
       return;
     }
 
@@ -305,7 +312,7 @@ test_pool_order_and_close (void)
   g_mutex_init (&fixture.lock);
   fixture.order = g_array_new (FALSE, FALSE, sizeof (int));
   fixture.n_jobs = G_N_ELEMENTS (jobs);
-  dvt_latch_init (&fixture.gate);
+  g_cond_init (&fixture.gate);
   dvt_latch_init (&fixture.done);
   pool_fixture = &fixture;
   dvt_pool_set_worker_exit_hook (pool_worker_exit);
@@ -317,7 +324,10 @@ test_pool_order_and_close (void)
       jobs[i] = (PoolJob) { { NULL, pool_job_run }, priorities[i], &fixture };
       dvt_pool_push_priority (&pool, &jobs[i].job, priorities[i]);
     }
-  dvt_latch_set (&fixture.gate);
+  g_mutex_lock (&fixture.lock);
+  fixture.open = TRUE;
+  g_cond_signal (&fixture.gate);
+  g_mutex_unlock (&fixture.lock);
   g_assert_true (dvt_latch_wait (&fixture.done, g_get_monotonic_time () + 30 * slow * G_USEC_PER_SEC));
 
   g_mutex_lock (&fixture.lock);
@@ -335,7 +345,7 @@ test_pool_order_and_close (void)
 
   dvt_pool_set_worker_exit_hook (NULL);
   pool_fixture = NULL;
-  dvt_latch_clear (&fixture.gate);
+  g_cond_clear (&fixture.gate);
   dvt_latch_clear (&fixture.done);
   g_array_unref (fixture.order);
   g_mutex_clear (&fixture.lock);
