@@ -945,6 +945,10 @@ dvt_task_emit_end (DvtTask *task)
   const GError *error = task->result.error;
   DvtEventKind kind;
 
+  /* Before the clock is read: most tasks have nobody listening. */
+  if (G_LIKELY (!events_wanted (task)))
+    return;
+
   if (error == NULL)
     kind = DVT_EVENT_FINISHED;
   else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
@@ -952,7 +956,7 @@ dvt_task_emit_end (DvtTask *task)
   else
     kind = DVT_EVENT_FAILED;
 
-  dvt_task_emit (task, kind, error, seconds_since (task->accepted_at));
+  record_event (task, kind, error, seconds_since (task->accepted_at), NULL);
 }
 
 /* Counts an attempt that has started: the caller moved the task to
