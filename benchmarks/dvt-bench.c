@@ -1114,6 +1114,149 @@ case_to_thread_async (DvtRuntime *rt)
                  &d, "g_task_run_in_thread", &g, 3, FLOOR_GOBJECT, &f, 0);
 }
 
+/* ---- submit + wait, in parts ------------------------------------------ */
+
+/* What submit + wait is made of, each part measured alone: how long a
+ * submit takes while nothing runs, how long one worker takes per task to
+ * run a full queue, and how long the last unref of an ended future takes;
+ * against the parts of the GObject floor, a new and a last unref. Their
+ * sum is what one thread would pay doing it all itself; submit + wait
+ * measured beside it shows what running the parts on two cores at once
+ * costs or saves. */
+
+/* A job that holds the one worker of a runtime until @release opens.
+ * It waits on a GCond, not on anything of Dovetail's: a parked wait of
+ * the library's would let the pool start a compensating worker, which
+ * would run the queue meanwhile. */
+typedef struct
+{
+  Gate started;
+  Gate release;
+} Hold;
+
+static void
+dvt_hold_worker (DvtTask      *task,
+                 GCancellable *cancellable,
+                 gpointer      user_data,
+                 GError      **error)
+{
+  Hold *hold = user_data;
+
+  gate_open (&hold->started);
+  gate_wait (&hold->release);
+  dvt_task_return_int (task, 0);
+}
+
+typedef struct
+{
+  Series submit;  /* µs per submit, nothing running */
+  Series run;     /* µs per task, one worker running the queue */
+  Series unref;   /* µs per last unref of an ended future */
+  Series serial;  /* the sum of the three */
+} SubmitParts;
+
+/* One repetition of each part, on @rt1, a runtime of one worker. */
+static void
+submit_parts_run (DvtRuntime  *rt1,
+                  guint        n,
+                  SubmitParts *parts,
+                  guint        rep)
+{
+  Hold hold = { 0 };
+  DvtTask **tasks = g_new (DvtTask *, n);
+  DvtTask *holder;
+  Stamp t0;
+
+  holder = dvt_runtime_submit (rt1, dvt_hold_worker, &hold, NULL, NULL, NULL, NULL);
+  gate_wait (&hold.started);
+
+  t0 = stamp ();
+  for (guint i = 0; i < n; i++)
+    tasks[i] = dvt_runtime_submit (rt1, dvt_nop, NULL, NULL, NULL, NULL, NULL);
+  MEASURE (parts->submit, rep, usec_per_item (t0, n));
+
+  /* One worker runs the queue in order: the last task ends last. */
+  t0 = stamp ();
+  gate_open (&hold.release);
+  dvt_task_wait (tasks[n - 1], 0, NULL);
+  MEASURE (parts->run, rep, usec_per_item (t0, n));
+
+  for (guint i = 0; i < n; i++)
+    dvt_task_wait (tasks[i], 0, NULL);
+  dvt_task_wait (holder, 0, NULL);
+  g_object_unref (holder);
+
+  t0 = stamp ();
+  for (guint i = 0; i < n; i++)
+    g_object_unref (tasks[i]);
+  MEASURE (parts->unref, rep, usec_per_item (t0, n));
+
+  parts->serial.v[rep] = parts->submit.v[rep] + parts->run.v[rep] + parts->unref.v[rep];
+  parts->serial.cpu[rep] = parts->submit.cpu[rep] + parts->run.cpu[rep] + parts->unref.cpu[rep];
+  g_free (tasks);
+}
+
+/* The floor in the same parts: µs per g_object_new() into @created, and
+ * per last g_object_unref() into @released. */
+static void
+gobject_floor_parts (guint   n,
+                     Series *created,
+                     Series *released,
+                     guint   rep)
+{
+  GObject **objects = g_new (GObject *, n);
+  Stamp t0 = stamp ();
+
+  for (guint i = 0; i < n; i++)
+    objects[i] = g_object_new (G_TYPE_OBJECT, NULL);
+  MEASURE (*created, rep, usec_per_item (t0, n));
+
+  t0 = stamp ();
+  for (guint i = 0; i < n; i++)
+    g_object_unref (objects[i]);
+  MEASURE (*released, rep, usec_per_item (t0, n));
+  g_free (objects);
+}
+
+static void
+case_submit_parts (DvtRuntime *rt)
+{
+  guint n = scaled (100000);
+  DvtRuntime *rt1;
+  SubmitParts parts;
+  Series created, released, floor, together;
+
+  if (!want ("submit+wait in parts"))
+    return;
+
+  rt1 = dvt_runtime_new (1);
+  burners_start (busy);
+  for (guint rep = 0; rep < REPS; rep++)
+    {
+      submit_parts_run (rt1, n, &parts, rep);
+      gobject_floor_parts (n, &created, &released, rep);
+      floor.v[rep] = created.v[rep] + released.v[rep];
+      floor.cpu[rep] = created.cpu[rep] + released.cpu[rep];
+      /* The whole, as case_submit() measures it, in µs per task. */
+      MEASURE (together, rep, 1e6 / submit_dvt (rt, n));
+    }
+  burners_stop ();
+  dvt_runtime_shutdown (rt1, TRUE, FALSE);
+  g_object_unref (rt1);
+
+  /* No targets: these rows say where the time of submit + wait goes. */
+  report_series ("submit+wait in parts: submit", "us", LOWER_IS_BETTER,
+                 &parts.submit, "GObject new", &created, 0, NULL, NULL, 0);
+  report_series ("submit+wait in parts: run, 1 worker", "us", LOWER_IS_BETTER,
+                 &parts.run, "GObject new+unref", &floor, 0, NULL, NULL, 0);
+  report_series ("submit+wait in parts: last unref", "us", LOWER_IS_BETTER,
+                 &parts.unref, "GObject last unref", &released, 0, NULL, NULL, 0);
+  report_series ("submit+wait in parts: the 3, one by one", "us", LOWER_IS_BETTER,
+                 &parts.serial, "GObject new+unref", &floor, 0, NULL, NULL, 0);
+  report_series ("submit+wait in parts: submit+wait", "us", LOWER_IS_BETTER,
+                 &together, "the 3 parts, one by one", &parts.serial, 0, NULL, NULL, 0);
+}
+
 /* ---- many submitters --------------------------------------------------- */
 
 /* SUBMITTERS threads submit at once, each as the one thread of
@@ -1823,6 +1966,7 @@ main (int   argc,
       case_run_blocking (rt);
       case_map (rt);
       case_submit (rt);
+      case_submit_parts (rt);
       case_many_submitters (rt);
       case_to_thread_async (rt);
       case_wait_async (rt);
