@@ -2,8 +2,8 @@
 """Dovetail from Python against Python's own tools, in one process.
 
 Prints one JSON object per row with --json, otherwise a table. Every figure
-is the median of REPS repetitions, Dovetail, baseline and floor taken
-alternately. The default run measures the cases with nothing else running,
+is the median of REPS repetitions, Dovetail, baseline and floor taken in
+turns, each repetition starting with the next of them. The default run measures the cases with nothing else running,
 then beside one and two CPU-burning processes that the benchmark starts
 before each case and kills after it (--busy=N: beside N only); beside
 burners every Dovetail row's target is its baseline (1x), and floor
@@ -108,6 +108,15 @@ def floor_target(quiet):
     return 0 if BUSY else quiet
 
 
+def in_turns(rep, *steps):
+    """Runs one repetition's measurements, each repetition starting with
+    the next one (as dvt-bench.c does): no series always runs right after
+    the same other one, whose wake-ups or spinning the scheduler would
+    still remember beside burners."""
+    for k in range(len(steps)):
+        steps[(rep + k) % len(steps)]()
+
+
 class Series:
     """One side of a case: a figure and the CPU time per item, per repetition."""
 
@@ -200,11 +209,12 @@ def bench_map(rt, pool):
     def floor():
         assert len([double(x) for x in range(n)]) == n
 
-    for _ in range(REPS):
-        d.add(*timed(dovetail, n, True))
-        raw.add(*timed(dovetail_raw, n, True))
-        b.add(*timed(baseline, n, True))
-        f.add(*timed(floor, n, True))
+    for rep in range(REPS):
+        in_turns(rep,
+                 lambda: d.add(*timed(dovetail, n, True)),
+                 lambda: raw.add(*timed(dovetail_raw, n, True)),
+                 lambda: b.add(*timed(baseline, n, True)),
+                 lambda: f.add(*timed(floor, n, True)))
     report("python map_blocking(fn, items) 100k", "items/s", True, d,
            "ThreadPoolExecutor.map", b, 3, "list comprehension", f)
     # Informational: one task per item, through the raw introspected call.
@@ -263,12 +273,13 @@ def bench_round_trip(rt, pool):
             asyncio.run_coroutine_threadsafe(coro(), loop).result()
 
     d, raw, tpe, a, f = Series(), Series(), Series(), Series(), Series()
-    for _ in range(REPS):
-        d.add(*timed(dovetail, n, False))
-        raw.add(*timed(dovetail_raw, n, False))
-        tpe.add(*timed(executor, n, False))
-        a.add(*timed(aio, n, False))
-        f.add(*queue_ping_pong(n))
+    for rep in range(REPS):
+        in_turns(rep,
+                 lambda: d.add(*timed(dovetail, n, False)),
+                 lambda: raw.add(*timed(dovetail_raw, n, False)),
+                 lambda: tpe.add(*timed(executor, n, False)),
+                 lambda: a.add(*timed(aio, n, False)),
+                 lambda: f.add(*queue_ping_pong(n)))
 
     loop.call_soon_threadsafe(loop.stop)
     thread.join()
@@ -318,10 +329,11 @@ def bench_channel(rt):
         assert sum(numbers(n)) == expected
 
     d, b, f = Series(), Series(), Series()
-    for _ in range(REPS):
-        d.add(*timed(dovetail, n, True))
-        b.add(*timed(baseline, n, True))
-        f.add(*timed(floor, n, True))
+    for rep in range(REPS):
+        in_turns(rep,
+                 lambda: d.add(*timed(dovetail, n, True)),
+                 lambda: b.add(*timed(baseline, n, True)),
+                 lambda: f.add(*timed(floor, n, True)))
     report("python produce(gen) 20k from a thread", "items/s", True, d,
            "asyncio.to_thread(next, gen)", b, 0, "generator in one thread", f)
 
@@ -355,11 +367,14 @@ def bench_channel_async(rt):
         assert total == n * (n - 1) // 2
 
     d, b, f = Series(), Series(), Series()
-    for _ in range(REPS):
-        d.add(*timed(lambda: loop.run_until_complete(dovetail()), n, True))
-        b.add(*timed(lambda: loop.run_until_complete(drain(numbers(n_base))),
-                     n_base, True))
-        f.add(*timed(lambda: loop.run_until_complete(floor()), n, True))
+    for rep in range(REPS):
+        in_turns(rep,
+                 lambda: d.add(*timed(
+                     lambda: loop.run_until_complete(dovetail()), n, True)),
+                 lambda: b.add(*timed(
+                     lambda: loop.run_until_complete(drain(numbers(n_base))), n_base, True)),
+                 lambda: f.add(*timed(
+                     lambda: loop.run_until_complete(floor()), n, True)))
     loop.close()
     report("python async for produce(gen) 1M", "items/s", True, d,
            "asyncio.to_thread(next, gen)", b, 20, "generator in one thread", f)
@@ -380,12 +395,17 @@ def bench_asyncio(rt):
             await call(int, i)
 
     d, b, ds, bs = Series(), Series(), Series(), Series()
-    for _ in range(REPS):
-        d.add(*timed(lambda: loop.run_until_complete(gathered(rt.call)), n, False))
-        b.add(*timed(lambda: loop.run_until_complete(gathered(asyncio.to_thread)), n, False))
-        ds.add(*timed(lambda: loop.run_until_complete(one_by_one(rt.call)), n_seq, False))
-        bs.add(*timed(lambda: loop.run_until_complete(one_by_one(asyncio.to_thread)),
-                      n_seq, False))
+    for rep in range(REPS):
+        in_turns(rep,
+                 lambda: d.add(*timed(
+                     lambda: loop.run_until_complete(gathered(rt.call)), n, False)),
+                 lambda: b.add(*timed(
+                     lambda: loop.run_until_complete(gathered(asyncio.to_thread)), n, False)),
+                 lambda: ds.add(*timed(
+                     lambda: loop.run_until_complete(one_by_one(rt.call)), n_seq, False)),
+                 lambda: bs.add(*timed(
+                     lambda: loop.run_until_complete(one_by_one(asyncio.to_thread)),
+                     n_seq, False)))
     loop.close()
     report("python await rt.call(int) x10k gather", "us", False, d,
            "await asyncio.to_thread(int)", b, 3)

@@ -3,9 +3,10 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * Every case measures Dovetail, its plain-GLib baseline and its floor
- * (the same hand-off or work with nothing in between) alternately, REPS
- * times, and reports the medians, their ratios and the CPU time of the
- * whole process per item. Output: a table, or with --json one JSON object
+ * (the same hand-off or work with nothing in between) in turns, REPS
+ * times, each time starting with the next of them, and reports the
+ * medians, their ratios and the CPU time of the whole process per item.
+ * Output: a table, or with --json one JSON object
  * per row: case, busy, unit, dovetail, baseline_name, baseline, speedup,
  * target (the least speed-up that meets it; 0: none), and where measured
  * cpu_us, baseline_cpu_us, floor_name, floor and floor_ratio (what
@@ -633,6 +634,16 @@ typedef struct
   double cpu[REPS];
 } Series;
 
+/* Stores one repetition's figure of @series. A case measures its series
+ * in turns, each repetition starting with the next one, as in
+ *
+ *   for (guint rep = 0; rep < REPS; rep++)
+ *     for (guint k = 0; k < N; k++)
+ *       switch ((rep + k) % N) { case 0: MEASURE (...); break; ... }
+ *
+ * so that no series always runs right after the same other one: beside
+ * burners, a series that runs after the spinning floor, or after another
+ * that woke many threads, meets the scheduler in another state. */
 #define MEASURE(series, rep, expr) \
   G_STMT_START { (series).v[rep] = (expr); (series).cpu[rep] = last_cpu; } G_STMT_END
 
@@ -683,12 +694,14 @@ case_round_trip (DvtRuntime *rt)
   loop_thread_start (&lt);
   burners_start (busy);
   for (guint rep = 0; rep < REPS; rep++)
-    {
-      MEASURE (d, rep, round_trip_dvt (rt, n));
-      MEASURE (g, rep, round_trip_gtask (n));
-      MEASURE (inv, rep, invoke_round_trip (&lt, n));
-      MEASURE (f, rep, spin_ping_pong ());
-    }
+    for (guint k = 0; k < 4; k++)
+      switch ((rep + k) % 4)
+        {
+        case 0: MEASURE (d, rep, round_trip_dvt (rt, n)); break;
+        case 1: MEASURE (g, rep, round_trip_gtask (n)); break;
+        case 2: MEASURE (inv, rep, invoke_round_trip (&lt, n)); break;
+        default: MEASURE (f, rep, spin_ping_pong ()); break;
+        }
   burners_stop ();
   loop_thread_stop (&lt);
 
@@ -717,11 +730,15 @@ case_round_trip_cancellable (DvtRuntime *rt)
   cancellable = g_cancellable_new ();
   burners_start (busy);
   for (guint rep = 0; rep < REPS; rep++)
-    {
-      MEASURE (d, rep, blocking_round_trip (rt, FALSE, cancellable, n));
-      MEASURE (g, rep, round_trip_gtask_with (cancellable, n));
-      MEASURE (f, rep, spin_ping_pong ());
-    }
+    for (guint k = 0; k < 3; k++)
+      switch ((rep + k) % 3)
+        {
+        case 0:
+          MEASURE (d, rep, blocking_round_trip (rt, FALSE, cancellable, n));
+          break;
+        case 1: MEASURE (g, rep, round_trip_gtask_with (cancellable, n)); break;
+        default: MEASURE (f, rep, spin_ping_pong ()); break;
+        }
   burners_stop ();
   g_object_unref (cancellable);
 
@@ -778,12 +795,13 @@ case_round_trip_two_idle (void)
   rt = g_object_new (DVT_TYPE_RUNTIME, "max-workers", 2, NULL);
   burners_start (busy);
   for (guint rep = 0; rep < REPS; rep++)
-    {
-      use_two_workers (rt);
-      MEASURE (d, rep, round_trip_dvt (rt, n));
-      MEASURE (g, rep, round_trip_gtask (n));
-      MEASURE (f, rep, spin_ping_pong ());
-    }
+    for (guint k = 0; k < 3; k++)
+      switch ((rep + k) % 3)
+        {
+        case 0: use_two_workers (rt); MEASURE (d, rep, round_trip_dvt (rt, n)); break;
+        case 1: MEASURE (g, rep, round_trip_gtask (n)); break;
+        default: MEASURE (f, rep, spin_ping_pong ()); break;
+        }
   burners_stop ();
   dvt_runtime_shutdown (rt, TRUE, FALSE);
   g_object_unref (rt);
@@ -806,11 +824,13 @@ case_run_blocking (DvtRuntime *rt)
   loop_thread_start (&lt);
   burners_start (busy);
   for (guint rep = 0; rep < REPS; rep++)
-    {
-      MEASURE (d, rep, run_blocking_dvt (rt, n));
-      MEASURE (inv, rep, invoke_round_trip (&lt, n));
-      MEASURE (f, rep, spin_ping_pong ());
-    }
+    for (guint k = 0; k < 3; k++)
+      switch ((rep + k) % 3)
+        {
+        case 0: MEASURE (d, rep, run_blocking_dvt (rt, n)); break;
+        case 1: MEASURE (inv, rep, invoke_round_trip (&lt, n)); break;
+        default: MEASURE (f, rep, spin_ping_pong ()); break;
+        }
   burners_stop ();
   loop_thread_stop (&lt);
 
@@ -1009,12 +1029,14 @@ case_map (DvtRuntime *rt)
 
   burners_start (busy);
   for (guint rep = 0; rep < REPS; rep++)
-    {
-      MEASURE (d, rep, map_dvt (rt, n));
-      MEASURE (p, rep, thread_pool_run (n, workers));
-      MEASURE (g, rep, gtask_per_item_run (n_gtask));
-      MEASURE (f, rep, counter_loop_run (n, workers));
-    }
+    for (guint k = 0; k < 4; k++)
+      switch ((rep + k) % 4)
+        {
+        case 0: MEASURE (d, rep, map_dvt (rt, n)); break;
+        case 1: MEASURE (p, rep, thread_pool_run (n, workers)); break;
+        case 2: MEASURE (g, rep, gtask_per_item_run (n_gtask)); break;
+        default: MEASURE (f, rep, counter_loop_run (n, workers)); break;
+        }
   burners_stop ();
 
   report_series ("map_blocking 1M trivial items", "items/s", HIGHER_IS_BETTER,
@@ -1037,12 +1059,16 @@ case_submit (DvtRuntime *rt)
 
   burners_start (busy);
   for (guint rep = 0; rep < REPS; rep++)
-    {
-      MEASURE (d, rep, submit_dvt (rt, n));
-      MEASURE (p, rep, thread_pool_run (n, dvt_runtime_get_max_workers (rt)));
-      MEASURE (g, rep, gtask_per_item_run (n));
-      MEASURE (f, rep, gobject_floor (n));
-    }
+    for (guint k = 0; k < 4; k++)
+      switch ((rep + k) % 4)
+        {
+        case 0: MEASURE (d, rep, submit_dvt (rt, n)); break;
+        case 1:
+          MEASURE (p, rep, thread_pool_run (n, dvt_runtime_get_max_workers (rt)));
+          break;
+        case 2: MEASURE (g, rep, gtask_per_item_run (n)); break;
+        default: MEASURE (f, rep, gobject_floor (n)); break;
+        }
   burners_stop ();
 
   /* No target: a GThreadPool moves bare pointers, a future is a GObject;
@@ -1103,11 +1129,13 @@ case_to_thread_async (DvtRuntime *rt)
 
   burners_start (busy);
   for (guint rep = 0; rep < REPS; rep++)
-    {
-      MEASURE (d, rep, to_thread_async_dvt (rt, n));
-      MEASURE (g, rep, gtask_per_item_run (n));
-      MEASURE (f, rep, gobject_floor (n));
-    }
+    for (guint k = 0; k < 3; k++)
+      switch ((rep + k) % 3)
+        {
+        case 0: MEASURE (d, rep, to_thread_async_dvt (rt, n)); break;
+        case 1: MEASURE (g, rep, gtask_per_item_run (n)); break;
+        default: MEASURE (f, rep, gobject_floor (n)); break;
+        }
   burners_stop ();
 
   report_series ("to_thread_async 100k from a loop", "tasks/s", HIGHER_IS_BETTER,
@@ -1258,11 +1286,15 @@ case_submit_parts (DvtRuntime *rt)
   burners_start (busy);
   for (guint rep = 0; rep < REPS; rep++)
     {
-      submit_parts_run (rt1, n, &parts, rep);
-      gobject_floor_parts (n, &created, &released, rep);
+      for (guint k = 0; k < 3; k++)
+        switch ((rep + k) % 3)
+          {
+          case 0: submit_parts_run (rt1, n, &parts, rep); break;
+          case 1: gobject_floor_parts (n, &created, &released, rep); break;
+          default: submit_wait_phases (rt, n, &together, &submits, rep); break;
+          }
       floor.v[rep] = created.v[rep] + released.v[rep];
       floor.cpu[rep] = created.cpu[rep] + released.cpu[rep];
-      submit_wait_phases (rt, n, &together, &submits, rep);
     }
   burners_stop ();
   dvt_runtime_shutdown (rt1, TRUE, FALSE);
@@ -1387,11 +1419,15 @@ case_many_submitters (DvtRuntime *rt)
 
   burners_start (busy);
   for (guint rep = 0; rep < REPS; rep++)
-    {
-      MEASURE (d, rep, many_submitters_dvt (rt, n));
-      MEASURE (p, rep, many_pushers_thread_pool (n, dvt_runtime_get_max_workers (rt)));
-      MEASURE (one, rep, submit_dvt (rt, n));
-    }
+    for (guint k = 0; k < 3; k++)
+      switch ((rep + k) % 3)
+        {
+        case 0: MEASURE (d, rep, many_submitters_dvt (rt, n)); break;
+        case 1:
+          MEASURE (p, rep, many_pushers_thread_pool (n, dvt_runtime_get_max_workers (rt)));
+          break;
+        default: MEASURE (one, rep, submit_dvt (rt, n)); break;
+        }
   burners_stop ();
 
   /* No target against the pool. The floor is one submitter of the same
@@ -1467,10 +1503,14 @@ case_priority (void)
 
   burners_start (busy);
   for (guint rep = 0; rep < REPS; rep++)
-    {
-      MEASURE (d, rep, submit_all_dvt (rt, n, options, G_N_ELEMENTS (options)));
-      MEASURE (p, rep, priority_thread_pool (n));
-    }
+    for (guint k = 0; k < 2; k++)
+      switch ((rep + k) % 2)
+        {
+        case 0:
+          MEASURE (d, rep, submit_all_dvt (rt, n, options, G_N_ELEMENTS (options)));
+          break;
+        default: MEASURE (p, rep, priority_thread_pool (n)); break;
+        }
   burners_stop ();
 
   /* Target 1x: a heap beside the default lane against GLib's sorted
@@ -1598,11 +1638,13 @@ case_wait_async (DvtRuntime *rt)
 
   burners_start (busy);
   for (guint rep = 0; rep < REPS; rep++)
-    {
-      MEASURE (d, rep, wait_async_dvt (rt, n));
-      MEASURE (g, rep, wait_async_gtask (n));
-      MEASURE (f, rep, spin_ping_pong ());
-    }
+    for (guint k = 0; k < 3; k++)
+      switch ((rep + k) % 3)
+        {
+        case 0: MEASURE (d, rep, wait_async_dvt (rt, n)); break;
+        case 1: MEASURE (g, rep, wait_async_gtask (n)); break;
+        default: MEASURE (f, rep, spin_ping_pong ()); break;
+        }
   burners_stop ();
 
   report_series ("submit+wait_async round trip from a loop", "us", LOWER_IS_BETTER,
