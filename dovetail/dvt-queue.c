@@ -1010,6 +1010,44 @@ deadline_from_timeout (double timeout)
  * running. */
 #define QUEUE_POLL_USEC 5
 
+/* Without the lock: watches @queue for up to QUEUE_POLL_USEC, until it
+ * may have an item or is closed; the caller then takes the lock again and
+ * looks.
+ *
+ * Before it becomes a waiter, a popper that nobody is ahead of watches the
+ * queue like this and takes an item that comes meanwhile as if it had
+ * been there. A waiter costs a hand-off through the popper's stack (a
+ * claim, a copy of the item and a latch, lines that cross between the
+ * CPUs) and, each time its latch parks, a shorter spin for the next wait;
+ * between two threads passing items back and forth, watching first made
+ * a round trip three times faster. The spin begun here goes on as the
+ * waiter's: a wait spins no longer in all than before.
+ *
+ * A pusher waiting for room does not watch: a full queue's popper then
+ * stores the waiting pusher's item in the room it makes, under the lock
+ * it holds already, and a producer that watched instead took the lock
+ * once more per item (a channel of capacity 256 streamed 30 % slower). */
+static void
+watch_for_items (DvtQueue *queue,
+                 DvtSpin  *spin,
+                 gint64    deadline)
+{
+  for (;;)
+    {
+      if (g_atomic_int_get (&queue->n_items) > 0 || g_atomic_int_get (&queue->closed))
+        return;
+      if (!dvt_spin_step (spin))
+        {
+          /* The spin is over (a busy machine, a preemption): the waiter
+           * parks at once. */
+          spin->budget = 0;
+          return;
+        }
+      if (spin->now - spin->start >= QUEUE_POLL_USEC || (deadline >= 0 && spin->now >= deadline))
+        return;
+    }
+}
+
 static void
 on_blocking_cancelled (GCancellable *cancellable,
                        gpointer      data)
@@ -1208,30 +1246,9 @@ pop_item (DvtQueue      *queue,
       if (polled || queue->poppers.head != NULL)
         break;
 
-      /* Before it becomes a waiter, a popper that nobody is ahead of
-       * watches the queue for a few microseconds without the lock, and
-       * takes an item that comes meanwhile from the queue, as if it had
-       * been there. A waiter costs a hand-off through the popper's
-       * stack (a claim, a copy of the item and a latch, lines that
-       * cross between the CPUs) and, each time its latch parks, a
-       * shorter spin for the next wait; between two threads passing
-       * items back and forth, watching first made a round trip three
-       * times faster. The spin begun here goes on as the waiter's: a
-       * wait spins no longer in all than before. */
       polled = TRUE;
       g_mutex_unlock (&queue->lock);
-      while (g_atomic_int_get (&queue->n_items) == 0 && !g_atomic_int_get (&queue->closed))
-        {
-          if (!dvt_spin_step (&spin))
-            {
-              /* The spin is over (a busy machine, a preemption): the
-               * waiter parks at once. */
-              spin.budget = 0;
-              break;
-            }
-          if (spin.now - spin.start >= QUEUE_POLL_USEC || (deadline >= 0 && spin.now >= deadline))
-            break;
-        }
+      watch_for_items (queue, &spin, deadline);
       queue_lock (&queue->lock);
     }
 
