@@ -3,8 +3,9 @@
 
 Prints one JSON object per row with --json, otherwise a table. Every figure
 is the median of REPS repetitions, Dovetail, baseline and floor taken in
-turns, each repetition starting with the next of them. The default run measures the cases with nothing else running,
-then beside one and two CPU-burning processes that the benchmark starts
+turns, each repetition starting with the next of them. The default run
+measures the cases with nothing else running, then beside one and two
+CPU-burning processes that the benchmark starts
 before each case and kills after it (--busy=N: beside N only); beside
 burners every Dovetail row's target is its baseline (1x), and floor
 targets do not apply.

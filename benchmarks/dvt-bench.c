@@ -6,9 +6,9 @@
  * (the same hand-off or work with nothing in between) in turns, REPS
  * times, each time starting with the next of them, and reports the
  * medians, their ratios and the CPU time of the whole process per item.
- * Output: a table, or with --json one JSON object
- * per row: case, busy, unit, dovetail, baseline_name, baseline, speedup,
- * target (the least speed-up that meets it; 0: none), and where measured
+ * Output: a table, or with --json one JSON object per row: case, busy,
+ * unit, dovetail, baseline_name, baseline, speedup, target (the least
+ * speed-up that meets it; 0: none), and where measured
  * cpu_us, baseline_cpu_us, floor_name, floor and floor_ratio (what
  * Dovetail costs in floors: 1 is the floor itself, for rates and times
  * alike), floor_target (the largest floor_ratio that meets it; 0 or

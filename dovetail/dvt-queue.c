@@ -1036,14 +1036,11 @@ watch_for_items (DvtQueue *queue,
     {
       if (g_atomic_int_get (&queue->n_items) > 0 || g_atomic_int_get (&queue->closed))
         return;
-      if (!dvt_spin_step (spin))
-        {
-          /* The spin is over (a busy machine, a preemption): the waiter
-           * parks at once. */
-          spin->budget = 0;
-          return;
-        }
-      if (spin->now - spin->start >= QUEUE_POLL_USEC || (deadline >= 0 && spin->now >= deadline))
+      /* A spin that is over (a busy machine, a preemption) stays over:
+       * the waiter then parks at once. */
+      if (!dvt_spin_step (spin) ||
+          spin->now - spin->start >= QUEUE_POLL_USEC ||
+          (deadline >= 0 && spin->now >= deadline))
         return;
     }
 }
@@ -1226,7 +1223,6 @@ pop_item (DvtQueue      *queue,
   Waiter *completions = NULL;
   gint64 deadline = deadline_from_timeout (timeout);
   DvtSpin spin = DVT_SPIN_INIT;
-  gboolean polled = FALSE;
   Waiter waiter;
   gboolean popped;
 
@@ -1235,18 +1231,8 @@ pop_item (DvtQueue      *queue,
     return FALSE;
 
   queue_lock (&queue->lock);
-  while (!can_pop_locked (queue))
+  if (wait && !can_pop_locked (queue) && queue->poppers.head == NULL)
     {
-      if (!wait)
-        {
-          g_mutex_unlock (&queue->lock);
-          g_set_error_literal (error, DVT_ERROR, DVT_ERROR_EMPTY, _("The queue is empty"));
-          return FALSE;
-        }
-      if (polled || queue->poppers.head != NULL)
-        break;
-
-      polled = TRUE;
       g_mutex_unlock (&queue->lock);
       watch_for_items (queue, &spin, deadline);
       queue_lock (&queue->lock);
@@ -1257,12 +1243,19 @@ pop_item (DvtQueue      *queue,
       popped = pop_locked (queue, out, &completions);
       g_mutex_unlock (&queue->lock);
       complete_async (completions);
-      if (polled)
+      if (spin.now != 0)  /* a watch began a spin */
         dvt_spin_done (&spin, FALSE);
 
       if (!popped)
         set_closed_error (error, FALSE);
       return popped;
+    }
+
+  if (!wait)
+    {
+      g_mutex_unlock (&queue->lock);
+      g_set_error_literal (error, DVT_ERROR, DVT_ERROR_EMPTY, _("The queue is empty"));
+      return FALSE;
     }
 
   memset (&waiter, 0, sizeof waiter);

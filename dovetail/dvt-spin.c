@@ -209,11 +209,18 @@ spin_budget (DvtSpin *spin,
   return spin->busy ? 0 : budget->spin_usec;
 }
 
-/* Looks at the clock: FALSE once the spin should end. */
+/* Looks at the clock: FALSE once the spin should end, and from then on
+ * (a spin that one wait began and another goes on with, as a queue's
+ * popper and its latch do, stays over). */
 gboolean
 dvt_spin_check (DvtSpin *spin)
 {
-  gint64 now = g_get_monotonic_time ();
+  gint64 now;
+
+  if (spin->preempted)
+    return FALSE;
+
+  now = g_get_monotonic_time ();
 
   if (spin->now == 0)
     {
