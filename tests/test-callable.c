@@ -255,11 +255,13 @@ test_cancel (void)
   g_assert_true (dvt_task_had_error (task));
 }
 
-/* The data is freed with the callable; refused calls free their args. */
+/* The data is freed with the callable; refused calls free their args.
+ * The callable's last reference may be the call's, dropped on a worker:
+ * the count is atomic. */
 static void
 count_free (gpointer data)
 {
-  (*(int *) data)++;
+  g_atomic_int_inc ((int *) data);
 }
 
 static void
@@ -277,7 +279,7 @@ test_lifecycle (void)
   /* The call holds the callable until it ends. */
   g_assert_true (dvt_task_wait (task, 30 * slow, &error));
   g_object_unref (task);
-  g_assert_true (POLL_UNTIL (freed == 1, 30));
+  g_assert_true (POLL_UNTIL (g_atomic_int_get (&freed) == 1, 30));
 
   /* A shut-down runtime refuses calls, which drop their floating args. */
   callable = dvt_callable_new (rt, double_it, NULL, NULL, NULL);
